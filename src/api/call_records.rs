@@ -1,0 +1,870 @@
+//! The call records surface under `/v1.0/` (spec §3.1–3.5, §3.8): list, get, sessions,
+//! segments, participants_v2, organizer_v2, `$count` and `$metadata`.
+//!
+//! Stored documents are already in Graph's wire form; these handlers project, page and annotate
+//! them. Paging is keyset-based: a `$skiptoken` holds the sort key of the last item returned,
+//! bound to the query options it was issued for.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::context::RequestContext;
+use super::error::{ApiError, Result};
+use super::odata::{self, context_url, keyed, link, page_size, parse_document, project};
+use super::path::{self, Resource};
+use super::AppState;
+use crate::model::{DateTimeOffset, CSDL};
+use crate::query::{
+    self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions,
+    SkipToken,
+};
+use crate::store::{self, RecordCursor, RecordSelection, StoredChild, TenantId};
+
+/// Largest pages Graph serves (spec §6.5); the list's maximum is our choice (spec A3).
+const MAX_RECORDS_PAGE: u32 = 60;
+const MAX_SESSIONS_PAGE: u32 = 60;
+const MAX_PARTICIPANTS_PAGE: u32 = 130;
+
+/// `GET /v1.0`: there is no service document here; say which segment is missing.
+pub async fn graph_root() -> ApiError {
+    ApiError::unknown_segment("")
+}
+
+/// Every request under `/v1.0/`: parse the path, refuse write methods, parse the query options
+/// and hand over to the resource's handler.
+pub async fn dispatch(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response> {
+    let raw_path = uri.path().strip_prefix("/v1.0/").unwrap_or_default();
+    let resource = path::parse(raw_path)?;
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let options = query::parse_query_string(uri.query().unwrap_or_default())?;
+    let graph = Graph {
+        state,
+        ctx,
+        options,
+        tenant: TenantId::default_tenant(),
+    };
+    match resource {
+        Resource::Metadata => Ok(metadata()),
+        Resource::CallRecords => graph.list_call_records().await,
+        Resource::CallRecordsCount => graph.count_call_records().await,
+        Resource::CallRecord(id) => graph.get_call_record(&id).await,
+        Resource::Sessions(id) => graph.list_sessions(&id).await,
+        Resource::SessionsCount(id) => graph.count_children(&id, Child::Sessions).await,
+        Resource::Session(id, session_id) => graph.get_session(&id, &session_id).await,
+        Resource::Segments(id, session_id) => graph.list_segments(&id, &session_id).await,
+        Resource::SegmentsCount(id, session_id) => graph.count_segments(&id, &session_id).await,
+        Resource::Segment(id, session_id, segment_id) => {
+            graph.get_segment(&id, &session_id, &segment_id).await
+        }
+        Resource::Participants(id) => graph.list_participants(&id).await,
+        Resource::ParticipantsCount(id) => graph.count_children(&id, Child::Participants).await,
+        Resource::Participant(id, participant_id) => {
+            graph.get_participant(&id, &participant_id).await
+        }
+        Resource::Organizer(id) => graph.get_organizer(&id).await,
+    }
+}
+
+fn metadata() -> Response {
+    let mut response = (StatusCode::OK, CSDL).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml;charset=utf-8"),
+    );
+    response
+}
+
+#[derive(Clone, Copy)]
+enum Child {
+    Sessions,
+    Participants,
+}
+
+/// One Graph request in progress: who asks, with which preferences and options.
+struct Graph {
+    state: AppState,
+    ctx: RequestContext,
+    options: RawQueryOptions,
+    tenant: TenantId,
+}
+
+/// The options of a collection request that a skip token is bound to, as one string.
+fn fingerprint(collection: &str, parts: &[Option<&str>]) -> String {
+    let mut res = collection.to_owned();
+    for part in parts {
+        res.push('|');
+        res.push_str(part.unwrap_or("\u{0}"));
+    }
+    res
+}
+
+fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) -> RecordSelection {
+    let mut selection = RecordSelection::default();
+    if let Some(from) = visible_from {
+        selection.start_at_or_after(from);
+    }
+    if let Some(filter) = filter {
+        for (comparison, at) in &filter.start {
+            let ticks = DateTimeOffset::from_offset_date_time(*at).unix_ticks();
+            match comparison {
+                Comparison::Ge => selection.start_at_or_after(ticks),
+                Comparison::Gt => selection.start_at_or_after(ticks.saturating_add(1)),
+                Comparison::Lt => selection.start_before(ticks),
+                Comparison::Le => selection.start_before(ticks.saturating_add(1)),
+            }
+        }
+        selection.participant_ids = filter.participant_ids.clone();
+    }
+    selection
+}
+
+/// Inserts `{key}@odata.context` just before `key`, where Graph writes it (spec §6.3).
+fn with_annotation_before(
+    entity: Map<String, Value>,
+    key: &str,
+    annotation: &str,
+    value: Value,
+) -> Map<String, Value> {
+    let mut res = Map::with_capacity(entity.len() + 1);
+    for (name, child) in entity {
+        if name == key {
+            res.insert(annotation.to_owned(), value.clone());
+        }
+        res.insert(name, child);
+    }
+    res
+}
+
+fn invalid_skiptoken() -> ApiError {
+    ApiError::bad_request("Invalid skip token.").with_target("$skiptoken")
+}
+
+/// A page of children and whether more follow, from a fetch of `size + 1` rows.
+fn split_page(mut rows: Vec<StoredChild>, size: u32) -> (Vec<StoredChild>, bool) {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    (rows, more)
+}
+
+impl Graph {
+    fn visible_from(&self) -> Option<i64> {
+        store::visible_from(self.state.settings.retention_days, DateTimeOffset::now())
+    }
+
+    fn parse_select(&self, entity: EntityKind) -> Result<Vec<String>> {
+        Ok(self
+            .options
+            .select
+            .as_deref()
+            .map(|text| query::parse_select(text, entity))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    fn parse_expand(&self, entity: EntityKind, allowed: &[&str]) -> Result<Vec<ExpandItem>> {
+        let items = self
+            .options
+            .expand
+            .as_deref()
+            .map(|text| query::parse_expand(text, entity))
+            .transpose()?
+            .unwrap_or_default();
+        query::ensure_expand_only(&items, allowed)?;
+        Ok(items)
+    }
+
+    fn parse_top(&self) -> Result<Option<u64>> {
+        Ok(self
+            .options
+            .top
+            .as_deref()
+            .map(query::parse_top)
+            .transpose()?)
+    }
+
+    fn parse_count(&self) -> Result<bool> {
+        Ok(self
+            .options
+            .count
+            .as_deref()
+            .map(query::parse_count)
+            .transpose()?
+            .unwrap_or(false))
+    }
+
+    fn decode_skiptoken(&self, fingerprint: &str) -> Result<Option<SkipToken>> {
+        Ok(self
+            .options
+            .skiptoken
+            .as_deref()
+            .map(|text| query::decode_skiptoken(text, fingerprint))
+            .transpose()?)
+    }
+
+    async fn require_record(&self, id: &str) -> Result<store::StoredRecord> {
+        self.state
+            .store
+            .get_call_record(&self.tenant, id, self.visible_from())
+            .await?
+            .ok_or_else(ApiError::call_record_not_found)
+    }
+
+    /// A record document as served: projected, with `organizer_v2` inlined when `$select` is
+    /// absent or names it (spec A14) and its context annotation before it.
+    fn render_record(
+        &self,
+        record_id: &str,
+        document: &str,
+        select: &[String],
+        force_organizer: bool,
+    ) -> Result<Map<String, Value>> {
+        let mut entity = parse_document(document).map_err(ApiError::internal)?;
+        let keep_organizer =
+            force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
+        project(&mut entity, select);
+        if !keep_organizer {
+            entity.remove("organizer_v2");
+        } else if force_organizer && !entity.contains_key("organizer_v2") {
+            entity.insert("organizer_v2".into(), Value::Null);
+        }
+        if !entity.contains_key("organizer_v2") {
+            return Ok(entity);
+        }
+        let context = context_url(
+            &self.ctx,
+            &format!(
+                "communications/{}/organizer_v2/$entity",
+                keyed("callRecords", record_id)
+            ),
+        );
+        Ok(with_annotation_before(
+            entity,
+            "organizer_v2",
+            "organizer_v2@odata.context",
+            context.into(),
+        ))
+    }
+
+    // Spec: shared/spec/graph-callrecords.md, "3.1 List callRecords"
+    async fn list_call_records(&self) -> Result<Response> {
+        self.options.ensure_only(&[
+            Q::Filter,
+            Q::Select,
+            Q::Expand,
+            Q::Top,
+            Q::SkipToken,
+            Q::Count,
+        ])?;
+        let filter = self
+            .options
+            .filter
+            .as_deref()
+            .map(query::parse_call_record_filter)
+            .transpose()?;
+        let select = self.parse_select(EntityKind::CallRecord)?;
+        // Spec A4: listed records never carry sessions or participants; organizer_v2 is inlined anyway.
+        let expand = self.parse_expand(EntityKind::CallRecord, &["organizer_v2"])?;
+        let top = self.parse_top()?;
+        let with_count = self.parse_count()?;
+        let fingerprint = fingerprint(
+            "callRecords",
+            &[
+                self.options.filter.as_deref(),
+                self.options.select.as_deref(),
+                self.options.expand.as_deref(),
+                self.options.count.as_deref(),
+            ],
+        );
+        let token = self.decode_skiptoken(&fingerprint)?;
+        let cursor = match &token {
+            Some(token) => match token.key.as_slice() {
+                [start, id] => Some(RecordCursor {
+                    start_ticks: start.parse().map_err(|_| invalid_skiptoken())?,
+                    id: id.clone(),
+                }),
+                _ => return Err(invalid_skiptoken()),
+            },
+            None => None,
+        };
+        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let selection = selection_from(filter.as_ref(), self.visible_from());
+        let (size, max_page_applied) = page_size(&self.ctx, MAX_RECORDS_PAGE, remaining);
+        let mut rows = self
+            .state
+            .store
+            .list_call_records(&self.tenant, &selection, cursor.as_ref(), size + 1)
+            .await?;
+        let more = rows.len() > size as usize;
+        rows.truncate(size as usize);
+
+        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            context_url(
+                &self.ctx,
+                &format!("communications/callRecords{projection}"),
+            )
+            .into(),
+        );
+        if with_count {
+            let total = self
+                .state
+                .store
+                .count_call_records(&self.tenant, &selection)
+                .await?;
+            body.insert("@odata.count".into(), total.into());
+        }
+        let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
+        let items = rows
+            .iter()
+            .map(|row| {
+                self.render_record(&row.id, &row.document, &select, force_organizer)
+                    .map(Value::Object)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        body.insert("value".into(), Value::Array(items));
+        let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
+        if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
+            let token = SkipToken {
+                key: vec![last.start_ticks.to_string(), last.id.clone()],
+                remaining: left,
+            };
+            let mut options = Vec::new();
+            for (name, value) in [
+                ("$filter", &self.options.filter),
+                ("$select", &self.options.select),
+                ("$expand", &self.options.expand),
+                ("$count", &self.options.count),
+            ] {
+                if let Some(value) = value {
+                    options.push((name, value.clone()));
+                }
+            }
+            options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
+            body.insert(
+                "@odata.nextLink".into(),
+                link(&self.ctx, "communications/callRecords", &options).into(),
+            );
+        }
+        Ok(odata::json_response(
+            &self.ctx,
+            Value::Object(body),
+            max_page_applied.into_iter().collect(),
+        ))
+    }
+
+    async fn count_call_records(&self) -> Result<Response> {
+        self.options.ensure_only(&[Q::Filter])?;
+        let filter = self
+            .options
+            .filter
+            .as_deref()
+            .map(query::parse_call_record_filter)
+            .transpose()?;
+        let selection = selection_from(filter.as_ref(), self.visible_from());
+        let count = self
+            .state
+            .store
+            .count_call_records(&self.tenant, &selection)
+            .await?;
+        Ok(odata::count_response(count))
+    }
+
+    // Spec: shared/spec/graph-callrecords.md, "3.2 Get callRecord"
+    async fn get_call_record(&self, id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select, Q::Expand])?;
+        let select = self.parse_select(EntityKind::CallRecord)?;
+        let expand = self.parse_expand(
+            EntityKind::CallRecord,
+            &["sessions", "participants_v2", "organizer_v2"],
+        )?;
+        let record = self.require_record(id).await?;
+        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            context_url(
+                &self.ctx,
+                &format!("communications/callRecords{projection}/$entity"),
+            )
+            .into(),
+        );
+        let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
+        body.extend(self.render_record(id, &record.document, &select, force_organizer)?);
+        let record_path = format!("communications/{}", keyed("callRecords", id));
+        for item in &expand {
+            match item.property.as_str() {
+                "sessions" => {
+                    let (rows, more) = split_page(
+                        self.state
+                            .store
+                            .list_sessions(&self.tenant, id, None, MAX_SESSIONS_PAGE + 1)
+                            .await?,
+                        MAX_SESSIONS_PAGE,
+                    );
+                    let nested = query::context_projection(&[], &item.expand).unwrap_or_default();
+                    let nested_select = item.select.clone().unwrap_or_default();
+                    body.insert(
+                        "sessions@odata.context".into(),
+                        context_url(&self.ctx, &format!("{record_path}/sessions{nested}")).into(),
+                    );
+                    let sessions = self.render_sessions(&rows, &nested_select, &item.expand)?;
+                    body.insert("sessions".into(), Value::Array(sessions));
+                    if let (true, Some(last)) = (more, rows.last()) {
+                        let select_text = item.select.as_ref().map(|s| s.join(","));
+                        let expand_text =
+                            (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
+                        let next = self.child_next_link(
+                            &record_path,
+                            "sessions",
+                            id,
+                            last.ordinal,
+                            select_text,
+                            expand_text,
+                        );
+                        body.insert("sessions@odata.nextLink".into(), next.into());
+                    }
+                }
+                "participants_v2" => {
+                    let (rows, more) = split_page(
+                        self.state
+                            .store
+                            .list_participants(&self.tenant, id, None, MAX_PARTICIPANTS_PAGE + 1)
+                            .await?,
+                        MAX_PARTICIPANTS_PAGE,
+                    );
+                    let nested_select = item.select.clone().unwrap_or_default();
+                    body.insert(
+                        "participants_v2@odata.context".into(),
+                        context_url(&self.ctx, &format!("{record_path}/participants_v2")).into(),
+                    );
+                    let participants = rows
+                        .iter()
+                        .map(|row| {
+                            let mut entity =
+                                parse_document(&row.document).map_err(ApiError::internal)?;
+                            project(&mut entity, &nested_select);
+                            Ok(Value::Object(entity))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    body.insert("participants_v2".into(), Value::Array(participants));
+                    if let (true, Some(last)) = (more, rows.last()) {
+                        let select_text = item.select.as_ref().map(|s| s.join(","));
+                        let next = self.child_next_link(
+                            &record_path,
+                            "participants_v2",
+                            id,
+                            last.ordinal,
+                            select_text,
+                            None,
+                        );
+                        body.insert("participants_v2@odata.nextLink".into(), next.into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(odata::json_response(
+            &self.ctx,
+            Value::Object(body),
+            Vec::new(),
+        ))
+    }
+
+    /// The next link of an expanded or listed child collection, with a token bound to the
+    /// options the list request will carry.
+    fn child_next_link(
+        &self,
+        record_path: &str,
+        child: &str,
+        record_id: &str,
+        last_ordinal: i64,
+        select: Option<String>,
+        expand: Option<String>,
+    ) -> String {
+        self.child_next_link_with(
+            record_path,
+            child,
+            record_id,
+            last_ordinal,
+            select,
+            expand,
+            None,
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn child_next_link_with(
+        &self,
+        record_path: &str,
+        child: &str,
+        record_id: &str,
+        last_ordinal: i64,
+        select: Option<String>,
+        expand: Option<String>,
+        count: Option<String>,
+        remaining: Option<u64>,
+    ) -> String {
+        let fingerprint = fingerprint(
+            &format!("{child}|{record_id}"),
+            &[select.as_deref(), expand.as_deref(), count.as_deref()],
+        );
+        let token = SkipToken {
+            key: vec![last_ordinal.to_string()],
+            remaining,
+        };
+        let mut options = Vec::new();
+        for (name, value) in [("$select", select), ("$expand", expand), ("$count", count)] {
+            if let Some(value) = value {
+                options.push((name, value));
+            }
+        }
+        options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
+        link(&self.ctx, &format!("{record_path}/{child}"), &options)
+    }
+
+    /// Sessions as served: projected, with segments kept only when expanded.
+    fn render_sessions(
+        &self,
+        rows: &[StoredChild],
+        select: &[String],
+        expand: &[ExpandItem],
+    ) -> Result<Vec<Value>> {
+        let segments = expand.iter().find(|item| item.property == "segments");
+        rows.iter()
+            .map(|row| {
+                let mut session = parse_document(&row.document).map_err(ApiError::internal)?;
+                project_session(&mut session, select, segments);
+                Ok(Value::Object(session))
+            })
+            .collect()
+    }
+
+    /// Lists sessions or participants of a record, keyset-paged by their ordinal.
+    async fn list_children(&self, id: &str, child: Child) -> Result<Response> {
+        let (name, entity, max, allowed_expand): (&str, EntityKind, u32, &[&str]) = match child {
+            Child::Sessions => (
+                "sessions",
+                EntityKind::Session,
+                MAX_SESSIONS_PAGE,
+                &["segments"],
+            ),
+            Child::Participants => (
+                "participants_v2",
+                EntityKind::Participant,
+                MAX_PARTICIPANTS_PAGE,
+                &[],
+            ),
+        };
+        let mut supported = vec![Q::Select, Q::Top, Q::SkipToken, Q::Count];
+        if !allowed_expand.is_empty() {
+            supported.push(Q::Expand);
+        }
+        self.options.ensure_only(&supported)?;
+        let select = self.parse_select(entity)?;
+        let expand = self.parse_expand(entity, allowed_expand)?;
+        let top = self.parse_top()?;
+        let with_count = self.parse_count()?;
+        let fingerprint = fingerprint(
+            &format!("{name}|{id}"),
+            &[
+                self.options.select.as_deref(),
+                self.options.expand.as_deref(),
+                self.options.count.as_deref(),
+            ],
+        );
+        let token = self.decode_skiptoken(&fingerprint)?;
+        let after = match &token {
+            Some(token) => match token.key.as_slice() {
+                [ordinal] => Some(ordinal.parse::<i64>().map_err(|_| invalid_skiptoken())?),
+                _ => return Err(invalid_skiptoken()),
+            },
+            None => None,
+        };
+        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let record = self.require_record(id).await?;
+        let (size, max_page_applied) = page_size(&self.ctx, max, remaining);
+        let fetched = match child {
+            Child::Sessions => {
+                self.state
+                    .store
+                    .list_sessions(&self.tenant, id, after, size + 1)
+                    .await?
+            }
+            Child::Participants => {
+                self.state
+                    .store
+                    .list_participants(&self.tenant, id, after, size + 1)
+                    .await?
+            }
+        };
+        let (rows, more) = split_page(fetched, size);
+        let record_path = format!("communications/{}", keyed("callRecords", id));
+        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            context_url(&self.ctx, &format!("{record_path}/{name}{projection}")).into(),
+        );
+        if with_count {
+            let total = match child {
+                Child::Sessions => record.n_sessions,
+                Child::Participants => record.n_participants,
+            };
+            body.insert("@odata.count".into(), total.into());
+        }
+        let items = match child {
+            Child::Sessions => self.render_sessions(&rows, &select, &expand)?,
+            Child::Participants => rows
+                .iter()
+                .map(|row| {
+                    let mut entity = parse_document(&row.document).map_err(ApiError::internal)?;
+                    project(&mut entity, &select);
+                    Ok(Value::Object(entity))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        body.insert("value".into(), Value::Array(items));
+        let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
+        if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
+            let next = self.child_next_link_with(
+                &record_path,
+                name,
+                id,
+                last.ordinal,
+                self.options.select.clone(),
+                self.options.expand.clone(),
+                self.options.count.clone(),
+                left,
+            );
+            body.insert("@odata.nextLink".into(), next.into());
+        }
+        Ok(odata::json_response(
+            &self.ctx,
+            Value::Object(body),
+            max_page_applied.into_iter().collect(),
+        ))
+    }
+
+    // Spec: shared/spec/graph-callrecords.md, "3.3 List sessions"
+    async fn list_sessions(&self, id: &str) -> Result<Response> {
+        self.list_children(id, Child::Sessions).await
+    }
+
+    // Spec: shared/spec/graph-callrecords.md, "3.4 List participants_v2"
+    async fn list_participants(&self, id: &str) -> Result<Response> {
+        self.list_children(id, Child::Participants).await
+    }
+
+    async fn count_children(&self, id: &str, child: Child) -> Result<Response> {
+        self.options.ensure_only(&[])?;
+        let record = self.require_record(id).await?;
+        Ok(odata::count_response(match child {
+            Child::Sessions => record.n_sessions,
+            Child::Participants => record.n_participants,
+        }))
+    }
+
+    async fn require_session(&self, id: &str, session_id: &str) -> Result<Map<String, Value>> {
+        self.require_record(id).await?;
+        let row = self
+            .state
+            .store
+            .get_session(&self.tenant, id, session_id)
+            .await?
+            .ok_or_else(ApiError::resource_not_found)?;
+        parse_document(&row.document).map_err(ApiError::internal)
+    }
+
+    async fn get_session(&self, id: &str, session_id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select, Q::Expand])?;
+        let select = self.parse_select(EntityKind::Session)?;
+        let expand = self.parse_expand(EntityKind::Session, &["segments"])?;
+        let mut session = self.require_session(id, session_id).await?;
+        project_session(&mut session, &select, expand.first());
+        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        let context = context_url(
+            &self.ctx,
+            &format!(
+                "communications/{}/sessions{projection}/$entity",
+                keyed("callRecords", id)
+            ),
+        );
+        Ok(odata::json_response(
+            &self.ctx,
+            with_context(context, session),
+            Vec::new(),
+        ))
+    }
+
+    async fn session_segments(&self, id: &str, session_id: &str) -> Result<Vec<Value>> {
+        let mut session = self.require_session(id, session_id).await?;
+        Ok(match session.remove("segments") {
+            Some(Value::Array(segments)) => segments,
+            _ => Vec::new(),
+        })
+    }
+
+    async fn list_segments(&self, id: &str, session_id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select, Q::Count])?;
+        let select = self.parse_select(EntityKind::Segment)?;
+        let with_count = self.parse_count()?;
+        let mut segments = self.session_segments(id, session_id).await?;
+        for segment in &mut segments {
+            if let Value::Object(entity) = segment {
+                project(entity, &select);
+            }
+        }
+        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            context_url(
+                &self.ctx,
+                &format!(
+                    "communications/{}/{}/segments{projection}",
+                    keyed("callRecords", id),
+                    keyed("sessions", session_id)
+                ),
+            )
+            .into(),
+        );
+        if with_count {
+            body.insert("@odata.count".into(), segments.len().into());
+        }
+        body.insert("value".into(), Value::Array(segments));
+        Ok(odata::json_response(
+            &self.ctx,
+            Value::Object(body),
+            Vec::new(),
+        ))
+    }
+
+    async fn count_segments(&self, id: &str, session_id: &str) -> Result<Response> {
+        self.options.ensure_only(&[])?;
+        let segments = self.session_segments(id, session_id).await?;
+        Ok(odata::count_response(segments.len() as i64))
+    }
+
+    async fn get_segment(&self, id: &str, session_id: &str, segment_id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select])?;
+        let select = self.parse_select(EntityKind::Segment)?;
+        let segment = self
+            .session_segments(id, session_id)
+            .await?
+            .into_iter()
+            .find_map(|segment| match segment {
+                Value::Object(entity)
+                    if entity.get("id").and_then(Value::as_str) == Some(segment_id) =>
+                {
+                    Some(entity)
+                }
+                _ => None,
+            })
+            .ok_or_else(ApiError::resource_not_found)?;
+        let mut segment = segment;
+        project(&mut segment, &select);
+        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        let context = context_url(
+            &self.ctx,
+            &format!(
+                "communications/{}/{}/segments{projection}/$entity",
+                keyed("callRecords", id),
+                keyed("sessions", session_id)
+            ),
+        );
+        Ok(odata::json_response(
+            &self.ctx,
+            with_context(context, segment),
+            Vec::new(),
+        ))
+    }
+
+    async fn get_participant(&self, id: &str, participant_id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select])?;
+        let select = self.parse_select(EntityKind::Participant)?;
+        self.require_record(id).await?;
+        let row = self
+            .state
+            .store
+            .get_participant(&self.tenant, id, participant_id)
+            .await?
+            .ok_or_else(ApiError::resource_not_found)?;
+        let mut participant = parse_document(&row.document).map_err(ApiError::internal)?;
+        project(&mut participant, &select);
+        let context = context_url(
+            &self.ctx,
+            &format!(
+                "communications/{}/participants_v2/$entity",
+                keyed("callRecords", id)
+            ),
+        );
+        Ok(odata::json_response(
+            &self.ctx,
+            with_context(context, participant),
+            Vec::new(),
+        ))
+    }
+
+    // Spec: shared/spec/graph-callrecords.md, "3.5 Get organizer_v2"
+    async fn get_organizer(&self, id: &str) -> Result<Response> {
+        self.options.ensure_only(&[Q::Select])?;
+        let select = self.parse_select(EntityKind::Organizer)?;
+        let record = self.require_record(id).await?;
+        let mut document = parse_document(&record.document).map_err(ApiError::internal)?;
+        let Some(Value::Object(mut organizer)) = document.remove("organizer_v2") else {
+            return Err(ApiError::resource_not_found());
+        };
+        project(&mut organizer, &select);
+        let context = context_url(
+            &self.ctx,
+            &format!(
+                "communications/{}/organizer_v2/$entity",
+                keyed("callRecords", id)
+            ),
+        );
+        Ok(odata::json_response(
+            &self.ctx,
+            with_context(context, organizer),
+            Vec::new(),
+        ))
+    }
+}
+
+fn with_context(context: String, entity: Map<String, Value>) -> Value {
+    let mut body = Map::with_capacity(entity.len() + 1);
+    body.insert("@odata.context".into(), context.into());
+    body.extend(entity);
+    Value::Object(body)
+}
+
+/// Projects a session and keeps its segments only when `segments` is expanded, applying the
+/// nested `$select` to each segment.
+fn project_session(
+    session: &mut Map<String, Value>,
+    select: &[String],
+    segments: Option<&ExpandItem>,
+) {
+    let segments_value = session.remove("segments");
+    project(session, select);
+    if let (Some(item), Some(Value::Array(mut list))) = (segments, segments_value) {
+        let nested_select = item.select.clone().unwrap_or_default();
+        for segment in &mut list {
+            if let Value::Object(entity) = segment {
+                project(entity, &nested_select);
+            }
+        }
+        session.insert("segments".into(), Value::Array(list));
+    }
+}

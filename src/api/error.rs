@@ -1,0 +1,195 @@
+//! `ApiError` and the one place that maps every failure to Graph's status, OData `code` and
+//! message (spec §6.1). Handlers return `ApiError`; the `odata_envelope` middleware in
+//! `api::mod` writes the body, because only it knows the request-id and client-request-id.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::query::QueryError;
+use crate::store::StoreError;
+
+/// The message Graph writes for a missing, foreign or expired call record (spec §3.2, observed).
+pub const CALL_RECORD_NOT_FOUND: &str = "Could not find the requested call record. Records about calls or online meetings that started more than 30 days ago are not available.";
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// One entry of `error.details`: which part of the request was wrong and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    pub target: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub target: Option<String>,
+    pub details: Vec<ErrorDetail>,
+    /// For 5xx: the cause, logged with the request-id and never shown to the client.
+    pub source: Option<anyhow::Error>,
+    pub allow: Option<&'static str>,
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            target: None,
+            details: Vec::new(),
+            source: None,
+            allow: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    pub fn call_record_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", CALL_RECORD_NOT_FOUND)
+    }
+
+    pub fn resource_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", "Resource not found.")
+    }
+
+    /// Spec A20: an unknown or unparseable segment under `/v1.0` is a 400, as OData answers.
+    pub fn unknown_segment(segment: &str) -> Self {
+        Self::bad_request(format!("Resource not found for the segment '{segment}'."))
+    }
+
+    /// Spec A21: call records are read-only.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The HTTP method is not allowed on this resource.",
+        );
+        error.allow = Some(allow);
+        error
+    }
+
+    pub fn internal(source: anyhow::Error) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An unexpected error occurred. Quote the request-id when reporting it.",
+        );
+        error.source = Some(source);
+        error
+    }
+
+    pub fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        ApiError::bad_request(error.message).with_target(error.option)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => {
+                let mut api = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Retry after the interval in Retry-After.",
+                );
+                api.source = Some(anyhow::Error::new(source));
+                api.retry_after_seconds = Some(5);
+                api
+            }
+            StoreError::Other(source) => ApiError::internal(source),
+        }
+    }
+}
+
+/// What the envelope middleware needs to write the body; carried in the response's extensions.
+#[derive(Clone, Debug)]
+pub struct ErrorPayload {
+    pub code: &'static str,
+    pub message: String,
+    pub target: Option<String>,
+    pub details: Vec<ErrorDetail>,
+    /// The cause chain of a 5xx, for the log line the middleware writes.
+    pub cause: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ErrorPayload {
+            code: self.code,
+            message: self.message,
+            target: self.target,
+            details: self.details,
+            cause: self.source.map(|source| format!("{source:#}")),
+        });
+        response
+    }
+}
+
+/// The payload for an error response that did not come from an `ApiError` (a panic caught by
+/// tower-http, a body over the size limit, a timeout): Graph's code for the status.
+pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("NotFound", "Resource not found."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "MethodNotAllowed",
+            "The HTTP method is not allowed on this resource.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "RequestEntityTooLarge",
+            "The request body is larger than the service accepts.",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request took too long to process."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UnsupportedMediaType",
+            "The request body's media type is not supported.",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        ),
+        s if s.is_server_error() => (
+            "InternalServerError",
+            "An unexpected error occurred. Quote the request-id when reporting it.",
+        ),
+        _ => ("BadRequest", "The request is not valid."),
+    };
+    ErrorPayload {
+        code,
+        message: message.to_owned(),
+        target: None,
+        details: Vec::new(),
+        cause: None,
+    }
+}

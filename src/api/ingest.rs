@@ -1,0 +1,137 @@
+//! `POST /ingest/callRecords` (not part of Graph): one record as `application/json`, or many as
+//! NDJSON (`application/x-ndjson`). The body is read as a stream and committed in batches, so a
+//! large import needs no more memory than a batch; the response is sent only once every accepted
+//! record is durable.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+
+use super::error::{ApiError, ErrorDetail, Result};
+use super::AppState;
+use crate::ingest::{BatchIngest, IngestReport};
+use crate::store::TenantId;
+
+/// The largest single record we accept: far above any real record (a 150-session meeting with
+/// full media detail is a few megabytes), small enough that one line cannot exhaust memory.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+enum BodyKind {
+    Json,
+    Ndjson,
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => Ok(BodyKind::Ndjson),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("Content-Type '{content_type}' is not supported: send one record as application/json or many as application/x-ndjson."),
+        )),
+    }
+}
+
+pub async fn ingest_call_records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let kind = body_kind(&headers)?;
+    let tenant = TenantId::default_tenant();
+    let mut batch = BatchIngest::new(state.store.as_ref(), &tenant);
+    let mut stream = body.into_data_stream();
+    let mut line_buffer: Vec<u8> = Vec::new();
+    let mut line_number: u64 = 1;
+    let mut oversized = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::bad_request(format!("The request body could not be read: {error}"))
+        })?;
+        let mut rest: &[u8] = &chunk;
+        if matches!(kind, BodyKind::Json) {
+            if line_buffer.len() + rest.len() > MAX_RECORD_BYTES {
+                return Err(too_large());
+            }
+            line_buffer.extend_from_slice(rest);
+            continue;
+        }
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            if !oversized {
+                line_buffer.extend_from_slice(&rest[..newline]);
+                batch.push_line(line_number, &line_buffer).await?;
+            } else {
+                batch.push_oversized_line(line_number, MAX_RECORD_BYTES);
+            }
+            line_buffer.clear();
+            oversized = false;
+            line_number += 1;
+            rest = &rest[newline + 1..];
+        }
+        if !oversized {
+            if line_buffer.len() + rest.len() > MAX_RECORD_BYTES {
+                oversized = true;
+                line_buffer.clear();
+            } else {
+                line_buffer.extend_from_slice(rest);
+            }
+        }
+    }
+    if oversized {
+        batch.push_oversized_line(line_number, MAX_RECORD_BYTES);
+    } else {
+        batch.push_line(line_number, &line_buffer).await?;
+    }
+    let report = batch.finish().await?;
+    match kind {
+        BodyKind::Json => single_record_response(report),
+        BodyKind::Ndjson => Ok((StatusCode::OK, Json(report)).into_response()),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        format!(
+            "A single record may be at most {MAX_RECORD_BYTES} bytes; send many records as NDJSON."
+        ),
+    )
+}
+
+/// One JSON record: a refused record is a 400 naming where and why; an empty body too.
+fn single_record_response(report: IngestReport) -> Result<Response> {
+    if let Some(error) = report.errors.first() {
+        let message = format!(
+            "The call record is not valid: {}: {}",
+            error.path, error.reason
+        );
+        return Err(
+            ApiError::bad_request(message).with_details(vec![ErrorDetail {
+                code: "InvalidProperty".into(),
+                message: error.reason.clone(),
+                target: error.path.clone(),
+            }]),
+        );
+    }
+    if report.accepted() == 0 {
+        return Err(ApiError::bad_request(
+            "The request body is empty: send one call record as JSON.",
+        ));
+    }
+    Ok((StatusCode::OK, Json(report)).into_response())
+}

@@ -1,0 +1,155 @@
+//! The HTTP surface: the only module that knows status codes, headers and OData envelopes.
+//!
+//! `router()` serves the Graph surface under `/v1.0/` (dispatched by our own OData path parser,
+//! because Graph addresses keys both as segments and in parentheses, matches names
+//! case-insensitively and answers 400 for unknown segments), and the non-Graph endpoints
+//! (`/healthz`, `/ingest/...`). Every response passes `odata_envelope`, which stamps the
+//! request-id headers and writes Graph's error body for every error, whoever produced it.
+
+mod call_records;
+mod context;
+pub mod error;
+mod health;
+mod ingest;
+mod odata;
+mod path;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+pub use context::RequestIds;
+use error::{payload_for_status, ErrorPayload};
+
+/// What every handler can reach. Nothing here is durable: all state lives in the store.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<ApiSettings>,
+}
+
+/// The parts of the configuration the HTTP layer reads.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// Records that started more than this many days ago are invisible; 0 shows everything.
+    pub retention_days: u32,
+    /// Scheme and host for `@odata.context` and next links, e.g. `https://graph.example.com`;
+    /// when absent, the scheme and Host of each request are used (spec A13).
+    pub public_base_url: Option<String>,
+    /// The largest ingest body accepted, in bytes.
+    pub max_ingest_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            public_base_url: None,
+            max_ingest_bytes: 1 << 30,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_ingest_bytes = state.settings.max_ingest_bytes;
+    Router::new()
+        .route("/v1.0", any(call_records::graph_root))
+        .route("/v1.0/", any(call_records::graph_root))
+        .route("/v1.0/{*path}", any(call_records::dispatch))
+        .route("/healthz", get(health::healthz))
+        .route(
+            "/ingest/callRecords",
+            post(ingest::ingest_call_records).layer(DefaultBodyLimit::max(max_ingest_bytes)),
+        )
+        .fallback(not_found)
+        .with_state(state)
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(300)))
+        .layer(middleware::from_fn(odata_envelope))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+}
+
+async fn not_found() -> Response {
+    error::ApiError::new(StatusCode::NOT_FOUND, "NotFound", "Resource not found.").into_response()
+}
+
+/// The OData content type of every JSON body, success or error (spec §6.2).
+pub const ODATA_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// Stamps `request-id`, `client-request-id` and `OData-Version` on every response, and writes
+/// Graph's error body (with `innerError`) for every error response.
+async fn odata_envelope(mut req: Request, next: Next) -> Response {
+    let ids = RequestIds::from_headers(req.headers());
+    req.extensions_mut().insert(ids.clone());
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let payload = response
+            .extensions_mut()
+            .remove::<ErrorPayload>()
+            .unwrap_or_else(|| payload_for_status(status));
+        if status.is_server_error() {
+            tracing::error!(request_id = %ids.request_id, code = payload.code, cause = payload.cause.as_deref().unwrap_or("(none)"), "request failed");
+        }
+        let body = error_body(&payload, &ids);
+        let headers = std::mem::take(response.headers_mut());
+        response = (status, body).into_response();
+        for (name, value) in headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+    }
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&ids.request_id) {
+        headers.insert("request-id", value.clone());
+        let echo = ids
+            .client_request_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+            .unwrap_or(value);
+        headers.insert("client-request-id", echo);
+    }
+    headers.insert("OData-Version", HeaderValue::from_static("4.0"));
+    response
+}
+
+fn error_body(payload: &ErrorPayload, ids: &RequestIds) -> Body {
+    let mut inner = serde_json::Map::new();
+    inner.insert("date".into(), ids.date.clone().into());
+    inner.insert("request-id".into(), ids.request_id.clone().into());
+    if let Some(client) = &ids.client_request_id {
+        inner.insert("client-request-id".into(), client.clone().into());
+    }
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), payload.code.into());
+    error.insert("message".into(), payload.message.clone().into());
+    if let Some(target) = &payload.target {
+        error.insert("target".into(), target.clone().into());
+    }
+    if !payload.details.is_empty() {
+        error.insert(
+            "details".into(),
+            serde_json::to_value(&payload.details).unwrap_or_default(),
+        );
+    }
+    error.insert("innerError".into(), inner.into());
+    Body::from(serde_json::json!({ "error": error }).to_string())
+}

@@ -1,0 +1,281 @@
+//! The command line. Defaults live in the clap structs; every flag has a `CALLRECORDS_*`
+//! environment variable. `--help` is the reference and the README's table mirrors it.
+//! This is the only module (with `main`) that reads arguments and the environment, and the only
+//! one that writes to stdout.
+
+mod import;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+
+use crate::api::ApiSettings;
+use crate::app::{redact_url, App, ServeConfig};
+use crate::generate::{self, GenerateOptions};
+use crate::ingest::{BatchIngest, IngestReport};
+use crate::model::DateTimeOffset;
+use crate::store::{self, RecordSelection, Store, TenantId};
+
+const DEFAULT_DB: &str = "sqlite://./data/callrecords.db";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "callrecords",
+    version,
+    about = "A self-hostable Microsoft Graph call records API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Graph call records API (under /v1.0/) and the ingest endpoints.
+    Serve(ServeArgs),
+    /// Store call records from an NDJSON file (or - for stdin), as POST /ingest/callRecords does.
+    Import(ImportArgs),
+    /// Write realistic, deterministic call records as NDJSON to stdout, or into a store.
+    Generate(GenerateArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DbArgs {
+    /// The store: sqlite://PATH.
+    #[arg(long = "db", env = "CALLRECORDS_DB", default_value = DEFAULT_DB)]
+    pub db_url: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "CALLRECORDS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything.
+    #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Scheme and host written into @odata.context and next links (e.g. https://calls.example.com);
+    /// by default the scheme and Host header of each request.
+    #[arg(long, env = "CALLRECORDS_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// Fill an empty store with a generated month of calls, so there is data to look at at once.
+    #[arg(long, env = "CALLRECORDS_DEMO")]
+    pub demo: bool,
+    /// Largest ingest request body, in bytes.
+    #[arg(long, env = "CALLRECORDS_MAX_INGEST_BYTES", default_value_t = 1 << 30)]
+    pub max_ingest_bytes: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// NDJSON file of call records, or - for stdin.
+    pub file: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Number of distinct calls.
+    #[arg(long, default_value_t = 1000)]
+    pub calls: u64,
+    /// Seed: the same seed (and --until) gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Start times are spread over this many days before --until.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// End of the time window (RFC 3339); defaults to the start of the current UTC day, so
+    /// output is stable within a day.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Store the records here instead of writing NDJSON to stdout.
+    #[arg(long = "db", env = "CALLRECORDS_GENERATE_DB")]
+    pub db_url: Option<String>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Import(args) => import::run(args).await,
+        Command::Generate(args) => generate_command(args).await,
+        Command::Migrate(args) => {
+            store::open(&args.db_url).await?;
+            eprintln!("migrations applied to {}", redact_url(&args.db_url));
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig {
+        listen: args.listen,
+        db_url: args.db.db_url,
+        api: ApiSettings {
+            retention_days: args.retention_days,
+            public_base_url: args.public_base_url,
+            max_ingest_bytes: args.max_ingest_bytes,
+        },
+    };
+    tracing::info!(?config, "starting");
+    let app = App::build(config).await?;
+    if args.demo {
+        fill_demo(app.store().as_ref()).await?;
+    }
+    let addr = app.local_addr();
+    tracing::info!("listening on http://{addr} (Graph base URL http://{addr}/v1.0)");
+    eprintln!("callrecords listening on http://{addr}/v1.0/communications/callRecords");
+    app.run(shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The demo month: enough calls to page through, with every long-tail shape the generator makes.
+const DEMO_CALLS: u64 = 3000;
+const DEMO_DAYS: u32 = 28;
+
+async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
+    let tenant = TenantId::default_tenant();
+    if store
+        .count_call_records(&tenant, &RecordSelection::default())
+        .await?
+        > 0
+    {
+        tracing::info!("--demo: the store already holds records; leaving it as it is");
+        return Ok(());
+    }
+    let options = GenerateOptions {
+        calls: DEMO_CALLS,
+        seed: 1,
+        days: DEMO_DAYS,
+        until: OffsetDateTime::now_utc(),
+    };
+    let report = generate_into(store, &tenant, options).await?;
+    tracing::info!(
+        stored = report.stored,
+        replaced = report.replaced,
+        "--demo: generated a month of calls"
+    );
+    Ok(())
+}
+
+fn parse_until(until: Option<&str>) -> anyhow::Result<OffsetDateTime> {
+    match until {
+        Some(text) => DateTimeOffset::parse(text)
+            .map(|value| value.as_offset_date_time())
+            .map_err(|error| anyhow::anyhow!("--until: {error}")),
+        None => {
+            let now = OffsetDateTime::now_utc();
+            Ok(now.replace_time(time::Time::MIDNIGHT))
+        }
+    }
+}
+
+async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
+    let options = GenerateOptions {
+        calls: args.calls,
+        seed: args.seed,
+        days: args.days,
+        until: parse_until(args.until.as_deref())?,
+    };
+    match args.db_url {
+        Some(db_url) => {
+            let store = store::open(&db_url).await?;
+            let started = std::time::Instant::now();
+            let report =
+                generate_into(store.as_ref(), &TenantId::default_tenant(), options).await?;
+            eprintln!(
+                "generated into {}: {} stored, {} replaced, {} ignored, {} rejected in {:.1}s",
+                redact_url(&db_url),
+                report.stored,
+                report.replaced,
+                report.ignored,
+                report.rejected,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        None => tokio::task::spawn_blocking(move || write_ndjson(&options))
+            .await
+            .context("the generator thread panicked")?,
+    }
+}
+
+fn write_ndjson(options: &GenerateOptions) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut result = Ok(());
+    generate::generate(options, |record| {
+        if result.is_ok() {
+            result = serde_json::to_writer(&mut out, &record)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
+        }
+    });
+    result?;
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// Runs the generator on a blocking thread and feeds its records through ingest.
+async fn generate_into(
+    store: &dyn Store,
+    tenant: &TenantId,
+    options: GenerateOptions,
+) -> anyhow::Result<IngestReport> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
+    let producer = tokio::task::spawn_blocking(move || {
+        generate::generate(&options, |record| {
+            // A closed channel means the consumer failed; its error is the one reported.
+            let _ = sender.blocking_send(serde_json::to_vec(&record).unwrap_or_default());
+        });
+    });
+    let mut batch = BatchIngest::new(store, tenant);
+    let mut line = 0;
+    while let Some(json) = receiver.recv().await {
+        line += 1;
+        batch.push_line(line, &json).await?;
+    }
+    producer.await.context("the generator thread panicked")?;
+    let report = batch.finish().await?;
+    if let Some(error) = report.errors.first() {
+        anyhow::bail!(
+            "the generator made a record the model refuses (line {}): {}: {}",
+            error.line,
+            error.path,
+            error.reason
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,342 @@
+//! Fixed word lists and wire constants the generator draws from.
+//!
+//! Enum strings here must stay inside spec §2.6 (shared/spec/graph-callrecords.md); the Python
+//! SDK turns anything else into `None`. The tests check the output against their own copy of
+//! the spec lists, so a typo here fails a test instead of a dashboard.
+
+pub(super) const PARTICIPANT_ENDPOINT: &str = "#microsoft.graph.callRecords.participantEndpoint";
+pub(super) const SERVICE_ENDPOINT: &str = "#microsoft.graph.callRecords.serviceEndpoint";
+pub(super) const CLIENT_USER_AGENT: &str = "#microsoft.graph.callRecords.clientUserAgent";
+pub(super) const SERVICE_USER_AGENT: &str = "#microsoft.graph.callRecords.serviceUserAgent";
+/// Graph's examples type `identity.user` with the graph namespace (spec §2.2)…
+pub(super) const GRAPH_USER_IDENTITY: &str = "#microsoft.graph.userIdentity";
+/// …and `associatedIdentity` with the callRecords one.
+pub(super) const CALL_RECORDS_USER_IDENTITY: &str = "#microsoft.graph.callRecords.userIdentity";
+
+pub(super) const DOMAIN: &str = "contoso.com";
+
+/// Public Microsoft client application ids that Teams clients report as `azureADAppId`.
+pub(super) const TEAMS_CLIENT_APP_ID: &str = "1fec8e78-bce4-4aaf-ab1b-5451cc387264";
+pub(super) const TEAMS_WEB_APP_ID: &str = "5e3ce6c0-2b1f-4285-8d4b-75ee78787346";
+
+pub(super) const FIRST_NAMES: &[&str] = &[
+    "Abbie",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Amara",
+    "Anette",
+    "Ben",
+    "Bianca",
+    "Carlos",
+    "Chen",
+    "Christie",
+    "Dana",
+    "Diego",
+    "Elena",
+    "Emily",
+    "Enrico",
+    "Fatima",
+    "Grady",
+    "Hana",
+    "Henrietta",
+    "Irvin",
+    "Isaiah",
+    "Jamal",
+    "Johanna",
+    "Joni",
+    "Kenji",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Mai",
+    "Marta",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Nia",
+    "Noah",
+    "Olga",
+    "Omar",
+    "Owen",
+    "Patti",
+    "Pradeep",
+    "Priya",
+    "Quinn",
+    "Raul",
+    "Rosa",
+    "Sakura",
+    "Samir",
+    "Sara",
+    "Sean",
+    "Sofia",
+    "Tariq",
+    "Tomas",
+    "Uma",
+    "Valentina",
+    "Victor",
+    "Wei",
+    "Xavier",
+    "Yara",
+    "Yusuf",
+    "Zoe",
+];
+
+pub(super) const LAST_NAMES: &[&str] = &[
+    "Adams",
+    "Ahmed",
+    "Alvarez",
+    "Bauer",
+    "Bell",
+    "Brown",
+    "Castillo",
+    "Chowdhury",
+    "Cohen",
+    "Diaz",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Franklin",
+    "Garcia",
+    "Gupta",
+    "Hansen",
+    "Hughes",
+    "Ibrahim",
+    "Ito",
+    "Jensen",
+    "Johnson",
+    "Kim",
+    "Kowalski",
+    "Larsen",
+    "Lee",
+    "Lopez",
+    "Martin",
+    "Meyer",
+    "Moreau",
+    "Nakamura",
+    "Nguyen",
+    "Novak",
+    "Okafor",
+    "Olsen",
+    "Patel",
+    "Perez",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Sanchez",
+    "Schmidt",
+    "Silva",
+    "Singh",
+    "Smith",
+    "Sorensen",
+    "Suzuki",
+    "Tanaka",
+    "Thomsen",
+    "Turner",
+    "Vargas",
+    "Vogel",
+    "Walker",
+    "Wang",
+    "Wilkins",
+    "Wright",
+    "Yamamoto",
+    "Young",
+    "Zhang",
+    "Zimmerman",
+];
+
+/// Office sites: city code for room names and the public address the office NATs to.
+pub(super) const SITES: &[(&str, &str)] = &[
+    ("Redmond", "131.107.8"),
+    ("London", "194.73.112"),
+    ("Munich", "62.159.77"),
+    ("Singapore", "101.100.160"),
+];
+
+pub(super) const WINDOWS_CPUS: &[(&str, i64, i64)] = &[
+    ("Intel(R) Core(TM) i7-1185G7 @ 3.00GHz", 8, 2995),
+    ("11th Gen Intel(R) Core(TM) i5-1145G7 @ 2.60GHz", 8, 2611),
+    ("Intel(R) Core(TM) i7-10610U CPU @ 1.80GHz", 8, 2304),
+    ("12th Gen Intel(R) Core(TM) i7-1265U", 12, 2688),
+    ("13th Gen Intel(R) Core(TM) i7-1365U", 12, 1800),
+    ("Intel(R) Core(TM) Ultra 7 165U", 14, 2100),
+    ("AMD Ryzen 7 PRO 5850U with Radeon Graphics", 16, 1901),
+    ("AMD Ryzen 5 PRO 7540U w/ Radeon 740M Graphics", 12, 3201),
+    ("Intel(R) Xeon(R) W-2245 CPU @ 3.90GHz", 16, 3912),
+    ("Intel(R) Core(TM) i5-8365U CPU @ 1.60GHz", 8, 1896),
+];
+
+pub(super) const MAC_CPUS: &[(&str, i64, i64)] = &[
+    ("Apple M1", 8, 3204),
+    ("Apple M1 Pro", 10, 3228),
+    ("Apple M2", 8, 3490),
+    ("Apple M2 Pro", 12, 3504),
+    ("Apple M3", 8, 4056),
+    ("Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz", 16, 2300),
+];
+
+pub(super) const ROOM_CPUS: &[(&str, i64, i64)] = &[
+    ("Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz", 6, 2100),
+    ("Intel(R) Core(TM) i7-8700T CPU @ 2.40GHz", 12, 2400),
+];
+
+pub(super) const ANDROID_MODELS: &[&str] =
+    &["SM-G991B", "SM-S918B", "Pixel 7", "Pixel 8 Pro", "SM-A546B"];
+pub(super) const IOS_MODELS: &[&str] = &["iPhone", "iPhone15,2", "iPhone16,1", "iPad13,4"];
+pub(super) const IP_PHONES: &[&str] = &[
+    "Poly CCX 600",
+    "Yealink MP58",
+    "Poly CCX 400",
+    "AudioCodes C450HD",
+];
+
+pub(super) const TEAMS_VERSIONS: &[&str] = &[
+    "24004.1309.2689.2246",
+    "24033.813.2773.520",
+    "24074.2321.2810.3500",
+    "24102.2223.2870.9480",
+    "24124.2311.2911.3341",
+];
+
+/// Audio devices as (capture name, capture driver, render name, render driver).
+pub(super) type AudioDevices = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+);
+
+pub(super) const WINDOWS_AUDIO: &[AudioDevices] = &[
+    (
+        "Headset Microphone (Jabra Evolve2 65)",
+        Some("Jabra: 10.0.22621.1"),
+        "Headphones (Jabra Evolve2 65)",
+        Some("Jabra: 10.0.22621.1"),
+    ),
+    (
+        "Microphone (Poly BT700)",
+        Some("Microsoft: 10.0.22621.2506"),
+        "Headset Earphone (Poly BT700)",
+        Some("Microsoft: 10.0.22621.2506"),
+    ),
+    (
+        "Echo Cancelling Speakerphone (Jabra Speak 510 USB)",
+        Some("Microsoft: 10.0.22621.1"),
+        "Echo Cancelling Speakerphone (Jabra Speak 510 USB)",
+        Some("Microsoft: 10.0.22621.1"),
+    ),
+    (
+        "Microphone (Logitech Zone Wired)",
+        Some("Microsoft: 10.0.19041.1"),
+        "Headphones (Logitech Zone Wired)",
+        Some("Microsoft: 10.0.19041.1"),
+    ),
+    (
+        "Microphone Array (Realtek(R) Audio)",
+        Some("Realtek: 6.0.9235.1"),
+        "Speakers (Realtek(R) Audio)",
+        Some("Realtek: 6.0.9235.1"),
+    ),
+    (
+        "Microphone Array (Intel® Smart Sound Technology for Digital Microphones)",
+        Some("Intel: 10.29.0.7767"),
+        "Speakers (Realtek(R) Audio)",
+        Some("Realtek: 6.0.9235.1"),
+    ),
+    (
+        "Microphone (Surface Dock 2 Audio)",
+        Some("Microsoft: 10.0.22621.1"),
+        "Speakers (Surface Omnisonic Speakers)",
+        Some("Realtek: 6.0.9549.1"),
+    ),
+];
+
+pub(super) const MAC_AUDIO: &[AudioDevices] = &[
+    ("MacBook Pro Microphone", None, "MacBook Pro Speakers", None),
+    ("MacBook Air Microphone", None, "MacBook Air Speakers", None),
+    ("AirPods Pro", None, "AirPods Pro", None),
+    ("Jabra Evolve2 75", None, "Jabra Evolve2 75", None),
+];
+
+pub(super) const MOBILE_AUDIO: &[AudioDevices] = &[
+    ("Default input device", None, "Default output device", None),
+    ("Bluetooth headset", None, "Bluetooth headset", None),
+];
+
+pub(super) const ROOM_AUDIO: &[AudioDevices] = &[
+    (
+        "Echo Cancelling Speakerphone (Logitech Rally)",
+        Some("Microsoft: 10.0.19041.1"),
+        "Echo Cancelling Speakerphone (Logitech Rally)",
+        Some("Microsoft: 10.0.19041.1"),
+    ),
+    (
+        "Microphone (Poly Studio X50)",
+        Some("Microsoft: 10.0.19041.1"),
+        "Speakers (Poly Studio X50)",
+        Some("Microsoft: 10.0.19041.1"),
+    ),
+    (
+        "Microphone Array (Yealink MVC)",
+        Some("Microsoft: 10.0.19041.1"),
+        "Speakers (Yealink MVC)",
+        Some("Microsoft: 10.0.19041.1"),
+    ),
+];
+
+/// Wi-Fi adapters as (vendor driver, vendor driver version).
+pub(super) const WIFI_ADAPTERS: &[(&str, &str)] = &[
+    ("Intel(R) Wi-Fi 6 AX201 160MHz", "22.200.0.6"),
+    ("Intel(R) Wi-Fi 6E AX211 160MHz", "23.30.0.6"),
+    (
+        "Killer(R) Wi-Fi 6E AX1675i 160MHz Wireless Network Adapter (211NGW)",
+        "22.160.0.4",
+    ),
+    (
+        "Realtek RTL8852BE WiFi 6 802.11ax PCIe Adapter",
+        "6001.16.147.0",
+    ),
+    (
+        "Qualcomm Atheros QCA61x4A Wireless Network Adapter",
+        "12.0.0.1118",
+    ),
+];
+
+pub(super) const SETUP_FAILURE_REASONS: &[(&str, u32)] = &[
+    ("CallSetupTimedOut", 30),
+    ("MediaConnectivityFailure", 25),
+    ("IceConnectivityChecksFailed", 15),
+    ("TransportConnectionFailed", 10),
+    ("", 20),
+];
+
+pub(super) const MIDCALL_FAILURE_REASONS: &[(&str, u32)] = &[
+    ("MediaDisconnected", 30),
+    ("NetworkConnectionLost", 25),
+    ("MediaTimeout", 15),
+    ("UnexpectedClientError", 10),
+    ("", 20),
+];
+
+/// Feedback tokens Teams asks about for audio, as in Graph's example.
+pub(super) const AUDIO_TOKENS: &[&str] = &[
+    "NoSound",
+    "OtherNoSound",
+    "Echo",
+    "Noisy",
+    "LowVolume",
+    "Stopped",
+    "DistortedSound",
+    "Interruptions",
+];
+pub(super) const VIDEO_TOKENS: &[&str] = &["FrozenVideo", "PixelatedVideo", "VideoAudioOutOfSync"];
+
+pub(super) const FEEDBACK_TEXTS_POOR: &[&str] = &[
+    "Audio kept cutting out.",
+    "Could not hear the other side for a while.",
+    "Robotic voice, lots of echo.",
+    "Video froze several times.",
+    "Dropped out of the meeting twice.",
+];
+pub(super) const FEEDBACK_TEXTS_GOOD: &[&str] =
+    &["Worked fine.", "Clear audio.", "Great call quality."];

@@ -1,0 +1,187 @@
+//! Ingest: validation of incoming call records, Graph's version rule applied through the store,
+//! and per-line error reports. Shared by `POST /ingest/callRecords` and `callrecords import`.
+//!
+//! Never: HTTP status codes or headers (the api module maps our results), SQL.
+
+use serde::Serialize;
+
+use crate::model::{self, CallRecord, DateTimeOffset, RecordError};
+use crate::store::{PreparedRecord, Store, StoreResult, TenantId, UpsertOutcome};
+
+/// How many records one store transaction takes: large enough that the commit's fsync is paid
+/// rarely, small enough that a batch's documents stay a few megabytes in memory.
+pub const BATCH_SIZE: usize = 500;
+
+/// At most this many line errors are listed in a report; the counts stay exact.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// One refused line of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineError {
+    /// 1-based line number in the NDJSON body (1 for a single JSON document).
+    pub line: u64,
+    /// The record's id, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub path: String,
+    pub reason: String,
+}
+
+/// What a batch did: counts by outcome, and the refused lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    pub stored: u64,
+    pub replaced: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub errors: Vec<LineError>,
+    #[serde(rename = "errorsTruncated", skip_serializing_if = "std::ops::Not::not")]
+    pub errors_truncated: bool,
+}
+
+impl IngestReport {
+    pub fn accepted(&self) -> u64 {
+        self.stored + self.replaced + self.ignored
+    }
+
+    fn reject(&mut self, error: LineError) {
+        self.rejected += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(error);
+        } else {
+            self.errors_truncated = true;
+        }
+    }
+
+    fn count(&mut self, outcome: UpsertOutcome) {
+        match outcome {
+            UpsertOutcome::Stored => self.stored += 1,
+            UpsertOutcome::Replaced => self.replaced += 1,
+            UpsertOutcome::Ignored => self.ignored += 1,
+        }
+    }
+}
+
+/// Parses and checks one record's JSON, and makes it ready for the store.
+pub fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord, RecordError> {
+    let record = model::parse_call_record(json)?;
+    record.validate()?;
+    Ok(prepare(record, now))
+}
+
+/// Splits a valid record into the documents the store keeps, filling derived properties.
+pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
+    record.fill_derived(now);
+    let sessions = record.sessions.take().unwrap_or_default();
+    let participants = record.participants_v2.take().unwrap_or_default();
+    PreparedRecord {
+        id: record.id.clone(),
+        version: record.version,
+        start_ticks: record.start_date_time.unix_ticks(),
+        end_ticks: record.end_date_time.unix_ticks(),
+        document: to_json(&record),
+        sessions: sessions
+            .into_iter()
+            .map(|mut session| {
+                session.segments.get_or_insert_with(Vec::new);
+                (session.id.clone(), to_json(&session))
+            })
+            .collect(),
+        participants: participants
+            .into_iter()
+            .map(|participant| (participant.id.clone(), to_json(&participant)))
+            .collect(),
+    }
+}
+
+/// Serialization of our own model types cannot fail: they hold no maps with non-string keys
+/// and no values whose `Serialize` can error.
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("model types always serialize")
+}
+
+/// Best-effort id of a line that failed to parse, so the report can name the record.
+fn sniff_id(json: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_slice::<IdOnly>(json).ok().map(|r| r.id)
+}
+
+/// Feeds records to the store in batches of `BATCH_SIZE`, keeping the report.
+pub struct BatchIngest<'a> {
+    store: &'a dyn Store,
+    tenant: &'a TenantId,
+    pending: Vec<PreparedRecord>,
+    report: IngestReport,
+}
+
+impl<'a> BatchIngest<'a> {
+    pub fn new(store: &'a dyn Store, tenant: &'a TenantId) -> Self {
+        Self {
+            store,
+            tenant,
+            pending: Vec::with_capacity(BATCH_SIZE),
+            report: IngestReport::default(),
+        }
+    }
+
+    /// Takes one NDJSON line (blank lines are skipped). A bad line is reported, never fatal;
+    /// only a store failure is an error, and batches committed before it stay committed.
+    pub async fn push_line(&mut self, line: u64, json: &[u8]) -> StoreResult<()> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        match prepare_record(json, DateTimeOffset::now()) {
+            Ok(prepared) => {
+                self.pending.push(prepared);
+                if self.pending.len() >= BATCH_SIZE {
+                    self.flush().await?;
+                }
+            }
+            Err(error) => self.report.reject(LineError {
+                line,
+                id: sniff_id(json),
+                path: error.path,
+                reason: error.reason,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Reports a line that was longer than `limit` bytes; it was not read.
+    pub fn push_oversized_line(&mut self, line: u64, limit: usize) {
+        self.report.reject(LineError {
+            line,
+            id: None,
+            path: ".".to_owned(),
+            reason: format!("the line is longer than {limit} bytes"),
+        });
+    }
+
+    pub fn report(&self) -> &IngestReport {
+        &self.report
+    }
+
+    async fn flush(&mut self) -> StoreResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self
+            .store
+            .upsert_call_records(self.tenant, &self.pending)
+            .await?;
+        for outcome in outcomes {
+            self.report.count(outcome);
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Commits what is pending; returns once everything accepted is durable.
+    pub async fn finish(mut self) -> StoreResult<IngestReport> {
+        self.flush().await?;
+        Ok(self.report)
+    }
+}

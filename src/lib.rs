@@ -1,0 +1,21 @@
+//! callrecords: a self-hostable Microsoft Graph call records API.
+//! Modules in reading order; each one's `//!` says what it owns and what it must never do.
+
+/// The HTTP surface: routes, OData envelopes, errors. The only module that knows HTTP.
+pub mod api;
+/// `App::build` / `App::run`: the startup seam shared by `serve` and the tests.
+pub mod app;
+/// The command line: serve, import, generate, migrate.
+pub mod cli;
+/// The seeded, deterministic generator of realistic call records.
+pub mod generate;
+/// Validation and batching of ingested records; shared by HTTP ingest and `import`.
+pub mod ingest;
+/// Graph resource types with serde: the wire contract. No IO.
+pub mod model;
+/// OData query options (`$filter`, `$select`, `$expand`, `$top`, skip tokens, `Prefer`) parsed to a typed AST. No IO, no SQL.
+pub mod query;
+/// The `Store` trait and its backends (SQLite). Knows the model, never HTTP.
+pub mod store;
+/// Logging setup.
+pub mod telemetry;

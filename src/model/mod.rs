@@ -1,0 +1,367 @@
+//! The Graph resource model of `microsoft.graph.callRecords`: Rust types whose serde form is the
+//! exact JSON the Graph SDKs read, plus the ingest-side parsing and checks of one record.
+//!
+//! Never: IO, HTTP, SQL. This module needs only serde and time. Its serialized form *is* our
+//! contract with the SDKs, so a change here is an API change. Next: `crate::ingest` feeds records
+//! in, `crate::store` keeps their serialized documents.
+
+mod enums;
+mod primitives;
+mod types;
+mod wire;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+pub use enums::*;
+pub use primitives::{DateTimeOffset, Duration, Single};
+pub use types::*;
+
+/// The CSDL extract of the namespace, served at `/v1.0/$metadata`.
+pub const CSDL: &str = include_str!("callRecords.csdl.xml");
+
+pub const CALL_RECORD_TYPE: &str = "microsoft.graph.callRecords.callRecord";
+
+/// Why one ingested record was refused: where in the document, and what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct RecordError {
+    /// A JSON path such as `sessions[0].segments[2].media[0].streams[1].averageJitter`; `.` for
+    /// the whole document.
+    pub path: String,
+    pub reason: String,
+}
+
+impl RecordError {
+    fn at(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses one call record in its full-details shape, refusing what the model does not declare.
+///
+/// Closed types may carry OData annotations (keys containing `@`, such as `@odata.type` or
+/// `sessions@odata.context`), which are dropped; any other undeclared property is an error, so a
+/// misspelt property is reported rather than silently lost. Open types keep everything.
+pub fn parse_call_record(json: &[u8]) -> Result<CallRecord, RecordError> {
+    let mut undeclared = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let mut remember = |path: serde_ignored::Path<'_>| undeclared.push(json_path(&path));
+    let ignoring = serde_ignored::Deserializer::new(&mut deserializer, &mut remember);
+    let record: CallRecord = serde_path_to_error::deserialize(ignoring).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        RecordError::at(path, strip_serde_position(&inner.to_string()))
+    })?;
+    deserializer.end().map_err(|error| {
+        RecordError::at(
+            ".",
+            format!("trailing characters after the record: {error}"),
+        )
+    })?;
+    if let Some(path) = undeclared.into_iter().find(|path| !is_annotation(path)) {
+        let (parent, name) = path.rsplit_once('.').unwrap_or((".", path.as_str()));
+        return Err(RecordError::at(
+            path.clone(),
+            format!("'{name}' is not a property of the type at '{parent}'"),
+        ));
+    }
+    Ok(record)
+}
+
+/// `sessions[0].segments[2].medias`, in the notation serde_path_to_error uses for other errors.
+fn json_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", json_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = json_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
+    }
+}
+
+fn is_annotation(path: &str) -> bool {
+    path.rsplit('.')
+        .next()
+        .is_some_and(|name| name.contains('@'))
+        || path.contains("@odata")
+}
+
+/// serde_json appends " at line 1 column 123" to messages; the path already says where.
+fn strip_serde_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(pos) => message[..pos].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// `modality` has no `unknown` member in the v1.0 CSDL, though the docs list it (spec A7), and
+/// the SDK would read it as `None`. We drop it at ingest rather than refuse the whole record: the
+/// other modalities are still true, and a record from real Graph data should not be lost over it.
+pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Modality>, D::Error> {
+    let names = Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default();
+    let mut modalities = Vec::with_capacity(names.len());
+    for name in names {
+        if name == "unknown" {
+            continue;
+        }
+        let modality = Modality::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "'{name}' is not a member of {}; expected one of: {}",
+                Modality::CSDL_NAME,
+                Modality::MEMBERS.join(", ")
+            ))
+        })?;
+        if !modalities.contains(&modality) {
+            modalities.push(modality);
+        }
+    }
+    Ok(modalities)
+}
+
+/// The longest id we accept: ids travel in URL paths and keys, and Graph's are GUIDs or E.164.
+pub const MAX_ID_LEN: usize = 256;
+
+fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
+    if id.is_empty() {
+        return Err(RecordError::at(path, "must not be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(RecordError::at(
+            path,
+            format!("is longer than {MAX_ID_LEN} characters"),
+        ));
+    }
+    if id.chars().any(|c| c.is_control() || c == '/') {
+        return Err(RecordError::at(
+            path,
+            "must not contain '/' or control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_span(path: &str, start: &DateTimeOffset, end: &DateTimeOffset) -> Result<(), RecordError> {
+    if end < start {
+        return Err(RecordError::at(
+            format!("{path}endDateTime"),
+            format!("{end} is before startDateTime {start}"),
+        ));
+    }
+    Ok(())
+}
+
+impl CallRecord {
+    /// Checks the rules the type system cannot: ids usable as keys, spans that end after they
+    /// start, and ids unique where they address a sub-resource (spec A25).
+    pub fn validate(&self) -> Result<(), RecordError> {
+        check_id("id", &self.id)?;
+        if self.version < 0 {
+            return Err(RecordError::at("version", "must not be negative"));
+        }
+        check_span("", &self.start_date_time, &self.end_date_time)?;
+        let mut session_ids = HashSet::new();
+        for (i, session) in self.sessions.iter().flatten().enumerate() {
+            let path = format!("sessions[{i}].");
+            check_id(&format!("{path}id"), &session.id)?;
+            if !session_ids.insert(session.id.as_str()) {
+                return Err(RecordError::at(
+                    format!("{path}id"),
+                    format!("session id '{}' appears twice", session.id),
+                ));
+            }
+            check_span(&path, &session.start_date_time, &session.end_date_time)?;
+            let mut segment_ids = HashSet::new();
+            for (j, segment) in session.segments.iter().flatten().enumerate() {
+                let path = format!("{path}segments[{j}].");
+                check_id(&format!("{path}id"), &segment.id)?;
+                if !segment_ids.insert(segment.id.as_str()) {
+                    return Err(RecordError::at(
+                        format!("{path}id"),
+                        format!("segment id '{}' appears twice in its session", segment.id),
+                    ));
+                }
+                check_span(&path, &segment.start_date_time, &segment.end_date_time)?;
+            }
+        }
+        let mut participant_ids = HashSet::new();
+        for (i, participant) in self.participants_v2.iter().flatten().enumerate() {
+            let path = format!("participants_v2[{i}].id");
+            check_id(&path, &participant.id)?;
+            if !participant_ids.insert(participant.id.as_str()) {
+                return Err(RecordError::at(
+                    path,
+                    format!("participant id '{}' appears twice", participant.id),
+                ));
+            }
+        }
+        if let Some(organizer) = &self.organizer_v2 {
+            check_id("organizer_v2.id", &organizer.id)?;
+        }
+        Ok(())
+    }
+
+    /// Fills what Graph always has but a sender may leave out: `lastModifiedDateTime` (only when
+    /// absent: values are kept as sent), the `_v2` navigations from their deprecated forms, and
+    /// the deprecated forms from the `_v2` ones (spec A10), so old and new clients both see data.
+    pub fn fill_derived(&mut self, now: DateTimeOffset) {
+        self.last_modified_date_time.get_or_insert(now);
+        if self.participants_v2.is_none() {
+            if let Some(participants) = &self.participants {
+                let derived = participants
+                    .iter()
+                    .filter_map(participant_from_identity_set)
+                    .collect::<Vec<_>>();
+                let mut seen = HashSet::new();
+                self.participants_v2 = Some(
+                    derived
+                        .into_iter()
+                        .filter(|p| seen.insert(p.id.clone()))
+                        .collect(),
+                );
+            }
+        }
+        if self.organizer_v2.is_none() {
+            self.organizer_v2 = self
+                .organizer
+                .as_ref()
+                .and_then(participant_from_identity_set);
+        }
+        if self.organizer.is_none() {
+            self.organizer = self
+                .organizer_v2
+                .as_ref()
+                .and_then(|organizer| organizer.identity.as_ref())
+                .map(CommunicationsIdentitySet::to_identity_set);
+        }
+        if self.participants.is_none() {
+            self.participants = Some(
+                self.participants_v2
+                    .iter()
+                    .flatten()
+                    .filter_map(|participant| participant.identity.as_ref())
+                    .take(130)
+                    .map(CommunicationsIdentitySet::to_identity_set)
+                    .collect(),
+            );
+        }
+        for session in self.sessions.iter_mut().flatten() {
+            fill_endpoint_identity(&mut session.caller);
+            fill_endpoint_identity(&mut session.callee);
+            for segment in session.segments.iter_mut().flatten() {
+                fill_endpoint_identity(&mut segment.caller);
+                fill_endpoint_identity(&mut segment.callee);
+            }
+        }
+    }
+}
+
+fn fill_endpoint_identity(endpoint: &mut Option<Endpoint>) {
+    if let Some(Endpoint::Participant(participant)) = endpoint {
+        if participant.identity.is_none() {
+            participant.identity =
+                participant
+                    .associated_identity
+                    .as_ref()
+                    .map(|identity| IdentitySet {
+                        user: Some(identity.clone()),
+                        ..IdentitySet::default()
+                    });
+        }
+    }
+}
+
+fn participant_from_identity_set(identity_set: &IdentitySet) -> Option<Participant> {
+    let primary = [
+        &identity_set.user,
+        &identity_set.application,
+        &identity_set.device,
+    ]
+    .into_iter()
+    .flatten()
+    .next()?;
+    Some(Participant {
+        id: primary.id.clone()?,
+        identity: Some(CommunicationsIdentitySet {
+            application: identity_set.application.clone(),
+            device: identity_set.device.clone(),
+            user: identity_set.user.clone(),
+            ..CommunicationsIdentitySet::default()
+        }),
+        administrative_unit_infos: Vec::new(),
+    })
+}
+
+/// Applies the response-shaping preferences of spec §6.6 to a body about to be written:
+/// evolvable enum members become `unknownFutureValue` unless the client opted in, and nulls are
+/// removed (empty collections kept, spec A23) when it asked for `omit-values=nulls`.
+/// Returns whether the body held an evolvable member, for `Preference-Applied` (spec A22).
+pub fn shape_for_client(
+    value: &mut Value,
+    include_unknown_enum_members: bool,
+    omit_nulls: bool,
+) -> bool {
+    let mut saw_evolvable = false;
+    shape_value(
+        value,
+        include_unknown_enum_members,
+        omit_nulls,
+        &mut saw_evolvable,
+    );
+    saw_evolvable
+}
+
+fn shape_value(
+    value: &mut Value,
+    include_evolvable: bool,
+    omit_nulls: bool,
+    saw_evolvable: &mut bool,
+) {
+    match value {
+        Value::Object(map) => {
+            if omit_nulls {
+                map.retain(|_, v| !v.is_null());
+            }
+            for (key, child) in map.iter_mut() {
+                if let Value::String(text) = child {
+                    if EVOLVABLE_MEMBERS
+                        .iter()
+                        .any(|(property, member)| property == key && member == text)
+                    {
+                        *saw_evolvable = true;
+                        if !include_evolvable {
+                            *text = "unknownFutureValue".to_owned();
+                        }
+                    }
+                } else {
+                    shape_value(child, include_evolvable, omit_nulls, saw_evolvable);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                shape_value(item, include_evolvable, omit_nulls, saw_evolvable);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,33 @@
+//! OData query options of the call-records API: raw query string and `Prefer`
+//! header in, typed values out (spec 3.1–3.5, 6.4–6.6).
+//!
+//! This module owns the grammars of `$filter`, `$select` and `$expand`, the
+//! scalar options `$top` and `$count`, the `Prefer` preferences, and the
+//! opaque `$skiptoken`. Every parser returns either a typed value or a
+//! `QueryError` with a client-facing message, and never panics on user input.
+//!
+//! It must never do IO, know HTTP status codes, or produce SQL: the store turns
+//! these values into bind parameters, and `api` maps `QueryError` to a 400.
+//! Start at `parse_query_string`, then the per-option parsers.
+
+mod entity;
+mod error;
+mod expand;
+mod filter;
+mod options;
+mod prefer;
+mod select;
+mod skiptoken;
+mod syntax;
+
+pub use entity::EntityKind;
+pub use error::QueryError;
+pub use expand::{
+    context_expand_suffix, context_projection, ensure_expand_only, format_expand, parse_expand,
+    ExpandItem,
+};
+pub use filter::{parse_call_record_filter, CallRecordFilter, Comparison};
+pub use options::{parse_count, parse_query_string, parse_top, QueryOption, RawQueryOptions};
+pub use prefer::{parse_prefer, Preferences};
+pub use select::parse_select;
+pub use skiptoken::{decode_skiptoken, encode_skiptoken, SkipToken};

@@ -1,0 +1,223 @@
+//! Storage: the `Store` trait every backend implements, its input and output types, and
+//! `StoreError`. Backends keep each record as its serialized JSON document beside the indexed
+//! columns that filtering and paging need, and each session and participant as a row of its own
+//! so a record's sessions and participants can be paged.
+//!
+//! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
+//! value bound as a parameter. Next: `sqlite` for the embedded backend.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::DateTimeOffset;
+
+/// Whose data a request sees and writes. Every key in every table starts with it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// The one tenant that exists until authentication does.
+    pub const DEFAULT: &'static str = "00000000-0000-0000-0000-000000000000";
+
+    pub fn default_tenant() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One call record made ready for storage by `crate::ingest`: serialized documents plus the
+/// columns the store indexes.
+#[derive(Clone, Debug)]
+pub struct PreparedRecord {
+    pub id: String,
+    pub version: i64,
+    pub start_ticks: i64,
+    pub end_ticks: i64,
+    /// The record without `sessions` and `participants_v2` (which are rows of their own), with
+    /// `organizer_v2` inline because Graph auto-expands it.
+    pub document: String,
+    /// `(session id, session document with its segments inline)`, in the order sent.
+    pub sessions: Vec<(String, String)>,
+    /// `(participant id, participant document)`, in the order sent.
+    pub participants: Vec<(String, String)>,
+}
+
+/// What happened to one record of a batch, by Graph's version rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    /// The id was new.
+    Stored,
+    /// A lower version was stored; this one replaced it.
+    Replaced,
+    /// An equal or higher version was already stored: acknowledged, nothing changed.
+    Ignored,
+}
+
+/// Which call records a list or count addresses: a conjunction of a start-time range
+/// (`[start_from, start_before)` in ticks) and participants that must all be present.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordSelection {
+    pub start_from: Option<i64>,
+    pub start_before: Option<i64>,
+    pub participant_ids: Vec<String>,
+}
+
+impl RecordSelection {
+    /// Narrows the range to records starting at or after `ticks`.
+    pub fn start_at_or_after(&mut self, ticks: i64) {
+        self.start_from = Some(self.start_from.map_or(ticks, |current| current.max(ticks)));
+    }
+
+    /// Narrows the range to records starting before `ticks`.
+    pub fn start_before(&mut self, ticks: i64) {
+        self.start_before = Some(
+            self.start_before
+                .map_or(ticks, |current| current.min(ticks)),
+        );
+    }
+
+    /// True when the range is empty, so no query needs to run.
+    pub fn is_empty_range(&self) -> bool {
+        matches!((self.start_from, self.start_before), (Some(from), Some(before)) if from >= before)
+    }
+}
+
+/// The keyset position of the last record of a page: the list's sort key (spec A2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCursor {
+    pub start_ticks: i64,
+    pub id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredRecord {
+    pub id: String,
+    pub start_ticks: i64,
+    pub document: String,
+    pub n_sessions: i64,
+    pub n_participants: i64,
+}
+
+/// A sub-resource row (session or participant) with its position among its siblings.
+#[derive(Clone, Debug)]
+pub struct StoredChild {
+    pub ordinal: i64,
+    pub document: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is busy beyond its timeout: worth retrying.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(error)
+            }
+            sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage every backend provides. One method is one transaction where atomicity matters.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies Graph's version rule to each record in order, in one transaction, and returns only
+    /// once that transaction is durable. A record whose id is new is stored; one with a higher
+    /// version than the stored one replaces it and all its sessions and participants; one with an
+    /// equal or lower version changes nothing (idempotent replays).
+    async fn upsert_call_records(
+        &self,
+        tenant: &TenantId,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<UpsertOutcome>>;
+
+    /// Up to `limit` records matching `selection`, after `cursor` in (start, id) order.
+    async fn list_call_records(
+        &self,
+        tenant: &TenantId,
+        selection: &RecordSelection,
+        cursor: Option<&RecordCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredRecord>>;
+
+    async fn count_call_records(
+        &self,
+        tenant: &TenantId,
+        selection: &RecordSelection,
+    ) -> StoreResult<i64>;
+
+    /// The record, if it exists and starts at or after `visible_from`.
+    async fn get_call_record(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        visible_from: Option<i64>,
+    ) -> StoreResult<Option<StoredRecord>>;
+
+    /// Up to `limit` sessions of a record after `after_ordinal`, in the order they were sent.
+    async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>>;
+
+    async fn get_session(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        session_id: &str,
+    ) -> StoreResult<Option<StoredChild>>;
+
+    /// Up to `limit` participants of a record after `after_ordinal`, in the order they were sent.
+    async fn list_participants(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>>;
+
+    async fn get_participant(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        participant_id: &str,
+    ) -> StoreResult<Option<StoredChild>>;
+
+    /// Whether the store answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+    } else {
+        anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH")
+    }
+}
+
+/// Ticks of the oldest start time visible under a retention of `days` (0 keeps everything).
+pub fn visible_from(retention_days: u32, now: DateTimeOffset) -> Option<i64> {
+    (retention_days > 0).then(|| now.unix_ticks() - i64::from(retention_days) * 86_400 * 10_000_000)
+}

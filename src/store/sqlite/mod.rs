@@ -1,0 +1,341 @@
+//! The embedded store: one SQLite file in WAL mode. One connection writes (SQLite admits one
+//! writer at a time, and a single writer never meets SQLITE_BUSY on lock upgrade); a small pool
+//! reads concurrently beside it. `synchronous=FULL` makes a commit durable before we acknowledge.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::*;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &str) -> anyhow::Result<Self> {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the directory of the SQLite file {path}"))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .with_context(|| format!("parsing the SQLite path {path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            .pragma("cache_size", "-32000");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening the SQLite file {path}"))?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .with_context(|| format!("migrating the SQLite file {path}"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("opening read connections to {path}"))?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn stored_record(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRecord, sqlx::Error> {
+    Ok(StoredRecord {
+        id: row.try_get("id")?,
+        start_ticks: row.try_get("start_ticks")?,
+        document: row.try_get("document")?,
+        n_sessions: row.try_get("n_sessions")?,
+        n_participants: row.try_get("n_participants")?,
+    })
+}
+
+fn stored_child(row: &sqlx::sqlite::SqliteRow) -> Result<StoredChild, sqlx::Error> {
+    Ok(StoredChild {
+        ordinal: row.try_get("ordinal")?,
+        document: row.try_get("document")?,
+    })
+}
+
+/// Appends the WHERE clause of a selection over `r` (call_record), driving from the participant
+/// index `p` when a participant is named. Values are bound, never spliced.
+fn push_selection<'a>(
+    query: &mut QueryBuilder<'a, Sqlite>,
+    tenant: &'a TenantId,
+    selection: &'a RecordSelection,
+    cursor: Option<&'a RecordCursor>,
+) {
+    let (start_column, id_column) = match selection.participant_ids.first() {
+        Some(first) => {
+            query.push(" FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id WHERE p.tenant_id = ");
+            query.push_bind(tenant.as_str());
+            query.push(" AND p.id = ");
+            query.push_bind(first.as_str());
+            ("p.start_ticks", "p.call_record_id")
+        }
+        None => {
+            query.push(" FROM call_record r WHERE r.tenant_id = ");
+            query.push_bind(tenant.as_str());
+            ("r.start_ticks", "r.id")
+        }
+    };
+    if let Some(from) = selection.start_from {
+        query
+            .push(format_args!(" AND {start_column} >= "))
+            .push_bind(from);
+    }
+    if let Some(before) = selection.start_before {
+        query
+            .push(format_args!(" AND {start_column} < "))
+            .push_bind(before);
+    }
+    if let Some(cursor) = cursor {
+        query.push(format_args!(" AND ({start_column}, {id_column}) > ("));
+        query
+            .push_bind(cursor.start_ticks)
+            .push(", ")
+            .push_bind(cursor.id.as_str())
+            .push(")");
+    }
+    for other in selection.participant_ids.iter().skip(1) {
+        query.push(" AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id AND q.id = ");
+        query.push_bind(other.as_str()).push(")");
+    }
+    query.push(format_args!(" ORDER BY {start_column}, {id_column}"));
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all, fields(n_records = batch.len()))]
+    async fn upsert_call_records(
+        &self,
+        tenant: &TenantId,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<UpsertOutcome>> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let stored_at = DateTimeOffset::now().unix_ticks();
+        for record in batch {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM call_record WHERE tenant_id = ? AND id = ?",
+            )
+            .bind(tenant.as_str())
+            .bind(&record.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = match existing {
+                Some(version) if version >= record.version => {
+                    outcomes.push(UpsertOutcome::Ignored);
+                    continue;
+                }
+                Some(_) => {
+                    for table in ["session", "participant"] {
+                        sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
+                        ))
+                        .bind(tenant.as_str())
+                        .bind(&record.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    UpsertOutcome::Replaced
+                }
+                None => UpsertOutcome::Stored,
+            };
+            sqlx::query(
+                "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET version = excluded.version, start_ticks = excluded.start_ticks,
+                   end_ticks = excluded.end_ticks, n_sessions = excluded.n_sessions, n_participants = excluded.n_participants,
+                   stored_at_ticks = excluded.stored_at_ticks, document = excluded.document",
+            )
+            .bind(tenant.as_str())
+            .bind(&record.id)
+            .bind(record.version)
+            .bind(record.start_ticks)
+            .bind(record.end_ticks)
+            .bind(record.sessions.len() as i64)
+            .bind(record.participants.len() as i64)
+            .bind(stored_at)
+            .bind(&record.document)
+            .execute(&mut *tx)
+            .await?;
+            // SQLite allows 32,766 bound values a statement; 5 a session row keeps chunks well under.
+            for (chunk_index, chunk) in record.sessions.chunks(1000).enumerate() {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO session (tenant_id, call_record_id, ordinal, id, document) ",
+                );
+                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (id, document))| {
+                    row.push_bind(tenant.as_str())
+                        .push_bind(&record.id)
+                        .push_bind((chunk_index * 1000 + i) as i64)
+                        .push_bind(id)
+                        .push_bind(document);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            for (chunk_index, chunk) in record.participants.chunks(1000).enumerate() {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO participant (tenant_id, call_record_id, ordinal, id, start_ticks, document) ",
+                );
+                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (id, document))| {
+                    row.push_bind(tenant.as_str())
+                        .push_bind(&record.id)
+                        .push_bind((chunk_index * 1000 + i) as i64)
+                        .push_bind(id)
+                        .push_bind(record.start_ticks)
+                        .push_bind(document);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_call_records(
+        &self,
+        tenant: &TenantId,
+        selection: &RecordSelection,
+        cursor: Option<&RecordCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        if selection.is_empty_range() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants",
+        );
+        push_selection(&mut query, tenant, selection, cursor);
+        query.push(" LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_call_records(
+        &self,
+        tenant: &TenantId,
+        selection: &RecordSelection,
+    ) -> StoreResult<i64> {
+        if selection.is_empty_range() {
+            return Ok(0);
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+        push_selection(&mut query, tenant, selection, None);
+        Ok(query.build_query_scalar().fetch_one(&self.reader).await?)
+    }
+
+    async fn get_call_record(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        visible_from: Option<i64>,
+    ) -> StoreResult<Option<StoredRecord>> {
+        let row = sqlx::query(
+            "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+             WHERE tenant_id = ? AND id = ? AND start_ticks >= ?",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(visible_from.unwrap_or(i64::MIN))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(stored_record).transpose()?)
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>> {
+        let rows = sqlx::query(
+            "SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND ordinal > ?
+             ORDER BY ordinal LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(call_record_id)
+        .bind(after_ordinal.unwrap_or(-1))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+    }
+
+    async fn get_session(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        session_id: &str,
+    ) -> StoreResult<Option<StoredChild>> {
+        let row = sqlx::query("SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
+            .bind(tenant.as_str())
+            .bind(call_record_id)
+            .bind(session_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(stored_child).transpose()?)
+    }
+
+    async fn list_participants(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>> {
+        let rows = sqlx::query(
+            "SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND ordinal > ?
+             ORDER BY ordinal LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(call_record_id)
+        .bind(after_ordinal.unwrap_or(-1))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+    }
+
+    async fn get_participant(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        participant_id: &str,
+    ) -> StoreResult<Option<StoredChild>> {
+        let row = sqlx::query("SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
+            .bind(tenant.as_str())
+            .bind(call_record_id)
+            .bind(participant_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(stored_child).transpose()?)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
