@@ -381,23 +381,6 @@ def test_organizer_v2_get(client, run):
 # --------------------------------------------------------------------------- functions
 
 
-def test_get_pstn_calls_in_sdk_form(client, run):
-    """MUST (§3.6): the SDK's comma-less, offset-encoded, namespace-qualified call is understood."""
-    to = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    builder = client.communications.call_records.microsoft_graph_call_records_get_pstn_calls_with_from_date_time_with_to_date_time(
-        to - dt.timedelta(days=30), to)
-    resp = run(builder.get())
-    assert resp is not None and isinstance(resp.value, list)
-
-
-def test_get_direct_routing_calls_range_over_90_days_is_400(client, run):
-    """MUST (§3.7): a range longer than 90 days answers 400."""
-    to = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    builder = client.communications.call_records.microsoft_graph_call_records_get_direct_routing_calls_with_from_date_time_with_to_date_time(
-        to - dt.timedelta(days=91), to)
-    err = odata_error(run, builder.get())
-    assert err.response_status_code == 400 and err.error.code == "BadRequest"
-
 
 def test_error_bodies_are_odata_json(server):
     """§6.1/§6.2: error bodies are JSON with error.code, error.message, error.innerError."""

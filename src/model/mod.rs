@@ -56,7 +56,15 @@ pub fn parse_call_record(json: &[u8]) -> Result<CallRecord, RecordError> {
     let record: CallRecord = serde_path_to_error::deserialize(ignoring).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        RecordError::at(path, strip_serde_position(&inner.to_string()))
+        let message = strip_serde_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            RecordError::at(
+                path,
+                format!("not valid JSON: {message} at column {}", inner.column()),
+            )
+        } else {
+            RecordError::at(path, message)
+        }
     })?;
     deserializer.end().map_err(|error| {
         RecordError::at(

@@ -1,0 +1,308 @@
+//! List and get: filters, `$select`, `$expand`, Graph's envelope and headers, retention,
+//! `Prefer` preferences.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn app_with_three_calls() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&[
+        record("c1", "2023-09-25T09:28:38Z", 1, &["alice", "bob"]),
+        record(
+            "c2",
+            "2023-09-25T09:29:00.5Z",
+            2,
+            &["bob", "+5564981205182"],
+        ),
+        record("c3", "2023-09-25T14:03:36Z", 1, &["carol"]),
+    ])
+    .await;
+    app
+}
+
+async fn list_ids(app: &TestApp, query: &str) -> Vec<String> {
+    let (items, _) = app
+        .collect_pages(&format!("/communications/callRecords{query}"), &[])
+        .await;
+    ids(&items)
+}
+
+#[tokio::test]
+async fn start_date_time_filters_use_every_operator() {
+    let app = app_with_three_calls().await;
+    for (filter, expected) in [
+        ("startDateTime%20ge%202023-09-25T09:25:00Z%20and%20startDateTime%20lt%202023-09-25T09:30:00Z", vec!["c1", "c2"]),
+        ("startDateTime%20gt%202023-09-25T09:28:38Z", vec!["c2", "c3"]),
+        ("startDateTime%20le%202023-09-25T09:29:00.5Z", vec!["c1", "c2"]),
+        ("startDateTime%20lt%202023-09-25T09:29:00.5Z", vec!["c1"]),
+        ("startDateTime%20ge%202023-09-25T11:29:00.5%2B02:00", vec!["c2", "c3"]),
+        ("(startDateTime%20ge%202023-09-25T10:00:00Z)%20and%20(startDateTime%20lt%202023-09-25T09:00:00Z)", vec![]),
+    ] {
+        assert_eq!(list_ids(&app, &format!("?$filter={filter}")).await, expected, "{filter}");
+    }
+}
+
+#[tokio::test]
+async fn participant_any_filter_alone_and_with_a_window() {
+    let app = app_with_three_calls().await;
+    assert_eq!(
+        list_ids(&app, "?$filter=participants_v2/any(p:p/id%20eq%20'bob')").await,
+        ["c1", "c2"]
+    );
+    assert_eq!(
+        list_ids(
+            &app,
+            "?$filter=participants_v2/any(x:x/id%20eq%20'%2B5564981205182')"
+        )
+        .await,
+        ["c2"]
+    );
+    assert_eq!(
+        list_ids(&app, "?$filter=participants_v2/any(p:p/id%20eq%20'bob')%20and%20startDateTime%20ge%202023-09-25T09:29:00Z").await,
+        ["c2"]
+    );
+    assert_eq!(
+        list_ids(&app, "?$filter=participants_v2/any(p:p/id%20eq%20'bob')%20and%20participants_v2/any(p:p/id%20eq%20'alice')").await,
+        ["c1"]
+    );
+    assert!(
+        list_ids(&app, "?$filter=participants_v2/any(p:p/id%20eq%20'nobody')")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        app.graph(
+            "/communications/callRecords/$count?$filter=participants_v2/any(p:p/id%20eq%20'bob')"
+        )
+        .await
+        .text,
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn list_items_have_graph_shape_and_no_navigation_collections() {
+    let app = app_with_three_calls().await;
+    let answer = app
+        .graph_with(
+            "/communications/callRecords",
+            &[("client-request-id", "my-id-1")],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+    );
+    assert_eq!(answer.header("client-request-id"), Some("my-id-1"));
+    assert_eq!(answer.header("odata-version"), Some("4.0"));
+    assert!(answer.header("request-id").is_some_and(|id| id.len() == 36));
+    let body = answer.json();
+    let base = format!("http://{}/v1.0", app.addr);
+    assert_eq!(
+        body["@odata.context"],
+        format!("{base}/$metadata#communications/callRecords")
+    );
+    let item = body["value"][0].as_object().unwrap();
+    let keys: Vec<&str> = item.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "version",
+            "type",
+            "modalities",
+            "lastModifiedDateTime",
+            "startDateTime",
+            "endDateTime",
+            "joinWebUrl",
+            "organizer",
+            "participants",
+            "organizer_v2@odata.context",
+            "organizer_v2"
+        ]
+    );
+    assert_eq!(
+        item["organizer_v2@odata.context"],
+        format!("{base}/$metadata#communications/callRecords('c1')/organizer_v2/$entity")
+    );
+    assert_eq!(item["organizer"]["user"]["displayName"], "User alice");
+}
+
+#[tokio::test]
+async fn select_projects_and_keeps_id() {
+    let app = app_with_three_calls().await;
+    let body = app
+        .graph("/communications/callRecords?$select=startDateTime,type")
+        .await
+        .json();
+    assert_eq!(
+        body["@odata.context"],
+        format!(
+            "http://{}/v1.0/$metadata#communications/callRecords(startDateTime,type)",
+            app.addr
+        )
+    );
+    assert_eq!(
+        body["value"][0],
+        json!({ "id": "c1", "type": "groupCall", "startDateTime": "2023-09-25T09:28:38Z" })
+    );
+    let with_organizer = app
+        .graph("/communications/callRecords/c1?$select=id,organizer_v2")
+        .await
+        .json();
+    assert_eq!(with_organizer["organizer_v2"]["id"], "alice");
+}
+
+#[tokio::test]
+async fn get_with_expand_writes_contexts_and_typed_values() {
+    let app = app_with_three_calls().await;
+    let base = format!("http://{}/v1.0", app.addr);
+    let got = app
+        .graph("/communications/callRecords/c2?$expand=sessions($expand=segments),participants_v2")
+        .await
+        .json();
+    assert_eq!(got["@odata.context"], format!("{base}/$metadata#communications/callRecords(sessions(segments()),participants_v2())/$entity"));
+    assert_eq!(got["startDateTime"], "2023-09-25T09:29:00.5Z");
+    let session = &got["sessions"][0];
+    assert_eq!(
+        session["caller"]["@odata.type"],
+        "#microsoft.graph.callRecords.participantEndpoint"
+    );
+    assert_eq!(
+        session["callee"]["@odata.type"],
+        "#microsoft.graph.callRecords.serviceEndpoint"
+    );
+    assert_eq!(
+        session["callee"]["userAgent"]["role"],
+        "skypeForBusinessAudioVideoMcu"
+    );
+    assert_eq!(
+        ids(got["participants_v2"].as_array().unwrap()),
+        ["bob", "+5564981205182"]
+    );
+    assert!(got.get("sessions@odata.nextLink").is_none());
+
+    let plain = app.graph("/communications/callRecords/c2").await.json();
+    assert_eq!(
+        plain["@odata.context"],
+        format!("{base}/$metadata#communications/callRecords/$entity")
+    );
+    assert!(plain.get("sessions").is_none() && plain.get("participants_v2").is_none());
+    assert_eq!(plain["organizer_v2"]["id"], "bob");
+}
+
+#[tokio::test]
+async fn evolvable_enum_members_need_the_preference() {
+    let app = app_with_three_calls().await;
+    let path = "/communications/callRecords/c1/sessions/c1-s0";
+    let plain = app.graph(path).await;
+    assert_eq!(
+        plain.json()["caller"]["userAgent"]["productFamily"],
+        "unknownFutureValue"
+    );
+    assert_eq!(plain.header("preference-applied"), None);
+
+    let opted = app
+        .graph_with(path, &[("Prefer", "include-unknown-enum-members")])
+        .await;
+    assert_eq!(
+        opted.json()["caller"]["userAgent"]["productFamily"],
+        "azureCommunicationServices"
+    );
+    assert_eq!(
+        opted.header("preference-applied"),
+        Some("include-unknown-enum-members")
+    );
+}
+
+#[tokio::test]
+async fn omit_values_nulls_drops_nulls_and_keeps_empty_collections() {
+    let app = app_with_three_calls().await;
+    let answer = app
+        .graph_with(
+            "/communications/callRecords/c1?$expand=sessions($expand=segments)",
+            &[("Prefer", "omit-values=nulls, odata.maxpagesize=5")],
+        )
+        .await;
+    assert_eq!(
+        answer.header("preference-applied"),
+        Some("omit-values=nulls")
+    );
+    let text = answer.text.clone();
+    assert!(!text.contains("null"), "{text}");
+    let with_nulls = app.graph("/communications/callRecords/c1").await.json();
+    assert_eq!(
+        with_nulls["joinWebUrl"],
+        "https://teams.microsoft.com/l/meetup-join/1"
+    );
+    assert_eq!(with_nulls["organizer"]["application"], Value::Null);
+}
+
+#[tokio::test]
+async fn retention_hides_old_records_everywhere() {
+    let app = TestApp::spawn_with(settings_with_retention(30)).await;
+    let recent = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let recent = callrecords::model::DateTimeOffset::from_offset_date_time(recent).to_string();
+    app.ingest_ok(&[
+        record("old", "2020-02-25T18:52:21Z", 1, &["a"]),
+        record("new", &recent, 1, &["a"]),
+    ])
+    .await;
+
+    assert_eq!(list_ids(&app, "").await, ["new"]);
+    assert_eq!(
+        app.graph("/communications/callRecords/$count").await.text,
+        "1"
+    );
+    for path in [
+        "/communications/callRecords/old",
+        "/communications/callRecords/old/sessions",
+        "/communications/callRecords/old/participants_v2",
+        "/communications/callRecords/old/organizer_v2",
+    ] {
+        let body = app.graph(path).await.assert_error(404, "NotFound");
+        assert_eq!(
+            body["error"]["message"],
+            "Could not find the requested call record. Records about calls or online meetings that started more than 30 days ago are not available.",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metadata_and_health() {
+    let app = TestApp::spawn().await;
+    let metadata = app.graph("/$metadata").await;
+    assert_eq!(metadata.status, 200);
+    assert!(metadata
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/xml"));
+    assert!(metadata
+        .text
+        .contains("<Schema Namespace=\"microsoft.graph.callRecords\""));
+    let health = app.get_with("/healthz", &[]).await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({ "status": "ok" }))
+    );
+}
+
+#[tokio::test]
+async fn public_base_url_is_used_for_links() {
+    let mut settings = settings_with_retention(0);
+    settings.public_base_url = Some("https://calls.example.com/".into());
+    let app = TestApp::spawn_with(settings).await;
+    app.ingest_ok(&minute_records("r", 61)).await;
+    let body = app.graph("/communications/callRecords").await.json();
+    assert_eq!(
+        body["@odata.context"],
+        "https://calls.example.com/v1.0/$metadata#communications/callRecords"
+    );
+    assert!(body["@odata.nextLink"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://calls.example.com/v1.0/communications/callRecords?$skiptoken="));
+}

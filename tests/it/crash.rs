@@ -1,0 +1,211 @@
+//! The real binary: crash safety under `kill -9`, `import` and `generate`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_callrecords");
+
+/// Starts `callrecords serve` on a free port and waits for its "listening" line.
+fn spawn_server(db_url: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db_url,
+            "--retention-days",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let base = loop {
+        assert!(
+            Instant::now() < deadline,
+            "server did not report its address"
+        );
+        let line = lines.next().expect("a line").expect("readable");
+        if let Some(rest) = line.strip_prefix("callrecords listening on ") {
+            break rest.split("/v1.0").next().unwrap().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+async fn count(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/v1.0/communications/callRecords/$count"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let (mut server, base) = spawn_server(&db_url);
+    let client = reqwest::Client::new();
+
+    // Arrange: batches acknowledged one after another, then one in flight when the kill lands.
+    let mut acknowledged = Vec::new();
+    for batch in 0..5 {
+        let records = minute_records(&format!("b{batch}"), 200);
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let response = client
+            .post(format!("{base}/ingest/callRecords"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        acknowledged.extend(ids(&records));
+    }
+    let in_flight: String = minute_records("late", 2000)
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/ingest/callRecords");
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(in_flight)
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Act: SIGKILL, no chance to flush anything.
+    server.kill().expect("kill -9");
+    server.wait().unwrap();
+    let in_flight_acknowledged =
+        matches!(pending.await.unwrap(), Ok(response) if response.status() == 200);
+
+    // Assert: a new server on the same file has every acknowledged record, intact.
+    let (mut server, base) = spawn_server(&db_url);
+    let stored = count(&client, &base).await;
+    assert!(
+        stored >= acknowledged.len() as u64,
+        "{stored} < {}",
+        acknowledged.len()
+    );
+    if in_flight_acknowledged {
+        assert_eq!(stored, acknowledged.len() as u64 + 2000);
+    }
+    for id in acknowledged.iter().step_by(97) {
+        let response = client
+            .get(format!(
+                "{base}/v1.0/communications/callRecords/{id}?$expand=sessions($expand=segments)"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"],
+            "PT0.016S"
+        );
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn generate_is_deterministic_per_seed() {
+    let run = |seed: &str| {
+        let output = Command::new(BIN)
+            .args([
+                "generate",
+                "--calls",
+                "40",
+                "--seed",
+                seed,
+                "--days",
+                "5",
+                "--until",
+                "2024-06-01T00:00:00Z",
+            ])
+            .output()
+            .expect("generate runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    let first = run("7");
+    assert_eq!(first, run("7"), "same seed, same bytes");
+    assert_ne!(first, run("8"));
+    let lines = first
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(lines >= 40, "{lines} lines for 40 calls");
+}
+
+#[test]
+fn import_stores_generated_records_and_reports_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("calls.ndjson");
+    let generated = Command::new(BIN)
+        .args([
+            "generate",
+            "--calls",
+            "120",
+            "--seed",
+            "3",
+            "--until",
+            "2024-06-01T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    std::fs::File::create(&file)
+        .unwrap()
+        .write_all(&generated.stdout)
+        .unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("import.db").display());
+    let import = |path: &str| {
+        Command::new(BIN)
+            .args(["import", path, "--db", &db_url, "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let first = import(file.to_str().unwrap());
+    let summary = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{summary}");
+    assert!(summary.contains("120 stored"), "{summary}");
+    let again = import(file.to_str().unwrap());
+    let summary = String::from_utf8_lossy(&again.stderr);
+    assert!(summary.contains("0 stored, 0 replaced"), "{summary}");
+    assert!(summary.contains(" ignored"), "{summary}");
+
+    std::fs::write(&file, "{\"id\": 1}\n").unwrap();
+    let bad = import(file.to_str().unwrap());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("line 1: id: invalid type: integer `1`, expected a string"));
+}

@@ -1,0 +1,201 @@
+//! `POST /ingest/callRecords`: validation, per-line errors, the version rule, durability.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn single_json_record_is_stored_and_read_back_as_sent() {
+    let app = TestApp::spawn().await;
+    let mut sent = record("r1", "2020-02-25T18:52:21.2169889Z", 1, &["alice", "bob"]);
+    sent["lastModifiedDateTime"] = json!("2020-02-25T19:00:24.582757Z");
+
+    let answer = app.ingest_json(&sent).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.json(),
+        json!({ "stored": 1, "replaced": 0, "ignored": 0, "rejected": 0, "errors": [] })
+    );
+
+    let got = app
+        .graph("/communications/callRecords/r1?$expand=sessions($expand=segments)")
+        .await
+        .json();
+    assert_eq!(got["startDateTime"], "2020-02-25T18:52:21.2169889Z");
+    assert_eq!(got["lastModifiedDateTime"], "2020-02-25T19:00:24.582757Z");
+    let stream = &got["sessions"][0]["segments"][0]["media"][0]["streams"][0];
+    assert_eq!(stream["averageJitter"], "PT0.016S");
+    assert_eq!(stream["averagePacketLossRate"].to_string(), "0.01381693");
+    assert_eq!(stream["averageBandwidthEstimate"], 9965083);
+}
+
+#[tokio::test]
+async fn last_modified_is_filled_only_when_absent() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])])
+        .await;
+    let got = app.graph("/communications/callRecords/r1").await.json();
+    let filled = got["lastModifiedDateTime"].as_str().expect("filled");
+    assert!(
+        filled > "2025-01-01T00:00:00Z",
+        "{filled} is the ingest time"
+    );
+}
+
+#[tokio::test]
+async fn ndjson_bad_lines_are_reported_and_good_lines_stored() {
+    let app = TestApp::spawn().await;
+    let mut bad_date = record("bad-date", "2024-01-01T00:00:00Z", 1, &["a"]);
+    bad_date["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] =
+        json!("16ms");
+    let body = format!(
+        "{}\n{}\nnot json at all\n\n{}\n{}\n",
+        record("good-1", "2024-01-01T00:00:00Z", 1, &["a"]),
+        bad_date,
+        json!({ "id": "no-dates", "version": 1 }),
+        record("good-2", "2024-01-01T00:01:00Z", 1, &["a"]),
+    );
+
+    let answer = app
+        .send(
+            reqwest::Method::POST,
+            "/ingest/callRecords",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.json(),
+        json!({
+            "stored": 2, "replaced": 0, "ignored": 0, "rejected": 3,
+            "errors": [
+                { "line": 2, "id": "bad-date", "path": "sessions[0].segments[0].media[0].streams[0].averageJitter",
+                  "reason": "'16ms' is not an ISO 8601 duration such as PT0.016S or PT1M30S" },
+                { "line": 3, "path": ".", "reason": "not valid JSON: expected ident at column 2" },
+                { "line": 5, "id": "no-dates", "path": ".", "reason": "missing field `startDateTime`" }
+            ]
+        })
+    );
+    let (items, _) = app.collect_pages("/communications/callRecords", &[]).await;
+    assert_eq!(ids(&items), ["good-1", "good-2"]);
+}
+
+#[tokio::test]
+async fn version_rule_replaces_higher_and_ignores_equal_or_lower() {
+    let app = TestApp::spawn().await;
+    let v1 = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
+    let mut v2 = record("r1", "2024-01-01T00:00:00Z", 3, &["a", "b"]);
+    v2["version"] = json!(2);
+    let mut stale = record("r1", "2024-01-01T00:00:00Z", 5, &["z"]);
+    stale["version"] = json!(1);
+
+    assert_eq!(app.ingest_ok(&[v1.clone()]).await["stored"], 1);
+    assert_eq!(app.ingest_ok(&[v2.clone()]).await["replaced"], 1);
+    let replay = app.ingest_ok(&[v2, stale, v1]).await;
+    assert_eq!(
+        (replay["stored"].clone(), replay["ignored"].clone()),
+        (json!(0), json!(3))
+    );
+
+    let got = app
+        .graph("/communications/callRecords/r1?$expand=sessions,participants_v2")
+        .await
+        .json();
+    assert_eq!(got["version"], 2);
+    assert_eq!(got["sessions"].as_array().unwrap().len(), 3);
+    assert_eq!(ids(got["participants_v2"].as_array().unwrap()), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn invalid_single_record_is_a_400_naming_path_and_reason() {
+    let app = TestApp::spawn().await;
+    let mut sent = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
+    sent["type"] = json!("conference");
+    let answer = app.ingest_json(&sent).await;
+    let body = answer.assert_error(400, "BadRequest");
+    assert_eq!(
+        body["error"]["message"],
+        "The call record is not valid: type: 'conference' is not a member of microsoft.graph.callRecords.callType; expected one of: unknown, groupCall, peerToPeer, unknownFutureValue"
+    );
+    assert_eq!(body["error"]["details"][0]["target"], "type");
+    assert_eq!(
+        app.graph("/communications/callRecords/$count").await.text,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn unsupported_content_type_and_empty_body_are_refused() {
+    let app = TestApp::spawn().await;
+    app.send(
+        reqwest::Method::POST,
+        "/ingest/callRecords",
+        "text/csv",
+        "a,b",
+    )
+    .await
+    .assert_error(415, "UnsupportedMediaType");
+    app.send(
+        reqwest::Method::POST,
+        "/ingest/callRecords",
+        "application/json",
+        "",
+    )
+    .await
+    .assert_error(400, "BadRequest");
+    app.send(
+        reqwest::Method::GET,
+        "/ingest/callRecords",
+        "application/json",
+        "",
+    )
+    .await
+    .assert_error(405, "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn large_ndjson_batch_spans_several_transactions() {
+    let app = TestApp::spawn().await;
+    let records = minute_records("bulk", 1234);
+    let report = app.ingest_ok(&records).await;
+    assert_eq!(report["stored"], 1234);
+    assert_eq!(
+        app.graph("/communications/callRecords/$count").await.text,
+        "1234"
+    );
+}
+
+#[tokio::test]
+async fn open_types_keep_undeclared_properties() {
+    let app = TestApp::spawn().await;
+    let mut sent = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
+    sent["participants_v2"][0]["identity"]["acsUser"] = Value::Null;
+    sent["participants_v2"][0]["identity"]["user"]["tenantId"] =
+        json!("dc368399-474c-4d40-900c-6265431fd81f");
+    sent["sessions"][0]["caller"]["feedback"] =
+        json!({ "rating": "poor", "tokens": { "NoSound": false, "Noisy": true } });
+    app.ingest_ok(&[sent]).await;
+
+    let participant = app
+        .graph("/communications/callRecords/r1/participants_v2/a")
+        .await
+        .json();
+    assert_eq!(
+        participant["identity"]["user"]["tenantId"],
+        "dc368399-474c-4d40-900c-6265431fd81f"
+    );
+    assert!(participant["identity"]
+        .as_object()
+        .unwrap()
+        .contains_key("acsUser"));
+    let session = app
+        .graph("/communications/callRecords/r1/sessions/r1-s0")
+        .await
+        .json();
+    assert_eq!(
+        session["caller"]["feedback"]["tokens"],
+        json!({ "NoSound": false, "Noisy": true })
+    );
+}

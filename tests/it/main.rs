@@ -1,0 +1,11 @@
+//! One integration-test binary (it links once): every test talks to a real server over real
+//! HTTP on 127.0.0.1 with a port chosen at run time, backed by a real SQLite file.
+
+mod support;
+
+mod call_records;
+mod crash;
+mod errors;
+mod ingest;
+mod paging;
+mod sub_resources;

@@ -1,0 +1,264 @@
+//! Paging as Graph pages: default and clamped page sizes, `$top`, next links that neither skip
+//! nor repeat while records are being ingested.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn list_pages_sixty_at_a_time_in_start_then_id_order() {
+    let app = TestApp::spawn().await;
+    let records = minute_records("r", 150);
+    app.ingest_ok(&records).await;
+
+    let first = app.graph("/communications/callRecords").await;
+    assert_eq!(first.json()["value"].as_array().unwrap().len(), 60);
+    assert_eq!(first.header("preference-applied"), None);
+    let (items, pages) = app.collect_pages("/communications/callRecords", &[]).await;
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..150).map(|n| format!("r-{n:04}")).collect();
+    assert_eq!(ids(&items), expected);
+}
+
+#[tokio::test]
+async fn maxpagesize_is_honoured_reported_and_clamped() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&minute_records("r", 70)).await;
+
+    let small = app
+        .graph_with(
+            "/communications/callRecords",
+            &[("Prefer", "odata.maxpagesize=25")],
+        )
+        .await;
+    assert_eq!(
+        small.header("preference-applied"),
+        Some("odata.maxpagesize=25")
+    );
+    assert_eq!(small.json()["value"].as_array().unwrap().len(), 25);
+    let (items, pages) = app
+        .collect_pages(
+            "/communications/callRecords",
+            &[("Prefer", "odata.maxpagesize=25")],
+        )
+        .await;
+    assert_eq!((items.len(), pages), (70, 3));
+
+    let large = app
+        .graph_with(
+            "/communications/callRecords",
+            &[("Prefer", "odata.maxpagesize=1000")],
+        )
+        .await;
+    assert_eq!(
+        large.header("preference-applied"),
+        Some("odata.maxpagesize=60")
+    );
+    assert_eq!(large.json()["value"].as_array().unwrap().len(), 60);
+}
+
+#[tokio::test]
+async fn top_caps_the_total_across_pages() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&minute_records("r", 100)).await;
+    let (items, pages) = app
+        .collect_pages("/communications/callRecords?$top=70", &[])
+        .await;
+    assert_eq!((items.len(), pages), (70, 2));
+    let (items, pages) = app
+        .collect_pages("/communications/callRecords?$top=60", &[])
+        .await;
+    assert_eq!((items.len(), pages), (60, 1));
+}
+
+#[tokio::test]
+async fn paging_neither_skips_nor_repeats_while_records_arrive() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&minute_records("old", 120)).await;
+    let headers = [("Prefer", "odata.maxpagesize=20")];
+
+    let mut answer = app
+        .graph_with("/communications/callRecords", &headers)
+        .await;
+    let mut seen = Vec::new();
+    let mut round = 0;
+    loop {
+        let body = answer.json();
+        seen.extend(ids(body["value"].as_array().unwrap()));
+        // Between pages, records arrive both before and after the cursor.
+        let early = record(
+            &format!("new-early-{round}"),
+            "2024-02-01T00:00:00Z",
+            1,
+            &["a"],
+        );
+        let late = record(
+            &format!("new-late-{round}"),
+            "2024-04-01T00:00:00Z",
+            1,
+            &["a"],
+        );
+        app.ingest_ok(&[early, late]).await;
+        round += 1;
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => answer = app.follow(next, &headers).await,
+            None => break,
+        }
+    }
+    let old: Vec<&String> = seen.iter().filter(|id| id.starts_with("old-")).collect();
+    let expected: Vec<String> = (0..120).map(|n| format!("old-{n:04}")).collect();
+    assert_eq!(
+        old,
+        expected.iter().collect::<Vec<_>>(),
+        "every old record exactly once, in order"
+    );
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no record repeated");
+    assert!(
+        seen.iter().any(|id| id.starts_with("new-late-")),
+        "records after the cursor are reached"
+    );
+}
+
+#[tokio::test]
+async fn next_link_keeps_filter_select_and_count() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&minute_records("r", 90)).await;
+    let first = app
+        .graph("/communications/callRecords?$filter=startDateTime%20ge%202024-03-01T00:10:00Z&$select=id,startDateTime&$count=true")
+        .await
+        .json();
+    assert_eq!(first["@odata.count"], 80);
+    assert_eq!(
+        first["value"][0],
+        json!({ "id": "r-0010", "startDateTime": "2024-03-01T00:10:00Z" })
+    );
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    assert!(next.starts_with(&format!("http://{}/v1.0/communications/callRecords?$filter=startDateTime%20ge%202024-03-01T00:10:00Z&$select=id,startDateTime&$count=true&$skiptoken=", app.addr)), "{next}");
+    let second = app.follow(next, &[]).await.json();
+    assert_eq!(second["@odata.count"], 80);
+    assert_eq!(second["value"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        second["value"][0],
+        json!({ "id": "r-0070", "startDateTime": "2024-03-01T01:10:00Z" })
+    );
+}
+
+#[tokio::test]
+async fn skiptoken_is_bound_to_its_query_and_cannot_be_forged() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&minute_records("r", 70)).await;
+    let first = app
+        .graph("/communications/callRecords?$select=id")
+        .await
+        .json();
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    let token = next.split("$skiptoken=").nth(1).unwrap();
+
+    let reused = app
+        .graph(&format!("/communications/callRecords?$skiptoken={token}"))
+        .await;
+    let body = reused.assert_error(400, "BadRequest");
+    assert_eq!(body["error"]["message"], "Invalid skip token.");
+    app.graph("/communications/callRecords?$skiptoken=garbage")
+        .await
+        .assert_error(400, "BadRequest");
+}
+
+#[tokio::test]
+async fn expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&[record("big", "2024-01-01T00:00:00Z", 75, &["a"])])
+        .await;
+
+    let got = app
+        .graph("/communications/callRecords/big?$expand=sessions($expand=segments)")
+        .await
+        .json();
+    let sessions = got["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 60);
+    assert_eq!(sessions[0]["segments"][0]["id"], "big-s0-g0");
+    assert_eq!(
+        got["sessions@odata.context"],
+        format!(
+            "http://{}/v1.0/$metadata#communications/callRecords('big')/sessions(segments())",
+            app.addr
+        )
+    );
+    let next = got["sessions@odata.nextLink"]
+        .as_str()
+        .expect("sessions next link");
+    assert!(
+        next.contains("/communications/callRecords('big')/sessions?$expand=segments&$skiptoken="),
+        "{next}"
+    );
+
+    let rest = app.follow(next, &[]).await.json();
+    let rest_sessions = rest["value"].as_array().unwrap();
+    assert_eq!(rest_sessions.len(), 15);
+    assert_eq!(rest_sessions[0]["id"], "big-s60");
+    assert_eq!(rest_sessions[0]["segments"][0]["id"], "big-s60-g0");
+    assert!(rest.get("@odata.nextLink").is_none());
+}
+
+#[tokio::test]
+async fn sessions_list_pages_and_counts() {
+    let app = TestApp::spawn().await;
+    app.ingest_ok(&[record("big", "2024-01-01T00:00:00Z", 130, &["a"])])
+        .await;
+    let (sessions, pages) = app
+        .collect_pages("/communications/callRecords/big/sessions", &[])
+        .await;
+    assert_eq!((sessions.len(), pages), (130, 3));
+    assert!(
+        sessions.iter().all(|s| s.get("segments").is_none()),
+        "segments only when expanded"
+    );
+    let expected: Vec<String> = (0..130).map(|i| format!("big-s{i}")).collect();
+    assert_eq!(ids(&sessions), expected);
+    let (with_segments, _) = app
+        .collect_pages(
+            "/communications/callRecords/big/sessions?$expand=segments&$count=true",
+            &[],
+        )
+        .await;
+    assert!(with_segments
+        .iter()
+        .all(|s| s["segments"].as_array().unwrap().len() == 1));
+    assert_eq!(
+        app.graph("/communications/callRecords/big/sessions/$count")
+            .await
+            .text,
+        "130"
+    );
+}
+
+#[tokio::test]
+async fn participants_page_at_one_hundred_thirty() {
+    let app = TestApp::spawn().await;
+    let names: Vec<String> = (0..140).map(|i| format!("p{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    app.ingest_ok(&[record("crowd", "2024-01-01T00:00:00Z", 1, &refs)])
+        .await;
+
+    let (participants, pages) = app
+        .collect_pages("/communications/callRecords/crowd/participants_v2", &[])
+        .await;
+    assert_eq!((participants.len(), pages), (140, 2));
+    assert_eq!(ids(&participants), names);
+
+    let got = app
+        .graph("/communications/callRecords/crowd?$expand=participants_v2")
+        .await
+        .json();
+    assert_eq!(got["participants_v2"].as_array().unwrap().len(), 130);
+    let next = got["participants_v2@odata.nextLink"]
+        .as_str()
+        .expect("participants next link");
+    let rest = app.follow(next, &[]).await.json();
+    assert_eq!(ids(rest["value"].as_array().unwrap()), names[130..]);
+    // The deprecated list is capped at 130 entries as Graph caps it.
+    assert_eq!(got["participants"].as_array().unwrap().len(), 130);
+}

@@ -1,0 +1,226 @@
+//! `TestApp`: the real app on `127.0.0.1:0` over a fresh store, and a client for our API, so a
+//! test for a new endpoint is about ten lines.
+
+pub mod records;
+
+use std::net::SocketAddr;
+
+use callrecords::api::ApiSettings;
+use callrecords::app::{App, ServeConfig};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub use records::*;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    _dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// One HTTP answer, read whole.
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an OData error: status, code, and the envelope every error must have.
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert!(
+            self.header("content-type")
+                .unwrap_or_default()
+                .starts_with("application/json"),
+            "error content type: {:?}",
+            self.header("content-type")
+        );
+        let body = self.json();
+        let error = &body["error"];
+        assert_eq!(error["code"], code, "{}", self.text);
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.text
+        );
+        let request_id = self.header("request-id").expect("request-id header");
+        assert_eq!(error["innerError"]["request-id"], request_id);
+        let date = error["innerError"]["date"]
+            .as_str()
+            .expect("innerError.date");
+        assert_eq!(date.len(), 19, "date is to the second with no zone: {date}");
+        body
+    }
+}
+
+pub fn settings_with_retention(retention_days: u32) -> ApiSettings {
+    ApiSettings {
+        retention_days,
+        ..ApiSettings::default()
+    }
+}
+
+impl TestApp {
+    /// A server with retention off, so fixtures may use any date.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(settings_with_retention(0)).await
+    }
+
+    pub async fn spawn_with(api: ApiSettings) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db_url,
+            api,
+        };
+        let app = App::build(config).await.expect("app builds");
+        let addr = app.local_addr();
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = receiver.await;
+        }));
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            _dir: dir,
+            shutdown: Some(sender),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.addr)
+    }
+
+    /// `GET /v1.0{path}`.
+    pub async fn graph(&self, path_and_query: &str) -> Answer {
+        self.get_with(&format!("/v1.0{path_and_query}"), &[]).await
+    }
+
+    pub async fn graph_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        self.get_with(&format!("/v1.0{path_and_query}"), headers)
+            .await
+    }
+
+    /// Follows an absolute link verbatim, as the SDKs' page iterators do.
+    pub async fn follow(&self, url: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        self.follow(&self.url(path_and_query), headers).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        read(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn ingest_json(&self, record: &Value) -> Answer {
+        self.send(
+            reqwest::Method::POST,
+            "/ingest/callRecords",
+            "application/json",
+            record.to_string(),
+        )
+        .await
+    }
+
+    pub async fn ingest_ndjson(&self, records: &[Value]) -> Answer {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        self.send(
+            reqwest::Method::POST,
+            "/ingest/callRecords",
+            "application/x-ndjson",
+            body,
+        )
+        .await
+    }
+
+    /// Ingests and asserts that nothing was rejected.
+    pub async fn ingest_ok(&self, records: &[Value]) -> Value {
+        let answer = self.ingest_ndjson(records).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let report = answer.json();
+        assert_eq!(report["rejected"], 0, "{report}");
+        report
+    }
+
+    /// Every item of a collection, following next links; asserts that pages are not empty.
+    pub async fn collect_pages(
+        &self,
+        first: &str,
+        headers: &[(&str, &str)],
+    ) -> (Vec<Value>, usize) {
+        let mut answer = self.graph_with(first, headers).await;
+        let mut items = Vec::new();
+        let mut pages = 0;
+        loop {
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            let body = answer.json();
+            let value = body["value"].as_array().expect("value array").clone();
+            pages += 1;
+            let next = body["@odata.nextLink"].as_str().map(str::to_owned);
+            if next.is_some() {
+                assert!(
+                    !value.is_empty(),
+                    "a page with a next link must not be empty"
+                );
+            }
+            items.extend(value);
+            match next {
+                Some(url) => answer = self.follow(&url, headers).await,
+                None => break,
+            }
+        }
+        (items, pages)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> Answer {
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        text: response.text().await.expect("body read"),
+    }
+}
+
+pub fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect()
+}
