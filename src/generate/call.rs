@@ -4,7 +4,7 @@
 //! rendered second. Record-level times and modalities are derived from the rendered sessions,
 //! so `startDateTime <= session <= endDateTime` holds by construction.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::calendar::Window;
 use super::directory::{self, Directory, Kind, Service};
@@ -52,6 +52,14 @@ struct SessionPlan {
     rateable: bool,
 }
 
+/// Who is in a call, as planned.
+struct Cast {
+    organizer: usize,
+    /// Person indexes in `participants_v2` order: organizer (if present) first, then join order.
+    participants: Vec<usize>,
+    join_web_url: Option<String>,
+}
+
 struct Header {
     id: String,
     group: bool,
@@ -88,13 +96,20 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
     } else {
         Precision::Seconds
     };
-    let (mut header, plans) = if group {
-        plan_meeting(rng, directory, window, id)
+    let (cast, plans) = if group {
+        plan_meeting(rng, directory, window)
     } else {
-        plan_peer_to_peer(rng, directory, window, id)
+        plan_peer_to_peer(rng, directory, window)
     };
-    header.legacy = legacy;
-    header.precision = precision;
+    let header = Header {
+        id,
+        group,
+        join_web_url: cast.join_web_url,
+        organizer: cast.organizer,
+        participants: cast.participants,
+        legacy,
+        precision,
+    };
 
     let sessions: Vec<RenderedSession> = plans
         .iter()
@@ -171,8 +186,7 @@ fn plan_peer_to_peer(
     rng: &mut Rng,
     directory: &Directory,
     window: &Window,
-    id: String,
-) -> (Header, Vec<SessionPlan>) {
+) -> (Cast, Vec<SessionPlan>) {
     #[derive(Clone, Copy)]
     enum Shape {
         Users,
@@ -270,24 +284,15 @@ fn plan_peer_to_peer(
         failure,
         rateable: true,
     };
-    let header = Header {
-        id,
-        group: false,
-        join_web_url: None,
+    let cast = Cast {
         organizer,
         participants,
-        legacy: false,
-        precision: Precision::Ticks,
+        join_web_url: None,
     };
-    (header, vec![plan])
+    (cast, vec![plan])
 }
 
-fn plan_meeting(
-    rng: &mut Rng,
-    directory: &Directory,
-    window: &Window,
-    id: String,
-) -> (Header, Vec<SessionPlan>) {
+fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast, Vec<SessionPlan>) {
     // About 1 % of meetings run long with people dropping and rejoining, giving more than 60
     // sessions: the page size of `sessions`, so clients must follow nextLinks.
     let marathon = chance(rng, 0.01);
@@ -303,11 +308,11 @@ fn plan_meeting(
 
     let n_wanted = if marathon {
         sample::between(rng, 25, 50) as usize
-    } else if chance(rng, 0.07) {
+    } else if chance(rng, 0.04) {
         sample::between(rng, 12, 50) as usize
     } else {
         // Exponential tail over a floor of 3: most meetings are small.
-        (3.0 - uniform(rng, 0.0, 1.0).max(1e-9).ln() * 3.5).min(50.0) as usize
+        (3.0 - uniform(rng, 0.0, 1.0).max(1e-9).ln() * 2.0).min(50.0) as usize
     };
     let mut participants: Vec<usize> = Vec::with_capacity(n_wanted + 1);
     if chance(rng, 0.95) {
@@ -351,13 +356,13 @@ fn plan_meeting(
     };
     let planned_end = planned_start + length;
     let video_meeting = chance(rng, 0.4);
-    let screen_sharing_meeting = length > 5 * MINUTE && chance(rng, 0.35);
+    let screen_sharing_meeting = length > 5 * MINUTE && chance(rng, 0.25);
 
     let mut rejoins: Vec<usize> = (0..participants.len())
-        .map(|_| *weighted(rng, &[(0usize, 85), (1, 10), (2, 4), (3, 1)]))
+        .map(|_| *weighted(rng, &[(0usize, 88), (1, 9), (2, 2), (3, 1)]))
         .collect();
     if marathon {
-        let target = sample::between(rng, 61, 150) as usize;
+        let target = sample::between(rng, 61, 120) as usize;
         let mut total: usize = participants.len() + rejoins.iter().sum::<usize>();
         while total < target {
             rejoins[sample::index(rng, participants.len())] += 1;
@@ -438,7 +443,7 @@ fn plan_meeting(
             });
         }
         let camera = is_client && video_meeting && (person.kind == Kind::Room || chance(rng, 0.75));
-        let screen_sharing = is_client && screen_sharing_meeting && chance(rng, 0.85);
+        let screen_sharing = is_client && screen_sharing_meeting && chance(rng, 0.6);
         let pieces = split(
             rng,
             join,
@@ -450,7 +455,7 @@ fn plan_meeting(
         let n_pieces = pieces.len();
         for (piece, (start, end)) in pieces.into_iter().enumerate() {
             let last = piece + 1 == n_pieces;
-            let failure = if !last && chance(rng, 0.2) || last && chance(rng, 0.015) {
+            let failure = if !last && chance(rng, 0.08) || last && chance(rng, 0.008) {
                 Some(failure(rng, "midcall"))
             } else {
                 None
@@ -496,16 +501,12 @@ fn plan_meeting(
         || directory::join_web_url(rng, &directory.tenant_id, &directory.person(organizer).id),
         |series| series.join_web_url.clone(),
     );
-    let header = Header {
-        id,
-        group: true,
-        join_web_url: Some(join_web_url),
+    let cast = Cast {
         organizer,
         participants,
-        legacy: false,
-        precision: Precision::Ticks,
+        join_web_url: Some(join_web_url),
     };
-    (header, plans)
+    (cast, plans)
 }
 
 /// A person's client endpoint; members sometimes join from their phone instead of their laptop.
@@ -525,10 +526,8 @@ fn failure(rng: &mut Rng, stage: &'static str) -> Failure {
     } else {
         vocab::MIDCALL_FAILURE_REASONS
     };
-    Failure {
-        stage,
-        reason: *weighted(rng, reasons),
-    }
+    let reason = *weighted(rng, reasons);
+    Failure { stage, reason }
 }
 
 /// Splits `[start, end)` into up to `pieces` consecutive intervals of at least `min_length`,
@@ -592,12 +591,7 @@ fn render_session(
     };
     let endpoint_value = |endpoint: Endpoint| match endpoint {
         Endpoint::Client { person, device } => {
-            let device = &directory.person(person).devices[device];
-            if header.legacy {
-                device.endpoint_with_identity.clone()
-            } else {
-                device.endpoint.clone()
-            }
+            directory.client_endpoint(person, device, header.legacy)
         }
         Endpoint::Service(service) => directory.service_endpoint(service).clone(),
     };
@@ -618,7 +612,7 @@ fn render_session(
     let n_segments = if plan.end - plan.start < 20 * SECOND {
         1
     } else {
-        *weighted(rng, &[(1usize, 70), (2, 22), (3, 8)])
+        *weighted(rng, &[(1usize, 78), (2, 17), (3, 5)])
     };
     let pieces = split(rng, plan.start, plan.end, n_segments, (0, 0), 2 * SECOND);
     let n_pieces = pieces.len();
@@ -628,7 +622,7 @@ fn render_session(
         .enumerate()
         .map(|(position, (start, end))| {
             let last = position + 1 == n_pieces;
-            let mut segment = Obj::new();
+            let mut segment = Obj::with_capacity(7);
             segment.put(
                 "id",
                 first_segment_id.take().unwrap_or_else(|| sample::guid(rng)),
@@ -653,7 +647,7 @@ fn render_session(
         })
         .collect();
 
-    let mut session = Obj::new();
+    let mut session = Obj::with_capacity(8);
     session.put("id", session_id);
     session.put("modalities", modality_names(modalities));
     session.put(
@@ -676,7 +670,8 @@ fn render_session(
     }
 }
 
-/// About one participant endpoint in ten carries the user's rating of the call.
+/// Teams asks for a rating as people leave, so only a participant's last session can carry
+/// feedback; 12 % of those gives about one participant endpoint in ten.
 fn with_feedback(
     rng: &mut Rng,
     mut endpoint: Value,
@@ -685,7 +680,7 @@ fn with_feedback(
 ) -> Value {
     let is_participant =
         endpoint.get("@odata.type").and_then(Value::as_str) == Some(vocab::PARTICIPANT_ENDPOINT);
-    if plan.rateable && is_participant && chance(rng, 0.1) {
+    if plan.rateable && is_participant && chance(rng, 0.12) {
         endpoint["feedback"] = media::feedback(rng, session_media.poor(), plan.video);
     }
     endpoint
@@ -763,9 +758,8 @@ fn assemble(
         })
         .map(|position| header.participants[position])
         .collect();
-    let organizer = directory.person(header.organizer);
 
-    let mut record = Obj::new();
+    let mut record = Obj::with_capacity(13);
     record.put("id", header.id.as_str());
     record.put("version", version);
     record.put(
@@ -785,11 +779,11 @@ fn assemble(
     record.put("endDateTime", wire::datetime(end, header.precision));
     record.put_some("joinWebUrl", header.join_web_url.as_deref());
     if header.legacy {
-        record.put("organizer", organizer.legacy_identity.clone());
+        record.put("organizer", directory.legacy_identity(header.organizer));
         let legacy: Vec<Value> = present
             .iter()
             .take(130)
-            .map(|&person| directory.person(person).legacy_identity.clone())
+            .map(|&person| directory.legacy_identity(person))
             .collect();
         record.put("participants", legacy);
     }
@@ -804,13 +798,12 @@ fn assemble(
 }
 
 fn participant(directory: &Directory, person: usize) -> Value {
-    let person = directory.person(person);
-    let mut participant = Map::with_capacity(3);
-    participant.insert("id".to_owned(), Value::from(person.id.as_str()));
-    participant.insert("identity".to_owned(), person.identity.clone());
-    participant.insert(
-        "administrativeUnitInfos".to_owned(),
-        person.administrative_units.clone(),
+    let mut participant = Obj::with_capacity(3);
+    participant.put("id", directory.person(person).id.as_str());
+    participant.put("identity", directory.identity(person));
+    participant.put(
+        "administrativeUnitInfos",
+        directory.administrative_units(person),
     );
-    Value::Object(participant)
+    participant.into_value()
 }

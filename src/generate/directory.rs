@@ -2,9 +2,10 @@
 //! their devices, plus the recurring meetings they hold.
 //!
 //! Built once per run from the seed before any call, so the same person keeps the same id,
-//! name, UPN and laptop across calls; dashboards that group by user need that. The identity
-//! and endpoint JSON of each person is built here once and cloned into calls, which keeps
-//! large runs fast.
+//! name, UPN and laptop across calls; dashboards that group by user need that. People are
+//! stored compactly (strings and enums, no JSON): a directory of prebuilt `Value`s cost
+//! 17 KB a person and, at 5,000 people, made glibc's allocator twice as slow for every
+//! call generated after it. Identity and endpoint JSON is built on demand instead.
 
 use serde_json::{json, Value};
 
@@ -47,6 +48,12 @@ impl Connection {
 
 pub(super) struct Device {
     pub(super) platform: &'static str,
+    product_family: &'static str,
+    header_value: String,
+    application_version: String,
+    azure_ad_app_id: Option<&'static str>,
+    name: Option<String>,
+    cpu: Option<(&'static str, i64, i64)>,
     /// Skype for Business and Lync clients negotiate the older codecs.
     pub(super) legacy_client: bool,
     pub(super) audio: AudioDevices,
@@ -54,21 +61,24 @@ pub(super) struct Device {
     pub(super) connections: &'static [(Connection, u32)],
     /// Windows reports Wi-Fi driver details; other platforms leave them out.
     pub(super) wifi_adapter: Option<(&'static str, &'static str)>,
-    /// The participantEndpoint, without the deprecated `identity`.
-    pub(super) endpoint: Value,
-    /// The same endpoint with the deprecated `identity` as older records carry it.
-    pub(super) endpoint_with_identity: Value,
+}
+
+/// Which tenant an identity names, if any.
+#[derive(Clone, Copy)]
+enum Tenant {
+    Home,
+    Partner(usize),
+    None,
 }
 
 pub(super) struct Person {
     pub(super) kind: Kind,
     /// Participant id: the Entra object id, an ACS id, or the E.164 number for phones.
     pub(super) id: String,
-    /// communicationsIdentitySet, for `organizer_v2` and `participants_v2`.
-    pub(super) identity: Value,
-    /// The deprecated graph.identitySet shape, for `organizer` and `participants`.
-    pub(super) legacy_identity: Value,
-    pub(super) administrative_units: Value,
+    display_name: Option<String>,
+    user_principal_name: Option<String>,
+    tenant: Tenant,
+    administrative_unit: Option<usize>,
     /// Primary device first; members may have a phone second. Empty for phone parties.
     pub(super) devices: Vec<Device>,
     pub(super) site: usize,
@@ -97,7 +107,10 @@ pub(super) struct Directory {
     pub(super) tenant_id: String,
     /// Business hours are local to the tenant; this is its offset from UTC in minutes.
     pub(super) utc_offset_minutes: i64,
-    pub(super) people: Vec<Person>,
+    partner_tenants: [String; 2],
+    administrative_units: Vec<String>,
+    acs_resource_id: String,
+    people: Vec<Person>,
     pub(super) members: Vec<usize>,
     pub(super) rooms: Vec<usize>,
     pub(super) guests: Vec<usize>,
@@ -115,6 +128,112 @@ impl Directory {
 
     pub(super) fn person(&self, index: usize) -> &Person {
         &self.people[index]
+    }
+
+    fn tenant_id(&self, tenant: Tenant) -> Option<&str> {
+        match tenant {
+            Tenant::Home => Some(&self.tenant_id),
+            Tenant::Partner(index) => Some(&self.partner_tenants[index]),
+            Tenant::None => None,
+        }
+    }
+
+    /// The communicationsIdentitySet of `participants_v2` and `organizer_v2`. Tenant users
+    /// carry the graph-namespace userIdentity type, as in Graph's participants_v2 example.
+    pub(super) fn identity(&self, index: usize) -> Value {
+        let person = self.person(index);
+        let mut inner = Obj::with_capacity(5);
+        let key = match person.kind {
+            Kind::Member | Kind::Room => {
+                inner.put("@odata.type", vocab::GRAPH_USER_IDENTITY);
+                "user"
+            }
+            Kind::Guest => "guest",
+            Kind::Acs => "azureCommunicationServicesUser",
+            Kind::Phone => "phone",
+        };
+        inner.put("id", person.id.as_str());
+        // Phones always carry displayName, null when the carrier sent no caller-ID name.
+        match (&person.display_name, person.kind) {
+            (Some(name), _) => inner.put("displayName", name.as_str()),
+            (None, Kind::Phone) => inner.put("displayName", Value::Null),
+            (None, _) => {}
+        }
+        inner.put_some("tenantId", self.tenant_id(person.tenant));
+        inner.put_some("userPrincipalName", person.user_principal_name.as_deref());
+        let mut identity = Obj::with_capacity(1);
+        identity.put(key, inner.into_value());
+        identity.into_value()
+    }
+
+    /// The deprecated graph.identitySet shape of `organizer`, `participants` and endpoint
+    /// `identity`; tenant users look as in Graph's 2020 examples (id, displayName, tenantId).
+    pub(super) fn legacy_identity(&self, index: usize) -> Value {
+        let person = self.person(index);
+        if !matches!(person.kind, Kind::Member | Kind::Room) {
+            return self.identity(index);
+        }
+        let mut user = Obj::with_capacity(3);
+        user.put("id", person.id.as_str());
+        user.put_some("displayName", person.display_name.as_deref());
+        user.put_some("tenantId", self.tenant_id(person.tenant));
+        let mut identity = Obj::with_capacity(1);
+        identity.put("user", user.into_value());
+        identity.into_value()
+    }
+
+    pub(super) fn administrative_units(&self, index: usize) -> Value {
+        match self.person(index).administrative_unit {
+            Some(unit) => json!([{ "id": self.administrative_units[unit] }]),
+            None => json!([]),
+        }
+    }
+
+    /// A participantEndpoint for one of the person's devices; `with_identity` adds the
+    /// deprecated `identity` that older records still carry.
+    pub(super) fn client_endpoint(
+        &self,
+        index: usize,
+        device: usize,
+        with_identity: bool,
+    ) -> Value {
+        let person = self.person(index);
+        let device = &person.devices[device];
+        let mut user_agent = Obj::with_capacity(7);
+        user_agent.put("@odata.type", vocab::CLIENT_USER_AGENT);
+        user_agent.put("headerValue", device.header_value.as_str());
+        user_agent.put("applicationVersion", device.application_version.as_str());
+        user_agent.put_some("azureADAppId", device.azure_ad_app_id);
+        if person.kind == Kind::Acs {
+            user_agent.put("communicationServiceId", self.acs_resource_id.as_str());
+        }
+        user_agent.put("platform", device.platform);
+        user_agent.put("productFamily", device.product_family);
+
+        // associatedIdentity is a graph.identity; tenant users are the callRecords userIdentity.
+        let mut associated = Obj::with_capacity(5);
+        if matches!(person.kind, Kind::Member | Kind::Room) {
+            associated.put("@odata.type", vocab::CALL_RECORDS_USER_IDENTITY);
+        }
+        associated.put("id", person.id.as_str());
+        associated.put_some("displayName", person.display_name.as_deref());
+        associated.put_some("tenantId", self.tenant_id(person.tenant));
+        associated.put_some("userPrincipalName", person.user_principal_name.as_deref());
+
+        let mut endpoint = Obj::with_capacity(8);
+        endpoint.put("@odata.type", vocab::PARTICIPANT_ENDPOINT);
+        endpoint.put("userAgent", user_agent.into_value());
+        endpoint.put("associatedIdentity", associated.into_value());
+        if let Some((cpu_name, cores, mhz)) = device.cpu {
+            endpoint.put("cpuCoresCount", cores);
+            endpoint.put("cpuName", cpu_name);
+            endpoint.put("cpuProcessorSpeedInMhz", mhz);
+        }
+        endpoint.put_some("name", device.name.as_deref());
+        if with_identity {
+            endpoint.put("identity", self.legacy_identity(index));
+        }
+        endpoint.into_value()
     }
 }
 
@@ -141,18 +260,15 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let n_members = n_users - n_rooms;
     let mut builder = Builder {
         rng,
-        tenant_id: &tenant_id,
         people: Vec::new(),
         upns: Vec::new(),
     };
 
     let members: Vec<usize> = (0..n_members)
-        .map(|_| builder.member(&administrative_units))
+        .map(|_| builder.member(administrative_units.len()))
         .collect();
     let rooms: Vec<usize> = (0..n_rooms).map(|number| builder.room(number)).collect();
-    let guests: Vec<usize> = (0..(n_users / 8).max(5))
-        .map(|_| builder.guest(&partner_tenants))
-        .collect();
+    let guests: Vec<usize> = (0..(n_users / 8).max(5)).map(|_| builder.guest()).collect();
     let acs_users: Vec<usize> = (0..(n_users / 40).max(4))
         .map(|_| builder.acs_user(&acs_resource_id))
         .collect();
@@ -164,6 +280,7 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let series = (0..(n_members / 4).max(5))
         .map(|_| build_series(rng, &tenant_id, &members, &people))
         .collect();
+    // In declaration order: `Directory::service_endpoint` indexes by discriminant.
     let services = vec![
         service_endpoint(Service::AudioVideoMcu),
         service_endpoint(Service::MediaController),
@@ -174,6 +291,9 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     Directory {
         tenant_id,
         utc_offset_minutes,
+        partner_tenants,
+        administrative_units,
+        acs_resource_id,
         people,
         members,
         rooms,
@@ -187,7 +307,6 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
 
 struct Builder<'a> {
     rng: &'a mut Rng,
-    tenant_id: &'a str,
     people: Vec<Person>,
     /// UPNs handed out so far; a linear scan is fine at directory sizes and avoids hash order.
     upns: Vec<String>,
@@ -214,21 +333,14 @@ impl Builder<'_> {
         candidate
     }
 
-    fn member(&mut self, administrative_units: &[String]) -> usize {
+    fn member(&mut self, n_administrative_units: usize) -> usize {
         let first = *pick(self.rng, vocab::FIRST_NAMES);
         let last = *pick(self.rng, vocab::LAST_NAMES);
         let id = sample::guid(self.rng);
-        let display_name = format!("{first} {last}");
         let upn = self.unique_upn(&format!("{}.{}", first.to_lowercase(), last.to_lowercase()));
         let site = sample::index(self.rng, vocab::SITES.len());
-        let administrative_units = if chance(self.rng, 0.7) {
-            json!([{ "id": pick(self.rng, administrative_units) }])
-        } else {
-            json!([])
-        };
-        let (identity, legacy_identity, associated) =
-            user_identities(&id, &display_name, self.tenant_id, &upn);
-
+        let administrative_unit =
+            chance(self.rng, 0.7).then(|| sample::index(self.rng, n_administrative_units));
         let platform = *weighted(
             self.rng,
             &[
@@ -250,31 +362,20 @@ impl Builder<'_> {
             }
             _ => "teams",
         };
-        let mut devices = vec![self.client_device(
-            platform,
-            product_family,
-            first,
-            &associated,
-            &legacy_identity,
-        )];
+        let mut devices = vec![self.client_device(platform, product_family, first)];
         if matches!(platform, "windows" | "macOS") && chance(self.rng, 0.4) {
             let phone_platform = *weighted(self.rng, &[("iOS", 55), ("android", 45)]);
-            devices.push(self.client_device(
-                phone_platform,
-                "teams",
-                first,
-                &associated,
-                &legacy_identity,
-            ));
+            devices.push(self.client_device(phone_platform, "teams", first));
         }
         let home_network = *pick(self.rng, &[0u8, 1, 1, 86, 178]);
         let home_public_ip = self.public_ip();
         self.push(Person {
             kind: Kind::Member,
             id,
-            identity,
-            legacy_identity,
-            administrative_units,
+            display_name: Some(format!("{first} {last}")),
+            user_principal_name: Some(upn),
+            tenant: Tenant::Home,
+            administrative_unit,
             devices,
             site,
             home_network,
@@ -287,24 +388,21 @@ impl Builder<'_> {
         let city = vocab::SITES[site].0;
         let floor = sample::between(self.rng, 1, 9);
         let room_number = number + 1;
-        let display_name = format!("Conference Room {city} {floor}.{room_number}");
         let upn = self.unique_upn(&format!(
             "room-{}-{floor}{room_number}",
             city.to_lowercase()
         ));
         let id = sample::guid(self.rng);
-        let (identity, legacy_identity, associated) =
-            user_identities(&id, &display_name, self.tenant_id, &upn);
         let platform = *weighted(self.rng, &[("roomSystem", 85), ("surfaceHub", 15)]);
-        let devices =
-            vec![self.client_device(platform, "teams", city, &associated, &legacy_identity)];
+        let devices = vec![self.client_device(platform, "teams", city)];
         let home_public_ip = self.public_ip();
         self.push(Person {
             kind: Kind::Room,
             id,
-            identity,
-            legacy_identity,
-            administrative_units: json!([]),
+            display_name: Some(format!("Conference Room {city} {floor}.{room_number}")),
+            user_principal_name: Some(upn),
+            tenant: Tenant::Home,
+            administrative_unit: None,
             devices,
             site,
             home_network: 0,
@@ -312,32 +410,30 @@ impl Builder<'_> {
         })
     }
 
-    fn guest(&mut self, partner_tenants: &[String; 2]) -> usize {
+    fn guest(&mut self) -> usize {
         let first = *pick(self.rng, vocab::FIRST_NAMES);
         let last = *pick(self.rng, vocab::LAST_NAMES);
         let id = sample::guid(self.rng);
         // B2B guests carry their home tenant and Teams' "(Guest)" suffix; anonymous joiners
         // carry whatever name they typed and no tenant.
-        let b2b = chance(self.rng, 0.6);
-        let mut guest = Obj::new();
-        guest.put("id", id.as_str());
-        if b2b {
-            guest.put("displayName", format!("{first} {last} (Guest)"));
-            guest.put("tenantId", pick(self.rng, partner_tenants).as_str());
+        let (display_name, tenant) = if chance(self.rng, 0.6) {
+            (
+                format!("{first} {last} (Guest)"),
+                Tenant::Partner(sample::index(self.rng, 2)),
+            )
         } else {
-            guest.put("displayName", format!("{first} {last}"));
-        }
-        let associated = guest.into_value();
-        let identity = json!({ "guest": associated.clone() });
+            (format!("{first} {last}"), Tenant::None)
+        };
         let platform = *weighted(self.rng, &[("web", 55), ("windows", 35), ("macOS", 10)]);
-        let devices = vec![self.client_device(platform, "teams", first, &associated, &identity)];
+        let devices = vec![self.client_device(platform, "teams", first)];
         let home_public_ip = self.public_ip();
         self.push(Person {
             kind: Kind::Guest,
             id,
-            legacy_identity: identity.clone(),
-            identity,
-            administrative_units: json!([]),
+            display_name: Some(display_name),
+            user_principal_name: None,
+            tenant,
+            administrative_unit: None,
             devices,
             site: 0,
             home_network: 1,
@@ -350,27 +446,17 @@ impl Builder<'_> {
         let last = *pick(self.rng, vocab::LAST_NAMES);
         // ACS identities look like `8:acs:{resource id}_{user guid}`.
         let id = format!("8:acs:{acs_resource_id}_{}", sample::guid(self.rng));
-        let associated = json!({ "id": id, "displayName": format!("{first} {last}") });
-        let identity = json!({ "azureCommunicationServicesUser": associated.clone() });
         let platform = *weighted(self.rng, &[("web", 70), ("iOS", 15), ("android", 15)]);
-        let mut device = self.client_device(
-            platform,
-            "azureCommunicationServices",
-            first,
-            &associated,
-            &identity,
-        );
-        for endpoint in [&mut device.endpoint, &mut device.endpoint_with_identity] {
-            endpoint["userAgent"]["communicationServiceId"] = Value::from(acs_resource_id);
-        }
+        let devices = vec![self.client_device(platform, "azureCommunicationServices", first)];
         let home_public_ip = self.public_ip();
         self.push(Person {
             kind: Kind::Acs,
             id,
-            legacy_identity: identity.clone(),
-            identity,
-            administrative_units: json!([]),
-            devices: vec![device],
+            display_name: Some(format!("{first} {last}")),
+            user_principal_name: None,
+            tenant: Tenant::None,
+            administrative_unit: None,
+            devices,
             site: 0,
             home_network: 1,
             home_public_ip,
@@ -385,22 +471,20 @@ impl Builder<'_> {
             _ => format!("+61491570{:03}", sample::between(self.rng, 0, 999)),
         };
         // Caller-ID names come through for some carriers only.
-        let display_name = if chance(self.rng, 0.3) {
-            Value::from(format!(
+        let display_name = chance(self.rng, 0.3).then(|| {
+            format!(
                 "{} {}",
                 pick(self.rng, vocab::FIRST_NAMES),
                 pick(self.rng, vocab::LAST_NAMES)
-            ))
-        } else {
-            Value::Null
-        };
-        let identity = json!({ "phone": { "id": number, "displayName": display_name } });
+            )
+        });
         self.push(Person {
             kind: Kind::Phone,
             id: number,
-            legacy_identity: identity.clone(),
-            identity,
-            administrative_units: json!([]),
+            display_name,
+            user_principal_name: None,
+            tenant: Tenant::None,
+            administrative_unit: None,
             devices: Vec::new(),
             site: 0,
             home_network: 1,
@@ -423,24 +507,12 @@ impl Builder<'_> {
         platform: &'static str,
         product_family: &'static str,
         first_name: &str,
-        associated_identity: &Value,
-        legacy_identity: &Value,
     ) -> Device {
         let rng = &mut *self.rng;
         let version = *pick(rng, vocab::TEAMS_VERSIONS);
-        let legacy_client = matches!(product_family, "skypeForBusiness" | "lync");
-        let (header_value, application_version, app_id) =
+        let (header_value, application_version, azure_ad_app_id) =
             user_agent_strings(rng, platform, product_family, version);
-
-        let mut user_agent = Obj::new();
-        user_agent.put("@odata.type", vocab::CLIENT_USER_AGENT);
-        user_agent.put("headerValue", header_value);
-        user_agent.put("applicationVersion", application_version);
-        user_agent.put_some("azureADAppId", app_id);
-        user_agent.put("platform", platform);
-        user_agent.put("productFamily", product_family);
-
-        let (name, cpu): (Option<String>, Option<(&str, i64, i64)>) = match platform {
+        let (name, cpu): (Option<String>, Option<(&'static str, i64, i64)>) = match platform {
             "windows" => {
                 let name = if chance(rng, 0.6) {
                     format!("CONTOSO-LT-{}", sample::between(rng, 1000, 9999))
@@ -467,21 +539,6 @@ impl Builder<'_> {
             // Browsers don't expose the machine.
             _ => (None, None),
         };
-
-        let mut endpoint = Obj::new();
-        endpoint.put("@odata.type", vocab::PARTICIPANT_ENDPOINT);
-        endpoint.put("userAgent", user_agent.into_value());
-        endpoint.put("associatedIdentity", associated_identity.clone());
-        if let Some((cpu_name, cores, mhz)) = cpu {
-            endpoint.put("cpuCoresCount", cores);
-            endpoint.put("cpuName", cpu_name);
-            endpoint.put("cpuProcessorSpeedInMhz", mhz);
-        }
-        endpoint.put_some("name", name);
-        let endpoint = endpoint.into_value();
-        let mut endpoint_with_identity = endpoint.clone();
-        endpoint_with_identity["identity"] = legacy_identity.clone();
-
         let audio = *match platform {
             "windows" | "web" => pick(rng, vocab::WINDOWS_AUDIO),
             "macOS" => pick(rng, vocab::MAC_AUDIO),
@@ -519,43 +576,19 @@ impl Builder<'_> {
         };
         Device {
             platform,
-            legacy_client,
+            product_family,
+            header_value,
+            application_version,
+            azure_ad_app_id,
+            name,
+            cpu,
+            legacy_client: matches!(product_family, "skypeForBusiness" | "lync"),
             audio,
             on_battery,
             connections,
             wifi_adapter,
-            endpoint,
-            endpoint_with_identity,
         }
     }
-}
-
-/// The three shapes of a tenant user's identity: communicationsIdentitySet (with the
-/// graph-namespace userIdentity Graph's examples use), the deprecated identitySet as in
-/// Graph's 2020 examples, and `associatedIdentity` typed as the callRecords userIdentity.
-fn user_identities(
-    id: &str,
-    display_name: &str,
-    tenant_id: &str,
-    upn: &str,
-) -> (Value, Value, Value) {
-    let identity = json!({ "user": {
-        "@odata.type": vocab::GRAPH_USER_IDENTITY,
-        "id": id,
-        "displayName": display_name,
-        "tenantId": tenant_id,
-        "userPrincipalName": upn,
-    } });
-    let legacy =
-        json!({ "user": { "id": id, "displayName": display_name, "tenantId": tenant_id } });
-    let associated = json!({
-        "@odata.type": vocab::CALL_RECORDS_USER_IDENTITY,
-        "id": id,
-        "displayName": display_name,
-        "tenantId": tenant_id,
-        "userPrincipalName": upn,
-    });
-    (identity, legacy, associated)
 }
 
 /// Header value, application version and Entra app id a client of this kind reports.
@@ -697,7 +730,7 @@ fn service_endpoint(service: Service) -> Value {
 
 fn build_series(rng: &mut Rng, tenant_id: &str, members: &[usize], people: &[Person]) -> Series {
     let organizer = *pick(rng, members);
-    let n_attendees = sample::between(rng, 2, 12) as usize;
+    let n_attendees = sample::between(rng, 2, 8) as usize;
     let mut attendees: Vec<usize> = Vec::with_capacity(n_attendees);
     for _ in 0..n_attendees * 2 {
         let candidate = *pick(rng, members);

@@ -2,9 +2,9 @@
 //!
 //! Quality is decided once per session, from each leg's connection (mobile and Wi-Fi go bad
 //! more often than wired), and every stream of the session follows it, so a dashboard sees
-//! the poor sessions as a consistent 15 % or so rather than noise. Metric ranges follow the
-//! brief: good streams have 2–20 ms jitter, 0–1 % loss and 20–120 ms round trips; poor ones
-//! 30–120 ms, 3–15 % and 300–900 ms.
+//! the poor sessions as a consistent 15 % or so rather than noise. Good streams have 2–20 ms
+//! jitter, 0–1 % loss and 20–120 ms round trips; poor ones 30–120 ms, 3–15 % and 300–900 ms,
+//! with degraded audio, concealment, frame rates and freezes to match.
 
 use serde_json::{json, Map, Value};
 
@@ -79,59 +79,23 @@ impl<'a> SessionMedia<'a> {
         let legacy = [&caller, &callee]
             .iter()
             .any(|leg| matches!(leg.side, Side::Client { device, .. } if device.legacy_client));
-        let audio_codec = *if sip {
-            weighted(
-                rng,
-                &[
-                    ("pcmu", 35),
-                    ("pcma", 20),
-                    ("g722", 20),
-                    ("silkWide", 10),
-                    ("opus", 15),
-                ],
-            )
-        } else if legacy {
-            weighted(
-                rng,
-                &[
-                    ("rtAudio16", 35),
-                    ("siren", 20),
-                    ("g722", 25),
-                    ("silkWide", 15),
-                    ("g7221", 5),
-                ],
-            )
-        } else {
-            weighted(
-                rng,
-                &[
-                    ("satin", 35),
-                    ("opus", 30),
-                    ("silk", 12),
-                    ("silkWide", 6),
-                    ("satinFullband", 6),
-                    ("g722", 6),
-                    ("rtAudio16", 3),
-                    ("silkNarrow", 2),
-                ],
-            )
-        };
-        let video_codec = *if legacy {
-            weighted(rng, &[("h264uc", 50), ("rtvc1", 30), ("xrtvc1", 20)])
-        } else {
-            weighted(
-                rng,
-                &[
-                    ("h264", 55),
-                    ("av1", 20),
-                    ("h264s", 15),
-                    ("h264uc", 5),
-                    ("h265", 3),
-                    ("rtVideo", 2),
-                ],
-            )
-        };
-        let screen_codec = *weighted(rng, &[("h264", 70), ("rtvc1", 15), ("av1", 15)]);
+        let audio_codec = *weighted(
+            rng,
+            match (sip, legacy) {
+                (true, _) => vocab::PSTN_AUDIO_CODECS,
+                (false, true) => vocab::LEGACY_AUDIO_CODECS,
+                (false, false) => vocab::TEAMS_AUDIO_CODECS,
+            },
+        );
+        let video_codec = *weighted(
+            rng,
+            if legacy {
+                vocab::LEGACY_VIDEO_CODECS
+            } else {
+                vocab::TEAMS_VIDEO_CODECS
+            },
+        );
+        let screen_codec = *weighted(rng, vocab::SCREEN_SHARING_CODECS);
         let poor = caller.poor || callee.poor;
         SessionMedia {
             caller,
@@ -162,7 +126,7 @@ impl<'a> SessionMedia<'a> {
         let media: Vec<Value> = labels
             .iter()
             .map(|&label| {
-                let mut media = Obj::new();
+                let mut media = Obj::with_capacity(6);
                 media.put("label", label.wire_name());
                 media.put("callerNetwork", self.caller.network_for(rng, label));
                 media.put("calleeNetwork", self.callee.network_for(rng, label));
@@ -203,12 +167,12 @@ impl<'a> SessionMedia<'a> {
         precision: Precision,
     ) -> Value {
         let network = NetworkSample::draw(rng, self.poor);
-        let mut stream = Obj::new();
+        let mut stream = Obj::with_capacity(20);
         stream.put("streamId", sample::u32_string(rng));
         stream.put("streamDirection", direction);
         stream.put("audioCodec", self.audio_codec);
         let degradation = if self.poor {
-            Value::from(round(uniform(rng, 1.0, 3.2), 6))
+            single(round(uniform(rng, 1.0, 3.2), 6))
         } else if chance(rng, 0.5) {
             // Graph leaves it null when there was nothing to measure, as in its example.
             Value::Null
@@ -256,7 +220,7 @@ impl<'a> SessionMedia<'a> {
     fn video_stream(&self, rng: &mut Rng, direction: &str, seconds: f64, label: Label) -> Value {
         let network = NetworkSample::draw(rng, self.poor);
         let screen = label == Label::ScreenSharing;
-        let mut stream = Obj::new();
+        let mut stream = Obj::with_capacity(21);
         stream.put("streamId", sample::u32_string(rng));
         stream.put("streamDirection", direction);
         stream.put(
@@ -515,11 +479,14 @@ fn client_network(
         }
     };
 
-    let mut network = Obj::new();
+    let gateway = format!("{}1", subnet.trim_end_matches('0'));
+    let mut network = Obj::with_capacity(26);
     network.put("ipAddress", ip_address);
     network.put("subnet", subnet);
     network.put("linkSpeed", link_speed);
     network.put("connectionType", connection.wire_name());
+    // Set per media line by `network_for`; reserved here so it sits next to the address.
+    network.put("port", 0);
     network.put_some("reflexiveIPAddress", reflexive);
     if chance(rng, 0.85) {
         network.put("relayIPAddress", relay_ip(rng));
@@ -551,8 +518,8 @@ fn client_network(
         network.put("wifiBand", "unknown");
         network.put("wifiRadioType", "unknown");
     }
-    let hops = if chance(rng, 0.25) {
-        trace_route(rng, poor)
+    let hops = if chance(rng, 0.1) {
+        trace_route(rng, &gateway, poor)
     } else {
         Vec::new()
     };
@@ -639,9 +606,10 @@ fn relay_ip(rng: &mut Rng) -> String {
 }
 
 fn service_network(rng: &mut Rng) -> Map<String, Value> {
-    let mut network = Map::new();
+    let mut network = Map::with_capacity(7);
     network.insert("ipAddress".to_owned(), Value::from(relay_ip(rng)));
     network.insert("connectionType".to_owned(), Value::from("wired"));
+    network.insert("port".to_owned(), Value::from(0));
     network.insert("networkTransportProtocol".to_owned(), Value::from("udp"));
     network.insert("wifiBand".to_owned(), Value::from("unknown"));
     network.insert("wifiRadioType".to_owned(), Value::from("unknown"));
@@ -649,7 +617,7 @@ fn service_network(rng: &mut Rng) -> Map<String, Value> {
     network
 }
 
-fn trace_route(rng: &mut Rng, poor: bool) -> Vec<Value> {
+fn trace_route(rng: &mut Rng, gateway: &str, poor: bool) -> Vec<Value> {
     let n_hops = sample::between(rng, 3, 7);
     let final_rtt = if poor {
         uniform(rng, 150.0, 600.0)
@@ -659,7 +627,7 @@ fn trace_route(rng: &mut Rng, poor: bool) -> Vec<Value> {
     (1..=n_hops)
         .map(|hop| {
             let ip_address = if hop == 1 {
-                "192.168.1.1".to_owned()
+                gateway.to_owned()
             } else if hop == n_hops {
                 relay_ip(rng)
             } else {
@@ -679,14 +647,14 @@ fn trace_route(rng: &mut Rng, poor: bool) -> Vec<Value> {
 
 fn device_info(rng: &mut Rng, device: &Device, poor: bool) -> Value {
     let (capture_name, capture_driver, render_name, render_driver) = device.audio;
-    let rare = |rng: &mut Rng, probability: f64, low: f64, high: f64| {
+    // Graph leaves event ratios out when nothing happened (see its example), so only the
+    // occasional non-zero ratio is written.
+    let rare = |rng: &mut Rng, info: &mut Obj, key: &str, probability: f64, low: f64, high: f64| {
         if chance(rng, probability) {
-            single(round(uniform(rng, low, high), 3))
-        } else {
-            single(0.0)
+            info.put(key, single(round(uniform(rng, low, high), 3)));
         }
     };
-    let mut info = Obj::new();
+    let mut info = Obj::with_capacity(20);
     info.put("captureDeviceName", capture_name);
     info.put_some("captureDeviceDriver", capture_driver);
     info.put("renderDeviceName", render_name);
@@ -708,32 +676,60 @@ fn device_info(rng: &mut Rng, device: &Device, poor: bool) -> Value {
         "speakerGlitchRate",
         single(round(uniform(rng, 0.0, 300.0) * glitch_scale, 0)),
     );
-    info.put(
+    rare(
+        rng,
+        &mut info,
         "captureNotFunctioningEventRatio",
-        rare(rng, 0.005, 0.5, 1.0),
+        0.005,
+        0.5,
+        1.0,
     );
-    info.put("renderNotFunctioningEventRatio", rare(rng, 0.005, 0.5, 1.0));
-    info.put(
+    rare(
+        rng,
+        &mut info,
+        "renderNotFunctioningEventRatio",
+        0.005,
+        0.5,
+        1.0,
+    );
+    rare(
+        rng,
+        &mut info,
         "cpuInsufficentEventRatio",
-        rare(rng, if poor { 0.2 } else { 0.03 }, 0.01, 0.3),
+        if poor { 0.2 } else { 0.03 },
+        0.01,
+        0.3,
     );
-    info.put("deviceClippingEventRatio", rare(rng, 0.05, 0.01, 0.2));
-    info.put(
+    rare(rng, &mut info, "deviceClippingEventRatio", 0.05, 0.01, 0.2);
+    rare(
+        rng,
+        &mut info,
         "deviceGlitchEventRatio",
-        rare(rng, if poor { 0.3 } else { 0.05 }, 0.01, 0.2),
+        if poor { 0.3 } else { 0.05 },
+        0.01,
+        0.2,
     );
-    info.put("lowSpeechLevelEventRatio", rare(rng, 0.08, 0.01, 0.4));
-    info.put("lowSpeechToNoiseEventRatio", rare(rng, 0.08, 0.01, 0.3));
-    info.put("renderMuteEventRatio", rare(rng, 0.03, 0.05, 1.0));
-    info.put("renderZeroVolumeEventRatio", rare(rng, 0.02, 0.05, 1.0));
-    info.put(
-        "howlingEventCount",
-        if chance(rng, 0.01) {
-            sample::between(rng, 1, 3)
-        } else {
-            0
-        },
+    rare(rng, &mut info, "lowSpeechLevelEventRatio", 0.08, 0.01, 0.4);
+    rare(
+        rng,
+        &mut info,
+        "lowSpeechToNoiseEventRatio",
+        0.08,
+        0.01,
+        0.3,
     );
+    rare(rng, &mut info, "renderMuteEventRatio", 0.03, 0.05, 1.0);
+    rare(
+        rng,
+        &mut info,
+        "renderZeroVolumeEventRatio",
+        0.02,
+        0.05,
+        1.0,
+    );
+    if chance(rng, 0.01) {
+        info.put("howlingEventCount", sample::between(rng, 1, 3));
+    }
     info.into_value()
 }
 

@@ -84,22 +84,26 @@ pub(super) fn u32_string(rng: &mut Rng) -> String {
 
 /// A MAC address in the dashed upper-case form Windows reports.
 pub(super) fn mac_address(rng: &mut Rng) -> String {
-    let bytes: [u8; 6] = rng.gen();
-    let mut out = String::with_capacity(17);
-    for (position, byte) in bytes.iter().enumerate() {
-        if position > 0 {
-            out.push('-');
-        }
-        // Clear the multicast bit so the address could belong to a real adapter.
-        let byte = if position == 0 { byte & 0xFC } else { *byte };
-        out.push_str(&format!("{byte:02X}"));
-    }
-    out
+    let mut bytes: [u8; 6] = rng.gen();
+    // Clear the multicast bit so the address could belong to a real adapter.
+    bytes[0] &= 0xFC;
+    hex_bytes(&bytes, b"0123456789ABCDEF", '-')
 }
 
 /// A Wi-Fi BSSID in lower-case colon form.
 pub(super) fn bssid(rng: &mut Rng) -> String {
     let bytes: [u8; 6] = rng.gen();
-    let parts: Vec<String> = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    parts.join(":")
+    hex_bytes(&bytes, b"0123456789abcdef", ':')
+}
+
+fn hex_bytes(bytes: &[u8], digits: &[u8; 16], separator: char) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (position, byte) in bytes.iter().enumerate() {
+        if position > 0 {
+            out.push(separator);
+        }
+        out.push(char::from(digits[usize::from(byte >> 4)]));
+        out.push(char::from(digits[usize::from(byte & 0x0F)]));
+    }
+    out
 }

@@ -439,18 +439,31 @@ fn every_record_has_the_required_properties() {
                     other => panic!("unexpected userAgent type {other}"),
                 }
             }
+            let session_modalities: BTreeSet<&str> = session["modalities"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             for segment in segments {
                 str_of(segment, "id");
-                for media in segment
-                    .get("media")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                // Early versions leave media out; when it is there it must match the modalities.
+                let Some(media_lines) = segment.get("media").and_then(Value::as_array) else {
+                    continue;
+                };
+                let mut labels = BTreeSet::new();
+                for media in media_lines {
+                    labels.insert(match str_of(media, "label") {
+                        "main-audio" => "audio",
+                        "main-video" => "video",
+                        "applicationsharing-video" => "screenSharing",
+                        other => panic!("unexpected media label {other}"),
+                    });
                     let streams = media["streams"].as_array().expect("streams");
                     assert_eq!(streams.len(), 2);
                     assert!(media["callerNetwork"]["traceRouteHops"].is_array());
                 }
+                assert_eq!(labels, session_modalities);
             }
         }
     }

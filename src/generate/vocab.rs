@@ -302,6 +302,45 @@ pub(super) const WIFI_ADAPTERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Codecs weighted by how often each kind of session negotiates them: PSTN trunks speak the
+/// G.7xx family, Skype for Business and Lync the older Microsoft codecs, Teams SATIN and Opus.
+pub(super) const PSTN_AUDIO_CODECS: &[(&str, u32)] = &[
+    ("pcmu", 35),
+    ("pcma", 20),
+    ("g722", 20),
+    ("silkWide", 10),
+    ("opus", 15),
+];
+pub(super) const LEGACY_AUDIO_CODECS: &[(&str, u32)] = &[
+    ("rtAudio16", 35),
+    ("siren", 20),
+    ("g722", 25),
+    ("silkWide", 15),
+    ("g7221", 5),
+];
+pub(super) const TEAMS_AUDIO_CODECS: &[(&str, u32)] = &[
+    ("satin", 35),
+    ("opus", 30),
+    ("silk", 12),
+    ("silkWide", 6),
+    ("satinFullband", 6),
+    ("g722", 6),
+    ("rtAudio16", 3),
+    ("silkNarrow", 2),
+];
+pub(super) const LEGACY_VIDEO_CODECS: &[(&str, u32)] =
+    &[("h264uc", 50), ("rtvc1", 30), ("xrtvc1", 20)];
+pub(super) const TEAMS_VIDEO_CODECS: &[(&str, u32)] = &[
+    ("h264", 55),
+    ("av1", 20),
+    ("h264s", 15),
+    ("h264uc", 5),
+    ("h265", 3),
+    ("rtVideo", 2),
+];
+pub(super) const SCREEN_SHARING_CODECS: &[(&str, u32)] =
+    &[("h264", 70), ("rtvc1", 15), ("av1", 15)];
+
 pub(super) const SETUP_FAILURE_REASONS: &[(&str, u32)] = &[
     ("CallSetupTimedOut", 30),
     ("MediaConnectivityFailure", 25),

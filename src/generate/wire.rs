@@ -124,6 +124,11 @@ impl Obj {
         Obj(Map::new())
     }
 
+    /// Sizing the map up front spares the index table's rehashes, a visible cost in profiles.
+    pub(super) fn with_capacity(capacity: usize) -> Obj {
+        Obj(Map::with_capacity(capacity))
+    }
+
     pub(super) fn put(&mut self, key: &str, value: impl Into<Value>) {
         self.0.insert(key.to_owned(), value.into());
     }

@@ -91,7 +91,7 @@ async fn version_rule_replaces_higher_and_ignores_equal_or_lower() {
     let mut stale = record("r1", "2024-01-01T00:00:00Z", 5, &["z"]);
     stale["version"] = json!(1);
 
-    assert_eq!(app.ingest_ok(&[v1.clone()]).await["stored"], 1);
+    assert_eq!(app.ingest_ok(std::slice::from_ref(&v1)).await["stored"], 1);
     assert_eq!(app.ingest_ok(&[v2.clone()]).await["replaced"], 1);
     let replay = app.ingest_ok(&[v2, stale, v1]).await;
     assert_eq!(
