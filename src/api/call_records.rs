@@ -15,7 +15,7 @@ use super::error::{ApiError, Result};
 use super::odata::{self, context_url, keyed, link, page_size, parse_document, project};
 use super::path::{self, Resource};
 use super::AppState;
-use crate::model::{DateTimeOffset, CSDL};
+use crate::model::{DateTimeOffset, LogKind, CSDL};
 use crate::query::{
     self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions,
     SkipToken,
@@ -42,6 +42,12 @@ pub async fn dispatch(
 ) -> Result<Response> {
     let raw_path = uri.path().strip_prefix("/v1.0/").unwrap_or_default();
     let resource = path::parse(raw_path)?;
+    // getSmsLog exists only in Graph beta (spec §8).
+    if let Resource::Function(LogKind::SmsLog, _) = resource {
+        return Err(ApiError::unknown_segment(
+            raw_path.rsplit('/').next().unwrap_or_default(),
+        ));
+    }
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::method_not_allowed("GET"));
     }
@@ -71,7 +77,34 @@ pub async fn dispatch(
             graph.get_participant(&id, &participant_id).await
         }
         Resource::Organizer(id) => graph.get_organizer(&id).await,
+        Resource::Function(kind, range) => graph.call_log_function(kind, &range).await,
     }
+}
+
+/// Requests under `/beta/`: only what Graph has in beta and not in v1.0, `getSmsLog` (spec §8).
+pub async fn dispatch_beta(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response> {
+    let raw_path = uri.path().strip_prefix("/beta/").unwrap_or_default();
+    let resource = path::parse(raw_path)?;
+    let Resource::Function(LogKind::SmsLog, range) = resource else {
+        return Err(ApiError::bad_request(
+            "Only communications/callRecords/getSmsLog(fromDateTime=…,toDateTime=…) is served under /beta; use /v1.0 for everything else.",
+        ));
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let graph = Graph {
+        options: query::parse_query_string(uri.query().unwrap_or_default())?,
+        state,
+        ctx,
+        tenant: TenantId::default_tenant(),
+    };
+    graph.call_log_function(LogKind::SmsLog, &range).await
 }
 
 fn metadata() -> Response {
@@ -90,15 +123,15 @@ enum Child {
 }
 
 /// One Graph request in progress: who asks, with which preferences and options.
-struct Graph {
-    state: AppState,
-    ctx: RequestContext,
-    options: RawQueryOptions,
-    tenant: TenantId,
+pub(super) struct Graph {
+    pub(super) state: AppState,
+    pub(super) ctx: RequestContext,
+    pub(super) options: RawQueryOptions,
+    pub(super) tenant: TenantId,
 }
 
 /// The options of a collection request that a skip token is bound to, as one string.
-fn fingerprint(collection: &str, parts: &[Option<&str>]) -> String {
+pub(super) fn fingerprint(collection: &str, parts: &[Option<&str>]) -> String {
     let mut res = collection.to_owned();
     for part in parts {
         res.push('|');
@@ -144,7 +177,7 @@ fn with_annotation_before(
     res
 }
 
-fn invalid_skiptoken() -> ApiError {
+pub(super) fn invalid_skiptoken() -> ApiError {
     ApiError::bad_request("Invalid skip token.").with_target("$skiptoken")
 }
 
@@ -182,7 +215,7 @@ impl Graph {
         Ok(items)
     }
 
-    fn parse_top(&self) -> Result<Option<u64>> {
+    pub(super) fn parse_top(&self) -> Result<Option<u64>> {
         Ok(self
             .options
             .top
@@ -191,7 +224,7 @@ impl Graph {
             .transpose()?)
     }
 
-    fn parse_count(&self) -> Result<bool> {
+    pub(super) fn parse_count(&self) -> Result<bool> {
         Ok(self
             .options
             .count
@@ -201,7 +234,7 @@ impl Graph {
             .unwrap_or(false))
     }
 
-    fn decode_skiptoken(&self, fingerprint: &str) -> Result<Option<SkipToken>> {
+    pub(super) fn decode_skiptoken(&self, fingerprint: &str) -> Result<Option<SkipToken>> {
         Ok(self
             .options
             .skiptoken

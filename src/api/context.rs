@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub prefer: Preferences,
     /// `https://host` with no trailing slash; links append `/v1.0/...`.
     pub base_url: String,
+    /// `v1.0`, or `beta` for the few beta-only functions we serve.
+    pub version: &'static str,
 }
 
 impl FromRequestParts<AppState> for RequestContext {
@@ -78,6 +80,15 @@ impl FromRequestParts<AppState> for RequestContext {
                 format!("http://{host}")
             }
         };
-        Ok(Self { prefer, base_url })
+        let version = if parts.uri.path().starts_with("/beta/") {
+            "beta"
+        } else {
+            "v1.0"
+        };
+        Ok(Self {
+            prefer,
+            base_url,
+            version,
+        })
     }
 }

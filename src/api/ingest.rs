@@ -1,4 +1,5 @@
-//! `POST /ingest/callRecords` (not part of Graph): one record as `application/json`, or many as
+//! `POST /ingest/callRecords`, `/ingest/pstnCalls`, `/ingest/directRoutingCalls` and
+//! `/ingest/smsLogs` (not part of Graph): one record as `application/json`, or many as
 //! NDJSON (`application/x-ndjson`). The body is read as a stream and committed in batches, so a
 //! large import needs no more memory than a batch; the response is sent only once every accepted
 //! record is durable.
@@ -12,7 +13,8 @@ use futures::StreamExt;
 
 use super::error::{ApiError, ErrorDetail, Result};
 use super::AppState;
-use crate::ingest::{BatchIngest, IngestReport};
+use crate::ingest::{BatchIngest, IngestKind, IngestReport};
+use crate::model::LogKind;
 use crate::store::TenantId;
 
 /// The largest single record we accept: far above any real record (a 150-session meeting with
@@ -47,13 +49,52 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind> {
 }
 
 pub async fn ingest_call_records(
-    State(state): State<AppState>,
+    state: State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    ingest(state, headers, body, IngestKind::CallRecords).await
+}
+
+pub async fn ingest_pstn_calls(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(state, headers, body, IngestKind::Log(LogKind::PstnCall)).await
+}
+
+pub async fn ingest_direct_routing_calls(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(
+        state,
+        headers,
+        body,
+        IngestKind::Log(LogKind::DirectRoutingCall),
+    )
+    .await
+}
+
+pub async fn ingest_sms_logs(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(state, headers, body, IngestKind::Log(LogKind::SmsLog)).await
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+    ingest_kind: IngestKind,
+) -> Result<Response> {
     let kind = body_kind(&headers)?;
     let tenant = TenantId::default_tenant();
-    let mut batch = BatchIngest::new(state.store.as_ref(), &tenant);
+    let mut batch = BatchIngest::of_kind(state.store.as_ref(), &tenant, ingest_kind);
     let mut stream = body.into_data_stream();
     let mut line_buffer: Vec<u8> = Vec::new();
     let mut line_number: u64 = 1;

@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod odata;
 mod path;
+mod usage_logs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,11 +68,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1.0", any(call_records::graph_root))
         .route("/v1.0/", any(call_records::graph_root))
         .route("/v1.0/{*path}", any(call_records::dispatch))
+        .route("/beta/{*path}", any(call_records::dispatch_beta))
         .route("/healthz", get(health::healthz))
-        .route(
-            "/ingest/callRecords",
-            post(ingest::ingest_call_records).layer(DefaultBodyLimit::max(max_ingest_bytes)),
-        )
+        .route("/ingest/callRecords", post(ingest::ingest_call_records))
+        .route("/ingest/pstnCalls", post(ingest::ingest_pstn_calls))
+        .route("/ingest/directRoutingCalls", post(ingest::ingest_direct_routing_calls))
+        .route("/ingest/smsLogs", post(ingest::ingest_sms_logs))
+        .layer(DefaultBodyLimit::max(max_ingest_bytes))
         .fallback(not_found)
         .with_state(state)
         .layer(CatchPanicLayer::new())

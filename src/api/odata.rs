@@ -45,14 +45,14 @@ pub fn keyed(name: &str, key: &str) -> String {
     )
 }
 
-/// `{base}/v1.0/$metadata#{fragment}`.
+/// `{base}/{version}/$metadata#{fragment}`.
 pub fn context_url(ctx: &RequestContext, fragment: &str) -> String {
-    format!("{}/v1.0/$metadata#{fragment}", ctx.base_url)
+    format!("{}/{}/$metadata#{fragment}", ctx.base_url, ctx.version)
 }
 
-/// An absolute link to `path` (relative to `/v1.0/`) with the given query options.
+/// An absolute link to `path` (relative to `/v1.0/` or `/beta/`) with the given query options.
 pub fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> String {
-    let mut url = format!("{}/v1.0/{path}", ctx.base_url);
+    let mut url = format!("{}/{}/{path}", ctx.base_url, ctx.version);
     for (i, (name, value)) in options.iter().enumerate() {
         url.push(if i == 0 { '?' } else { '&' });
         url.push_str(name);

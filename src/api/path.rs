@@ -7,6 +7,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
+use crate::model::{DateTimeOffset, LogKind};
 
 /// A resource of the call records surface (spec §1, rows 1–7 and 10).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,105 @@ pub enum Resource {
     ParticipantsCount(String),
     Participant(String, String),
     Organizer(String),
+    /// `getPstnCalls`, `getDirectRoutingCalls` or (beta) `getSmsLog`, with its parameters.
+    Function(LogKind, FunctionRange),
+}
+
+/// The parameters of a usage-log function: the half-open range `[from, to)` (spec A11), and
+/// the spelling the links we write repeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionRange {
+    pub from: DateTimeOffset,
+    pub to: DateTimeOffset,
+}
+
+/// Graph's limit on a function's range (spec §3.6).
+pub const MAX_FUNCTION_RANGE_DAYS: i64 = 90;
+
+const FUNCTION_NAMESPACE: &str = "microsoft.graph.callrecords.";
+
+fn function_kind(name: &str) -> Option<LogKind> {
+    let lowered = name.to_ascii_lowercase();
+    match lowered.strip_prefix(FUNCTION_NAMESPACE).unwrap_or(&lowered) {
+        "getpstncalls" => Some(LogKind::PstnCall),
+        "getdirectroutingcalls" => Some(LogKind::DirectRoutingCall),
+        "getsmslog" => Some(LogKind::SmsLog),
+        _ => None,
+    }
+}
+
+/// The canonical name of a function, as our links write it.
+pub fn function_name(kind: LogKind) -> &'static str {
+    match kind {
+        LogKind::PstnCall => "getPstnCalls",
+        LogKind::DirectRoutingCall => "getDirectRoutingCalls",
+        LogKind::SmsLog => "getSmsLog",
+    }
+}
+
+fn parameter_error(name: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("The parameter '{name}' {reason}")).with_target(name.to_owned())
+}
+
+/// One parameter value: an unquoted (or quoted) DateTimeOffset, or a date meaning its midnight
+/// in UTC, as the docs write it (`2019-11-01`).
+fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, ApiError> {
+    let text = raw.trim();
+    let text = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or(text);
+    if text.is_empty() {
+        return Err(parameter_error(
+            name,
+            "has no value; give a date such as 2019-11-01 or a time such as 2019-11-01T00:00:00Z.",
+        ));
+    }
+    if text.len() == 10 {
+        if let Ok(value) = DateTimeOffset::parse(&format!("{text}T00:00:00Z")) {
+            return Ok(value);
+        }
+    }
+    // A `+` offset that went through form decoding arrives as a space.
+    let repaired = text.replace(' ', "+");
+    DateTimeOffset::parse(&repaired).map_err(|_| {
+        parameter_error(name, format!("has the value '{text}', which is not a date such as 2019-11-01 or a time such as 2019-11-01T00:00:00Z."))
+    })
+}
+
+/// Parses `fromDateTime=…,toDateTime=…` in either order. msgraph-sdk 1.65.0 sends the two with
+/// no comma between them (a bug in its URI-template library, spec §3.6), so each value runs to
+/// the start of the other parameter's name rather than to a comma.
+pub fn parse_function_range(text: &str) -> Result<FunctionRange, ApiError> {
+    let lowered = text.to_ascii_lowercase();
+    let position = |name: &str| lowered.find(&format!("{}=", name.to_ascii_lowercase()));
+    let from_at =
+        position("fromDateTime").ok_or_else(|| parameter_error("fromDateTime", "is required."))?;
+    let to_at =
+        position("toDateTime").ok_or_else(|| parameter_error("toDateTime", "is required."))?;
+    let value = |start: usize, name_len: usize, other: usize| {
+        let begin = start + name_len + 1;
+        let end = if other > start { other } else { text.len() };
+        text[begin..end].trim_end_matches([',', ' '])
+    };
+    let from_text = value(from_at, "fromDateTime".len(), to_at);
+    let to_text = value(to_at, "toDateTime".len(), from_at);
+    let from = parse_parameter("fromDateTime", from_text)?;
+    let to = parse_parameter("toDateTime", to_text)?;
+    if to < from {
+        return Err(parameter_error(
+            "toDateTime",
+            format!("({to}) must not be before fromDateTime ({from})."),
+        ));
+    }
+    let ninety_days = MAX_FUNCTION_RANGE_DAYS * 86_400 * 10_000_000;
+    if to.unix_ticks() - from.unix_ticks() > ninety_days {
+        return Err(ApiError::bad_request(format!(
+            "The date range cannot exceed {MAX_FUNCTION_RANGE_DAYS} days: fromDateTime is {from} and toDateTime is {to}."
+        ))
+        .with_target("toDateTime"));
+    }
+    Ok(FunctionRange { from, to })
 }
 
 /// One decoded path segment: a name with an optional key in parentheses.
@@ -126,6 +226,14 @@ pub fn parse(path: &str) -> Result<Resource, ApiError> {
     let Some(record_id) = take_keyed(&mut iter, collection) else {
         return match iter.next() {
             None => Ok(Resource::CallRecords),
+            Some(next) if next.key.is_some() && function_kind(&next.name).is_some() => {
+                let kind = function_kind(&next.name).expect("checked by the guard");
+                let range = parse_function_range(next.key.as_deref().unwrap_or_default())?;
+                match iter.next() {
+                    None => Ok(Resource::Function(kind, range)),
+                    Some(extra) => Err(unknown(extra)),
+                }
+            }
             Some(next) if is(next, "$count") => match iter.next() {
                 None => Ok(Resource::CallRecordsCount),
                 Some(extra) => Err(unknown(extra)),
@@ -251,6 +359,51 @@ mod tests {
             Resource::Organizer("r".into())
         );
         assert_eq!(ok("$metadata"), Resource::Metadata);
+    }
+
+    #[test]
+    fn function_parameters_in_every_form_clients_send() {
+        let expect = |path: &str, kind: LogKind, from: &str, to: &str| {
+            let Resource::Function(got_kind, range) = ok(path) else {
+                panic!("{path} is not a function")
+            };
+            assert_eq!(
+                (got_kind, range.from.to_string(), range.to.to_string()),
+                (kind, from.to_owned(), to.to_owned()),
+                "{path}"
+            );
+        };
+        let pstn = LogKind::PstnCall;
+        expect("communications/callRecords/getPstnCalls(fromDateTime=2019-11-01,toDateTime=2019-12-01)", pstn, "2019-11-01T00:00:00Z", "2019-12-01T00:00:00Z");
+        expect("communications/callRecords/microsoft.graph.callRecords.getPstnCalls(fromDateTime=2019-11-01T00:00:00Z,toDateTime=2019-11-02T00:00:00Z)", pstn, "2019-11-01T00:00:00Z", "2019-11-02T00:00:00Z");
+        expect("communications/callRecords/microsoft.graph.callRecords.getDirectRoutingCalls(fromDateTime=2026-10-09T12%3A00%3A00%2B00%3A00toDateTime=2026-10-10T12%3A00%3A00.123456%2B00%3A00)", LogKind::DirectRoutingCall, "2026-10-09T12:00:00Z", "2026-10-10T12:00:00.123456Z");
+        expect("communications/callRecords/getPstnCalls(toDateTime=2019-11-02T00:00:00-05:30,fromDateTime=2019-11-01)", pstn, "2019-11-01T00:00:00Z", "2019-11-02T05:30:00Z");
+        expect("communications/callRecords/GETPSTNCALLS(fromDateTime='2019-11-01',toDateTime='2019-11-01')", pstn, "2019-11-01T00:00:00Z", "2019-11-01T00:00:00Z");
+        expect(
+            "communications/callRecords/getSmsLog(fromDateTime=2019-11-01,toDateTime=2019-11-03)",
+            LogKind::SmsLog,
+            "2019-11-01T00:00:00Z",
+            "2019-11-03T00:00:00Z",
+        );
+    }
+
+    #[test]
+    fn function_parameter_errors_name_the_parameter() {
+        for (params, message) in [
+            ("toDateTime=2019-11-01", "The parameter 'fromDateTime' is required."),
+            ("fromDateTime=2019-11-01", "The parameter 'toDateTime' is required."),
+            ("fromDateTime=yesterday,toDateTime=2019-11-01", "The parameter 'fromDateTime' has the value 'yesterday', which is not a date such as 2019-11-01 or a time such as 2019-11-01T00:00:00Z."),
+            ("fromDateTime=,toDateTime=2019-11-01", "The parameter 'fromDateTime' has no value; give a date such as 2019-11-01 or a time such as 2019-11-01T00:00:00Z."),
+            ("fromDateTime=2019-11-02,toDateTime=2019-11-01", "The parameter 'toDateTime' (2019-11-01T00:00:00Z) must not be before fromDateTime (2019-11-02T00:00:00Z)."),
+            ("fromDateTime=2019-01-01,toDateTime=2019-04-02", "The date range cannot exceed 90 days: fromDateTime is 2019-01-01T00:00:00Z and toDateTime is 2019-04-02T00:00:00Z."),
+        ] {
+            let error = parse(&format!("communications/callRecords/getPstnCalls({params})")).unwrap_err();
+            assert_eq!(error.message, message, "{params}");
+        }
+        assert!(
+            parse_function_range("fromDateTime=2019-01-01,toDateTime=2019-04-01").is_ok(),
+            "exactly 90 days is allowed"
+        );
     }
 
     #[test]

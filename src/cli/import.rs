@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::ImportArgs;
 use crate::app::redact_url;
-use crate::ingest::BatchIngest;
+use crate::ingest::{BatchIngest, IngestKind};
 use crate::store::{self, TenantId};
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
@@ -32,7 +32,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         (false, None) => ProgressBar::new_spinner(),
     };
     let started = std::time::Instant::now();
-    let mut batch = BatchIngest::new(store.as_ref(), &tenant);
+    let kind = IngestKind::parse(&args.kind)
+        .ok_or_else(|| anyhow::anyhow!("unknown --kind {}", args.kind))?;
+    let mut batch = BatchIngest::of_kind(store.as_ref(), &tenant, kind);
     let mut lines = BufReader::with_capacity(1 << 20, reader).split(b'\n');
     let mut line_number = 0u64;
     while let Some(line) = lines.next_segment().await.context("reading the input")? {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::api::ApiSettings;
 use crate::app::{redact_url, App, ServeConfig};
 use crate::generate::{self, GenerateOptions};
-use crate::ingest::{BatchIngest, IngestReport};
+use crate::ingest::{BatchIngest, IngestKind, IngestReport};
 use crate::model::DateTimeOffset;
 use crate::store::{self, RecordSelection, Store, TenantId};
 
@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Graph call records API (under /v1.0/) and the ingest endpoints.
     Serve(ServeArgs),
-    /// Store call records from an NDJSON file (or - for stdin), as POST /ingest/callRecords does.
+    /// Store records from an NDJSON file (or - for stdin), as POST /ingest/... does.
     Import(ImportArgs),
     /// Write realistic, deterministic call records as NDJSON to stdout, or into a store.
     Generate(GenerateArgs),
@@ -74,8 +74,11 @@ pub struct ServeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// NDJSON file of call records, or - for stdin.
+    /// NDJSON file of records, or - for stdin.
     pub file: String,
+    /// What the file holds: callRecords, pstnCalls, directRoutingCalls or smsLogs.
+    #[arg(long, default_value = "callRecords", value_parser = clap::builder::PossibleValuesParser::new(IngestKind::NAMES))]
+    pub kind: String,
     #[command(flatten)]
     pub db: DbArgs,
     /// Hide the progress bar.

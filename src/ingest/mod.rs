@@ -5,8 +5,31 @@
 
 use serde::Serialize;
 
-use crate::model::{self, CallRecord, DateTimeOffset, RecordError};
-use crate::store::{PreparedRecord, Store, StoreResult, TenantId, UpsertOutcome};
+use crate::model::{self, to_json, CallRecord, DateTimeOffset, LogKind, RecordError};
+use crate::store::{PreparedLogRow, PreparedRecord, Store, StoreResult, TenantId, UpsertOutcome};
+
+/// What one ingest stream carries: call records, or one kind of usage-log row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestKind {
+    CallRecords,
+    Log(LogKind),
+}
+
+impl IngestKind {
+    /// Parses the names used by `import --kind` and the ingest paths.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "callRecords" => Some(Self::CallRecords),
+            "pstnCalls" => Some(Self::Log(LogKind::PstnCall)),
+            "directRoutingCalls" => Some(Self::Log(LogKind::DirectRoutingCall)),
+            "smsLogs" => Some(Self::Log(LogKind::SmsLog)),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: &'static [&'static str] =
+        &["callRecords", "pstnCalls", "directRoutingCalls", "smsLogs"];
+}
 
 /// How many records one store transaction takes: large enough that the commit's fsync is paid
 /// rarely, small enough that a batch's documents stay a few megabytes in memory.
@@ -94,12 +117,6 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     }
 }
 
-/// Serialization of our own model types cannot fail: they hold no maps with non-string keys
-/// and no values whose `Serialize` can error.
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("model types always serialize")
-}
-
 /// Best-effort id of a line that failed to parse, so the report can name the record.
 fn sniff_id(json: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -113,16 +130,25 @@ fn sniff_id(json: &[u8]) -> Option<String> {
 pub struct BatchIngest<'a> {
     store: &'a dyn Store,
     tenant: &'a TenantId,
+    kind: IngestKind,
     pending: Vec<PreparedRecord>,
+    pending_rows: Vec<PreparedLogRow>,
     report: IngestReport,
 }
 
 impl<'a> BatchIngest<'a> {
+    /// A batch of call records.
     pub fn new(store: &'a dyn Store, tenant: &'a TenantId) -> Self {
+        Self::of_kind(store, tenant, IngestKind::CallRecords)
+    }
+
+    pub fn of_kind(store: &'a dyn Store, tenant: &'a TenantId, kind: IngestKind) -> Self {
         Self {
             store,
             tenant,
-            pending: Vec::with_capacity(BATCH_SIZE),
+            kind,
+            pending: Vec::new(),
+            pending_rows: Vec::new(),
             report: IngestReport::default(),
         }
     }
@@ -133,10 +159,21 @@ impl<'a> BatchIngest<'a> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        match prepare_record(json, DateTimeOffset::now()) {
-            Ok(prepared) => {
-                self.pending.push(prepared);
-                if self.pending.len() >= BATCH_SIZE {
+        let prepared = match self.kind {
+            IngestKind::CallRecords => {
+                prepare_record(json, DateTimeOffset::now()).map(|record| self.pending.push(record))
+            }
+            IngestKind::Log(kind) => model::parse_log_row(kind, json).map(|row| {
+                self.pending_rows.push(PreparedLogRow {
+                    id: row.id,
+                    start_ticks: row.start.unix_ticks(),
+                    document: row.document,
+                })
+            }),
+        };
+        match prepared {
+            Ok(()) => {
+                if self.pending.len() + self.pending_rows.len() >= BATCH_SIZE {
                     self.flush().await?;
                 }
             }
@@ -165,17 +202,26 @@ impl<'a> BatchIngest<'a> {
     }
 
     async fn flush(&mut self) -> StoreResult<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            let outcomes = self
+                .store
+                .upsert_call_records(self.tenant, &self.pending)
+                .await?;
+            for outcome in outcomes {
+                self.report.count(outcome);
+            }
+            self.pending.clear();
         }
-        let outcomes = self
-            .store
-            .upsert_call_records(self.tenant, &self.pending)
-            .await?;
-        for outcome in outcomes {
-            self.report.count(outcome);
+        if let (IngestKind::Log(kind), false) = (self.kind, self.pending_rows.is_empty()) {
+            let outcomes = self
+                .store
+                .upsert_log_rows(self.tenant, kind, &self.pending_rows)
+                .await?;
+            for outcome in outcomes {
+                self.report.count(outcome);
+            }
+            self.pending_rows.clear();
         }
-        self.pending.clear();
         Ok(())
     }
 

@@ -6,16 +6,18 @@
 //! in, `crate::store` keeps their serialized documents.
 
 mod enums;
+mod logs;
 mod primitives;
 mod types;
 mod wire;
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 pub use enums::*;
+pub use logs::*;
 pub use primitives::{DateTimeOffset, Duration, Single};
 pub use types::*;
 
@@ -49,11 +51,16 @@ impl RecordError {
 /// `sessions@odata.context`), which are dropped; any other undeclared property is an error, so a
 /// misspelt property is reported rather than silently lost. Open types keep everything.
 pub fn parse_call_record(json: &[u8]) -> Result<CallRecord, RecordError> {
+    parse_document(json)
+}
+
+/// Parses one document of a model type with the rules of `parse_call_record`.
+pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, RecordError> {
     let mut undeclared = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let mut remember = |path: serde_ignored::Path<'_>| undeclared.push(json_path(&path));
     let ignoring = serde_ignored::Deserializer::new(&mut deserializer, &mut remember);
-    let record: CallRecord = serde_path_to_error::deserialize(ignoring).map_err(|error| {
+    let record: T = serde_path_to_error::deserialize(ignoring).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let message = strip_serde_position(&inner.to_string());
@@ -143,10 +150,16 @@ pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(
     Ok(modalities)
 }
 
+/// Serialization of our own model types cannot fail: they hold no maps with non-string keys
+/// and no values whose `Serialize` can error.
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("model types always serialize")
+}
+
 /// The longest id we accept: ids travel in URL paths and keys, and Graph's are GUIDs or E.164.
 pub const MAX_ID_LEN: usize = 256;
 
-fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
+pub(crate) fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
     if id.is_empty() {
         return Err(RecordError::at(path, "must not be empty"));
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::DateTimeOffset;
+use crate::model::{DateTimeOffset, LogKind};
 
 /// Whose data a request sees and writes. Every key in every table starts with it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +46,26 @@ pub struct PreparedRecord {
     pub sessions: Vec<(String, String)>,
     /// `(participant id, participant document)`, in the order sent.
     pub participants: Vec<(String, String)>,
+}
+
+/// One usage-log row made ready for storage.
+#[derive(Clone, Debug)]
+pub struct PreparedLogRow {
+    pub id: String,
+    pub start_ticks: i64,
+    pub document: String,
+}
+
+/// A page request over one kind of log row: `[from, to)` in ticks, after a keyset position or
+/// after skipping `skip` rows (the `$skip` a client may send).
+#[derive(Clone, Debug)]
+pub struct LogRowQuery {
+    pub kind: LogKind,
+    pub from_ticks: i64,
+    pub to_ticks: i64,
+    pub after: Option<RecordCursor>,
+    pub skip: u64,
+    pub limit: u32,
 }
 
 /// What happened to one record of a batch, by Graph's version rule.
@@ -102,6 +122,13 @@ pub struct StoredRecord {
     pub document: String,
     pub n_sessions: i64,
     pub n_participants: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredLogRow {
+    pub id: String,
+    pub start_ticks: i64,
+    pub document: String,
 }
 
 /// A sub-resource row (session or participant) with its position among its siblings.
@@ -203,6 +230,22 @@ pub trait Store: Send + Sync {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>>;
+
+    /// Stores usage-log rows of one kind in one durable transaction. A row whose id is already
+    /// stored is acknowledged and ignored: rows have no version, so a replay changes nothing.
+    async fn upsert_log_rows(
+        &self,
+        tenant: &TenantId,
+        kind: LogKind,
+        batch: &[PreparedLogRow],
+    ) -> StoreResult<Vec<UpsertOutcome>>;
+
+    /// Up to `query.limit` rows of one kind in `[from, to)`, in (time, id) order.
+    async fn list_log_rows(
+        &self,
+        tenant: &TenantId,
+        query: &LogRowQuery,
+    ) -> StoreResult<Vec<StoredLogRow>>;
 
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;

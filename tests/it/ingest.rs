@@ -117,7 +117,7 @@ async fn invalid_single_record_is_a_400_naming_path_and_reason() {
     let body = answer.assert_error(400, "BadRequest");
     assert_eq!(
         body["error"]["message"],
-        "The call record is not valid: type: 'conference' is not a member of microsoft.graph.callRecords.callType; expected one of: unknown, groupCall, peerToPeer, unknownFutureValue"
+        "The record is not valid: type: 'conference' is not a member of microsoft.graph.callRecords.callType; expected one of: unknown, groupCall, peerToPeer, unknownFutureValue"
     );
     assert_eq!(body["error"]["details"][0]["target"], "type");
     assert_eq!(

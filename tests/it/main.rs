@@ -9,3 +9,4 @@ mod errors;
 mod ingest;
 mod paging;
 mod sub_resources;
+mod usage_logs;

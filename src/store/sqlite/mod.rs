@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
+use crate::model::LogKind;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -332,6 +333,77 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.as_ref().map(stored_child).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(kind = kind.as_str(), n_rows = batch.len()))]
+    async fn upsert_log_rows(
+        &self,
+        tenant: &TenantId,
+        kind: LogKind,
+        batch: &[PreparedLogRow],
+    ) -> StoreResult<Vec<UpsertOutcome>> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for row in batch {
+            let inserted = sqlx::query(
+                "INSERT INTO log_row (tenant_id, kind, id, start_ticks, document) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, kind, id) DO NOTHING",
+            )
+            .bind(tenant.as_str())
+            .bind(kind.as_str())
+            .bind(&row.id)
+            .bind(row.start_ticks)
+            .bind(&row.document)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            outcomes.push(if inserted == 1 {
+                UpsertOutcome::Stored
+            } else {
+                UpsertOutcome::Ignored
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_log_rows(
+        &self,
+        tenant: &TenantId,
+        query: &LogRowQuery,
+    ) -> StoreResult<Vec<StoredLogRow>> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ",
+        );
+        sql.push_bind(tenant.as_str())
+            .push(" AND kind = ")
+            .push_bind(query.kind.as_str())
+            .push(" AND start_ticks >= ")
+            .push_bind(query.from_ticks)
+            .push(" AND start_ticks < ")
+            .push_bind(query.to_ticks);
+        if let Some(after) = &query.after {
+            sql.push(" AND (start_ticks, id) > (")
+                .push_bind(after.start_ticks)
+                .push(", ")
+                .push_bind(after.id.as_str())
+                .push(")");
+        }
+        sql.push(" ORDER BY start_ticks, id LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(query.skip).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&self.reader).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(StoredLogRow {
+                    id: row.try_get("id")?,
+                    start_ticks: row.try_get("start_ticks")?,
+                    document: row.try_get("document")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -162,6 +162,23 @@ impl TestApp {
         .await
     }
 
+    /// Ingests NDJSON to `/ingest/{kind}` and asserts that nothing was rejected.
+    pub async fn ingest_kind_ok(&self, kind: &str, records: &[Value]) -> Value {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let answer = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/ingest/{kind}"),
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let report = answer.json();
+        assert_eq!(report["rejected"], 0, "{report}");
+        report
+    }
+
     /// Ingests and asserts that nothing was rejected.
     pub async fn ingest_ok(&self, records: &[Value]) -> Value {
         let answer = self.ingest_ndjson(records).await;

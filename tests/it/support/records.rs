@@ -71,3 +71,39 @@ pub fn minute_records(prefix: &str, count: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A pstnCallLogRow starting at `start`, as Graph's example has it.
+pub fn pstn_row(id: &str, start: &str) -> Value {
+    json!({
+        "id": id, "callId": "1835317186_112562680@61.221.3.176",
+        "userId": "db03c14b-06eb-4189-939b-7cbf3a20ba27", "userPrincipalName": "richard.malk@contoso.com",
+        "userDisplayName": "Richard Malk", "startDateTime": start, "endDateTime": start,
+        "duration": 219, "charge": 0.00, "callType": "user_in", "currency": "USD",
+        "calleeNumber": "+1234567890", "usageCountryCode": "US", "tenantCountryCode": "US", "connectionCharge": 0.00,
+        "callerNumber": "+0123456789", "destinationContext": null, "destinationName": "United States",
+        "conferenceId": null, "licenseCapability": "MCOPSTNU", "inventoryType": "Subscriber",
+        "operator": "Microsoft", "callDurationSource": "microsoft"
+    })
+}
+
+/// A directRoutingLogRow starting at `start`.
+pub fn direct_routing_row(id: &str, start: &str) -> Value {
+    json!({
+        "id": id, "correlationId": "a1b2", "userId": "u1", "userPrincipalName": "u1@contoso.com", "userDisplayName": "U One",
+        "startDateTime": start, "inviteDateTime": start, "failureDateTime": "0001-01-01T00:00:00Z", "endDateTime": start,
+        "duration": 30, "callType": "ByotIn", "successfulCall": true, "callerNumber": "+12345678***", "calleeNumber": "+14255550100",
+        "mediaPathLocation": "USWE", "signalingLocation": "USWE", "finalSipCode": 200, "callEndSubReason": 540200,
+        "finalSipCodePhrase": "BYE", "trunkFullyQualifiedDomainName": "sbc1.contoso.com", "mediaBypassEnabled": false
+    })
+}
+
+/// An smsLogRow sent at `sent`.
+pub fn sms_row(id: &str, sent: &str) -> Value {
+    json!({
+        "id": id, "smsId": "sms-1", "sentDateTime": sent, "smsType": "outbound", "smsUnits": 1,
+        "sourceNumber": "+14255550100", "destinationNumber": "+4930123***", "destinationContext": "International",
+        "destinationName": "Germany", "callCharge": 0.0075, "currency": "USD", "licenseCapability": "MCOSMS",
+        "otherPartyCountryCode": "DE", "tenantCountryCode": "US", "userCountryCode": "US",
+        "userDisplayName": "U One", "userId": "u1", "userPrincipalName": "u1@contoso.com", "administrativeUnitInfos": []
+    })
+}

@@ -1,0 +1,341 @@
+//! The usage-log rows Graph serves beside call records: `pstnCallLogRow` and
+//! `directRoutingLogRow` (v1.0, spec §2.4) and `smsLogRow` (beta only, spec §8). Every property
+//! is nullable in the CSDL; ingest requires only what keys and indexes a row: `id` and its time.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use super::enums::PstnCallDurationSource;
+use super::primitives::DateTimeOffset;
+use super::types::AdministrativeUnitInfo;
+use super::RecordError;
+
+/// An `Edm.Decimal` money amount, kept with the scale it was sent with: `0.00` prints as `0.00`
+/// (spec §2.1). serde_json's `arbitrary_precision` keeps the number's text exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decimal(serde_json::Number);
+
+impl Decimal {
+    pub fn as_text(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl Serialize for Decimal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(deserializer)?;
+        let text = number.to_string();
+        if text.contains(['e', 'E']) || text.len() > 40 {
+            return Err(de::Error::custom(format!(
+                "{text} is not a decimal amount such as 0.00 or 12.5"
+            )));
+        }
+        Ok(Self(number))
+    }
+}
+
+/// One PSTN call (Calling Plan or Operator Connect).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PstnCallLogRow {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub call_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    #[serde(default)]
+    pub start_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub end_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub duration: Option<i32>,
+    #[serde(default)]
+    pub charge: Option<Decimal>,
+    #[serde(default)]
+    pub call_type: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub callee_number: Option<String>,
+    #[serde(default)]
+    pub usage_country_code: Option<String>,
+    #[serde(default)]
+    pub tenant_country_code: Option<String>,
+    #[serde(default)]
+    pub connection_charge: Option<Decimal>,
+    #[serde(default)]
+    pub caller_number: Option<String>,
+    #[serde(default)]
+    pub destination_context: Option<String>,
+    #[serde(default)]
+    pub destination_name: Option<String>,
+    #[serde(default)]
+    pub conference_id: Option<String>,
+    #[serde(default)]
+    pub license_capability: Option<String>,
+    #[serde(default)]
+    pub inventory_type: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub call_duration_source: Option<PstnCallDurationSource>,
+}
+
+/// One Direct Routing (SBC trunk) call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectRoutingLogRow {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    #[serde(default)]
+    pub start_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub invite_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub failure_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub end_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub duration: Option<i32>,
+    #[serde(default)]
+    pub call_type: Option<String>,
+    #[serde(default)]
+    pub successful_call: Option<bool>,
+    #[serde(default)]
+    pub caller_number: Option<String>,
+    #[serde(default)]
+    pub callee_number: Option<String>,
+    #[serde(default)]
+    pub media_path_location: Option<String>,
+    #[serde(default)]
+    pub signaling_location: Option<String>,
+    #[serde(default)]
+    pub final_sip_code: Option<i32>,
+    #[serde(default)]
+    pub call_end_sub_reason: Option<i32>,
+    #[serde(default)]
+    pub final_sip_code_phrase: Option<String>,
+    #[serde(default)]
+    pub trunk_fully_qualified_domain_name: Option<String>,
+    #[serde(default)]
+    pub media_bypass_enabled: Option<bool>,
+}
+
+/// One SMS sent or received (Graph beta only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsLogRow {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub sms_id: Option<String>,
+    #[serde(default)]
+    pub sent_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub sms_type: Option<String>,
+    #[serde(default)]
+    pub sms_units: Option<i32>,
+    #[serde(default)]
+    pub source_number: Option<String>,
+    #[serde(default)]
+    pub destination_number: Option<String>,
+    #[serde(default)]
+    pub destination_context: Option<String>,
+    #[serde(default)]
+    pub destination_name: Option<String>,
+    #[serde(default)]
+    pub call_charge: Option<Decimal>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub license_capability: Option<String>,
+    #[serde(default)]
+    pub other_party_country_code: Option<String>,
+    #[serde(default)]
+    pub tenant_country_code: Option<String>,
+    #[serde(default)]
+    pub user_country_code: Option<String>,
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub administrative_unit_infos: Vec<AdministrativeUnitInfo>,
+}
+
+/// The three kinds of usage-log row; each has its own ingest endpoint and function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    PstnCall,
+    DirectRoutingCall,
+    SmsLog,
+}
+
+impl LogKind {
+    /// The name used in storage and on the command line (`import --kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::PstnCall => "pstnCalls",
+            LogKind::DirectRoutingCall => "directRoutingCalls",
+            LogKind::SmsLog => "smsLogs",
+        }
+    }
+
+    /// The qualified type of the rows, for `@odata.context`.
+    pub fn row_type(self) -> &'static str {
+        match self {
+            LogKind::PstnCall => "microsoft.graph.callRecords.pstnCallLogRow",
+            LogKind::DirectRoutingCall => "microsoft.graph.callRecords.directRoutingLogRow",
+            LogKind::SmsLog => "microsoft.graph.callRecords.smsLogRow",
+        }
+    }
+
+    /// The property a row's time range is filtered and paged on.
+    pub fn time_property(self) -> &'static str {
+        match self {
+            LogKind::SmsLog => "sentDateTime",
+            _ => "startDateTime",
+        }
+    }
+}
+
+/// A log row checked and serialized: its id, the ticks of its time property, its document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedLogRow {
+    pub id: String,
+    pub start: DateTimeOffset,
+    pub document: String,
+}
+
+fn required<T: Clone>(value: &Option<T>, path: &str) -> Result<T, RecordError> {
+    value.clone().ok_or_else(|| {
+        RecordError::at(
+            path,
+            "is required to store a row: it keys and orders the log",
+        )
+    })
+}
+
+/// Parses, checks and serializes one usage-log row of `kind`.
+pub fn parse_log_row(kind: LogKind, json: &[u8]) -> Result<ParsedLogRow, RecordError> {
+    let (id, start, document) = match kind {
+        LogKind::PstnCall => {
+            let row: PstnCallLogRow = super::parse_document(json)?;
+            check_span(&row.start_date_time, &row.end_date_time)?;
+            (
+                required(&row.id, "id")?,
+                required(&row.start_date_time, "startDateTime")?,
+                super::to_json(&row),
+            )
+        }
+        LogKind::DirectRoutingCall => {
+            let row: DirectRoutingLogRow = super::parse_document(json)?;
+            check_span(&row.start_date_time, &row.end_date_time)?;
+            (
+                required(&row.id, "id")?,
+                required(&row.start_date_time, "startDateTime")?,
+                super::to_json(&row),
+            )
+        }
+        LogKind::SmsLog => {
+            let row: SmsLogRow = super::parse_document(json)?;
+            (
+                required(&row.id, "id")?,
+                required(&row.sent_date_time, "sentDateTime")?,
+                super::to_json(&row),
+            )
+        }
+    };
+    super::check_id("id", &id)?;
+    Ok(ParsedLogRow {
+        id,
+        start,
+        document,
+    })
+}
+
+fn check_span(
+    start: &Option<DateTimeOffset>,
+    end: &Option<DateTimeOffset>,
+) -> Result<(), RecordError> {
+    match (start, end) {
+        (Some(start), Some(end)) => super::check_span("", start, end),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn pstn_example_round_trips_with_decimal_scale() {
+        let sent = json!({ "id": "9c4984c7-6c3c-427d-a30c-bd0b2eacee90", "callId": "1835317186_112562680@61.221.3.176",
+            "userId": "db03c14b-06eb-4189-939b-7cbf3a20ba27", "userPrincipalName": "richard.malk@contoso.com", "userDisplayName": "Richard Malk",
+            "startDateTime": "2019-11-01T00:00:08.2589935Z", "endDateTime": "2019-11-01T00:03:47.2589935Z",
+            "duration": 219, "charge": 0.00, "callType": "user_in", "currency": "USD",
+            "calleeNumber": "+1234567890", "usageCountryCode": "US", "tenantCountryCode": "US", "connectionCharge": 0.00,
+            "callerNumber": "+0123456789", "destinationContext": null, "destinationName": "United States",
+            "conferenceId": null, "licenseCapability": "MCOPSTNU", "inventoryType": "Subscriber",
+            "operator": "Microsoft", "callDurationSource": "microsoft" });
+        let text = r#"{"id":"9c4984c7-6c3c-427d-a30c-bd0b2eacee90","charge":0.00,"connectionCharge":1.50,"startDateTime":"2019-11-01T00:00:08.2589935Z"}"#;
+        let parsed = parse_log_row(LogKind::PstnCall, text.as_bytes()).unwrap();
+        assert!(
+            parsed.document.contains(r#""charge":0.00"#),
+            "{}",
+            parsed.document
+        );
+        assert!(
+            parsed.document.contains(r#""connectionCharge":1.50"#),
+            "{}",
+            parsed.document
+        );
+        let full = parse_log_row(LogKind::PstnCall, sent.to_string().as_bytes()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&full.document).unwrap();
+        assert_eq!(back, sent);
+    }
+
+    #[test]
+    fn rows_need_an_id_and_a_time_and_refuse_unknown_properties() {
+        let cases = [
+            (LogKind::PstnCall, r#"{"startDateTime":"2019-11-01T00:00:08Z"}"#, "id: is required to store a row: it keys and orders the log"),
+            (LogKind::SmsLog, r#"{"id":"x"}"#, "sentDateTime: is required to store a row: it keys and orders the log"),
+            (LogKind::DirectRoutingCall, r#"{"id":"x","startDateTime":"2019-11-01T00:00:08Z","finalSipCode":"200"}"#, "finalSipCode: invalid type: string \"200\", expected i32"),
+            (LogKind::PstnCall, r#"{"id":"x","startDateTime":"2019-11-01T00:00:08Z","charge":1e3}"#, "charge: 1e+3 is not a decimal amount such as 0.00 or 12.5"),
+            (LogKind::PstnCall, r#"{"id":"x","startDateTime":"2019-11-01T00:00:08Z","cost":1}"#, "cost: 'cost' is not a property of the type at '.'"),
+            (LogKind::PstnCall, r#"{"id":"x","startDateTime":"2019-11-01T00:00:08Z","callDurationSource":"carrier"}"#,
+                "callDurationSource: 'carrier' is not a member of microsoft.graph.callRecords.pstnCallDurationSource; expected one of: microsoft, operator"),
+        ];
+        for (kind, text, expected) in cases {
+            assert_eq!(
+                parse_log_row(kind, text.as_bytes())
+                    .unwrap_err()
+                    .to_string(),
+                expected,
+                "{text}"
+            );
+        }
+    }
+}
