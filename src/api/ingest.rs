@@ -157,10 +157,7 @@ fn too_large() -> ApiError {
 /// One JSON record: a refused record is a 400 naming where and why; an empty body too.
 fn single_record_response(report: IngestReport) -> Result<Response> {
     if let Some(error) = report.errors.first() {
-        let message = format!(
-            "The call record is not valid: {}: {}",
-            error.path, error.reason
-        );
+        let message = format!("The record is not valid: {}: {}", error.path, error.reason);
         return Err(
             ApiError::bad_request(message).with_details(vec![ErrorDetail {
                 code: "InvalidProperty".into(),
@@ -171,7 +168,7 @@ fn single_record_response(report: IngestReport) -> Result<Response> {
     }
     if report.accepted() == 0 {
         return Err(ApiError::bad_request(
-            "The request body is empty: send one call record as JSON.",
+            "The request body is empty: send one record as JSON.",
         ));
     }
     Ok((StatusCode::OK, Json(report)).into_response())
