@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::{self, ApiSettings, AppState};
+use crate::retention::{self, RetentionPolicy};
 use crate::store::{self, Store};
 
 /// Everything `serve` needs, parsed once in `main` and passed down.
@@ -18,6 +20,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub db_url: String,
     pub api: ApiSettings,
+    pub retention: RetentionPolicy,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("listen", &self.listen)
             .field("db_url", &redact_url(&self.db_url))
             .field("api", &self.api)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -48,6 +52,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    retention: RetentionPolicy,
 }
 
 impl App {
@@ -62,6 +67,7 @@ impl App {
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
+            retention: config.retention,
             state: AppState {
                 store,
                 settings: Arc::new(config.api),
@@ -70,24 +76,36 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
     }
 
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    /// Serves HTTP and runs the background tasks until `shutdown` resolves; the tasks get the
+    /// same signal and finish what they hold.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stopping, stop_signal) = watch::channel(false);
+        let purge = tokio::spawn(retention::run(
+            self.state.store.clone(),
+            self.retention,
+            stop_signal.clone(),
+        ));
         let router = api::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+        let mut http_stop = stop_signal;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        });
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stopping| *stopping).await;
+            })
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        let _ = purge.await;
+        served
     }
 }
 
@@ -99,9 +117,6 @@ mod tests {
             super::redact_url("postgres://app:s3cret@db:5432/calls"),
             "postgres://app:***@db:5432/calls"
         );
-        assert_eq!(
-            super::redact_url("sqlite://./data/x.db"),
-            "sqlite://./data/x.db"
-        );
+        assert_eq!(super::redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }
 }

@@ -15,6 +15,8 @@ pub mod ingest;
 pub mod model;
 /// OData query options (`$filter`, `$select`, `$expand`, `$top`, skip tokens, `Prefer`) parsed to a typed AST. No IO, no SQL.
 pub mod query;
+/// The background purge of data past its retention window.
+pub mod retention;
 /// The `Store` trait and its backends (SQLite). Knows the model, never HTTP.
 pub mod store;
 /// Logging setup.

@@ -17,8 +17,7 @@ use super::path::{self, Resource};
 use super::AppState;
 use crate::model::{DateTimeOffset, LogKind, CSDL};
 use crate::query::{
-    self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions,
-    SkipToken,
+    self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
 };
 use crate::store::{self, RecordCursor, RecordSelection, StoredChild, TenantId};
 
@@ -68,14 +67,10 @@ pub async fn dispatch(
         Resource::Session(id, session_id) => graph.get_session(&id, &session_id).await,
         Resource::Segments(id, session_id) => graph.list_segments(&id, &session_id).await,
         Resource::SegmentsCount(id, session_id) => graph.count_segments(&id, &session_id).await,
-        Resource::Segment(id, session_id, segment_id) => {
-            graph.get_segment(&id, &session_id, &segment_id).await
-        }
+        Resource::Segment(id, session_id, segment_id) => graph.get_segment(&id, &session_id, &segment_id).await,
         Resource::Participants(id) => graph.list_participants(&id).await,
         Resource::ParticipantsCount(id) => graph.count_children(&id, Child::Participants).await,
-        Resource::Participant(id, participant_id) => {
-            graph.get_participant(&id, &participant_id).await
-        }
+        Resource::Participant(id, participant_id) => graph.get_participant(&id, &participant_id).await,
         Resource::Organizer(id) => graph.get_organizer(&id).await,
         Resource::Function(kind, range) => graph.call_log_function(kind, &range).await,
     }
@@ -161,12 +156,7 @@ fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) 
 }
 
 /// Inserts `{key}@odata.context` just before `key`, where Graph writes it (spec §6.3).
-fn with_annotation_before(
-    entity: Map<String, Value>,
-    key: &str,
-    annotation: &str,
-    value: Value,
-) -> Map<String, Value> {
+fn with_annotation_before(entity: Map<String, Value>, key: &str, annotation: &str, value: Value) -> Map<String, Value> {
     let mut res = Map::with_capacity(entity.len() + 1);
     for (name, child) in entity {
         if name == key {
@@ -216,12 +206,7 @@ impl Graph {
     }
 
     pub(super) fn parse_top(&self) -> Result<Option<u64>> {
-        Ok(self
-            .options
-            .top
-            .as_deref()
-            .map(query::parse_top)
-            .transpose()?)
+        Ok(self.options.top.as_deref().map(query::parse_top).transpose()?)
     }
 
     pub(super) fn parse_count(&self) -> Result<bool> {
@@ -261,8 +246,7 @@ impl Graph {
         force_organizer: bool,
     ) -> Result<Map<String, Value>> {
         let mut entity = parse_document(document).map_err(ApiError::internal)?;
-        let keep_organizer =
-            force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
+        let keep_organizer = force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
         project(&mut entity, select);
         if !keep_organizer {
             entity.remove("organizer_v2");
@@ -289,14 +273,8 @@ impl Graph {
 
     // Spec: shared/spec/graph-callrecords.md, "3.1 List callRecords"
     async fn list_call_records(&self) -> Result<Response> {
-        self.options.ensure_only(&[
-            Q::Filter,
-            Q::Select,
-            Q::Expand,
-            Q::Top,
-            Q::SkipToken,
-            Q::Count,
-        ])?;
+        self.options
+            .ensure_only(&[Q::Filter, Q::Select, Q::Expand, Q::Top, Q::SkipToken, Q::Count])?;
         let filter = self
             .options
             .filter
@@ -343,18 +321,10 @@ impl Graph {
         let mut body = Map::new();
         body.insert(
             "@odata.context".into(),
-            context_url(
-                &self.ctx,
-                &format!("communications/callRecords{projection}"),
-            )
-            .into(),
+            context_url(&self.ctx, &format!("communications/callRecords{projection}")).into(),
         );
         if with_count {
-            let total = self
-                .state
-                .store
-                .count_call_records(&self.tenant, &selection)
-                .await?;
+            let total = self.state.store.count_call_records(&self.tenant, &selection).await?;
             body.insert("@odata.count".into(), total.into());
         }
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
@@ -405,11 +375,7 @@ impl Graph {
             .map(query::parse_call_record_filter)
             .transpose()?;
         let selection = selection_from(filter.as_ref(), self.visible_from());
-        let count = self
-            .state
-            .store
-            .count_call_records(&self.tenant, &selection)
-            .await?;
+        let count = self.state.store.count_call_records(&self.tenant, &selection).await?;
         Ok(odata::count_response(count))
     }
 
@@ -417,20 +383,13 @@ impl Graph {
     async fn get_call_record(&self, id: &str) -> Result<Response> {
         self.options.ensure_only(&[Q::Select, Q::Expand])?;
         let select = self.parse_select(EntityKind::CallRecord)?;
-        let expand = self.parse_expand(
-            EntityKind::CallRecord,
-            &["sessions", "participants_v2", "organizer_v2"],
-        )?;
+        let expand = self.parse_expand(EntityKind::CallRecord, &["sessions", "participants_v2", "organizer_v2"])?;
         let record = self.require_record(id).await?;
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
         let mut body = Map::new();
         body.insert(
             "@odata.context".into(),
-            context_url(
-                &self.ctx,
-                &format!("communications/callRecords{projection}/$entity"),
-            )
-            .into(),
+            context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")).into(),
         );
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
         body.extend(self.render_record(id, &record.document, &select, force_organizer)?);
@@ -455,16 +414,9 @@ impl Graph {
                     body.insert("sessions".into(), Value::Array(sessions));
                     if let (true, Some(last)) = (more, rows.last()) {
                         let select_text = item.select.as_ref().map(|s| s.join(","));
-                        let expand_text =
-                            (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
-                        let next = self.child_next_link(
-                            &record_path,
-                            "sessions",
-                            id,
-                            last.ordinal,
-                            select_text,
-                            expand_text,
-                        );
+                        let expand_text = (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
+                        let next =
+                            self.child_next_link(&record_path, "sessions", id, last.ordinal, select_text, expand_text);
                         body.insert("sessions@odata.nextLink".into(), next.into());
                     }
                 }
@@ -484,8 +436,7 @@ impl Graph {
                     let participants = rows
                         .iter()
                         .map(|row| {
-                            let mut entity =
-                                parse_document(&row.document).map_err(ApiError::internal)?;
+                            let mut entity = parse_document(&row.document).map_err(ApiError::internal)?;
                             project(&mut entity, &nested_select);
                             Ok(Value::Object(entity))
                         })
@@ -493,25 +444,15 @@ impl Graph {
                     body.insert("participants_v2".into(), Value::Array(participants));
                     if let (true, Some(last)) = (more, rows.last()) {
                         let select_text = item.select.as_ref().map(|s| s.join(","));
-                        let next = self.child_next_link(
-                            &record_path,
-                            "participants_v2",
-                            id,
-                            last.ordinal,
-                            select_text,
-                            None,
-                        );
+                        let next =
+                            self.child_next_link(&record_path, "participants_v2", id, last.ordinal, select_text, None);
                         body.insert("participants_v2@odata.nextLink".into(), next.into());
                     }
                 }
                 _ => {}
             }
         }
-        Ok(odata::json_response(
-            &self.ctx,
-            Value::Object(body),
-            Vec::new(),
-        ))
+        Ok(odata::json_response(&self.ctx, Value::Object(body), Vec::new()))
     }
 
     /// The next link of an expanded or listed child collection, with a token bound to the
@@ -525,16 +466,7 @@ impl Graph {
         select: Option<String>,
         expand: Option<String>,
     ) -> String {
-        self.child_next_link_with(
-            record_path,
-            child,
-            record_id,
-            last_ordinal,
-            select,
-            expand,
-            None,
-            None,
-        )
+        self.child_next_link_with(record_path, child, record_id, last_ordinal, select, expand, None, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -568,12 +500,7 @@ impl Graph {
     }
 
     /// Sessions as served: projected, with segments kept only when expanded.
-    fn render_sessions(
-        &self,
-        rows: &[StoredChild],
-        select: &[String],
-        expand: &[ExpandItem],
-    ) -> Result<Vec<Value>> {
+    fn render_sessions(&self, rows: &[StoredChild], select: &[String], expand: &[ExpandItem]) -> Result<Vec<Value>> {
         let segments = expand.iter().find(|item| item.property == "segments");
         rows.iter()
             .map(|row| {
@@ -587,18 +514,8 @@ impl Graph {
     /// Lists sessions or participants of a record, keyset-paged by their ordinal.
     async fn list_children(&self, id: &str, child: Child) -> Result<Response> {
         let (name, entity, max, allowed_expand): (&str, EntityKind, u32, &[&str]) = match child {
-            Child::Sessions => (
-                "sessions",
-                EntityKind::Session,
-                MAX_SESSIONS_PAGE,
-                &["segments"],
-            ),
-            Child::Participants => (
-                "participants_v2",
-                EntityKind::Participant,
-                MAX_PARTICIPANTS_PAGE,
-                &[],
-            ),
+            Child::Sessions => ("sessions", EntityKind::Session, MAX_SESSIONS_PAGE, &["segments"]),
+            Child::Participants => ("participants_v2", EntityKind::Participant, MAX_PARTICIPANTS_PAGE, &[]),
         };
         let mut supported = vec![Q::Select, Q::Top, Q::SkipToken, Q::Count];
         if !allowed_expand.is_empty() {
@@ -777,11 +694,7 @@ impl Graph {
             body.insert("@odata.count".into(), segments.len().into());
         }
         body.insert("value".into(), Value::Array(segments));
-        Ok(odata::json_response(
-            &self.ctx,
-            Value::Object(body),
-            Vec::new(),
-        ))
+        Ok(odata::json_response(&self.ctx, Value::Object(body), Vec::new()))
     }
 
     async fn count_segments(&self, id: &str, session_id: &str) -> Result<Response> {
@@ -798,11 +711,7 @@ impl Graph {
             .await?
             .into_iter()
             .find_map(|segment| match segment {
-                Value::Object(entity)
-                    if entity.get("id").and_then(Value::as_str) == Some(segment_id) =>
-                {
-                    Some(entity)
-                }
+                Value::Object(entity) if entity.get("id").and_then(Value::as_str) == Some(segment_id) => Some(entity),
                 _ => None,
             })
             .ok_or_else(ApiError::resource_not_found)?;
@@ -838,10 +747,7 @@ impl Graph {
         project(&mut participant, &select);
         let context = context_url(
             &self.ctx,
-            &format!(
-                "communications/{}/participants_v2/$entity",
-                keyed("callRecords", id)
-            ),
+            &format!("communications/{}/participants_v2/$entity", keyed("callRecords", id)),
         );
         Ok(odata::json_response(
             &self.ctx,
@@ -862,10 +768,7 @@ impl Graph {
         project(&mut organizer, &select);
         let context = context_url(
             &self.ctx,
-            &format!(
-                "communications/{}/organizer_v2/$entity",
-                keyed("callRecords", id)
-            ),
+            &format!("communications/{}/organizer_v2/$entity", keyed("callRecords", id)),
         );
         Ok(odata::json_response(
             &self.ctx,
@@ -884,11 +787,7 @@ fn with_context(context: String, entity: Map<String, Value>) -> Value {
 
 /// Projects a session and keeps its segments only when `segments` is expanded, applying the
 /// nested `$select` to each segment.
-fn project_session(
-    session: &mut Map<String, Value>,
-    select: &[String],
-    segments: Option<&ExpandItem>,
-) {
+fn project_session(session: &mut Map<String, Value>, select: &[String], segments: Option<&ExpandItem>) {
     let segments_value = session.remove("segments");
     project(session, select);
     if let (Some(item), Some(Value::Array(mut list))) = (segments, segments_value) {

@@ -54,10 +54,7 @@ pub struct RequestContext {
 impl FromRequestParts<AppState> for RequestContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let prefer = query::parse_prefer(
             parts
                 .headers
@@ -72,10 +69,7 @@ impl FromRequestParts<AppState> for RequestContext {
                     .headers
                     .get("host")
                     .and_then(|value| value.to_str().ok())
-                    .filter(|host| {
-                        host.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
-                    })
+                    .filter(|host| host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
                     .unwrap_or("localhost");
                 format!("http://{host}")
             }

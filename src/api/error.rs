@@ -162,10 +162,7 @@ impl IntoResponse for ApiError {
 pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("NotFound", "Resource not found."),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "MethodNotAllowed",
-            "The HTTP method is not allowed on this resource.",
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The HTTP method is not allowed on this resource."),
         StatusCode::PAYLOAD_TOO_LARGE => (
             "RequestEntityTooLarge",
             "The request body is larger than the service accepts.",
@@ -175,10 +172,7 @@ pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
             "UnsupportedMediaType",
             "The request body's media type is not supported.",
         ),
-        StatusCode::SERVICE_UNAVAILABLE => (
-            "ServiceUnavailable",
-            "The service is temporarily unavailable.",
-        ),
+        StatusCode::SERVICE_UNAVAILABLE => ("ServiceUnavailable", "The service is temporarily unavailable."),
         s if s.is_server_error() => (
             "InternalServerError",
             "An unexpected error occurred. Quote the request-id when reporting it.",

@@ -48,41 +48,19 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind> {
     }
 }
 
-pub async fn ingest_call_records(
-    state: State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
+pub async fn ingest_call_records(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
     ingest(state, headers, body, IngestKind::CallRecords).await
 }
 
-pub async fn ingest_pstn_calls(
-    state: State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
+pub async fn ingest_pstn_calls(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
     ingest(state, headers, body, IngestKind::Log(LogKind::PstnCall)).await
 }
 
-pub async fn ingest_direct_routing_calls(
-    state: State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    ingest(
-        state,
-        headers,
-        body,
-        IngestKind::Log(LogKind::DirectRoutingCall),
-    )
-    .await
+pub async fn ingest_direct_routing_calls(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
+    ingest(state, headers, body, IngestKind::Log(LogKind::DirectRoutingCall)).await
 }
 
-pub async fn ingest_sms_logs(
-    state: State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
+pub async fn ingest_sms_logs(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
     ingest(state, headers, body, IngestKind::Log(LogKind::SmsLog)).await
 }
 
@@ -100,9 +78,8 @@ async fn ingest(
     let mut line_number: u64 = 1;
     let mut oversized = false;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::bad_request(format!("The request body could not be read: {error}"))
-        })?;
+        let chunk =
+            chunk.map_err(|error| ApiError::bad_request(format!("The request body could not be read: {error}")))?;
         let mut rest: &[u8] = &chunk;
         if matches!(kind, BodyKind::Json) {
             if line_buffer.len() + rest.len() > MAX_RECORD_BYTES {
@@ -148,9 +125,7 @@ fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
-        format!(
-            "A single record may be at most {MAX_RECORD_BYTES} bytes; send many records as NDJSON."
-        ),
+        format!("A single record may be at most {MAX_RECORD_BYTES} bytes; send many records as NDJSON."),
     )
 }
 
@@ -158,13 +133,11 @@ fn too_large() -> ApiError {
 fn single_record_response(report: IngestReport) -> Result<Response> {
     if let Some(error) = report.errors.first() {
         let message = format!("The record is not valid: {}: {}", error.path, error.reason);
-        return Err(
-            ApiError::bad_request(message).with_details(vec![ErrorDetail {
-                code: "InvalidProperty".into(),
-                message: error.reason.clone(),
-                target: error.path.clone(),
-            }]),
-        );
+        return Err(ApiError::bad_request(message).with_details(vec![ErrorDetail {
+            code: "InvalidProperty".into(),
+            message: error.reason.clone(),
+            target: error.path.clone(),
+        }]));
     }
     if report.accepted() == 0 {
         return Err(ApiError::bad_request(

@@ -39,10 +39,7 @@ pub fn encode_query_value(value: &str) -> String {
 
 /// `callRecords('id')` with the id quoted as OData quotes strings and percent-encoded.
 pub fn keyed(name: &str, key: &str) -> String {
-    format!(
-        "{name}('{}')",
-        utf8_percent_encode(&key.replace('\'', "''"), PATH_KEY)
-    )
+    format!("{name}('{}')", utf8_percent_encode(&key.replace('\'', "''"), PATH_KEY))
 }
 
 /// `{base}/{version}/$metadata#{fragment}`.
@@ -64,11 +61,7 @@ pub fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> Str
 
 /// The page size for a collection: the server maximum, lowered by `odata.maxpagesize` (clamped,
 /// spec A3) and by what remains of `$top`. Returns the size and the preference to report.
-pub fn page_size(
-    ctx: &RequestContext,
-    server_max: u32,
-    remaining_top: Option<u64>,
-) -> (u32, Option<String>) {
+pub fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u64>) -> (u32, Option<String>) {
     let preferred = ctx.prefer.max_page_size.map(|n| n.min(server_max));
     let mut size = preferred.unwrap_or(server_max);
     if let Some(remaining) = remaining_top {
@@ -136,10 +129,7 @@ mod tests {
     #[test]
     fn keyed_segments_quote_and_encode_ids() {
         assert_eq!(keyed("callRecords", "abc-1"), "callRecords('abc-1')");
-        assert_eq!(
-            keyed("participants_v2", "+1 425"),
-            "participants_v2('+1%20425')"
-        );
+        assert_eq!(keyed("participants_v2", "+1 425"), "participants_v2('+1%20425')");
         assert_eq!(keyed("sessions", "it's/x"), "sessions('it''s%2Fx')");
     }
 

@@ -98,10 +98,8 @@ fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, ApiError> {
 pub fn parse_function_range(text: &str) -> Result<FunctionRange, ApiError> {
     let lowered = text.to_ascii_lowercase();
     let position = |name: &str| lowered.find(&format!("{}=", name.to_ascii_lowercase()));
-    let from_at =
-        position("fromDateTime").ok_or_else(|| parameter_error("fromDateTime", "is required."))?;
-    let to_at =
-        position("toDateTime").ok_or_else(|| parameter_error("toDateTime", "is required."))?;
+    let from_at = position("fromDateTime").ok_or_else(|| parameter_error("fromDateTime", "is required."))?;
+    let to_at = position("toDateTime").ok_or_else(|| parameter_error("toDateTime", "is required."))?;
     let value = |start: usize, name_len: usize, other: usize| {
         let begin = start + name_len + 1;
         let end = if other > start { other } else { text.len() };
@@ -181,9 +179,7 @@ fn take_keyed<'a>(
         return Some(key.clone());
     }
     match segments.peek() {
-        Some(next)
-            if !next.name.starts_with('$') && next.key.is_none() && !is_navigation(&next.name) =>
-        {
+        Some(next) if !next.name.starts_with('$') && next.key.is_none() && !is_navigation(&next.name) => {
             segments.next().map(|segment| segment.raw.clone())
         }
         _ => None,
@@ -253,14 +249,11 @@ pub fn parse(path: &str) -> Result<Resource, ApiError> {
             },
             Some(session_id) => match iter.next() {
                 None => Resource::Session(record_id, session_id),
-                Some(segments) if is(segments, "segments") => match take_keyed(&mut iter, segments)
-                {
+                Some(segments) if is(segments, "segments") => match take_keyed(&mut iter, segments) {
                     Some(segment_id) => Resource::Segment(record_id, session_id, segment_id),
                     None => match iter.next() {
                         None => Resource::Segments(record_id, session_id),
-                        Some(next) if is(next, "$count") => {
-                            Resource::SegmentsCount(record_id, session_id)
-                        }
+                        Some(next) if is(next, "$count") => Resource::SegmentsCount(record_id, session_id),
                         Some(next) => return Err(unknown(next)),
                     },
                 },
@@ -338,10 +331,7 @@ mod tests {
     fn counts_metadata_and_collections() {
         assert_eq!(ok("communications/callRecords"), Resource::CallRecords);
         assert_eq!(ok("communications/callRecords/"), Resource::CallRecords);
-        assert_eq!(
-            ok("communications/callRecords/$count"),
-            Resource::CallRecordsCount
-        );
+        assert_eq!(ok("communications/callRecords/$count"), Resource::CallRecordsCount);
         assert_eq!(
             ok("communications/callRecords/r/sessions/$count"),
             Resource::SessionsCount("r".into())
@@ -374,11 +364,26 @@ mod tests {
             );
         };
         let pstn = LogKind::PstnCall;
-        expect("communications/callRecords/getPstnCalls(fromDateTime=2019-11-01,toDateTime=2019-12-01)", pstn, "2019-11-01T00:00:00Z", "2019-12-01T00:00:00Z");
+        expect(
+            "communications/callRecords/getPstnCalls(fromDateTime=2019-11-01,toDateTime=2019-12-01)",
+            pstn,
+            "2019-11-01T00:00:00Z",
+            "2019-12-01T00:00:00Z",
+        );
         expect("communications/callRecords/microsoft.graph.callRecords.getPstnCalls(fromDateTime=2019-11-01T00:00:00Z,toDateTime=2019-11-02T00:00:00Z)", pstn, "2019-11-01T00:00:00Z", "2019-11-02T00:00:00Z");
         expect("communications/callRecords/microsoft.graph.callRecords.getDirectRoutingCalls(fromDateTime=2026-10-09T12%3A00%3A00%2B00%3A00toDateTime=2026-10-10T12%3A00%3A00.123456%2B00%3A00)", LogKind::DirectRoutingCall, "2026-10-09T12:00:00Z", "2026-10-10T12:00:00.123456Z");
-        expect("communications/callRecords/getPstnCalls(toDateTime=2019-11-02T00:00:00-05:30,fromDateTime=2019-11-01)", pstn, "2019-11-01T00:00:00Z", "2019-11-02T05:30:00Z");
-        expect("communications/callRecords/GETPSTNCALLS(fromDateTime='2019-11-01',toDateTime='2019-11-01')", pstn, "2019-11-01T00:00:00Z", "2019-11-01T00:00:00Z");
+        expect(
+            "communications/callRecords/getPstnCalls(toDateTime=2019-11-02T00:00:00-05:30,fromDateTime=2019-11-01)",
+            pstn,
+            "2019-11-01T00:00:00Z",
+            "2019-11-02T05:30:00Z",
+        );
+        expect(
+            "communications/callRecords/GETPSTNCALLS(fromDateTime='2019-11-01',toDateTime='2019-11-01')",
+            pstn,
+            "2019-11-01T00:00:00Z",
+            "2019-11-01T00:00:00Z",
+        );
         expect(
             "communications/callRecords/getSmsLog(fromDateTime=2019-11-01,toDateTime=2019-11-03)",
             LogKind::SmsLog,

@@ -21,36 +21,25 @@ const LOG_PAGE: u32 = 1000;
 
 impl Graph {
     // Spec: shared/spec/graph-callrecords.md, "3.6 getPstnCalls" and "3.7 getDirectRoutingCalls"
-    pub(super) async fn call_log_function(
-        &self,
-        kind: LogKind,
-        range: &FunctionRange,
-    ) -> Result<Response> {
-        self.options
-            .ensure_only(&[Q::Top, Q::Skip, Q::Count, Q::SkipToken])?;
+    pub(super) async fn call_log_function(&self, kind: LogKind, range: &FunctionRange) -> Result<Response> {
+        self.options.ensure_only(&[Q::Top, Q::Skip, Q::Count, Q::SkipToken])?;
         let top = self.parse_top()?;
         // `$count=true` is accepted; the count of the page is always written (spec A8).
         self.parse_count()?;
         let skip = match self.options.skip.as_deref() {
-            Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
-                text.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("$skip '{text}' is too large."))
-                        .with_target("$skip")
-                })?
-            }
+            Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("$skip '{text}' is too large.")).with_target("$skip"))?,
             Some(text) => {
-                return Err(ApiError::bad_request(format!(
-                    "$skip must be a non-negative integer, not '{text}'."
-                ))
-                .with_target("$skip"))
+                return Err(
+                    ApiError::bad_request(format!("$skip must be a non-negative integer, not '{text}'."))
+                        .with_target("$skip"),
+                )
             }
             None => 0,
         };
         let range_text = format!("fromDateTime={},toDateTime={}", range.from, range.to);
-        let fingerprint = fingerprint(
-            kind.as_str(),
-            &[Some(&range_text), self.options.count.as_deref()],
-        );
+        let fingerprint = fingerprint(kind.as_str(), &[Some(&range_text), self.options.count.as_deref()]);
         let token = self.decode_skiptoken(&fingerprint)?;
         let after = match &token {
             Some(token) => match token.key.as_slice() {
@@ -63,9 +52,7 @@ impl Graph {
             None => None,
         };
         let remaining = token.as_ref().map_or(top, |token| token.remaining);
-        let size = remaining.map_or(LOG_PAGE, |r| {
-            LOG_PAGE.min(u32::try_from(r).unwrap_or(u32::MAX))
-        });
+        let size = remaining.map_or(LOG_PAGE, |r| LOG_PAGE.min(u32::try_from(r).unwrap_or(u32::MAX)));
         let mut rows = self
             .state
             .store
@@ -110,19 +97,9 @@ impl Graph {
                 options.push(("$count", count.clone()));
             }
             options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-            let path = format!(
-                "communications/callRecords/{}({range_text})",
-                function_name(kind)
-            );
-            body.insert(
-                "@odata.nextLink".into(),
-                link(&self.ctx, &path, &options).into(),
-            );
+            let path = format!("communications/callRecords/{}({range_text})", function_name(kind));
+            body.insert("@odata.nextLink".into(), link(&self.ctx, &path, &options).into());
         }
-        Ok(odata::json_response(
-            &self.ctx,
-            Value::Object(body),
-            Vec::new(),
-        ))
+        Ok(odata::json_response(&self.ctx, Value::Object(body), Vec::new()))
     }
 }

@@ -13,16 +13,15 @@ use crate::store::{self, TenantId};
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let store = store::open(&args.db.db_url).await?;
     let tenant = TenantId::default_tenant();
-    let (reader, total_bytes): (Box<dyn AsyncRead + Unpin + Send>, Option<u64>) =
-        if args.file == "-" {
-            (Box::new(tokio::io::stdin()), None)
-        } else {
-            let file = tokio::fs::File::open(&args.file)
-                .await
-                .with_context(|| format!("opening {}", args.file))?;
-            let size = file.metadata().await.ok().map(|m| m.len());
-            (Box::new(file), size)
-        };
+    let (reader, total_bytes): (Box<dyn AsyncRead + Unpin + Send>, Option<u64>) = if args.file == "-" {
+        (Box::new(tokio::io::stdin()), None)
+    } else {
+        let file = tokio::fs::File::open(&args.file)
+            .await
+            .with_context(|| format!("opening {}", args.file))?;
+        let size = file.metadata().await.ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
     let progress = match (args.quiet, total_bytes) {
         (true, _) => ProgressBar::hidden(),
         (false, Some(total)) => ProgressBar::new(total).with_style(
@@ -32,8 +31,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         (false, None) => ProgressBar::new_spinner(),
     };
     let started = std::time::Instant::now();
-    let kind = IngestKind::parse(&args.kind)
-        .ok_or_else(|| anyhow::anyhow!("unknown --kind {}", args.kind))?;
+    let kind = IngestKind::parse(&args.kind).ok_or_else(|| anyhow::anyhow!("unknown --kind {}", args.kind))?;
     let mut batch = BatchIngest::of_kind(store.as_ref(), &tenant, kind);
     let mut lines = BufReader::with_capacity(1 << 20, reader).split(b'\n');
     let mut line_number = 0u64;

@@ -16,6 +16,7 @@ use crate::app::{redact_url, App, ServeConfig};
 use crate::generate::{self, GenerateOptions};
 use crate::ingest::{BatchIngest, IngestKind, IngestReport};
 use crate::model::DateTimeOffset;
+use crate::retention::RetentionPolicy;
 use crate::store::{self, RecordSelection, Store, TenantId};
 
 const DEFAULT_DB: &str = "sqlite://./data/callrecords.db";
@@ -60,6 +61,12 @@ pub struct ServeArgs {
     /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything.
     #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
+    /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
+    #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
+    pub log_retention_days: u32,
+    /// Seconds between purges of data past its retention window.
+    #[arg(long, env = "CALLRECORDS_PURGE_INTERVAL_SECS", default_value_t = 600)]
+    pub purge_interval_secs: u64,
     /// Scheme and host written into @odata.context and next links (e.g. https://calls.example.com);
     /// by default the scheme and Host header of each request.
     #[arg(long, env = "CALLRECORDS_PUBLIC_BASE_URL")]
@@ -128,6 +135,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
         },
+        retention: RetentionPolicy {
+            call_record_days: args.retention_days,
+            log_row_days: args.log_retention_days,
+            interval: std::time::Duration::from_secs(args.purge_interval_secs.max(1)),
+            ..RetentionPolicy::default()
+        },
     };
     tracing::info!(?config, "starting");
     let app = App::build(config).await?;
@@ -169,11 +182,7 @@ const DEMO_DAYS: u32 = 28;
 
 async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
     let tenant = TenantId::default_tenant();
-    if store
-        .count_call_records(&tenant, &RecordSelection::default())
-        .await?
-        > 0
-    {
+    if store.count_call_records(&tenant, &RecordSelection::default()).await? > 0 {
         tracing::info!("--demo: the store already holds records; leaving it as it is");
         return Ok(());
     }
@@ -215,8 +224,7 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
         Some(db_url) => {
             let store = store::open(&db_url).await?;
             let started = std::time::Instant::now();
-            let report =
-                generate_into(store.as_ref(), &TenantId::default_tenant(), options).await?;
+            let report = generate_into(store.as_ref(), &TenantId::default_tenant(), options).await?;
             eprintln!(
                 "generated into {}: {} stored, {} replaced, {} ignored, {} rejected in {:.1}s",
                 redact_url(&db_url),
@@ -252,11 +260,7 @@ fn write_ndjson(options: &GenerateOptions) -> anyhow::Result<()> {
 }
 
 /// Runs the generator on a blocking thread and feeds its records through ingest.
-async fn generate_into(
-    store: &dyn Store,
-    tenant: &TenantId,
-    options: GenerateOptions,
-) -> anyhow::Result<IngestReport> {
+async fn generate_into(store: &dyn Store, tenant: &TenantId, options: GenerateOptions) -> anyhow::Result<IngestReport> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
     let producer = tokio::task::spawn_blocking(move || {
         generate::generate(&options, |record| {

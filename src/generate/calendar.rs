@@ -42,11 +42,7 @@ impl Window {
                 continue;
             }
             let mut time_of_day = if chance(rng, 0.9) {
-                let (peak, spread) = if chance(rng, 0.5) {
-                    (10.25, 1.3)
-                } else {
-                    (14.5, 1.6)
-                };
+                let (peak, spread) = if chance(rng, 0.5) { (10.25, 1.3) } else { (14.5, 1.6) };
                 (sample::normal(rng, peak, spread) * HOUR as f64) as i64
             } else {
                 (sample::uniform(rng, 0.0, 24.0) * HOUR as f64) as i64

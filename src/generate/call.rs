@@ -152,14 +152,7 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
             .iter()
             .map(|session| without_quality_data(&session.value))
             .collect();
-        let first = assemble(
-            directory,
-            &header,
-            &early_spans,
-            early_values,
-            1,
-            first_modified,
-        );
+        let first = assemble(directory, &header, &early_spans, early_values, 1, first_modified);
         let later_modified = first_modified + sample::between(rng, 20 * MINUTE, 8 * 60 * MINUTE);
         let (spans, values): (Vec<Span>, Vec<Value>) = sessions
             .into_iter()
@@ -182,11 +175,7 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
     }
 }
 
-fn plan_peer_to_peer(
-    rng: &mut Rng,
-    directory: &Directory,
-    window: &Window,
-) -> (Cast, Vec<SessionPlan>) {
+fn plan_peer_to_peer(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast, Vec<SessionPlan>) {
     #[derive(Clone, Copy)]
     enum Shape {
         Users,
@@ -228,12 +217,7 @@ fn plan_peer_to_peer(
                     break candidate;
                 }
             };
-            (
-                user,
-                vec![user, other],
-                user_endpoint,
-                client(rng, directory, other),
-            )
+            (user, vec![user, other], user_endpoint, client(rng, directory, other))
         }
         Shape::PstnOut => {
             let phone = *pick(rng, &directory.phones);
@@ -264,15 +248,9 @@ fn plan_peer_to_peer(
             )
         }
     };
-    let both_clients = matches!(
-        (caller, callee),
-        (Endpoint::Client { .. }, Endpoint::Client { .. })
-    );
+    let both_clients = matches!((caller, callee), (Endpoint::Client { .. }, Endpoint::Client { .. }));
     let video = both_clients && !setup_failed && chance(rng, 0.2);
-    let screen_sharing = matches!(shape, Shape::Users)
-        && !setup_failed
-        && duration > 60 * SECOND
-        && chance(rng, 0.08);
+    let screen_sharing = matches!(shape, Shape::Users) && !setup_failed && duration > 60 * SECOND && chance(rng, 0.08);
     let plan = SessionPlan {
         participant: Some(0),
         caller,
@@ -303,8 +281,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
     };
     let scheduled = series.is_some() || marathon || chance(rng, 0.75);
     let planned_start = window.sample_start(rng, scheduled);
-    let organizer =
-        series.map_or_else(|| *pick(rng, &directory.members), |series| series.organizer);
+    let organizer = series.map_or_else(|| *pick(rng, &directory.members), |series| series.organizer);
 
     let n_wanted = if marathon {
         sample::between(rng, 25, 50) as usize
@@ -346,10 +323,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
     } else if let Some(series) = series {
         (series.length_minutes as f64 * uniform(rng, 0.6, 1.1) * MINUTE as f64) as i64
     } else if scheduled {
-        let minutes = *weighted(
-            rng,
-            &[(15i64, 12), (30, 45), (45, 8), (60, 28), (90, 5), (120, 2)],
-        );
+        let minutes = *weighted(rng, &[(15i64, 12), (30, 45), (45, 8), (60, 28), (90, 5), (120, 2)]);
         (minutes as f64 * uniform(rng, 0.55, 1.1) * MINUTE as f64) as i64
     } else {
         (sample::log_normal(rng, 12.0, 0.8, 3.0, 90.0) * MINUTE as f64) as i64
@@ -380,17 +354,10 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
             match sample::index(rng, 100) {
                 0..=64 => planned_start + sample::between(rng, -3 * MINUTE, 3 * MINUTE),
                 65..=89 => planned_start + sample::between(rng, 3 * MINUTE, 10 * MINUTE),
-                _ => {
-                    planned_start
-                        + sample::between(rng, 10 * MINUTE, (length * 6 / 10).max(11 * MINUTE))
-                }
+                _ => planned_start + sample::between(rng, 10 * MINUTE, (length * 6 / 10).max(11 * MINUTE)),
             }
         };
-        let stays = if marathon {
-            chance(rng, 0.85)
-        } else {
-            chance(rng, 0.75)
-        };
+        let stays = if marathon { chance(rng, 0.85) } else { chance(rng, 0.75) };
         let leave = if stays {
             planned_end + sample::between(rng, -2 * MINUTE, 90 * SECOND)
         } else {
@@ -417,10 +384,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
                 failure: None,
                 rateable: false,
             });
-            (
-                Endpoint::Service(Service::Mediation),
-                attendant_end + SECOND,
-            )
+            (Endpoint::Service(Service::Mediation), attendant_end + SECOND)
         } else {
             (client(rng, directory, person_index), join)
         };
@@ -512,11 +476,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
 /// A person's client endpoint; members sometimes join from their phone instead of their laptop.
 fn client(rng: &mut Rng, directory: &Directory, person: usize) -> Endpoint {
     let n_devices = directory.person(person).devices.len();
-    let device = if n_devices > 1 && chance(rng, 0.15) {
-        1
-    } else {
-        0
-    };
+    let device = if n_devices > 1 && chance(rng, 0.15) { 1 } else { 0 };
     Endpoint::Client { person, device }
 }
 
@@ -532,14 +492,7 @@ fn failure(rng: &mut Rng, stage: &'static str) -> Failure {
 
 /// Splits `[start, end)` into up to `pieces` consecutive intervals of at least `min_length`,
 /// separated by gaps drawn from `gap`. Fewer pieces come back when the interval is too short.
-fn split(
-    rng: &mut Rng,
-    start: i64,
-    end: i64,
-    pieces: usize,
-    gap: (i64, i64),
-    min_length: i64,
-) -> Vec<(i64, i64)> {
+fn split(rng: &mut Rng, start: i64, end: i64, pieces: usize, gap: (i64, i64), min_length: i64) -> Vec<(i64, i64)> {
     let mut pieces = pieces.max(1);
     let mut gaps: Vec<i64> = Vec::new();
     let available = loop {
@@ -590,9 +543,7 @@ fn render_session(
         Endpoint::Service(service) => Side::Service(service),
     };
     let endpoint_value = |endpoint: Endpoint| match endpoint {
-        Endpoint::Client { person, device } => {
-            directory.client_endpoint(person, device, header.legacy)
-        }
+        Endpoint::Client { person, device } => directory.client_endpoint(person, device, header.legacy),
         Endpoint::Service(service) => directory.service_endpoint(service).clone(),
     };
     let session_media = SessionMedia::new(rng, side(plan.caller), side(plan.callee));
@@ -623,10 +574,7 @@ fn render_session(
         .map(|(position, (start, end))| {
             let last = position + 1 == n_pieces;
             let mut segment = Obj::with_capacity(7);
-            segment.put(
-                "id",
-                first_segment_id.take().unwrap_or_else(|| sample::guid(rng)),
-            );
+            segment.put("id", first_segment_id.take().unwrap_or_else(|| sample::guid(rng)));
             segment.put("startDateTime", wire::datetime(start, header.precision));
             segment.put("endDateTime", wire::datetime(end, header.precision));
             segment.put("caller", caller.clone());
@@ -650,10 +598,7 @@ fn render_session(
     let mut session = Obj::with_capacity(8);
     session.put("id", session_id);
     session.put("modalities", modality_names(modalities));
-    session.put(
-        "startDateTime",
-        wire::datetime(plan.start, header.precision),
-    );
+    session.put("startDateTime", wire::datetime(plan.start, header.precision));
     session.put("endDateTime", wire::datetime(plan.end, header.precision));
     session.put_some("failureInfo", plan.failure.as_ref().map(failure_info));
     session.put("caller", with_feedback(rng, caller, plan, &session_media));
@@ -672,14 +617,8 @@ fn render_session(
 
 /// Teams asks for a rating as people leave, so only a participant's last session can carry
 /// feedback; 12 % of those gives about one participant endpoint in ten.
-fn with_feedback(
-    rng: &mut Rng,
-    mut endpoint: Value,
-    plan: &SessionPlan,
-    session_media: &SessionMedia,
-) -> Value {
-    let is_participant =
-        endpoint.get("@odata.type").and_then(Value::as_str) == Some(vocab::PARTICIPANT_ENDPOINT);
+fn with_feedback(rng: &mut Rng, mut endpoint: Value, plan: &SessionPlan, session_media: &SessionMedia) -> Value {
+    let is_participant = endpoint.get("@odata.type").and_then(Value::as_str) == Some(vocab::PARTICIPANT_ENDPOINT);
     if plan.rateable && is_participant && chance(rng, 0.12) {
         endpoint["feedback"] = media::feedback(rng, session_media.poor(), plan.video);
     }
@@ -734,47 +673,22 @@ fn assemble(
     version: i64,
     last_modified: i64,
 ) -> Value {
-    let start = sessions
-        .iter()
-        .map(|session| session.start)
-        .min()
-        .unwrap_or_default();
-    let end = sessions
-        .iter()
-        .map(|session| session.end)
-        .max()
-        .unwrap_or_default();
-    let modalities = sessions
-        .iter()
-        .fold(0, |bits, session| bits | session.modalities);
+    let start = sessions.iter().map(|session| session.start).min().unwrap_or_default();
+    let end = sessions.iter().map(|session| session.end).max().unwrap_or_default();
+    let modalities = sessions.iter().fold(0, |bits, session| bits | session.modalities);
     // participants_v2 lists who has a session in this version of the record; both parties of a
     // peer-to-peer call share its one session.
     let present: Vec<usize> = (0..header.participants.len())
-        .filter(|position| {
-            !header.group
-                || sessions
-                    .iter()
-                    .any(|session| session.participant == Some(*position))
-        })
+        .filter(|position| !header.group || sessions.iter().any(|session| session.participant == Some(*position)))
         .map(|position| header.participants[position])
         .collect();
 
     let mut record = Obj::with_capacity(13);
     record.put("id", header.id.as_str());
     record.put("version", version);
-    record.put(
-        "type",
-        if header.group {
-            "groupCall"
-        } else {
-            "peerToPeer"
-        },
-    );
+    record.put("type", if header.group { "groupCall" } else { "peerToPeer" });
     record.put("modalities", modality_names(modalities));
-    record.put(
-        "lastModifiedDateTime",
-        wire::datetime(last_modified, header.precision),
-    );
+    record.put("lastModifiedDateTime", wire::datetime(last_modified, header.precision));
     record.put("startDateTime", wire::datetime(start, header.precision));
     record.put("endDateTime", wire::datetime(end, header.precision));
     record.put_some("joinWebUrl", header.join_web_url.as_deref());
@@ -788,10 +702,7 @@ fn assemble(
         record.put("participants", legacy);
     }
     record.put("organizer_v2", participant(directory, header.organizer));
-    let participants: Vec<Value> = present
-        .iter()
-        .map(|&person| participant(directory, person))
-        .collect();
+    let participants: Vec<Value> = present.iter().map(|&person| participant(directory, person)).collect();
     record.put("participants_v2", participants);
     record.put("sessions", session_values);
     record.into_value()
@@ -801,9 +712,6 @@ fn participant(directory: &Directory, person: usize) -> Value {
     let mut participant = Obj::with_capacity(3);
     participant.put("id", directory.person(person).id.as_str());
     participant.put("identity", directory.identity(person));
-    participant.put(
-        "administrativeUnitInfos",
-        directory.administrative_units(person),
-    );
+    participant.put("administrativeUnitInfos", directory.administrative_units(person));
     participant.into_value()
 }

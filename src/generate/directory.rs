@@ -191,12 +191,7 @@ impl Directory {
 
     /// A participantEndpoint for one of the person's devices; `with_identity` adds the
     /// deprecated `identity` that older records still carry.
-    pub(super) fn client_endpoint(
-        &self,
-        index: usize,
-        device: usize,
-        with_identity: bool,
-    ) -> Value {
+    pub(super) fn client_endpoint(&self, index: usize, device: usize, with_identity: bool) -> Value {
         let person = self.person(index);
         let device = &person.devices[device];
         let mut user_agent = Obj::with_capacity(7);
@@ -242,15 +237,7 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let tenant_id = sample::guid(rng);
     let utc_offset_minutes = *weighted(
         rng,
-        &[
-            (-480, 30),
-            (-300, 25),
-            (0, 15),
-            (60, 15),
-            (330, 5),
-            (480, 5),
-            (540, 5),
-        ],
+        &[(-480, 30), (-300, 25), (0, 15), (60, 15), (330, 5), (480, 5), (540, 5)],
     );
     let partner_tenants = [sample::guid(rng), sample::guid(rng)];
     let administrative_units: Vec<String> = (0..4).map(|_| sample::guid(rng)).collect();
@@ -272,9 +259,7 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let acs_users: Vec<usize> = (0..(n_users / 40).max(4))
         .map(|_| builder.acs_user(&acs_resource_id))
         .collect();
-    let phones: Vec<usize> = (0..(n_users / 6).max(10))
-        .map(|_| builder.phone())
-        .collect();
+    let phones: Vec<usize> = (0..(n_users / 6).max(10)).map(|_| builder.phone()).collect();
     let Builder { rng, people, .. } = builder;
 
     let series = (0..(n_members / 4).max(5))
@@ -325,10 +310,7 @@ impl Builder<'_> {
             candidate = format!("{local}{suffix}@{}", vocab::DOMAIN);
             suffix += 1;
         }
-        let position = self
-            .upns
-            .binary_search(&candidate)
-            .unwrap_or_else(|position| position);
+        let position = self.upns.binary_search(&candidate).unwrap_or_else(|position| position);
         self.upns.insert(position, candidate.clone());
         candidate
     }
@@ -339,8 +321,7 @@ impl Builder<'_> {
         let id = sample::guid(self.rng);
         let upn = self.unique_upn(&format!("{}.{}", first.to_lowercase(), last.to_lowercase()));
         let site = sample::index(self.rng, vocab::SITES.len());
-        let administrative_unit =
-            chance(self.rng, 0.7).then(|| sample::index(self.rng, n_administrative_units));
+        let administrative_unit = chance(self.rng, 0.7).then(|| sample::index(self.rng, n_administrative_units));
         let platform = *weighted(
             self.rng,
             &[
@@ -353,13 +334,8 @@ impl Builder<'_> {
             ],
         );
         let product_family = match platform {
-            "windows" => *weighted(
-                self.rng,
-                &[("teams", 90), ("skypeForBusiness", 6), ("lync", 4)],
-            ),
-            "macOS" | "iOS" | "android" => {
-                *weighted(self.rng, &[("teams", 95), ("skypeForBusiness", 5)])
-            }
+            "windows" => *weighted(self.rng, &[("teams", 90), ("skypeForBusiness", 6), ("lync", 4)]),
+            "macOS" | "iOS" | "android" => *weighted(self.rng, &[("teams", 95), ("skypeForBusiness", 5)]),
             _ => "teams",
         };
         let mut devices = vec![self.client_device(platform, product_family, first)];
@@ -388,10 +364,7 @@ impl Builder<'_> {
         let city = vocab::SITES[site].0;
         let floor = sample::between(self.rng, 1, 9);
         let room_number = number + 1;
-        let upn = self.unique_upn(&format!(
-            "room-{}-{floor}{room_number}",
-            city.to_lowercase()
-        ));
+        let upn = self.unique_upn(&format!("room-{}-{floor}{room_number}", city.to_lowercase()));
         let id = sample::guid(self.rng);
         let platform = *weighted(self.rng, &[("roomSystem", 85), ("surfaceHub", 15)]);
         let devices = vec![self.client_device(platform, "teams", city)];
@@ -502,12 +475,7 @@ impl Builder<'_> {
         )
     }
 
-    fn client_device(
-        &mut self,
-        platform: &'static str,
-        product_family: &'static str,
-        first_name: &str,
-    ) -> Device {
+    fn client_device(&mut self, platform: &'static str, product_family: &'static str, first_name: &str) -> Device {
         let rng = &mut *self.rng;
         let version = *pick(rng, vocab::TEAMS_VERSIONS);
         let (header_value, application_version, azure_ad_app_id) =
@@ -640,11 +608,14 @@ fn user_agent_strings(
             None,
         ),
         (_, "web") => {
-            let browser = *pick(rng, &[
-                "Chrome/122.0.0.0 Safari/537.36 Edg/122.0.0.0",
-                "Chrome/123.0.0.0 Safari/537.36",
-                "Firefox/124.0",
-            ]);
+            let browser = *pick(
+                rng,
+                &[
+                    "Chrome/122.0.0.0 Safari/537.36 Edg/122.0.0.0",
+                    "Chrome/123.0.0.0 Safari/537.36",
+                    "Firefox/124.0",
+                ],
+            );
             (
                 format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) {browser}"),
                 version.to_owned(),
@@ -766,17 +737,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let triple = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for position in 0..4 {
             if position <= chunk.len() {
-                out.push(char::from(
-                    ALPHABET[(triple >> (18 - 6 * position) & 63) as usize],
-                ));
+                out.push(char::from(ALPHABET[(triple >> (18 - 6 * position) & 63) as usize]));
             } else {
                 out.push('=');
             }

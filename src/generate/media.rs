@@ -16,10 +16,7 @@ use super::wire::{self, round, single, Obj, Precision, MILLISECOND};
 /// One end of a session.
 #[derive(Clone, Copy)]
 pub(super) enum Side<'a> {
-    Client {
-        person: &'a Person,
-        device: &'a Device,
-    },
+    Client { person: &'a Person, device: &'a Device },
     Service(Service),
 }
 
@@ -114,14 +111,7 @@ impl<'a> SessionMedia<'a> {
     }
 
     /// The `media` array of one segment spanning `[start, end)`.
-    pub(super) fn render(
-        &self,
-        rng: &mut Rng,
-        start: i64,
-        end: i64,
-        labels: &[Label],
-        precision: Precision,
-    ) -> Value {
+    pub(super) fn render(&self, rng: &mut Rng, start: i64, end: i64, labels: &[Label], precision: Precision) -> Value {
         let seconds = ((end - start) as f64 / wire::SECOND as f64).max(1.0);
         let media: Vec<Value> = labels
             .iter()
@@ -142,12 +132,8 @@ impl<'a> SessionMedia<'a> {
                 let streams: Vec<Value> = ["callerToCallee", "calleeToCaller"]
                     .iter()
                     .map(|direction| match label {
-                        Label::Audio => {
-                            self.audio_stream(rng, direction, seconds, start, end, precision)
-                        }
-                        Label::Video | Label::ScreenSharing => {
-                            self.video_stream(rng, direction, seconds, label)
-                        }
+                        Label::Audio => self.audio_stream(rng, direction, seconds, start, end, precision),
+                        Label::Video | Label::ScreenSharing => self.video_stream(rng, direction, seconds, label),
                     })
                     .collect();
                 media.put("streams", streams);
@@ -186,18 +172,12 @@ impl<'a> SessionMedia<'a> {
         } else {
             uniform(rng, 0.0, 0.02)
         };
-        stream.put(
-            "averageRatioOfConcealedSamples",
-            single(round(concealed, 6)),
-        );
+        stream.put("averageRatioOfConcealedSamples", single(round(concealed, 6)));
         stream.put(
             "maxRatioOfConcealedSamples",
             single(round((concealed * uniform(rng, 1.2, 3.0)).min(1.0), 6)),
         );
-        stream.put(
-            "packetUtilization",
-            (seconds * 50.0 * uniform(rng, 0.9, 1.0)) as i64,
-        );
+        stream.put("packetUtilization", (seconds * 50.0 * uniform(rng, 0.9, 1.0)) as i64);
         stream.put("averageBandwidthEstimate", network.bandwidth);
         stream.put("wasMediaBypassed", self.media_bypassed);
         let network_jitter = network.jitter_ms * uniform(rng, 1.5, 4.0);
@@ -223,14 +203,7 @@ impl<'a> SessionMedia<'a> {
         let mut stream = Obj::with_capacity(21);
         stream.put("streamId", sample::u32_string(rng));
         stream.put("streamDirection", direction);
-        stream.put(
-            "videoCodec",
-            if screen {
-                self.screen_codec
-            } else {
-                self.video_codec
-            },
-        );
+        stream.put("videoCodec", if screen { self.screen_codec } else { self.video_codec });
         network.put_jitter_loss_rtt(rng, &mut stream);
         let packets_per_second = if screen {
             uniform(rng, 10.0, 60.0)
@@ -255,10 +228,7 @@ impl<'a> SessionMedia<'a> {
         } else {
             uniform(rng, 0.0, 2.0)
         };
-        stream.put(
-            "averageVideoFrameLossPercentage",
-            single(round(frame_loss, 4)),
-        );
+        stream.put("averageVideoFrameLossPercentage", single(round(frame_loss, 4)));
         let video_loss = if self.poor {
             uniform(rng, 0.03, 0.15)
         } else {
@@ -275,10 +245,7 @@ impl<'a> SessionMedia<'a> {
             (uniform(rng, 0.0, 0.05), uniform(rng, 0.0, 0.05))
         };
         stream.put("lowFrameRateRatio", single(round(low_frame_rate, 4)));
-        stream.put(
-            "lowVideoProcessingCapabilityRatio",
-            single(round(low_processing, 4)),
-        );
+        stream.put("lowVideoProcessingCapabilityRatio", single(round(low_processing, 4)));
         let freeze_ms = if self.poor {
             Some(uniform(rng, 500.0, 4000.0))
         } else if chance(rng, 0.3) {
@@ -288,10 +255,7 @@ impl<'a> SessionMedia<'a> {
         };
         if let Some(freeze_ms) = freeze_ms {
             stream.put("averageFreezeDuration", milliseconds(freeze_ms));
-            stream.put(
-                "rmsFreezeDuration",
-                milliseconds(freeze_ms * uniform(rng, 1.1, 1.8)),
-            );
+            stream.put("rmsFreezeDuration", milliseconds(freeze_ms * uniform(rng, 1.1, 1.8)));
         }
         stream.put("wasMediaBypassed", false);
         stream.into_value()
@@ -318,11 +282,7 @@ impl NetworkSample {
         } else {
             NetworkSample {
                 jitter_ms: uniform(rng, 2.0, 20.0),
-                loss: if chance(rng, 0.4) {
-                    0.0
-                } else {
-                    uniform(rng, 0.0, 0.01)
-                },
+                loss: if chance(rng, 0.4) { 0.0 } else { uniform(rng, 0.0, 0.01) },
                 rtt_ms: uniform(rng, 20.0, 120.0),
                 bandwidth: uniform(rng, 2e6, 5e7) as i64,
             }
@@ -331,20 +291,14 @@ impl NetworkSample {
 
     fn put_jitter_loss_rtt(&self, rng: &mut Rng, stream: &mut Obj) {
         stream.put("averageJitter", milliseconds(self.jitter_ms));
-        stream.put(
-            "maxJitter",
-            milliseconds(self.jitter_ms * uniform(rng, 1.2, 2.5)),
-        );
+        stream.put("maxJitter", milliseconds(self.jitter_ms * uniform(rng, 1.2, 2.5)));
         stream.put("averagePacketLossRate", single(round(self.loss, 6)));
         stream.put(
             "maxPacketLossRate",
             single(round((self.loss * uniform(rng, 1.5, 4.0)).min(1.0), 6)),
         );
         stream.put("averageRoundTripTime", milliseconds(self.rtt_ms));
-        stream.put(
-            "maxRoundTripTime",
-            milliseconds(self.rtt_ms * uniform(rng, 1.1, 2.0)),
-        );
+        stream.put("maxRoundTripTime", milliseconds(self.rtt_ms * uniform(rng, 1.1, 2.0)));
     }
 }
 
@@ -367,11 +321,7 @@ impl<'a> Leg<'a> {
                 } + if tcp { 0.15 } else { 0.0 };
                 let poor = chance(rng, poor_probability);
                 let network = client_network(rng, person, device, connection, tcp, poor);
-                Leg {
-                    side,
-                    network,
-                    poor,
-                }
+                Leg { side, network, poor }
             }
             Side::Service(service) => {
                 // A PSTN leg is the only service leg that can spoil a session (carrier trouble).
@@ -533,17 +483,10 @@ fn put_wifi(rng: &mut Rng, network: &mut Obj, device: &Device, poor: bool) {
     }
     let band = *weighted(
         rng,
-        &[
-            ("frequency50GHz", 60),
-            ("frequency24GHz", 32),
-            ("frequency60GHz", 8),
-        ],
+        &[("frequency50GHz", 60), ("frequency24GHz", 32), ("frequency60GHz", 8)],
     );
     let (radio, channel) = match band {
-        "frequency24GHz" => (
-            *pick(rng, &["wifi80211n", "wifi80211g"]),
-            *pick(rng, &[1i64, 6, 11]),
-        ),
+        "frequency24GHz" => (*pick(rng, &["wifi80211n", "wifi80211g"]), *pick(rng, &[1i64, 6, 11])),
         "frequency50GHz" => (
             *pick(rng, &["wifi80211ac", "wifi80211ax", "wifi80211n"]),
             *pick(rng, &[36i64, 40, 44, 48, 149, 153, 157, 161]),
@@ -563,10 +506,7 @@ fn put_wifi(rng: &mut Rng, network: &mut Obj, device: &Device, poor: bool) {
         network.put("wifiBatteryCharge", sample::between(rng, 8, 100));
     }
     if let Some((vendor_driver, vendor_version)) = device.wifi_adapter {
-        network.put(
-            "wifiMicrosoftDriver",
-            "Microsoft Wi-Fi Direct Virtual Adapter",
-        );
+        network.put("wifiMicrosoftDriver", "Microsoft Wi-Fi Direct Virtual Adapter");
         network.put("wifiMicrosoftDriverVersion", "10.0.22621.1");
         network.put("wifiVendorDriver", vendor_driver);
         network.put("wifiVendorDriverVersion", vendor_version);
@@ -588,11 +528,7 @@ fn wifi_link_speed(rng: &mut Rng) -> i64 {
 }
 
 fn office_public_ip(rng: &mut Rng, site: i64) -> String {
-    format!(
-        "{}.{}",
-        vocab::SITES[site as usize].1,
-        sample::between(rng, 2, 250)
-    )
+    format!("{}.{}", vocab::SITES[site as usize].1, sample::between(rng, 2, 250))
 }
 
 /// Microsoft's Teams relays live in 52.112.0.0/14.
@@ -676,22 +612,8 @@ fn device_info(rng: &mut Rng, device: &Device, poor: bool) -> Value {
         "speakerGlitchRate",
         single(round(uniform(rng, 0.0, 300.0) * glitch_scale, 0)),
     );
-    rare(
-        rng,
-        &mut info,
-        "captureNotFunctioningEventRatio",
-        0.005,
-        0.5,
-        1.0,
-    );
-    rare(
-        rng,
-        &mut info,
-        "renderNotFunctioningEventRatio",
-        0.005,
-        0.5,
-        1.0,
-    );
+    rare(rng, &mut info, "captureNotFunctioningEventRatio", 0.005, 0.5, 1.0);
+    rare(rng, &mut info, "renderNotFunctioningEventRatio", 0.005, 0.5, 1.0);
     rare(
         rng,
         &mut info,
@@ -710,23 +632,9 @@ fn device_info(rng: &mut Rng, device: &Device, poor: bool) -> Value {
         0.2,
     );
     rare(rng, &mut info, "lowSpeechLevelEventRatio", 0.08, 0.01, 0.4);
-    rare(
-        rng,
-        &mut info,
-        "lowSpeechToNoiseEventRatio",
-        0.08,
-        0.01,
-        0.3,
-    );
+    rare(rng, &mut info, "lowSpeechToNoiseEventRatio", 0.08, 0.01, 0.3);
     rare(rng, &mut info, "renderMuteEventRatio", 0.03, 0.05, 1.0);
-    rare(
-        rng,
-        &mut info,
-        "renderZeroVolumeEventRatio",
-        0.02,
-        0.05,
-        1.0,
-    );
+    rare(rng, &mut info, "renderZeroVolumeEventRatio", 0.02, 0.05, 1.0);
     if chance(rng, 0.01) {
         info.put("howlingEventCount", sample::between(rng, 1, 3));
     }
@@ -762,10 +670,9 @@ pub(super) fn feedback(rng: &mut Rng, poor: bool, video: bool) -> Value {
     };
     let unhappy = matches!(rating, "bad" | "poor");
     let mut tokens = Obj::new();
-    let token_names =
-        vocab::AUDIO_TOKENS
-            .iter()
-            .chain(if video { vocab::VIDEO_TOKENS } else { &[] });
+    let token_names = vocab::AUDIO_TOKENS
+        .iter()
+        .chain(if video { vocab::VIDEO_TOKENS } else { &[] });
     for token in token_names {
         tokens.put(token, unhappy && chance(rng, 0.3));
     }

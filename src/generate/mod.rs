@@ -46,9 +46,7 @@ pub struct GenerateOptions {
 /// the number of re-publications. Output is in generation order, not sorted by time.
 pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Value)) {
     let mut rng = sample::Rng::seed_from_u64(options.seed);
-    let n_users = usize::try_from(options.calls / 20)
-        .unwrap_or(usize::MAX)
-        .max(20);
+    let n_users = usize::try_from(options.calls / 20).unwrap_or(usize::MAX).max(20);
     let directory = directory::build(&mut rng, n_users);
     let window = calendar::Window::new(options.until, options.days, directory.utc_offset_minutes);
 

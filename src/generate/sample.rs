@@ -57,9 +57,7 @@ pub(super) fn normal(rng: &mut Rng, mean: f64, deviation: f64) -> f64 {
 
 /// Log-normal with the given median, clamped; call and meeting lengths have this long right tail.
 pub(super) fn log_normal(rng: &mut Rng, median: f64, sigma: f64, low: f64, high: f64) -> f64 {
-    (median.ln() + normal(rng, 0.0, sigma))
-        .exp()
-        .clamp(low, high)
+    (median.ln() + normal(rng, 0.0, sigma)).exp().clamp(low, high)
 }
 
 /// A random (version 4) GUID, lower case and hyphenated as Graph writes ids.
@@ -73,9 +71,7 @@ pub(super) fn guid(rng: &mut Rng) -> String {
 /// `count` upper-case letters and digits, for machine names.
 pub(super) fn alphanumeric(rng: &mut Rng, count: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
-    (0..count)
-        .map(|_| char::from(*pick(rng, ALPHABET)))
-        .collect()
+    (0..count).map(|_| char::from(*pick(rng, ALPHABET))).collect()
 }
 
 pub(super) fn u32_string(rng: &mut Rng) -> String {

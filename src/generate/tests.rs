@@ -12,10 +12,7 @@ use time::OffsetDateTime;
 use super::{generate, ndjson_line, wire, GenerateOptions};
 
 const ENUMS: &[(&str, &[&str])] = &[
-    (
-        "type",
-        &["unknown", "groupCall", "peerToPeer", "unknownFutureValue"],
-    ),
+    ("type", &["unknown", "groupCall", "peerToPeer", "unknownFutureValue"]),
     (
         "modalities",
         &[
@@ -93,10 +90,7 @@ const ENUMS: &[(&str, &[&str])] = &[
             "unknownFutureValue",
         ],
     ),
-    (
-        "stage",
-        &["unknown", "callSetup", "midcall", "unknownFutureValue"],
-    ),
+    ("stage", &["unknown", "callSetup", "midcall", "unknownFutureValue"]),
     ("streamDirection", &["callerToCallee", "calleeToCaller"]),
     (
         "audioCodec",
@@ -145,14 +139,7 @@ const ENUMS: &[(&str, &[&str])] = &[
     ),
     (
         "connectionType",
-        &[
-            "unknown",
-            "wired",
-            "wifi",
-            "mobile",
-            "tunnel",
-            "unknownFutureValue",
-        ],
+        &["unknown", "wired", "wifi", "mobile", "tunnel", "unknownFutureValue"],
     ),
     (
         "networkTransportProtocol",
@@ -254,10 +241,7 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
 fn parse_datetime(text: &str) -> OffsetDateTime {
     assert!(text.ends_with('Z'), "{text} is UTC with Z");
     if let Some((_, fraction)) = text.trim_end_matches('Z').split_once('.') {
-        assert!(
-            (1..=7).contains(&fraction.len()),
-            "{text} has 1 to 7 fraction digits"
-        );
+        assert!((1..=7).contains(&fraction.len()), "{text} has 1 to 7 fraction digits");
         assert!(!fraction.ends_with('0'), "{text} trims trailing zeros");
     }
     OffsetDateTime::parse(text, &Rfc3339).unwrap_or_else(|error| panic!("{text}: {error}"))
@@ -320,10 +304,7 @@ fn each_call_appears_once_and_some_again_at_a_higher_version() {
         seen.entry(str_of(record, "id")).or_default().push(position);
     }
     assert_eq!(seen.len(), 2000);
-    let republished: Vec<&Vec<usize>> = seen
-        .values()
-        .filter(|positions| positions.len() > 1)
-        .collect();
+    let republished: Vec<&Vec<usize>> = seen.values().filter(|positions| positions.len() > 1).collect();
     assert_eq!(records.len(), 2000 + republished.len());
     assert!(
         (20..=120).contains(&republished.len()),
@@ -351,41 +332,22 @@ fn every_record_has_the_required_properties() {
         "#microsoft.graph.callRecords.serviceEndpoint",
     ];
     for record in sample_run() {
-        for key in [
-            "id",
-            "type",
-            "lastModifiedDateTime",
-            "startDateTime",
-            "endDateTime",
-        ] {
+        for key in ["id", "type", "lastModifiedDateTime", "startDateTime", "endDateTime"] {
             str_of(record, key);
         }
-        assert!(record["version"]
-            .as_i64()
-            .is_some_and(|version| version >= 1));
+        assert!(record["version"].as_i64().is_some_and(|version| version >= 1));
         assert!(uuid::Uuid::parse_str(str_of(record, "id")).is_ok());
-        assert!(!record["modalities"]
-            .as_array()
-            .expect("modalities")
-            .is_empty());
+        assert!(!record["modalities"].as_array().expect("modalities").is_empty());
         let organizer = &record["organizer_v2"];
         str_of(organizer, "id");
-        assert!(
-            organizer["identity"].is_object() && organizer["administrativeUnitInfos"].is_array()
-        );
-        let participants = record["participants_v2"]
-            .as_array()
-            .expect("participants_v2");
+        assert!(organizer["identity"].is_object() && organizer["administrativeUnitInfos"].is_array());
+        let participants = record["participants_v2"].as_array().expect("participants_v2");
         assert!(!participants.is_empty());
         let ids: BTreeSet<&str> = participants
             .iter()
             .map(|participant| str_of(participant, "id"))
             .collect();
-        assert_eq!(
-            ids.len(),
-            participants.len(),
-            "participant ids are unique in a record"
-        );
+        assert_eq!(ids.len(), participants.len(), "participant ids are unique in a record");
         if record.get("participants").is_some() {
             assert!(record["organizer"].is_object());
             assert_eq!(
@@ -400,25 +362,14 @@ fn every_record_has_the_required_properties() {
                 assert!(record.get("joinWebUrl").is_none());
             }
             _ => {
-                assert!(
-                    participants.len() >= 3 || record["version"] == 1,
-                    "{}",
-                    record["id"]
-                );
-                assert!(str_of(record, "joinWebUrl")
-                    .starts_with("https://teams.microsoft.com/l/meetup-join/"));
+                assert!(participants.len() >= 3 || record["version"] == 1, "{}", record["id"]);
+                assert!(str_of(record, "joinWebUrl").starts_with("https://teams.microsoft.com/l/meetup-join/"));
             }
         }
-        let session_ids: BTreeSet<&str> = sessions(record)
-            .iter()
-            .map(|session| str_of(session, "id"))
-            .collect();
+        let session_ids: BTreeSet<&str> = sessions(record).iter().map(|session| str_of(session, "id")).collect();
         assert_eq!(session_ids.len(), sessions(record).len());
         for session in sessions(record) {
-            assert!(!session["modalities"]
-                .as_array()
-                .expect("modalities")
-                .is_empty());
+            assert!(!session["modalities"].as_array().expect("modalities").is_empty());
             let segments = session["segments"].as_array().expect("segments");
             assert!((1..=3).contains(&segments.len()));
             for endpoint in [&session["caller"], &session["callee"]].into_iter().chain(
@@ -520,11 +471,7 @@ fn times_are_well_formed_and_nested() {
             for segment in session["segments"].as_array().into_iter().flatten() {
                 let segment_start = parse_datetime(str_of(segment, "startDateTime"));
                 let segment_end = parse_datetime(str_of(segment, "endDateTime"));
-                assert!(
-                    session_start <= segment_start
-                        && segment_start <= segment_end
-                        && segment_end <= session_end
-                );
+                assert!(session_start <= segment_start && segment_start <= segment_end && segment_end <= session_end);
             }
         }
         let record_modalities: BTreeSet<&str> = record["modalities"]
@@ -536,9 +483,7 @@ fn times_are_well_formed_and_nested() {
         assert_eq!(record_modalities, session_modalities);
         walk(record, &mut |key, value| {
             if DURATION_KEYS.contains(&key) {
-                let text = value
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{key} is a string"));
+                let text = value.as_str().unwrap_or_else(|| panic!("{key} is a string"));
                 assert!(is_iso_duration(text), "{key}: {text}");
             }
         });
@@ -567,8 +512,7 @@ fn long_meetings_and_unusual_identities_exist() {
     );
     assert_eq!(phone["identity"]["phone"]["id"], phone_id);
     assert!(participants().any(|participant| participant["identity"]["guest"].is_object()));
-    assert!(participants()
-        .any(|participant| participant["identity"]["azureCommunicationServicesUser"].is_object()));
+    assert!(participants().any(|participant| participant["identity"]["azureCommunicationServicesUser"].is_object()));
     let mut acs_client = false;
     for record in records {
         walk(record, &mut |key, value| {
@@ -597,11 +541,7 @@ fn users_come_from_one_stable_directory() {
     }
     assert_eq!(tenants.len(), 1);
     // max(20, 2000 / 20) accounts, including rooms.
-    assert!(
-        users.len() <= 100 && users.len() > 80,
-        "{} users",
-        users.len()
-    );
+    assert!(users.len() <= 100 && users.len() > 80, "{} users", users.len());
     assert!(users
         .values()
         .all(|upns| upns.len() == 1 && upns.iter().all(|upn| upn.ends_with("@contoso.com"))));
@@ -616,16 +556,10 @@ fn distributions_are_roughly_as_designed() {
     }
     let records: Vec<&Value> = latest.into_values().collect();
     let share = |count: usize, total: usize| count as f64 / total as f64;
-    let peer_to_peer = records
-        .iter()
-        .filter(|record| record["type"] == "peerToPeer")
-        .count();
+    let peer_to_peer = records.iter().filter(|record| record["type"] == "peerToPeer").count();
     assert!((0.40..0.50).contains(&share(peer_to_peer, records.len())));
 
-    let group_calls: Vec<&&Value> = records
-        .iter()
-        .filter(|record| record["type"] == "groupCall")
-        .collect();
+    let group_calls: Vec<&&Value> = records.iter().filter(|record| record["type"] == "groupCall").collect();
     let with_video = group_calls
         .iter()
         .filter(|record| {
@@ -640,8 +574,7 @@ fn distributions_are_roughly_as_designed() {
         group_calls.len()
     );
 
-    let (mut n_sessions, mut failed, mut poor, mut streams, mut rated, mut participant_endpoints) =
-        (0, 0, 0, 0, 0, 0);
+    let (mut n_sessions, mut failed, mut poor, mut streams, mut rated, mut participant_endpoints) = (0, 0, 0, 0, 0, 0);
     for record in &records {
         for session in sessions(record) {
             n_sessions += 1;
@@ -680,10 +613,7 @@ fn wire_formats_match_graph() {
     assert_eq!(wire::duration(0), "PT0S");
     assert_eq!(wire::duration(905 * wire::SECOND / 10), "PT1M30.5S");
     assert_eq!(wire::duration(wire::HOUR), "PT1H");
-    assert_eq!(
-        wire::duration(wire::HOUR + 2 * wire::SECOND + 1),
-        "PT1H2.0000001S"
-    );
+    assert_eq!(wire::duration(wire::HOUR + 2 * wire::SECOND + 1), "PT1H2.0000001S");
     assert_eq!(wire::single(0.0), serde_json::json!(0));
     assert_eq!(wire::single(0.27).to_string(), "0.27");
     let graph_example = datetime!(2020-02-25 18:52:21.2169889 UTC);

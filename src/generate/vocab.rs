@@ -180,15 +180,9 @@ pub(super) const ROOM_CPUS: &[(&str, i64, i64)] = &[
     ("Intel(R) Core(TM) i7-8700T CPU @ 2.40GHz", 12, 2400),
 ];
 
-pub(super) const ANDROID_MODELS: &[&str] =
-    &["SM-G991B", "SM-S918B", "Pixel 7", "Pixel 8 Pro", "SM-A546B"];
+pub(super) const ANDROID_MODELS: &[&str] = &["SM-G991B", "SM-S918B", "Pixel 7", "Pixel 8 Pro", "SM-A546B"];
 pub(super) const IOS_MODELS: &[&str] = &["iPhone", "iPhone15,2", "iPhone16,1", "iPad13,4"];
-pub(super) const IP_PHONES: &[&str] = &[
-    "Poly CCX 600",
-    "Yealink MP58",
-    "Poly CCX 400",
-    "AudioCodes C450HD",
-];
+pub(super) const IP_PHONES: &[&str] = &["Poly CCX 600", "Yealink MP58", "Poly CCX 400", "AudioCodes C450HD"];
 
 pub(super) const TEAMS_VERSIONS: &[&str] = &[
     "24004.1309.2689.2246",
@@ -199,12 +193,7 @@ pub(super) const TEAMS_VERSIONS: &[&str] = &[
 ];
 
 /// Audio devices as (capture name, capture driver, render name, render driver).
-pub(super) type AudioDevices = (
-    &'static str,
-    Option<&'static str>,
-    &'static str,
-    Option<&'static str>,
-);
+pub(super) type AudioDevices = (&'static str, Option<&'static str>, &'static str, Option<&'static str>);
 
 pub(super) const WINDOWS_AUDIO: &[AudioDevices] = &[
     (
@@ -292,25 +281,14 @@ pub(super) const WIFI_ADAPTERS: &[(&str, &str)] = &[
         "Killer(R) Wi-Fi 6E AX1675i 160MHz Wireless Network Adapter (211NGW)",
         "22.160.0.4",
     ),
-    (
-        "Realtek RTL8852BE WiFi 6 802.11ax PCIe Adapter",
-        "6001.16.147.0",
-    ),
-    (
-        "Qualcomm Atheros QCA61x4A Wireless Network Adapter",
-        "12.0.0.1118",
-    ),
+    ("Realtek RTL8852BE WiFi 6 802.11ax PCIe Adapter", "6001.16.147.0"),
+    ("Qualcomm Atheros QCA61x4A Wireless Network Adapter", "12.0.0.1118"),
 ];
 
 /// Codecs weighted by how often each kind of session negotiates them: PSTN trunks speak the
 /// G.7xx family, Skype for Business and Lync the older Microsoft codecs, Teams SATIN and Opus.
-pub(super) const PSTN_AUDIO_CODECS: &[(&str, u32)] = &[
-    ("pcmu", 35),
-    ("pcma", 20),
-    ("g722", 20),
-    ("silkWide", 10),
-    ("opus", 15),
-];
+pub(super) const PSTN_AUDIO_CODECS: &[(&str, u32)] =
+    &[("pcmu", 35), ("pcma", 20), ("g722", 20), ("silkWide", 10), ("opus", 15)];
 pub(super) const LEGACY_AUDIO_CODECS: &[(&str, u32)] = &[
     ("rtAudio16", 35),
     ("siren", 20),
@@ -328,8 +306,7 @@ pub(super) const TEAMS_AUDIO_CODECS: &[(&str, u32)] = &[
     ("rtAudio16", 3),
     ("silkNarrow", 2),
 ];
-pub(super) const LEGACY_VIDEO_CODECS: &[(&str, u32)] =
-    &[("h264uc", 50), ("rtvc1", 30), ("xrtvc1", 20)];
+pub(super) const LEGACY_VIDEO_CODECS: &[(&str, u32)] = &[("h264uc", 50), ("rtvc1", 30), ("xrtvc1", 20)];
 pub(super) const TEAMS_VIDEO_CODECS: &[(&str, u32)] = &[
     ("h264", 55),
     ("av1", 20),
@@ -338,8 +315,7 @@ pub(super) const TEAMS_VIDEO_CODECS: &[(&str, u32)] = &[
     ("h265", 3),
     ("rtVideo", 2),
 ];
-pub(super) const SCREEN_SHARING_CODECS: &[(&str, u32)] =
-    &[("h264", 70), ("rtvc1", 15), ("av1", 15)];
+pub(super) const SCREEN_SHARING_CODECS: &[(&str, u32)] = &[("h264", 70), ("rtvc1", 15), ("av1", 15)];
 
 pub(super) const SETUP_FAILURE_REASONS: &[(&str, u32)] = &[
     ("CallSetupTimedOut", 30),
@@ -377,5 +353,4 @@ pub(super) const FEEDBACK_TEXTS_POOR: &[&str] = &[
     "Video froze several times.",
     "Dropped out of the meeting twice.",
 ];
-pub(super) const FEEDBACK_TEXTS_GOOD: &[&str] =
-    &["Worked fine.", "Clear audio.", "Great call quality."];
+pub(super) const FEEDBACK_TEXTS_GOOD: &[&str] = &["Worked fine.", "Clear audio.", "Great call quality."];

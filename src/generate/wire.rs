@@ -75,11 +75,7 @@ pub(super) fn duration(ticks: i64) -> Value {
     let ticks = ticks.max(0);
     let total_seconds = ticks / SECOND;
     let fraction = ticks % SECOND;
-    let (hours, minutes, seconds) = (
-        total_seconds / 3600,
-        total_seconds / 60 % 60,
-        total_seconds % 60,
-    );
+    let (hours, minutes, seconds) = (total_seconds / 3600, total_seconds / 60 % 60, total_seconds % 60);
     let mut out = String::with_capacity(16);
     out.push_str("PT");
     if hours > 0 {
@@ -153,8 +149,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day_of_month = day_of_year - (153 * shifted_month + 2) / 5 + 1;

@@ -27,8 +27,7 @@ impl IngestKind {
         }
     }
 
-    pub const NAMES: &'static [&'static str] =
-        &["callRecords", "pstnCalls", "directRoutingCalls", "smsLogs"];
+    pub const NAMES: &'static [&'static str] = &["callRecords", "pstnCalls", "directRoutingCalls", "smsLogs"];
 }
 
 /// How many records one store transaction takes: large enough that the commit's fsync is paid
@@ -203,10 +202,7 @@ impl<'a> BatchIngest<'a> {
 
     async fn flush(&mut self) -> StoreResult<()> {
         if !self.pending.is_empty() {
-            let outcomes = self
-                .store
-                .upsert_call_records(self.tenant, &self.pending)
-                .await?;
+            let outcomes = self.store.upsert_call_records(self.tenant, &self.pending).await?;
             for outcome in outcomes {
                 self.report.count(outcome);
             }

@@ -228,12 +228,9 @@ pub struct ParsedLogRow {
 }
 
 fn required<T: Clone>(value: &Option<T>, path: &str) -> Result<T, RecordError> {
-    value.clone().ok_or_else(|| {
-        RecordError::at(
-            path,
-            "is required to store a row: it keys and orders the log",
-        )
-    })
+    value
+        .clone()
+        .ok_or_else(|| RecordError::at(path, "is required to store a row: it keys and orders the log"))
 }
 
 /// Parses, checks and serializes one usage-log row of `kind`.
@@ -267,17 +264,10 @@ pub fn parse_log_row(kind: LogKind, json: &[u8]) -> Result<ParsedLogRow, RecordE
         }
     };
     super::check_id("id", &id)?;
-    Ok(ParsedLogRow {
-        id,
-        start,
-        document,
-    })
+    Ok(ParsedLogRow { id, start, document })
 }
 
-fn check_span(
-    start: &Option<DateTimeOffset>,
-    end: &Option<DateTimeOffset>,
-) -> Result<(), RecordError> {
+fn check_span(start: &Option<DateTimeOffset>, end: &Option<DateTimeOffset>) -> Result<(), RecordError> {
     match (start, end) {
         (Some(start), Some(end)) => super::check_span("", start, end),
         _ => Ok(()),
@@ -302,11 +292,7 @@ mod tests {
             "operator": "Microsoft", "callDurationSource": "microsoft" });
         let text = r#"{"id":"9c4984c7-6c3c-427d-a30c-bd0b2eacee90","charge":0.00,"connectionCharge":1.50,"startDateTime":"2019-11-01T00:00:08.2589935Z"}"#;
         let parsed = parse_log_row(LogKind::PstnCall, text.as_bytes()).unwrap();
-        assert!(
-            parsed.document.contains(r#""charge":0.00"#),
-            "{}",
-            parsed.document
-        );
+        assert!(parsed.document.contains(r#""charge":0.00"#), "{}", parsed.document);
         assert!(
             parsed.document.contains(r#""connectionCharge":1.50"#),
             "{}",
@@ -330,9 +316,7 @@ mod tests {
         ];
         for (kind, text, expected) in cases {
             assert_eq!(
-                parse_log_row(kind, text.as_bytes())
-                    .unwrap_err()
-                    .to_string(),
+                parse_log_row(kind, text.as_bytes()).unwrap_err().to_string(),
                 expected,
                 "{text}"
             );

@@ -65,20 +65,14 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, 
         let inner = error.into_inner();
         let message = strip_serde_position(&inner.to_string());
         if inner.is_syntax() || inner.is_eof() {
-            RecordError::at(
-                path,
-                format!("not valid JSON: {message} at column {}", inner.column()),
-            )
+            RecordError::at(path, format!("not valid JSON: {message} at column {}", inner.column()))
         } else {
             RecordError::at(path, message)
         }
     })?;
-    deserializer.end().map_err(|error| {
-        RecordError::at(
-            ".",
-            format!("trailing characters after the record: {error}"),
-        )
-    })?;
+    deserializer
+        .end()
+        .map_err(|error| RecordError::at(".", format!("trailing characters after the record: {error}")))?;
     if let Some(path) = undeclared.into_iter().find(|path| !is_annotation(path)) {
         let (parent, name) = path.rsplit_once('.').unwrap_or((".", path.as_str()));
         return Err(RecordError::at(
@@ -103,17 +97,12 @@ fn json_path(path: &serde_ignored::Path<'_>) -> String {
                 format!("{parent}.{key}")
             }
         }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => json_path(parent),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => json_path(parent),
     }
 }
 
 fn is_annotation(path: &str) -> bool {
-    path.rsplit('.')
-        .next()
-        .is_some_and(|name| name.contains('@'))
-        || path.contains("@odata")
+    path.rsplit('.').next().is_some_and(|name| name.contains('@')) || path.contains("@odata")
 }
 
 /// serde_json appends " at line 1 column 123" to messages; the path already says where.
@@ -127,9 +116,7 @@ fn strip_serde_position(message: &str) -> String {
 /// `modality` has no `unknown` member in the v1.0 CSDL, though the docs list it (spec A7), and
 /// the SDK would read it as `None`. We drop it at ingest rather than refuse the whole record: the
 /// other modalities are still true, and a record from real Graph data should not be lost over it.
-pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<Modality>, D::Error> {
+pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Modality>, D::Error> {
     let names = Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default();
     let mut modalities = Vec::with_capacity(names.len());
     for name in names {
@@ -164,16 +151,10 @@ pub(crate) fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
         return Err(RecordError::at(path, "must not be empty"));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(RecordError::at(
-            path,
-            format!("is longer than {MAX_ID_LEN} characters"),
-        ));
+        return Err(RecordError::at(path, format!("is longer than {MAX_ID_LEN} characters")));
     }
     if id.chars().any(|c| c.is_control() || c == '/') {
-        return Err(RecordError::at(
-            path,
-            "must not contain '/' or control characters",
-        ));
+        return Err(RecordError::at(path, "must not contain '/' or control characters"));
     }
     Ok(())
 }
@@ -250,19 +231,11 @@ impl CallRecord {
                     .filter_map(participant_from_identity_set)
                     .collect::<Vec<_>>();
                 let mut seen = HashSet::new();
-                self.participants_v2 = Some(
-                    derived
-                        .into_iter()
-                        .filter(|p| seen.insert(p.id.clone()))
-                        .collect(),
-                );
+                self.participants_v2 = Some(derived.into_iter().filter(|p| seen.insert(p.id.clone())).collect());
             }
         }
         if self.organizer_v2.is_none() {
-            self.organizer_v2 = self
-                .organizer
-                .as_ref()
-                .and_then(participant_from_identity_set);
+            self.organizer_v2 = self.organizer.as_ref().and_then(participant_from_identity_set);
         }
         if self.organizer.is_none() {
             self.organizer = self
@@ -296,27 +269,19 @@ impl CallRecord {
 fn fill_endpoint_identity(endpoint: &mut Option<Endpoint>) {
     if let Some(Endpoint::Participant(participant)) = endpoint {
         if participant.identity.is_none() {
-            participant.identity =
-                participant
-                    .associated_identity
-                    .as_ref()
-                    .map(|identity| IdentitySet {
-                        user: Some(identity.clone()),
-                        ..IdentitySet::default()
-                    });
+            participant.identity = participant.associated_identity.as_ref().map(|identity| IdentitySet {
+                user: Some(identity.clone()),
+                ..IdentitySet::default()
+            });
         }
     }
 }
 
 fn participant_from_identity_set(identity_set: &IdentitySet) -> Option<Participant> {
-    let primary = [
-        &identity_set.user,
-        &identity_set.application,
-        &identity_set.device,
-    ]
-    .into_iter()
-    .flatten()
-    .next()?;
+    let primary = [&identity_set.user, &identity_set.application, &identity_set.device]
+        .into_iter()
+        .flatten()
+        .next()?;
     Some(Participant {
         id: primary.id.clone()?,
         identity: Some(CommunicationsIdentitySet {
@@ -333,27 +298,13 @@ fn participant_from_identity_set(identity_set: &IdentitySet) -> Option<Participa
 /// evolvable enum members become `unknownFutureValue` unless the client opted in, and nulls are
 /// removed (empty collections kept, spec A23) when it asked for `omit-values=nulls`.
 /// Returns whether the body held an evolvable member, for `Preference-Applied` (spec A22).
-pub fn shape_for_client(
-    value: &mut Value,
-    include_unknown_enum_members: bool,
-    omit_nulls: bool,
-) -> bool {
+pub fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, omit_nulls: bool) -> bool {
     let mut saw_evolvable = false;
-    shape_value(
-        value,
-        include_unknown_enum_members,
-        omit_nulls,
-        &mut saw_evolvable,
-    );
+    shape_value(value, include_unknown_enum_members, omit_nulls, &mut saw_evolvable);
     saw_evolvable
 }
 
-fn shape_value(
-    value: &mut Value,
-    include_evolvable: bool,
-    omit_nulls: bool,
-    saw_evolvable: &mut bool,
-) {
+fn shape_value(value: &mut Value, include_evolvable: bool, omit_nulls: bool, saw_evolvable: &mut bool) {
     match value {
         Value::Object(map) => {
             if omit_nulls {

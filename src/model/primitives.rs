@@ -22,9 +22,8 @@ impl DateTimeOffset {
     /// Parses an RFC 3339 timestamp with any offset, normalising it to UTC.
     /// More than 7 fractional digits are refused rather than silently rounded.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-            format!("'{text}' is not an ISO 8601 date and time such as 2024-01-31T09:30:00Z")
-        })?;
+        let parsed = OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| format!("'{text}' is not an ISO 8601 date and time such as 2024-01-31T09:30:00Z"))?;
         if let Some(fraction) = text.split_once('.').map(|(_, rest)| rest) {
             let digits = fraction.chars().take_while(char::is_ascii_digit).count();
             if digits > 7 {
@@ -121,9 +120,7 @@ impl Duration {
     }
 
     pub fn from_millis(millis: i64) -> Self {
-        Self {
-            ticks: millis * 10_000,
-        }
+        Self { ticks: millis * 10_000 }
     }
 
     pub fn ticks(&self) -> i64 {
@@ -137,8 +134,7 @@ impl Duration {
     /// Parses `[-]P[nD][T[nH][nM][n[.f]S]]`. Years and months are refused: their length in
     /// seconds is not fixed, and no call-quality figure is measured in them.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let invalid =
-            || format!("'{text}' is not an ISO 8601 duration such as PT0.016S or PT1M30S");
+        let invalid = || format!("'{text}' is not an ISO 8601 duration such as PT0.016S or PT1M30S");
         let (negative, rest) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text),
@@ -175,7 +171,9 @@ impl Duration {
                 let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
                 let whole = parse_digits(whole).ok_or_else(invalid)?;
                 if fraction.len() > 7 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!("'{text}' has more than 7 fractional digits of seconds or a malformed fraction"));
+                    return Err(format!(
+                        "'{text}' has more than 7 fractional digits of seconds or a malformed fraction"
+                    ));
                 }
                 let fraction_ticks: i128 = if fraction.is_empty() {
                     0
@@ -285,9 +283,7 @@ impl<'de> Deserialize<'de> for Single {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = f64::deserialize(deserializer)?;
         if !value.is_finite() || value.abs() > f32::MAX as f64 {
-            return Err(de::Error::custom(format!(
-                "{value} does not fit an Edm.Single"
-            )));
+            return Err(de::Error::custom(format!("{value} does not fit an Edm.Single")));
         }
         Ok(Self(value as f32))
     }
@@ -300,20 +296,13 @@ mod tests {
     #[test]
     fn date_time_offset_keeps_seven_fraction_digits_and_trims_zeros() {
         for (input, output) in [
-            (
-                "2020-02-25T18:52:21.2169889Z",
-                "2020-02-25T18:52:21.2169889Z",
-            ),
+            ("2020-02-25T18:52:21.2169889Z", "2020-02-25T18:52:21.2169889Z"),
             ("2020-02-25T19:00:24.582757Z", "2020-02-25T19:00:24.582757Z"),
             ("2023-09-25T10:36:40Z", "2023-09-25T10:36:40Z"),
             ("2023-09-25T10:36:40.000Z", "2023-09-25T10:36:40Z"),
             ("2023-09-25T12:36:40.5+02:00", "2023-09-25T10:36:40.5Z"),
         ] {
-            assert_eq!(
-                DateTimeOffset::parse(input).unwrap().to_string(),
-                output,
-                "{input}"
-            );
+            assert_eq!(DateTimeOffset::parse(input).unwrap().to_string(), output, "{input}");
         }
         assert!(DateTimeOffset::parse("2023-09-25T10:36:40.123456789Z").is_err());
         assert!(DateTimeOffset::parse("2023-09-25").is_err());
@@ -323,10 +312,7 @@ mod tests {
     #[test]
     fn date_time_offset_ticks_round_trip() {
         let value = DateTimeOffset::parse("2020-02-25T18:52:21.2169889Z").unwrap();
-        assert_eq!(
-            DateTimeOffset::from_unix_ticks(value.unix_ticks()),
-            Some(value)
-        );
+        assert_eq!(DateTimeOffset::from_unix_ticks(value.unix_ticks()), Some(value));
     }
 
     #[test]
@@ -343,32 +329,16 @@ mod tests {
             ("PT0.0000001S", "PT0.0000001S"),
             ("-PT0.5S", "-PT0.5S"),
         ] {
-            assert_eq!(
-                Duration::parse(input).unwrap().to_string(),
-                output,
-                "{input}"
-            );
+            assert_eq!(Duration::parse(input).unwrap().to_string(), output, "{input}");
         }
-        for bad in [
-            "",
-            "P",
-            "PT",
-            "0.016",
-            "PT0.016",
-            "P1Y",
-            "PT1.123456789S",
-            "PTxS",
-            "1S",
-        ] {
+        for bad in ["", "P", "PT", "0.016", "PT0.016", "P1Y", "PT1.123456789S", "PTxS", "1S"] {
             assert!(Duration::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn single_prints_shortest_form() {
-        let text =
-            serde_json::to_string(&[Single(0.27), Single(23.0), Single(60.25816), Single(0.0)])
-                .unwrap();
+        let text = serde_json::to_string(&[Single(0.27), Single(23.0), Single(60.25816), Single(0.0)]).unwrap();
         assert_eq!(text, "[0.27,23,60.25816,0]");
     }
 

@@ -73,10 +73,7 @@ fn full_details_example_keeps_types_and_values() {
         "#microsoft.graph.callRecords.clientUserAgent"
     );
     assert_eq!(returned["startDateTime"], "2020-02-25T18:52:21.2169889Z");
-    assert_eq!(
-        returned["lastModifiedDateTime"],
-        "2020-02-25T19:00:24.582757Z"
-    );
+    assert_eq!(returned["lastModifiedDateTime"], "2020-02-25T19:00:24.582757Z");
     let stream = &session["segments"][0]["media"][0]["streams"][1];
     assert_eq!(stream["averageJitter"], "PT0.007S");
     assert_eq!(stream["averagePacketLossRate"].to_string(), "0.01381693");
@@ -85,10 +82,7 @@ fn full_details_example_keeps_types_and_values() {
     assert_eq!(network["linkSpeed"], json!(4294967295u64));
     assert_eq!(network["traceRouteHops"], json!([]));
     assert_eq!(network["dnsSuffix"], Value::Null);
-    assert_eq!(
-        session["callee"]["feedback"]["tokens"]["Noisy"],
-        json!(true)
-    );
+    assert_eq!(session["callee"]["feedback"]["tokens"]["Noisy"], json!(true));
 }
 
 #[test]
@@ -99,10 +93,7 @@ fn open_identity_properties_are_kept_verbatim() {
     assert_eq!(identity["acsUser"], Value::Null);
     assert!(identity.as_object().unwrap().contains_key("spoolUser"));
     assert_eq!(identity["phone"]["id"], "+5564981205182");
-    assert!(identity["phone"]
-        .as_object()
-        .unwrap()
-        .contains_key("tenantId"));
+    assert!(identity["phone"].as_object().unwrap().contains_key("tenantId"));
 }
 
 fn minimal() -> Value {
@@ -125,9 +116,7 @@ fn reject(mutate: impl FnOnce(&mut Value)) -> RecordError {
     mutate(&mut value);
     match parse_call_record(value.to_string().as_bytes()) {
         Err(error) => error,
-        Ok(record) => record
-            .validate()
-            .expect_err("expected the record to be refused"),
+        Ok(record) => record.validate().expect_err("expected the record to be refused"),
     }
 }
 
@@ -220,34 +209,25 @@ fn v2_is_derived_from_deprecated_properties() {
         "organizer".into(),
         json!({ "user": { "id": "u9", "displayName": "Bo" } }),
     );
-    object.insert("participants".into(), json!([{ "user": { "id": "u9" } }, { "phone": { "id": "+1" } }, { "user": { "id": "u8" } }]));
+    object.insert(
+        "participants".into(),
+        json!([{ "user": { "id": "u9" } }, { "phone": { "id": "+1" } }, { "user": { "id": "u8" } }]),
+    );
     let mut record = parse_call_record(value.to_string().as_bytes()).unwrap();
     record.fill_derived(DateTimeOffset::now());
-    let ids: Vec<_> = record
-        .participants_v2
-        .unwrap()
-        .into_iter()
-        .map(|p| p.id)
-        .collect();
+    let ids: Vec<_> = record.participants_v2.unwrap().into_iter().map(|p| p.id).collect();
     assert_eq!(ids, ["u9", "u8"]);
     assert_eq!(record.organizer_v2.unwrap().id, "u9");
 }
 
 #[test]
 fn evolvable_members_need_the_preference() {
-    let mut body =
-        json!({ "userAgent": { "productFamily": "azureCommunicationServices", "platform": null } });
+    let mut body = json!({ "userAgent": { "productFamily": "azureCommunicationServices", "platform": null } });
     let mut opted_in = body.clone();
     assert!(shape_for_client(&mut body, false, true));
-    assert_eq!(
-        body,
-        json!({ "userAgent": { "productFamily": "unknownFutureValue" } })
-    );
+    assert_eq!(body, json!({ "userAgent": { "productFamily": "unknownFutureValue" } }));
     assert!(shape_for_client(&mut opted_in, true, false));
-    assert_eq!(
-        opted_in["userAgent"]["productFamily"],
-        "azureCommunicationServices"
-    );
+    assert_eq!(opted_in["userAgent"]["productFamily"], "azureCommunicationServices");
     assert_eq!(opted_in["userAgent"]["platform"], Value::Null);
 }
 

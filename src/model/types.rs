@@ -34,17 +34,9 @@ pub struct CallRecord {
     /// Deprecated by Graph in favour of `participants_v2`; derived from it when absent (spec A10).
     #[serde(default)]
     pub participants: Option<Vec<IdentitySet>>,
-    #[serde(
-        rename = "organizer_v2",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "organizer_v2", default, skip_serializing_if = "Option::is_none")]
     pub organizer_v2: Option<Participant>,
-    #[serde(
-        rename = "participants_v2",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "participants_v2", default, skip_serializing_if = "Option::is_none")]
     pub participants_v2: Option<Vec<Participant>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<Vec<Session>>,
@@ -108,11 +100,7 @@ pub struct AdministrativeUnitInfo {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
-    #[serde(
-        rename = "@odata.type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     pub odata_type: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -126,11 +114,7 @@ pub struct Identity {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentitySet {
-    #[serde(
-        rename = "@odata.type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     pub odata_type: Option<String>,
     #[serde(default)]
     pub application: Option<Identity>,
@@ -147,11 +131,7 @@ pub struct IdentitySet {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommunicationsIdentitySet {
-    #[serde(
-        rename = "@odata.type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     pub odata_type: Option<String>,
     #[serde(default)]
     pub application: Option<Identity>,

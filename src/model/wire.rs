@@ -12,10 +12,7 @@ const NAMESPACE: &str = "microsoft.graph.callrecords.";
 
 fn type_name(odata_type: &str) -> String {
     let lowered = odata_type.trim_start_matches('#').to_ascii_lowercase();
-    lowered
-        .strip_prefix(NAMESPACE)
-        .map(str::to_owned)
-        .unwrap_or(lowered)
+    lowered.strip_prefix(NAMESPACE).map(str::to_owned).unwrap_or(lowered)
 }
 
 #[derive(Deserialize)]

@@ -69,9 +69,7 @@ impl EntityKind {
                 "startDateTime",
                 "endDateTime",
             ],
-            EntityKind::Participant | EntityKind::Organizer => {
-                &["id", "identity", "administrativeUnitInfos"]
-            }
+            EntityKind::Participant | EntityKind::Organizer => &["id", "identity", "administrativeUnitInfos"],
         }
     }
 

@@ -60,17 +60,11 @@ pub fn parse_expand(text: &str, entity: EntityKind) -> Result<Vec<ExpandItem>, Q
 /// accept less than the type does (spec A4: the list accepts `organizer_v2`
 /// only). Nested items are not checked.
 pub fn ensure_expand_only(items: &[ExpandItem], allowed: &[&str]) -> Result<(), QueryError> {
-    match items
-        .iter()
-        .find(|item| !allowed.contains(&item.property.as_str()))
-    {
+    match items.iter().find(|item| !allowed.contains(&item.property.as_str())) {
         None => Ok(()),
         Some(item) if allowed.is_empty() => Err(QueryError::new(
             OPTION,
-            format!(
-                "Expanding '{}' is not supported on this resource.",
-                item.property
-            ),
+            format!("Expanding '{}' is not supported on this resource.", item.property),
         )),
         Some(item) => Err(QueryError::new(
             OPTION,
@@ -203,9 +197,7 @@ fn expand_item(input: &mut &str, entity: EntityKind) -> PResult<ExpandItem> {
     if input.starts_with('/') {
         return Err(reject(
             name_start,
-            format!(
-                "{WHAT}: expand paths below '{property}' are not supported; nest them as {property}($expand=…)."
-            ),
+            format!("{WHAT}: expand paths below '{property}' are not supported; nest them as {property}($expand=…)."),
         ));
     }
     let mut item = ExpandItem {
@@ -233,12 +225,7 @@ fn expand_item(input: &mut &str, entity: EntityKind) -> PResult<ExpandItem> {
 }
 
 /// One `$select=…` or `$expand=…` inside `nav(…)`, stored into `item`.
-fn expand_option(
-    input: &mut &str,
-    property: &str,
-    target: EntityKind,
-    item: &mut ExpandItem,
-) -> PResult<()> {
+fn expand_option(input: &mut &str, property: &str, target: EntityKind, item: &mut ExpandItem) -> PResult<()> {
     let option_start = *input;
     let name = match opt(('$', identifier).take()).parse_next(input)? {
         Some(name) => name,
@@ -323,10 +310,7 @@ mod tests {
                 format_expand(&items),
                 context_expand_suffix(&items)
             ),
-            Err(err) => format!(
-                "error {} at {:?}: {}\n",
-                err.option, err.position, err.message
-            ),
+            Err(err) => format!("error {} at {:?}: {}\n", err.option, err.position, err.message),
         };
         expect.assert_eq(&actual);
     }
@@ -604,7 +588,12 @@ mod tests {
             expect.assert_eq(&actual);
         };
         check("organizer_v2", expect!["ok"]);
-        check("organizer_v2,sessions($expand=segments)", expect!["error $expand: Expanding 'sessions' is not supported on this resource. Supported here: organizer_v2."]);
+        check(
+            "organizer_v2,sessions($expand=segments)",
+            expect![
+                "error $expand: Expanding 'sessions' is not supported on this resource. Supported here: organizer_v2."
+            ],
+        );
         check("participants_v2", expect!["error $expand: Expanding 'participants_v2' is not supported on this resource. Supported here: organizer_v2."]);
     }
 
@@ -624,21 +613,13 @@ mod tests {
             expect.assert_eq(&format!("{:?}", context_projection(&select, &expand)));
         };
         check("", "", expect!["None"]);
-        check(
-            "id,startDateTime",
-            "",
-            expect![[r#"Some("(id,startDateTime)")"#]],
-        );
+        check("id,startDateTime", "", expect![[r#"Some("(id,startDateTime)")"#]]);
         check(
             "",
             "sessions($expand=segments)",
             expect![[r#"Some("(sessions(segments()))")"#]],
         );
-        check(
-            "",
-            "participants_v2",
-            expect![[r#"Some("(participants_v2())")"#]],
-        );
+        check("", "participants_v2", expect![[r#"Some("(participants_v2())")"#]]);
         check(
             "id",
             "sessions($select=id;$expand=segments)",
@@ -664,12 +645,10 @@ mod tests {
                     .into_iter()
                     .map(|(property, target)| {
                         let nested = prop_oneof![Just(Vec::new()), items_strategy(target)];
-                        (select_strategy(target), nested).prop_map(move |(select, expand)| {
-                            ExpandItem {
-                                property: property.to_owned(),
-                                select,
-                                expand,
-                            }
+                        (select_strategy(target), nested).prop_map(move |(select, expand)| ExpandItem {
+                            property: property.to_owned(),
+                            select,
+                            expand,
                         })
                     })
                     .collect::<Vec<_>>()

@@ -22,9 +22,7 @@ use winnow::token::{one_of, take_till, take_while};
 
 use super::entity::EntityKind;
 use super::error::QueryError;
-use super::syntax::{
-    blanks, blanks1, expected, identifier, into_query_error, punct, reject, Fault, PResult,
-};
+use super::syntax::{blanks, blanks1, expected, identifier, into_query_error, punct, reject, Fault, PResult};
 
 /// A comparison operator allowed on `startDateTime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,11 +83,7 @@ impl CallRecordFilter {
     ///
     /// `has_participant` answers whether the record has a participant with
     /// exactly that id.
-    pub fn matches(
-        &self,
-        start_date_time: OffsetDateTime,
-        mut has_participant: impl FnMut(&str) -> bool,
-    ) -> bool {
+    pub fn matches(&self, start_date_time: OffsetDateTime, mut has_participant: impl FnMut(&str) -> bool) -> bool {
         self.start
             .iter()
             .all(|(comparison, bound)| comparison.holds(start_date_time, *bound))
@@ -267,10 +261,7 @@ fn start_predicate(input: &mut &str) -> PResult<Predicate> {
     })
     .parse_next(input)?;
     if token.is_empty() {
-        return Err(expected(
-            input,
-            "a DateTimeOffset literal such as 2024-01-01T00:00:00Z",
-        ));
+        return Err(expected(input, "a DateTimeOffset literal such as 2024-01-01T00:00:00Z"));
     }
     parse_datetime(token)
         .map(|at| Predicate::Start(comparison, at))
@@ -416,19 +407,14 @@ fn participant_predicate(input: &mut &str, name_start: &str) -> PResult<Predicat
     if !operator.eq_ignore_ascii_case("any") {
         return Err(reject(
             operator_start,
-            format!(
-                "{WHAT}: only the any operator is supported on participants_v2, as in {SHAPE}."
-            ),
+            format!("{WHAT}: only the any operator is supported on participants_v2, as in {SHAPE}."),
         ));
     }
     blanks(input)?;
     punct(input, '(', "'('")?;
     blanks(input)?;
     let Some(variable) = opt(identifier).parse_next(input)? else {
-        return Err(expected(
-            input,
-            "a lambda variable, as in any(p:p/id eq '…')",
-        ));
+        return Err(expected(input, "a lambda variable, as in any(p:p/id eq '…')"));
     };
     blanks(input)?;
     punct(input, ':', "':'")?;
@@ -554,10 +540,7 @@ mod tests {
                 }
                 res
             }
-            Err(err) => format!(
-                "error {} at {:?}: {}\n",
-                err.option, err.position, err.message
-            ),
+            Err(err) => format!("error {} at {:?}: {}\n", err.option, err.position, err.message),
         };
         expect.assert_eq(&actual);
     }
@@ -987,23 +970,14 @@ mod tests {
              and participants_v2/any(p:p/id eq 'a') and participants_v2/any(p:p/id eq 'b')",
         );
         let check = |start: &str, participants: &[&str], expect: Expect| {
-            let start =
-                OffsetDateTime::parse(start, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let start = OffsetDateTime::parse(start, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             let actual = filter
                 .as_ref()
                 .map(|filter| filter.matches(start, |id| participants.contains(&id)));
             expect.assert_eq(&format!("{actual:?}"));
         };
-        check(
-            "2024-01-01T00:00:00Z",
-            &["a", "b", "c"],
-            expect!["Ok(true)"],
-        );
-        check(
-            "2024-01-01T23:59:59.9999999Z",
-            &["b", "a"],
-            expect!["Ok(true)"],
-        );
+        check("2024-01-01T00:00:00Z", &["a", "b", "c"], expect!["Ok(true)"]);
+        check("2024-01-01T23:59:59.9999999Z", &["b", "a"], expect!["Ok(true)"]);
         check("2024-01-02T00:00:00Z", &["a", "b"], expect!["Ok(false)"]);
         check("2023-12-31T23:59:59Z", &["a", "b"], expect!["Ok(false)"]);
         check("2024-01-01T12:00:00Z", &["a"], expect!["Ok(false)"]);

@@ -23,8 +23,7 @@ mod syntax;
 pub use entity::EntityKind;
 pub use error::QueryError;
 pub use expand::{
-    context_expand_suffix, context_projection, ensure_expand_only, format_expand, parse_expand,
-    ExpandItem,
+    context_expand_suffix, context_projection, ensure_expand_only, format_expand, parse_expand, ExpandItem,
 };
 pub use filter::{parse_call_record_filter, CallRecordFilter, Comparison};
 pub use options::{parse_count, parse_query_string, parse_top, QueryOption, RawQueryOptions};

@@ -132,10 +132,7 @@ impl RawQueryOptions {
             None => Ok(()),
             Some(option) => Err(QueryError::new(
                 option.as_str(),
-                format!(
-                    "Query option '{}' is not supported on this resource.",
-                    option.as_str()
-                ),
+                format!("Query option '{}' is not supported on this resource.", option.as_str()),
             )),
         }
     }
@@ -253,13 +250,7 @@ mod tests {
         let actual = match parse_query_string(raw) {
             Ok(options) => options
                 .present()
-                .map(|option| {
-                    format!(
-                        "{}={:?}\n",
-                        option.as_str(),
-                        options.get(option).unwrap_or_default()
-                    )
-                })
+                .map(|option| format!("{}={:?}\n", option.as_str(), options.get(option).unwrap_or_default()))
                 .collect::<String>(),
             Err(err) => format!("error {}: {}\n", err.option, err.message),
         };
@@ -267,11 +258,10 @@ mod tests {
     }
 
     fn check_ensure_only(raw: &str, supported: &[QueryOption], expect: Expect) {
-        let actual =
-            match parse_query_string(raw).and_then(|options| options.ensure_only(supported)) {
-                Ok(()) => "ok".to_owned(),
-                Err(err) => format!("error {}: {}", err.option, err.message),
-            };
+        let actual = match parse_query_string(raw).and_then(|options| options.ensure_only(supported)) {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => format!("error {}: {}", err.option, err.message),
+        };
         expect.assert_eq(&actual);
     }
 
@@ -449,25 +439,47 @@ mod tests {
         check_top("007", expect!["7"]);
         check_top("18446744073709551615", expect!["18446744073709551615"]);
         check_top("18446744073709551616", expect!["error $top: Invalid value '18446744073709551616' for query option '$top': expected a positive integer."]);
-        check_top("0", expect!["error $top: Invalid value '0' for query option '$top': expected a positive integer."]);
-        check_top("-1", expect!["error $top: Invalid value '-1' for query option '$top': expected a positive integer."]);
-        check_top("+1", expect!["error $top: Invalid value '+1' for query option '$top': expected a positive integer."]);
-        check_top("abc", expect!["error $top: Invalid value 'abc' for query option '$top': expected a positive integer."]);
-        check_top("1.5", expect!["error $top: Invalid value '1.5' for query option '$top': expected a positive integer."]);
-        check_top(" 1", expect!["error $top: Invalid value ' 1' for query option '$top': expected a positive integer."]);
-        check_top("", expect!["error $top: Invalid value '' for query option '$top': expected a positive integer."]);
+        check_top(
+            "0",
+            expect!["error $top: Invalid value '0' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            "-1",
+            expect!["error $top: Invalid value '-1' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            "+1",
+            expect!["error $top: Invalid value '+1' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            "abc",
+            expect!["error $top: Invalid value 'abc' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            "1.5",
+            expect!["error $top: Invalid value '1.5' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            " 1",
+            expect!["error $top: Invalid value ' 1' for query option '$top': expected a positive integer."],
+        );
+        check_top(
+            "",
+            expect!["error $top: Invalid value '' for query option '$top': expected a positive integer."],
+        );
     }
 
     #[test]
     fn count_values() {
         check_count("true", expect!["true"]);
         check_count("FALSE", expect!["false"]);
-        check_count("1", expect!["error $count: Invalid value '1' for query option '$count': expected true or false."]);
+        check_count(
+            "1",
+            expect!["error $count: Invalid value '1' for query option '$count': expected true or false."],
+        );
         check_count(
             "",
-            expect![
-                "error $count: Invalid value '' for query option '$count': expected true or false."
-            ],
+            expect!["error $count: Invalid value '' for query option '$count': expected true or false."],
         );
     }
 }

@@ -35,9 +35,7 @@ pub fn parse_prefer<'a>(values: impl Iterator<Item = &'a str>) -> Preferences {
             Some((name, value)) => (name.trim(), Some(unquote(value.trim()))),
             None => (head.trim(), None),
         };
-        if name.eq_ignore_ascii_case("odata.maxpagesize")
-            || name.eq_ignore_ascii_case("maxpagesize")
-        {
+        if name.eq_ignore_ascii_case("odata.maxpagesize") || name.eq_ignore_ascii_case("maxpagesize") {
             if !seen_page_size {
                 seen_page_size = true;
                 res.max_page_size = value.and_then(page_size);
@@ -102,26 +100,74 @@ mod tests {
 
     #[test]
     fn preferences() {
-        check_prefer(&[], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=10"], expect!["Preferences { max_page_size: Some(10), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=\"10\""], expect!["Preferences { max_page_size: Some(10), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["  ODATA.MaxPageSize = 25 "], expect!["Preferences { max_page_size: Some(25), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["maxpagesize=5"], expect!["Preferences { max_page_size: Some(5), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=0"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=-3"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=ten"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
+        check_prefer(
+            &[],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=10"],
+            expect!["Preferences { max_page_size: Some(10), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=\"10\""],
+            expect!["Preferences { max_page_size: Some(10), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["  ODATA.MaxPageSize = 25 "],
+            expect!["Preferences { max_page_size: Some(25), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["maxpagesize=5"],
+            expect!["Preferences { max_page_size: Some(5), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=0"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=-3"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=ten"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
         check_prefer(&["odata.maxpagesize=99999999999999"], expect!["Preferences { max_page_size: Some(4294967295), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=7, odata.maxpagesize=9"], expect!["Preferences { max_page_size: Some(7), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["odata.maxpagesize=x", "odata.maxpagesize=9"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
+        check_prefer(
+            &["odata.maxpagesize=7, odata.maxpagesize=9"],
+            expect!["Preferences { max_page_size: Some(7), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["odata.maxpagesize=x", "odata.maxpagesize=9"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
         check_prefer(
             &["include-unknown-enum-members, omit-values=nulls", "odata.maxpagesize=3"],
             expect!["Preferences { max_page_size: Some(3), include_unknown_enum_members: true, omit_nulls: true }"],
         );
-        check_prefer(&["Include-Unknown-Enum-Members", "OMIT-VALUES=\"NULLS\""], expect!["Preferences { max_page_size: None, include_unknown_enum_members: true, omit_nulls: true }"]);
-        check_prefer(&["omit-values=defaults"], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["return=minimal, respond-async; wait=10, odata.maxpagesize=4;x=\"a,b\""], expect!["Preferences { max_page_size: Some(4), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&["foo=\"a,odata.maxpagesize=3\", odata.maxpagesize=8"], expect!["Preferences { max_page_size: Some(8), include_unknown_enum_members: false, omit_nulls: false }"]);
-        check_prefer(&[",,,", "\"", "=;="], expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"]);
+        check_prefer(
+            &["Include-Unknown-Enum-Members", "OMIT-VALUES=\"NULLS\""],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: true, omit_nulls: true }"],
+        );
+        check_prefer(
+            &["omit-values=defaults"],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["return=minimal, respond-async; wait=10, odata.maxpagesize=4;x=\"a,b\""],
+            expect!["Preferences { max_page_size: Some(4), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &["foo=\"a,odata.maxpagesize=3\", odata.maxpagesize=8"],
+            expect!["Preferences { max_page_size: Some(8), include_unknown_enum_members: false, omit_nulls: false }"],
+        );
+        check_prefer(
+            &[",,,", "\"", "=;="],
+            expect!["Preferences { max_page_size: None, include_unknown_enum_members: false, omit_nulls: false }"],
+        );
     }
 }

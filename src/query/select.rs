@@ -96,10 +96,7 @@ mod tests {
     fn check_select(text: &str, entity: EntityKind, expect: Expect) {
         let actual = match parse_select(text, entity) {
             Ok(properties) => format!("{properties:?}"),
-            Err(err) => format!(
-                "error {} at {:?}: {}",
-                err.option, err.position, err.message
-            ),
+            Err(err) => format!("error {} at {:?}: {}", err.option, err.position, err.message),
         };
         expect.assert_eq(&actual);
     }
@@ -135,11 +132,7 @@ mod tests {
             EntityKind::Participant,
             expect![[r#"["administrativeUnitInfos", "identity"]"#]],
         );
-        check_select(
-            "identity",
-            EntityKind::Organizer,
-            expect![[r#"["identity"]"#]],
-        );
+        check_select("identity", EntityKind::Organizer, expect![[r#"["identity"]"#]]);
     }
 
     #[test]

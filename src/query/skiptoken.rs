@@ -86,11 +86,7 @@ pub fn decode_skiptoken(text: &str, options_fingerprint: &str) -> Result<SkipTok
 /// short enough to keep nextLinks readable.
 fn fingerprint_hash(options_fingerprint: &str) -> String {
     let digest = Sha256::digest(options_fingerprint.as_bytes());
-    digest
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -117,17 +113,15 @@ mod tests {
             key: vec!["2024-01-01T00:00:00Z".to_owned(), "3cf3bbc8".to_owned()],
             remaining: Some(40),
         };
-        let text = encode_skiptoken(
-            &token,
-            "/communications/callRecords|$filter=|$select=|$expand=",
-        );
-        expect!["eyJ2IjoxLCJrIjpbIjIwMjQtMDEtMDFUMDA6MDA6MDBaIiwiM2NmM2JiYzgiXSwiciI6NDAsImgiOiI1MTg4NDExOTE5OTNhNTZlIn0"].assert_eq(&text);
+        let text = encode_skiptoken(&token, "/communications/callRecords|$filter=|$select=|$expand=");
+        expect![
+            "eyJ2IjoxLCJrIjpbIjIwMjQtMDEtMDFUMDA6MDA6MDBaIiwiM2NmM2JiYzgiXSwiciI6NDAsImgiOiI1MTg4NDExOTE5OTNhNTZlIn0"
+        ]
+        .assert_eq(&text);
         check_decode(
             &text,
             "/communications/callRecords|$filter=|$select=|$expand=",
-            expect![[
-                r#"SkipToken { key: ["2024-01-01T00:00:00Z", "3cf3bbc8"], remaining: Some(40) }"#
-            ]],
+            expect![[r#"SkipToken { key: ["2024-01-01T00:00:00Z", "3cf3bbc8"], remaining: Some(40) }"#]],
         );
     }
 
@@ -144,16 +138,8 @@ mod tests {
             fingerprint,
             expect![[r#"SkipToken { key: ["7"], remaining: None }"#]],
         );
-        check_decode(
-            &text,
-            "other options",
-            expect!["error $skiptoken: Invalid skip token."],
-        );
-        check_decode(
-            "",
-            fingerprint,
-            expect!["error $skiptoken: Invalid skip token."],
-        );
+        check_decode(&text, "other options", expect!["error $skiptoken: Invalid skip token."]);
+        check_decode("", fingerprint, expect!["error $skiptoken: Invalid skip token."]);
         check_decode(
             "not base64!",
             fingerprint,

@@ -80,12 +80,7 @@ pub(super) fn reject(at: &str, message: String) -> ErrMode<Fault> {
 /// Turns a failed parse into the client-facing error.
 ///
 /// `what` opens syntax-error messages, e.g. `Invalid filter clause`.
-pub(super) fn into_query_error(
-    option: &'static str,
-    what: &str,
-    text: &str,
-    err: ErrMode<Fault>,
-) -> QueryError {
+pub(super) fn into_query_error(option: &'static str, what: &str, text: &str, err: ErrMode<Fault>) -> QueryError {
     let fault = match err {
         ErrMode::Backtrack(fault) | ErrMode::Cut(fault) => fault,
         // Complete `&str` input never asks for more; treat it as the end.
@@ -95,9 +90,7 @@ pub(super) fn into_query_error(
         },
     };
     let byte_offset = text.len().saturating_sub(fault.remaining);
-    let position = text
-        .get(..byte_offset)
-        .map_or(0, |consumed| consumed.chars().count());
+    let position = text.get(..byte_offset).map_or(0, |consumed| consumed.chars().count());
     let message = match fault.kind {
         FaultKind::Message(message) => message,
         FaultKind::Expected(label) => {

@@ -96,10 +96,7 @@ impl RecordSelection {
 
     /// Narrows the range to records starting before `ticks`.
     pub fn start_before(&mut self, ticks: i64) {
-        self.start_before = Some(
-            self.start_before
-                .map_or(ticks, |current| current.min(ticks)),
-        );
+        self.start_before = Some(self.start_before.map_or(ticks, |current| current.min(ticks)));
     }
 
     /// True when the range is empty, so no query needs to run.
@@ -150,9 +147,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(error)
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(error),
             sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(error)
             }
@@ -170,11 +165,8 @@ pub trait Store: Send + Sync {
     /// once that transaction is durable. A record whose id is new is stored; one with a higher
     /// version than the stored one replaces it and all its sessions and participants; one with an
     /// equal or lower version changes nothing (idempotent replays).
-    async fn upsert_call_records(
-        &self,
-        tenant: &TenantId,
-        batch: &[PreparedRecord],
-    ) -> StoreResult<Vec<UpsertOutcome>>;
+    async fn upsert_call_records(&self, tenant: &TenantId, batch: &[PreparedRecord])
+        -> StoreResult<Vec<UpsertOutcome>>;
 
     /// Up to `limit` records matching `selection`, after `cursor` in (start, id) order.
     async fn list_call_records(
@@ -185,11 +177,7 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<StoredRecord>>;
 
-    async fn count_call_records(
-        &self,
-        tenant: &TenantId,
-        selection: &RecordSelection,
-    ) -> StoreResult<i64>;
+    async fn count_call_records(&self, tenant: &TenantId, selection: &RecordSelection) -> StoreResult<i64>;
 
     /// The record, if it exists and starts at or after `visible_from`.
     async fn get_call_record(
@@ -241,11 +229,17 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<UpsertOutcome>>;
 
     /// Up to `query.limit` rows of one kind in `[from, to)`, in (time, id) order.
-    async fn list_log_rows(
-        &self,
-        tenant: &TenantId,
-        query: &LogRowQuery,
-    ) -> StoreResult<Vec<StoredLogRow>>;
+    async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>>;
+
+    /// Removes up to `limit` call records (with their sessions and participants) of every
+    /// tenant that started before `before_ticks`, in one short transaction, and returns how many
+    /// it removed. Callers repeat until fewer than `limit` come back, so reads never wait long.
+    async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
+
+    /// Removes up to `limit` usage-log rows of every tenant and kind whose time is before
+    /// `before_ticks`; returns how many it removed. A backend that partitions by time may drop
+    /// whole partitions at once and report their rows.
+    async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
 
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;

@@ -31,10 +31,7 @@ fn spawn_server(db_url: &str) -> (Child, String) {
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let base = loop {
-        assert!(
-            Instant::now() < deadline,
-            "server did not report its address"
-        );
+        assert!(Instant::now() < deadline, "server did not report its address");
         let line = lines.next().expect("a line").expect("readable");
         if let Some(rest) = line.strip_prefix("callrecords listening on ") {
             break rest.split("/v1.0").next().unwrap().to_owned();
@@ -79,10 +76,7 @@ async fn acknowledged_records_survive_kill_9() {
         assert_eq!(response.status(), 200);
         acknowledged.extend(ids(&records));
     }
-    let in_flight: String = minute_records("late", 2000)
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
+    let in_flight: String = minute_records("late", 2000).iter().map(|r| format!("{r}\n")).collect();
     let pending = tokio::spawn({
         let client = client.clone();
         let url = format!("{base}/ingest/callRecords");
@@ -100,17 +94,12 @@ async fn acknowledged_records_survive_kill_9() {
     // Act: SIGKILL, no chance to flush anything.
     server.kill().expect("kill -9");
     server.wait().unwrap();
-    let in_flight_acknowledged =
-        matches!(pending.await.unwrap(), Ok(response) if response.status() == 200);
+    let in_flight_acknowledged = matches!(pending.await.unwrap(), Ok(response) if response.status() == 200);
 
     // Assert: a new server on the same file has every acknowledged record, intact.
     let (mut server, base) = spawn_server(&db_url);
     let stored = count(&client, &base).await;
-    assert!(
-        stored >= acknowledged.len() as u64,
-        "{stored} < {}",
-        acknowledged.len()
-    );
+    assert!(stored >= acknowledged.len() as u64, "{stored} < {}", acknowledged.len());
     if in_flight_acknowledged {
         assert_eq!(stored, acknowledged.len() as u64 + 2000);
     }
@@ -150,20 +139,13 @@ fn generate_is_deterministic_per_seed() {
             ])
             .output()
             .expect("generate runs");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         output.stdout
     };
     let first = run("7");
     assert_eq!(first, run("7"), "same seed, same bytes");
     assert_ne!(first, run("8"));
-    let lines = first
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
+    let lines = first.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
     assert!(lines >= 40, "{lines} lines for 40 calls");
 }
 
@@ -206,6 +188,5 @@ fn import_stores_generated_records_and_reports_a_summary() {
     std::fs::write(&file, "{\"id\": 1}\n").unwrap();
     let bad = import(file.to_str().unwrap());
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr)
-        .contains("line 1: id: invalid type: integer `1`, expected a string"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 1: id: invalid type: integer `1`, expected a string"));
 }

@@ -6,21 +6,13 @@ use crate::support::*;
 #[tokio::test]
 async fn unknown_segments_under_v1_are_400_and_elsewhere_404() {
     let app = TestApp::spawn().await;
-    let body = app
-        .graph("/communications/calls")
-        .await
-        .assert_error(400, "BadRequest");
-    assert_eq!(
-        body["error"]["message"],
-        "Resource not found for the segment 'calls'."
-    );
+    let body = app.graph("/communications/calls").await.assert_error(400, "BadRequest");
+    assert_eq!(body["error"]["message"], "Resource not found for the segment 'calls'.");
     app.graph("/communications/callRecords/r1/nope")
         .await
         .assert_error(400, "BadRequest");
     app.graph("").await.assert_error(400, "BadRequest");
-    app.get_with("/nope", &[])
-        .await
-        .assert_error(404, "NotFound");
+    app.get_with("/nope", &[]).await.assert_error(404, "NotFound");
     app.get_with("/v2.0/communications/callRecords", &[])
         .await
         .assert_error(404, "NotFound");
@@ -46,8 +38,7 @@ async fn unknown_record_is_404_with_graphs_message_and_client_request_id() {
 #[tokio::test]
 async fn write_methods_are_405_with_allow_get() {
     let app = TestApp::spawn().await;
-    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])])
-        .await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     for method in [
         reqwest::Method::POST,
         reqwest::Method::PATCH,
@@ -59,9 +50,7 @@ async fn write_methods_are_405_with_allow_get() {
             "/v1.0/communications/callRecords/r1",
             "/v1.0/communications/callRecords/r1/sessions",
         ] {
-            let answer = app
-                .send(method.clone(), path, "application/json", "{}")
-                .await;
+            let answer = app.send(method.clone(), path, "application/json", "{}").await;
             answer.assert_error(405, "MethodNotAllowed");
             assert_eq!(answer.header("allow"), Some("GET"), "{method} {path}");
         }
@@ -71,8 +60,7 @@ async fn write_methods_are_405_with_allow_get() {
 #[tokio::test]
 async fn bad_query_options_are_400_saying_what_is_wrong() {
     let app = TestApp::spawn().await;
-    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])])
-        .await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let cases = [
         ("/communications/callRecords?$filter=startDateTime%20eq%202024-01-01T00:00:00Z", "$filter", "'eq'"),
         ("/communications/callRecords?$filter=version%20gt%201", "$filter", "version"),
@@ -104,8 +92,7 @@ async fn bad_query_options_are_400_saying_what_is_wrong() {
 #[tokio::test]
 async fn garbage_on_every_route_gets_an_odata_error_and_the_server_lives() {
     let app = TestApp::spawn().await;
-    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])])
-        .await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let garbage_paths = [
         "/v1.0/communications/callRecords/%FF%FE",
         "/v1.0/communications/callRecords('unterminated",
@@ -125,11 +112,7 @@ async fn garbage_on_every_route_gets_an_odata_error_and_the_server_lives() {
         );
         answer.assert_error(
             answer.status,
-            if answer.status == 400 {
-                "BadRequest"
-            } else {
-                "NotFound"
-            },
+            if answer.status == 400 { "BadRequest" } else { "NotFound" },
         );
     }
     let bodies: [&[u8]; 4] = [b"\xff\xfe\x00", b"{\"id\": ", b"[1,2,3]", b"{}"];

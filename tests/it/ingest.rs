@@ -32,22 +32,17 @@ async fn single_json_record_is_stored_and_read_back_as_sent() {
 #[tokio::test]
 async fn last_modified_is_filled_only_when_absent() {
     let app = TestApp::spawn().await;
-    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])])
-        .await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let got = app.graph("/communications/callRecords/r1").await.json();
     let filled = got["lastModifiedDateTime"].as_str().expect("filled");
-    assert!(
-        filled > "2025-01-01T00:00:00Z",
-        "{filled} is the ingest time"
-    );
+    assert!(filled > "2025-01-01T00:00:00Z", "{filled} is the ingest time");
 }
 
 #[tokio::test]
 async fn ndjson_bad_lines_are_reported_and_good_lines_stored() {
     let app = TestApp::spawn().await;
     let mut bad_date = record("bad-date", "2024-01-01T00:00:00Z", 1, &["a"]);
-    bad_date["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] =
-        json!("16ms");
+    bad_date["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("16ms");
     let body = format!(
         "{}\n{}\nnot json at all\n\n{}\n{}\n",
         record("good-1", "2024-01-01T00:00:00Z", 1, &["a"]),
@@ -120,39 +115,21 @@ async fn invalid_single_record_is_a_400_naming_path_and_reason() {
         "The record is not valid: type: 'conference' is not a member of microsoft.graph.callRecords.callType; expected one of: unknown, groupCall, peerToPeer, unknownFutureValue"
     );
     assert_eq!(body["error"]["details"][0]["target"], "type");
-    assert_eq!(
-        app.graph("/communications/callRecords/$count").await.text,
-        "0"
-    );
+    assert_eq!(app.graph("/communications/callRecords/$count").await.text, "0");
 }
 
 #[tokio::test]
 async fn unsupported_content_type_and_empty_body_are_refused() {
     let app = TestApp::spawn().await;
-    app.send(
-        reqwest::Method::POST,
-        "/ingest/callRecords",
-        "text/csv",
-        "a,b",
-    )
-    .await
-    .assert_error(415, "UnsupportedMediaType");
-    app.send(
-        reqwest::Method::POST,
-        "/ingest/callRecords",
-        "application/json",
-        "",
-    )
-    .await
-    .assert_error(400, "BadRequest");
-    app.send(
-        reqwest::Method::GET,
-        "/ingest/callRecords",
-        "application/json",
-        "",
-    )
-    .await
-    .assert_error(405, "MethodNotAllowed");
+    app.send(reqwest::Method::POST, "/ingest/callRecords", "text/csv", "a,b")
+        .await
+        .assert_error(415, "UnsupportedMediaType");
+    app.send(reqwest::Method::POST, "/ingest/callRecords", "application/json", "")
+        .await
+        .assert_error(400, "BadRequest");
+    app.send(reqwest::Method::GET, "/ingest/callRecords", "application/json", "")
+        .await
+        .assert_error(405, "MethodNotAllowed");
 }
 
 #[tokio::test]
@@ -161,10 +138,7 @@ async fn large_ndjson_batch_spans_several_transactions() {
     let records = minute_records("bulk", 1234);
     let report = app.ingest_ok(&records).await;
     assert_eq!(report["stored"], 1234);
-    assert_eq!(
-        app.graph("/communications/callRecords/$count").await.text,
-        "1234"
-    );
+    assert_eq!(app.graph("/communications/callRecords/$count").await.text, "1234");
 }
 
 #[tokio::test]
@@ -172,8 +146,7 @@ async fn open_types_keep_undeclared_properties() {
     let app = TestApp::spawn().await;
     let mut sent = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
     sent["participants_v2"][0]["identity"]["acsUser"] = Value::Null;
-    sent["participants_v2"][0]["identity"]["user"]["tenantId"] =
-        json!("dc368399-474c-4d40-900c-6265431fd81f");
+    sent["participants_v2"][0]["identity"]["user"]["tenantId"] = json!("dc368399-474c-4d40-900c-6265431fd81f");
     sent["sessions"][0]["caller"]["feedback"] =
         json!({ "rating": "poor", "tokens": { "NoSound": false, "Noisy": true } });
     app.ingest_ok(&[sent]).await;
@@ -186,14 +159,8 @@ async fn open_types_keep_undeclared_properties() {
         participant["identity"]["user"]["tenantId"],
         "dc368399-474c-4d40-900c-6265431fd81f"
     );
-    assert!(participant["identity"]
-        .as_object()
-        .unwrap()
-        .contains_key("acsUser"));
-    let session = app
-        .graph("/communications/callRecords/r1/sessions/r1-s0")
-        .await
-        .json();
+    assert!(participant["identity"].as_object().unwrap().contains_key("acsUser"));
+    let session = app.graph("/communications/callRecords/r1/sessions/r1-s0").await.json();
     assert_eq!(
         session["caller"]["feedback"]["tokens"],
         json!({ "NoSound": false, "Noisy": true })

@@ -8,5 +8,6 @@ mod crash;
 mod errors;
 mod ingest;
 mod paging;
+mod retention;
 mod sub_resources;
 mod usage_logs;

@@ -26,34 +26,19 @@ async fn maxpagesize_is_honoured_reported_and_clamped() {
     app.ingest_ok(&minute_records("r", 70)).await;
 
     let small = app
-        .graph_with(
-            "/communications/callRecords",
-            &[("Prefer", "odata.maxpagesize=25")],
-        )
+        .graph_with("/communications/callRecords", &[("Prefer", "odata.maxpagesize=25")])
         .await;
-    assert_eq!(
-        small.header("preference-applied"),
-        Some("odata.maxpagesize=25")
-    );
+    assert_eq!(small.header("preference-applied"), Some("odata.maxpagesize=25"));
     assert_eq!(small.json()["value"].as_array().unwrap().len(), 25);
     let (items, pages) = app
-        .collect_pages(
-            "/communications/callRecords",
-            &[("Prefer", "odata.maxpagesize=25")],
-        )
+        .collect_pages("/communications/callRecords", &[("Prefer", "odata.maxpagesize=25")])
         .await;
     assert_eq!((items.len(), pages), (70, 3));
 
     let large = app
-        .graph_with(
-            "/communications/callRecords",
-            &[("Prefer", "odata.maxpagesize=1000")],
-        )
+        .graph_with("/communications/callRecords", &[("Prefer", "odata.maxpagesize=1000")])
         .await;
-    assert_eq!(
-        large.header("preference-applied"),
-        Some("odata.maxpagesize=60")
-    );
+    assert_eq!(large.header("preference-applied"), Some("odata.maxpagesize=60"));
     assert_eq!(large.json()["value"].as_array().unwrap().len(), 60);
 }
 
@@ -61,13 +46,9 @@ async fn maxpagesize_is_honoured_reported_and_clamped() {
 async fn top_caps_the_total_across_pages() {
     let app = TestApp::spawn().await;
     app.ingest_ok(&minute_records("r", 100)).await;
-    let (items, pages) = app
-        .collect_pages("/communications/callRecords?$top=70", &[])
-        .await;
+    let (items, pages) = app.collect_pages("/communications/callRecords?$top=70", &[]).await;
     assert_eq!((items.len(), pages), (70, 2));
-    let (items, pages) = app
-        .collect_pages("/communications/callRecords?$top=60", &[])
-        .await;
+    let (items, pages) = app.collect_pages("/communications/callRecords?$top=60", &[]).await;
     assert_eq!((items.len(), pages), (60, 1));
 }
 
@@ -77,27 +58,15 @@ async fn paging_neither_skips_nor_repeats_while_records_arrive() {
     app.ingest_ok(&minute_records("old", 120)).await;
     let headers = [("Prefer", "odata.maxpagesize=20")];
 
-    let mut answer = app
-        .graph_with("/communications/callRecords", &headers)
-        .await;
+    let mut answer = app.graph_with("/communications/callRecords", &headers).await;
     let mut seen = Vec::new();
     let mut round = 0;
     loop {
         let body = answer.json();
         seen.extend(ids(body["value"].as_array().unwrap()));
         // Between pages, records arrive both before and after the cursor.
-        let early = record(
-            &format!("new-early-{round}"),
-            "2024-02-01T00:00:00Z",
-            1,
-            &["a"],
-        );
-        let late = record(
-            &format!("new-late-{round}"),
-            "2024-04-01T00:00:00Z",
-            1,
-            &["a"],
-        );
+        let early = record(&format!("new-early-{round}"), "2024-02-01T00:00:00Z", 1, &["a"]);
+        let late = record(&format!("new-late-{round}"), "2024-04-01T00:00:00Z", 1, &["a"]);
         app.ingest_ok(&[early, late]).await;
         round += 1;
         match body["@odata.nextLink"].as_str() {
@@ -150,10 +119,7 @@ async fn next_link_keeps_filter_select_and_count() {
 async fn skiptoken_is_bound_to_its_query_and_cannot_be_forged() {
     let app = TestApp::spawn().await;
     app.ingest_ok(&minute_records("r", 70)).await;
-    let first = app
-        .graph("/communications/callRecords?$select=id")
-        .await
-        .json();
+    let first = app.graph("/communications/callRecords?$select=id").await.json();
     let next = first["@odata.nextLink"].as_str().unwrap();
     let token = next.split("$skiptoken=").nth(1).unwrap();
 
@@ -187,9 +153,7 @@ async fn expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments() {
             app.addr
         )
     );
-    let next = got["sessions@odata.nextLink"]
-        .as_str()
-        .expect("sessions next link");
+    let next = got["sessions@odata.nextLink"].as_str().expect("sessions next link");
     assert!(
         next.contains("/communications/callRecords('big')/sessions?$expand=segments&$skiptoken="),
         "{next}"
@@ -208,9 +172,7 @@ async fn sessions_list_pages_and_counts() {
     let app = TestApp::spawn().await;
     app.ingest_ok(&[record("big", "2024-01-01T00:00:00Z", 130, &["a"])])
         .await;
-    let (sessions, pages) = app
-        .collect_pages("/communications/callRecords/big/sessions", &[])
-        .await;
+    let (sessions, pages) = app.collect_pages("/communications/callRecords/big/sessions", &[]).await;
     assert_eq!((sessions.len(), pages), (130, 3));
     assert!(
         sessions.iter().all(|s| s.get("segments").is_none()),
@@ -228,9 +190,7 @@ async fn sessions_list_pages_and_counts() {
         .iter()
         .all(|s| s["segments"].as_array().unwrap().len() == 1));
     assert_eq!(
-        app.graph("/communications/callRecords/big/sessions/$count")
-            .await
-            .text,
+        app.graph("/communications/callRecords/big/sessions/$count").await.text,
         "130"
     );
 }

@@ -7,13 +7,8 @@ use crate::support::*;
 
 async fn app_with_record() -> TestApp {
     let app = TestApp::spawn().await;
-    app.ingest_ok(&[record(
-        "r1",
-        "2024-01-01T00:00:00Z",
-        2,
-        &["alice", "+14255550123"],
-    )])
-    .await;
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 2, &["alice", "+14255550123"])])
+        .await;
     app
 }
 
@@ -54,9 +49,7 @@ async fn segments_list_get_and_count() {
         )
     );
     let one = app
-        .graph(
-            "/communications/callRecords/r1/sessions/r1-s0/segments/r1-s0-g0?$select=startDateTime",
-        )
+        .graph("/communications/callRecords/r1/sessions/r1-s0/segments/r1-s0-g0?$select=startDateTime")
         .await
         .json();
     assert_eq!(one["id"], "r1-s0-g0");
@@ -87,10 +80,7 @@ async fn participants_and_organizer() {
         .await
         .json();
     assert_eq!(raw_plus["id"], "+14255550123");
-    let organizer = app
-        .graph("/communications/callRecords/r1/organizer_v2")
-        .await
-        .json();
+    let organizer = app.graph("/communications/callRecords/r1/organizer_v2").await.json();
     assert_eq!(organizer["id"], "alice");
     assert_eq!(
         organizer["@odata.context"],
@@ -109,10 +99,7 @@ async fn participants_and_organizer() {
         .graph("/communications/callRecords/r1/participants_v2?$select=id")
         .await
         .json();
-    assert_eq!(
-        selected["value"],
-        json!([{ "id": "alice" }, { "id": "+14255550123" }])
-    );
+    assert_eq!(selected["value"], json!([{ "id": "alice" }, { "id": "+14255550123" }]));
 }
 
 #[tokio::test]

@@ -6,19 +6,10 @@ use serde_json::json;
 use crate::support::*;
 
 /// `count` rows one second apart from 2024-03-01T00:00:00Z, ids `{prefix}-{n:05}`.
-fn rows_per_second(
-    prefix: &str,
-    count: usize,
-    make: fn(&str, &str) -> serde_json::Value,
-) -> Vec<serde_json::Value> {
+fn rows_per_second(prefix: &str, count: usize, make: fn(&str, &str) -> serde_json::Value) -> Vec<serde_json::Value> {
     (0..count)
         .map(|n| {
-            let start = format!(
-                "2024-03-01T{:02}:{:02}:{:02}Z",
-                n / 3600,
-                n / 60 % 60,
-                n % 60
-            );
+            let start = format!("2024-03-01T{:02}:{:02}:{:02}Z", n / 3600, n / 60 % 60, n % 60);
             make(&format!("{prefix}-{n:05}"), &start)
         })
         .collect()
@@ -30,8 +21,7 @@ async fn pstn_rows_page_by_a_thousand_without_skips_or_repeats() {
     app.ingest_kind_ok("pstnCalls", &rows_per_second("p", 2500, pstn_row))
         .await;
 
-    let path =
-        "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
+    let path = "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
     let first = app.graph(path).await.json();
     assert_eq!(
         first["@odata.context"],
@@ -41,10 +31,7 @@ async fn pstn_rows_page_by_a_thousand_without_skips_or_repeats() {
         )
     );
     assert_eq!(first["@odata.count"], 1000);
-    assert_eq!(
-        first["value"][0],
-        pstn_row("p-00000", "2024-03-01T00:00:00Z")
-    );
+    assert_eq!(first["value"][0], pstn_row("p-00000", "2024-03-01T00:00:00Z"));
     let (rows, pages) = app.collect_pages(path, &[]).await;
     assert_eq!(pages, 3);
     let expected: Vec<String> = (0..2500).map(|n| format!("p-{n:05}")).collect();
@@ -54,17 +41,16 @@ async fn pstn_rows_page_by_a_thousand_without_skips_or_repeats() {
 #[tokio::test]
 async fn money_keeps_the_scale_it_was_sent_with() {
     let app = TestApp::spawn().await;
-    let line = r#"{"id":"m1","startDateTime":"2024-03-01T10:00:00Z","charge":0.00,"connectionCharge":1.50,"currency":"USD"}"#;
+    let line =
+        r#"{"id":"m1","startDateTime":"2024-03-01T10:00:00Z","charge":0.00,"connectionCharge":1.50,"currency":"USD"}"#;
     let answer = app
-        .send(
-            reqwest::Method::POST,
-            "/ingest/pstnCalls",
-            "application/json",
-            line,
-        )
+        .send(reqwest::Method::POST, "/ingest/pstnCalls", "application/json", line)
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    let text = app.graph("/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)").await.text;
+    let text = app
+        .graph("/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)")
+        .await
+        .text;
     assert!(
         text.contains(r#""charge":0.00,"#) && text.contains(r#""connectionCharge":1.50,"#),
         "{text}"
@@ -100,18 +86,12 @@ async fn top_and_skip_are_honoured() {
     let app = TestApp::spawn().await;
     app.ingest_kind_ok("pstnCalls", &rows_per_second("p", 1200, pstn_row))
         .await;
-    let base =
-        "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
+    let base = "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
     let (rows, pages) = app.collect_pages(&format!("{base}?$top=1100"), &[]).await;
     assert_eq!((rows.len(), pages), (1100, 2));
-    let skipped = app
-        .graph(&format!("{base}?$skip=1190&$count=true"))
-        .await
-        .json();
+    let skipped = app.graph(&format!("{base}?$skip=1190&$count=true")).await.json();
     assert_eq!(
-        ids(skipped["value"].as_array().unwrap())
-            .first()
-            .map(String::as_str),
+        ids(skipped["value"].as_array().unwrap()).first().map(String::as_str),
         Some("p-01190")
     );
     assert_eq!(skipped["@odata.count"], 10);
@@ -122,8 +102,7 @@ async fn rows_arriving_between_pages_neither_skip_nor_repeat() {
     let app = TestApp::spawn().await;
     app.ingest_kind_ok("pstnCalls", &rows_per_second("old", 2100, pstn_row))
         .await;
-    let path =
-        "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
+    let path = "/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)";
     let mut answer = app.graph(path).await;
     let mut seen = Vec::new();
     let mut round = 0;
@@ -132,10 +111,7 @@ async fn rows_arriving_between_pages_neither_skip_nor_repeat() {
         seen.extend(ids(body["value"].as_array().unwrap()));
         app.ingest_kind_ok(
             "pstnCalls",
-            &[pstn_row(
-                &format!("early-{round}"),
-                "2024-03-01T00:00:00.5Z",
-            )],
+            &[pstn_row(&format!("early-{round}"), "2024-03-01T00:00:00.5Z")],
         )
         .await;
         round += 1;
@@ -144,15 +120,8 @@ async fn rows_arriving_between_pages_neither_skip_nor_repeat() {
             None => break,
         }
     }
-    let old: Vec<String> = seen
-        .iter()
-        .filter(|id| id.starts_with("old-"))
-        .cloned()
-        .collect();
-    assert_eq!(
-        old,
-        (0..2100).map(|n| format!("old-{n:05}")).collect::<Vec<_>>()
-    );
+    let old: Vec<String> = seen.iter().filter(|id| id.starts_with("old-")).cloned().collect();
+    assert_eq!(old, (0..2100).map(|n| format!("old-{n:05}")).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -161,7 +130,10 @@ async fn sms_log_is_served_under_beta_only() {
     app.ingest_kind_ok("smsLogs", &[sms_row("s1", "2024-03-01T10:00:00Z")])
         .await;
     let beta = app
-        .get_with("/beta/communications/callRecords/getSmsLog(fromDateTime=2024-03-01,toDateTime=2024-03-02)", &[])
+        .get_with(
+            "/beta/communications/callRecords/getSmsLog(fromDateTime=2024-03-01,toDateTime=2024-03-02)",
+            &[],
+        )
         .await
         .json();
     assert_eq!(
@@ -172,21 +144,20 @@ async fn sms_log_is_served_under_beta_only() {
         )
     );
     assert_eq!(beta["value"][0], sms_row("s1", "2024-03-01T10:00:00Z"));
-    assert!(beta["value"][0]
-        .to_string()
-        .contains("\"callCharge\":0.0075"));
+    assert!(beta["value"][0].to_string().contains("\"callCharge\":0.0075"));
 
-    app.graph(
-        "/communications/callRecords/getSmsLog(fromDateTime=2024-03-01,toDateTime=2024-03-02)",
-    )
-    .await
-    .assert_error(400, "BadRequest");
+    app.graph("/communications/callRecords/getSmsLog(fromDateTime=2024-03-01,toDateTime=2024-03-02)")
+        .await
+        .assert_error(400, "BadRequest");
     app.get_with("/beta/communications/callRecords", &[])
         .await
         .assert_error(400, "BadRequest");
-    app.get_with("/beta/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)", &[])
-        .await
-        .assert_error(400, "BadRequest");
+    app.get_with(
+        "/beta/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)",
+        &[],
+    )
+    .await
+    .assert_error(400, "BadRequest");
 }
 
 #[tokio::test]
@@ -208,19 +179,14 @@ async fn function_errors_say_which_parameter_and_why() {
             .await
             .assert_error(400, "BadRequest");
         assert_eq!(
-            (
-                body["error"]["target"].as_str(),
-                body["error"]["message"].as_str()
-            ),
+            (body["error"]["target"].as_str(), body["error"]["message"].as_str()),
             (Some(target), Some(message)),
             "{call}"
         );
     }
-    app.graph(
-        "/communications/callRecords/getCallCounts(fromDateTime=2024-03-01,toDateTime=2024-03-02)",
-    )
-    .await
-    .assert_error(400, "BadRequest");
+    app.graph("/communications/callRecords/getCallCounts(fromDateTime=2024-03-01,toDateTime=2024-03-02)")
+        .await
+        .assert_error(400, "BadRequest");
 }
 
 #[tokio::test]
@@ -228,15 +194,12 @@ async fn log_ingest_is_idempotent_by_id_and_reports_bad_lines() {
     let app = TestApp::spawn().await;
     let row = pstn_row("p1", "2024-03-01T10:00:00Z");
     assert_eq!(
-        app.ingest_kind_ok("pstnCalls", std::slice::from_ref(&row))
-            .await["stored"],
+        app.ingest_kind_ok("pstnCalls", std::slice::from_ref(&row)).await["stored"],
         1
     );
     let mut changed = row.clone();
     changed["duration"] = json!(999);
-    let replay = app
-        .ingest_kind_ok("pstnCalls", &[row.clone(), changed])
-        .await;
+    let replay = app.ingest_kind_ok("pstnCalls", &[row.clone(), changed]).await;
     assert_eq!(
         (replay["stored"].clone(), replay["ignored"].clone()),
         (json!(0), json!(2))
@@ -248,12 +211,7 @@ async fn log_ingest_is_idempotent_by_id_and_reports_bad_lines() {
         pstn_row("p2", "2024-03-01T11:00:00Z")
     );
     let answer = app
-        .send(
-            reqwest::Method::POST,
-            "/ingest/pstnCalls",
-            "application/x-ndjson",
-            body,
-        )
+        .send(reqwest::Method::POST, "/ingest/pstnCalls", "application/x-ndjson", body)
         .await
         .json();
     assert_eq!(answer["stored"], 1);
@@ -262,10 +220,10 @@ async fn log_ingest_is_idempotent_by_id_and_reports_bad_lines() {
         json!([{ "line": 1, "id": "no-start", "path": "startDateTime", "reason": "is required to store a row: it keys and orders the log" }])
     );
 
-    let served = app.graph("/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)").await.json();
-    assert_eq!(
-        served["value"][0]["duration"], 219,
-        "the first stored row is kept"
-    );
+    let served = app
+        .graph("/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)")
+        .await
+        .json();
+    assert_eq!(served["value"][0]["duration"], 219, "the first stored row is kept");
     assert_eq!(served["@odata.count"], 2);
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
@@ -26,10 +24,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &str) -> anyhow::Result<Self> {
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the directory of the SQLite file {path}"))?;
         }
@@ -101,14 +96,10 @@ fn push_selection<'a>(
         }
     };
     if let Some(from) = selection.start_from {
-        query
-            .push(format_args!(" AND {start_column} >= "))
-            .push_bind(from);
+        query.push(format_args!(" AND {start_column} >= ")).push_bind(from);
     }
     if let Some(before) = selection.start_before {
-        query
-            .push(format_args!(" AND {start_column} < "))
-            .push_bind(before);
+        query.push(format_args!(" AND {start_column} < ")).push_bind(before);
     }
     if let Some(cursor) = cursor {
         query.push(format_args!(" AND ({start_column}, {id_column}) > ("));
@@ -137,13 +128,12 @@ impl Store for SqliteStore {
         let mut outcomes = Vec::with_capacity(batch.len());
         let stored_at = DateTimeOffset::now().unix_ticks();
         for record in batch {
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM call_record WHERE tenant_id = ? AND id = ?",
-            )
-            .bind(tenant.as_str())
-            .bind(&record.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let existing: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM call_record WHERE tenant_id = ? AND id = ?")
+                    .bind(tenant.as_str())
+                    .bind(&record.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let outcome = match existing {
                 Some(version) if version >= record.version => {
                     outcomes.push(UpsertOutcome::Ignored);
@@ -225,20 +215,15 @@ impl Store for SqliteStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants",
-        );
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants");
         push_selection(&mut query, tenant, selection, cursor);
         query.push(" LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.reader).await?;
         Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
     }
 
-    async fn count_call_records(
-        &self,
-        tenant: &TenantId,
-        selection: &RecordSelection,
-    ) -> StoreResult<i64> {
+    async fn count_call_records(&self, tenant: &TenantId, selection: &RecordSelection) -> StoreResult<i64> {
         if selection.is_empty_range() {
             return Ok(0);
         }
@@ -291,12 +276,13 @@ impl Store for SqliteStore {
         call_record_id: &str,
         session_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row = sqlx::query("SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(call_record_id)
-            .bind(session_id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query("SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
+                .bind(tenant.as_str())
+                .bind(call_record_id)
+                .bind(session_id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.as_ref().map(stored_child).transpose()?)
     }
 
@@ -326,12 +312,14 @@ impl Store for SqliteStore {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row = sqlx::query("SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(call_record_id)
-            .bind(participant_id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(call_record_id)
+        .bind(participant_id)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.as_ref().map(stored_child).transpose()?)
     }
 
@@ -367,14 +355,8 @@ impl Store for SqliteStore {
         Ok(outcomes)
     }
 
-    async fn list_log_rows(
-        &self,
-        tenant: &TenantId,
-        query: &LogRowQuery,
-    ) -> StoreResult<Vec<StoredLogRow>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ",
-        );
+    async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ");
         sql.push_bind(tenant.as_str())
             .push(" AND kind = ")
             .push_bind(query.kind.as_str())
@@ -404,6 +386,47 @@ impl Store for SqliteStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let victims: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, id FROM call_record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
+                .bind(before_ticks)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+        for (tenant_id, id) in &victims {
+            for table in ["session", "participant"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
+                ))
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM call_record WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(victims.len() as u64)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
+        let removed =
+            sqlx::query("DELETE FROM log_row WHERE rowid IN (SELECT rowid FROM log_row WHERE start_ticks < ? LIMIT ?)")
+                .bind(before_ticks)
+                .bind(i64::from(limit))
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(removed)
     }
 
     async fn ping(&self) -> StoreResult<()> {

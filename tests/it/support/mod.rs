@@ -7,14 +7,19 @@ use std::net::SocketAddr;
 
 use callrecords::api::ApiSettings;
 use callrecords::app::{App, ServeConfig};
+use callrecords::retention::RetentionPolicy;
+use callrecords::store::Store;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
+use std::sync::Arc;
 use tempfile::TempDir;
 
 pub use records::*;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The app's own store, for tests that drive background work one step at a time.
+    pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
     _dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -56,9 +61,7 @@ impl Answer {
         );
         let request_id = self.header("request-id").expect("request-id header");
         assert_eq!(error["innerError"]["request-id"], request_id);
-        let date = error["innerError"]["date"]
-            .as_str()
-            .expect("innerError.date");
+        let date = error["innerError"]["date"].as_str().expect("innerError.date");
         assert_eq!(date.len(), 19, "date is to the second with no zone: {date}");
         body
     }
@@ -83,16 +86,22 @@ impl TestApp {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url,
+            retention: RetentionPolicy {
+                call_record_days: api.retention_days,
+                ..RetentionPolicy::default()
+            },
             api,
         };
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let store = app.store();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {
             let _ = receiver.await;
         }));
         Self {
             addr,
+            store,
             client: reqwest::Client::new(),
             _dir: dir,
             shutdown: Some(sender),
@@ -109,8 +118,7 @@ impl TestApp {
     }
 
     pub async fn graph_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
-        self.get_with(&format!("/v1.0{path_and_query}"), headers)
-            .await
+        self.get_with(&format!("/v1.0{path_and_query}"), headers).await
     }
 
     /// Follows an absolute link verbatim, as the SDKs' page iterators do.
@@ -189,11 +197,7 @@ impl TestApp {
     }
 
     /// Every item of a collection, following next links; asserts that pages are not empty.
-    pub async fn collect_pages(
-        &self,
-        first: &str,
-        headers: &[(&str, &str)],
-    ) -> (Vec<Value>, usize) {
+    pub async fn collect_pages(&self, first: &str, headers: &[(&str, &str)]) -> (Vec<Value>, usize) {
         let mut answer = self.graph_with(first, headers).await;
         let mut items = Vec::new();
         let mut pages = 0;
@@ -204,10 +208,7 @@ impl TestApp {
             pages += 1;
             let next = body["@odata.nextLink"].as_str().map(str::to_owned);
             if next.is_some() {
-                assert!(
-                    !value.is_empty(),
-                    "a page with a next link must not be empty"
-                );
+                assert!(!value.is_empty(), "a page with a next link must not be empty");
             }
             items.extend(value);
             match next {
