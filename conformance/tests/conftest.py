@@ -2,8 +2,10 @@
 
 One `callrecords serve` process is started for the whole session on a free loopback port, with a fresh
 SQLite file in a temp dir.  It is loaded over HTTP with the generator's NDJSON output plus one
-handcrafted record (tests/data/handcrafted_record.json), then the tests talk to it through the
-official Python SDK (msgraph-sdk 1.65.0) and, for cross-checks, through plain urllib.
+handcrafted record (tests/data/handcrafted_record.json), then with handcrafted usage-log rows
+(2,500 pstnCallLogRows, 50 directRoutingLogRows, 20 beta smsLogRows, all on yesterday UTC; see
+`build_usage_logs`).  The tests talk to it through the official Python SDKs (msgraph-sdk 1.65.0 for
+v1.0, msgraph-beta-sdk for /beta) and, for cross-checks, through plain urllib.
 
 Environment:
   CALLRECORDS_BIN         server binary (default: <repo>/target/debug/callrecords)
@@ -22,6 +24,8 @@ import socket
 import subprocess
 import time
 import urllib.error
+import uuid
+from decimal import Decimal
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,8 @@ from kiota_abstractions.authentication.anonymous_authentication_provider import 
     AnonymousAuthenticationProvider,
 )
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_beta import GraphRequestAdapter as BetaGraphRequestAdapter
+from msgraph_beta import GraphServiceClient as BetaGraphServiceClient
 
 from support import http, raw_collect
 
@@ -55,6 +61,7 @@ class Server:
     generated_lines: int
     handcrafted: dict
     ingest_reports: list[dict]
+    usage: "UsageLogs"
 
     @property
     def all_ids(self) -> set[str]:
@@ -110,6 +117,216 @@ def _ingest(root: str, body: bytes, content_type: str) -> dict:
     return report
 
 
+# --------------------------------------------------------------------------- usage-log rows (§3.6, §3.7, §8)
+
+_ROW_NS = uuid.UUID("7d0c3a52-6a8e-4f43-9e0b-2f1d7c6b5a10")  # fixed: ids are the same on every run
+PSTN_ROWS = 2500          # 3 pages of 1,000
+PSTN_STEP_S = 34          # 2,500 x 34 s < 1 day
+PSTN_TIE = range(995, 1005)  # these rows share row 995's startDateTime: page 1 ends inside the tie
+PSTN_BOUNDARY = 1234      # a row with a unique start (fraction .5 s) for the [from, to) checks
+DIRECT_ROWS = 50
+SMS_ROWS = 20
+
+
+def row_id(kind: str, i: int) -> str:
+    return str(uuid.uuid5(_ROW_NS, f"{kind}-{i}"))
+
+
+def _ts(value: dt.datetime) -> str:
+    """Graph's wire form: UTC, 7 fraction digits, `Z`."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON in which a Decimal is written as its own text (`Decimal("0.00")` -> `0.00`), so scale is sent."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + encode_json(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(encode_json(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _user(n: int) -> tuple[str, str, str]:
+    names = ["Richard Malk", "Zoë Ångström", "O'Brien, Pat", "Adele Vance", "Megan Bowen", "Lee Gu", "Nestor Wilke"]
+    name = names[n % len(names)] + ("" if n < len(names) else f" {n}")
+    return str(uuid.uuid5(_ROW_NS, f"user-{n}")), f"user{n}@contoso.com", name
+
+
+@dataclass
+class UsageLogs:
+    day: dt.date                 # yesterday (UTC): every row starts on it
+    pstn: list[dict]             # as sent (money as Decimal), in ingest order
+    direct: list[dict]
+    sms: list[dict]
+    reports: dict[str, list[dict]]
+
+    @property
+    def day_start(self) -> dt.datetime:
+        return dt.datetime(self.day.year, self.day.month, self.day.day, tzinfo=dt.timezone.utc)
+
+    @property
+    def day_end(self) -> dt.datetime:
+        return self.day_start + dt.timedelta(days=1)
+
+    @property
+    def pstn_by_id(self) -> dict[str, dict]:
+        return {r["id"]: r for r in self.pstn}
+
+    @property
+    def charged_pstn_ids(self) -> set[str]:
+        return {r["id"] for r in self.pstn if r["charge"] == Decimal("1.37")}
+
+
+def build_usage_logs(day: dt.date) -> tuple[list[dict], list[dict], list[dict]]:
+    """Deterministic rows with every property of pstnCallLogRow / directRoutingLogRow (CSDL) and beta smsLogRow."""
+    start0 = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    call_types = ["user_in", "user_out", "user_out_transfer", "conf_in", "conf_out", "user_in_transfer"]
+
+    pstn = []
+    for i in range(PSTN_ROWS):
+        base = PSTN_TIE.start if i in PSTN_TIE else i
+        start = start0 + dt.timedelta(seconds=base * PSTN_STEP_S, milliseconds=250 * (base % 4))
+        duration = 30 + (i * 37) % 900
+        operator = i % 3 == 0
+        call_type = call_types[i % len(call_types)]
+        if i % 250 == 17:       # 10 rows: a real charge, and a zero connection charge that keeps its scale
+            charge, connection = Decimal("1.37"), Decimal("0.00")
+        elif i % 500 == 101:    # 5 rows: other scales
+            charge, connection = Decimal("12.5"), Decimal("0.10")
+        else:
+            charge, connection = Decimal("0.00"), Decimal("0.00")
+        uid, upn, name = _user(i % 40)
+        international = i % 7 == 0
+        pstn.append({
+            "id": row_id("pstn", i),
+            "callId": f"{1835317186 + i}_{112562680 + i}@61.221.3.176",
+            "userId": uid,
+            "userPrincipalName": upn,
+            "userDisplayName": name,
+            "startDateTime": _ts(start),
+            "endDateTime": _ts(start + dt.timedelta(seconds=duration)),
+            "duration": duration,
+            "charge": charge,
+            "callType": call_type,
+            "currency": "USD",
+            "calleeNumber": f"+1425555{i % 10000:04d}",
+            "usageCountryCode": "US",
+            "tenantCountryCode": "US",
+            "connectionCharge": connection,
+            "callerNumber": f"+1206555{(i * 7) % 10000:04d}",
+            "destinationContext": ("International" if international else "Domestic") if "out" in call_type else None,
+            "destinationName": "Germany" if international else "United States",
+            "conferenceId": f"{100000 + i}" if call_type.startswith("conf") else None,
+            "licenseCapability": "MCOPSTNEAU2" if operator else "MCOPSTNU",
+            "inventoryType": "Service" if operator else "Subscriber",
+            "operator": "Contoso Telecom" if operator else "Microsoft",
+            "callDurationSource": "operator" if operator else "microsoft",
+        })
+
+    direct = []
+    for j in range(DIRECT_ROWS):
+        kind = j % 5
+        invite = start0 + dt.timedelta(seconds=600 + j * 1703, microseconds=123456 * (j % 3))
+        uid, upn, name = _user(j % 9)
+        row = {
+            "id": row_id("direct", j),
+            "correlationId": str(uuid.uuid5(_ROW_NS, f"correlation-{j}")),
+            "userId": uid,
+            "userPrincipalName": upn,
+            "userDisplayName": name,
+            "startDateTime": None,
+            "inviteDateTime": _ts(invite),
+            "failureDateTime": None,
+            "endDateTime": None,
+            "duration": 0,
+            "callType": ["ByotIn", "ByotOut", "ByotOutUserForwarding", "ByotOutUserTransfer"][j % 4],
+            "successfulCall": kind < 3,
+            "callerNumber": f"+4930555{j:04d}",
+            "calleeNumber": f"+4989555{(j * 3) % 10000:04d}",
+            "mediaBypassEnabled": j % 2 == 0,
+            "finalSipCode": 200,
+            "finalSipCodePhrase": "BYE",
+            "callEndSubReason": 540200,
+            "trunkFullyQualifiedDomainName": f"sbc{1 + j % 2}.contoso.com",
+            "mediaPathLocation": "EUWE",
+            "signalingLocation": "EUNO",
+        }
+        if kind < 3:        # answered, ended normally
+            start = invite + dt.timedelta(seconds=3)
+            duration = 45 + j * 11
+            row.update(startDateTime=_ts(start), endDateTime=_ts(start + dt.timedelta(seconds=duration)),
+                       duration=duration)
+        else:               # 486 Busy Here / 487 Request Terminated: fails before answer
+            failed = invite + dt.timedelta(seconds=7)
+            row.update(startDateTime=_ts(invite), failureDateTime=_ts(failed),
+                       finalSipCode=486 if kind == 3 else 487,
+                       finalSipCodePhrase="Busy Here" if kind == 3 else "Request Terminated",
+                       callEndSubReason=560486 if kind == 3 else 540487)
+        direct.append(row)
+
+    sms = []
+    for k in range(SMS_ROWS):
+        sent = start0 + dt.timedelta(seconds=900 + k * 4000)
+        outbound = k % 4 != 3
+        units = 1 + k % 3
+        uid, upn, name = _user(k % 5)
+        sms.append({
+            "id": row_id("sms", k),
+            "smsId": f"SM{k:02d}" + uuid.uuid5(_ROW_NS, f"sms-{k}").hex[:30],
+            "sentDateTime": _ts(sent),
+            "smsType": "outbound" if outbound else "inbound",
+            "smsUnits": units,
+            "sourceNumber": "+1425555XXXX" if outbound else f"+44207946{k:04d}",
+            "destinationNumber": f"+44207946{k:04d}" if outbound else "+1425555XXXX",
+            "destinationContext": ("International" if k % 2 else "Domestic") if outbound else None,
+            "destinationName": "United Kingdom" if outbound else "United States",
+            "callCharge": Decimal("0.0075") * units if outbound else Decimal("0.00"),
+            "currency": "USD",
+            "licenseCapability": "MCOPSTNU",
+            "otherPartyCountryCode": "GB",
+            "tenantCountryCode": "US",
+            "userCountryCode": "US",
+            "userDisplayName": name,
+            "userId": uid,
+            "userPrincipalName": upn,
+            "administrativeUnitInfos": [{"id": str(uuid.uuid5(_ROW_NS, f"au-{k % 2}"))}] if k % 3 == 0 else [],
+        })
+    return pstn, direct, sms
+
+
+def _ingest_logs(root: str, kind: str, rows: list[dict], content_type: str) -> dict:
+    if content_type == "application/json":
+        assert len(rows) == 1
+        body = encode_json(rows[0])
+    else:
+        body = "\n".join(encode_json(r) for r in rows) + "\n"
+    r = http("POST", f"{root}/ingest/{kind}", body=body.encode(), headers={"Content-Type": content_type}, timeout=600)
+    assert r.status in (200, 201, 202), f"ingest {kind} ({content_type}) -> {r.status}: {r.body[:2000]!r}"
+    report = r.json()
+    assert report.get("rejected") == 0, f"ingest {kind} rejected rows: {json.dumps(report)[:4000]}"
+    return report
+
+
+def load_usage_logs(root: str) -> UsageLogs:
+    day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    pstn, direct, sms = build_usage_logs(day)
+    reports = {
+        # One row as application/json first, then the rest as NDJSON, for each kind.
+        "pstnCalls": [_ingest_logs(root, "pstnCalls", pstn[:1], "application/json"),
+                      _ingest_logs(root, "pstnCalls", pstn[1:], "application/x-ndjson")],
+        "directRoutingCalls": [_ingest_logs(root, "directRoutingCalls", direct[:1], "application/json"),
+                               _ingest_logs(root, "directRoutingCalls", direct[1:], "application/x-ndjson")],
+        "smsLogs": [_ingest_logs(root, "smsLogs", sms[:1], "application/json"),
+                    _ingest_logs(root, "smsLogs", sms[1:], "application/x-ndjson")],
+    }
+    return UsageLogs(day=day, pstn=pstn, direct=direct, sms=sms, reports=reports)
+
+
+# --------------------------------------------------------------------------- the session server
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory):
     global _server_log
@@ -154,10 +371,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         reports = [_ingest(root, gen.stdout, "application/x-ndjson")]
         handcrafted = load_handcrafted()
         reports.append(_ingest(root, json.dumps(handcrafted).encode(), "application/json"))
+        usage = load_usage_logs(root)
 
         yield Server(root=root, base_url=root + "/v1.0", tmpdir=tmpdir, log_path=log_path,
                      generated_ids=generated_ids, generated_lines=len(lines),
-                     handcrafted=handcrafted, ingest_reports=reports)
+                     handcrafted=handcrafted, ingest_reports=reports, usage=usage)
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -188,6 +406,20 @@ def adapter(server: Server, run: Callable) -> GraphRequestAdapter:
 @pytest.fixture(scope="session")
 def client(adapter: GraphRequestAdapter) -> GraphServiceClient:
     return GraphServiceClient(request_adapter=adapter)
+
+
+@pytest.fixture(scope="session")
+def beta_adapter(server: Server, run: Callable) -> BetaGraphRequestAdapter:
+    """msgraph-beta-sdk's own adapter (its middleware is configured for APIVersion.beta)."""
+    request_adapter = BetaGraphRequestAdapter(AnonymousAuthenticationProvider())
+    request_adapter.base_url = server.root + "/beta"
+    yield request_adapter
+    run(request_adapter._http_client.aclose())
+
+
+@pytest.fixture(scope="session")
+def beta_client(beta_adapter: BetaGraphRequestAdapter) -> BetaGraphServiceClient:
+    return BetaGraphServiceClient(request_adapter=beta_adapter)
 
 
 @pytest.fixture(scope="session")
