@@ -94,12 +94,42 @@ pub async fn dispatch_beta(
         return Err(ApiError::method_not_allowed("GET"));
     }
     let graph = Graph {
-        options: query::parse_query_string(uri.query().unwrap_or_default())?,
+        options: query::parse_query_string(&with_dollar_prefixes(uri.query().unwrap_or_default()))?,
         state,
         ctx,
         tenant: TenantId::default_tenant(),
     };
     graph.call_log_function(LogKind::SmsLog, &range).await
+}
+
+/// On beta the `$` of system query options is optional (spec §8): `top=2` means `$top=2`.
+fn with_dollar_prefixes(query: &str) -> String {
+    const OPTIONS: &[&str] = &[
+        "filter",
+        "select",
+        "expand",
+        "top",
+        "skip",
+        "skiptoken",
+        "count",
+        "orderby",
+        "search",
+        "format",
+        "apply",
+        "compute",
+    ];
+    query
+        .split('&')
+        .map(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            if OPTIONS.iter().any(|option| option.eq_ignore_ascii_case(name)) {
+                format!("${pair}")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn metadata() -> Response {

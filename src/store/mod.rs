@@ -6,6 +6,7 @@
 //! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
 //! value bound as a parameter. Next: `sqlite` for the embedded backend.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -245,12 +246,15 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
-/// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`.
+/// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and
+/// `postgres://…` or `postgresql://…` (passed to the driver as given).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
-        anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH")
+        anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH, postgres://… or postgresql://…")
     }
 }
 

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn app_with_three_calls() -> TestApp {
-    let app = TestApp::spawn().await;
+async fn app_with_three_calls(backend: Backend) -> TestApp {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[
         record("c1", "2023-09-25T09:28:38Z", 1, &["alice", "bob"]),
         record("c2", "2023-09-25T09:29:00.5Z", 2, &["bob", "+5564981205182"]),
@@ -23,9 +23,9 @@ async fn list_ids(app: &TestApp, query: &str) -> Vec<String> {
     ids(&items)
 }
 
-#[tokio::test]
-async fn start_date_time_filters_use_every_operator() {
-    let app = app_with_three_calls().await;
+both!(start_date_time_filters_use_every_operator);
+async fn start_date_time_filters_use_every_operator(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     for (filter, expected) in [
         (
             "startDateTime%20ge%202023-09-25T09:25:00Z%20and%20startDateTime%20lt%202023-09-25T09:30:00Z",
@@ -48,9 +48,9 @@ async fn start_date_time_filters_use_every_operator() {
     }
 }
 
-#[tokio::test]
-async fn participant_any_filter_alone_and_with_a_window() {
-    let app = app_with_three_calls().await;
+both!(participant_any_filter_alone_and_with_a_window);
+async fn participant_any_filter_alone_and_with_a_window(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     assert_eq!(
         list_ids(&app, "?$filter=participants_v2/any(p:p/id%20eq%20'bob')").await,
         ["c1", "c2"]
@@ -86,9 +86,9 @@ async fn participant_any_filter_alone_and_with_a_window() {
     );
 }
 
-#[tokio::test]
-async fn list_items_have_graph_shape_and_no_navigation_collections() {
-    let app = app_with_three_calls().await;
+both!(list_items_have_graph_shape_and_no_navigation_collections);
+async fn list_items_have_graph_shape_and_no_navigation_collections(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     let answer = app
         .graph_with("/communications/callRecords", &[("client-request-id", "my-id-1")])
         .await;
@@ -132,9 +132,9 @@ async fn list_items_have_graph_shape_and_no_navigation_collections() {
     assert_eq!(item["organizer"]["user"]["displayName"], "User alice");
 }
 
-#[tokio::test]
-async fn select_projects_and_keeps_id() {
-    let app = app_with_three_calls().await;
+both!(select_projects_and_keeps_id);
+async fn select_projects_and_keeps_id(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     let body = app
         .graph("/communications/callRecords?$select=startDateTime,type")
         .await
@@ -157,9 +157,9 @@ async fn select_projects_and_keeps_id() {
     assert_eq!(with_organizer["organizer_v2"]["id"], "alice");
 }
 
-#[tokio::test]
-async fn get_with_expand_writes_contexts_and_typed_values() {
-    let app = app_with_three_calls().await;
+both!(get_with_expand_writes_contexts_and_typed_values);
+async fn get_with_expand_writes_contexts_and_typed_values(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     let base = format!("http://{}/v1.0", app.addr);
     let got = app
         .graph("/communications/callRecords/c2?$expand=sessions($expand=segments),participants_v2")
@@ -195,9 +195,9 @@ async fn get_with_expand_writes_contexts_and_typed_values() {
     assert_eq!(plain["organizer_v2"]["id"], "bob");
 }
 
-#[tokio::test]
-async fn evolvable_enum_members_need_the_preference() {
-    let app = app_with_three_calls().await;
+both!(evolvable_enum_members_need_the_preference);
+async fn evolvable_enum_members_need_the_preference(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     let path = "/communications/callRecords/c1/sessions/c1-s0";
     let plain = app.graph(path).await;
     assert_eq!(
@@ -216,9 +216,9 @@ async fn evolvable_enum_members_need_the_preference() {
     assert_eq!(opted.header("preference-applied"), Some("include-unknown-enum-members"));
 }
 
-#[tokio::test]
-async fn omit_values_nulls_drops_nulls_and_keeps_empty_collections() {
-    let app = app_with_three_calls().await;
+both!(omit_values_nulls_drops_nulls_and_keeps_empty_collections);
+async fn omit_values_nulls_drops_nulls_and_keeps_empty_collections(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
     let answer = app
         .graph_with(
             "/communications/callRecords/c1?$expand=sessions($expand=segments)",
@@ -233,9 +233,9 @@ async fn omit_values_nulls_drops_nulls_and_keeps_empty_collections() {
     assert_eq!(with_nulls["organizer"]["application"], Value::Null);
 }
 
-#[tokio::test]
-async fn retention_hides_old_records_everywhere() {
-    let app = TestApp::spawn_with(settings_with_retention(30)).await;
+both!(retention_hides_old_records_everywhere);
+async fn retention_hides_old_records_everywhere(backend: Backend) {
+    let app = TestApp::spawn_with(backend, settings_with_retention(30)).await;
     let recent = time::OffsetDateTime::now_utc() - time::Duration::days(2);
     let recent = callrecords::model::DateTimeOffset::from_offset_date_time(recent).to_string();
     app.ingest_ok(&[
@@ -261,9 +261,9 @@ async fn retention_hides_old_records_everywhere() {
     }
 }
 
-#[tokio::test]
-async fn metadata_and_health() {
-    let app = TestApp::spawn().await;
+both!(metadata_and_health);
+async fn metadata_and_health(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let metadata = app.graph("/$metadata").await;
     assert_eq!(metadata.status, 200);
     assert!(metadata.header("content-type").unwrap().starts_with("application/xml"));
@@ -274,11 +274,11 @@ async fn metadata_and_health() {
     assert_eq!((health.status, health.json()), (200, json!({ "status": "ok" })));
 }
 
-#[tokio::test]
-async fn public_base_url_is_used_for_links() {
+both!(public_base_url_is_used_for_links);
+async fn public_base_url_is_used_for_links(backend: Backend) {
     let mut settings = settings_with_retention(0);
     settings.public_base_url = Some("https://calls.example.com/".into());
-    let app = TestApp::spawn_with(settings).await;
+    let app = TestApp::spawn_with(backend, settings).await;
     app.ingest_ok(&minute_records("r", 61)).await;
     let body = app.graph("/communications/callRecords").await.json();
     assert_eq!(

@@ -54,10 +54,10 @@ async fn count(client: &reqwest::Client, base: &str) -> u64 {
     text.parse().unwrap()
 }
 
-#[tokio::test]
-async fn acknowledged_records_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
+both!(acknowledged_records_survive_kill_9);
+async fn acknowledged_records_survive_kill_9(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let db_url = database.url.clone();
     let (mut server, base) = spawn_server(&db_url);
     let client = reqwest::Client::new();
 

@@ -3,9 +3,9 @@
 
 use crate::support::*;
 
-#[tokio::test]
-async fn unknown_segments_under_v1_are_400_and_elsewhere_404() {
-    let app = TestApp::spawn().await;
+both!(unknown_segments_under_v1_are_400_and_elsewhere_404);
+async fn unknown_segments_under_v1_are_400_and_elsewhere_404(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let body = app.graph("/communications/calls").await.assert_error(400, "BadRequest");
     assert_eq!(body["error"]["message"], "Resource not found for the segment 'calls'.");
     app.graph("/communications/callRecords/r1/nope")
@@ -18,9 +18,9 @@ async fn unknown_segments_under_v1_are_400_and_elsewhere_404() {
         .assert_error(404, "NotFound");
 }
 
-#[tokio::test]
-async fn unknown_record_is_404_with_graphs_message_and_client_request_id() {
-    let app = TestApp::spawn().await;
+both!(unknown_record_is_404_with_graphs_message_and_client_request_id);
+async fn unknown_record_is_404_with_graphs_message_and_client_request_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let answer = app
         .graph_with(
             "/communications/callRecords/00000000-0000-0000-0000-000000000001",
@@ -35,9 +35,9 @@ async fn unknown_record_is_404_with_graphs_message_and_client_request_id() {
     assert_eq!(body["error"]["innerError"]["client-request-id"], "abc");
 }
 
-#[tokio::test]
-async fn write_methods_are_405_with_allow_get() {
-    let app = TestApp::spawn().await;
+both!(write_methods_are_405_with_allow_get);
+async fn write_methods_are_405_with_allow_get(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     for method in [
         reqwest::Method::POST,
@@ -57,9 +57,9 @@ async fn write_methods_are_405_with_allow_get() {
     }
 }
 
-#[tokio::test]
-async fn bad_query_options_are_400_saying_what_is_wrong() {
-    let app = TestApp::spawn().await;
+both!(bad_query_options_are_400_saying_what_is_wrong);
+async fn bad_query_options_are_400_saying_what_is_wrong(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let cases = [
         ("/communications/callRecords?$filter=startDateTime%20eq%202024-01-01T00:00:00Z", "$filter", "'eq'"),
@@ -89,9 +89,9 @@ async fn bad_query_options_are_400_saying_what_is_wrong() {
     }
 }
 
-#[tokio::test]
-async fn garbage_on_every_route_gets_an_odata_error_and_the_server_lives() {
-    let app = TestApp::spawn().await;
+both!(garbage_on_every_route_gets_an_odata_error_and_the_server_lives);
+async fn garbage_on_every_route_gets_an_odata_error_and_the_server_lives(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let garbage_paths = [
         "/v1.0/communications/callRecords/%FF%FE",

@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-#[tokio::test]
-async fn single_json_record_is_stored_and_read_back_as_sent() {
-    let app = TestApp::spawn().await;
+both!(single_json_record_is_stored_and_read_back_as_sent);
+async fn single_json_record_is_stored_and_read_back_as_sent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut sent = record("r1", "2020-02-25T18:52:21.2169889Z", 1, &["alice", "bob"]);
     sent["lastModifiedDateTime"] = json!("2020-02-25T19:00:24.582757Z");
 
@@ -29,18 +29,18 @@ async fn single_json_record_is_stored_and_read_back_as_sent() {
     assert_eq!(stream["averageBandwidthEstimate"], 9965083);
 }
 
-#[tokio::test]
-async fn last_modified_is_filled_only_when_absent() {
-    let app = TestApp::spawn().await;
+both!(last_modified_is_filled_only_when_absent);
+async fn last_modified_is_filled_only_when_absent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
     let got = app.graph("/communications/callRecords/r1").await.json();
     let filled = got["lastModifiedDateTime"].as_str().expect("filled");
     assert!(filled > "2025-01-01T00:00:00Z", "{filled} is the ingest time");
 }
 
-#[tokio::test]
-async fn ndjson_bad_lines_are_reported_and_good_lines_stored() {
-    let app = TestApp::spawn().await;
+both!(ndjson_bad_lines_are_reported_and_good_lines_stored);
+async fn ndjson_bad_lines_are_reported_and_good_lines_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut bad_date = record("bad-date", "2024-01-01T00:00:00Z", 1, &["a"]);
     bad_date["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("16ms");
     let body = format!(
@@ -77,9 +77,9 @@ async fn ndjson_bad_lines_are_reported_and_good_lines_stored() {
     assert_eq!(ids(&items), ["good-1", "good-2"]);
 }
 
-#[tokio::test]
-async fn version_rule_replaces_higher_and_ignores_equal_or_lower() {
-    let app = TestApp::spawn().await;
+both!(version_rule_replaces_higher_and_ignores_equal_or_lower);
+async fn version_rule_replaces_higher_and_ignores_equal_or_lower(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let v1 = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
     let mut v2 = record("r1", "2024-01-01T00:00:00Z", 3, &["a", "b"]);
     v2["version"] = json!(2);
@@ -103,9 +103,9 @@ async fn version_rule_replaces_higher_and_ignores_equal_or_lower() {
     assert_eq!(ids(got["participants_v2"].as_array().unwrap()), ["a", "b"]);
 }
 
-#[tokio::test]
-async fn invalid_single_record_is_a_400_naming_path_and_reason() {
-    let app = TestApp::spawn().await;
+both!(invalid_single_record_is_a_400_naming_path_and_reason);
+async fn invalid_single_record_is_a_400_naming_path_and_reason(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut sent = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
     sent["type"] = json!("conference");
     let answer = app.ingest_json(&sent).await;
@@ -118,9 +118,9 @@ async fn invalid_single_record_is_a_400_naming_path_and_reason() {
     assert_eq!(app.graph("/communications/callRecords/$count").await.text, "0");
 }
 
-#[tokio::test]
-async fn unsupported_content_type_and_empty_body_are_refused() {
-    let app = TestApp::spawn().await;
+both!(unsupported_content_type_and_empty_body_are_refused);
+async fn unsupported_content_type_and_empty_body_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.send(reqwest::Method::POST, "/ingest/callRecords", "text/csv", "a,b")
         .await
         .assert_error(415, "UnsupportedMediaType");
@@ -132,18 +132,18 @@ async fn unsupported_content_type_and_empty_body_are_refused() {
         .assert_error(405, "MethodNotAllowed");
 }
 
-#[tokio::test]
-async fn large_ndjson_batch_spans_several_transactions() {
-    let app = TestApp::spawn().await;
+both!(large_ndjson_batch_spans_several_transactions);
+async fn large_ndjson_batch_spans_several_transactions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let records = minute_records("bulk", 1234);
     let report = app.ingest_ok(&records).await;
     assert_eq!(report["stored"], 1234);
     assert_eq!(app.graph("/communications/callRecords/$count").await.text, "1234");
 }
 
-#[tokio::test]
-async fn open_types_keep_undeclared_properties() {
-    let app = TestApp::spawn().await;
+both!(open_types_keep_undeclared_properties);
+async fn open_types_keep_undeclared_properties(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut sent = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
     sent["participants_v2"][0]["identity"]["acsUser"] = Value::Null;
     sent["participants_v2"][0]["identity"]["user"]["tenantId"] = json!("dc368399-474c-4d40-900c-6265431fd81f");

@@ -1,12 +1,14 @@
 //! One integration-test binary (it links once): every test talks to a real server over real
 //! HTTP on 127.0.0.1 with a port chosen at run time, backed by a real SQLite file.
 
+#[macro_use]
 mod support;
 
 mod call_records;
 mod crash;
 mod errors;
 mod ingest;
+mod nodes;
 mod paging;
 mod retention;
 mod sub_resources;

@@ -5,9 +5,9 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[tokio::test]
-async fn list_pages_sixty_at_a_time_in_start_then_id_order() {
-    let app = TestApp::spawn().await;
+both!(list_pages_sixty_at_a_time_in_start_then_id_order);
+async fn list_pages_sixty_at_a_time_in_start_then_id_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let records = minute_records("r", 150);
     app.ingest_ok(&records).await;
 
@@ -20,9 +20,9 @@ async fn list_pages_sixty_at_a_time_in_start_then_id_order() {
     assert_eq!(ids(&items), expected);
 }
 
-#[tokio::test]
-async fn maxpagesize_is_honoured_reported_and_clamped() {
-    let app = TestApp::spawn().await;
+both!(maxpagesize_is_honoured_reported_and_clamped);
+async fn maxpagesize_is_honoured_reported_and_clamped(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&minute_records("r", 70)).await;
 
     let small = app
@@ -42,9 +42,9 @@ async fn maxpagesize_is_honoured_reported_and_clamped() {
     assert_eq!(large.json()["value"].as_array().unwrap().len(), 60);
 }
 
-#[tokio::test]
-async fn top_caps_the_total_across_pages() {
-    let app = TestApp::spawn().await;
+both!(top_caps_the_total_across_pages);
+async fn top_caps_the_total_across_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&minute_records("r", 100)).await;
     let (items, pages) = app.collect_pages("/communications/callRecords?$top=70", &[]).await;
     assert_eq!((items.len(), pages), (70, 2));
@@ -52,9 +52,9 @@ async fn top_caps_the_total_across_pages() {
     assert_eq!((items.len(), pages), (60, 1));
 }
 
-#[tokio::test]
-async fn paging_neither_skips_nor_repeats_while_records_arrive() {
-    let app = TestApp::spawn().await;
+both!(paging_neither_skips_nor_repeats_while_records_arrive);
+async fn paging_neither_skips_nor_repeats_while_records_arrive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&minute_records("old", 120)).await;
     let headers = [("Prefer", "odata.maxpagesize=20")];
 
@@ -91,9 +91,9 @@ async fn paging_neither_skips_nor_repeats_while_records_arrive() {
     );
 }
 
-#[tokio::test]
-async fn next_link_keeps_filter_select_and_count() {
-    let app = TestApp::spawn().await;
+both!(next_link_keeps_filter_select_and_count);
+async fn next_link_keeps_filter_select_and_count(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&minute_records("r", 90)).await;
     let first = app
         .graph("/communications/callRecords?$filter=startDateTime%20ge%202024-03-01T00:10:00Z&$select=id,startDateTime&$count=true")
@@ -115,9 +115,9 @@ async fn next_link_keeps_filter_select_and_count() {
     );
 }
 
-#[tokio::test]
-async fn skiptoken_is_bound_to_its_query_and_cannot_be_forged() {
-    let app = TestApp::spawn().await;
+both!(skiptoken_is_bound_to_its_query_and_cannot_be_forged);
+async fn skiptoken_is_bound_to_its_query_and_cannot_be_forged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&minute_records("r", 70)).await;
     let first = app.graph("/communications/callRecords?$select=id").await.json();
     let next = first["@odata.nextLink"].as_str().unwrap();
@@ -133,9 +133,9 @@ async fn skiptoken_is_bound_to_its_query_and_cannot_be_forged() {
         .assert_error(400, "BadRequest");
 }
 
-#[tokio::test]
-async fn expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments() {
-    let app = TestApp::spawn().await;
+both!(expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments);
+async fn expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("big", "2024-01-01T00:00:00Z", 75, &["a"])])
         .await;
 
@@ -167,9 +167,9 @@ async fn expanded_sessions_page_at_sixty_and_the_next_link_keeps_segments() {
     assert!(rest.get("@odata.nextLink").is_none());
 }
 
-#[tokio::test]
-async fn sessions_list_pages_and_counts() {
-    let app = TestApp::spawn().await;
+both!(sessions_list_pages_and_counts);
+async fn sessions_list_pages_and_counts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("big", "2024-01-01T00:00:00Z", 130, &["a"])])
         .await;
     let (sessions, pages) = app.collect_pages("/communications/callRecords/big/sessions", &[]).await;
@@ -195,9 +195,9 @@ async fn sessions_list_pages_and_counts() {
     );
 }
 
-#[tokio::test]
-async fn participants_page_at_one_hundred_thirty() {
-    let app = TestApp::spawn().await;
+both!(participants_page_at_one_hundred_thirty);
+async fn participants_page_at_one_hundred_thirty(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let names: Vec<String> = (0..140).map(|i| format!("p{i:03}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     app.ingest_ok(&[record("crowd", "2024-01-01T00:00:00Z", 1, &refs)])

@@ -6,9 +6,9 @@ use callrecords::store::{RecordSelection, TenantId};
 
 use crate::support::*;
 
-#[tokio::test]
-async fn purge_removes_records_and_rows_past_their_windows_in_batches() {
-    let app = TestApp::spawn().await;
+both!(purge_removes_records_and_rows_past_their_windows_in_batches);
+async fn purge_removes_records_and_rows_past_their_windows_in_batches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let now = DateTimeOffset::parse("2024-06-30T00:00:00Z").unwrap();
     let mut records = minute_records("old", 25);
     records.push(record("recent", "2024-06-20T00:00:00Z", 2, &["a"]));

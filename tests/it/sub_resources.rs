@@ -5,16 +5,16 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn app_with_record() -> TestApp {
-    let app = TestApp::spawn().await;
+async fn app_with_record(backend: Backend) -> TestApp {
+    let app = TestApp::spawn(backend).await;
     app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 2, &["alice", "+14255550123"])])
         .await;
     app
 }
 
-#[tokio::test]
-async fn a_key_as_segment_and_in_parentheses_address_the_same_resource() {
-    let app = app_with_record().await;
+both!(a_key_as_segment_and_in_parentheses_address_the_same_resource);
+async fn a_key_as_segment_and_in_parentheses_address_the_same_resource(backend: Backend) {
+    let app = app_with_record(backend).await;
     for path in [
         "/communications/callRecords/r1/sessions/r1-s1",
         "/communications/callRecords('r1')/sessions('r1-s1')",
@@ -33,9 +33,9 @@ async fn a_key_as_segment_and_in_parentheses_address_the_same_resource() {
     }
 }
 
-#[tokio::test]
-async fn segments_list_get_and_count() {
-    let app = app_with_record().await;
+both!(segments_list_get_and_count);
+async fn segments_list_get_and_count(backend: Backend) {
+    let app = app_with_record(backend).await;
     let list = app
         .graph("/communications/callRecords/r1/sessions/r1-s0/segments")
         .await
@@ -67,9 +67,9 @@ async fn segments_list_get_and_count() {
     assert_eq!(session["segments"][0]["media"][0]["label"], "main-audio");
 }
 
-#[tokio::test]
-async fn participants_and_organizer() {
-    let app = app_with_record().await;
+both!(participants_and_organizer);
+async fn participants_and_organizer(backend: Backend) {
+    let app = app_with_record(backend).await;
     let phone = app
         .graph("/communications/callRecords/r1/participants_v2/%2B14255550123")
         .await
@@ -102,9 +102,9 @@ async fn participants_and_organizer() {
     assert_eq!(selected["value"], json!([{ "id": "alice" }, { "id": "+14255550123" }]));
 }
 
-#[tokio::test]
-async fn unknown_children_are_404_resource_not_found() {
-    let app = app_with_record().await;
+both!(unknown_children_are_404_resource_not_found);
+async fn unknown_children_are_404_resource_not_found(backend: Backend) {
+    let app = app_with_record(backend).await;
     for path in [
         "/communications/callRecords/r1/sessions/nope",
         "/communications/callRecords/r1/sessions/r1-s0/segments/nope",

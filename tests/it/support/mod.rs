@@ -1,6 +1,8 @@
 //! `TestApp`: the real app on `127.0.0.1:0` over a fresh store, and a client for our API, so a
 //! test for a new endpoint is about ten lines.
 
+#[macro_use]
+pub mod database;
 pub mod records;
 
 use std::net::SocketAddr;
@@ -12,8 +14,8 @@ use callrecords::store::Store;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::sync::Arc;
-use tempfile::TempDir;
 
+pub use database::{Backend, TestDatabase};
 pub use records::*;
 
 pub struct TestApp {
@@ -21,7 +23,8 @@ pub struct TestApp {
     /// The app's own store, for tests that drive background work one step at a time.
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
-    _dir: TempDir,
+    /// Kept alive (and so not dropped) as long as any node uses it.
+    _database: Arc<TestDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -76,16 +79,20 @@ pub fn settings_with_retention(retention_days: u32) -> ApiSettings {
 
 impl TestApp {
     /// A server with retention off, so fixtures may use any date.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(settings_with_retention(0)).await
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, settings_with_retention(0)).await
     }
 
-    pub async fn spawn_with(api: ApiSettings) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    pub async fn spawn_with(backend: Backend, api: ApiSettings) -> Self {
+        let database = Arc::new(TestDatabase::new(backend).await);
+        Self::spawn_on(database, api).await
+    }
+
+    /// A server on an existing database: several of them make several nodes of one deployment.
+    pub async fn spawn_on(database: Arc<TestDatabase>, api: ApiSettings) -> Self {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            db_url,
+            db_url: database.url.clone(),
             retention: RetentionPolicy {
                 call_record_days: api.retention_days,
                 ..RetentionPolicy::default()
@@ -103,7 +110,7 @@ impl TestApp {
             addr,
             store,
             client: reqwest::Client::new(),
-            _dir: dir,
+            _database: database,
             shutdown: Some(sender),
         }
     }
