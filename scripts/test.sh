@@ -12,4 +12,13 @@ else
   echo "cargo-nextest not found; falling back to cargo test" >&2
   cargo test --locked --no-fail-fast
 fi
-CALLRECORDS_BIN="$PWD/target/debug/callrecords" bash conformance/run.sh
+# The SDK conformance suite, once per store: a fresh SQLite file, then a fresh PostgreSQL database.
+export CALLRECORDS_BIN="$PWD/target/debug/callrecords"
+echo "--- conformance on SQLite"
+bash conformance/run.sh
+pg_admin="${CALLRECORDS_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+conformance_db="callrecords_conformance_$$"
+psql "$pg_admin" -qc "CREATE DATABASE $conformance_db" >/dev/null
+trap 'psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $conformance_db WITH (FORCE)" >/dev/null' EXIT
+echo "--- conformance on PostgreSQL"
+CALLRECORDS_CONFORMANCE_DB="${pg_admin%/*}/$conformance_db" bash conformance/run.sh

@@ -10,6 +10,7 @@ v1.0, msgraph-beta-sdk for /beta) and, for cross-checks, through plain urllib.
 Environment:
   CALLRECORDS_BIN         server binary (default: <repo>/target/debug/callrecords)
   CALLRECORDS_SERVE_ARGS  extra arguments appended to `serve` (shell-split), e.g. to relax throttling
+  CALLRECORDS_CONFORMANCE_DB  the store to serve from (default: a fresh SQLite file); must be empty
 """
 
 from __future__ import annotations
@@ -339,7 +340,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     _server_log = log_path
     port = _free_port()
     root = f"http://127.0.0.1:{port}"
-    cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite://{tmpdir}/conf.db",
+    db_url = os.environ.get("CALLRECORDS_CONFORMANCE_DB") or f"sqlite://{tmpdir}/conf.db"
+    cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url,
            "--retention-days", "0", *shlex.split(os.environ.get("CALLRECORDS_SERVE_ARGS", ""))]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmpdir)

@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 
 use crate::api::ApiSettings;
 use crate::app::{redact_url, App, ServeConfig};
-use crate::generate::{self, GenerateOptions};
+use crate::generate::{self, GenerateOptions, Generated};
 use crate::ingest::{BatchIngest, IngestKind, IngestReport};
-use crate::model::DateTimeOffset;
+use crate::model::{DateTimeOffset, LogKind};
 use crate::retention::RetentionPolicy;
 use crate::store::{self, RecordSelection, Store, TenantId};
 
@@ -108,6 +108,10 @@ pub struct GenerateArgs {
     /// output is stable within a day.
     #[arg(long)]
     pub until: Option<String>,
+    /// Which records to write to stdout: callRecords, or the usage-log rows that belong with them
+    /// (pstnCalls, directRoutingCalls, smsLogs). With --db, every kind is stored.
+    #[arg(long, default_value = "callRecords", value_parser = clap::builder::PossibleValuesParser::new(IngestKind::NAMES))]
+    pub kind: String,
     /// Store the records here instead of writing NDJSON to stdout.
     #[arg(long = "db", env = "CALLRECORDS_GENERATE_DB")]
     pub db_url: Option<String>,
@@ -236,20 +240,23 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        None => tokio::task::spawn_blocking(move || write_ndjson(&options))
-            .await
-            .context("the generator thread panicked")?,
+        None => {
+            let kind = IngestKind::parse(&args.kind).ok_or_else(|| anyhow::anyhow!("unknown --kind {}", args.kind))?;
+            tokio::task::spawn_blocking(move || write_ndjson(&options, kind))
+                .await
+                .context("the generator thread panicked")?
+        }
     }
 }
 
-fn write_ndjson(options: &GenerateOptions) -> anyhow::Result<()> {
+fn write_ndjson(options: &GenerateOptions, kind: IngestKind) -> anyhow::Result<()> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut result = Ok(());
-    generate::generate(options, |record| {
-        if result.is_ok() {
-            result = serde_json::to_writer(&mut out, &record)
+    generate::generate(options, |item| {
+        if result.is_ok() && kind_of(&item) == kind {
+            result = serde_json::to_writer(&mut out, item.value())
                 .map_err(anyhow::Error::from)
                 .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
         }
@@ -259,30 +266,66 @@ fn write_ndjson(options: &GenerateOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the generator on a blocking thread and feeds its records through ingest.
-async fn generate_into(store: &dyn Store, tenant: &TenantId, options: GenerateOptions) -> anyhow::Result<IngestReport> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
+fn kind_of(item: &Generated) -> IngestKind {
+    match item {
+        Generated::CallRecord(_) => IngestKind::CallRecords,
+        Generated::PstnCall(_) => IngestKind::Log(LogKind::PstnCall),
+        Generated::DirectRoutingCall(_) => IngestKind::Log(LogKind::DirectRoutingCall),
+        Generated::SmsLog(_) => IngestKind::Log(LogKind::SmsLog),
+    }
+}
+
+/// Runs the generator on a blocking thread and feeds everything it makes through ingest, each
+/// kind in its own batches. Returns the call records' report; the log rows' counts are logged.
+pub(crate) async fn generate_into(
+    store: &dyn Store,
+    tenant: &TenantId,
+    options: GenerateOptions,
+) -> anyhow::Result<IngestReport> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(IngestKind, Vec<u8>)>(1024);
     let producer = tokio::task::spawn_blocking(move || {
-        generate::generate(&options, |record| {
+        generate::generate(&options, |item| {
+            let kind = kind_of(&item);
             // A closed channel means the consumer failed; its error is the one reported.
-            let _ = sender.blocking_send(serde_json::to_vec(&record).unwrap_or_default());
+            let _ = sender.blocking_send((kind, serde_json::to_vec(item.value()).unwrap_or_default()));
         });
     });
-    let mut batch = BatchIngest::new(store, tenant);
+    let kinds = [
+        IngestKind::CallRecords,
+        IngestKind::Log(LogKind::PstnCall),
+        IngestKind::Log(LogKind::DirectRoutingCall),
+        IngestKind::Log(LogKind::SmsLog),
+    ];
+    let mut batches: Vec<BatchIngest> = kinds
+        .iter()
+        .map(|kind| BatchIngest::of_kind(store, tenant, *kind))
+        .collect();
     let mut line = 0;
-    while let Some(json) = receiver.recv().await {
+    while let Some((kind, json)) = receiver.recv().await {
         line += 1;
-        batch.push_line(line, &json).await?;
+        let index = kinds.iter().position(|k| *k == kind).expect("every kind has a batch");
+        batches[index].push_line(line, &json).await?;
     }
     producer.await.context("the generator thread panicked")?;
-    let report = batch.finish().await?;
-    if let Some(error) = report.errors.first() {
-        anyhow::bail!(
-            "the generator made a record the model refuses (line {}): {}: {}",
-            error.line,
-            error.path,
-            error.reason
-        );
+    let mut reports = Vec::with_capacity(kinds.len());
+    for batch in batches {
+        reports.push(batch.finish().await?);
     }
-    Ok(report)
+    for report in &reports {
+        if let Some(error) = report.errors.first() {
+            anyhow::bail!(
+                "the generator made a record the model refuses (line {}): {}: {}",
+                error.line,
+                error.path,
+                error.reason
+            );
+        }
+    }
+    tracing::info!(
+        pstn_calls = reports[1].stored,
+        direct_routing_calls = reports[2].stored,
+        sms_logs = reports[3].stored,
+        "generated usage-log rows"
+    );
+    Ok(reports.swap_remove(0))
 }

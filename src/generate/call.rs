@@ -7,16 +7,59 @@
 use serde_json::Value;
 
 use super::calendar::Window;
-use super::directory::{self, Directory, Kind, Service};
+use super::directory::{self, Directory, Kind, Route, Service};
 use super::media::{self, Label, SessionMedia, Side};
 use super::sample::{self, chance, pick, uniform, weighted, Rng};
 use super::vocab;
 use super::wire::{self, Obj, Precision, MINUTE, SECOND};
 
-/// What `generate` emits for one call: the record, and for some calls a fuller later version.
+/// What `generate` emits for one call: the record, for some calls a fuller later version, and
+/// what the usage logs need to know about its PSTN parties.
 pub(super) struct Call {
     pub(super) first: Value,
     pub(super) later: Option<Value>,
+    pub(super) legs: Vec<PstnLeg>,
+}
+
+/// How a PSTN party came into a call, which decides its usage-log `callType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LegKind {
+    /// A user took a call from outside.
+    UserIn,
+    /// A user called out.
+    UserOut,
+    /// Someone dialled into a meeting's conferencing bridge.
+    ConferenceIn { toll_free: bool },
+    /// The meeting called someone's phone.
+    ConferenceOut,
+}
+
+/// One PSTN party of a call as the usage logs see it. Times are as the record prints them.
+pub(super) struct PstnLeg {
+    /// The outside party (a `Kind::Phone` person).
+    pub(super) phone: usize,
+    /// The Teams user on the other end: the peer, or the organizer for meetings.
+    pub(super) user: usize,
+    pub(super) kind: LegKind,
+    /// The SBC the leg went through; `None` for Calling Plans and Operator Connect.
+    pub(super) trunk: Option<usize>,
+    pub(super) conference_id: Option<String>,
+    /// Id of the party's first session; Direct Routing rows quote it as `correlationId`.
+    pub(super) session_id: String,
+    pub(super) start: i64,
+    pub(super) end: i64,
+    /// False when call setup failed: the leg never connected.
+    pub(super) connected: bool,
+}
+
+/// A PSTN party as planned, before its sessions have ids.
+struct PlannedLeg {
+    /// Position in the call's participant list.
+    position: usize,
+    phone: usize,
+    user: usize,
+    kind: LegKind,
+    trunk: Option<usize>,
 }
 
 const AUDIO: u8 = 1;
@@ -50,6 +93,8 @@ struct SessionPlan {
     failure: Option<Failure>,
     /// Clients rate a call when they leave it, so only a participant's last session can.
     rateable: bool,
+    /// Media flowed straight between the client and the SBC (Direct Routing media bypass).
+    media_bypass: bool,
 }
 
 /// Who is in a call, as planned.
@@ -58,6 +103,8 @@ struct Cast {
     /// Person indexes in `participants_v2` order: organizer (if present) first, then join order.
     participants: Vec<usize>,
     join_web_url: Option<String>,
+    legs: Vec<PlannedLeg>,
+    conference_id: Option<String>,
 }
 
 struct Header {
@@ -96,7 +143,7 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
     } else {
         Precision::Seconds
     };
-    let (cast, plans) = if group {
+    let (mut cast, plans) = if group {
         plan_meeting(rng, directory, window)
     } else {
         plan_peer_to_peer(rng, directory, window)
@@ -104,9 +151,9 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
     let header = Header {
         id,
         group,
-        join_web_url: cast.join_web_url,
+        join_web_url: cast.join_web_url.take(),
         organizer: cast.organizer,
-        participants: cast.participants,
+        participants: std::mem::take(&mut cast.participants),
         legacy,
         precision,
     };
@@ -124,6 +171,12 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
             let first_segment_id = (!header.group && position == 0).then(|| header.id.clone());
             render_session(rng, directory, &header, plan, session_id, first_segment_id)
         })
+        .collect();
+
+    let legs = cast
+        .legs
+        .iter()
+        .map(|leg| pstn_leg(leg, &header, &plans, &sessions, cast.conference_id.as_deref()))
         .collect();
 
     let end = sessions
@@ -162,6 +215,7 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
         return Call {
             first,
             later: Some(later),
+            legs,
         };
     }
     let version = *weighted(rng, &[(1i64, 70), (2, 25), (3, 5)]);
@@ -172,6 +226,42 @@ pub(super) fn generate(rng: &mut Rng, directory: &Directory, window: &Window) ->
     Call {
         first: assemble(directory, &header, &spans, values, version, first_modified),
         later: None,
+        legs,
+    }
+}
+
+/// Where a planned PSTN party's sessions put it: from its first session's start to its last's end.
+fn pstn_leg(
+    leg: &PlannedLeg,
+    header: &Header,
+    plans: &[SessionPlan],
+    sessions: &[RenderedSession],
+    conference_id: Option<&str>,
+) -> PstnLeg {
+    // Both parties of a peer-to-peer call share its one session.
+    let mine: Vec<usize> = (0..plans.len())
+        .filter(|&index| !header.group || plans[index].participant == Some(leg.position))
+        .collect();
+    let first = mine[0];
+    let start = mine.iter().map(|&index| plans[index].start).min();
+    let end = mine.iter().map(|&index| plans[index].end).max();
+    let connected = plans[first]
+        .failure
+        .as_ref()
+        .is_none_or(|failure| failure.stage != "callSetup");
+    PstnLeg {
+        phone: leg.phone,
+        user: leg.user,
+        kind: leg.kind,
+        trunk: leg.trunk,
+        conference_id: conference_id.map(str::to_owned),
+        session_id: sessions[first].value["id"]
+            .as_str()
+            .expect("sessions have ids")
+            .to_owned(),
+        start: header.precision.apply(start.unwrap_or_default()),
+        end: header.precision.apply(end.unwrap_or_default()),
+        connected,
     }
 }
 
@@ -192,7 +282,12 @@ fn plan_peer_to_peer(rng: &mut Rng, directory: &Directory, window: &Window) -> (
             (Shape::Acs, 15),
         ],
     );
-    let user = *pick(rng, &directory.members);
+    let pstn = matches!(shape, Shape::PstnOut | Shape::PstnIn);
+    let user = if pstn {
+        *pick(rng, &directory.phone_users)
+    } else {
+        *pick(rng, &directory.members)
+    };
     let user_endpoint = client(rng, directory, user);
     let start = window.sample_start(rng, false);
     let setup_failed = chance(rng, 0.02);
@@ -220,7 +315,15 @@ fn plan_peer_to_peer(rng: &mut Rng, directory: &Directory, window: &Window) -> (
             (user, vec![user, other], user_endpoint, client(rng, directory, other))
         }
         Shape::PstnOut => {
-            let phone = *pick(rng, &directory.phones);
+            let line = directory.line(user);
+            // Most calls out are domestic; a domestic-only plan allows nothing else.
+            let domestic = line.license == "MCOPSTN1" || chance(rng, 0.75);
+            let local = &directory.phones_by_country[directory.person(user).country];
+            let phone = if domestic && !local.is_empty() {
+                *pick(rng, local)
+            } else {
+                *pick(rng, &directory.phones)
+            };
             (
                 user,
                 vec![user, phone],
@@ -248,6 +351,29 @@ fn plan_peer_to_peer(rng: &mut Rng, directory: &Directory, window: &Window) -> (
             )
         }
     };
+    let trunk = match directory.person(user).line.as_ref().map(|line| line.route) {
+        Some(Route::DirectRouting(trunk)) if pstn => Some(trunk),
+        _ => None,
+    };
+    let legs = match shape {
+        Shape::PstnOut | Shape::PstnIn => {
+            let (position, kind) = if matches!(shape, Shape::PstnOut) {
+                (1, LegKind::UserOut)
+            } else {
+                (0, LegKind::UserIn)
+            };
+            vec![PlannedLeg {
+                position,
+                phone: participants[position],
+                user,
+                kind,
+                trunk,
+            }]
+        }
+        _ => Vec::new(),
+    };
+    // Media bypass needs an SBC that allows it and a client that can reach it.
+    let media_bypass = trunk.is_some_and(|trunk| directory.telephony.trunks[trunk].media_bypass) && chance(rng, 0.9);
     let both_clients = matches!((caller, callee), (Endpoint::Client { .. }, Endpoint::Client { .. }));
     let video = both_clients && !setup_failed && chance(rng, 0.2);
     let screen_sharing = matches!(shape, Shape::Users) && !setup_failed && duration > 60 * SECOND && chance(rng, 0.08);
@@ -261,11 +387,14 @@ fn plan_peer_to_peer(rng: &mut Rng, directory: &Directory, window: &Window) -> (
         screen_sharing,
         failure,
         rateable: true,
+        media_bypass,
     };
     let cast = Cast {
         organizer,
         participants,
         join_web_url: None,
+        legs,
+        conference_id: None,
     };
     (cast, vec![plan])
 }
@@ -345,6 +474,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
     }
 
     let mut plans: Vec<SessionPlan> = Vec::with_capacity(participants.len() * 2);
+    let mut legs: Vec<PlannedLeg> = Vec::new();
     for (position, &person_index) in participants.iter().enumerate() {
         let person = directory.person(person_index);
         let is_organizer = person_index == organizer;
@@ -369,8 +499,36 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
             join + ((planned_end - join) as f64 * share) as i64
         };
         let leave = leave.max(join + 30 * SECOND + sample::between(rng, 0, 60 * SECOND));
+        // Keeping joins inside the window keeps every session's start (and every usage-log
+        // row's) inside it too.
+        let join = join.clamp(window.start + MINUTE, window.end - MINUTE);
 
-        let (endpoint, join) = if person.kind == Kind::Phone {
+        let phone = person.kind == Kind::Phone;
+        // A quarter of phone parties are called out to from the meeting; the rest dial in.
+        let dial_out = phone && chance(rng, 0.25);
+        if phone {
+            let trunks = &directory.telephony.trunks;
+            // Conferencing can reach the PSTN over the tenant's SBCs too.
+            let trunk = (!trunks.is_empty() && chance(rng, 0.4)).then(|| sample::index(rng, trunks.len()));
+            let kind = if dial_out {
+                LegKind::ConferenceOut
+            } else {
+                LegKind::ConferenceIn {
+                    toll_free: chance(rng, 0.15),
+                }
+            };
+            legs.push(PlannedLeg {
+                position,
+                phone: person_index,
+                user: organizer,
+                kind,
+                trunk,
+            });
+        }
+
+        let (endpoint, join) = if dial_out {
+            (Endpoint::Service(Service::Mediation), join)
+        } else if phone {
             // Dial-in: the caller first talks to the conferencing attendant to enter the meeting id.
             let attendant_end = join + sample::between(rng, 10 * SECOND, 40 * SECOND);
             plans.push(SessionPlan {
@@ -383,6 +541,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
                 screen_sharing: false,
                 failure: None,
                 rateable: false,
+                media_bypass: false,
             });
             (Endpoint::Service(Service::Mediation), attendant_end + SECOND)
         } else {
@@ -404,15 +563,17 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
                 screen_sharing: false,
                 failure: Some(failure(rng, "callSetup")),
                 rateable: false,
+                media_bypass: false,
             });
         }
         let camera = is_client && video_meeting && (person.kind == Kind::Room || chance(rng, 0.75));
         let screen_sharing = is_client && screen_sharing_meeting && chance(rng, 0.6);
+        // A phone party that hangs up and dials again is a new PSTN call; keep one per party.
         let pieces = split(
             rng,
             join,
             leave,
-            rejoins[position] + 1,
+            if phone { 1 } else { rejoins[position] + 1 },
             (3 * SECOND, 45 * SECOND),
             10 * SECOND,
         );
@@ -429,16 +590,23 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
             } else {
                 Service::AudioVideoMcu
             };
+            // The meeting places dial-out calls, so the bridge is the caller.
+            let (caller, callee) = if dial_out {
+                (Endpoint::Service(callee), endpoint)
+            } else {
+                (endpoint, Endpoint::Service(callee))
+            };
             plans.push(SessionPlan {
                 participant: Some(position),
-                caller: endpoint,
-                callee: Endpoint::Service(callee),
+                caller,
+                callee,
                 start,
                 end,
                 video: camera,
                 screen_sharing,
                 failure,
                 rateable: last,
+                media_bypass: false,
             });
         }
     }
@@ -456,6 +624,7 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
             screen_sharing: false,
             failure: None,
             rateable: false,
+            media_bypass: false,
         });
     }
     // Stable sort: equal starts keep generation order, so output stays deterministic.
@@ -465,10 +634,14 @@ fn plan_meeting(rng: &mut Rng, directory: &Directory, window: &Window) -> (Cast,
         || directory::join_web_url(rng, &directory.tenant_id, &directory.person(organizer).id),
         |series| series.join_web_url.clone(),
     );
+    let conference_id = (!legs.is_empty())
+        .then(|| series.map_or_else(|| directory::conference_id(rng), |series| series.conference_id.clone()));
     let cast = Cast {
         organizer,
         participants,
         join_web_url: Some(join_web_url),
+        legs,
+        conference_id,
     };
     (cast, plans)
 }
@@ -546,7 +719,7 @@ fn render_session(
         Endpoint::Client { person, device } => directory.client_endpoint(person, device, header.legacy),
         Endpoint::Service(service) => directory.service_endpoint(service).clone(),
     };
-    let session_media = SessionMedia::new(rng, side(plan.caller), side(plan.callee));
+    let session_media = SessionMedia::new(rng, side(plan.caller), side(plan.callee), plan.media_bypass);
     let mut labels = vec![Label::Audio];
     let mut modalities = AUDIO;
     if plan.video {
@@ -589,7 +762,7 @@ fn render_session(
             }
             segment.put(
                 "media",
-                session_media.render(rng, start, end, &labels, header.precision),
+                session_media.render(rng, start, end, &labels, header.precision, position == 0),
             );
             segment.into_value()
         })

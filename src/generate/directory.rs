@@ -71,6 +71,45 @@ enum Tenant {
     None,
 }
 
+/// How a user's phone number reaches the PSTN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// A Microsoft Calling Plan.
+    CallingPlan,
+    /// A number from the tenant's Operator Connect carrier.
+    OperatorConnect,
+    /// The tenant's own SBC; the index is into `Telephony::trunks`.
+    DirectRouting(usize),
+}
+
+/// A user's phone number and how it is served.
+pub(super) struct Line {
+    pub(super) number: String,
+    pub(super) license: &'static str,
+    pub(super) route: Route,
+}
+
+/// A Direct Routing trunk: one of the tenant's session border controllers.
+pub(super) struct Trunk {
+    pub(super) fqdn: String,
+    pub(super) media_bypass: bool,
+    /// Country (index into `vocab::COUNTRIES`) of the site the SBC stands in.
+    pub(super) country: usize,
+}
+
+/// The tenant's voice setup, fixed per run.
+pub(super) struct Telephony {
+    /// Tenant country, an index into `vocab::COUNTRIES`.
+    pub(super) country: usize,
+    /// The Operator Connect carrier, if the tenant buys numbers from one.
+    pub(super) carrier: Option<&'static str>,
+    /// Empty when the tenant has no SBC (no Direct Routing).
+    pub(super) trunks: Vec<Trunk>,
+    /// Audio Conferencing dial-in numbers: toll and toll free.
+    pub(super) bridge_toll: String,
+    pub(super) bridge_toll_free: String,
+}
+
 pub(super) struct Person {
     pub(super) kind: Kind,
     /// Participant id: the Entra object id, an ACS id, or the E.164 number for phones.
@@ -84,6 +123,21 @@ pub(super) struct Person {
     pub(super) site: usize,
     pub(super) home_network: u8,
     pub(super) home_public_ip: String,
+    /// Usage location of members and rooms (their site's country); the number's country for
+    /// phone parties. An index into `vocab::COUNTRIES`.
+    pub(super) country: usize,
+    /// Members with a Teams Phone number have one.
+    pub(super) line: Option<Line>,
+}
+
+impl Person {
+    pub(super) fn display_name(&self) -> Option<&str> {
+        self.display_name.as_deref()
+    }
+
+    pub(super) fn user_principal_name(&self) -> Option<&str> {
+        self.user_principal_name.as_deref()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +155,8 @@ pub(super) struct Series {
     pub(super) join_web_url: String,
     pub(super) attendees: Vec<usize>,
     pub(super) length_minutes: i64,
+    /// The Audio Conferencing id dial-in callers enter; fixed for a series.
+    pub(super) conference_id: String,
 }
 
 pub(super) struct Directory {
@@ -116,7 +172,12 @@ pub(super) struct Directory {
     pub(super) guests: Vec<usize>,
     pub(super) acs_users: Vec<usize>,
     pub(super) phones: Vec<usize>,
+    /// `phones` by country (index into `vocab::COUNTRIES`).
+    pub(super) phones_by_country: Vec<Vec<usize>>,
+    /// Members with a phone number (`Person::line`); never empty.
+    pub(super) phone_users: Vec<usize>,
     pub(super) series: Vec<Series>,
+    pub(super) telephony: Telephony,
     services: Vec<Value>,
 }
 
@@ -182,6 +243,17 @@ impl Directory {
         identity.into_value()
     }
 
+    /// The line of a member with a phone number.
+    pub(super) fn line(&self, index: usize) -> &Line {
+        self.person(index).line.as_ref().expect("phone users have a line")
+    }
+
+    /// Whether numbers of this country show partly masked in this tenant's usage logs: per-country
+    /// privacy rules apply to the tenant's country and to the other party's.
+    pub(super) fn masks(&self, other_country: usize) -> bool {
+        vocab::COUNTRIES[self.telephony.country].masks || vocab::COUNTRIES[other_country].masks
+    }
+
     pub(super) fn administrative_units(&self, index: usize) -> Value {
         match self.person(index).administrative_unit {
             Some(unit) => json!([{ "id": self.administrative_units[unit] }]),
@@ -242,6 +314,7 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let partner_tenants = [sample::guid(rng), sample::guid(rng)];
     let administrative_units: Vec<String> = (0..4).map(|_| sample::guid(rng)).collect();
     let acs_resource_id = sample::guid(rng);
+    let tenant_country = tenant_country(utc_offset_minutes);
 
     let n_rooms = (n_users / 25).max(2);
     let n_members = n_users - n_rooms;
@@ -249,6 +322,8 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
         rng,
         people: Vec::new(),
         upns: Vec::new(),
+        numbers: Vec::new(),
+        tenant_country,
     };
 
     let members: Vec<usize> = (0..n_members)
@@ -259,12 +334,18 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
     let acs_users: Vec<usize> = (0..(n_users / 40).max(4))
         .map(|_| builder.acs_user(&acs_resource_id))
         .collect();
-    let phones: Vec<usize> = (0..(n_users / 6).max(10)).map(|_| builder.phone()).collect();
-    let Builder { rng, people, .. } = builder;
+    let phones: Vec<usize> = (0..(n_users / 6).max(10)).map(|serial| builder.phone(serial)).collect();
+    let Builder { rng, mut people, .. } = builder;
 
     let series = (0..(n_members / 4).max(5))
         .map(|_| build_series(rng, &tenant_id, &members, &people))
         .collect();
+    let telephony = build_telephony(rng, tenant_country);
+    let phone_users = assign_lines(rng, &telephony, &members, &mut people);
+    let mut phones_by_country = vec![Vec::new(); vocab::COUNTRIES.len()];
+    for &phone in &phones {
+        phones_by_country[people[phone].country].push(phone);
+    }
     // In declaration order: `Directory::service_endpoint` indexes by discriminant.
     let services = vec![
         service_endpoint(Service::AudioVideoMcu),
@@ -285,16 +366,107 @@ pub(super) fn build(rng: &mut Rng, n_users: usize) -> Directory {
         guests,
         acs_users,
         phones,
+        phones_by_country,
+        phone_users,
         series,
+        telephony,
         services,
     }
+}
+
+/// Where the tenant is registered, from its business hours: it decides the currency of charges.
+fn tenant_country(utc_offset_minutes: i64) -> usize {
+    match utc_offset_minutes {
+        ..=-180 => vocab::US,
+        -179..=30 => vocab::GB,
+        31..=180 => vocab::DE,
+        _ => vocab::SG,
+    }
+}
+
+/// Three tenants in four run Direct Routing on two or three SBCs; a third buy numbers from an
+/// Operator Connect carrier as well.
+fn build_telephony(rng: &mut Rng, country: usize) -> Telephony {
+    let trunks = if chance(rng, 0.75) {
+        let n_trunks = sample::between(rng, 2, 3) as usize;
+        (1..=n_trunks)
+            .map(|number| Trunk {
+                fqdn: format!("sbc{number}.{}", vocab::DOMAIN),
+                media_bypass: chance(rng, 0.4),
+                // The first SBC stands at home; the others at a random office.
+                country: if number == 1 {
+                    country
+                } else {
+                    pick(rng, vocab::SITES).2
+                },
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let carrier = vocab::CARRIERS
+        .iter()
+        .find(|(carrier_country, _)| *carrier_country == country)
+        .filter(|_| chance(rng, 0.35))
+        .map(|(_, carriers)| *pick(rng, carriers));
+    let (_, toll, toll_free) = vocab::BRIDGE_NUMBERS
+        .iter()
+        .find(|(bridge_country, ..)| *bridge_country == country)
+        .copied()
+        .unwrap_or(vocab::BRIDGE_NUMBERS[0]);
+    Telephony {
+        country,
+        carrier,
+        trunks,
+        bridge_toll: sample::digits(rng, toll),
+        bridge_toll_free: sample::digits(rng, toll_free),
+    }
+}
+
+/// Gives about 70 % of members a number from their site's block; the first member always gets
+/// one, so PSTN calls always have someone to place them. Returns the members with a line.
+fn assign_lines(rng: &mut Rng, telephony: &Telephony, members: &[usize], people: &mut [Person]) -> Vec<usize> {
+    let mut serials = [0i64; 4];
+    let mut phone_users = Vec::new();
+    for (position, &member) in members.iter().enumerate() {
+        if position > 0 && !chance(rng, 0.7) {
+            continue;
+        }
+        let person = &mut people[member];
+        let (block, (_, prefix, base)) = vocab::DID_BLOCKS
+            .iter()
+            .enumerate()
+            .find(|(_, (country, ..))| *country == person.country)
+            .expect("every site country has a number block");
+        let number = format!("{prefix}{}", base + serials[block]);
+        serials[block] += 1;
+        let license = *weighted(rng, vocab::CALLING_PLANS);
+        let route = if !telephony.trunks.is_empty() && chance(rng, 0.45) {
+            // Users go out through the SBC of their own country when there is one.
+            let local = telephony
+                .trunks
+                .iter()
+                .position(|trunk| trunk.country == person.country);
+            Route::DirectRouting(local.unwrap_or_else(|| sample::index(rng, telephony.trunks.len())))
+        } else if telephony.carrier.is_some() && chance(rng, 0.3) {
+            Route::OperatorConnect
+        } else {
+            Route::CallingPlan
+        };
+        person.line = Some(Line { number, license, route });
+        phone_users.push(member);
+    }
+    phone_users
 }
 
 struct Builder<'a> {
     rng: &'a mut Rng,
     people: Vec<Person>,
-    /// UPNs handed out so far; a linear scan is fine at directory sizes and avoids hash order.
+    /// UPNs handed out so far, sorted; binary search is fast enough and avoids hash order.
     upns: Vec<String>,
+    /// Outside phone numbers handed out so far, sorted, so no two parties share a number.
+    numbers: Vec<String>,
+    tenant_country: usize,
 }
 
 impl Builder<'_> {
@@ -356,6 +528,8 @@ impl Builder<'_> {
             site,
             home_network,
             home_public_ip,
+            country: vocab::SITES[site].2,
+            line: None,
         })
     }
 
@@ -380,6 +554,8 @@ impl Builder<'_> {
             site,
             home_network: 0,
             home_public_ip,
+            country: vocab::SITES[site].2,
+            line: None,
         })
     }
 
@@ -411,6 +587,8 @@ impl Builder<'_> {
             site: 0,
             home_network: 1,
             home_public_ip,
+            country: self.tenant_country,
+            line: None,
         })
     }
 
@@ -433,16 +611,36 @@ impl Builder<'_> {
             site: 0,
             home_network: 1,
             home_public_ip,
+            country: self.tenant_country,
+            line: None,
         })
     }
 
-    fn phone(&mut self) -> usize {
-        // Fictional ranges: NANP 555-01xx style, Ofcom's drama range, Australia's 0491 570.
-        let number = match sample::index(self.rng, 10) {
-            0..=5 => format!("+1425555{:04}", sample::between(self.rng, 100, 9999)),
-            6 | 7 => format!("+44207946{:04}", sample::between(self.rng, 0, 999)),
-            _ => format!("+61491570{:03}", sample::between(self.rng, 0, 999)),
+    /// The `serial`-th outside party.
+    fn phone(&mut self, serial: usize) -> usize {
+        // Half the outside world a tenant talks to is at home; the rest mostly where it has
+        // offices. The first few cover every office country, so everyone has someone local to call.
+        let country = if serial < 2 * vocab::SITES.len() {
+            vocab::SITES[serial % vocab::SITES.len()].2
+        } else if chance(self.rng, 0.5) {
+            self.tenant_country
+        } else {
+            *weighted(self.rng, vocab::OUTSIDE_COUNTRIES)
         };
+        let formats = vocab::COUNTRIES[country].numbers;
+        // Numbers are unique while the formats have room; huge directories may repeat one.
+        let mut number = String::new();
+        for _ in 0..16 {
+            let format = *weighted(self.rng, formats);
+            number = sample::digits(self.rng, format);
+            match self.numbers.binary_search(&number) {
+                Ok(_) => continue,
+                Err(position) => {
+                    self.numbers.insert(position, number.clone());
+                    break;
+                }
+            }
+        }
         // Caller-ID names come through for some carriers only.
         let display_name = chance(self.rng, 0.3).then(|| {
             format!(
@@ -462,6 +660,8 @@ impl Builder<'_> {
             site: 0,
             home_network: 1,
             home_public_ip: String::new(),
+            country,
+            line: None,
         })
     }
 
@@ -719,7 +919,13 @@ fn build_series(rng: &mut Rng, tenant_id: &str, members: &[usize], people: &[Per
         join_web_url,
         attendees,
         length_minutes,
+        conference_id: conference_id(rng),
     }
+}
+
+/// An Audio Conferencing id: the digits dial-in callers enter for a meeting.
+pub(super) fn conference_id(rng: &mut Rng) -> String {
+    sample::between(rng, 100_000_000, 999_999_999).to_string()
 }
 
 /// A Teams meeting join link. Teams' thread id is `19:meeting_` plus base64 of a GUID string.

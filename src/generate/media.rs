@@ -1,5 +1,12 @@
 //! Media lines of a segment: network, device and per-direction stream metrics.
 //!
+//! Detail is uneven, as in real records and to keep records near 10 KB: the main-audio line of
+//! a session's first segment carries the full networkInfo and deviceInfo, and the first
+//! segment's streams all metrics. Other media lines and later segments carry a lean shape:
+//! streams with the core metrics (jitter, loss, round trip, bandwidth, packets) and networks
+//! with address, subnet, connection type, port and link speed. Trace routes come with about
+//! one media line in twenty.
+//!
 //! Quality is decided once per session, from each leg's connection (mobile and Wi-Fi go bad
 //! more often than wired), and every stream of the session follows it, so a dashboard sees
 //! the poor sessions as a consistent 15 % or so rather than noise. Good streams have 2–20 ms
@@ -23,7 +30,12 @@ pub(super) enum Side<'a> {
 /// One end of a session with the network it used; fixed for the session's duration.
 struct Leg<'a> {
     side: Side<'a>,
+    /// The full networkInfo, without `port` (per media line) and `traceRouteHops`.
     network: Map<String, Value>,
+    /// The lean networkInfo of later segments and secondary media lines, without `port`.
+    lean_network: Map<String, Value>,
+    /// The first hop of a trace route: the client's default gateway. `None` for services.
+    gateway: Option<String>,
     poor: bool,
 }
 
@@ -67,7 +79,8 @@ pub(super) struct SessionMedia<'a> {
 }
 
 impl<'a> SessionMedia<'a> {
-    pub(super) fn new(rng: &mut Rng, caller: Side<'a>, callee: Side<'a>) -> SessionMedia<'a> {
+    /// `media_bypass`: the PSTN leg's media went straight to the SBC (Direct Routing only).
+    pub(super) fn new(rng: &mut Rng, caller: Side<'a>, callee: Side<'a>, media_bypass: bool) -> SessionMedia<'a> {
         let caller = Leg::new(rng, caller);
         let callee = Leg::new(rng, callee);
         let sip = [&caller, &callee]
@@ -102,7 +115,7 @@ impl<'a> SessionMedia<'a> {
             video_codec,
             screen_codec,
             sip,
-            media_bypassed: sip && chance(rng, 0.3),
+            media_bypassed: sip && media_bypass,
         }
     }
 
@@ -110,18 +123,28 @@ impl<'a> SessionMedia<'a> {
         self.poor
     }
 
-    /// The `media` array of one segment spanning `[start, end)`.
-    pub(super) fn render(&self, rng: &mut Rng, start: i64, end: i64, labels: &[Label], precision: Precision) -> Value {
+    /// The `media` array of one segment spanning `[start, end)`; `first_segment` says whether
+    /// it is the session's first, the one that carries full detail.
+    pub(super) fn render(
+        &self,
+        rng: &mut Rng,
+        start: i64,
+        end: i64,
+        labels: &[Label],
+        precision: Precision,
+        first_segment: bool,
+    ) -> Value {
         let seconds = ((end - start) as f64 / wire::SECOND as f64).max(1.0);
         let media: Vec<Value> = labels
             .iter()
             .map(|&label| {
+                // Device metrics are about microphones and speakers, so only audio carries them.
+                let detailed = first_segment && label == Label::Audio;
                 let mut media = Obj::with_capacity(6);
                 media.put("label", label.wire_name());
-                media.put("callerNetwork", self.caller.network_for(rng, label));
-                media.put("calleeNetwork", self.callee.network_for(rng, label));
-                // Device metrics are about microphones and speakers, so only audio carries them.
-                if label == Label::Audio {
+                media.put("callerNetwork", self.caller.network_for(rng, label, detailed));
+                media.put("calleeNetwork", self.callee.network_for(rng, label, detailed));
+                if detailed {
                     if let Side::Client { device, .. } = self.caller.side {
                         media.put("callerDevice", device_info(rng, device, self.caller.poor));
                     }
@@ -132,8 +155,13 @@ impl<'a> SessionMedia<'a> {
                 let streams: Vec<Value> = ["callerToCallee", "calleeToCaller"]
                     .iter()
                     .map(|direction| match label {
-                        Label::Audio => self.audio_stream(rng, direction, seconds, start, end, precision),
-                        Label::Video | Label::ScreenSharing => self.video_stream(rng, direction, seconds, label),
+                        Label::Audio if first_segment => {
+                            self.audio_stream(rng, direction, seconds, start, end, precision)
+                        }
+                        Label::Video | Label::ScreenSharing if first_segment => {
+                            self.video_stream(rng, direction, seconds, label)
+                        }
+                        _ => self.lean_stream(rng, direction, seconds, label),
                     })
                     .collect();
                 media.put("streams", streams);
@@ -194,6 +222,32 @@ impl<'a> SessionMedia<'a> {
             stream.put("startDateTime", wire::datetime(start, precision));
             stream.put("endDateTime", wire::datetime(end, precision));
         }
+        stream.into_value()
+    }
+
+    /// A stream with the core metrics only: jitter, loss, round trip, bandwidth and packets.
+    fn lean_stream(&self, rng: &mut Rng, direction: &str, seconds: f64, label: Label) -> Value {
+        let network = NetworkSample::draw(rng, self.poor);
+        let mut stream = Obj::with_capacity(11);
+        stream.put("streamId", sample::u32_string(rng));
+        stream.put("streamDirection", direction);
+        let packets_per_second = match label {
+            Label::Audio => {
+                stream.put("audioCodec", self.audio_codec);
+                uniform(rng, 45.0, 50.0)
+            }
+            Label::Video => {
+                stream.put("videoCodec", self.video_codec);
+                uniform(rng, 90.0, 250.0)
+            }
+            Label::ScreenSharing => {
+                stream.put("videoCodec", self.screen_codec);
+                uniform(rng, 10.0, 60.0)
+            }
+        };
+        network.put_jitter_loss_rtt(rng, &mut stream);
+        stream.put("packetUtilization", (seconds * packets_per_second) as i64);
+        stream.put("averageBandwidthEstimate", network.bandwidth);
         stream.into_value()
     }
 
@@ -320,30 +374,69 @@ impl<'a> Leg<'a> {
                     Connection::Tunnel => 0.25,
                 } + if tcp { 0.15 } else { 0.0 };
                 let poor = chance(rng, poor_probability);
-                let network = client_network(rng, person, device, connection, tcp, poor);
-                Leg { side, network, poor }
+                let (network, gateway) = client_network(rng, person, device, connection, tcp, poor);
+                Leg {
+                    side,
+                    lean_network: lean(&network),
+                    network,
+                    gateway: Some(gateway),
+                    poor,
+                }
             }
             Side::Service(service) => {
                 // A PSTN leg is the only service leg that can spoil a session (carrier trouble).
                 let poor = service == Service::Mediation && chance(rng, 0.1);
+                let network = service_network(rng);
                 Leg {
                     side,
-                    network: service_network(rng),
+                    lean_network: lean(&network),
+                    network,
+                    gateway: None,
                     poor,
                 }
             }
         }
     }
 
-    fn network_for(&self, rng: &mut Rng, label: Label) -> Value {
-        let mut network = self.network.clone();
+    /// The networkInfo of one media line: full or lean, with its own port.
+    fn network_for(&self, rng: &mut Rng, label: Label, detailed: bool) -> Value {
+        let mut network = if detailed {
+            self.network.clone()
+        } else {
+            self.lean_network.clone()
+        };
         let port = match self.side {
             Side::Client { .. } => label.first_port() + sample::between(rng, 0, 19),
             Side::Service(_) => sample::between(rng, 49_152, 53_247),
         };
         network.insert("port".to_owned(), Value::from(port));
+        // Clients run a trace route now and then; it rides on the detailed media line.
+        if let (true, Some(gateway)) = (detailed, &self.gateway) {
+            if chance(rng, TRACE_ROUTE_SHARE) {
+                network.insert(
+                    "traceRouteHops".to_owned(),
+                    Value::Array(trace_route(rng, gateway, self.poor)),
+                );
+            }
+        }
         Value::Object(network)
     }
+}
+
+/// Share of detailed client networks with a trace route; about 5 % of all media lines.
+const TRACE_ROUTE_SHARE: f64 = 0.08;
+
+/// The keys of a lean networkInfo, in the order the full one writes them.
+const LEAN_NETWORK_KEYS: &[&str] = &["ipAddress", "subnet", "linkSpeed", "connectionType", "port"];
+
+fn lean(network: &Map<String, Value>) -> Map<String, Value> {
+    let mut lean = Map::with_capacity(LEAN_NETWORK_KEYS.len());
+    for &key in LEAN_NETWORK_KEYS {
+        if let Some(value) = network.get(key) {
+            lean.insert(key.to_owned(), value.clone());
+        }
+    }
+    lean
 }
 
 fn client_network(
@@ -353,7 +446,7 @@ fn client_network(
     connection: Connection,
     tcp: bool,
     poor: bool,
-) -> Map<String, Value> {
+) -> (Map<String, Value>, String) {
     let site = person.site as i64;
     let in_office = device.platform == "roomSystem"
         || device.platform == "surfaceHub"
@@ -468,13 +561,7 @@ fn client_network(
         network.put("wifiBand", "unknown");
         network.put("wifiRadioType", "unknown");
     }
-    let hops = if chance(rng, 0.1) {
-        trace_route(rng, &gateway, poor)
-    } else {
-        Vec::new()
-    };
-    network.put("traceRouteHops", hops);
-    network.into_map()
+    (network.into_map(), gateway)
 }
 
 fn put_wifi(rng: &mut Rng, network: &mut Obj, device: &Device, poor: bool) {
@@ -542,14 +629,13 @@ fn relay_ip(rng: &mut Rng) -> String {
 }
 
 fn service_network(rng: &mut Rng) -> Map<String, Value> {
-    let mut network = Map::with_capacity(7);
+    let mut network = Map::with_capacity(6);
     network.insert("ipAddress".to_owned(), Value::from(relay_ip(rng)));
     network.insert("connectionType".to_owned(), Value::from("wired"));
     network.insert("port".to_owned(), Value::from(0));
     network.insert("networkTransportProtocol".to_owned(), Value::from("udp"));
     network.insert("wifiBand".to_owned(), Value::from("unknown"));
     network.insert("wifiRadioType".to_owned(), Value::from("unknown"));
-    network.insert("traceRouteHops".to_owned(), json!([]));
     network
 }
 

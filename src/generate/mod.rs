@@ -1,20 +1,24 @@
-//! Seeded, deterministic generator of realistic call records for demos, load tests and benches.
+//! Seeded, deterministic generator of realistic call records and usage logs for demos, load
+//! tests and benches.
 //!
-//! It owns the shape of synthetic data: a stable directory of people and devices per seed,
-//! the mix of calls and meetings, their timing, media quality and failures, and the JSON of
-//! each callRecord in the full-details ingest shape (sessions, segments and participants_v2
-//! inline; spec §2 of shared/spec/graph-callrecords.md). Same options give the same bytes.
+//! It owns the shape of synthetic data: a stable directory of people, devices and phone numbers
+//! per seed, the mix of calls and meetings, their timing, media quality and failures, the JSON
+//! of each callRecord in the full-details ingest shape (sessions, segments and participants_v2
+//! inline; spec §2 of shared/spec/graph-callrecords.md), and the usage-log rows that go with
+//! them (pstnCallLogRow, directRoutingLogRow, beta smsLogRow; spec §2.4, §8). Same options give
+//! the same bytes.
 //!
 //! It never does IO, never touches the store and never reads the clock or the environment:
 //! callers pass `until` and receive values through a callback, so the CLI decides whether they
-//! go to a file, to the ingest path or over HTTP. Start with `call.rs` for the shape of a call
-//! and `media.rs` for the quality model.
+//! go to a file, to the ingest path or over HTTP. Start with `call.rs` for the shape of a call,
+//! `media.rs` for the quality model and `usage.rs` for the logs.
 
 mod calendar;
 mod call;
 mod directory;
 mod media;
 mod sample;
+mod usage;
 mod vocab;
 mod wire;
 
@@ -37,24 +41,68 @@ pub struct GenerateOptions {
     pub until: time::OffsetDateTime,
 }
 
-/// Calls `emit` once per record in a deterministic order. Same options → same values → same bytes.
+/// One generated item: a callRecord or a usage-log row, each a JSON object in its ingest shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Generated {
+    /// A callRecord with `sessions` (and their `segments`) and `participants_v2` inline.
+    CallRecord(Value),
+    /// A v1.0 `pstnCallLogRow` (Calling Plan, Audio Conferencing or Operator Connect).
+    PstnCall(Value),
+    /// A v1.0 `directRoutingLogRow`.
+    DirectRoutingCall(Value),
+    /// A beta `smsLogRow`.
+    SmsLog(Value),
+}
+
+impl Generated {
+    /// The JSON object, whatever its kind.
+    pub fn value(&self) -> &Value {
+        match self {
+            Generated::CallRecord(value)
+            | Generated::PstnCall(value)
+            | Generated::DirectRoutingCall(value)
+            | Generated::SmsLog(value) => value,
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Generated::CallRecord(value)
+            | Generated::PstnCall(value)
+            | Generated::DirectRoutingCall(value)
+            | Generated::SmsLog(value) => value,
+        }
+    }
+}
+
+/// Calls `emit` once per item in a deterministic order. Same options → same items → same bytes.
 ///
-/// Each value is one callRecord with `organizer_v2`, `participants_v2` and `sessions` (with
+/// Records: one callRecord per call with `organizer_v2`, `participants_v2` and `sessions` (with
 /// their `segments`) inline. About 3 % of calls are emitted twice: first as version 1 without
 /// late data, then a few records later as version 2 with all of it and a later
-/// `lastModifiedDateTime`, as Graph re-publishes records. So `emit` runs `calls` times plus
-/// the number of re-publications. Output is in generation order, not sorted by time.
-pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Value)) {
+/// `lastModifiedDateTime`, as Graph re-publishes records. Records come in generation order, not
+/// sorted by time.
+///
+/// Usage logs: right after a call's first record come its rows, one per PSTN participant: a
+/// `PstnCall` row, or a `DirectRoutingCall` row when the leg went through the tenant's SBC.
+/// Re-published versions bring no rows. Direct Routing calls that never became records (failed
+/// or unanswered) and SMS come in between the calls, at positions proportional to their time.
+/// Every row starts inside `[until - days, until)`.
+pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
     let mut rng = sample::Rng::seed_from_u64(options.seed);
     let n_users = usize::try_from(options.calls / 20).unwrap_or(usize::MAX).max(20);
     let directory = directory::build(&mut rng, n_users);
     let window = calendar::Window::new(options.until, options.days, directory.utc_offset_minutes);
+    let mut background = usage::Background::plan(&mut rng, &directory, &window, options.calls, options.days);
 
     // Later versions wait here until their turn: (position due, record), sorted by position.
     let mut pending: Vec<(u64, Value)> = Vec::new();
     for position in 0..options.calls {
         let call = call::generate(&mut rng, &directory, &window);
-        emit(call.first);
+        emit(Generated::CallRecord(call.first));
+        for row in usage::rows(&mut rng, &directory, &call.legs) {
+            emit(row);
+        }
         if let Some(later) = call.later {
             let due = position + sample::between(&mut rng, 2, 12) as u64;
             let slot = pending.partition_point(|(pending_due, _)| *pending_due <= due);
@@ -62,15 +110,17 @@ pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Value)) {
         }
         let n_due = pending.partition_point(|(due, _)| *due <= position);
         for (_, record) in pending.drain(..n_due) {
-            emit(record);
+            emit(Generated::CallRecord(record));
         }
+        background.emit_due(&mut rng, &directory, Some(position), &mut emit);
     }
     for (_, record) in pending {
-        emit(record);
+        emit(Generated::CallRecord(record));
     }
+    background.emit_due(&mut rng, &directory, None, &mut emit);
 }
 
-/// The NDJSON text of one record: compact JSON and a trailing newline.
+/// The NDJSON text of one record or row: compact JSON and a trailing newline.
 pub fn ndjson_line(record: &Value) -> String {
     // Records run to tens of kilobytes; starting large spares the doubling copies.
     let mut line = Vec::with_capacity(64 * 1024);

@@ -74,6 +74,20 @@ pub(super) fn alphanumeric(rng: &mut Rng, count: usize) -> String {
     (0..count).map(|_| char::from(*pick(rng, ALPHABET))).collect()
 }
 
+/// `pattern` with every `#` replaced by a random digit: `+1425555####` → `+14255550172`.
+pub(super) fn digits(rng: &mut Rng, pattern: &str) -> String {
+    pattern
+        .chars()
+        .map(|c| {
+            if c == '#' {
+                char::from(b'0' + rng.gen_range(0..10u8))
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 pub(super) fn u32_string(rng: &mut Rng) -> String {
     rng.gen_range(100_000_000u32..4_000_000_000).to_string()
 }

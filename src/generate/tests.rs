@@ -1,5 +1,6 @@
 //! Properties of the generator's output, checked against spec §2 rather than against the
-//! generator's own constants: the enum lists below are copied from spec §2.6.
+//! generator's own constants: the enum lists below are copied from spec §2.6 and the usage-log
+//! property lists from the CSDL (shared/reference/callRecords.csdl.xml).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -9,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use super::{generate, ndjson_line, wire, GenerateOptions};
+use super::{generate, ndjson_line, usage, wire, GenerateOptions, Generated};
 
 const ENUMS: &[(&str, &[&str])] = &[
     ("type", &["unknown", "groupCall", "peerToPeer", "unknownFutureValue"]),
@@ -214,21 +215,35 @@ fn options(calls: u64, seed: u64) -> GenerateOptions {
     }
 }
 
-fn collect(options: &GenerateOptions) -> Vec<Value> {
-    let mut records = Vec::new();
-    generate(options, |record| records.push(record));
-    records
+fn collect(options: &GenerateOptions) -> Vec<Generated> {
+    let mut items = Vec::new();
+    generate(options, |item| items.push(item));
+    items
 }
 
-/// One 2,000-call run shared by the tests that only read it.
-fn sample_run() -> &'static [Value] {
-    static RUN: OnceLock<Vec<Value>> = OnceLock::new();
+/// One 2,000-call run shared by the tests that only read it: every item, in emission order.
+fn sample_items() -> &'static [Generated] {
+    static RUN: OnceLock<Vec<Generated>> = OnceLock::new();
     RUN.get_or_init(|| collect(&options(2000, 7)))
+}
+
+/// The call records of the shared run, in emission order.
+fn sample_run() -> &'static [Value] {
+    static RECORDS: OnceLock<Vec<Value>> = OnceLock::new();
+    RECORDS.get_or_init(|| {
+        sample_items()
+            .iter()
+            .filter_map(|item| match item {
+                Generated::CallRecord(record) => Some(record.clone()),
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 fn ndjson(options: &GenerateOptions) -> String {
     let mut text = String::new();
-    generate(options, |record| text.push_str(&ndjson_line(&record)));
+    generate(options, |item| text.push_str(&ndjson_line(item.value())));
     text
 }
 
@@ -294,6 +309,7 @@ fn same_options_give_identical_bytes_and_seeds_differ() {
     assert!(first == second, "two runs with the same options differ");
     assert_ne!(first, ndjson(&options(300, 43)));
     assert_eq!(first.lines().count(), collect(&options(300, 42)).len());
+    assert!(first.contains(r#""callId":"#) && first.contains(r#""smsId":"#));
 }
 
 #[test]
@@ -318,8 +334,10 @@ fn each_call_appears_once_and_some_again_at_a_higher_version() {
         let modified = |record: &Value| parse_datetime(str_of(record, "lastModifiedDateTime"));
         assert!(modified(late) > modified(early));
         assert!(sessions(late).len() >= sessions(early).len());
+        // Versions still pending when the calls run out are flushed at the end.
+        let flushed = positions[1] + 12 >= records.len();
         assert!(
-            positions[1] - positions[0] >= 2,
+            positions[1] - positions[0] >= 2 || flushed,
             "the later version comes a few records later"
         );
     }
@@ -412,7 +430,12 @@ fn every_record_has_the_required_properties() {
                     });
                     let streams = media["streams"].as_array().expect("streams");
                     assert_eq!(streams.len(), 2);
-                    assert!(media["callerNetwork"]["traceRouteHops"].is_array());
+                    for network in [&media["callerNetwork"], &media["calleeNetwork"]] {
+                        assert!(network.is_object());
+                        assert!(network
+                            .get("traceRouteHops")
+                            .is_none_or(|hops| hops.as_array().is_some_and(|h| !h.is_empty())));
+                    }
                 }
                 assert_eq!(labels, session_modalities);
             }
@@ -633,4 +656,573 @@ fn wire_formats_match_graph() {
         assert_eq!(wire::ticks_of(parsed), ticks, "{text}");
         ticks += 3 * wire::DAY + 7 * wire::HOUR + 1_234_567;
     }
+}
+
+/// Properties of `pstnCallLogRow`, from the CSDL.
+const PSTN_KEYS: &[&str] = &[
+    "callDurationSource",
+    "calleeNumber",
+    "callerNumber",
+    "callId",
+    "callType",
+    "charge",
+    "conferenceId",
+    "connectionCharge",
+    "currency",
+    "destinationContext",
+    "destinationName",
+    "duration",
+    "endDateTime",
+    "id",
+    "inventoryType",
+    "licenseCapability",
+    "operator",
+    "startDateTime",
+    "tenantCountryCode",
+    "usageCountryCode",
+    "userDisplayName",
+    "userId",
+    "userPrincipalName",
+];
+
+/// Properties of `directRoutingLogRow`, from the CSDL.
+const DIRECT_ROUTING_KEYS: &[&str] = &[
+    "calleeNumber",
+    "callEndSubReason",
+    "callerNumber",
+    "callType",
+    "correlationId",
+    "duration",
+    "endDateTime",
+    "failureDateTime",
+    "finalSipCode",
+    "finalSipCodePhrase",
+    "id",
+    "inviteDateTime",
+    "mediaBypassEnabled",
+    "mediaPathLocation",
+    "signalingLocation",
+    "startDateTime",
+    "successfulCall",
+    "trunkFullyQualifiedDomainName",
+    "userDisplayName",
+    "userId",
+    "userPrincipalName",
+];
+
+/// Properties of the beta `smsLogRow` (with `administrativeUnitInfos` from its `callLogRow` base).
+const SMS_KEYS: &[&str] = &[
+    "administrativeUnitInfos",
+    "callCharge",
+    "currency",
+    "destinationContext",
+    "destinationName",
+    "destinationNumber",
+    "id",
+    "licenseCapability",
+    "otherPartyCountryCode",
+    "sentDateTime",
+    "smsId",
+    "smsType",
+    "smsUnits",
+    "sourceNumber",
+    "tenantCountryCode",
+    "userCountryCode",
+    "userDisplayName",
+    "userId",
+    "userPrincipalName",
+];
+
+/// RFC 3261 reason phrases for the final SIP codes Direct Routing rows may carry.
+const SIP_PHRASES: &[(i64, &str)] = &[
+    (403, "Forbidden"),
+    (404, "Not Found"),
+    (408, "Request Timeout"),
+    (480, "Temporarily Unavailable"),
+    (486, "Busy Here"),
+    (487, "Request Terminated"),
+    (488, "Not Acceptable Here"),
+    (500, "Server Internal Error"),
+    (503, "Service Unavailable"),
+];
+
+const NO_FAILURE: &str = "0001-01-01T00:00:00Z";
+
+fn rows<'a>(kind: fn(&'a Generated) -> Option<&'a Value>) -> Vec<&'a Value> {
+    sample_items().iter().filter_map(kind).collect()
+}
+
+fn pstn(item: &Generated) -> Option<&Value> {
+    match item {
+        Generated::PstnCall(row) => Some(row),
+        _ => None,
+    }
+}
+
+fn direct_routing(item: &Generated) -> Option<&Value> {
+    match item {
+        Generated::DirectRoutingCall(row) => Some(row),
+        _ => None,
+    }
+}
+
+fn sms(item: &Generated) -> Option<&Value> {
+    match item {
+        Generated::SmsLog(row) => Some(row),
+        _ => None,
+    }
+}
+
+/// Whether a number in a log matches a participant's E.164 id; `*` hides a digit.
+fn same_number(logged: &str, number: &str) -> bool {
+    logged.len() == number.len()
+        && logged
+            .bytes()
+            .zip(number.bytes())
+            .all(|(logged, digit)| logged == digit || logged == b'*' && digit.is_ascii_digit())
+}
+
+fn is_e164(number: &str, allow_mask: bool) -> bool {
+    let Some(digits) = number.strip_prefix('+') else {
+        return false;
+    };
+    let masked = digits.bytes().skip_while(u8::is_ascii_digit).count();
+    (8..=15).contains(&digits.len())
+        && digits.bytes().take_while(u8::is_ascii_digit).count() + masked == digits.len()
+        && (masked == 0 || allow_mask && (3..=4).contains(&masked))
+        && digits.bytes().skip_while(u8::is_ascii_digit).all(|byte| byte == b'*')
+}
+
+/// The latest version of every call, by id.
+fn latest_records() -> BTreeMap<&'static str, &'static Value> {
+    let mut latest = BTreeMap::new();
+    for record in sample_run() {
+        latest.insert(str_of(record, "id"), record);
+    }
+    latest
+}
+
+/// Log rows attributed to the call whose first version they follow, checking the emission
+/// order on the way: a call's rows come right after its first version, never after a
+/// re-published one or after a background row (SMS, failed Direct Routing call).
+fn rows_by_call() -> (BTreeMap<&'static str, Vec<&'static Value>>, Vec<&'static Value>) {
+    let latest = latest_records();
+    let mut by_call: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    let mut standalone = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut current: Option<&str> = None;
+    for item in sample_items() {
+        match item {
+            Generated::CallRecord(record) => {
+                let id = str_of(record, "id");
+                current = seen.insert(id).then_some(id);
+            }
+            Generated::PstnCall(row) => {
+                let call = current.unwrap_or_else(|| panic!("{row} does not follow its call"));
+                by_call.entry(call).or_default().push(row);
+            }
+            Generated::DirectRoutingCall(row) => {
+                let correlation = str_of(row, "correlationId");
+                let linked = current.filter(|call| {
+                    sessions(latest[call])
+                        .iter()
+                        .any(|session| session["id"] == correlation)
+                });
+                match linked {
+                    Some(call) => by_call.entry(call).or_default().push(row),
+                    None => {
+                        standalone.push(row);
+                        current = None;
+                    }
+                }
+            }
+            Generated::SmsLog(_) => current = None,
+        }
+    }
+    (by_call, standalone)
+}
+
+#[test]
+fn every_pstn_participant_has_exactly_one_log_row_within_its_call() {
+    let latest = latest_records();
+    let (by_call, _) = rows_by_call();
+    let (mut participants, mut direct) = (0, 0);
+    for (id, record) in &latest {
+        let phones: Vec<&str> = record["participants_v2"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|participant| participant["identity"]["phone"].is_object())
+            .map(|participant| str_of(participant, "id"))
+            .collect();
+        let rows = by_call.get(id).cloned().unwrap_or_default();
+        assert_eq!(rows.len(), phones.len(), "rows of {id}");
+        let record_start = parse_datetime(str_of(record, "startDateTime"));
+        let record_end = parse_datetime(str_of(record, "endDateTime"));
+        let group = record["type"] == "groupCall";
+        for phone in &phones {
+            let matching: Vec<&&Value> = rows
+                .iter()
+                .filter(|row| {
+                    same_number(str_of(row, "callerNumber"), phone) || same_number(str_of(row, "calleeNumber"), phone)
+                })
+                .collect();
+            assert_eq!(matching.len(), 1, "{phone} in {id}: {matching:?}");
+            let row = matching[0];
+            participants += 1;
+            direct += usize::from(row.get("finalSipCode").is_some());
+            let start = parse_datetime(str_of(row, "startDateTime"));
+            assert!(record_start <= start && start <= record_end, "{row}");
+            if let Some(end) = row["endDateTime"].as_str() {
+                let end = parse_datetime(end);
+                assert!(start <= end && end <= record_end, "{row}");
+            }
+            // The Teams user on the other end: the organizer of a meeting, the peer otherwise.
+            let user = str_of(row, "userId");
+            if group {
+                assert_eq!(user, str_of(&record["organizer_v2"], "id"), "{row}");
+            } else {
+                let peer = record["participants_v2"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|participant| participant["id"] != *phone)
+                    .expect("a peer");
+                assert_eq!(user, str_of(peer, "id"));
+                assert!(str_of(row, "userPrincipalName").ends_with("@contoso.com"));
+            }
+            if let Some(call_type) = row["callType"].as_str().filter(|_| row.get("callId").is_some()) {
+                assert_eq!(call_type.starts_with("conf"), group, "{row}");
+                assert_eq!(row["conferenceId"].is_string(), group, "{row}");
+            }
+        }
+    }
+    assert!(participants > 200, "{participants} PSTN participants");
+    let share = direct as f64 / participants as f64;
+    assert!(
+        (0.25..0.55).contains(&share),
+        "{direct} of {participants} over Direct Routing"
+    );
+}
+
+#[test]
+fn republished_calls_bring_no_second_set_of_rows() {
+    let (by_call, standalone) = rows_by_call();
+    let attributed: usize = by_call.values().map(Vec::len).sum();
+    let all = rows(pstn).len() + rows(direct_routing).len();
+    assert_eq!(attributed + standalone.len(), all);
+    let mut ids = BTreeSet::new();
+    for row in rows(pstn).into_iter().chain(rows(direct_routing)).chain(rows(sms)) {
+        assert!(ids.insert(str_of(row, "id")), "row id repeats: {row}");
+        assert!(uuid::Uuid::parse_str(str_of(row, "id")).is_ok());
+    }
+}
+
+#[test]
+fn log_rows_write_every_declared_property_and_nothing_else() {
+    for (rows, keys) in [
+        (rows(pstn), PSTN_KEYS),
+        (rows(direct_routing), DIRECT_ROUTING_KEYS),
+        (rows(sms), SMS_KEYS),
+    ] {
+        assert!(rows.len() > 30, "only {} rows", rows.len());
+        let expected: BTreeSet<&str> = keys.iter().copied().collect();
+        for row in rows {
+            let actual: BTreeSet<&str> = row
+                .as_object()
+                .expect("rows are objects")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(actual, expected, "{row}");
+        }
+    }
+}
+
+#[test]
+fn pstn_rows_are_consistent() {
+    let currencies = ["USD", "EUR", "GBP"];
+    for row in rows(pstn) {
+        let start = parse_datetime(str_of(row, "startDateTime"));
+        let end = parse_datetime(str_of(row, "endDateTime"));
+        let duration = row["duration"].as_i64().expect("duration");
+        assert_eq!((end - start).whole_seconds(), duration, "{row}");
+        assert!((0..=i64::from(i32::MAX)).contains(&duration));
+        assert!(is_e164(str_of(row, "callerNumber"), true), "{row}");
+        assert!(is_e164(str_of(row, "calleeNumber"), true), "{row}");
+        assert!(!str_of(row, "callerNumber").contains('*') || !str_of(row, "calleeNumber").contains('*'));
+        let call_id = str_of(row, "callId");
+        let (numbers, host) = call_id.split_once('@').expect("callId has a host");
+        assert!(
+            numbers.split('_').count() == 2 && host.split('.').count() == 4,
+            "{call_id}"
+        );
+        assert!(currencies.contains(&str_of(row, "currency")));
+        for key in ["tenantCountryCode", "usageCountryCode"] {
+            let code = str_of(row, key);
+            assert!(code.len() == 2 && code.bytes().all(|byte| byte.is_ascii_uppercase()));
+        }
+        let call_type = str_of(row, "callType");
+        let inbound = call_type.ends_with("_in");
+        assert!(["user_in", "user_out", "conf_in", "conf_out"].contains(&call_type));
+        match row["destinationContext"].as_str() {
+            None => assert!(inbound, "{row}"),
+            Some(context) => assert!(!inbound && ["Domestic", "International"].contains(&context)),
+        }
+        str_of(row, "destinationName");
+        let license = str_of(row, "licenseCapability");
+        if call_type.starts_with("conf") {
+            assert_eq!(license, "MCOPSTNC");
+            assert!(["Service", "Toll free"].contains(&str_of(row, "inventoryType")));
+        } else {
+            assert!(["MCOPSTNU", "MCOPSTN1", "MCOPSTNEAU2"].contains(&license));
+            assert_eq!(str_of(row, "inventoryType"), "Subscriber");
+            if license == "MCOPSTN1" && !inbound {
+                assert_eq!(row["destinationContext"], "Domestic", "domestic plans stay home");
+            }
+        }
+        let operator_supplied = str_of(row, "operator") != "Microsoft";
+        let source = str_of(row, "callDurationSource");
+        assert_eq!(source, if operator_supplied { "operator" } else { "microsoft" });
+        if call_type == "user_in" {
+            assert_eq!(row["charge"].to_string(), "0.00");
+        }
+    }
+}
+
+#[test]
+fn charges_keep_their_decimal_scale() {
+    assert_eq!(usage::decimal(0, 2).to_string(), "0.00");
+    assert_eq!(usage::decimal(137, 2).to_string(), "1.37");
+    assert_eq!(usage::decimal(150, 4).to_string(), "0.0150");
+    assert_eq!(ndjson_line(&usage::decimal(0, 2)), "0.00\n");
+    let two_decimals = |text: &str| {
+        text.split_once('.').is_some_and(|(whole, fraction)| {
+            !whole.is_empty()
+                && whole.bytes().all(|byte| byte.is_ascii_digit())
+                && fraction.len() == 2
+                && fraction.bytes().all(|byte| byte.is_ascii_digit())
+        })
+    };
+    let (mut zero, mut charged) = (0, 0);
+    for item in sample_items() {
+        let Generated::PstnCall(row) = item else {
+            continue;
+        };
+        let line = ndjson_line(row);
+        for key in ["charge", "connectionCharge"] {
+            let text = row[key].to_string();
+            assert!(two_decimals(&text), "{key}: {text}");
+            assert!(line.contains(&format!(r#""{key}":{text}"#)), "{line}");
+        }
+        let charge = row["charge"].to_string();
+        if charge.as_str() == "0.00" {
+            zero += 1;
+        } else {
+            charged += 1;
+        }
+    }
+    assert!(zero > 0 && charged > 0, "{zero} free, {charged} charged");
+    for row in rows(sms) {
+        let text = row["callCharge"].to_string();
+        let fraction = text.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+        assert!(fraction == 2 || fraction == 4, "{text}");
+    }
+}
+
+#[test]
+fn direct_routing_rows_are_consistent() {
+    let mut bypass: BTreeMap<&str, bool> = BTreeMap::new();
+    let (mut successes, mut twos) = (0, 0);
+    let all = rows(direct_routing);
+    for row in &all {
+        let code = row["finalSipCode"].as_i64().expect("finalSipCode");
+        let sub_reason = row["callEndSubReason"].as_i64().expect("callEndSubReason");
+        let phrase = str_of(row, "finalSipCodePhrase");
+        let success = row["successfulCall"].as_bool().expect("successfulCall");
+        let start = parse_datetime(str_of(row, "startDateTime"));
+        let invite = parse_datetime(str_of(row, "inviteDateTime"));
+        let failure = str_of(row, "failureDateTime");
+        let duration = row["duration"].as_i64().expect("duration");
+        assert!(invite <= start, "{row}");
+        assert_eq!(sub_reason % 1000, code % 1000, "{row}");
+        assert!([510, 540, 560].contains(&(sub_reason / 1000)), "{row}");
+        assert_eq!(success, code == 0 || code == 200, "{row}");
+        if success {
+            successes += 1;
+            twos += usize::from(code == 200);
+            assert_eq!(phrase, "BYE");
+            assert_eq!(failure, NO_FAILURE);
+            let end = parse_datetime(str_of(row, "endDateTime"));
+            assert_eq!((end - start).whole_seconds(), duration, "{row}");
+        } else {
+            let expected = SIP_PHRASES.iter().find(|(known, _)| *known == code);
+            assert_eq!(expected.map(|(_, phrase)| *phrase), Some(phrase), "{row}");
+            assert!(row["endDateTime"].is_null());
+            assert_eq!(duration, 0);
+            let failure = parse_datetime(failure);
+            assert!(invite <= failure && (start == invite || start == failure), "{row}");
+        }
+        assert!(
+            ["ByotIn", "ByotOut", "ByotOutUserForwarding", "ByotInUserForwarding"].contains(&str_of(row, "callType"))
+        );
+        assert!(is_e164(str_of(row, "callerNumber"), true), "{row}");
+        assert!(is_e164(str_of(row, "calleeNumber"), true), "{row}");
+        for key in ["mediaPathLocation", "signalingLocation"] {
+            let location = str_of(row, key);
+            assert!(location.len() == 4 && location.bytes().all(|byte| byte.is_ascii_uppercase()));
+        }
+        let fqdn = str_of(row, "trunkFullyQualifiedDomainName");
+        assert!(fqdn.starts_with("sbc") && fqdn.ends_with(".contoso.com"), "{fqdn}");
+        let enabled = row["mediaBypassEnabled"].as_bool().expect("mediaBypassEnabled");
+        assert_eq!(*bypass.entry(fqdn).or_insert(enabled), enabled, "bypass is per trunk");
+        assert!(uuid::Uuid::parse_str(str_of(row, "correlationId")).is_ok());
+    }
+    assert!((2..=3).contains(&bypass.len()), "{} trunks", bypass.len());
+    let share = |count: usize, total: usize| count as f64 / total as f64;
+    assert!(
+        (0.7..0.9).contains(&share(successes, all.len())),
+        "{successes} of {}",
+        all.len()
+    );
+    assert!(share(twos, successes) > 0.7);
+    let (_, standalone) = rows_by_call();
+    assert!(
+        (0.1..0.3).contains(&share(standalone.len(), all.len())),
+        "{} of {} standalone",
+        standalone.len(),
+        all.len()
+    );
+    assert!(standalone.iter().all(|row| row["successfulCall"] == false));
+}
+
+#[test]
+fn rows_start_inside_the_window_and_background_rows_come_in_time_order() {
+    let window_start = UNTIL - time::Duration::days(30);
+    let mut last_background: Option<OffsetDateTime> = None;
+    let mut calls_seen = 0;
+    let (mut first_background, mut last_position) = (None, 0);
+    let (_, standalone) = rows_by_call();
+    for (position, item) in sample_items().iter().enumerate() {
+        let (row, time_key) = match item {
+            Generated::CallRecord(_) => {
+                calls_seen += 1;
+                continue;
+            }
+            Generated::SmsLog(row) => (row, "sentDateTime"),
+            Generated::PstnCall(row) | Generated::DirectRoutingCall(row) => (row, "startDateTime"),
+        };
+        let start = parse_datetime(str_of(row, time_key));
+        assert!(window_start <= start && start < UNTIL, "{row}");
+        let background =
+            matches!(item, Generated::SmsLog(_)) || standalone.iter().any(|standalone| std::ptr::eq(*standalone, row));
+        if background {
+            assert!(last_background.is_none_or(|last| last <= start), "{row}");
+            last_background = Some(start);
+            first_background.get_or_insert(calls_seen);
+            last_position = position;
+        }
+    }
+    // Spread through the run rather than bunched at either end.
+    assert!(first_background.is_some_and(|calls| calls < 200));
+    assert!(last_position > sample_items().len() / 2);
+}
+
+#[test]
+fn sms_rows_are_consistent() {
+    let all = rows(sms);
+    let outbound = all.iter().filter(|row| row["smsType"] == "outbound").count();
+    assert!((0.35..0.75).contains(&(outbound as f64 / all.len() as f64)));
+    for row in all {
+        let outbound = match str_of(row, "smsType") {
+            "outbound" => true,
+            "inbound" => false,
+            other => panic!("smsType {other}"),
+        };
+        assert!((1..=3).contains(&row["smsUnits"].as_i64().expect("smsUnits")));
+        let (own, other) = if outbound {
+            ("sourceNumber", "destinationNumber")
+        } else {
+            ("destinationNumber", "sourceNumber")
+        };
+        assert!(is_e164(str_of(row, own), false), "{row}");
+        assert!(is_e164(str_of(row, other), true), "{row}");
+        let domestic = row["userCountryCode"] == row["otherPartyCountryCode"];
+        assert_eq!(
+            str_of(row, "destinationContext"),
+            if domestic { "Domestic" } else { "International" }
+        );
+        assert!(row["administrativeUnitInfos"].is_array());
+        assert!(uuid::Uuid::parse_str(str_of(row, "smsId")).is_ok());
+    }
+}
+
+#[test]
+fn operator_connect_rows_name_the_carrier() {
+    // Seed 5's tenant buys numbers from an Operator Connect carrier.
+    let mut carriers = 0;
+    generate(&options(2000, 5), |item| {
+        if let Generated::PstnCall(row) = item {
+            let carrier = row["operator"] != "Microsoft";
+            assert_eq!(row["callDurationSource"] == "operator", carrier, "{row}");
+            if carrier {
+                carriers += 1;
+                assert_eq!(row["charge"].to_string(), "0.00");
+                assert!(row["callType"].as_str().is_some_and(|kind| kind.starts_with("user")));
+            }
+        }
+    });
+    assert!(carriers > 0);
+}
+
+#[test]
+fn only_first_segments_carry_full_media_detail() {
+    let lean_network: BTreeSet<&str> = ["ipAddress", "subnet", "linkSpeed", "connectionType", "port"].into();
+    let (mut media_lines, mut traced, mut devices) = (0, 0, 0);
+    for record in sample_run() {
+        for session in sessions(record) {
+            let segments = session["segments"].as_array().expect("segments");
+            for (position, segment) in segments.iter().enumerate() {
+                for media in segment.get("media").and_then(Value::as_array).into_iter().flatten() {
+                    media_lines += 1;
+                    let detailed = position == 0 && media["label"] == "main-audio";
+                    for side in ["callerNetwork", "calleeNetwork"] {
+                        let network = media[side].as_object().expect("network");
+                        traced += usize::from(network.contains_key("traceRouteHops"));
+                        if !detailed {
+                            assert!(network.keys().all(|key| lean_network.contains(key.as_str())));
+                        }
+                        if network.get("connectionType").is_some_and(|kind| kind != "wifi") {
+                            assert!(network
+                                .keys()
+                                .all(|key| !key.starts_with("wifi") || key == "wifiBand" || key == "wifiRadioType"));
+                        }
+                    }
+                    for side in ["callerDevice", "calleeDevice"] {
+                        if media.get(side).is_some() {
+                            assert!(detailed, "{side} outside the first segment's audio");
+                            devices += 1;
+                        }
+                    }
+                    for stream in media["streams"].as_array().into_iter().flatten() {
+                        for key in [
+                            "averageJitter",
+                            "averagePacketLossRate",
+                            "averageRoundTripTime",
+                            "averageBandwidthEstimate",
+                            "packetUtilization",
+                        ] {
+                            assert!(stream.get(key).is_some(), "{key} missing from {stream}");
+                        }
+                        if position > 0 {
+                            assert!(stream.get("averageRatioOfConcealedSamples").is_none());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let traced_share = traced as f64 / media_lines as f64;
+    assert!((0.02..0.08).contains(&traced_share), "{traced} of {media_lines} traced");
+    assert!(devices > 1000);
 }

@@ -145,12 +145,13 @@ pub(super) const LAST_NAMES: &[&str] = &[
     "Zimmerman",
 ];
 
-/// Office sites: city code for room names and the public address the office NATs to.
-pub(super) const SITES: &[(&str, &str)] = &[
-    ("Redmond", "131.107.8"),
-    ("London", "194.73.112"),
-    ("Munich", "62.159.77"),
-    ("Singapore", "101.100.160"),
+/// Office sites: city code for room names, the public address the office NATs to, and the
+/// country (an index into `COUNTRIES`) that is the usage location of the people based there.
+pub(super) const SITES: &[(&str, &str, usize)] = &[
+    ("Redmond", "131.107.8", US),
+    ("London", "194.73.112", GB),
+    ("Munich", "62.159.77", DE),
+    ("Singapore", "101.100.160", SG),
 ];
 
 pub(super) const WINDOWS_CPUS: &[(&str, i64, i64)] = &[
@@ -354,3 +355,194 @@ pub(super) const FEEDBACK_TEXTS_POOR: &[&str] = &[
     "Dropped out of the meeting twice.",
 ];
 pub(super) const FEEDBACK_TEXTS_GOOD: &[&str] = &["Worked fine.", "Clear audio.", "Great call quality."];
+
+/// A country as the usage logs name it.
+pub(super) struct Country {
+    /// ISO 3166-1 alpha-2, for `tenantCountryCode`, `usageCountryCode` and the like.
+    pub(super) code: &'static str,
+    /// What `destinationName` says.
+    pub(super) name: &'static str,
+    /// Currency Microsoft bills a tenant based here in (ISO 4217).
+    pub(super) currency: &'static str,
+    /// Outside numbers as (format, weight): each `#` is a random digit. Where a regulator
+    /// reserves numbers for drama (NANP 555, Ofcom's 020 7946 0xxx, ACMA's 0491 570), we use those.
+    pub(super) numbers: &'static [(&'static str, u32)],
+    /// Per-minute rates for outbound calls from a tenant here, in thousandths of the currency:
+    /// (domestic, international).
+    pub(super) rates: (i64, i64),
+    /// Whether external numbers are partly masked in this country's logs (privacy rules).
+    pub(super) masks: bool,
+}
+
+pub(super) const US: usize = 0;
+pub(super) const GB: usize = 1;
+pub(super) const DE: usize = 2;
+pub(super) const SG: usize = 3;
+const FR: usize = 4;
+const AU: usize = 5;
+const IN: usize = 6;
+const NL: usize = 7;
+const JP: usize = 8;
+
+pub(super) const COUNTRIES: &[Country] = &[
+    Country {
+        code: "US",
+        name: "United States",
+        currency: "USD",
+        numbers: &[
+            ("+1425555####", 3),
+            ("+1206555####", 2),
+            ("+1212555####", 2),
+            ("+1312555####", 1),
+            ("+1415555####", 1),
+            ("+1617555####", 1),
+        ],
+        rates: (20, 240),
+        masks: false,
+    },
+    Country {
+        code: "GB",
+        name: "United Kingdom",
+        currency: "GBP",
+        numbers: &[
+            ("+442079460###", 2),
+            ("+441134960###", 1),
+            ("+441614960###", 1),
+            ("+447700900###", 2),
+        ],
+        rates: (18, 200),
+        masks: true,
+    },
+    Country {
+        code: "DE",
+        name: "Germany",
+        currency: "EUR",
+        numbers: &[
+            ("+4930########", 2),
+            ("+4989########", 2),
+            ("+49151########", 1),
+            ("+4940########", 1),
+        ],
+        rates: (19, 220),
+        masks: true,
+    },
+    Country {
+        code: "SG",
+        name: "Singapore",
+        currency: "USD",
+        numbers: &[("+659#######", 2), ("+658#######", 1)],
+        rates: (16, 260),
+        masks: false,
+    },
+    Country {
+        code: "FR",
+        name: "France",
+        currency: "EUR",
+        numbers: &[("+3319900####", 1), ("+33639980###", 1)],
+        rates: (19, 220),
+        masks: true,
+    },
+    Country {
+        code: "AU",
+        name: "Australia",
+        currency: "AUD",
+        numbers: &[("+61491570###", 1), ("+6125550####", 1)],
+        rates: (22, 250),
+        masks: false,
+    },
+    Country {
+        code: "IN",
+        name: "India",
+        currency: "INR",
+        numbers: &[("+9122########", 1), ("+9198########", 1)],
+        rates: (20, 300),
+        masks: false,
+    },
+    Country {
+        code: "NL",
+        name: "Netherlands",
+        currency: "EUR",
+        numbers: &[("+3120#######", 1), ("+316########", 1)],
+        rates: (19, 220),
+        masks: true,
+    },
+    Country {
+        code: "JP",
+        name: "Japan",
+        currency: "JPY",
+        numbers: &[("+813########", 1), ("+8190########", 1)],
+        rates: (25, 280),
+        masks: false,
+    },
+];
+
+/// Where outside parties' numbers come from, besides the tenant's own country (see
+/// `directory::build`): mostly the countries the tenant has offices in.
+pub(super) const OUTSIDE_COUNTRIES: &[(usize, u32)] = &[
+    (US, 12),
+    (GB, 8),
+    (DE, 8),
+    (SG, 5),
+    (FR, 3),
+    (AU, 3),
+    (IN, 3),
+    (NL, 2),
+    (JP, 2),
+];
+
+/// Blocks of direct-dial numbers handed to users, per site country: the user's number is the
+/// prefix followed by the digits of `base + serial`.
+pub(super) const DID_BLOCKS: &[(usize, &str, i64)] = &[
+    (US, "+1425", 7_000_000),
+    (GB, "+4420", 30_000_000),
+    (DE, "+4989", 20_000_000),
+    (SG, "+656", 3_000_000),
+];
+
+/// Audio conferencing bridge numbers per tenant country: (toll, toll free) formats.
+pub(super) const BRIDGE_NUMBERS: &[(usize, &str, &str)] = &[
+    (US, "+1872555####", "+1833555####"),
+    (GB, "+443303######", "+44800#######"),
+    (DE, "+496950######", "+49800#######"),
+    (SG, "+6531######", "+65800#######"),
+];
+
+/// Operator Connect carriers a tenant may buy numbers from, per tenant country.
+pub(super) const CARRIERS: &[(usize, &[&str])] = &[
+    (US, &["Verizon", "AT&T", "Lumen"]),
+    (GB, &["BT", "Vodafone"]),
+    (DE, &["Deutsche Telekom", "Vodafone"]),
+    (SG, &["Singtel", "NTT"]),
+];
+
+/// Calling Plan licenses: domestic and international, domestic only, and the Telstra plan.
+pub(super) const CALLING_PLANS: &[(&str, u32)] = &[("MCOPSTNU", 60), ("MCOPSTN1", 37), ("MCOPSTNEAU2", 3)];
+/// Audio Conferencing's own capability, for dial-in and dial-out rows of meetings.
+pub(super) const CONFERENCING_LICENSE: &str = "MCOPSTNC";
+pub(super) const SMS_LICENSE: &str = "MCOSMS1";
+
+/// Teams datacenters Direct Routing reports as signaling and media locations, per site country.
+pub(super) const DATACENTERS: &[(usize, &[&str])] = &[
+    (US, &["USWE", "USEA", "USSO"]),
+    (GB, &["EUNO", "EUWE"]),
+    (DE, &["EUWE", "EUNO"]),
+    (SG, &["APSE", "APEA"]),
+];
+
+/// A final SIP code, the phrase Teams reports for it and the Microsoft sub-codes it comes with.
+pub(super) type SipOutcome = (i64, &'static str, &'static [i64]);
+
+/// Final SIP responses of Direct Routing calls that were never established, with Microsoft's
+/// sub-codes (`callEndSubReason`) and the phrase Teams reports, weighted. Unanswered calls
+/// (487, 480, 486) dominate; network and SBC trouble makes up the rest.
+pub(super) const SIP_FAILURES: &[(SipOutcome, u32)] = &[
+    ((487, "Request Terminated", &[540487, 560487]), 30),
+    ((486, "Busy Here", &[540486, 560486]), 20),
+    ((480, "Temporarily Unavailable", &[560480, 540480]), 16),
+    ((408, "Request Timeout", &[560408, 510408]), 9),
+    ((404, "Not Found", &[560404, 510404]), 7),
+    ((503, "Service Unavailable", &[560503, 510503]), 7),
+    ((500, "Server Internal Error", &[560500, 510500]), 4),
+    ((403, "Forbidden", &[560403, 510403]), 4),
+    ((488, "Not Acceptable Here", &[560488, 540488]), 3),
+];

@@ -190,3 +190,49 @@ fn import_stores_generated_records_and_reports_a_summary() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("line 1: id: invalid type: integer `1`, expected a string"));
 }
+
+#[test]
+fn generated_usage_log_rows_import_with_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    for kind in ["pstnCalls", "directRoutingCalls", "smsLogs"] {
+        let file = dir.path().join(format!("{kind}.ndjson"));
+        let generated = Command::new(BIN)
+            .args([
+                "generate",
+                "--calls",
+                "400",
+                "--seed",
+                "5",
+                "--until",
+                "2024-06-01T00:00:00Z",
+                "--kind",
+                kind,
+            ])
+            .output()
+            .unwrap();
+        assert!(generated.status.success());
+        let lines = generated
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        assert!(lines > 0, "the generator makes {kind} rows");
+        std::fs::write(&file, &generated.stdout).unwrap();
+        let import = Command::new(BIN)
+            .args([
+                "import",
+                file.to_str().unwrap(),
+                "--kind",
+                kind,
+                "--db",
+                &db_url,
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        let summary = String::from_utf8_lossy(&import.stderr);
+        assert!(import.status.success(), "{summary}");
+        assert!(summary.contains(&format!("{lines} stored")), "{kind}: {summary}");
+    }
+}
