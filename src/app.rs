@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiSettings, AppState};
+use crate::notify::{delivery, Notifier, NotifySettings};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{self, Store};
 
@@ -21,6 +22,7 @@ pub struct ServeConfig {
     pub db_url: String,
     pub api: ApiSettings,
     pub retention: RetentionPolicy,
+    pub notify: NotifySettings,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("db_url", &redact_url(&self.db_url))
             .field("api", &self.api)
             .field("retention", &self.retention)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -65,12 +68,14 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let notifier = Arc::new(Notifier::new(store.clone(), config.notify).context("building the webhook client")?);
         Ok(Self {
             listener,
             retention: config.retention,
             state: AppState {
                 store,
                 settings: Arc::new(config.api),
+                notifier,
             },
         })
     }
@@ -83,6 +88,10 @@ impl App {
         self.state.store.clone()
     }
 
+    pub fn notifier(&self) -> Arc<Notifier> {
+        self.state.notifier.clone()
+    }
+
     /// Serves HTTP and runs the background tasks until `shutdown` resolves; the tasks get the
     /// same signal and finish what they hold.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
@@ -92,6 +101,7 @@ impl App {
             self.retention,
             stop_signal.clone(),
         ));
+        let delivery = tokio::spawn(delivery::run(self.state.notifier.clone(), stop_signal.clone()));
         let router = api::router(self.state);
         let mut http_stop = stop_signal;
         tokio::spawn(async move {
@@ -105,6 +115,7 @@ impl App {
             .await
             .context("serving HTTP");
         let _ = purge.await;
+        let _ = delivery.await;
         served
     }
 }

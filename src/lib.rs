@@ -13,6 +13,8 @@ pub mod generate;
 pub mod ingest;
 /// Graph resource types with serde: the wire contract. No IO.
 pub mod model;
+/// Change notifications: subscription rules, the validation handshake, outbox delivery.
+pub mod notify;
 /// OData query options (`$filter`, `$select`, `$expand`, `$top`, skip tokens, `Prefer`) parsed to a typed AST. No IO, no SQL.
 pub mod query;
 /// The background purge of data past its retention window.

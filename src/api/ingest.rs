@@ -115,6 +115,8 @@ async fn ingest(
         batch.push_line(line_number, &line_buffer).await?;
     }
     let report = batch.finish().await?;
+    // Ingest may have queued notifications; the delivery worker need not wait for its next poll.
+    state.notifier.wake.notify_one();
     match kind {
         BodyKind::Json => single_record_response(report),
         BodyKind::Ndjson => Ok((StatusCode::OK, Json(report)).into_response()),

@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod odata;
 mod path;
+mod subscriptions;
 mod usage_logs;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::notify::Notifier;
 use crate::store::Store;
 pub use context::RequestIds;
 use error::{payload_for_status, ErrorPayload};
@@ -38,6 +40,7 @@ use error::{payload_for_status, ErrorPayload};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
+    pub notifier: Arc<Notifier>,
 }
 
 /// The parts of the configuration the HTTP layer reads.
@@ -69,7 +72,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1.0/", any(call_records::graph_root))
         .route("/v1.0/{*path}", any(call_records::dispatch))
         .route("/beta/{*path}", any(call_records::dispatch_beta))
+        .route("/v1.0/subscriptions", any(subscriptions::collection))
+        .route("/v1.0/subscriptions/{id}", any(subscriptions::item))
+        .route("/v1.0/subscriptions/{id}/reauthorize", any(subscriptions::reauthorize))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(subscriptions::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
         .route("/ingest/pstnCalls", post(ingest::ingest_pstn_calls))
         .route("/ingest/directRoutingCalls", post(ingest::ingest_direct_routing_calls))

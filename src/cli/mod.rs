@@ -16,6 +16,7 @@ use crate::app::{redact_url, App, ServeConfig};
 use crate::generate::{self, GenerateOptions, Generated};
 use crate::ingest::{BatchIngest, IngestKind, IngestReport};
 use crate::model::{DateTimeOffset, LogKind};
+use crate::notify::NotifySettings;
 use crate::retention::RetentionPolicy;
 use crate::store::{self, RecordSelection, Store, TenantId};
 
@@ -71,6 +72,14 @@ pub struct ServeArgs {
     /// by default the scheme and Host header of each request.
     #[arg(long, env = "CALLRECORDS_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
+    /// Allow webhook targets on loopback and private addresses, and plain http:// (local
+    /// development only; turn it off when the service is reachable from a network).
+    #[arg(long, env = "CALLRECORDS_ALLOW_PRIVATE_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_private_webhooks: bool,
+    /// The first retry delay of a failed webhook delivery, in milliseconds; later retries wait
+    /// 3, 6, 12, 30 and 60 times as long (Graph: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min).
+    #[arg(long, env = "CALLRECORDS_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
+    pub webhook_retry_base_ms: u64,
     /// Fill an empty store with a generated month of calls, so there is data to look at at once.
     #[arg(long, env = "CALLRECORDS_DEMO")]
     pub demo: bool,
@@ -138,6 +147,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             retention_days: args.retention_days,
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
+        },
+        notify: NotifySettings {
+            allow_private_targets: args.allow_private_webhooks,
+            backoff_base: std::time::Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+            ..NotifySettings::default()
         },
         retention: RetentionPolicy {
             call_record_days: args.retention_days,

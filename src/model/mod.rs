@@ -8,6 +8,7 @@
 mod enums;
 mod logs;
 mod primitives;
+mod subscription;
 mod types;
 mod wire;
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 pub use enums::*;
 pub use logs::*;
 pub use primitives::{DateTimeOffset, Duration, Single};
+pub use subscription::*;
 pub use types::*;
 
 /// The CSDL extract of the namespace, served at `/v1.0/$metadata`.

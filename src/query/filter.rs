@@ -500,7 +500,7 @@ fn is_operator(word: &str) -> bool {
 }
 
 /// A single-quoted OData string; `''` stands for one quote.
-fn string_literal(input: &mut &str) -> PResult<String> {
+pub(super) fn string_literal(input: &mut &str) -> PResult<String> {
     let start = *input;
     punct(input, '\'', "a single-quoted string")?;
     let mut res = String::new();

@@ -18,6 +18,7 @@ mod options;
 mod prefer;
 mod select;
 mod skiptoken;
+mod subscription_filter;
 mod syntax;
 
 pub use entity::EntityKind;
@@ -30,3 +31,4 @@ pub use options::{parse_count, parse_query_string, parse_top, QueryOption, RawQu
 pub use prefer::{parse_prefer, Preferences};
 pub use select::parse_select;
 pub use skiptoken::{decode_skiptoken, encode_skiptoken, SkipToken};
+pub use subscription_filter::parse_subscription_filter;

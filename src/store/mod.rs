@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{DateTimeOffset, LogKind};
+use crate::model::{DateTimeOffset, LogKind, SubscriptionScope};
 
 /// Whose data a request sees and writes. Every key in every table starts with it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +29,11 @@ impl TenantId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A tenant id read back from a store, where only valid ids were ever written.
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
     }
 }
 
@@ -67,6 +72,45 @@ pub struct LogRowQuery {
     pub after: Option<RecordCursor>,
     pub skip: u64,
     pub limit: u32,
+}
+
+/// A subscription as stored: its served document beside what planning and expiry need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSubscription {
+    pub id: String,
+    pub expiration_ticks: i64,
+    pub scope: SubscriptionScope,
+    /// The `microsoft.graph.subscription` JSON as served.
+    pub document: String,
+}
+
+/// A lifecycle event to queue for a subscription's `lifecycleNotificationUrl`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifecycleEvent {
+    pub subscription_id: String,
+    /// `missed`, `subscriptionRemoved` or `reauthorizationRequired`.
+    pub event: String,
+    pub target_url: String,
+    pub client_state: Option<String>,
+    pub expiration_ticks: i64,
+}
+
+/// An outbox row leased to one worker, with everything its delivery needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedNotification {
+    pub id: i64,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    /// `created`, `updated`, or a lifecycle event name.
+    pub event: String,
+    pub call_record_id: Option<String>,
+    /// Where to POST: the subscription's current notificationUrl, or the lifecycle target.
+    pub url: String,
+    pub client_state: Option<String>,
+    pub subscription_expiration_ticks: i64,
+    pub created_ticks: i64,
+    pub first_attempt_ticks: Option<i64>,
+    pub attempts: i64,
 }
 
 /// What happened to one record of a batch, by Graph's version rule.
@@ -242,8 +286,99 @@ pub trait Store: Send + Sync {
     /// whole partitions at once and report their rows.
     async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
 
+    /// Stores a new subscription unless the tenant already has `quota` unexpired ones; returns
+    /// whether it was stored.
+    async fn create_subscription(
+        &self,
+        tenant: &TenantId,
+        subscription: &StoredSubscription,
+        quota: u32,
+    ) -> StoreResult<bool>;
+
+    /// The subscription, if it exists and has not expired at `now_ticks`.
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now_ticks: i64,
+    ) -> StoreResult<Option<StoredSubscription>>;
+
+    /// The tenant's unexpired subscriptions, by id.
+    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>>;
+
+    /// Replaces a subscription's stored form; returns false when it does not exist.
+    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool>;
+
+    /// Deletes a subscription and its pending change notifications; returns whether it existed.
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+
+    /// Deletes every subscription expired at `now_ticks` (of every tenant) with its pending
+    /// change notifications; returns how many subscriptions it deleted.
+    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64>;
+
+    /// Marks and returns the unexpired subscriptions (of every tenant, with their tenant ids)
+    /// that expire before `now + within` and were not reminded since `now - every`, so that a
+    /// `reauthorizationRequired` event goes out at most once per `every` for each.
+    async fn take_reauthorization_due(
+        &self,
+        now_ticks: i64,
+        within_ticks: i64,
+        every_ticks: i64,
+    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>>;
+
+    /// Queues lifecycle events, due at once.
+    async fn enqueue_lifecycle_events(
+        &self,
+        tenant: &TenantId,
+        events: &[LifecycleEvent],
+        now_ticks: i64,
+    ) -> StoreResult<()>;
+
+    /// Leases up to `limit` due outbox rows to `worker` until `now + lease`, oldest first, so
+    /// that several nodes never deliver the same row at once. Change rows whose subscription is
+    /// gone are never returned.
+    async fn claim_notifications(
+        &self,
+        worker: &str,
+        now_ticks: i64,
+        lease_ticks: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedNotification>>;
+
+    /// Deletes delivered (or abandoned) outbox rows.
+    async fn complete_notifications(&self, ids: &[i64]) -> StoreResult<()>;
+
+    /// Reschedules failed rows: one more attempt counted, due again at the given time, lease
+    /// released, and the first attempt's time kept (or set to `now_ticks`).
+    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()>;
+
+    /// Rows waiting in the outbox.
+    async fn outbox_depth(&self) -> StoreResult<i64>;
+
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// The change notifications one stored record version gives, by subscription (spec A16).
+pub fn plan_notifications<'a>(
+    scopes: &'a [(String, SubscriptionScope)],
+    record: &PreparedRecord,
+    outcome: UpsertOutcome,
+) -> Vec<(&'a str, crate::model::ChangeType)> {
+    let first_version = match outcome {
+        UpsertOutcome::Stored => true,
+        UpsertOutcome::Replaced => false,
+        UpsertOutcome::Ignored => return Vec::new(),
+    };
+    let participant_ids: Vec<&str> = record.participants.iter().map(|(id, _)| id.as_str()).collect();
+    scopes
+        .iter()
+        .filter_map(|(id, scope)| {
+            scope
+                .notification_for(first_version, &participant_ids)
+                .map(|change| (id.as_str(), change))
+        })
+        .collect()
 }
 
 /// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and

@@ -236,3 +236,52 @@ fn generated_usage_log_rows_import_with_their_kind() {
         assert!(summary.contains(&format!("{lines} stored")), "{kind}: {summary}");
     }
 }
+
+both!(notifications_survive_kill_9_between_commit_and_delivery);
+async fn notifications_survive_kill_9_between_commit_and_delivery(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let (mut server, base) = spawn_server(&database.url);
+    let client = reqwest::Client::new();
+    let receiver = Receiver::start().await;
+    let expiration = callrecords::model::DateTimeOffset::from_offset_date_time(
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    );
+    let created = client
+        .post(format!("{base}/v1.0/subscriptions"))
+        .json(&serde_json::json!({
+            "changeType": "created", "notificationUrl": receiver.url("/hook"),
+            "resource": "/communications/callRecords", "expirationDateTime": expiration.to_string()
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // The receiver is down while the records are committed, so every notification sits in the outbox.
+    receiver.fail_next(usize::MAX);
+    let records = minute_records("n", 50);
+    let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let ingested = client
+        .post(format!("{base}/ingest/callRecords"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ingested.status(), 200);
+
+    server.kill().expect("kill -9");
+    server.wait().unwrap();
+    receiver.fail_next(0);
+    let (mut server, _) = spawn_server(&database.url);
+
+    let got = receiver.wait_for(50).await;
+    let mut delivered: Vec<String> = got
+        .iter()
+        .map(|n| n["resourceData"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered, ids(&records));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -9,6 +9,7 @@ mod crash;
 mod errors;
 mod ingest;
 mod nodes;
+mod notifications;
 mod paging;
 mod retention;
 mod sub_resources;

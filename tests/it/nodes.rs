@@ -46,3 +46,32 @@ async fn two_nodes_share_one_postgres_database() {
     assert_eq!((stored, ignored), (200, 200));
     assert_eq!(node_b.graph("/communications/callRecords/$count").await.text, "330");
 }
+
+#[tokio::test]
+async fn two_nodes_deliver_each_notification_once() {
+    let database = Arc::new(TestDatabase::new(Backend::Postgres).await);
+    let node_a = TestApp::spawn_on(database.clone(), settings_with_retention(0)).await;
+    let node_b = TestApp::spawn_on(database.clone(), settings_with_retention(0)).await;
+    let receiver = Receiver::start().await;
+    node_a.subscribe(&receiver.url("/hook"), "created,updated").await;
+
+    let (first, second) = (minute_records("a", 150), minute_records("b", 150));
+    let (report_a, report_b) = tokio::join!(node_a.ingest_ok(&first), node_b.ingest_ok(&second));
+    assert_eq!(
+        (report_a["stored"].clone(), report_b["stored"].clone()),
+        (serde_json::json!(150), serde_json::json!(150))
+    );
+
+    receiver.wait_for(300).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let got = receiver.notifications();
+    let mut delivered: Vec<&str> = got.iter().map(|n| n["resourceData"]["id"].as_str().unwrap()).collect();
+    delivered.sort();
+    let before = delivered.len();
+    delivered.dedup();
+    assert_eq!(
+        (before, delivered.len()),
+        (300, 300),
+        "each notification exactly once across the two nodes"
+    );
+}

@@ -1,6 +1,7 @@
 //! The PostgreSQL store, for deployments that outgrow one SQLite file: several API nodes over one
 //! database (or a Citus cluster sharded on `tenant_id`). Same semantics, ordering and outcomes as
-//! `sqlite`; the schema and its reasons are in `migrations/postgres/0001_init.sql`.
+//! `sqlite`; the schema and its reasons are in `migrations/postgres/0001_init.sql` (records and
+//! logs) and `0002_subscriptions_outbox.sql` (change notifications).
 //!
 //! What differs from SQLite, and why:
 //! - Tables are partitioned by calendar month of `start_ticks`, so retention drops whole months
@@ -10,6 +11,10 @@
 //!   in another month).
 //! - Writes are set-based (`UNNEST` of arrays, one statement per table), so a batch costs a few
 //!   round trips whatever its size, and stays far from the protocol's 65,535 bind limit.
+//! - Several nodes share the outbox: a claim leases rows with `FOR UPDATE SKIP LOCKED`, so
+//!   concurrent claimers take disjoint rows without waiting on each other, and the quota and
+//!   reauthorization reminders are made atomic across nodes by locks instead of SQLite's single
+//!   writer.
 //!
 //! Never: HTTP, or SQL text from anything but our own constants and integers; every value is a
 //! bind parameter.
@@ -28,7 +33,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use super::*;
-use crate::model::LogKind;
+use crate::model::{LogKind, SubscriptionScope};
 use partitions::{Family, Month};
 
 /// Connections per node. Each request holds one for a single statement or short transaction,
@@ -87,8 +92,12 @@ impl PgStore {
         batch: &[PreparedRecord],
     ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+        let stored_at = DateTimeOffset::now().unix_ticks();
         let mut tx = self.pool.begin().await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
+        // Read inside the transaction, so that the notifications planned below commit (or roll
+        // back) with the records.
+        let scopes = active_scopes(&mut tx, tenant, stored_at).await?;
         let stored: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT id, version, start_ticks FROM call_record WHERE tenant_id = $1 AND id = ANY($2)")
                 .bind(tenant.as_str())
@@ -146,10 +155,13 @@ impl PgStore {
             indexes.into_iter().map(|i| &batch[i]).collect()
         };
         if !winners.is_empty() {
-            insert_records(&mut tx, tenant, &winners).await?;
+            insert_records(&mut tx, tenant, &winners, stored_at).await?;
             insert_children(&mut tx, tenant, &winners, "session", |r| &r.sessions).await?;
             insert_children(&mut tx, tenant, &winners, "participant", |r| &r.participants).await?;
         }
+        // Every accepted version notifies, as SQLite's record-by-record loop does, even one a
+        // later copy in the same batch superseded: each was stored, if only for an instant.
+        insert_planned_notifications(&mut tx, tenant, &scopes, batch, &outcomes, stored_at).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -228,8 +240,8 @@ async fn insert_records(
     tx: &mut Transaction<'_, Postgres>,
     tenant: &TenantId,
     records: &[&PreparedRecord],
+    stored_at: i64,
 ) -> Result<(), sqlx::Error> {
-    let stored_at = DateTimeOffset::now().unix_ticks();
     let column = |f: fn(&PreparedRecord) -> i64| records.iter().map(|r| f(r)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document)
@@ -294,6 +306,84 @@ async fn insert_children(
     .await?;
     Ok(())
 }
+
+/// The tenant's unexpired subscriptions, read inside the ingest transaction.
+async fn active_scopes(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &TenantId,
+    now_ticks: i64,
+) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, wants_created, wants_updated, participant_ids FROM subscription
+         WHERE tenant_id = $1 AND expiration_ticks > $2",
+    )
+    .bind(tenant.as_str())
+    .bind(now_ticks)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("id")?, subscription_scope(row)?)))
+        .collect()
+}
+
+/// Queues, in batch order, the change notifications each stored or replacing version gives
+/// (`plan_notifications`), due at once, in one statement. Ids follow the order of the arrays.
+async fn insert_planned_notifications(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &TenantId,
+    scopes: &[(String, SubscriptionScope)],
+    batch: &[PreparedRecord],
+    outcomes: &[UpsertOutcome],
+    stored_at: i64,
+) -> Result<(), sqlx::Error> {
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let (mut subscription_ids, mut events, mut record_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (record, &outcome) in batch.iter().zip(outcomes) {
+        for (subscription_id, change) in plan_notifications(scopes, record, outcome) {
+            subscription_ids.push(subscription_id);
+            events.push(change.as_str());
+            record_ids.push(record.id.as_str());
+        }
+    }
+    if subscription_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, subscription_id, event, call_record_id, created_ticks, due_ticks)
+         SELECT $1, u.subscription_id, u.event, u.call_record_id, $2, $2
+         FROM UNNEST($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u (subscription_id, event, call_record_id, n)
+         ORDER BY u.n",
+    )
+    .bind(tenant.as_str())
+    .bind(stored_at)
+    .bind(&subscription_ids)
+    .bind(&events)
+    .bind(&record_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn subscription_scope(row: &PgRow) -> Result<SubscriptionScope, sqlx::Error> {
+    Ok(SubscriptionScope {
+        created: row.try_get("wants_created")?,
+        updated: row.try_get("wants_updated")?,
+        participant_ids: row.try_get("participant_ids")?,
+    })
+}
+
+fn stored_subscription(row: &PgRow) -> Result<StoredSubscription, sqlx::Error> {
+    Ok(StoredSubscription {
+        id: row.try_get("id")?,
+        expiration_ticks: row.try_get("expiration_ticks")?,
+        scope: subscription_scope(row)?,
+        document: row.try_get("document")?,
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
 
 /// Whether an insert met a month with no partition: another node dropped one we had cached.
 fn is_missing_partition(error: &sqlx::Error) -> bool {
@@ -618,6 +708,314 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         Ok(dropped + deleted)
+    }
+
+    /// Counts and inserts under a transaction-scoped advisory lock on the tenant, so that nodes
+    /// creating subscriptions for one tenant at once take turns and the quota holds.
+    async fn create_subscription(
+        &self,
+        tenant: &TenantId,
+        subscription: &StoredSubscription,
+        quota: u32,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('subscription-quota:' || $1, 0))")
+            .bind(tenant.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let existing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2")
+                .bind(tenant.as_str())
+                .bind(DateTimeOffset::now().unix_ticks())
+                .fetch_one(&mut *tx)
+                .await?;
+        if existing >= i64::from(quota) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO subscription (tenant_id, id, expiration_ticks, wants_created, wants_updated, participant_ids, document)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .bind(subscription.expiration_ticks)
+        .bind(subscription.scope.created)
+        .bind(subscription.scope.updated)
+        .bind(&subscription.scope.participant_ids)
+        .bind(&subscription.document)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now_ticks: i64,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND id = $2 AND expiration_ticks > $3"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(now_ticks)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(stored_subscription).transpose()?)
+    }
+
+    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2 ORDER BY id"
+        ))
+        .bind(tenant.as_str())
+        .bind(now_ticks)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
+    }
+
+    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE subscription SET expiration_ticks = $1, wants_created = $2, wants_updated = $3, participant_ids = $4,
+               document = $5, reauthorization_notice_ticks = 0
+             WHERE tenant_id = $6 AND id = $7",
+        )
+        .bind(subscription.expiration_ticks)
+        .bind(subscription.scope.created)
+        .bind(subscription.scope.updated)
+        .bind(&subscription.scope.participant_ids)
+        .bind(&subscription.document)
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM outbox WHERE tenant_id = $1 AND subscription_id = $2 AND target_url IS NULL")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
+    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM outbox o USING subscription s
+             WHERE o.target_url IS NULL AND s.tenant_id = o.tenant_id AND s.id = o.subscription_id
+               AND s.expiration_ticks <= $1",
+        )
+        .bind(now_ticks)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= $1")
+            .bind(now_ticks)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// One statement: a node that meets a row another node is marking waits for it, then
+    /// re-checks the row's new notice time (READ COMMITTED re-evaluates the WHERE on the updated
+    /// row) and leaves it, so each subscription is reminded once per interval across nodes.
+    async fn take_reauthorization_due(
+        &self,
+        now_ticks: i64,
+        within_ticks: i64,
+        every_ticks: i64,
+    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE subscription SET reauthorization_notice_ticks = $1
+             WHERE expiration_ticks > $1 AND expiration_ticks <= $2 AND reauthorization_notice_ticks <= $3
+             RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
+        ))
+        .bind(now_ticks)
+        .bind(now_ticks.saturating_add(within_ticks))
+        .bind(now_ticks.saturating_sub(every_ticks))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    TenantId::from_stored(row.try_get("tenant_id")?),
+                    stored_subscription(row)?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn enqueue_lifecycle_events(
+        &self,
+        tenant: &TenantId,
+        events: &[LifecycleEvent],
+        now_ticks: i64,
+    ) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO outbox (tenant_id, subscription_id, event, target_url, client_state, expiration_ticks, created_ticks, due_ticks)
+             SELECT $1, u.subscription_id, u.event, u.target_url, u.client_state, u.expiration_ticks, $2, $2
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) WITH ORDINALITY
+               AS u (subscription_id, event, target_url, client_state, expiration_ticks, n)
+             ORDER BY u.n",
+        )
+        .bind(tenant.as_str())
+        .bind(now_ticks)
+        .bind(events.iter().map(|e| e.subscription_id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.target_url.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.client_state.as_deref()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.expiration_ticks).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops change rows whose subscription is gone, then leases due rows whose lease has lapsed.
+    /// `SKIP LOCKED` makes concurrent claimers pass over each other's rows instead of queueing
+    /// behind them; a row they both saw unleased is re-checked on the locked version and left to
+    /// whoever leased it first. The lease, not the row lock, then keeps it from other workers
+    /// until it lapses.
+    async fn claim_notifications(
+        &self,
+        worker: &str,
+        now_ticks: i64,
+        lease_ticks: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedNotification>> {
+        let mut tx = self.pool.begin().await?;
+        // Change rows whose subscription is gone (deleted, expired) are dropped, never sent. A
+        // row another claimer holds locked is skipped here too: the next claim drops it.
+        sqlx::query(
+            "DELETE FROM outbox WHERE id IN (
+                 SELECT o.id FROM outbox o
+                 WHERE o.target_url IS NULL AND NOT EXISTS (SELECT 1 FROM subscription s
+                   WHERE s.tenant_id = o.tenant_id AND s.id = o.subscription_id AND s.expiration_ticks > $1)
+                 FOR UPDATE OF o SKIP LOCKED
+             )",
+        )
+        .bind(now_ticks)
+        .execute(&mut *tx)
+        .await?;
+        // Change rows take the subscription's current notificationUrl and clientState, read in
+        // the same statement.
+        let rows = sqlx::query(
+            "WITH claimed AS (
+                 UPDATE outbox SET lease_owner = $1, lease_until_ticks = $2
+                 WHERE id IN (
+                     SELECT id FROM outbox WHERE due_ticks <= $3 AND lease_until_ticks <= $3
+                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
+                 )
+                 RETURNING id, tenant_id, subscription_id, event, call_record_id, target_url, client_state,
+                           expiration_ticks, created_ticks, first_attempt_ticks, attempts
+             )
+             SELECT c.*, s.expiration_ticks AS subscription_expiration_ticks, s.document AS subscription_document
+             FROM claimed c
+             LEFT JOIN subscription s
+               ON c.target_url IS NULL AND s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+             ORDER BY c.id",
+        )
+        .bind(worker)
+        .bind(now_ticks.saturating_add(lease_ticks))
+        .bind(now_ticks)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let target_url: Option<String> = row.try_get("target_url")?;
+            let (url, client_state, expiration) = match target_url {
+                Some(url) => (
+                    url,
+                    row.try_get("client_state")?,
+                    row.try_get::<Option<i64>, _>("expiration_ticks")?.unwrap_or(0),
+                ),
+                None => {
+                    // Deleted since the sweep above: left leased, and dropped by a later claim.
+                    let Some(document) = row.try_get::<Option<String>, _>("subscription_document")? else {
+                        continue;
+                    };
+                    let parsed: crate::model::Subscription = serde_json::from_str(&document).map_err(|error| {
+                        StoreError::Other(anyhow::anyhow!("stored subscription is not valid: {error}"))
+                    })?;
+                    (
+                        parsed.notification_url,
+                        parsed.client_state,
+                        row.try_get("subscription_expiration_ticks")?,
+                    )
+                }
+            };
+            claimed.push(ClaimedNotification {
+                id: row.try_get("id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                subscription_id: row.try_get("subscription_id")?,
+                event: row.try_get("event")?,
+                call_record_id: row.try_get("call_record_id")?,
+                url,
+                client_state,
+                subscription_expiration_ticks: expiration,
+                created_ticks: row.try_get("created_ticks")?,
+                first_attempt_ticks: row.try_get("first_attempt_ticks")?,
+                attempts: row.try_get("attempts")?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn complete_notifications(&self, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let (ids, due): (Vec<i64>, Vec<i64>) = retries.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE outbox o SET attempts = o.attempts + 1, due_ticks = u.due_ticks, lease_owner = NULL,
+               lease_until_ticks = 0, first_attempt_ticks = COALESCE(o.first_attempt_ticks, $3)
+             FROM UNNEST($1::int8[], $2::int8[]) AS u (id, due_ticks)
+             WHERE o.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&due)
+        .bind(now_ticks)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
-use crate::model::LogKind;
+use crate::model::{LogKind, SubscriptionScope};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -55,6 +55,58 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 }
+
+/// The tenant's unexpired subscriptions, read inside the ingest transaction so that the
+/// notifications it plans commit (or roll back) with the records.
+async fn active_scopes(
+    tx: &mut sqlx::SqliteConnection,
+    tenant: &TenantId,
+    now_ticks: i64,
+) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, wants_created, wants_updated, participant_ids FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?",
+    )
+    .bind(tenant.as_str())
+    .bind(now_ticks)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let participant_ids: Option<String> = row.try_get("participant_ids")?;
+            Ok((
+                row.try_get("id")?,
+                SubscriptionScope {
+                    created: row.try_get("wants_created")?,
+                    updated: row.try_get("wants_updated")?,
+                    participant_ids: participant_ids.and_then(|text| serde_json::from_str(&text).ok()),
+                },
+            ))
+        })
+        .collect()
+}
+
+fn stored_subscription(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSubscription, sqlx::Error> {
+    let participant_ids: Option<String> = row.try_get("participant_ids")?;
+    Ok(StoredSubscription {
+        id: row.try_get("id")?,
+        expiration_ticks: row.try_get("expiration_ticks")?,
+        scope: SubscriptionScope {
+            created: row.try_get("wants_created")?,
+            updated: row.try_get("wants_updated")?,
+            participant_ids: participant_ids.and_then(|text| serde_json::from_str(&text).ok()),
+        },
+        document: row.try_get("document")?,
+    })
+}
+
+fn participant_ids_column(scope: &SubscriptionScope) -> Option<String> {
+    scope
+        .participant_ids
+        .as_ref()
+        .map(|ids| serde_json::Value::from(ids.clone()).to_string())
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
 
 fn stored_record(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRecord, sqlx::Error> {
     Ok(StoredRecord {
@@ -127,6 +179,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let stored_at = DateTimeOffset::now().unix_ticks();
+        let scopes = active_scopes(&mut tx, tenant, stored_at).await?;
         for record in batch {
             let existing: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM call_record WHERE tenant_id = ? AND id = ?")
@@ -198,6 +251,20 @@ impl Store for SqliteStore {
                         .push_bind(document);
                 });
                 insert.build().execute(&mut *tx).await?;
+            }
+            for (subscription_id, change) in plan_notifications(&scopes, record, outcome) {
+                sqlx::query(
+                    "INSERT INTO outbox (tenant_id, subscription_id, event, call_record_id, created_ticks, due_ticks)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(tenant.as_str())
+                .bind(subscription_id)
+                .bind(change.as_str())
+                .bind(&record.id)
+                .bind(stored_at)
+                .bind(stored_at)
+                .execute(&mut *tx)
+                .await?;
             }
             outcomes.push(outcome);
         }
@@ -427,6 +494,293 @@ impl Store for SqliteStore {
                 .await?
                 .rows_affected();
         Ok(removed)
+    }
+
+    async fn create_subscription(
+        &self,
+        tenant: &TenantId,
+        subscription: &StoredSubscription,
+        quota: u32,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let existing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?")
+                .bind(tenant.as_str())
+                .bind(DateTimeOffset::now().unix_ticks())
+                .fetch_one(&mut *tx)
+                .await?;
+        if existing >= i64::from(quota) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO subscription (tenant_id, id, expiration_ticks, wants_created, wants_updated, participant_ids, document)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .bind(subscription.expiration_ticks)
+        .bind(subscription.scope.created)
+        .bind(subscription.scope.updated)
+        .bind(participant_ids_column(&subscription.scope))
+        .bind(&subscription.document)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now_ticks: i64,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND id = ? AND expiration_ticks > ?"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(now_ticks)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(stored_subscription).transpose()?)
+    }
+
+    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND expiration_ticks > ? ORDER BY id"
+        ))
+        .bind(tenant.as_str())
+        .bind(now_ticks)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
+    }
+
+    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE subscription SET expiration_ticks = ?, wants_created = ?, wants_updated = ?, participant_ids = ?, document = ?,
+               reauthorization_notice_ticks = 0
+             WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(subscription.expiration_ticks)
+        .bind(subscription.scope.created)
+        .bind(subscription.scope.updated)
+        .bind(participant_ids_column(&subscription.scope))
+        .bind(&subscription.document)
+        .bind(tenant.as_str())
+        .bind(&subscription.id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM outbox WHERE tenant_id = ? AND subscription_id = ? AND target_url IS NULL")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
+    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "DELETE FROM outbox WHERE target_url IS NULL AND EXISTS (SELECT 1 FROM subscription s
+               WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks <= ?)",
+        )
+        .bind(now_ticks)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= ?")
+            .bind(now_ticks)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn take_reauthorization_due(
+        &self,
+        now_ticks: i64,
+        within_ticks: i64,
+        every_ticks: i64,
+    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE subscription SET reauthorization_notice_ticks = ?
+             WHERE expiration_ticks > ? AND expiration_ticks <= ? AND reauthorization_notice_ticks <= ?
+             RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
+        ))
+        .bind(now_ticks)
+        .bind(now_ticks)
+        .bind(now_ticks.saturating_add(within_ticks))
+        .bind(now_ticks.saturating_sub(every_ticks))
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    TenantId::from_stored(row.try_get("tenant_id")?),
+                    stored_subscription(row)?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn enqueue_lifecycle_events(
+        &self,
+        tenant: &TenantId,
+        events: &[LifecycleEvent],
+        now_ticks: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for event in events {
+            sqlx::query(
+                "INSERT INTO outbox (tenant_id, subscription_id, event, target_url, client_state, expiration_ticks, created_ticks, due_ticks)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tenant.as_str())
+            .bind(&event.subscription_id)
+            .bind(&event.event)
+            .bind(&event.target_url)
+            .bind(&event.client_state)
+            .bind(event.expiration_ticks)
+            .bind(now_ticks)
+            .bind(now_ticks)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_notifications(
+        &self,
+        worker: &str,
+        now_ticks: i64,
+        lease_ticks: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedNotification>> {
+        let mut tx = self.writer.begin().await?;
+        // Change rows whose subscription is gone (deleted, expired) are dropped, never sent.
+        sqlx::query(
+            "DELETE FROM outbox WHERE target_url IS NULL AND NOT EXISTS (SELECT 1 FROM subscription s
+               WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks > ?)",
+        )
+        .bind(now_ticks)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_owner = ?, lease_until_ticks = ?
+             WHERE id IN (SELECT id FROM outbox WHERE due_ticks <= ? AND lease_until_ticks <= ? ORDER BY id LIMIT ?)
+             RETURNING id, tenant_id, subscription_id, event, call_record_id, target_url, client_state, expiration_ticks,
+                       created_ticks, first_attempt_ticks, attempts",
+        )
+        .bind(worker)
+        .bind(now_ticks.saturating_add(lease_ticks))
+        .bind(now_ticks)
+        .bind(now_ticks)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let target_url: Option<String> = row.try_get("target_url")?;
+            let tenant_id: String = row.try_get("tenant_id")?;
+            let subscription_id: String = row.try_get("subscription_id")?;
+            let (url, client_state, expiration) = match target_url {
+                Some(url) => (
+                    url,
+                    row.try_get("client_state")?,
+                    row.try_get::<Option<i64>, _>("expiration_ticks")?.unwrap_or(0),
+                ),
+                None => {
+                    let Some(subscription) = sqlx::query(
+                        "SELECT expiration_ticks, document FROM subscription WHERE tenant_id = ? AND id = ?",
+                    )
+                    .bind(&tenant_id)
+                    .bind(&subscription_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    else {
+                        continue;
+                    };
+                    let document: String = subscription.try_get("document")?;
+                    let parsed: crate::model::Subscription = serde_json::from_str(&document).map_err(|error| {
+                        StoreError::Other(anyhow::anyhow!("stored subscription is not valid: {error}"))
+                    })?;
+                    (
+                        parsed.notification_url,
+                        parsed.client_state,
+                        subscription.try_get("expiration_ticks")?,
+                    )
+                }
+            };
+            claimed.push(ClaimedNotification {
+                id: row.try_get("id")?,
+                tenant_id,
+                subscription_id,
+                event: row.try_get("event")?,
+                call_record_id: row.try_get("call_record_id")?,
+                url,
+                client_state,
+                subscription_expiration_ticks: expiration,
+                created_ticks: row.try_get("created_ticks")?,
+                first_attempt_ticks: row.try_get("first_attempt_ticks")?,
+                attempts: row.try_get("attempts")?,
+            });
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|notification| notification.id);
+        Ok(claimed)
+    }
+
+    async fn complete_notifications(&self, ids: &[i64]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM outbox WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for (id, due_ticks) in retries {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, due_ticks = ?, lease_owner = NULL, lease_until_ticks = 0,
+                   first_attempt_ticks = COALESCE(first_attempt_ticks, ?)
+                 WHERE id = ?",
+            )
+            .bind(due_ticks)
+            .bind(now_ticks)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -3,12 +3,14 @@
 
 #[macro_use]
 pub mod database;
+pub mod receiver;
 pub mod records;
 
 use std::net::SocketAddr;
 
 use callrecords::api::ApiSettings;
 use callrecords::app::{App, ServeConfig};
+use callrecords::notify::NotifySettings;
 use callrecords::retention::RetentionPolicy;
 use callrecords::store::Store;
 use reqwest::header::HeaderMap;
@@ -16,6 +18,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub use database::{Backend, TestDatabase};
+pub use receiver::{Mode, Receiver};
 pub use records::*;
 
 pub struct TestApp {
@@ -70,6 +73,20 @@ impl Answer {
     }
 }
 
+/// Webhook settings for tests: fast retries, short timeouts, loopback receivers allowed.
+pub fn notify_settings() -> NotifySettings {
+    NotifySettings {
+        allow_private_targets: true,
+        validation_timeout: std::time::Duration::from_secs(2),
+        delivery_timeout: std::time::Duration::from_secs(2),
+        backoff_base: std::time::Duration::from_millis(50),
+        retry_window: std::time::Duration::from_secs(60),
+        poll_interval: std::time::Duration::from_millis(50),
+        max_concurrent_deliveries: 4,
+        maintenance_interval: std::time::Duration::from_millis(100),
+    }
+}
+
 pub fn settings_with_retention(retention_days: u32) -> ApiSettings {
     ApiSettings {
         retention_days,
@@ -84,12 +101,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, api: ApiSettings) -> Self {
+        Self::spawn_with_notify(backend, api, notify_settings()).await
+    }
+
+    pub async fn spawn_with_notify(backend: Backend, api: ApiSettings, notify: NotifySettings) -> Self {
         let database = Arc::new(TestDatabase::new(backend).await);
-        Self::spawn_on(database, api).await
+        Self::spawn_on_with_notify(database, api, notify).await
     }
 
     /// A server on an existing database: several of them make several nodes of one deployment.
     pub async fn spawn_on(database: Arc<TestDatabase>, api: ApiSettings) -> Self {
+        Self::spawn_on_with_notify(database, api, notify_settings()).await
+    }
+
+    pub async fn spawn_on_with_notify(database: Arc<TestDatabase>, api: ApiSettings, notify: NotifySettings) -> Self {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: database.url.clone(),
@@ -97,6 +122,7 @@ impl TestApp {
                 call_record_days: api.retention_days,
                 ..RetentionPolicy::default()
             },
+            notify,
             api,
         };
         let app = App::build(config).await.expect("app builds");
@@ -192,6 +218,26 @@ impl TestApp {
         let report = answer.json();
         assert_eq!(report["rejected"], 0, "{report}");
         report
+    }
+
+    /// Sends a JSON body with `method` to a `/v1.0` path.
+    pub async fn graph_send(&self, method: reqwest::Method, path: &str, body: &Value) -> Answer {
+        self.send(method, &format!("/v1.0{path}"), "application/json", body.to_string())
+            .await
+    }
+
+    /// Creates a subscription to every call record for `url`, asserting 201.
+    pub async fn subscribe(&self, url: &str, change_type: &str) -> Value {
+        let expiration = callrecords::model::DateTimeOffset::from_offset_date_time(
+            time::OffsetDateTime::now_utc() + time::Duration::hours(24),
+        );
+        let body = serde_json::json!({
+            "changeType": change_type, "notificationUrl": url, "resource": "/communications/callRecords",
+            "expirationDateTime": expiration.to_string(), "clientState": "secret-state"
+        });
+        let answer = self.graph_send(reqwest::Method::POST, "/subscriptions", &body).await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer.json()
     }
 
     /// Ingests and asserts that nothing was rejected.

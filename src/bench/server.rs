@@ -1,0 +1,266 @@
+//! The processes under test. Both the real server (`callrecords serve`) and the baseline run as
+//! child processes of the bench, so that their peak memory (`VmHWM`) and CPU time can be read
+//! from `/proc/PID/` without counting the load generator. `ChildServer` kills its process when
+//! dropped, so an error anywhere in the bench never leaves a server behind.
+//!
+//! Also here: the baseline itself (`callrecords bench-baseline`, hidden), the least a server on
+//! this machine can do for the same request shape: one route answering pre-built bytes.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Bytes;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// The line `serve` (and the baseline) print on stderr once the listener is bound.
+const LISTENING_PREFIX: &str = "callrecords listening on http://";
+
+/// How long a child may take to migrate its store and bind; a fresh PostgreSQL database with
+/// its partitions is the slow case.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Lines of stderr kept to explain a child that died before it listened.
+const KEPT_STDERR_LINES: usize = 20;
+
+/// A server running as a child process, killed on drop.
+pub struct ChildServer {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    what: String,
+}
+
+impl ChildServer {
+    /// `callrecords serve` on a free port of 127.0.0.1, showing every record (retention 0) and
+    /// never purging log rows, so a fixed-date store stays as it was built.
+    pub async fn serve(db_url: &str) -> anyhow::Result<Self> {
+        let args = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db_url,
+            "--retention-days",
+            "0",
+            "--log-retention-days",
+            "0",
+        ];
+        Self::spawn(&args, format!("callrecords serve --db {}", crate::app::redact_url(db_url))).await
+    }
+
+    /// The baseline server answering `bytes` bytes to every GET.
+    pub async fn baseline(bytes: usize) -> anyhow::Result<Self> {
+        let bytes = bytes.to_string();
+        let args = ["bench-baseline", "--listen", "127.0.0.1:0", "--bytes", &bytes];
+        Self::spawn(&args, format!("callrecords bench-baseline --bytes {bytes}")).await
+    }
+
+    async fn spawn(args: &[&str], what: String) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("finding the callrecords executable")?;
+        let mut command = Command::new(&exe);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // The child runs with its defaults (log level included), whatever this shell exports.
+        command.env_remove("RUST_LOG");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CALLRECORDS_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().with_context(|| format!("starting {what}"))?;
+        let pid = child.id().context("the child exited at once")?;
+        let stderr = child.stderr.take().context("the child's stderr is not piped")?;
+        let (listening, address) = oneshot::channel();
+        // Reads stderr for the listening line, then keeps draining it so the child never blocks
+        // on a full pipe. Ends when the child's stderr closes.
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut kept: Vec<String> = Vec::new();
+            let mut listening = Some(listening);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(sender) = listening.take() {
+                    match parse_listening_line(&line) {
+                        Some(addr) => {
+                            let _ = sender.send(Ok(addr));
+                        }
+                        None => {
+                            if kept.len() == KEPT_STDERR_LINES {
+                                kept.remove(0);
+                            }
+                            kept.push(line);
+                            listening = Some(sender);
+                        }
+                    }
+                }
+            }
+            if let Some(sender) = listening {
+                let _ = sender.send(Err(kept.join("\n")));
+            }
+        });
+        let mut server = Self {
+            child,
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            what,
+        };
+        server.addr = match tokio::time::timeout(STARTUP_TIMEOUT, address).await {
+            Ok(Ok(Ok(addr))) => addr,
+            Ok(Ok(Err(stderr))) => anyhow::bail!("{} exited before listening:\n{stderr}", server.what),
+            Ok(Err(_)) => anyhow::bail!("{} closed its stderr before listening", server.what),
+            Err(_) => anyhow::bail!("{} did not listen within {STARTUP_TIMEOUT:?}", server.what),
+        };
+        Ok(server)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reads the process's peak resident set and CPU time so far, failing if it has died
+    /// (a crashed server makes every figure of its case meaningless).
+    pub fn usage(&mut self) -> anyhow::Result<ProcessUsage> {
+        if let Some(status) = self.child.try_wait().context("polling the server process")? {
+            anyhow::bail!("{} died during the case ({status})", self.what);
+        }
+        ProcessUsage::of(&self.pid.to_string())
+    }
+
+    /// Kills the process and waits for it, so the next case starts with the port, the SQLite
+    /// file and the PostgreSQL connections released.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.start_kill().context("killing the server process")?;
+        self.child.wait().await.context("waiting for the server process")?;
+        Ok(())
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        // kill_on_drop covers the common case; this also covers a Child that tokio has already
+        // reaped (start_kill then fails harmlessly).
+        let _ = self.child.start_kill();
+    }
+}
+
+fn parse_listening_line(line: &str) -> Option<SocketAddr> {
+    let rest = line.split_once(LISTENING_PREFIX)?.1;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// What `/proc/PID/` says about a process.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessUsage {
+    /// Peak resident set (`VmHWM`), in bytes.
+    pub peak_rss_bytes: u64,
+    /// User plus system CPU time of all its threads.
+    pub cpu: Duration,
+}
+
+/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat`; 100 on every architecture
+/// Linux supports for userspace ABI purposes.
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+
+impl ProcessUsage {
+    /// `pid` is a number or `self`.
+    pub fn of(pid: &str) -> anyhow::Result<Self> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+        Ok(Self {
+            peak_rss_bytes: parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))?,
+            cpu: parse_cpu_time(&stat).with_context(|| format!("no CPU times in /proc/{pid}/stat"))?,
+        })
+    }
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
+fn parse_cpu_time(stat: &str) -> Option<Duration> {
+    // The command name (field 2) is in parentheses and may hold spaces; count from after it.
+    // utime and stime are fields 14 and 15, so the 12th and 13th after the parenthesis.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 1000 / CLOCK_TICKS_PER_SECOND))
+}
+
+/// Serves `body` to every GET on any path until the process is killed, after printing the same
+/// listening line as `serve`.
+pub async fn serve_baseline(listen: SocketAddr, body: Bytes) -> anyhow::Result<()> {
+    use axum::http::header;
+    let router = axum::Router::new().fallback(axum::routing::get(move || {
+        let body = body.clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+    }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    eprintln!("{LISTENING_PREFIX}{addr}/v1.0/communications/callRecords");
+    axum::serve(listener, router).await.context("serving the baseline")
+}
+
+/// A JSON document of exactly `n_bytes` bytes (at least 2), shaped like the real answer
+/// closely enough for the client: an object with one long string.
+pub fn baseline_body(n_bytes: usize) -> Bytes {
+    const OPEN: &str = "{\"value\":\"";
+    const CLOSE: &str = "\"}";
+    let n_bytes = n_bytes.max(2);
+    let mut body = String::with_capacity(n_bytes);
+    if n_bytes < OPEN.len() + CLOSE.len() {
+        // Too small for the string: an empty object padded with whitespace.
+        body.push('{');
+        body.extend(std::iter::repeat_n(' ', n_bytes - 2));
+        body.push('}');
+        return Bytes::from(body);
+    }
+    body.push_str(OPEN);
+    body.extend(std::iter::repeat_n('x', n_bytes - OPEN.len() - CLOSE.len()));
+    body.push_str(CLOSE);
+    Bytes::from(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_gives_the_address() {
+        assert_eq!(
+            parse_listening_line("callrecords listening on http://127.0.0.1:40123/v1.0/communications/callRecords"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 40123)))
+        );
+        assert_eq!(parse_listening_line("INFO starting"), None);
+    }
+
+    #[test]
+    fn proc_files_are_parsed() {
+        let status = "Name:\tcallrecords\nVmPeak:\t  200 kB\nVmHWM:\t   51200 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(51200 * 1024));
+        let stat = "4242 (call records) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
+        assert_eq!(parse_cpu_time(stat), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn the_baseline_body_has_the_requested_size() {
+        for n_bytes in [2, 5, 12, 13, 31_337] {
+            let body = baseline_body(n_bytes);
+            assert_eq!(body.len(), n_bytes);
+            assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok(), "{n_bytes} bytes");
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Delivery: leases due outbox rows, POSTs them to their receivers in batches per URL, and
+//! completes, retries (exponential backoff with jitter) or abandons them. A receiver that stays
+//! down past the retry window gets `missed` and `subscriptionRemoved` at its lifecycle URL, and
+//! its subscription is removed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+
+use super::Notifier;
+use crate::model::DateTimeOffset;
+use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId};
+
+/// How long a claimed row stays leased to one worker; longer than any delivery attempt.
+const LEASE: Duration = Duration::from_secs(60);
+/// Rows claimed per step.
+const CLAIM_LIMIT: u32 = 500;
+/// `reauthorizationRequired` goes out when less than this remains, and again every `REMINDER`.
+const REAUTHORIZATION_WINDOW: Duration = Duration::from_secs(3600);
+const REMINDER: Duration = Duration::from_secs(15 * 60);
+/// The retry schedule as multiples of the base delay: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min.
+const BACKOFF_FACTORS: [u32; 6] = [1, 3, 6, 12, 30, 60];
+
+fn ticks(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos() / 100).unwrap_or(i64::MAX)
+}
+
+/// The delay before attempt `attempts + 1`, with ±10 % jitter so that retries of many rows do
+/// not arrive in lockstep.
+pub fn backoff(base: Duration, attempts: i64) -> Duration {
+    let index = usize::try_from(attempts).unwrap_or(0).min(BACKOFF_FACTORS.len() - 1);
+    let delay = base * BACKOFF_FACTORS[index];
+    let jitter = rand::thread_rng().gen_range(0.9..=1.1);
+    delay.mul_f64(jitter)
+}
+
+/// One item of a changeNotificationCollection (spec §5.4, §5.5).
+fn notification_item(notification: &ClaimedNotification) -> Value {
+    let expiration = DateTimeOffset::from_unix_ticks(notification.subscription_expiration_ticks)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    match &notification.call_record_id {
+        Some(record_id) => json!({
+            "subscriptionId": notification.subscription_id,
+            "subscriptionExpirationDateTime": expiration,
+            "changeType": notification.event,
+            "resource": format!("communications/callRecords/{record_id}"),
+            "resourceData": {
+                // Spec A17: the docs' own spelling, written verbatim.
+                "@odata.type": "#Microsoft.Graph.callRecord",
+                "@odata.id": format!("communications/callRecords/{record_id}"),
+                "id": record_id,
+            },
+            "clientState": notification.client_state,
+            "tenantId": notification.tenant_id,
+        }),
+        None => json!({
+            "subscriptionId": notification.subscription_id,
+            "subscriptionExpirationDateTime": expiration,
+            "tenantId": notification.tenant_id,
+            "clientState": notification.client_state,
+            "lifecycleEvent": notification.event,
+        }),
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub delivered: usize,
+    pub retried: usize,
+    pub abandoned: usize,
+}
+
+/// One pass: claim what is due, deliver it, record the outcome. Public so tests can drain the
+/// outbox deterministically.
+pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<StepReport> {
+    let now = DateTimeOffset::now().unix_ticks();
+    let claimed = notifier
+        .store
+        .claim_notifications(worker, now, ticks(LEASE), CLAIM_LIMIT)
+        .await?;
+    if claimed.is_empty() {
+        return Ok(StepReport::default());
+    }
+    // One POST per receiver URL, items in outbox order, so one record's notifications arrive in
+    // the order they were made.
+    let mut batches: BTreeMap<&str, Vec<&ClaimedNotification>> = BTreeMap::new();
+    for notification in &claimed {
+        batches.entry(notification.url.as_str()).or_default().push(notification);
+    }
+    let permits = Arc::new(Semaphore::new(notifier.settings.max_concurrent_deliveries.max(1)));
+    let outcomes = join_all(batches.into_iter().map(|(url, items)| {
+        let permits = permits.clone();
+        async move {
+            let _permit = permits.acquire().await;
+            let body = json!({ "value": items.iter().map(|n| notification_item(n)).collect::<Vec<_>>() });
+            let ok = match notifier
+                .client
+                .post(url)
+                .timeout(notifier.settings.delivery_timeout)
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(response) => response.status().is_success(),
+                Err(_) => false,
+            };
+            (items, ok)
+        }
+    }))
+    .await;
+
+    let now_after = DateTimeOffset::now().unix_ticks();
+    let mut report = StepReport::default();
+    let mut completed = Vec::new();
+    let mut retries = Vec::new();
+    let mut abandoned: Vec<&ClaimedNotification> = Vec::new();
+    for (items, ok) in outcomes {
+        if ok {
+            notifier.metrics.deliveries_sent.inc_by(items.len() as u64);
+            for item in &items {
+                let seconds = (now_after - item.created_ticks).max(0) as f64 / 1e7;
+                notifier.metrics.ingest_to_delivery_seconds.observe(seconds);
+                completed.push(item.id);
+            }
+            report.delivered += items.len();
+            continue;
+        }
+        notifier.metrics.deliveries_failed.inc();
+        // One due time for the whole batch: per-item jitter could reorder one record's versions.
+        let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0);
+        let due = now_after + ticks(backoff(notifier.settings.backoff_base, attempts));
+        for item in items {
+            let first_attempt = item.first_attempt_ticks.unwrap_or(now);
+            if now_after - first_attempt >= ticks(notifier.settings.retry_window) {
+                completed.push(item.id);
+                abandoned.push(item);
+            } else {
+                retries.push((item.id, due));
+            }
+        }
+    }
+    report.retried = retries.len();
+    report.abandoned = abandoned.len();
+    notifier.metrics.deliveries_retried.inc_by(retries.len() as u64);
+    notifier.metrics.deliveries_abandoned.inc_by(abandoned.len() as u64);
+    notifier.store.retry_notifications(&retries, now).await?;
+    notifier.store.complete_notifications(&completed).await?;
+    abandon(notifier, &abandoned, now_after).await?;
+    Ok(report)
+}
+
+/// A receiver that stayed down past the retry window: its change notifications are `missed`,
+/// and its subscription is removed, with `subscriptionRemoved` (spec §5.5, A19).
+async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i64) -> StoreResult<()> {
+    let mut done = std::collections::BTreeSet::new();
+    for notification in abandoned.iter().filter(|n| n.call_record_id.is_some()) {
+        if !done.insert((notification.tenant_id.clone(), notification.subscription_id.clone())) {
+            continue;
+        }
+        let tenant = TenantId::from_stored(notification.tenant_id.clone());
+        let Some(subscription) = notifier
+            .store
+            .get_subscription(&tenant, &notification.subscription_id, now)
+            .await?
+        else {
+            continue;
+        };
+        let parsed: Option<crate::model::Subscription> = serde_json::from_str(&subscription.document).ok();
+        if let Some(lifecycle_url) = parsed.as_ref().and_then(|s| s.lifecycle_notification_url.clone()) {
+            let event = |name: &str| LifecycleEvent {
+                subscription_id: notification.subscription_id.clone(),
+                event: name.to_owned(),
+                target_url: lifecycle_url.clone(),
+                client_state: parsed.as_ref().and_then(|s| s.client_state.clone()),
+                expiration_ticks: subscription.expiration_ticks,
+            };
+            notifier
+                .store
+                .enqueue_lifecycle_events(&tenant, &[event("missed"), event("subscriptionRemoved")], now)
+                .await?;
+        }
+        notifier
+            .store
+            .delete_subscription(&tenant, &notification.subscription_id)
+            .await?;
+        tracing::warn!(subscription = %notification.subscription_id, "receiver unreachable past the retry window; subscription removed");
+    }
+    Ok(())
+}
+
+/// Housekeeping: expired subscriptions removed, reauthorization reminders queued.
+pub async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<()> {
+    let now = DateTimeOffset::now().unix_ticks();
+    notifier.store.remove_expired_subscriptions(now).await?;
+    let due = notifier
+        .store
+        .take_reauthorization_due(now, ticks(REAUTHORIZATION_WINDOW), ticks(REMINDER))
+        .await?;
+    for (tenant, subscription) in due {
+        let parsed: Option<crate::model::Subscription> = serde_json::from_str(&subscription.document).ok();
+        let Some(parsed) = parsed else { continue };
+        if let Some(url) = parsed.lifecycle_notification_url {
+            let event = LifecycleEvent {
+                subscription_id: subscription.id.clone(),
+                event: "reauthorizationRequired".to_owned(),
+                target_url: url,
+                client_state: parsed.client_state,
+                expiration_ticks: subscription.expiration_ticks,
+            };
+            notifier.store.enqueue_lifecycle_events(&tenant, &[event], now).await?;
+        }
+    }
+    if let Ok(depth) = notifier.store.outbox_depth().await {
+        notifier.metrics.outbox_depth.set(depth);
+    }
+    Ok(())
+}
+
+/// The delivery loop of one node: steps whenever ingest wakes it or the poll interval passes,
+/// until `shutdown` turns true (the batch in hand is finished first).
+pub async fn run(notifier: Arc<Notifier>, mut shutdown: watch::Receiver<bool>) {
+    let worker = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let mut last_maintenance = Instant::now() - Duration::from_secs(3600);
+    loop {
+        if last_maintenance.elapsed() >= notifier.settings.maintenance_interval {
+            if let Err(error) = maintain_subscriptions(&notifier).await {
+                tracing::warn!(%error, "subscription maintenance failed");
+            }
+            last_maintenance = Instant::now();
+        }
+        let busy = match deliver_due_once(&notifier, &worker).await {
+            Ok(report) => report.delivered + report.retried + report.abandoned > 0,
+            Err(error) => {
+                tracing::warn!(%error, "notification delivery step failed");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = notifier.wake.notified() => {}
+            _ = tokio::time::sleep(notifier.settings.poll_interval) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Delivery metrics, exposed in Prometheus text at `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub struct Metrics {
+    pub deliveries_sent: Counter,
+    pub deliveries_failed: Counter,
+    pub deliveries_retried: Counter,
+    pub deliveries_abandoned: Counter,
+    pub outbox_depth: Gauge,
+    pub ingest_to_delivery_seconds: Histogram,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let deliveries_sent = Counter::default();
+        let deliveries_failed = Counter::default();
+        let deliveries_retried = Counter::default();
+        let deliveries_abandoned = Counter::default();
+        let outbox_depth = Gauge::default();
+        let ingest_to_delivery_seconds = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+        ]);
+        let mut registry = Registry::with_prefix("callrecords");
+        registry.register(
+            "deliveries_sent",
+            "Notifications acknowledged by their receiver",
+            deliveries_sent.clone(),
+        );
+        registry.register(
+            "deliveries_failed",
+            "Notification POSTs that failed (error, timeout or non-2xx)",
+            deliveries_failed.clone(),
+        );
+        registry.register(
+            "deliveries_retried",
+            "Notifications rescheduled after a failure",
+            deliveries_retried.clone(),
+        );
+        registry.register(
+            "deliveries_abandoned",
+            "Notifications given up after the retry window",
+            deliveries_abandoned.clone(),
+        );
+        registry.register(
+            "outbox_depth",
+            "Notifications waiting in the outbox",
+            outbox_depth.clone(),
+        );
+        registry.register(
+            "ingest_to_delivery_seconds",
+            "Time from the commit of a record version to the acknowledgement of its notification",
+            ingest_to_delivery_seconds.clone(),
+        );
+        Self {
+            deliveries_sent,
+            deliveries_failed,
+            deliveries_retried,
+            deliveries_abandoned,
+            outbox_depth,
+            ingest_to_delivery_seconds,
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}

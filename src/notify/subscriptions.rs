@@ -1,0 +1,532 @@
+//! The rules of call-records subscriptions (spec §5.1–5.3): what a create or update may say,
+//! the validation handshake with the receiver, and the quota.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use rand::RngCore;
+use serde::Deserialize;
+
+use super::Notifier;
+use crate::model::{self, DateTimeOffset, Subscription, SubscriptionScope};
+use crate::query;
+use crate::store::{StoreError, StoredSubscription, TenantId};
+
+/// Graph's limit for call-record subscriptions: at most 4,230 minutes ahead.
+pub const MAX_EXPIRATION_MINUTES: i64 = 4230;
+/// Graph's limit of call-record subscriptions per tenant.
+pub const MAX_SUBSCRIPTIONS_PER_TENANT: u32 = 100;
+const MAX_CLIENT_STATE_CHARS: usize = 128;
+const TLS_VERSIONS: &[&str] = &["v1_0", "v1_1", "v1_2", "v1_3"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriptionErrorKind {
+    /// The request says something Graph does not accept for call records.
+    InvalidRequest,
+    /// The receiver did not answer the handshake correctly.
+    ValidationError,
+    /// The receiver did not answer the handshake in time.
+    ValidationTimeout,
+    /// The tenant has its quota of subscriptions.
+    QuotaExceeded,
+    /// No such (unexpired) subscription.
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("{message}")]
+    Rejected {
+        kind: SubscriptionErrorKind,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn rejected(kind: SubscriptionErrorKind, message: impl Into<String>) -> SubscriptionError {
+    SubscriptionError::Rejected {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> SubscriptionError {
+    rejected(SubscriptionErrorKind::InvalidRequest, message)
+}
+
+/// The body of a create or update: the writable properties of `microsoft.graph.subscription`.
+/// Read-only ones (`id`, `applicationId`, `creatorId`) are accepted and ignored, as the SDKs may
+/// send back an object they read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionInput {
+    #[serde(default)]
+    pub change_type: Option<String>,
+    #[serde(default)]
+    pub notification_url: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub expiration_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub client_state: Option<String>,
+    #[serde(default)]
+    pub lifecycle_notification_url: Option<String>,
+    #[serde(default)]
+    pub include_resource_data: Option<bool>,
+    #[serde(default)]
+    pub encryption_certificate: Option<String>,
+    #[serde(default)]
+    pub encryption_certificate_id: Option<String>,
+    #[serde(default)]
+    pub latest_supported_tls_version: Option<String>,
+    #[serde(default)]
+    pub notification_url_app_id: Option<String>,
+    #[serde(default)]
+    pub notification_query_options: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub application_id: Option<String>,
+    #[serde(default)]
+    pub creator_id: Option<String>,
+}
+
+/// Parses a request body, refusing undeclared properties with the path and reason.
+pub fn parse_input(json: &[u8]) -> Result<SubscriptionInput, SubscriptionError> {
+    model::parse_document(json).map_err(|error| {
+        invalid(format!(
+            "The subscription is not valid: {}: {}",
+            error.path, error.reason
+        ))
+    })
+}
+
+/// The participant ids of a resource's filter, or None for every record; refuses anything else.
+fn parse_resource(resource: &str) -> Result<Option<Vec<String>>, SubscriptionError> {
+    let unsupported = || {
+        invalid(format!(
+            "Resource '{resource}' is not supported. Call-records subscriptions take /communications/callRecords, \
+             optionally with ?$filter=participants/any(p:p/id eq '…')."
+        ))
+    };
+    let path_and_query = resource.trim().trim_start_matches('/');
+    let (path, query_text) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    if !path.eq_ignore_ascii_case("communications/callRecords") {
+        return Err(unsupported());
+    }
+    if query_text.is_empty() {
+        return Ok(None);
+    }
+    let options = query::parse_query_string(query_text).map_err(|error| invalid(error.message))?;
+    options
+        .ensure_only(&[query::QueryOption::Filter])
+        .map_err(|error| invalid(error.message))?;
+    let filter = options.filter.as_deref().ok_or_else(unsupported)?;
+    query::parse_subscription_filter(filter)
+        .map(Some)
+        .map_err(|error| invalid(error.message))
+}
+
+fn parse_change_type(text: &str) -> Result<(bool, bool), SubscriptionError> {
+    let mut created = false;
+    let mut updated = false;
+    for part in text.split(',').map(str::trim) {
+        match part {
+            "created" => created = true,
+            "updated" => updated = true,
+            other => {
+                return Err(invalid(format!(
+                    "changeType '{other}' is not supported for call records; use created, updated or both (comma-separated)."
+                )))
+            }
+        }
+    }
+    Ok((created, updated))
+}
+
+fn is_private(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Checks a receiver URL: absolute http(s); https and a public address unless private targets
+/// are allowed (local development).
+async fn check_target(notifier: &Notifier, property: &str, url: &str) -> Result<reqwest::Url, SubscriptionError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| invalid(format!("{property} '{url}' is not an absolute URL.")))?;
+    let allow = notifier.settings.allow_private_targets;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow => {}
+        _ => return Err(invalid(format!("{property} must be an https URL."))),
+    }
+    if !allow {
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(address) => vec![address],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| invalid(format!("{property}: the host '{host}' cannot be resolved.")))?
+                .map(|socket| socket.ip())
+                .collect(),
+        };
+        if host.eq_ignore_ascii_case("localhost") || addresses.iter().any(|address| is_private(*address)) {
+            return Err(invalid(format!(
+                "{property} must point at a public address; loopback and private targets are refused."
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The validation handshake (spec §5.3): POST `?validationToken=…` and expect the token back,
+/// as text, with 200, within the timeout.
+pub async fn validate_endpoint(notifier: &Notifier, url: &reqwest::Url) -> Result<(), SubscriptionError> {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut target = url.clone();
+    target.query_pairs_mut().append_pair("validationToken", &token);
+    let not_ok = || {
+        rejected(
+            SubscriptionErrorKind::ValidationError,
+            "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+        )
+    };
+    let response = notifier
+        .client
+        .post(target)
+        .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .timeout(notifier.settings.validation_timeout)
+        .send()
+        .await
+        .map_err(|error| {
+            if error.is_timeout() {
+                rejected(
+                    SubscriptionErrorKind::ValidationTimeout,
+                    "Subscription validation request timed out.",
+                )
+            } else {
+                not_ok()
+            }
+        })?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(not_ok());
+    }
+    let body = response.text().await.map_err(|error| {
+        if error.is_timeout() {
+            rejected(
+                SubscriptionErrorKind::ValidationTimeout,
+                "Subscription validation request timed out.",
+            )
+        } else {
+            not_ok()
+        }
+    })?;
+    let body = body
+        .strip_suffix('\n')
+        .map(|b| b.strip_suffix('\r').unwrap_or(b))
+        .unwrap_or(&body);
+    if body != token {
+        return Err(rejected(
+            SubscriptionErrorKind::ValidationError,
+            "Subscription validation request failed. Response must exactly match validationToken query parameter.",
+        ));
+    }
+    Ok(())
+}
+
+fn check_expiration(expiration: DateTimeOffset, now: DateTimeOffset) -> Result<(), SubscriptionError> {
+    let limit = now.unix_ticks() + MAX_EXPIRATION_MINUTES * 60 * 10_000_000;
+    if expiration <= now {
+        return Err(invalid("Subscription expiration must be in the future."));
+    }
+    if expiration.unix_ticks() > limit {
+        return Err(invalid(format!(
+            "Subscription expiration can only be {MAX_EXPIRATION_MINUTES} minutes in the future."
+        )));
+    }
+    Ok(())
+}
+
+fn check_common(input: &SubscriptionInput) -> Result<(), SubscriptionError> {
+    if input.include_resource_data == Some(true) {
+        return Err(invalid(
+            "Rich notifications (includeResourceData) are not available for call records.",
+        ));
+    }
+    if input.notification_query_options.is_some() {
+        return Err(invalid(
+            "notificationQueryOptions is supported only for Universal Print, not for call records.",
+        ));
+    }
+    if let Some(client_state) = &input.client_state {
+        if client_state.chars().count() > MAX_CLIENT_STATE_CHARS {
+            return Err(invalid(format!(
+                "clientState must be at most {MAX_CLIENT_STATE_CHARS} characters."
+            )));
+        }
+    }
+    if let Some(version) = &input.latest_supported_tls_version {
+        if !TLS_VERSIONS.contains(&version.as_str()) {
+            return Err(invalid(format!(
+                "latestSupportedTlsVersion must be one of {}.",
+                TLS_VERSIONS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn stored(subscription: &Subscription, scope: SubscriptionScope) -> StoredSubscription {
+    StoredSubscription {
+        id: subscription.id.clone(),
+        expiration_ticks: subscription.expiration_date_time.unix_ticks(),
+        scope,
+        document: model::to_json(subscription),
+    }
+}
+
+fn scope_of(subscription: &Subscription) -> Result<SubscriptionScope, SubscriptionError> {
+    let (created, updated) = parse_change_type(&subscription.change_type)?;
+    Ok(SubscriptionScope {
+        created,
+        updated,
+        participant_ids: parse_resource(&subscription.resource)?,
+    })
+}
+
+fn from_stored(stored: &StoredSubscription) -> Result<Subscription, SubscriptionError> {
+    serde_json::from_str(&stored.document).map_err(|error| {
+        SubscriptionError::Store(StoreError::Other(anyhow::anyhow!(
+            "stored subscription is not valid: {error}"
+        )))
+    })
+}
+
+/// Creates a subscription after the handshake with its receiver(s).
+pub async fn create(
+    notifier: &Notifier,
+    tenant: &TenantId,
+    input: SubscriptionInput,
+    application_id: Option<String>,
+) -> Result<Subscription, SubscriptionError> {
+    let now = DateTimeOffset::now();
+    let missing = |name: &str| invalid(format!("The property '{name}' is required to create a subscription."));
+    let resource = input.resource.clone().ok_or_else(|| missing("resource"))?;
+    let change_type = input.change_type.clone().ok_or_else(|| missing("changeType"))?;
+    let notification_url = input
+        .notification_url
+        .clone()
+        .ok_or_else(|| missing("notificationUrl"))?;
+    let expiration = input
+        .expiration_date_time
+        .ok_or_else(|| missing("expirationDateTime"))?;
+    check_common(&input)?;
+    check_expiration(expiration, now)?;
+    let subscription = Subscription {
+        id: uuid::Uuid::new_v4().to_string(),
+        resource,
+        change_type,
+        client_state: input.client_state,
+        notification_url,
+        notification_query_options: None,
+        lifecycle_notification_url: input.lifecycle_notification_url,
+        expiration_date_time: expiration,
+        application_id,
+        creator_id: None,
+        include_resource_data: input.include_resource_data,
+        latest_supported_tls_version: Some(input.latest_supported_tls_version.unwrap_or_else(|| "v1_2".to_owned())),
+        encryption_certificate: input.encryption_certificate,
+        encryption_certificate_id: input.encryption_certificate_id,
+        notification_url_app_id: input.notification_url_app_id,
+    };
+    let scope = scope_of(&subscription)?;
+    let notification_target = check_target(notifier, "notificationUrl", &subscription.notification_url).await?;
+    let lifecycle_target = match &subscription.lifecycle_notification_url {
+        Some(url) => Some(check_target(notifier, "lifecycleNotificationUrl", url).await?),
+        None => None,
+    };
+    validate_endpoint(notifier, &notification_target).await?;
+    if let Some(target) = &lifecycle_target {
+        validate_endpoint(notifier, target).await?;
+    }
+    if !notifier
+        .store
+        .create_subscription(tenant, &stored(&subscription, scope), MAX_SUBSCRIPTIONS_PER_TENANT)
+        .await?
+    {
+        return Err(rejected(
+            SubscriptionErrorKind::QuotaExceeded,
+            "Subscription quota exceeded for resource communications/callRecords.",
+        ));
+    }
+    Ok(subscription)
+}
+
+pub async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Subscription, SubscriptionError> {
+    let stored = notifier
+        .store
+        .get_subscription(tenant, id, DateTimeOffset::now().unix_ticks())
+        .await?
+        .ok_or_else(not_found)?;
+    from_stored(&stored)
+}
+
+pub async fn list(notifier: &Notifier, tenant: &TenantId) -> Result<Vec<Subscription>, SubscriptionError> {
+    let stored = notifier
+        .store
+        .list_subscriptions(tenant, DateTimeOffset::now().unix_ticks())
+        .await?;
+    stored.iter().map(from_stored).collect()
+}
+
+fn not_found() -> SubscriptionError {
+    rejected(SubscriptionErrorKind::NotFound, "The object was not found.")
+}
+
+/// Renews or changes a subscription. A changed notificationUrl is validated again; the
+/// lifecycle URL can be set only at creation (spec §5.1).
+pub async fn update(
+    notifier: &Notifier,
+    tenant: &TenantId,
+    id: &str,
+    input: SubscriptionInput,
+) -> Result<Subscription, SubscriptionError> {
+    let mut subscription = get(notifier, tenant, id).await?;
+    check_common(&input)?;
+    if input.lifecycle_notification_url.is_some() {
+        return Err(invalid(
+            "lifecycleNotificationUrl can only be set when the subscription is created.",
+        ));
+    }
+    for (name, given) in [("resource", &input.resource), ("changeType", &input.change_type)] {
+        if given.is_some() {
+            return Err(invalid(format!(
+                "{name} cannot be changed; create a new subscription instead."
+            )));
+        }
+    }
+    if let Some(expiration) = input.expiration_date_time {
+        check_expiration(expiration, DateTimeOffset::now())?;
+        subscription.expiration_date_time = expiration;
+    }
+    if let Some(url) = input.notification_url {
+        if url != subscription.notification_url {
+            let target = check_target(notifier, "notificationUrl", &url).await?;
+            validate_endpoint(notifier, &target).await?;
+            subscription.notification_url = url;
+        }
+    }
+    if input.client_state.is_some() {
+        subscription.client_state = input.client_state;
+    }
+    if input.latest_supported_tls_version.is_some() {
+        subscription.latest_supported_tls_version = input.latest_supported_tls_version;
+    }
+    if input.notification_url_app_id.is_some() {
+        subscription.notification_url_app_id = input.notification_url_app_id;
+    }
+    let scope = scope_of(&subscription)?;
+    if !notifier
+        .store
+        .replace_subscription(tenant, &stored(&subscription, scope))
+        .await?
+    {
+        return Err(not_found());
+    }
+    Ok(subscription)
+}
+
+pub async fn delete(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
+    if notifier.store.delete_subscription(tenant, id).await? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// `POST /subscriptions/{id}/reauthorize`: nothing to renew here but the reminder clock.
+pub async fn reauthorize(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
+    let subscription = get(notifier, tenant, id).await?;
+    let scope = scope_of(&subscription)?;
+    notifier
+        .store
+        .replace_subscription(tenant, &stored(&subscription, scope))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_graph_accepts_for_call_records() {
+        assert_eq!(parse_resource("/communications/callRecords").unwrap(), None);
+        assert_eq!(parse_resource("communications/callRecords").unwrap(), None);
+        assert_eq!(
+            parse_resource("/communications/callRecords?$filter=participants/any(p:p/id eq 'a' or p/id eq 'b')")
+                .unwrap(),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        for bad in [
+            "/communications/calls",
+            "/users",
+            "/communications/callRecords?$filter=startDateTime ge 2024-01-01T00:00:00Z",
+            "/communications/callRecords?$top=1",
+        ] {
+            assert!(parse_resource(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn change_types() {
+        assert_eq!(parse_change_type("created,updated").unwrap(), (true, true));
+        assert_eq!(parse_change_type("updated").unwrap(), (false, true));
+        assert!(parse_change_type("deleted").is_err());
+        assert!(parse_change_type("").is_err());
+    }
+
+    #[test]
+    fn private_addresses() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "100.64.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["52.114.188.32", "2606:4700::1111"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+}

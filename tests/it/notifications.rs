@@ -1,0 +1,395 @@
+//! Subscriptions and change notifications with real HTTP receivers: the handshake and each of
+//! its failures, Graph's payload, one notification per version, retries that lose nothing and
+//! repeat nothing, expiry, deletion, lifecycle events, metrics.
+
+use std::time::Duration;
+
+use callrecords::model::DateTimeOffset;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn in_minutes(minutes: i64) -> String {
+    DateTimeOffset::from_offset_date_time(time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+        .to_string()
+}
+
+fn subscription_body(url: &str) -> Value {
+    json!({
+        "changeType": "created,updated", "notificationUrl": url, "resource": "/communications/callRecords",
+        "expirationDateTime": in_minutes(120), "clientState": "secret-state"
+    })
+}
+
+both!(create_read_renew_and_delete_a_subscription);
+async fn create_read_renew_and_delete_a_subscription(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+
+    let created = app.subscribe(&receiver.url("/hook"), "created,updated").await;
+    assert_eq!(receiver.validations(), 1);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["@odata.context"],
+        format!("http://{}/v1.0/$metadata#subscriptions/$entity", app.addr)
+    );
+    assert_eq!(created["resource"], "/communications/callRecords");
+    assert_eq!(created["changeType"], "created,updated");
+    assert_eq!(created["clientState"], "secret-state");
+    assert_eq!(created["latestSupportedTlsVersion"], "v1_2");
+    assert_eq!(created["includeResourceData"], Value::Null);
+
+    let got = app.graph(&format!("/subscriptions/{id}")).await.json();
+    assert_eq!(got["id"], id.as_str());
+    let list = app.graph("/subscriptions").await.json();
+    assert_eq!(ids(list["value"].as_array().unwrap()), std::slice::from_ref(&id));
+
+    let renewed_to = in_minutes(4000);
+    let renewed = app
+        .graph_send(
+            reqwest::Method::PATCH,
+            &format!("/subscriptions/{id}"),
+            &json!({ "expirationDateTime": renewed_to }),
+        )
+        .await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    assert_eq!(renewed.json()["expirationDateTime"], renewed_to.as_str());
+
+    let reauthorized = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/subscriptions/{id}/reauthorize"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(reauthorized.status, 204);
+    let deleted = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1.0/subscriptions/{id}"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let body = app
+        .graph(&format!("/subscriptions/{id}"))
+        .await
+        .assert_error(404, "ResourceNotFound");
+    assert_eq!(body["error"]["message"], "The object was not found.");
+}
+
+both!(each_handshake_failure_is_graphs_error);
+async fn each_handshake_failure_is_graphs_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    for (mode, code, message) in [
+        (Mode::RefuseValidation, "ValidationError", "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."),
+        (Mode::WrongToken, "ValidationError", "Subscription validation request failed. Response must exactly match validationToken query parameter."),
+        (Mode::SlowValidation, "InvalidRequest", "Subscription validation request timed out."),
+    ] {
+        receiver.set_mode(mode);
+        let answer = app.graph_send(reqwest::Method::POST, "/subscriptions", &subscription_body(&receiver.url("/hook"))).await;
+        let body = answer.assert_error(400, code);
+        assert_eq!(body["error"]["message"], message, "{mode:?}");
+    }
+    let unreachable = app
+        .graph_send(
+            reqwest::Method::POST,
+            "/subscriptions",
+            &subscription_body("http://127.0.0.1:9/hook"),
+        )
+        .await;
+    unreachable.assert_error(400, "ValidationError");
+    assert!(app.graph("/subscriptions").await.json()["value"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+both!(invalid_subscriptions_say_what_is_supported);
+async fn invalid_subscriptions_say_what_is_supported(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("/hook");
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    let with = |key: &str, value: Value| {
+        let mut body = subscription_body(&url);
+        body[key] = value;
+        body
+    };
+    cases.push((with("resource", json!("/users")), "Resource '/users' is not supported"));
+    cases.push((
+        with("changeType", json!("deleted")),
+        "changeType 'deleted' is not supported for call records",
+    ));
+    cases.push((
+        with("expirationDateTime", json!(in_minutes(4300))),
+        "Subscription expiration can only be 4230 minutes in the future.",
+    ));
+    cases.push((
+        with("expirationDateTime", json!("2020-01-01T00:00:00Z")),
+        "Subscription expiration must be in the future.",
+    ));
+    cases.push((with("includeResourceData", json!(true)), "Rich notifications"));
+    cases.push((
+        with("clientState", json!("x".repeat(129))),
+        "clientState must be at most 128 characters.",
+    ));
+    cases.push((with("notificationUrl", json!("not a url")), "is not an absolute URL"));
+    cases.push((with("bogus", json!(1)), "'bogus' is not a property"));
+    let mut missing = subscription_body(&url);
+    missing.as_object_mut().unwrap().remove("expirationDateTime");
+    cases.push((
+        missing,
+        "The property 'expirationDateTime' is required to create a subscription.",
+    ));
+    for (body, mentions) in cases {
+        let answer = app.graph_send(reqwest::Method::POST, "/subscriptions", &body).await;
+        let error = answer.assert_error(400, "InvalidRequest");
+        assert!(
+            error["error"]["message"].as_str().unwrap().contains(mentions),
+            "{body}: {error}"
+        );
+    }
+    app.send(reqwest::Method::POST, "/v1.0/subscriptions", "text/plain", "{}")
+        .await
+        .assert_error(415, "UnsupportedMediaType");
+    let created = app.subscribe(&url, "created").await;
+    let id = created["id"].as_str().unwrap();
+    let patch = app
+        .graph_send(
+            reqwest::Method::PATCH,
+            &format!("/subscriptions/{id}"),
+            &json!({ "lifecycleNotificationUrl": url }),
+        )
+        .await;
+    patch.assert_error(400, "InvalidRequest");
+    app.graph("/subscriptions/nope")
+        .await
+        .assert_error(404, "ResourceNotFound");
+}
+
+both!(notifications_arrive_once_per_version_with_graphs_payload);
+async fn notifications_arrive_once_per_version_with_graphs_payload(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let created_only = Receiver::start().await;
+    let subscription = app.subscribe(&receiver.url("/hook?tag=1"), "created,updated").await;
+    app.subscribe(&created_only.url("/hook"), "created").await;
+
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
+    let mut v2 = record("r1", "2024-01-01T00:00:00Z", 2, &["a"]);
+    v2["version"] = json!(2);
+    app.ingest_ok(&[v2.clone()]).await;
+    app.ingest_ok(&[v2]).await;
+
+    let got = receiver.wait_for(2).await;
+    assert_eq!(
+        got[0],
+        json!({
+            "subscriptionId": subscription["id"],
+            "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+            "changeType": "created",
+            "resource": "communications/callRecords/r1",
+            "resourceData": {
+                "@odata.type": "#Microsoft.Graph.callRecord",
+                "@odata.id": "communications/callRecords/r1",
+                "id": "r1"
+            },
+            "clientState": "secret-state",
+            "tenantId": "00000000-0000-0000-0000-000000000000"
+        })
+    );
+    assert_eq!(got[1]["changeType"], "updated");
+    let only_created = created_only.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.notifications().len(),
+        2,
+        "the replay of version 2 gives nothing"
+    );
+    assert_eq!(only_created.len(), 1);
+    assert_eq!(
+        created_only.notifications().len(),
+        1,
+        "a created-only subscription hears nothing of updates"
+    );
+}
+
+both!(participant_filtered_subscriptions_hear_only_their_participants);
+async fn participant_filtered_subscriptions_hear_only_their_participants(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let mut body = subscription_body(&receiver.url("/hook"));
+    body["resource"] =
+        json!("/communications/callRecords?$filter=participants/any(p:p/id eq 'bob' or p/id eq 'carol')");
+    assert_eq!(
+        app.graph_send(reqwest::Method::POST, "/subscriptions", &body)
+            .await
+            .status,
+        201
+    );
+    app.ingest_ok(&[
+        record("with-alice", "2024-01-01T00:00:00Z", 1, &["alice"]),
+        record("with-bob", "2024-01-01T00:01:00Z", 1, &["alice", "bob"]),
+    ])
+    .await;
+    let got = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.notifications().len(), 1);
+    assert_eq!(got[0]["resourceData"]["id"], "with-bob");
+}
+
+both!(a_receiver_that_fails_three_times_gets_everything_once_in_order);
+async fn a_receiver_that_fails_three_times_gets_everything_once_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    app.subscribe(&receiver.url("/hook"), "created,updated").await;
+    receiver.fail_next(3);
+
+    for version in 1..=3 {
+        let mut next = record("r1", "2024-01-01T00:00:00Z", 1, &["a"]);
+        next["version"] = json!(version);
+        app.ingest_ok(&[
+            next,
+            record(&format!("other-{version}"), "2024-01-01T00:00:00Z", 1, &["a"]),
+        ])
+        .await;
+    }
+
+    let got = receiver.wait_for(6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got_now = receiver.notifications();
+    assert_eq!(got_now.len(), 6, "exactly once: {got:#?}");
+    let r1: Vec<&str> = got_now
+        .iter()
+        .filter(|n| n["resourceData"]["id"] == "r1")
+        .map(|n| n["changeType"].as_str().unwrap())
+        .collect();
+    assert_eq!(r1, ["created", "updated", "updated"]);
+    let metrics = app.get_with("/metrics", &[]).await.text;
+    assert!(metrics.contains("callrecords_deliveries_sent_total 6"), "{metrics}");
+    assert!(metrics.contains("callrecords_deliveries_failed_total 3"), "{metrics}");
+    assert!(metrics.contains("callrecords_outbox_depth 0"), "{metrics}");
+}
+
+both!(expired_and_deleted_subscriptions_stop_receiving);
+async fn expired_and_deleted_subscriptions_stop_receiving(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let expiring = Receiver::start().await;
+    let deleted = Receiver::start().await;
+    let mut body = subscription_body(&expiring.url("/hook"));
+    body["expirationDateTime"] = json!(DateTimeOffset::from_offset_date_time(
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(2)
+    )
+    .to_string());
+    let short = app
+        .graph_send(reqwest::Method::POST, "/subscriptions", &body)
+        .await
+        .json();
+    let gone = app.subscribe(&deleted.url("/hook"), "created").await;
+    let id = gone["id"].as_str().unwrap();
+    assert_eq!(
+        app.send(
+            reqwest::Method::DELETE,
+            &format!("/v1.0/subscriptions/{id}"),
+            "application/json",
+            ""
+        )
+        .await
+        .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    app.ingest_ok(&[record("late", "2024-01-01T00:00:00Z", 1, &["a"])])
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(expiring.notifications().is_empty());
+    assert!(deleted.notifications().is_empty());
+    app.graph(&format!("/subscriptions/{}", short["id"].as_str().unwrap()))
+        .await
+        .assert_error(404, "ResourceNotFound");
+}
+
+both!(quota_is_one_hundred_subscriptions_per_tenant);
+async fn quota_is_one_hundred_subscriptions_per_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    for _ in 0..100 {
+        app.subscribe(&receiver.url("/hook"), "created").await;
+    }
+    let answer = app
+        .graph_send(
+            reqwest::Method::POST,
+            "/subscriptions",
+            &subscription_body(&receiver.url("/hook")),
+        )
+        .await;
+    let body = answer.assert_error(403, "Forbidden");
+    assert_eq!(
+        body["error"]["message"],
+        "Subscription quota exceeded for resource communications/callRecords."
+    );
+}
+
+both!(an_endpoint_that_stays_down_gets_missed_and_subscription_removed);
+async fn an_endpoint_that_stays_down_gets_missed_and_subscription_removed(backend: Backend) {
+    let mut settings = notify_settings();
+    settings.retry_window = Duration::from_millis(400);
+    let app = TestApp::spawn_with_notify(backend, settings_with_retention(0), settings).await;
+    let receiver = Receiver::start().await;
+    let lifecycle = Receiver::start().await;
+    let mut body = subscription_body(&receiver.url("/hook"));
+    body["lifecycleNotificationUrl"] = json!(lifecycle.url("/lifecycle"));
+    let subscription = app
+        .graph_send(reqwest::Method::POST, "/subscriptions", &body)
+        .await
+        .json();
+    receiver.fail_next(usize::MAX);
+
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
+
+    let events = lifecycle.wait_for(2).await;
+    let names: Vec<&str> = events.iter().map(|e| e["lifecycleEvent"].as_str().unwrap()).collect();
+    assert_eq!(names, ["missed", "subscriptionRemoved"]);
+    assert_eq!(events[0]["subscriptionId"], subscription["id"]);
+    assert_eq!(events[0]["clientState"], "secret-state");
+    assert!(
+        events[0].get("resource").is_none(),
+        "spec A19: lifecycle items carry no resource"
+    );
+    app.graph(&format!("/subscriptions/{}", subscription["id"].as_str().unwrap()))
+        .await
+        .assert_error(404, "ResourceNotFound");
+}
+
+both!(a_subscription_close_to_expiry_gets_reauthorization_required);
+async fn a_subscription_close_to_expiry_gets_reauthorization_required(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let lifecycle = Receiver::start().await;
+    let mut body = subscription_body(&receiver.url("/hook"));
+    body["lifecycleNotificationUrl"] = json!(lifecycle.url("/lifecycle"));
+    body["expirationDateTime"] = json!(in_minutes(30));
+    let subscription = app
+        .graph_send(reqwest::Method::POST, "/subscriptions", &body)
+        .await
+        .json();
+
+    let events = lifecycle.wait_for(1).await;
+    assert_eq!(events[0]["lifecycleEvent"], "reauthorizationRequired");
+    assert_eq!(events[0]["subscriptionId"], subscription["id"]);
+    assert_eq!(
+        events[0]["subscriptionExpirationDateTime"],
+        subscription["expirationDateTime"]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        lifecycle.notifications().len(),
+        1,
+        "at most one reminder per 15 minutes"
+    );
+}
