@@ -307,7 +307,8 @@ async fn insert_children(
     Ok(())
 }
 
-/// The tenant's unexpired subscriptions, read inside the ingest transaction.
+/// The tenant's unexpired subscriptions, read inside the ingest transaction, by id (the order
+/// SQLite's primary key gives) so that one record's notifications are queued in a stable order.
 async fn active_scopes(
     tx: &mut Transaction<'_, Postgres>,
     tenant: &TenantId,
@@ -315,7 +316,7 @@ async fn active_scopes(
 ) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, wants_created, wants_updated, participant_ids FROM subscription
-         WHERE tenant_id = $1 AND expiration_ticks > $2",
+         WHERE tenant_id = $1 AND expiration_ticks > $2 ORDER BY id",
     )
     .bind(tenant.as_str())
     .bind(now_ticks)

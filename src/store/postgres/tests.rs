@@ -569,3 +569,406 @@ async fn nodes_open_one_fresh_database_together_and_survive_each_others_drops() 
         51
     );
 }
+
+// Change notifications: subscriptions and the outbox.
+
+const SECOND: i64 = 10_000_000;
+const MINUTE: i64 = 60 * SECOND;
+
+fn now() -> i64 {
+    DateTimeOffset::now().unix_ticks()
+}
+
+/// A subscription expiring at `expiration_ticks`, delivering to a URL and clientState named after it.
+fn subscription(id: &str, expiration_ticks: i64, scope: SubscriptionScope) -> StoredSubscription {
+    let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).expect("expiration");
+    let document = crate::model::Subscription {
+        id: id.to_owned(),
+        resource: "/communications/callRecords".to_owned(),
+        change_type: "created,updated".to_owned(),
+        client_state: Some(format!("state-{id}")),
+        notification_url: format!("https://receiver.example/{id}"),
+        notification_query_options: None,
+        lifecycle_notification_url: None,
+        expiration_date_time: expiration,
+        application_id: None,
+        creator_id: None,
+        include_resource_data: None,
+        latest_supported_tls_version: None,
+        encryption_certificate: None,
+        encryption_certificate_id: None,
+        notification_url_app_id: None,
+    };
+    StoredSubscription {
+        id: id.to_owned(),
+        expiration_ticks,
+        scope,
+        document: crate::model::to_json(&document),
+    }
+}
+
+fn scope(created: bool, updated: bool, participants: Option<&[&str]>) -> SubscriptionScope {
+    SubscriptionScope {
+        created,
+        updated,
+        participant_ids: participants.map(|ids| ids.iter().map(|id| (*id).to_owned()).collect()),
+    }
+}
+
+/// The outbox as (subscription, event, call record), in id order.
+async fn outbox(store: &PgStore) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as("SELECT subscription_id, event, call_record_id FROM outbox ORDER BY id")
+        .fetch_all(&store.pool)
+        .await
+        .expect("outbox")
+}
+
+fn planned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, Option<String>)> {
+    rows.iter()
+        .map(|(s, e, r)| (s.to_string(), e.to_string(), Some(r.to_string())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_quota_holds_across_nodes() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.open().await, db.open().await);
+    let t = tenant();
+    let later = now() + 60 * MINUTE;
+
+    // An expired subscription does not count against the quota.
+    let expired = subscription("expired", now() - MINUTE, scope(true, true, None));
+    assert!(node_a.create_subscription(&t, &expired, 3).await.unwrap());
+
+    let tenant_ref = &t;
+    let attempts = (0..10).map(|i| {
+        let node = if i % 2 == 0 { &node_a } else { &node_b };
+        let sub = subscription(&format!("s{i}"), later, scope(true, true, None));
+        async move { node.create_subscription(tenant_ref, &sub, 3).await.unwrap() }
+    });
+    let created = futures::future::join_all(attempts).await;
+    assert_eq!(created.iter().filter(|stored| **stored).count(), 3, "{created:?}");
+    assert_eq!(node_b.list_subscriptions(&t, now()).await.unwrap().len(), 3);
+
+    // Another tenant has a quota of its own.
+    let other = TenantId("other".to_owned());
+    let sub = subscription("s0", later, scope(true, false, Some(&["p1"])));
+    assert!(node_b.create_subscription(&other, &sub, 3).await.unwrap());
+    assert_eq!(
+        node_a.get_subscription(&other, "s0", now()).await.unwrap(),
+        Some(sub.clone())
+    );
+    assert!(node_a.get_subscription(&t, "expired", now()).await.unwrap().is_none());
+
+    // Replace, delete, and expiry sweeps.
+    let mut replaced = sub.clone();
+    replaced.scope = scope(false, true, None);
+    assert!(node_a.replace_subscription(&other, &replaced).await.unwrap());
+    assert_eq!(
+        node_a.get_subscription(&other, "s0", now()).await.unwrap(),
+        Some(replaced)
+    );
+    assert!(!node_a
+        .replace_subscription(&other, &subscription("nope", later, scope(true, true, None)))
+        .await
+        .unwrap());
+    assert!(node_a.delete_subscription(&other, "s0").await.unwrap());
+    assert!(!node_a.delete_subscription(&other, "s0").await.unwrap());
+    assert_eq!(node_a.remove_expired_subscriptions(now()).await.unwrap(), 1);
+    assert_eq!(count(&node_a, "SELECT count(*) FROM subscription").await, 3);
+}
+
+#[tokio::test]
+async fn ingest_plans_notifications_in_the_records_transaction() {
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    let t = tenant();
+    let later = now() + 60 * MINUTE;
+    for sub in [
+        subscription("all", later, scope(true, true, None)),
+        subscription("created-only", later, scope(true, false, None)),
+        subscription("updated-only", later, scope(false, true, None)),
+        subscription("p9", later, scope(true, true, Some(&["p9", "p8"]))),
+        subscription("expired", now() - MINUTE, scope(true, true, None)),
+    ] {
+        assert!(store.create_subscription(&t, &sub, 10).await.unwrap());
+    }
+    // Another tenant's subscription never hears of this tenant's records.
+    let other = TenantId("other".to_owned());
+    store
+        .create_subscription(&other, &subscription("theirs", later, scope(true, true, None)), 10)
+        .await
+        .unwrap();
+
+    let outcomes = store
+        .upsert_call_records(
+            &t,
+            &[
+                record("a", 1, "2024-03-10T00:00:00Z", &[], &["p1"]),
+                record("a", 1, "2024-03-10T00:00:00Z", &[], &["p1"]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [Stored, Ignored]);
+    let expected_a1 = [
+        ("all", "created", "a"),
+        ("created-only", "created", "a"),
+        ("updated-only", "updated", "a"),
+    ];
+    assert_eq!(outbox(&store).await, planned(&expected_a1));
+
+    // A replacement is `updated`, for subscriptions that want updates; the filtered one hears
+    // only of records with one of its participants.
+    let outcomes = store
+        .upsert_call_records(&t, &[record("a", 2, "2024-03-10T00:00:00Z", &[], &["p8"])])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [Replaced]);
+    let mut expected = expected_a1.to_vec();
+    expected.extend([
+        ("all", "updated", "a"),
+        ("p9", "updated", "a"),
+        ("updated-only", "updated", "a"),
+    ]);
+    assert_eq!(outbox(&store).await, planned(&expected));
+
+    // Ignored versions plan nothing; a batch that fails leaves no records and no rows.
+    store
+        .upsert_call_records(&t, &[record("a", 2, "2024-03-10T00:00:00Z", &[], &["p8"])])
+        .await
+        .unwrap();
+    let mut broken = record("b", 1, "2024-03-10T00:00:00Z", &[], &["p9"]);
+    broken.document = "\u{0}".to_owned();
+    assert!(store
+        .upsert_call_records(&t, &[record("c", 1, "2024-03-10T00:00:00Z", &[], &[]), broken])
+        .await
+        .is_err());
+    assert_eq!(outbox(&store).await, planned(&expected));
+    assert_eq!(
+        store.count_call_records(&t, &RecordSelection::default()).await.unwrap(),
+        1
+    );
+    assert_eq!(store.outbox_depth().await.unwrap(), 6);
+
+    // Claimed change rows carry the subscription's URL, clientState and expiration.
+    let claimed = store.claim_notifications("w", now(), MINUTE, 100).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    assert!(claimed.windows(2).all(|pair| pair[0].id < pair[1].id));
+    let first = &claimed[0];
+    assert_eq!(
+        (
+            first.subscription_id.as_str(),
+            first.event.as_str(),
+            first.call_record_id.as_deref()
+        ),
+        ("all", "created", Some("a"))
+    );
+    assert_eq!(first.url, "https://receiver.example/all");
+    assert_eq!(first.client_state.as_deref(), Some("state-all"));
+    assert_eq!(first.subscription_expiration_ticks, later);
+    assert_eq!((first.attempts, first.first_attempt_ticks), (0, None));
+
+    // Deleting a subscription drops its pending change rows.
+    assert!(store.delete_subscription(&t, "all").await.unwrap());
+    assert_eq!(store.outbox_depth().await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_take_disjoint_rows() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.open().await, db.open().await);
+    let t = tenant();
+    node_a
+        .create_subscription(
+            &t,
+            &subscription("all", now() + 60 * MINUTE, scope(true, true, None)),
+            10,
+        )
+        .await
+        .unwrap();
+    let batch: Vec<PreparedRecord> = (0..300)
+        .map(|i| record(&format!("r{i:03}"), 1, "2024-03-01T00:00:00Z", &[], &[]))
+        .collect();
+    node_a.upsert_call_records(&t, &batch).await.unwrap();
+    assert_eq!(node_b.outbox_depth().await.unwrap(), 300);
+
+    let at = now();
+    async fn drain(node: &PgStore, worker: &str, at: i64) -> Vec<i64> {
+        let mut ids = Vec::new();
+        loop {
+            let claimed = node.claim_notifications(worker, at, MINUTE, 7).await.unwrap();
+            if claimed.is_empty() {
+                return ids;
+            }
+            assert!(claimed.iter().all(|n| n.url == "https://receiver.example/all"));
+            ids.extend(claimed.iter().map(|n| n.id));
+        }
+    }
+    let (from_a, from_b) = tokio::join!(drain(&node_a, "a", at), drain(&node_b, "b", at));
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "both claimed: {} {}",
+        from_a.len(),
+        from_b.len()
+    );
+    let mut all: Vec<i64> = from_a.iter().chain(&from_b).copied().collect();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(
+        (before, all.len()),
+        (300, 300),
+        "no row handed out twice, none left behind"
+    );
+    let owners: Vec<(String, i64)> = sqlx::query_as("SELECT lease_owner, count(*) FROM outbox GROUP BY 1 ORDER BY 1")
+        .fetch_all(&node_a.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        owners,
+        [
+            ("a".to_owned(), from_a.len() as i64),
+            ("b".to_owned(), from_b.len() as i64)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn leases_expire_and_retries_keep_the_first_attempt() {
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    let t = tenant();
+    let later = now() + 60 * MINUTE;
+    store
+        .create_subscription(&t, &subscription("all", later, scope(true, true, None)), 10)
+        .await
+        .unwrap();
+    store
+        .upsert_call_records(&t, &[record("a", 1, "2024-03-10T00:00:00Z", &[], &[])])
+        .await
+        .unwrap();
+    let lifecycle = LifecycleEvent {
+        subscription_id: "gone".to_owned(),
+        event: "subscriptionRemoved".to_owned(),
+        target_url: "https://receiver.example/lifecycle".to_owned(),
+        client_state: None,
+        expiration_ticks: 42,
+    };
+    let t0 = now();
+    store.enqueue_lifecycle_events(&t, &[lifecycle], t0).await.unwrap();
+
+    let claimed = store.claim_notifications("w1", t0, 10 * SECOND, 10).await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
+    assert_eq!(ids.len(), 2);
+    // A lifecycle row carries its own target, even with no subscription behind it.
+    let removed = &claimed[1];
+    assert_eq!(
+        (
+            removed.event.as_str(),
+            removed.url.as_str(),
+            removed.subscription_expiration_ticks,
+            removed.call_record_id.as_deref()
+        ),
+        ("subscriptionRemoved", "https://receiver.example/lifecycle", 42, None)
+    );
+
+    // Leased rows stay with their worker until the lease lapses, then anyone may take them.
+    assert!(store
+        .claim_notifications("w2", t0 + 5 * SECOND, MINUTE, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = store
+        .claim_notifications("w2", t0 + 10 * SECOND, MINUTE, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
+
+    // A retry counts the attempt, releases the lease and is due at the given time.
+    let t1 = t0 + 20 * SECOND;
+    store.retry_notifications(&[(ids[0], t1 + MINUTE)], t1).await.unwrap();
+    assert!(store
+        .claim_notifications("w3", t1 + SECOND, MINUTE, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let retried = store.claim_notifications("w3", t1 + MINUTE, MINUTE, 10).await.unwrap();
+    assert_eq!(retried.len(), 2, "the other row's lease lapsed too");
+    assert_eq!(
+        (retried[0].id, retried[0].attempts, retried[0].first_attempt_ticks),
+        (ids[0], 1, Some(t1))
+    );
+    let t2 = t1 + 2 * MINUTE;
+    store.retry_notifications(&[(ids[0], t2)], t2).await.unwrap();
+    let retried = store.claim_notifications("w4", t2, MINUTE, 1).await.unwrap();
+    assert_eq!(
+        (retried[0].id, retried[0].attempts, retried[0].first_attempt_ticks),
+        (ids[0], 2, Some(t1))
+    );
+
+    store.complete_notifications(&ids).await.unwrap();
+    store.complete_notifications(&[]).await.unwrap();
+    store.retry_notifications(&[], t2).await.unwrap();
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+
+    // Change rows of an expired subscription are dropped, never claimed; lifecycle rows stay.
+    store
+        .upsert_call_records(&t, &[record("a", 2, "2024-03-10T00:00:00Z", &[], &[])])
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
+    assert!(store
+        .claim_notifications("w5", later, MINUTE, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthorization_is_due_once_per_interval_across_nodes() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.open().await, db.open().await);
+    let t = tenant();
+    let t0 = now();
+    let soon = subscription("soon", t0 + 30 * MINUTE, scope(true, true, None));
+    let far = subscription("far", t0 + 3 * 24 * 60 * MINUTE, scope(true, true, None));
+    for sub in [&soon, &far] {
+        assert!(node_a.create_subscription(&t, sub, 10).await.unwrap());
+    }
+    let (within, every) = (60 * MINUTE, 10 * MINUTE);
+
+    let (a, b) = tokio::join!(
+        node_a.take_reauthorization_due(t0, within, every),
+        node_b.take_reauthorization_due(t0, within, every)
+    );
+    let taken: Vec<(TenantId, StoredSubscription)> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(taken, [(t.clone(), soon.clone())], "reminded once, by one node");
+    assert!(node_b
+        .take_reauthorization_due(t0 + 5 * MINUTE, within, every)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = node_b
+        .take_reauthorization_due(t0 + 10 * MINUTE, within, every)
+        .await
+        .unwrap();
+    assert_eq!(again, [(t.clone(), soon.clone())]);
+
+    // Renewing resets the reminder; an expired subscription is never due.
+    assert!(node_a.replace_subscription(&t, &soon).await.unwrap());
+    assert_eq!(
+        node_a
+            .take_reauthorization_due(t0 + 11 * MINUTE, within, every)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(node_a
+        .take_reauthorization_due(t0 + 31 * MINUTE, within, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
