@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::model::{self, to_json, CallRecord, DateTimeOffset, LogKind, RecordError};
-use crate::store::{PreparedLogRow, PreparedRecord, Store, StoreResult, TenantId, UpsertOutcome};
+use crate::store::{PreparedLogRow, PreparedRecord, Store, StoreError, StoreResult, TenantId, UpsertOutcome};
 
 /// What one ingest stream carries: call records, or one kind of usage-log row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,13 +126,39 @@ fn sniff_id(json: &[u8]) -> Option<String> {
 }
 
 /// Feeds records to the store in batches of `BATCH_SIZE`, keeping the report.
+///
+/// Lines are only collected on the caller's task; parsing and checking a batch (CPU work that
+/// takes milliseconds for large records) runs on the blocking pool, so a large ingest never
+/// stalls the requests that share the async runtime.
 pub struct BatchIngest<'a> {
     store: &'a dyn Store,
     tenant: &'a TenantId,
     kind: IngestKind,
-    pending: Vec<PreparedRecord>,
-    pending_rows: Vec<PreparedLogRow>,
+    raw: Vec<(u64, Vec<u8>)>,
+    raw_bytes: usize,
     report: IngestReport,
+}
+
+/// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
+/// records, so that memory stays bounded for very large records.
+const BATCH_BYTES: usize = 32 << 20;
+
+enum Prepared {
+    Record(PreparedRecord),
+    Row(PreparedLogRow),
+}
+
+fn prepare_line(kind: IngestKind, json: &[u8], now: DateTimeOffset) -> Result<Prepared, RecordError> {
+    match kind {
+        IngestKind::CallRecords => prepare_record(json, now).map(Prepared::Record),
+        IngestKind::Log(log_kind) => model::parse_log_row(log_kind, json).map(|row| {
+            Prepared::Row(PreparedLogRow {
+                id: row.id,
+                start_ticks: row.start.unix_ticks(),
+                document: row.document,
+            })
+        }),
+    }
 }
 
 impl<'a> BatchIngest<'a> {
@@ -146,8 +172,8 @@ impl<'a> BatchIngest<'a> {
             store,
             tenant,
             kind,
-            pending: Vec::new(),
-            pending_rows: Vec::new(),
+            raw: Vec::new(),
+            raw_bytes: 0,
             report: IngestReport::default(),
         }
     }
@@ -158,30 +184,10 @@ impl<'a> BatchIngest<'a> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let prepared = match self.kind {
-            IngestKind::CallRecords => {
-                prepare_record(json, DateTimeOffset::now()).map(|record| self.pending.push(record))
-            }
-            IngestKind::Log(kind) => model::parse_log_row(kind, json).map(|row| {
-                self.pending_rows.push(PreparedLogRow {
-                    id: row.id,
-                    start_ticks: row.start.unix_ticks(),
-                    document: row.document,
-                })
-            }),
-        };
-        match prepared {
-            Ok(()) => {
-                if self.pending.len() + self.pending_rows.len() >= BATCH_SIZE {
-                    self.flush().await?;
-                }
-            }
-            Err(error) => self.report.reject(LineError {
-                line,
-                id: sniff_id(json),
-                path: error.path,
-                reason: error.reason,
-            }),
+        self.raw_bytes += json.len();
+        self.raw.push((line, json.to_vec()));
+        if self.raw.len() >= BATCH_SIZE || self.raw_bytes >= BATCH_BYTES {
+            self.flush().await?;
         }
         Ok(())
     }
@@ -201,22 +207,47 @@ impl<'a> BatchIngest<'a> {
     }
 
     async fn flush(&mut self) -> StoreResult<()> {
-        if !self.pending.is_empty() {
-            let outcomes = self.store.upsert_call_records(self.tenant, &self.pending).await?;
-            for outcome in outcomes {
-                self.report.count(outcome);
-            }
-            self.pending.clear();
+        if self.raw.is_empty() {
+            return Ok(());
         }
-        if let (IngestKind::Log(kind), false) = (self.kind, self.pending_rows.is_empty()) {
-            let outcomes = self
-                .store
-                .upsert_log_rows(self.tenant, kind, &self.pending_rows)
-                .await?;
-            for outcome in outcomes {
+        let lines = std::mem::take(&mut self.raw);
+        self.raw_bytes = 0;
+        let kind = self.kind;
+        let now = DateTimeOffset::now();
+        let prepared = tokio::task::spawn_blocking(move || {
+            lines
+                .into_iter()
+                .map(|(line, json)| match prepare_line(kind, &json, now) {
+                    Ok(prepared) => Ok(prepared),
+                    Err(error) => Err(LineError {
+                        line,
+                        id: sniff_id(&json),
+                        path: error.path,
+                        reason: error.reason,
+                    }),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|error| StoreError::Other(anyhow::anyhow!("parsing a batch panicked: {error}")))?;
+        let mut records = Vec::new();
+        let mut rows = Vec::new();
+        for item in prepared {
+            match item {
+                Ok(Prepared::Record(record)) => records.push(record),
+                Ok(Prepared::Row(row)) => rows.push(row),
+                Err(error) => self.report.reject(error),
+            }
+        }
+        if !records.is_empty() {
+            for outcome in self.store.upsert_call_records(self.tenant, &records).await? {
                 self.report.count(outcome);
             }
-            self.pending_rows.clear();
+        }
+        if let (IngestKind::Log(log_kind), false) = (self.kind, rows.is_empty()) {
+            for outcome in self.store.upsert_log_rows(self.tenant, log_kind, &rows).await? {
+                self.report.count(outcome);
+            }
         }
         Ok(())
     }
