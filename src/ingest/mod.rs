@@ -136,7 +136,31 @@ pub struct BatchIngest<'a> {
     kind: IngestKind,
     raw: Vec<(u64, Vec<u8>)>,
     raw_bytes: usize,
+    /// A parsed batch waiting to be committed by the next flush (or by `finish`).
+    ready: Option<ReadyBatch>,
     report: IngestReport,
+}
+
+#[derive(Default)]
+struct ReadyBatch {
+    records: Vec<PreparedRecord>,
+    rows: Vec<PreparedLogRow>,
+}
+
+async fn commit_batch(
+    store: &dyn Store,
+    tenant: &TenantId,
+    kind: IngestKind,
+    batch: ReadyBatch,
+) -> StoreResult<Vec<UpsertOutcome>> {
+    let mut outcomes = Vec::new();
+    if !batch.records.is_empty() {
+        outcomes.extend(store.upsert_call_records(tenant, &batch.records).await?);
+    }
+    if let (IngestKind::Log(log_kind), false) = (kind, batch.rows.is_empty()) {
+        outcomes.extend(store.upsert_log_rows(tenant, log_kind, &batch.rows).await?);
+    }
+    Ok(outcomes)
 }
 
 /// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
@@ -174,6 +198,7 @@ impl<'a> BatchIngest<'a> {
             kind,
             raw: Vec::new(),
             raw_bytes: 0,
+            ready: None,
             report: IngestReport::default(),
         }
     }
@@ -206,48 +231,55 @@ impl<'a> BatchIngest<'a> {
         &self.report
     }
 
+    /// Parses the collected lines on the blocking pool while the previous batch commits, so a
+    /// long ingest keeps both cores busy; the parsed batch waits in `ready` for the next flush.
     async fn flush(&mut self) -> StoreResult<()> {
-        if self.raw.is_empty() {
-            return Ok(());
-        }
         let lines = std::mem::take(&mut self.raw);
         self.raw_bytes = 0;
+        let previous = self.ready.take();
         let kind = self.kind;
         let now = DateTimeOffset::now();
-        let prepared = tokio::task::spawn_blocking(move || {
-            lines
-                .into_iter()
-                .map(|(line, json)| match prepare_line(kind, &json, now) {
-                    Ok(prepared) => Ok(prepared),
-                    Err(error) => Err(LineError {
-                        line,
-                        id: sniff_id(&json),
-                        path: error.path,
-                        reason: error.reason,
-                    }),
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|error| StoreError::Other(anyhow::anyhow!("parsing a batch panicked: {error}")))?;
-        let mut records = Vec::new();
-        let mut rows = Vec::new();
-        for item in prepared {
+        let parse = async move {
+            if lines.is_empty() {
+                return Ok(Vec::new());
+            }
+            tokio::task::spawn_blocking(move || {
+                lines
+                    .into_iter()
+                    .map(|(line, json)| {
+                        prepare_line(kind, &json, now).map_err(|error| LineError {
+                            line,
+                            id: sniff_id(&json),
+                            path: error.path,
+                            reason: error.reason,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|error| StoreError::Other(anyhow::anyhow!("parsing a batch panicked: {error}")))
+        };
+        let (store, tenant) = (self.store, self.tenant);
+        let commit = async move {
+            match previous {
+                Some(batch) => commit_batch(store, tenant, kind, batch).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (parsed, committed) = tokio::join!(parse, commit);
+        for outcome in committed? {
+            self.report.count(outcome);
+        }
+        let mut batch = ReadyBatch::default();
+        for item in parsed? {
             match item {
-                Ok(Prepared::Record(record)) => records.push(record),
-                Ok(Prepared::Row(row)) => rows.push(row),
+                Ok(Prepared::Record(record)) => batch.records.push(record),
+                Ok(Prepared::Row(row)) => batch.rows.push(row),
                 Err(error) => self.report.reject(error),
             }
         }
-        if !records.is_empty() {
-            for outcome in self.store.upsert_call_records(self.tenant, &records).await? {
-                self.report.count(outcome);
-            }
-        }
-        if let (IngestKind::Log(log_kind), false) = (self.kind, rows.is_empty()) {
-            for outcome in self.store.upsert_log_rows(self.tenant, log_kind, &rows).await? {
-                self.report.count(outcome);
-            }
+        if !batch.records.is_empty() || !batch.rows.is_empty() {
+            self.ready = Some(batch);
         }
         Ok(())
     }
@@ -255,6 +287,11 @@ impl<'a> BatchIngest<'a> {
     /// Commits what is pending; returns once everything accepted is durable.
     pub async fn finish(mut self) -> StoreResult<IngestReport> {
         self.flush().await?;
+        if let Some(batch) = self.ready.take() {
+            for outcome in commit_batch(self.store, self.tenant, self.kind, batch).await? {
+                self.report.count(outcome);
+            }
+        }
         Ok(self.report)
     }
 }
