@@ -28,7 +28,7 @@ import urllib.error
 import uuid
 from decimal import Decimal
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -40,11 +40,15 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_beta import GraphRequestAdapter as BetaGraphRequestAdapter
 from msgraph_beta import GraphServiceClient as BetaGraphServiceClient
 
-from support import http, raw_collect
+from support import WebhookReceiver, http, raw_collect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(__file__).resolve().parent / "data"
-GENERATE_ARGS = ["--calls", "300", "--seed", "42", "--days", "20"]
+# --until is pinned: the generator's output depends on it (default: the start of the current UTC day), and
+# on some days seed 42 yields no call with more than 60 sessions (2026-11-23: 48 at most), which the
+# session-paging tests need (`big_record`).  With --until 2026-11-22 the largest has 115.  The serve
+# runs with --retention-days 0, so the records stay visible however old they get.
+GENERATE_ARGS = ["--calls", "300", "--seed", "42", "--days", "20", "--until", "2026-11-22T00:00:00Z"]
 
 _server_log: Optional[Path] = None
 
@@ -63,10 +67,12 @@ class Server:
     handcrafted: dict
     ingest_reports: list[dict]
     usage: "UsageLogs"
+    # Call records that tests ingest later (test_subscriptions.py), so that totals stay right in any order.
+    extra_ids: set[str] = field(default_factory=set)
 
     @property
     def all_ids(self) -> set[str]:
-        return self.generated_ids | {self.handcrafted["id"]}
+        return self.generated_ids | {self.handcrafted["id"]} | self.extra_ids
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -422,6 +428,14 @@ def beta_adapter(server: Server, run: Callable) -> BetaGraphRequestAdapter:
 @pytest.fixture(scope="session")
 def beta_client(beta_adapter: BetaGraphRequestAdapter) -> BetaGraphServiceClient:
     return BetaGraphServiceClient(request_adapter=beta_adapter)
+
+
+@pytest.fixture
+def webhook() -> WebhookReceiver:
+    """A fresh webhook receiver per test: stdlib ThreadingHTTPServer on 127.0.0.1, port picked by the OS."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture(scope="session")

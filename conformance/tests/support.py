@@ -1,15 +1,19 @@
-"""Helpers shared by conftest.py and the tests: raw HTTP over urllib, and SDK paging with PageIterator."""
+"""Helpers shared by conftest.py and the tests: raw HTTP over urllib, SDK paging with PageIterator, and a
+webhook receiver (stdlib http.server) for subscriptions and change notifications."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional
 
 from msgraph_core.tasks.page_iterator import PageIterator
 
@@ -132,3 +136,121 @@ def to_python_datetime(value: str) -> dt.datetime:
     """What the SDK makes of a timestamp: UTC, fraction truncated to microseconds."""
     t = ticks(value)
     return dt.datetime.fromtimestamp(t // 10_000_000, dt.timezone.utc).replace(microsecond=(t % 10_000_000) // 10)
+
+
+# --------------------------------------------------------------------------- webhook receiver (§5.3, §5.4)
+
+
+@dataclass
+class ReceivedPost:
+    """One POST that reached the receiver."""
+    path: str                   # without the query
+    query: dict[str, list[str]]  # parse_qs of the query (values URL-decoded)
+    headers: Any                # email.message.Message: case-insensitive .get()
+    body: bytes
+
+    @property
+    def validation_token(self) -> Optional[str]:
+        values = self.query.get("validationToken")
+        return values[0] if values else None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A real `ThreadingHTTPServer` on 127.0.0.1, on a port the OS picks, serving from a background thread.
+
+    - `POST …?validationToken=T` (the §5.3 handshake) is recorded in `validations` and answered
+      `200 text/plain` with `token_reply(T)` (by default T itself, URL-decoded, as §5.3 requires).
+    - Any other POST is a change notification (§5.4): recorded in `notifications` and answered `202`.
+    Waiters are woken through a Condition whenever a POST is recorded.
+    """
+
+    def __init__(self) -> None:
+        self.validations: list[ReceivedPost] = []
+        self.notifications: list[ReceivedPost] = []
+        self.token_reply: Callable[[str], str] = lambda token: token
+        self._cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port: int = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"webhook-{self.port}", daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    # -- request handling (runs on the server's threads)
+
+    @staticmethod
+    def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(h.rfile.read(size))
+                h.rfile.readline()
+        length = int(h.headers.get("Content-Length") or 0)
+        return h.rfile.read(length) if length else b""
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urllib.parse.urlsplit(h.path)
+        post = ReceivedPost(path=parts.path, query=urllib.parse.parse_qs(parts.query, keep_blank_values=True),
+                            headers=h.headers, body=self._read_body(h))
+        token = post.validation_token
+        if token is not None:
+            reply = self.token_reply(token).encode("utf-8")
+            status, content_type = 200, "text/plain; charset=utf-8"
+        else:
+            reply, status, content_type = b"", 202, None
+        with self._cond:
+            (self.validations if token is not None else self.notifications).append(post)
+            self._cond.notify_all()
+        h.send_response(status)
+        if content_type:
+            h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(reply)))
+        h.end_headers()
+        h.wfile.write(reply)
+
+    # -- what the tests read
+
+    def changes(self, subscription_id: Optional[str] = None) -> list[dict]:
+        """Every changeNotification received so far (flattened over POSTs), optionally for one subscription."""
+        with self._cond:
+            posts = list(self.notifications)
+        items = [item for post in posts for item in post.json()["value"]]
+        return [i for i in items if subscription_id is None or i.get("subscriptionId") == subscription_id]
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> None:
+        """Block until `condition()` holds, re-checking on every received POST and at least every `poll` seconds."""
+        deadline = time.monotonic() + timeout
+        while not condition():  # evaluated without the lock: it may do HTTP
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
+                                     f"validations={len(self.validations)}, "
+                                     f"notifications={[p.body[:500] for p in self.notifications]}")
+            with self._cond:
+                self._cond.wait(min(remaining, poll))
