@@ -11,7 +11,23 @@ use crate::support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_callrecords");
 
 /// Starts `callrecords serve` on a free port and waits for its "listening" line.
-fn spawn_server(db_url: &str) -> (Child, String) {
+/// A server process that is killed (SIGKILL) when dropped, so a failing test leaves none behind.
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+fn spawn_server(db_url: &str) -> (ServerProcess, String) {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -28,6 +44,7 @@ fn spawn_server(db_url: &str) -> (Child, String) {
         .spawn()
         .expect("server starts");
     let stderr = child.stderr.take().expect("stderr");
+    let server = ServerProcess(child);
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let base = loop {
@@ -39,7 +56,7 @@ fn spawn_server(db_url: &str) -> (Child, String) {
     };
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    (server, base)
 }
 
 async fn count(client: &reqwest::Client, base: &str) -> u64 {
@@ -92,8 +109,7 @@ async fn acknowledged_records_survive_kill_9(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Act: SIGKILL, no chance to flush anything.
-    server.kill().expect("kill -9");
-    server.wait().unwrap();
+    server.kill_9();
     let in_flight_acknowledged = matches!(pending.await.unwrap(), Ok(response) if response.status() == 200);
 
     // Assert: a new server on the same file has every acknowledged record, intact.
@@ -118,8 +134,7 @@ async fn acknowledged_records_survive_kill_9(backend: Backend) {
             "PT0.016S"
         );
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
 }
 
 #[test]
@@ -269,8 +284,7 @@ async fn notifications_survive_kill_9_between_commit_and_delivery(backend: Backe
         .unwrap();
     assert_eq!(ingested.status(), 200);
 
-    server.kill().expect("kill -9");
-    server.wait().unwrap();
+    server.kill_9();
     receiver.fail_next(0);
     let (mut server, _) = spawn_server(&database.url);
 
@@ -282,6 +296,5 @@ async fn notifications_survive_kill_9_between_commit_and_delivery(backend: Backe
     delivered.sort();
     delivered.dedup();
     assert_eq!(delivered, ids(&records));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
 }
