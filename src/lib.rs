@@ -5,6 +5,8 @@
 pub mod api;
 /// `App::build` / `App::run`: the startup seam shared by `serve` and the tests.
 pub mod app;
+/// `callrecords bench`: stores, a child server, an HTTP load generator and a report against targets.
+pub mod bench;
 /// The command line: serve, import, generate, migrate.
 pub mod cli;
 /// The seeded, deterministic generator of realistic call records.

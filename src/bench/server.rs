@@ -49,7 +49,11 @@ impl ChildServer {
             "--log-retention-days",
             "0",
         ];
-        Self::spawn(&args, format!("callrecords serve --db {}", crate::app::redact_url(db_url))).await
+        Self::spawn(
+            &args,
+            format!("callrecords serve --db {}", crate::app::redact_url(db_url)),
+        )
+        .await
     }
 
     /// The baseline server answering `bytes` bytes to every GET.
@@ -164,17 +168,17 @@ pub struct ProcessUsage {
     pub cpu: Duration,
 }
 
-/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat`; 100 on every architecture
-/// Linux supports for userspace ABI purposes.
+/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat`: 100 on x86-64 and arm64
+/// whatever the kernel's own tick rate.
 const CLOCK_TICKS_PER_SECOND: u64 = 100;
 
 impl ProcessUsage {
     /// `pid` is a number or `self`.
     pub fn of(pid: &str) -> anyhow::Result<Self> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
-        let stat =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
         Ok(Self {
             peak_rss_bytes: parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))?,
             cpu: parse_cpu_time(&stat).with_context(|| format!("no CPU times in /proc/{pid}/stat"))?,
@@ -260,7 +264,10 @@ mod tests {
         for n_bytes in [2, 5, 12, 13, 31_337] {
             let body = baseline_body(n_bytes);
             assert_eq!(body.len(), n_bytes);
-            assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok(), "{n_bytes} bytes");
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(&body).is_ok(),
+                "{n_bytes} bytes"
+            );
         }
     }
 }

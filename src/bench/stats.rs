@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(summarize(&mut []), LatencySummary::default());
         let mut one = millis([7]);
         let summary = summarize(&mut one);
-        assert_eq!((summary.p50_us, summary.p999_us, summary.mean_us), (7_000, 7_000, 7_000));
+        assert_eq!(
+            (summary.p50_us, summary.p999_us, summary.mean_us),
+            (7_000, 7_000, 7_000)
+        );
         let two = millis([1, 2]);
         assert_eq!(percentile(&two, 50.0), Some(Duration::from_millis(1)));
         assert_eq!(percentile(&two, 50.1), Some(Duration::from_millis(2)));

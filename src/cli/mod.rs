@@ -43,6 +43,11 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Measure the server over HTTP against the targets of issue 7 and print a Markdown report.
+    Bench(crate::bench::BenchArgs),
+    /// The bench's baseline: a minimal server answering pre-built bytes (started by `bench`).
+    #[command(hide = true)]
+    BenchBaseline(crate::bench::BaselineArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -136,6 +141,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied to {}", redact_url(&args.db_url));
             Ok(())
         }
+        Command::Bench(args) => {
+            let report = crate::bench::run(args).await?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes()).context("writing to stdout")
+        }
+        Command::BenchBaseline(args) => crate::bench::serve_baseline(args).await,
     }
 }
 

@@ -1,0 +1,366 @@
+//! What a bench run found, as data (`BenchReport`, saved by `--json`) and as Markdown: a header
+//! describing the machine and the run, the table of figures with ratios to the baseline, and
+//! the targets of issue 7 with PASS or MISS. Formatting only; the figures come from `load`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::stats::{self, LatencySummary};
+
+/// Everything a run measured, with what it ran on.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub machine: Machine,
+    pub store_kind: String,
+    pub records: u64,
+    pub small_records: u64,
+    /// Seconds spent building each store in this run; absent for a store that was reused.
+    pub build_secs: Vec<(u64, Option<f64>)>,
+    pub concurrency: usize,
+    pub ingest_connections: usize,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    pub quick: bool,
+    pub seed: u64,
+    pub cases: Vec<CaseResult>,
+}
+
+/// The figures of one case.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// Stable key: `get`, `list-unfiltered`, `list-window`, `list-participant`, `ingest`,
+    /// `small-list-…`, `baseline`.
+    pub key: String,
+    /// The issue's case number (1 to 5).
+    pub case: u8,
+    pub title: String,
+    /// Records in the store the server read, or None for the baseline and the ingest store.
+    pub store_records: Option<u64>,
+    /// `requests` or `records`.
+    pub unit: &'static str,
+    /// Units per second over the measured window.
+    pub throughput: f64,
+    pub units: u64,
+    pub window_secs: f64,
+    /// Per request; per batch for ingest.
+    pub latency: LatencySummary,
+    pub mean_body_bytes: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub server_peak_rss_bytes: u64,
+    /// The server's CPU time over the whole case (warm-up included) divided by its wall time.
+    pub server_cores: f64,
+    /// The same for the bench process, which generates the load.
+    pub load_generator_cores: f64,
+    pub note: Option<String>,
+}
+
+/// The machine the run happened on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_bytes: u64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model: cpuinfo
+                .lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map_or_else(|| "unknown".to_owned(), |(_, model)| model.trim().to_owned()),
+            memory_bytes: meminfo
+                .lines()
+                .find(|line| line.starts_with("MemTotal:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kilobytes| kilobytes.parse::<u64>().ok())
+                .map_or(0, |kilobytes| kilobytes * 1024),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".to_owned(), |release| release.trim().to_owned()),
+        }
+    }
+}
+
+/// The targets of issue 7, set for a 1,000,000-record SQLite store at concurrency 32.
+const GET_THROUGHPUT_OF_BASELINE: f64 = 0.5;
+const GET_P99_MS: f64 = 5.0;
+const LIST_P99_MS: f64 = 10.0;
+const LARGE_TO_SMALL_P99: f64 = 1.5;
+const INGEST_RECORDS_PER_SEC: f64 = 20_000.0;
+const PEAK_RSS_MB: f64 = 150.0;
+
+impl BenchReport {
+    fn case(&self, key: &str) -> Option<&CaseResult> {
+        self.cases.iter().find(|case| case.key == key)
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        self.write_header(&mut out);
+        self.write_table(&mut out);
+        self.write_targets(&mut out);
+        self.write_notes(&mut out);
+        out
+    }
+
+    fn write_header(&self, out: &mut String) {
+        let machine = &self.machine;
+        let _ = writeln!(
+            out,
+            "# callrecords bench{}\n",
+            if self.quick { " (--quick)" } else { "" }
+        );
+        let _ = writeln!(
+            out,
+            "- Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}.",
+            machine.cpus,
+            machine.cpu_model,
+            machine.memory_bytes as f64 / f64::from(1u32 << 30),
+            machine.kernel
+        );
+        let _ = writeln!(
+            out,
+            "- The load generator runs in the bench process on the same {} CPUs as the server under test, so every figure is what is left once the client has taken its share (see the CPU columns).",
+            machine.cpus
+        );
+        let _ = writeln!(out, "- Store: {}.", self.store_kind);
+        if self.store_kind.starts_with("PostgreSQL") {
+            let _ = writeln!(
+                out,
+                "- Server peak RSS and CPU count the callrecords process only; PostgreSQL's own processes share the same CPUs and are not counted."
+            );
+        }
+        let builds: Vec<String> = self
+            .build_secs
+            .iter()
+            .map(|(records, secs)| match secs {
+                Some(secs) => format!("{} records built in {secs:.0} s", thousands(*records)),
+                None => format!("{} records reused", thousands(*records)),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "- Stores: {} (generator seed {}, 30 days of calls ending 2026-01-01).",
+            builds.join(", "),
+            self.seed
+        );
+        let _ = writeln!(
+            out,
+            "- Load: {} concurrent keep-alive connections (ingest: {}), closed loop, {} s warm-up then {} s measured per case; each case on a freshly started server.",
+            self.concurrency, self.ingest_connections, self.warmup_secs, self.duration_secs
+        );
+        let _ = writeln!(out);
+    }
+
+    fn write_table(&self, out: &mut String) {
+        let baseline = self.case("baseline");
+        let _ = writeln!(
+            out,
+            "| # | Case | Store | Throughput | × baseline | p50 | p99 | p99.9 | p99 × baseline | Server peak RSS | Server CPU | Load-gen CPU | Errors |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for case in &self.cases {
+            let comparable = case.unit == "requests";
+            let throughput_ratio = baseline
+                .filter(|_| comparable)
+                .and_then(|baseline| stats::ratio(case.throughput, baseline.throughput));
+            let p99_ratio = baseline
+                .filter(|_| comparable)
+                .and_then(|baseline| stats::ratio(case.latency.p99_us as f64, baseline.latency.p99_us as f64));
+            let unit = if case.unit == "records" { "records/s" } else { "req/s" };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} {unit} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {} |",
+                case.case,
+                case.title,
+                case.store_records.map_or_else(|| "–".to_owned(), thousands),
+                thousands(case.throughput.round() as u64),
+                throughput_ratio.map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}×")),
+                millis(case.latency.p50_us),
+                millis(case.latency.p99_us),
+                millis(case.latency.p999_us),
+                p99_ratio.map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.1}×")),
+                megabytes(case.server_peak_rss_bytes),
+                case.server_cores,
+                case.load_generator_cores,
+                case.errors,
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Latency is per request (per 1,000-record batch for ingest). Mean answer size of case 1: {} bytes; the baseline answers the same number of bytes.",
+            self.case("get").map_or(0, |case| case.mean_body_bytes)
+        );
+        let _ = writeln!(out);
+    }
+
+    fn write_targets(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Targets (issue 7: 1,000,000-record SQLite store, concurrency 32; this run: {} records, {}, concurrency {})\n",
+            thousands(self.records),
+            if self.store_kind.starts_with("SQLite") { "SQLite" } else { "PostgreSQL" },
+            self.concurrency
+        );
+        let _ = writeln!(out, "| Target | Measured | Verdict |");
+        let _ = writeln!(out, "|---|---:|---|");
+        let mut row = |target: String, measured: Option<(f64, String)>, pass: &dyn Fn(f64) -> bool| {
+            let (verdict, measured) = match measured {
+                Some((value, text)) => (if pass(value) { "PASS" } else { "MISS" }, text),
+                None => ("–", "not measured".to_owned()),
+            };
+            let _ = writeln!(out, "| {target} | {measured} | {verdict} |");
+        };
+        let get = self.case("get");
+        let baseline = self.case("baseline");
+        row(
+            format!(
+                "1. get with sessions and segments: ≥ {:.0} % of baseline req/s",
+                GET_THROUGHPUT_OF_BASELINE * 100.0
+            ),
+            get.zip(baseline)
+                .and_then(|(get, baseline)| stats::ratio(get.throughput, baseline.throughput))
+                .map(|ratio| (ratio, format!("{:.0} %", ratio * 100.0))),
+            &|ratio| ratio >= GET_THROUGHPUT_OF_BASELINE,
+        );
+        row(
+            format!("1. get with sessions and segments: p99 ≤ {GET_P99_MS} ms"),
+            get.map(p99_ms),
+            &|ms| ms <= GET_P99_MS,
+        );
+        for (key, name) in LIST_CASES {
+            row(
+                format!("2. list, {name}: p99 ≤ {LIST_P99_MS} ms"),
+                self.case(key).map(p99_ms),
+                &|ms| ms <= LIST_P99_MS,
+            );
+        }
+        row(
+            format!(
+                "3. NDJSON ingest: ≥ {} records/s",
+                thousands(INGEST_RECORDS_PER_SEC as u64)
+            ),
+            self.case("ingest").map(|case| {
+                (
+                    case.throughput,
+                    format!("{} records/s", thousands(case.throughput.round() as u64)),
+                )
+            }),
+            &|rate| rate >= INGEST_RECORDS_PER_SEC,
+        );
+        for (key, name) in LIST_CASES {
+            let large = self.case(key);
+            let small = self.case(&format!("small-{key}"));
+            row(
+                format!(
+                    "4. list, {name}: p99 on {} ÷ p99 on {} records ≤ {LARGE_TO_SMALL_P99}",
+                    thousands(self.records),
+                    thousands(self.small_records)
+                ),
+                large
+                    .zip(small)
+                    .and_then(|(large, small)| stats::ratio(large.latency.p99_us as f64, small.latency.p99_us as f64))
+                    .map(|ratio| (ratio, format!("{ratio:.2}"))),
+                &|ratio| ratio <= LARGE_TO_SMALL_P99,
+            );
+        }
+        let peak = self
+            .cases
+            .iter()
+            .filter(|case| case.key != "baseline")
+            .map(|case| case.server_peak_rss_bytes)
+            .max();
+        row(
+            format!("server peak RSS ≤ {PEAK_RSS_MB} MB (largest over the server's cases)"),
+            peak.map(|bytes| (bytes as f64 / 1e6, megabytes(bytes))),
+            &|mb| mb <= PEAK_RSS_MB,
+        );
+        let _ = writeln!(out);
+    }
+
+    fn write_notes(&self, out: &mut String) {
+        let notes: Vec<String> = self
+            .cases
+            .iter()
+            .flat_map(|case| {
+                let note = case.note.as_ref().map(|note| format!("- {}: {note}.", case.title));
+                let error = case
+                    .first_error
+                    .as_ref()
+                    .map(|error| format!("- {}: {} failed requests; the first: {error}", case.title, case.errors));
+                note.into_iter().chain(error)
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "Notes:\n");
+            for note in notes {
+                let _ = writeln!(out, "{note}");
+            }
+            let _ = writeln!(out);
+        }
+    }
+}
+
+/// The list cases: key and name, in the order they run.
+pub const LIST_CASES: [(&str, &str); 3] = [
+    ("list-unfiltered", "unfiltered"),
+    ("list-window", "startDateTime window"),
+    ("list-participant", "participants_v2/any"),
+];
+
+fn p99_ms(case: &CaseResult) -> (f64, String) {
+    (case.latency.p99_us as f64 / 1000.0, millis(case.latency.p99_us))
+}
+
+fn millis(micros: u64) -> String {
+    let ms = micros as f64 / 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{} ms", thousands(ms.round() as u64))
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut res = String::with_capacity(digits.len() + digits.len() / 3);
+    for (position, digit) in digits.chars().enumerate() {
+        if position > 0 && (digits.len() - position) % 3 == 0 {
+            res.push(',');
+        }
+        res.push(digit);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_for_people() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(millis(1_234), "1.23 ms");
+        assert_eq!(millis(12_345), "12.3 ms");
+        assert_eq!(millis(1_234_567), "1,235 ms");
+        assert_eq!(megabytes(150_400_000), "150 MB");
+    }
+}

@@ -1,0 +1,281 @@
+//! The stores the bench reads and writes: where they live, how they are named, and how they are
+//! built with the generator. A store is reused when it already holds the wanted number of
+//! records, because building a large one takes many minutes.
+//!
+//! SQLite stores are files in a directory (`./data/bench/` by default); PostgreSQL stores are
+//! databases the bench creates on the server it is given (`callrecords_bench_<records>_seed<seed>`).
+//! The name carries everything that decides the content (size and seed; the time window is a
+//! constant of the bench), so a reused store holds exactly what a fresh build would.
+//! Never: touch a store whose name the bench did not make.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::Connection as _;
+use time::OffsetDateTime;
+
+use crate::generate::GenerateOptions;
+use crate::store::{self, RecordSelection, TenantId};
+
+/// Where the bench's stores live.
+#[derive(Clone, Debug)]
+pub enum StoreServer {
+    /// A directory of SQLite files.
+    Sqlite { dir: PathBuf },
+    /// A PostgreSQL server, reached through the URL of any database on it.
+    Postgres { base_url: reqwest::Url },
+}
+
+/// A store of generated records, ready to serve.
+#[derive(Clone, Debug)]
+pub struct BuiltStore {
+    pub url: String,
+    pub records: u64,
+    /// Time spent building it now; None when an existing store was reused.
+    pub build_time: Option<Duration>,
+}
+
+impl StoreServer {
+    /// `sqlite://DIR` or a `postgres://` URL.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if let Some(dir) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite {
+                dir: PathBuf::from(dir),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let base_url =
+                reqwest::Url::parse(url).with_context(|| format!("parsing --db {}", crate::app::redact_url(url)))?;
+            Ok(Self::Postgres { base_url })
+        } else {
+            anyhow::bail!("unsupported --db '{url}': expected sqlite://DIRECTORY or postgres://USER@HOST:PORT/DB")
+        }
+    }
+
+    /// `SQLite` or `PostgreSQL 15.2 …`, for the report's header.
+    pub async fn describe(&self) -> anyhow::Result<String> {
+        match self {
+            Self::Sqlite { dir } => Ok(format!("SQLite (files under {})", dir.display())),
+            Self::Postgres { base_url } => {
+                let mut db = connect(base_url).await?;
+                let version: String = sqlx::query_scalar("SHOW server_version")
+                    .fetch_one(&mut db)
+                    .await
+                    .context("asking PostgreSQL for its version")?;
+                Ok(format!(
+                    "PostgreSQL {version} at {}",
+                    crate::app::redact_url(base_url.as_str())
+                ))
+            }
+        }
+    }
+
+    /// The store of `options.calls` generated records, reused if it is complete, otherwise
+    /// (re)built from nothing.
+    pub async fn ensure(&self, options: &GenerateOptions) -> anyhow::Result<BuiltStore> {
+        let name = format!("records-{}-seed{}", options.calls, options.seed);
+        let url = match self {
+            Self::Sqlite { dir } => {
+                let path = dir.join(format!("{name}.db"));
+                let url = sqlite_url(&path);
+                if path.exists() && count_records(&url).await? == options.calls {
+                    self.settle(&url).await?;
+                    return Ok(reused(url, options.calls));
+                }
+                remove_sqlite_files(&path)?;
+                url
+            }
+            Self::Postgres { base_url } => {
+                let database = format!("callrecords_bench_{}", name.replace('-', "_"));
+                let url = database_url(base_url, &database);
+                if database_exists(base_url, &database).await? && count_records(&url).await? == options.calls {
+                    return Ok(reused(url, options.calls));
+                }
+                recreate_database(base_url, &database).await?;
+                url
+            }
+        };
+        eprintln!(
+            "bench: building a store of {} records in {} (seed {}); this is done once and reused",
+            options.calls,
+            crate::app::redact_url(&url),
+            options.seed
+        );
+        let started = Instant::now();
+        let store = store::open(&url).await?;
+        let report = crate::cli::generate_into(store.as_ref(), &TenantId::default_tenant(), options.clone()).await?;
+        drop(store);
+        self.settle(&url).await?;
+        let build_time = started.elapsed();
+        let records = count_records(&url).await?;
+        anyhow::ensure!(
+            records == options.calls,
+            "the store at {} holds {records} records after building, not {}",
+            crate::app::redact_url(&url),
+            options.calls
+        );
+        eprintln!(
+            "bench: built {} records ({} replaced by later versions) in {:.0} s",
+            report.stored,
+            report.replaced,
+            build_time.as_secs_f64()
+        );
+        Ok(BuiltStore {
+            url,
+            records,
+            build_time: Some(build_time),
+        })
+    }
+
+    /// Leaves a store as a long-running deployment would have it, so that every run reads the
+    /// same layout: SQLite's write-ahead log folded into the database file (a store whose last
+    /// writer was killed keeps a WAL that every read must consult), PostgreSQL's tables vacuumed
+    /// and analysed (as autovacuum would have done by the time anyone reads them).
+    async fn settle(&self, url: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite { .. } => {
+                let mut db = sqlx::SqliteConnection::connect(url)
+                    .await
+                    .with_context(|| format!("opening {url}"))?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut db)
+                    .await
+                    .with_context(|| format!("checkpointing {url}"))?;
+                db.close().await.with_context(|| format!("closing {url}"))?;
+            }
+            Self::Postgres { .. } => {
+                let mut db = sqlx::PgConnection::connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", crate::app::redact_url(url)))?;
+                sqlx::query("VACUUM (ANALYZE)")
+                    .execute(&mut db)
+                    .await
+                    .with_context(|| format!("vacuuming {}", crate::app::redact_url(url)))?;
+                db.close().await.context("closing the PostgreSQL connection")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An empty store for the ingest case, made fresh so that the ingested records never change
+    /// the stores that are reused. Returns its URL.
+    pub async fn fresh_ingest_store(&self) -> anyhow::Result<String> {
+        let url = match self {
+            Self::Sqlite { dir } => {
+                let path = dir.join("ingest.db");
+                remove_sqlite_files(&path)?;
+                sqlite_url(&path)
+            }
+            Self::Postgres { base_url } => {
+                recreate_database(base_url, INGEST_DATABASE).await?;
+                database_url(base_url, INGEST_DATABASE)
+            }
+        };
+        // Migrate now so the server's start-up is not part of anything measured.
+        drop(store::open(&url).await?);
+        Ok(url)
+    }
+
+    /// Removes the ingest store; its server must have stopped.
+    pub async fn remove_ingest_store(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite { dir } => remove_sqlite_files(&dir.join("ingest.db")),
+            Self::Postgres { base_url } => drop_database(base_url, INGEST_DATABASE).await,
+        }
+    }
+}
+
+const INGEST_DATABASE: &str = "callrecords_bench_ingest";
+
+fn reused(url: String, records: u64) -> BuiltStore {
+    eprintln!("bench: reusing {} ({records} records)", crate::app::redact_url(&url));
+    BuiltStore {
+        url,
+        records,
+        build_time: None,
+    }
+}
+
+fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+async fn count_records(url: &str) -> anyhow::Result<u64> {
+    let store = store::open(url).await?;
+    let count = store
+        .count_call_records(&TenantId::default_tenant(), &RecordSelection::default())
+        .await
+        .with_context(|| format!("counting the records in {}", crate::app::redact_url(url)))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+fn remove_sqlite_files(path: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("removing {}", file.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The URL of `database` on the server of `base_url`, with the same user and options.
+fn database_url(base_url: &reqwest::Url, database: &str) -> String {
+    let mut url = base_url.clone();
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+async fn connect(base_url: &reqwest::Url) -> anyhow::Result<sqlx::PgConnection> {
+    sqlx::PgConnection::connect(base_url.as_str())
+        .await
+        .with_context(|| format!("connecting to {}", crate::app::redact_url(base_url.as_str())))
+}
+
+async fn database_exists(base_url: &reqwest::Url, database: &str) -> anyhow::Result<bool> {
+    let mut db = connect(base_url).await?;
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(database)
+        .fetch_optional(&mut db)
+        .await
+        .with_context(|| format!("looking for the database {database}"))?;
+    Ok(found.is_some())
+}
+
+async fn recreate_database(base_url: &reqwest::Url, database: &str) -> anyhow::Result<()> {
+    drop_database(base_url, database).await?;
+    let mut db = connect(base_url).await?;
+    // Identifiers cannot be bound; the name is made by the bench from digits and ASCII letters.
+    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+        .execute(&mut db)
+        .await
+        .with_context(|| format!("creating the database {database}"))?;
+    Ok(())
+}
+
+async fn drop_database(base_url: &reqwest::Url, database: &str) -> anyhow::Result<()> {
+    let mut db = connect(base_url).await?;
+    // FORCE ends the sessions a killed server may have left behind (PostgreSQL 13 and later).
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+        .execute(&mut db)
+        .await
+        .with_context(|| format!("dropping the database {database}"))?;
+    Ok(())
+}
+
+/// The generator's options for a bench store: a fixed window, so that stores are reproducible
+/// whatever the date.
+pub fn generate_options(calls: u64, seed: u64) -> GenerateOptions {
+    GenerateOptions {
+        calls,
+        seed,
+        days: WINDOW_DAYS,
+        until: WINDOW_UNTIL,
+    }
+}
+
+/// Start times of the bench's records fall in `[WINDOW_UNTIL - WINDOW_DAYS, WINDOW_UNTIL)`.
+pub const WINDOW_UNTIL: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+pub const WINDOW_DAYS: u32 = 30;
