@@ -14,6 +14,7 @@ use super::context::RequestContext;
 use super::error::{ApiError, Result};
 use super::odata::{self, context_url, keyed, link, page_size, parse_document, project};
 use super::path::{self, Resource};
+use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::model::{DateTimeOffset, LogKind, CSDL};
 use crate::query::{
@@ -185,18 +186,6 @@ fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) 
     selection
 }
 
-/// Inserts `{key}@odata.context` just before `key`, where Graph writes it (spec §6.3).
-fn with_annotation_before(entity: Map<String, Value>, key: &str, annotation: &str, value: Value) -> Map<String, Value> {
-    let mut res = Map::with_capacity(entity.len() + 1);
-    for (name, child) in entity {
-        if name == key {
-            res.insert(annotation.to_owned(), value.clone());
-        }
-        res.insert(name, child);
-    }
-    res
-}
-
 pub(super) fn invalid_skiptoken() -> ApiError {
     ApiError::bad_request("Invalid skip token.").with_target("$skiptoken")
 }
@@ -266,25 +255,30 @@ impl Graph {
             .ok_or_else(ApiError::call_record_not_found)
     }
 
-    /// A record document as served: projected, with `organizer_v2` inlined when `$select` is
-    /// absent or names it (spec A14) and its context annotation before it.
-    fn render_record(
+    /// A record document as served, written into `object`: projected, with `organizer_v2`
+    /// inlined when `$select` is absent or names it, or when it is expanded (spec A14), and its
+    /// context annotation before it.
+    fn write_record(
         &self,
+        object: &mut JsonObject,
         record_id: &str,
         document: &str,
         select: &[String],
         force_organizer: bool,
-    ) -> Result<Map<String, Value>> {
-        let mut entity = parse_document(document).map_err(ApiError::internal)?;
+    ) -> Result<()> {
+        let mut entity = RawEntity::parse(document).map_err(ApiError::internal)?;
         let keep_organizer = force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
-        project(&mut entity, select);
+        if keep_organizer && !select.is_empty() {
+            let mut kept = select.to_vec();
+            kept.push("organizer_v2".to_owned());
+            entity.project(&kept);
+        } else {
+            entity.project(select);
+        }
         if !keep_organizer {
             entity.remove("organizer_v2");
-        } else if force_organizer && !entity.contains_key("organizer_v2") {
-            entity.insert("organizer_v2".into(), Value::Null);
-        }
-        if !entity.contains_key("organizer_v2") {
-            return Ok(entity);
+        } else if force_organizer && !entity.contains("organizer_v2") {
+            entity.push("organizer_v2", "null");
         }
         let context = context_url(
             &self.ctx,
@@ -293,12 +287,12 @@ impl Graph {
                 keyed("callRecords", record_id)
             ),
         );
-        Ok(with_annotation_before(
-            entity,
-            "organizer_v2",
-            "organizer_v2@odata.context",
-            context.into(),
-        ))
+        let annotation =
+            entity
+                .contains("organizer_v2")
+                .then_some(("organizer_v2", "organizer_v2@odata.context", context.as_str()));
+        entity.write_members(object, annotation);
+        Ok(())
     }
 
     // Spec: shared/spec/graph-callrecords.md, "3.1 List callRecords"
@@ -348,24 +342,25 @@ impl Graph {
         rows.truncate(size as usize);
 
         let projection = query::context_projection(&select, &[]).unwrap_or_default();
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            context_url(&self.ctx, &format!("communications/callRecords{projection}")).into(),
+        let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 256).sum());
+        body.string(
+            "@odata.context",
+            &context_url(&self.ctx, &format!("communications/callRecords{projection}")),
         );
         if with_count {
             let total = self.state.store.count_call_records(&self.tenant, &selection).await?;
-            body.insert("@odata.count".into(), total.into());
+            body.integer("@odata.count", total);
         }
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
         let items = rows
             .iter()
             .map(|row| {
-                self.render_record(&row.id, &row.document, &select, force_organizer)
-                    .map(Value::Object)
+                let mut item = JsonObject::with_capacity(row.document.len() + 256);
+                self.write_record(&mut item, &row.id, &row.document, &select, force_organizer)?;
+                Ok(item.finish())
             })
             .collect::<Result<Vec<_>>>()?;
-        body.insert("value".into(), Value::Array(items));
+        body.raw_array("value", &items);
         let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
         if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
             let token = SkipToken {
@@ -384,14 +379,14 @@ impl Graph {
                 }
             }
             options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-            body.insert(
-                "@odata.nextLink".into(),
-                link(&self.ctx, "communications/callRecords", &options).into(),
+            body.string(
+                "@odata.nextLink",
+                &link(&self.ctx, "communications/callRecords", &options),
             );
         }
-        Ok(odata::json_response(
+        Ok(odata::json_text_response(
             &self.ctx,
-            Value::Object(body),
+            body.finish(),
             max_page_applied.into_iter().collect(),
         ))
     }
@@ -416,13 +411,13 @@ impl Graph {
         let expand = self.parse_expand(EntityKind::CallRecord, &["sessions", "participants_v2", "organizer_v2"])?;
         let record = self.require_record(id).await?;
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")).into(),
+        let mut body = JsonObject::with_capacity(record.document.len() * 2);
+        body.string(
+            "@odata.context",
+            &context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")),
         );
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
-        body.extend(self.render_record(id, &record.document, &select, force_organizer)?);
+        self.write_record(&mut body, id, &record.document, &select, force_organizer)?;
         let record_path = format!("communications/{}", keyed("callRecords", id));
         for item in &expand {
             match item.property.as_str() {
@@ -436,18 +431,18 @@ impl Graph {
                     );
                     let nested = query::context_projection(&[], &item.expand).unwrap_or_default();
                     let nested_select = item.select.clone().unwrap_or_default();
-                    body.insert(
-                        "sessions@odata.context".into(),
-                        context_url(&self.ctx, &format!("{record_path}/sessions{nested}")).into(),
+                    body.string(
+                        "sessions@odata.context",
+                        &context_url(&self.ctx, &format!("{record_path}/sessions{nested}")),
                     );
                     let sessions = self.render_sessions(&rows, &nested_select, &item.expand)?;
-                    body.insert("sessions".into(), Value::Array(sessions));
+                    body.raw_array("sessions", &sessions);
                     if let (true, Some(last)) = (more, rows.last()) {
                         let select_text = item.select.as_ref().map(|s| s.join(","));
                         let expand_text = (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
                         let next =
                             self.child_next_link(&record_path, "sessions", id, last.ordinal, select_text, expand_text);
-                        body.insert("sessions@odata.nextLink".into(), next.into());
+                        body.string("sessions@odata.nextLink", &next);
                     }
                 }
                 "participants_v2" => {
@@ -459,30 +454,23 @@ impl Graph {
                         MAX_PARTICIPANTS_PAGE,
                     );
                     let nested_select = item.select.clone().unwrap_or_default();
-                    body.insert(
-                        "participants_v2@odata.context".into(),
-                        context_url(&self.ctx, &format!("{record_path}/participants_v2")).into(),
+                    body.string(
+                        "participants_v2@odata.context",
+                        &context_url(&self.ctx, &format!("{record_path}/participants_v2")),
                     );
-                    let participants = rows
-                        .iter()
-                        .map(|row| {
-                            let mut entity = parse_document(&row.document).map_err(ApiError::internal)?;
-                            project(&mut entity, &nested_select);
-                            Ok(Value::Object(entity))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    body.insert("participants_v2".into(), Value::Array(participants));
+                    let participants = render_participants(&rows, &nested_select)?;
+                    body.raw_array("participants_v2", &participants);
                     if let (true, Some(last)) = (more, rows.last()) {
                         let select_text = item.select.as_ref().map(|s| s.join(","));
                         let next =
                             self.child_next_link(&record_path, "participants_v2", id, last.ordinal, select_text, None);
-                        body.insert("participants_v2@odata.nextLink".into(), next.into());
+                        body.string("participants_v2@odata.nextLink", &next);
                     }
                 }
                 _ => {}
             }
         }
-        Ok(odata::json_response(&self.ctx, Value::Object(body), Vec::new()))
+        Ok(odata::json_text_response(&self.ctx, body.finish(), Vec::new()))
     }
 
     /// The next link of an expanded or listed child collection, with a token bound to the
@@ -530,14 +518,10 @@ impl Graph {
     }
 
     /// Sessions as served: projected, with segments kept only when expanded.
-    fn render_sessions(&self, rows: &[StoredChild], select: &[String], expand: &[ExpandItem]) -> Result<Vec<Value>> {
+    fn render_sessions(&self, rows: &[StoredChild], select: &[String], expand: &[ExpandItem]) -> Result<Vec<String>> {
         let segments = expand.iter().find(|item| item.property == "segments");
         rows.iter()
-            .map(|row| {
-                let mut session = parse_document(&row.document).map_err(ApiError::internal)?;
-                project_session(&mut session, select, segments);
-                Ok(Value::Object(session))
-            })
+            .map(|row| render_session(&row.document, select, segments).map_err(ApiError::internal))
             .collect()
     }
 
@@ -592,30 +576,23 @@ impl Graph {
         let (rows, more) = split_page(fetched, size);
         let record_path = format!("communications/{}", keyed("callRecords", id));
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            context_url(&self.ctx, &format!("{record_path}/{name}{projection}")).into(),
+        let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 1).sum::<usize>() + 512);
+        body.string(
+            "@odata.context",
+            &context_url(&self.ctx, &format!("{record_path}/{name}{projection}")),
         );
         if with_count {
             let total = match child {
                 Child::Sessions => record.n_sessions,
                 Child::Participants => record.n_participants,
             };
-            body.insert("@odata.count".into(), total.into());
+            body.integer("@odata.count", total);
         }
         let items = match child {
             Child::Sessions => self.render_sessions(&rows, &select, &expand)?,
-            Child::Participants => rows
-                .iter()
-                .map(|row| {
-                    let mut entity = parse_document(&row.document).map_err(ApiError::internal)?;
-                    project(&mut entity, &select);
-                    Ok(Value::Object(entity))
-                })
-                .collect::<Result<Vec<_>>>()?,
+            Child::Participants => render_participants(&rows, &select)?,
         };
-        body.insert("value".into(), Value::Array(items));
+        body.raw_array("value", &items);
         let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
         if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
             let next = self.child_next_link_with(
@@ -628,11 +605,11 @@ impl Graph {
                 self.options.count.clone(),
                 left,
             );
-            body.insert("@odata.nextLink".into(), next.into());
+            body.string("@odata.nextLink", &next);
         }
-        Ok(odata::json_response(
+        Ok(odata::json_text_response(
             &self.ctx,
-            Value::Object(body),
+            body.finish(),
             max_page_applied.into_iter().collect(),
         ))
     }
@@ -813,6 +790,45 @@ fn with_context(context: String, entity: Map<String, Value>) -> Value {
     body.insert("@odata.context".into(), context.into());
     body.extend(entity);
     Value::Object(body)
+}
+
+/// A session as served: projected, with its segments kept (last, each under the nested
+/// `$select`) only when `segments` is expanded.
+fn render_session(document: &str, select: &[String], segments: Option<&ExpandItem>) -> anyhow::Result<String> {
+    let mut session = RawEntity::parse(document)?;
+    let segments_json = session.remove("segments");
+    session.project(select);
+    if let (Some(item), Some(list)) = (segments, segments_json) {
+        match item.select.as_deref() {
+            None | Some([]) => session.push("segments", list),
+            Some(nested_select) => {
+                let projected = raw::array_items(&list)?
+                    .into_iter()
+                    .map(|segment| {
+                        let mut entity = RawEntity::parse(segment)?;
+                        entity.project(nested_select);
+                        Ok(entity.to_json())
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                session.push("segments", raw::array_json(&projected));
+            }
+        }
+    }
+    Ok(session.to_json())
+}
+
+/// Participants as served, each projected.
+fn render_participants(rows: &[StoredChild], select: &[String]) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|row| {
+            if select.is_empty() {
+                return Ok(row.document.clone());
+            }
+            let mut entity = RawEntity::parse(&row.document).map_err(ApiError::internal)?;
+            entity.project(select);
+            Ok(entity.to_json())
+        })
+        .collect()
 }
 
 /// Projects a session and keeps its segments only when `segments` is expanded, applying the

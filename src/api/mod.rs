@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod odata;
 mod path;
+mod raw;
 mod subscriptions;
 mod usage_logs;
 

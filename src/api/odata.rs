@@ -7,6 +7,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 
 use super::context::RequestContext;
+use super::error::ApiError;
 use super::ODATA_JSON;
 use crate::model;
 
@@ -93,6 +94,31 @@ pub fn json_response(ctx: &RequestContext, mut body: Value, mut applied: Vec<Str
         applied.push("include-unknown-enum-members".to_owned());
     }
     let mut response = (StatusCode::OK, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+    if !applied.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&applied.join(",")) {
+            headers.insert("Preference-Applied", value);
+        }
+    }
+    response
+}
+
+/// `json_response` for a body already written as compact JSON text (see `api::raw`): the text is
+/// sent as it is unless `omit-values=nulls` asks for a rewrite of the whole tree.
+pub fn json_text_response(ctx: &RequestContext, mut body: String, mut applied: Vec<String>) -> Response {
+    if ctx.prefer.omit_nulls {
+        return match serde_json::from_str(&body) {
+            Ok(value) => json_response(ctx, value, applied),
+            Err(error) => ApiError::internal(anyhow::Error::new(error)).into_response(),
+        };
+    }
+    if model::shape_text_for_client(&mut body, ctx.prefer.include_unknown_enum_members)
+        && ctx.prefer.include_unknown_enum_members
+    {
+        applied.push("include-unknown-enum-members".to_owned());
+    }
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
     if !applied.is_empty() {

@@ -6,12 +6,12 @@
 //! deeper the page. A `$skip` the client sends itself is still honoured.
 
 use axum::response::Response;
-use serde_json::{Map, Value};
 
 use super::call_records::{fingerprint, invalid_skiptoken, Graph};
 use super::error::{ApiError, Result};
-use super::odata::{self, context_url, link, parse_document};
+use super::odata::{self, context_url, link};
 use super::path::{function_name, FunctionRange};
+use super::raw::JsonObject;
 use crate::model::LogKind;
 use crate::query::{self, QueryOption as Q, SkipToken};
 use crate::store::{LogRowQuery, RecordCursor};
@@ -71,21 +71,15 @@ impl Graph {
         let more = rows.len() > size as usize;
         rows.truncate(size as usize);
 
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            context_url(&self.ctx, &format!("Collection({})", kind.row_type())).into(),
+        let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 1).sum::<usize>() + 512);
+        body.string(
+            "@odata.context",
+            &context_url(&self.ctx, &format!("Collection({})", kind.row_type())),
         );
-        body.insert("@odata.count".into(), rows.len().into());
-        let values = rows
-            .iter()
-            .map(|row| {
-                parse_document(&row.document)
-                    .map(Value::Object)
-                    .map_err(ApiError::internal)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        body.insert("value".into(), Value::Array(values));
+        body.integer("@odata.count", i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        // Rows are served as stored: the store wrote them with our serializer (see `api::raw`).
+        let values: Vec<&str> = rows.iter().map(|row| row.document.as_str()).collect();
+        body.raw_array("value", &values);
         let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
         if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
             let token = SkipToken {
@@ -98,8 +92,8 @@ impl Graph {
             }
             options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
             let path = format!("communications/callRecords/{}({range_text})", function_name(kind));
-            body.insert("@odata.nextLink".into(), link(&self.ctx, &path, &options).into());
+            body.string("@odata.nextLink", &link(&self.ctx, &path, &options));
         }
-        Ok(odata::json_response(&self.ctx, Value::Object(body), Vec::new()))
+        Ok(odata::json_text_response(&self.ctx, body.finish(), Vec::new()))
     }
 }

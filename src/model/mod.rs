@@ -306,6 +306,23 @@ pub fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, o
     saw_evolvable
 }
 
+/// `shape_for_client` without omitting nulls, on compact JSON text our serializer wrote. In such
+/// text an evolvable member can only appear as the exact characters `"property":"member"`: inside
+/// a string every quote is escaped, so the pattern cannot match there. Returns whether one was seen.
+pub fn shape_text_for_client(text: &mut String, include_unknown_enum_members: bool) -> bool {
+    let mut saw_evolvable = false;
+    for (property, member) in EVOLVABLE_MEMBERS {
+        let pattern = format!("\"{property}\":\"{member}\"");
+        if text.contains(&pattern) {
+            saw_evolvable = true;
+            if !include_unknown_enum_members {
+                *text = text.replace(&pattern, &format!("\"{property}\":\"unknownFutureValue\""));
+            }
+        }
+    }
+    saw_evolvable
+}
+
 fn shape_value(value: &mut Value, include_evolvable: bool, omit_nulls: bool, saw_evolvable: &mut bool) {
     match value {
         Value::Object(map) => {

@@ -214,6 +214,68 @@ async fn evolvable_enum_members_need_the_preference(backend: Backend) {
         "azureCommunicationServices"
     );
     assert_eq!(opted.header("preference-applied"), Some("include-unknown-enum-members"));
+
+    // The record, its session list and its expansions are written from the stored text; they
+    // must shape enums exactly as the single session above.
+    for (path, pointer) in [
+        (
+            "/communications/callRecords/c1?$expand=sessions($expand=segments)",
+            "/sessions/0/caller/userAgent/productFamily",
+        ),
+        (
+            "/communications/callRecords/c1/sessions?$expand=segments",
+            "/value/0/caller/userAgent/productFamily",
+        ),
+    ] {
+        let plain = app.graph(path).await;
+        assert_eq!(plain.json().pointer(pointer).unwrap(), "unknownFutureValue", "{path}");
+        assert!(!plain.text.contains("\"azureCommunicationServices\""), "{path}");
+        assert_eq!(plain.header("preference-applied"), None, "{path}");
+        let opted = app
+            .graph_with(path, &[("Prefer", "include-unknown-enum-members")])
+            .await;
+        assert_eq!(
+            opted.json().pointer(pointer).unwrap(),
+            "azureCommunicationServices",
+            "{path}"
+        );
+        assert_eq!(
+            opted.header("preference-applied"),
+            Some("include-unknown-enum-members"),
+            "{path}"
+        );
+    }
+}
+
+both!(an_expanded_organizer_survives_a_select_that_leaves_it_out);
+async fn an_expanded_organizer_survives_a_select_that_leaves_it_out(backend: Backend) {
+    let app = app_with_three_calls(backend).await;
+    let got = app
+        .graph("/communications/callRecords/c2?$select=version&$expand=organizer_v2")
+        .await
+        .json();
+    assert_eq!(got["organizer_v2"]["id"], "bob");
+    assert_eq!(got["version"], 1);
+    assert!(got.get("type").is_none());
+    let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
+    let annotation = keys.iter().position(|k| *k == "organizer_v2@odata.context").unwrap();
+    assert_eq!(
+        keys[annotation + 1],
+        "organizer_v2",
+        "the annotation comes just before what it annotates"
+    );
+
+    let listed = app
+        .graph("/communications/callRecords?$select=version&$expand=organizer_v2")
+        .await
+        .json();
+    for item in listed["value"].as_array().unwrap() {
+        assert!(
+            item["organizer_v2"].is_object() || item["organizer_v2"].is_null(),
+            "{item}"
+        );
+        assert!(item.get("type").is_none());
+    }
 }
 
 both!(omit_values_nulls_drops_nulls_and_keeps_empty_collections);
