@@ -74,6 +74,7 @@ impl App {
             retention: config.retention,
             state: AppState {
                 store,
+                ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 settings: Arc::new(config.api),
                 notifier,
             },

@@ -71,6 +71,13 @@ async fn ingest(
     ingest_kind: IngestKind,
 ) -> Result<Response> {
     let kind = body_kind(&headers)?;
+    // Waiting here, before the body is read, leaves it in the socket: TCP flow control holds
+    // the sender back instead of our memory growing with every request in flight.
+    let _slot = state
+        .ingest_slots
+        .acquire()
+        .await
+        .map_err(|error| ApiError::internal(anyhow::Error::new(error)))?;
     let tenant = TenantId::default_tenant();
     let mut batch = BatchIngest::of_kind(state.store.as_ref(), &tenant, ingest_kind);
     let mut stream = body.into_data_stream();

@@ -42,6 +42,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
     pub notifier: Arc<Notifier>,
+    /// Bounds the ingest requests processed at once (`ApiSettings::max_concurrent_ingests`).
+    pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The parts of the configuration the HTTP layer reads.
@@ -54,6 +56,9 @@ pub struct ApiSettings {
     pub public_base_url: Option<String>,
     /// The largest ingest body accepted, in bytes.
     pub max_ingest_bytes: usize,
+    /// Ingest requests processed at once; later ones wait, unread, until one finishes. Each
+    /// holds up to two batches in memory, and one store writer cannot use more than two.
+    pub max_concurrent_ingests: usize,
 }
 
 impl Default for ApiSettings {
@@ -62,6 +67,7 @@ impl Default for ApiSettings {
             retention_days: 30,
             public_base_url: None,
             max_ingest_bytes: 1 << 30,
+            max_concurrent_ingests: 2,
         }
     }
 }

@@ -91,6 +91,9 @@ pub struct ServeArgs {
     /// Largest ingest request body, in bytes.
     #[arg(long, env = "CALLRECORDS_MAX_INGEST_BYTES", default_value_t = 1 << 30)]
     pub max_ingest_bytes: usize,
+    /// Ingest requests processed at once; more wait their turn (each holds up to two batches in memory).
+    #[arg(long, env = "CALLRECORDS_MAX_CONCURRENT_INGESTS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_ingests: u16,
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +160,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             retention_days: args.retention_days,
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
+            max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
         },
         notify: NotifySettings {
             allow_private_targets: args.allow_private_webhooks,

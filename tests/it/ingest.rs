@@ -166,3 +166,22 @@ async fn open_types_keep_undeclared_properties(backend: Backend) {
         json!({ "NoSound": false, "Noisy": true })
     );
 }
+
+both!(concurrent_ingests_beyond_the_limit_wait_their_turn);
+async fn concurrent_ingests_beyond_the_limit_wait_their_turn(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        callrecords::api::ApiSettings {
+            max_concurrent_ingests: 1,
+            ..settings_with_retention(0)
+        },
+    )
+    .await;
+    let requests: Vec<Vec<Value>> = (0..4).map(|n| minute_records(&format!("queue{n}-"), 300)).collect();
+    let answers = futures::future::join_all(requests.iter().map(|records| app.ingest_ndjson(records))).await;
+    for answer in answers {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.json()["stored"], 300);
+    }
+    assert_eq!(app.graph("/communications/callRecords/$count").await.text, "1200");
+}
