@@ -313,7 +313,8 @@ pub fn shape_text_for_client(text: &mut String, include_unknown_enum_members: bo
     let mut saw_evolvable = false;
     for (property, member) in EVOLVABLE_MEMBERS {
         let pattern = format!("\"{property}\":\"{member}\"");
-        if text.contains(&pattern) {
+        // memchr's SIMD search: `str::contains` cost 4 % of a read (issue 7 profile).
+        if memchr::memmem::find(text.as_bytes(), pattern.as_bytes()).is_some() {
             saw_evolvable = true;
             if !include_unknown_enum_members {
                 *text = text.replace(&pattern, &format!("\"{property}\":\"unknownFutureValue\""));

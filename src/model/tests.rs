@@ -293,3 +293,18 @@ fn csdl_properties(type_name: &str) -> Vec<String> {
     }
     names
 }
+
+/// The API serves a stored session document verbatim when segments are expanded, relying on
+/// `segments` being its last member (api::call_records::render_session).
+#[test]
+fn segments_are_the_last_member_of_a_session_document() {
+    let (_, example) = SEED_EXAMPLES.iter().find(|(name, _)| *name == "get_1_0").unwrap();
+    let record = parse_call_record(example.as_bytes()).unwrap();
+    let sessions = record.sessions.expect("the expanded get example carries sessions");
+    assert!(!sessions.is_empty());
+    for session in sessions {
+        let document: Value = serde_json::from_str(&to_json(&session)).unwrap();
+        let last = document.as_object().unwrap().keys().next_back().unwrap().clone();
+        assert_eq!(last, "segments");
+    }
+}
