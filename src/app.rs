@@ -68,11 +68,25 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let authenticator = match &config.api.auth {
+            crate::api::AuthMode::None => crate::auth::Authenticator::None,
+            crate::api::AuthMode::Local { audience } => {
+                crate::auth::local::ensure_signing_key(store.as_ref())
+                    .await
+                    .context("preparing the local issuer's signing key")?;
+                crate::auth::Authenticator::Jwt(crate::auth::JwtAuthenticator::new(
+                    crate::auth::KeySource::Local(store.clone()),
+                    crate::auth::local::ISSUER_TEMPLATE.to_owned(),
+                    audience.clone(),
+                ))
+            }
+        };
         let notifier = Arc::new(Notifier::new(store.clone(), config.notify).context("building the webhook client")?);
         Ok(Self {
             listener,
             retention: config.retention,
             state: AppState {
+                authenticator: Arc::new(authenticator),
                 store,
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 settings: Arc::new(config.api),

@@ -5,6 +5,8 @@
 pub mod api;
 /// `App::build` / `App::run`: the startup seam shared by `serve` and the tests.
 pub mod app;
+/// Bearer tokens, application roles and tenants; the local token issuer. Knows no HTTP.
+pub mod auth;
 /// `callrecords bench`: stores, a child server, an HTTP load generator and a report against targets.
 pub mod bench;
 /// The command line: serve, import, generate, migrate.

@@ -8,6 +8,7 @@
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::{Map, Value};
 
 use super::context::RequestContext;
@@ -16,6 +17,7 @@ use super::odata::{self, context_url, keyed, link, page_size, parse_document, pr
 use super::path::{self, Resource};
 use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
+use crate::auth::Principal;
 use crate::model::{DateTimeOffset, LogKind, CSDL};
 use crate::query::{
     self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
@@ -36,6 +38,7 @@ pub async fn graph_root() -> ApiError {
 /// and hand over to the resource's handler.
 pub async fn dispatch(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ctx: RequestContext,
     method: Method,
     OriginalUri(uri): OriginalUri,
@@ -56,7 +59,7 @@ pub async fn dispatch(
         state,
         ctx,
         options,
-        tenant: TenantId::default_tenant(),
+        tenant: principal.tenant,
     };
     match resource {
         Resource::Metadata => Ok(metadata()),
@@ -80,6 +83,7 @@ pub async fn dispatch(
 /// Requests under `/beta/`: only what Graph has in beta and not in v1.0, `getSmsLog` (spec §8).
 pub async fn dispatch_beta(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ctx: RequestContext,
     method: Method,
     OriginalUri(uri): OriginalUri,
@@ -98,7 +102,7 @@ pub async fn dispatch_beta(
         options: query::parse_query_string(&with_dollar_prefixes(uri.query().unwrap_or_default()))?,
         state,
         ctx,
-        tenant: TenantId::default_tenant(),
+        tenant: principal.tenant,
     };
     graph.call_log_function(LogKind::SmsLog, &range).await
 }

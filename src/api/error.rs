@@ -33,6 +33,8 @@ pub struct ApiError {
     pub source: Option<anyhow::Error>,
     pub allow: Option<&'static str>,
     pub retry_after_seconds: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -46,6 +48,7 @@ impl ApiError {
             source: None,
             allow: None,
             retry_after_seconds: None,
+            www_authenticate: None,
         }
     }
 
@@ -140,6 +143,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(challenge) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(seconds) = self.retry_after_seconds {
             response

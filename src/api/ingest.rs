@@ -8,14 +8,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::StreamExt;
 
 use super::error::{ApiError, ErrorDetail, Result};
 use super::AppState;
+use crate::auth::Principal;
 use crate::ingest::{BatchIngest, IngestKind, IngestReport};
 use crate::model::LogKind;
-use crate::store::TenantId;
 
 /// The largest single record we accept: far above any real record (a 150-session meeting with
 /// full media detail is a few megabytes), small enough that one line cannot exhaust memory.
@@ -48,24 +48,52 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind> {
     }
 }
 
-pub async fn ingest_call_records(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
-    ingest(state, headers, body, IngestKind::CallRecords).await
+pub async fn ingest_call_records(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(state, principal, headers, body, IngestKind::CallRecords).await
 }
 
-pub async fn ingest_pstn_calls(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
-    ingest(state, headers, body, IngestKind::Log(LogKind::PstnCall)).await
+pub async fn ingest_pstn_calls(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(state, principal, headers, body, IngestKind::Log(LogKind::PstnCall)).await
 }
 
-pub async fn ingest_direct_routing_calls(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
-    ingest(state, headers, body, IngestKind::Log(LogKind::DirectRoutingCall)).await
+pub async fn ingest_direct_routing_calls(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(
+        state,
+        principal,
+        headers,
+        body,
+        IngestKind::Log(LogKind::DirectRoutingCall),
+    )
+    .await
 }
 
-pub async fn ingest_sms_logs(state: State<AppState>, headers: HeaderMap, body: Body) -> Result<Response> {
-    ingest(state, headers, body, IngestKind::Log(LogKind::SmsLog)).await
+pub async fn ingest_sms_logs(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    ingest(state, principal, headers, body, IngestKind::Log(LogKind::SmsLog)).await
 }
 
 async fn ingest(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
     ingest_kind: IngestKind,
@@ -78,7 +106,7 @@ async fn ingest(
         .acquire()
         .await
         .map_err(|error| ApiError::internal(anyhow::Error::new(error)))?;
-    let tenant = TenantId::default_tenant();
+    let tenant = principal.tenant;
     let mut batch = BatchIngest::of_kind(state.store.as_ref(), &tenant, ingest_kind);
     let mut stream = body.into_data_stream();
     let mut line_buffer: Vec<u8> = Vec::new();

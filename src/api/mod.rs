@@ -6,6 +6,7 @@
 //! (`/healthz`, `/ingest/...`). Every response passes `odata_envelope`, which stamps the
 //! request-id headers and writes Graph's error body for every error, whoever produced it.
 
+mod auth;
 mod call_records;
 mod context;
 pub mod error;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
     pub notifier: Arc<Notifier>,
+    pub authenticator: Arc<crate::auth::Authenticator>,
     /// Bounds the ingest requests processed at once (`ApiSettings::max_concurrent_ingests`).
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -59,6 +61,16 @@ pub struct ApiSettings {
     /// Ingest requests processed at once; later ones wait, unread, until one finishes. Each
     /// holds up to two batches in memory, and one store writer cannot use more than two.
     pub max_concurrent_ingests: usize,
+    pub auth: AuthMode,
+}
+
+/// How `serve` authenticates callers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No token needed; every request acts for the default tenant with every role.
+    None,
+    /// Tokens of our own issuer (keys in the store), with this audience.
+    Local { audience: String },
 }
 
 impl Default for ApiSettings {
@@ -68,6 +80,7 @@ impl Default for ApiSettings {
             public_base_url: None,
             max_ingest_bytes: 1 << 30,
             max_concurrent_ingests: 2,
+            auth: AuthMode::None,
         }
     }
 }
@@ -88,8 +101,15 @@ pub fn router(state: AppState) -> Router {
         .route("/ingest/pstnCalls", post(ingest::ingest_pstn_calls))
         .route("/ingest/directRoutingCalls", post(ingest::ingest_direct_routing_calls))
         .route("/ingest/smsLogs", post(ingest::ingest_sms_logs))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(auth::openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(auth::jwks))
+        .route("/{tenant}/oauth2/v2.0/token", post(auth::token))
         .layer(DefaultBodyLimit::max(max_ingest_bytes))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
@@ -117,7 +137,9 @@ async fn odata_envelope(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(ids.clone());
     let mut response = next.run(req).await;
     let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
+    if (status.is_client_error() || status.is_server_error())
+        && response.extensions().get::<auth::OwnErrorBody>().is_none()
+    {
         let payload = response
             .extensions_mut()
             .remove::<ErrorPayload>()

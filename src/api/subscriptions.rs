@@ -5,16 +5,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::{Map, Value};
 
 use super::context::RequestContext;
 use super::error::{ApiError, Result};
 use super::odata::{self, context_url};
 use super::AppState;
+use crate::auth::Principal;
 use crate::model::Subscription;
 use crate::notify::subscriptions::{self, SubscriptionInput};
 use crate::notify::{SubscriptionError, SubscriptionErrorKind};
-use crate::store::TenantId;
 
 impl From<SubscriptionError> for ApiError {
     fn from(error: SubscriptionError) -> Self {
@@ -71,13 +72,10 @@ fn created(ctx: &RequestContext, subscription: &Subscription) -> Response {
     response
 }
 
-fn tenant() -> TenantId {
-    TenantId::default_tenant()
-}
-
 // Spec: shared/spec/graph-callrecords.md, "5.1 Subscription API"
 pub async fn collection(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ctx: RequestContext,
     method: Method,
     headers: HeaderMap,
@@ -85,7 +83,7 @@ pub async fn collection(
 ) -> Result<Response> {
     match method {
         Method::GET => {
-            let list = subscriptions::list(&state.notifier, &tenant()).await?;
+            let list = subscriptions::list(&state.notifier, &principal.tenant).await?;
             let mut page = Map::new();
             page.insert("@odata.context".into(), context_url(&ctx, "subscriptions").into());
             page.insert("value".into(), serde_json::to_value(&list).unwrap_or_default());
@@ -93,7 +91,7 @@ pub async fn collection(
         }
         Method::POST => {
             let input = json_body(&headers, &body)?;
-            let subscription = subscriptions::create(&state.notifier, &tenant(), input, None).await?;
+            let subscription = subscriptions::create(&state.notifier, &principal.tenant, input, None).await?;
             Ok(created(&ctx, &subscription))
         }
         _ => Err(ApiError::method_not_allowed("GET, POST")),
@@ -102,6 +100,7 @@ pub async fn collection(
 
 pub async fn item(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ctx: RequestContext,
     method: Method,
     Path(id): Path<String>,
@@ -110,27 +109,32 @@ pub async fn item(
 ) -> Result<Response> {
     match method {
         Method::GET => {
-            let subscription = subscriptions::get(&state.notifier, &tenant(), &id).await?;
+            let subscription = subscriptions::get(&state.notifier, &principal.tenant, &id).await?;
             Ok(odata::json_response(&ctx, entity(&ctx, &subscription), Vec::new()))
         }
         Method::PATCH => {
             let input = json_body(&headers, &body)?;
-            let subscription = subscriptions::update(&state.notifier, &tenant(), &id, input).await?;
+            let subscription = subscriptions::update(&state.notifier, &principal.tenant, &id, input).await?;
             Ok(odata::json_response(&ctx, entity(&ctx, &subscription), Vec::new()))
         }
         Method::DELETE => {
-            subscriptions::delete(&state.notifier, &tenant(), &id).await?;
+            subscriptions::delete(&state.notifier, &principal.tenant, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         _ => Err(ApiError::method_not_allowed("GET, PATCH, DELETE")),
     }
 }
 
-pub async fn reauthorize(State(state): State<AppState>, method: Method, Path(id): Path<String>) -> Result<Response> {
+pub async fn reauthorize(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    method: Method,
+    Path(id): Path<String>,
+) -> Result<Response> {
     if method != Method::POST {
         return Err(ApiError::method_not_allowed("POST"));
     }
-    subscriptions::reauthorize(&state.notifier, &tenant(), &id).await?;
+    subscriptions::reauthorize(&state.notifier, &principal.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

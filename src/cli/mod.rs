@@ -3,6 +3,7 @@
 //! This is the only module (with `main`) that reads arguments and the environment, and the only
 //! one that writes to stdout.
 
+mod auth;
 mod import;
 
 use std::net::SocketAddr;
@@ -43,6 +44,14 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Print an access token of the local issuer (for scripts and tests).
+    Token(auth::TokenArgs),
+    /// Applications of the local issuer.
+    #[command(subcommand)]
+    Apps(auth::AppsCommand),
+    /// Signing keys of the local issuer.
+    #[command(subcommand)]
+    Keys(auth::KeysCommand),
     /// Measure the server over HTTP against the targets of issue 7 and print a Markdown report.
     Bench(crate::bench::BenchArgs),
     /// The bench's baseline: a minimal server answering pre-built bytes (started by `bench`).
@@ -78,9 +87,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLRECORDS_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
     /// Allow webhook targets on loopback and private addresses, and plain http:// (local
-    /// development only; turn it off when the service is reachable from a network).
-    #[arg(long, env = "CALLRECORDS_ALLOW_PRIVATE_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub allow_private_webhooks: bool,
+    /// development only) [default: true with --auth none, false otherwise].
+    #[arg(long, env = "CALLRECORDS_ALLOW_PRIVATE_WEBHOOKS", action = clap::ArgAction::Set)]
+    pub allow_private_webhooks: Option<bool>,
     /// The first retry delay of a failed webhook delivery, in milliseconds; later retries wait
     /// 3, 6, 12, 30 and 60 times as long (Graph: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min).
     #[arg(long, env = "CALLRECORDS_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
@@ -94,6 +103,17 @@ pub struct ServeArgs {
     /// Ingest requests processed at once; more wait their turn (each holds up to two batches in memory).
     #[arg(long, env = "CALLRECORDS_MAX_CONCURRENT_INGESTS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_ingests: u16,
+    /// Who may call: `none` (no token; the default tenant) or `local` (tokens of the built-in
+    /// issuer, see `callrecords token` and `callrecords apps add`).
+    #[arg(long, env = "CALLRECORDS_AUTH", default_value = "none", value_parser = ["none", "local"])]
+    pub auth: String,
+    /// With --auth none, listen on a non-loopback address anyway (anyone who reaches the port
+    /// reads and writes everything).
+    #[arg(long, env = "CALLRECORDS_ALLOW_INSECURE_NETWORK")]
+    pub allow_insecure_network: bool,
+    /// The audience tokens must carry (`aud`).
+    #[arg(long, env = "CALLRECORDS_AUDIENCE", default_value = crate::auth::local::DEFAULT_AUDIENCE)]
+    pub audience: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -149,10 +169,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes()).context("writing to stdout")
         }
         Command::BenchBaseline(args) => crate::bench::serve_baseline(args).await,
+        Command::Token(args) => print_line(&auth::token(args).await?),
+        Command::Apps(command) => print_line(&auth::apps(command).await?),
+        Command::Keys(command) => print_line(&auth::keys(command).await?),
     }
 }
 
+fn print_line(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{text}").context("writing to stdout")
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let without_auth = args.auth == "none";
+    if without_auth {
+        if !args.listen.ip().is_loopback() && !args.allow_insecure_network {
+            anyhow::bail!(
+                "--auth none would serve every tenant's data without a token on {}; listen on a loopback address, use --auth local, or pass --allow-insecure-network",
+                args.listen
+            );
+        }
+        tracing::warn!(
+            "authentication is off (--auth none): every request acts for the default tenant with every role"
+        );
+    }
+    let allow_private_webhooks = args.allow_private_webhooks.unwrap_or(without_auth);
     let config = ServeConfig {
         listen: args.listen,
         db_url: args.db.db_url,
@@ -161,9 +202,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
             max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
+            auth: match args.auth.as_str() {
+                "local" => crate::api::AuthMode::Local {
+                    audience: args.audience,
+                },
+                _ => crate::api::AuthMode::None,
+            },
         },
         notify: NotifySettings {
-            allow_private_targets: args.allow_private_webhooks,
+            allow_private_targets: allow_private_webhooks,
             backoff_base: std::time::Duration::from_millis(args.webhook_retry_base_ms.max(1)),
             ..NotifySettings::default()
         },

@@ -31,6 +31,14 @@ impl TenantId {
         &self.0
     }
 
+    /// A tenant id from outside (a token's `tid`, a command line): a GUID, written in lower case
+    /// as Entra writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(text)
+            .ok()
+            .map(|id| Self(id.hyphenated().to_string()))
+    }
+
     /// A tenant id read back from a store, where only valid ids were ever written.
     pub fn from_stored(id: String) -> Self {
         Self(id)
@@ -178,6 +186,28 @@ pub struct StoredLogRow {
 pub struct StoredChild {
     pub ordinal: i64,
     pub document: String,
+}
+
+/// A signing key of the local token issuer (`crate::auth::local`).
+#[derive(Clone, Debug)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// PKCS#8 PEM. The store is the key's only home, so whoever can read the store can mint tokens.
+    pub private_key_pem: String,
+    pub created_ticks: i64,
+    /// When the key stops verifying tokens; `None` while it is current.
+    pub retired_ticks: Option<i64>,
+}
+
+/// An application registered with the local token issuer.
+#[derive(Clone, Debug)]
+pub struct StoredApp {
+    pub client_id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// SHA-256 of the secret, hex: secrets are 256 random bits, so a fast hash is enough.
+    pub secret_sha256: String,
+    pub created_ticks: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -357,6 +387,17 @@ pub trait Store: Send + Sync {
 
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Every signing key of the local issuer, newest first, retired ones included.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// Adds a signing key and, in the same transaction, retires every current key at
+    /// `retire_others_at` (a rotation), or leaves them current (`None`).
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()>;
+
+    async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()>;
+
+    async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>>;
 }
 
 /// The change notifications one stored record version gives, by subscription (spec A16).
@@ -383,6 +424,37 @@ pub fn plan_notifications<'a>(
 
 /// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and
 /// `postgres://…` or `postgresql://…` (passed to the driver as given).
+pub(crate) fn stored_signing_key<R: sqlx::Row>(row: &R) -> Result<StoredSigningKey, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredSigningKey {
+        kid: row.try_get("kid")?,
+        private_key_pem: row.try_get("private_key_pem")?,
+        created_ticks: row.try_get("created_ticks")?,
+        retired_ticks: row.try_get("retired_ticks")?,
+    })
+}
+
+pub(crate) fn stored_app<R: sqlx::Row>(row: &R) -> Result<StoredApp, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let roles: String = row.try_get("roles")?;
+    Ok(StoredApp {
+        client_id: row.try_get("client_id")?,
+        name: row.try_get("name")?,
+        roles: serde_json::from_str(&roles).map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        created_ticks: row.try_get("created_ticks")?,
+    })
+}
+
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod auth;
 mod call_records;
 mod crash;
 mod errors;

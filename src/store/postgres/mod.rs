@@ -1023,4 +1023,61 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(stored_signing_key).collect::<Result<_, _>>()?)
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(at) = retire_others_at {
+            sqlx::query("UPDATE signing_key SET retired_ticks = $1 WHERE retired_ticks IS NULL OR retired_ticks > $2")
+                .bind(at)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO signing_key (kid, private_key_pem, created_ticks, retired_ticks) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_key_pem)
+        .bind(key.created_ticks)
+        .bind(key.retired_ticks)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO app (tenant_id, client_id, name, roles, secret_sha256, created_ticks) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant.as_str())
+        .bind(&app.client_id)
+        .bind(&app.name)
+        .bind(serde_json::to_string(&app.roles).map_err(anyhow::Error::new)?)
+        .bind(&app.secret_sha256)
+        .bind(app.created_ticks)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>> {
+        let row = sqlx::query(
+            "SELECT client_id, name, roles, secret_sha256, created_ticks FROM app WHERE tenant_id = $1 AND client_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(stored_app).transpose()?)
+    }
 }

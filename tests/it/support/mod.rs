@@ -141,6 +141,15 @@ impl TestApp {
         }
     }
 
+    /// Sends `Authorization: Bearer {token}` on every later request (or nothing, with `None`).
+    pub fn use_token(&mut self, token: Option<&str>) {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = token {
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        self.client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
     }

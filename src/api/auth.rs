@@ -1,0 +1,246 @@
+//! Authentication at the HTTP edge: the middleware that turns a bearer token into a
+//! `Principal` (401 and 403 as Graph answers them, spec §6.1), and the local issuer's OAuth 2.0
+//! endpoints: OpenID discovery, JWKS and the client-credentials token endpoint.
+//!
+//! The issuer's endpoints answer errors in OAuth 2.0's shape (RFC 6749 §5.2), not OData's: they
+//! are not Graph, and the clients that call them (MSAL, azure-identity) read `error`.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{self, local, AuthFailure, Authenticator, Principal};
+use crate::store::TenantId;
+
+/// Marks a 4xx whose body is already in its final shape, so the OData envelope leaves it alone.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnErrorBody;
+
+/// Authenticates every request whose path needs a role, and checks the role. The principal
+/// goes into the request's extensions for the handlers; paths that need no token get the
+/// role-less principal of the default tenant.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let principal = match (auth::required_roles(&path), state.authenticator.as_ref()) {
+        (_, Authenticator::None) => Principal::anonymous(),
+        (None, _) => Principal::nobody(),
+        (Some(roles), authenticator) => {
+            let header_value = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok());
+            match authenticator.authenticate(header_value).await {
+                Ok(principal) if principal.may(roles) => principal,
+                Ok(principal) => {
+                    tracing::info!(app = %principal.app_id, tenant = %principal.tenant.as_str(), delegated = principal.delegated, "refused: the token lacks the role");
+                    return forbidden().into_response();
+                }
+                Err(failure) => {
+                    tracing::info!(reason = %failure, "refused: no valid token");
+                    return unauthorized(&failure).into_response();
+                }
+            }
+        }
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn unauthorized(failure: &AuthFailure) -> ApiError {
+    let (message, challenge) = match failure {
+        AuthFailure::Missing => ("Access token is empty.", "Bearer".to_owned()),
+        AuthFailure::NotBearer | AuthFailure::Invalid(_) => (
+            "Access token validation failure.",
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                failure.to_string().replace(['"', '\\'], "'")
+            ),
+        ),
+    };
+    let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message);
+    error.www_authenticate = Some(challenge);
+    error
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+/// An OAuth 2.0 error response (RFC 6749 §5.2).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
+    response.extensions_mut().insert(OwnErrorBody);
+    response
+}
+
+fn issuer_base(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(base) = &state.settings.public_base_url {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn local_issuer_enabled(state: &AppState) -> bool {
+    matches!(state.settings.auth, crate::api::AuthMode::Local { .. })
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+pub async fn openid_configuration(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !local_issuer_enabled(&state) {
+        return ApiError::resource_not_found().into_response();
+    }
+    let Some(tenant) = TenantId::parse(&tenant) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_tenant", "The tenant must be a GUID.");
+    };
+    let base = issuer_base(&state, &headers);
+    let tid = tenant.as_str();
+    Json(json!({
+        "issuer": local::ISSUER_TEMPLATE.replace("{tenant}", tid),
+        "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
+        "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys"),
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+    }))
+    .into_response()
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys`: the JWKS.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    if !local_issuer_enabled(&state) {
+        return ApiError::resource_not_found().into_response();
+    }
+    match local::jwks(state.store.as_ref()).await {
+        Ok(keys) => Json(json!({ "keys": keys })).into_response(),
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`: the client-credentials grant, with the client's id and
+/// secret in the form or in HTTP Basic authentication.
+pub async fn token(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let crate::api::AuthMode::Local { audience } = &state.settings.auth else {
+        return ApiError::resource_not_found().into_response();
+    };
+    let Some(tenant) = TenantId::parse(&tenant) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The tenant must be a GUID.");
+    };
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Only the client_credentials grant is supported.",
+        );
+    }
+    let expected_scope = format!("{audience}/.default");
+    match form.scope.as_deref() {
+        Some(scope) if scope.split_whitespace().any(|s| s == expected_scope) => {}
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                &format!("The scope must be '{expected_scope}'."),
+            )
+        }
+    }
+    let (client_id, client_secret) = match (form.client_id, form.client_secret, basic_credentials(&headers)) {
+        (_, _, Some((id, secret))) => (id, secret),
+        (Some(id), Some(secret), None) => (id, secret),
+        _ => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Send client_id and client_secret.",
+            )
+        }
+    };
+    let app = match local::authenticate_app(state.store.as_ref(), &tenant, &client_id, &client_secret).await {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The client id or secret is not valid for this tenant.",
+            )
+        }
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let request = local::TokenRequest {
+        tenant,
+        app_id: app.client_id,
+        roles: app.roles,
+        audience: audience.clone(),
+        lifetime_secs: local::TOKEN_LIFETIME_SECS,
+    };
+    match local::issue_token(state.store.as_ref(), &request).await {
+        Ok(token) => {
+            let mut response = Json(json!({
+                "token_type": "Bearer",
+                "expires_in": local::TOKEN_LIFETIME_SECS,
+                "ext_expires_in": local::TOKEN_LIFETIME_SECS,
+                "access_token": token,
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}

@@ -1,0 +1,260 @@
+//! The local token issuer (`--auth local`): RS256 keys kept in the store, tokens shaped like
+//! Entra ID's application tokens (`tid`, `azp`, `roles`, per-tenant issuer), the JWKS that
+//! verifies them, and client-credentials apps whose secrets are stored hashed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::DateTimeOffset;
+use crate::store::{Store, StoredApp, StoredSigningKey, TenantId};
+
+/// The audience of the tokens we issue and accept by default: Graph's, so that SDK scopes
+/// (`https://graph.microsoft.com/.default`) need no change.
+pub const DEFAULT_AUDIENCE: &str = "https://graph.microsoft.com";
+
+/// Our issuer, per tenant as Entra's is (`https://login.microsoftonline.com/{tid}/v2.0`). It is an
+/// identifier, not an address: tokens minted by `callrecords token` must verify on any node.
+pub const ISSUER_TEMPLATE: &str = "https://callrecords.local/{tenant}/v2.0";
+
+/// How long an issued token lives, as Entra's app tokens do by default.
+pub const TOKEN_LIFETIME_SECS: i64 = 3600;
+
+/// How long a rotated-out key keeps verifying: a token's lifetime and some clock skew.
+pub const ROTATION_OVERLAP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
+
+const TICKS_PER_SECOND: i64 = 10_000_000;
+
+fn now_ticks() -> i64 {
+    DateTimeOffset::now().unix_ticks()
+}
+
+/// A new 2048-bit RSA key. Takes about a second in a release build.
+fn new_signing_key() -> anyhow::Result<StoredSigningKey> {
+    let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).context("generating an RSA key")?;
+    let pem = private.to_pkcs8_pem(LineEnding::LF).context("encoding the RSA key")?;
+    let public = RsaPublicKey::from(&private);
+    Ok(StoredSigningKey {
+        kid: key_id(&public),
+        private_key_pem: pem.to_string(),
+        created_ticks: now_ticks(),
+        retired_ticks: None,
+    })
+}
+
+/// RFC 7638 thumbprint of the public key: stable, and the same on every node.
+fn key_id(public: &RsaPublicKey) -> String {
+    let jwk = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        URL_SAFE_NO_PAD.encode(public.n().to_bytes_be())
+    );
+    URL_SAFE_NO_PAD.encode(Sha256::digest(jwk.as_bytes()))
+}
+
+/// Makes sure the store holds a current signing key; creates one on first start. Two nodes
+/// starting together may both create one: both are published and either verifies.
+pub async fn ensure_signing_key(store: &dyn Store) -> anyhow::Result<()> {
+    let now = now_ticks();
+    let keys = store.signing_keys().await?;
+    if keys.iter().any(|key| key.retired_ticks.is_none_or(|at| at > now)) {
+        return Ok(());
+    }
+    let key = tokio::task::spawn_blocking(new_signing_key).await??;
+    store.add_signing_key(&key, None).await?;
+    tracing::info!(kid = %key.kid, "created the local issuer's signing key");
+    Ok(())
+}
+
+/// `callrecords keys rotate`: a new current key; the old ones verify for `ROTATION_OVERLAP_SECS`
+/// more, so tokens already handed out keep working until they expire.
+pub async fn rotate_signing_key(store: &dyn Store) -> anyhow::Result<String> {
+    let key = tokio::task::spawn_blocking(new_signing_key).await??;
+    store
+        .add_signing_key(&key, Some(now_ticks() + ROTATION_OVERLAP_SECS * TICKS_PER_SECOND))
+        .await?;
+    Ok(key.kid)
+}
+
+fn public_key(key: &StoredSigningKey) -> anyhow::Result<RsaPublicKey> {
+    let private = RsaPrivateKey::from_pkcs8_pem(&key.private_key_pem)
+        .with_context(|| format!("reading signing key {}", key.kid))?;
+    Ok(RsaPublicKey::from(&private))
+}
+
+/// The keys that verify tokens now: current ones and those still inside their overlap.
+pub async fn verification_keys(store: &dyn Store) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
+    let now = now_ticks();
+    let mut keys = HashMap::new();
+    for key in store.signing_keys().await? {
+        if key.retired_ticks.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let public = public_key(&key)?;
+        let decoding = DecodingKey::from_rsa_raw_components(&public.n().to_bytes_be(), &public.e().to_bytes_be());
+        keys.insert(key.kid.clone(), Arc::new(decoding));
+    }
+    Ok(keys)
+}
+
+/// One key of the JWKS document.
+#[derive(Debug, Serialize)]
+pub struct Jwk {
+    kty: &'static str,
+    #[serde(rename = "use")]
+    usage: &'static str,
+    alg: &'static str,
+    kid: String,
+    n: String,
+    e: String,
+}
+
+/// The JWKS document: every key that verifies tokens now.
+pub async fn jwks(store: &dyn Store) -> anyhow::Result<Vec<Jwk>> {
+    let now = now_ticks();
+    let mut keys = Vec::new();
+    for key in store.signing_keys().await? {
+        if key.retired_ticks.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let public = public_key(&key)?;
+        keys.push(Jwk {
+            kty: "RSA",
+            usage: "sig",
+            alg: "RS256",
+            kid: key.kid.clone(),
+            n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        });
+    }
+    Ok(keys)
+}
+
+/// What a token says about its caller.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub tenant: TenantId,
+    pub app_id: String,
+    pub roles: Vec<String>,
+    pub audience: String,
+    pub lifetime_secs: i64,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    aud: &'a str,
+    iss: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    tid: &'a str,
+    azp: &'a str,
+    appid: &'a str,
+    sub: &'a str,
+    oid: &'a str,
+    roles: &'a [String],
+    ver: &'static str,
+}
+
+/// Signs an application token with the newest current key.
+pub async fn issue_token(store: &dyn Store, request: &TokenRequest) -> anyhow::Result<String> {
+    let now = now_ticks();
+    let key = store
+        .signing_keys()
+        .await?
+        .into_iter()
+        .find(|key| key.retired_ticks.is_none_or(|at| at > now))
+        .context("the local issuer has no signing key; start `callrecords serve --auth local` once")?;
+    let encoding = EncodingKey::from_rsa_pem(key.private_key_pem.as_bytes()).context("loading the signing key")?;
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(key.kid.clone());
+    let issued_at = now / TICKS_PER_SECOND;
+    let claims = Claims {
+        aud: &request.audience,
+        iss: ISSUER_TEMPLATE.replace("{tenant}", request.tenant.as_str()),
+        iat: issued_at,
+        nbf: issued_at,
+        exp: issued_at + request.lifetime_secs,
+        tid: request.tenant.as_str(),
+        azp: &request.app_id,
+        appid: &request.app_id,
+        sub: &request.app_id,
+        oid: &request.app_id,
+        roles: &request.roles,
+        ver: "2.0",
+    };
+    jsonwebtoken::encode(&header, &claims, &encoding).context("signing the token")
+}
+
+/// A registered app and its secret, shown once.
+pub struct NewApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+fn secret_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// `callrecords apps add`: registers an app of `tenant` with the given roles.
+pub async fn add_app(store: &dyn Store, tenant: &TenantId, name: &str, roles: &[String]) -> anyhow::Result<NewApp> {
+    if let Some(unknown) = roles.iter().find(|role| !super::ROLES.contains(&role.as_str())) {
+        anyhow::bail!(
+            "'{unknown}' is not a role; expected one of: {}",
+            super::ROLES.join(", ")
+        );
+    }
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let mut secret_bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret_bytes);
+    let client_secret = URL_SAFE_NO_PAD.encode(secret_bytes);
+    store
+        .add_app(
+            tenant,
+            &StoredApp {
+                client_id: client_id.clone(),
+                name: name.to_owned(),
+                roles: roles.to_vec(),
+                secret_sha256: secret_hash(&client_secret),
+                created_ticks: now_ticks(),
+            },
+        )
+        .await?;
+    Ok(NewApp {
+        client_id,
+        client_secret,
+    })
+}
+
+/// The app behind a client-credentials request, if the secret matches.
+pub async fn authenticate_app(
+    store: &dyn Store,
+    tenant: &TenantId,
+    client_id: &str,
+    client_secret: &str,
+) -> anyhow::Result<Option<StoredApp>> {
+    let Some(app) = store.get_app(tenant, client_id).await? else {
+        return Ok(None);
+    };
+    let presented = secret_hash(client_secret);
+    // Constant-time comparison of the two digests.
+    let equal = presented.len() == app.secret_sha256.len()
+        && presented
+            .bytes()
+            .zip(app.secret_sha256.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    Ok(equal.then_some(app))
+}

@@ -1,0 +1,286 @@
+//! Who is calling: bearer tokens (JWT) checked as Graph checks them, application roles, and the
+//! tenant a request acts for (spec §4, §6.8).
+//!
+//! `Authenticator` turns an `Authorization` header into a `Principal` or an `AuthFailure`;
+//! `required_roles` says what a path needs. The HTTP layer maps failures to 401/403 (api::auth).
+//! Signature checks are jsonwebtoken's; nothing here does cryptography by hand.
+//!
+//! Never: HTTP status codes, SQL. Next: `local` for the built-in issuer.
+
+pub mod local;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::store::{Store, TenantId};
+
+/// Read call records, sessions, segments, participants and subscriptions (and, per spec §4, the
+/// usage-log functions).
+pub const READ_ALL: &str = "CallRecords.Read.All";
+/// Read the PSTN, Direct Routing and SMS usage logs.
+pub const PSTN_READ_ALL: &str = "CallRecord-PstnCalls.Read.All";
+/// Ours, not Graph's: write through `/ingest/…`.
+pub const INGEST: &str = "CallRecords.Ingest";
+
+/// Every role a token may carry here.
+pub const ROLES: &[&str] = &[READ_ALL, PSTN_READ_ALL, INGEST];
+
+/// The caller of one request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub tenant: TenantId,
+    /// The calling application (`azp`, or `appid` in v1 tokens).
+    pub app_id: String,
+    pub roles: Vec<String>,
+    /// Whether the token was delegated (`scp`, no `roles`), which call records refuse (spec §4).
+    pub delegated: bool,
+}
+
+impl Principal {
+    /// The caller when authentication is off: the default tenant, every role.
+    pub fn anonymous() -> Self {
+        Self {
+            tenant: TenantId::default_tenant(),
+            app_id: "anonymous".to_owned(),
+            roles: ROLES.iter().map(|role| (*role).to_owned()).collect(),
+            delegated: false,
+        }
+    }
+
+    /// The caller of a path that needs no token while authentication is on: no role at all.
+    pub fn nobody() -> Self {
+        Self {
+            tenant: TenantId::default_tenant(),
+            app_id: String::new(),
+            roles: Vec::new(),
+            delegated: false,
+        }
+    }
+
+    /// Whether the caller holds one of `any_of` as an application role.
+    pub fn may(&self, any_of: &[&str]) -> bool {
+        !self.delegated && self.roles.iter().any(|role| any_of.contains(&role.as_str()))
+    }
+}
+
+/// Why a request carries no usable token. Every variant is a 401; the text goes to the log and
+/// to `WWW-Authenticate`'s `error_description`, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the Authorization header is not a bearer token")]
+    NotBearer,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The roles a path needs: `None` for paths that need no token (`/healthz`, `$metadata`, the
+/// issuer's own endpoints), otherwise any one of the listed roles.
+pub fn required_roles(path: &str) -> Option<&'static [&'static str]> {
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("/ingest/") {
+        return Some(&[INGEST]);
+    }
+    let graph_path = lower.strip_prefix("/v1.0/").or_else(|| lower.strip_prefix("/beta/"))?;
+    if graph_path == "$metadata" {
+        return None;
+    }
+    // Spec §4 (REC): either role reads the usage-log functions.
+    let functions = ["getpstncalls", "getdirectroutingcalls", "getsmslog"];
+    if functions.iter().any(|name| graph_path.contains(name)) {
+        return Some(&[READ_ALL, PSTN_READ_ALL]);
+    }
+    Some(&[READ_ALL])
+}
+
+/// The claims we read from an access token. `exp`, `nbf`, `iss` and `aud` are checked by
+/// jsonwebtoken's `Validation` before these are looked at.
+#[derive(Debug, Deserialize)]
+struct AccessClaims {
+    tid: String,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    appid: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scp: Option<String>,
+}
+
+/// Where verification keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// The local issuer's keys in our own store.
+    Local(Arc<dyn Store>),
+}
+
+/// Checks bearer tokens against an issuer's keys, refreshing them when a token names a key id
+/// it has not seen (at most once per `REFRESH_AFTER`), so a rotation needs no restart.
+pub struct JwtAuthenticator {
+    audience: String,
+    /// `{issuer}` with `{tenant}` standing for the token's `tid`, as Entra's issuers are per tenant.
+    issuer_template: String,
+    source: KeySource,
+    keys: RwLock<KeyCache>,
+}
+
+struct KeyCache {
+    by_kid: HashMap<String, Arc<DecodingKey>>,
+    loaded_at: Option<Instant>,
+}
+
+/// At most one reload of the keys a second, however many unknown key ids arrive.
+const REFRESH_AFTER: Duration = Duration::from_secs(1);
+
+impl JwtAuthenticator {
+    pub fn new(source: KeySource, issuer_template: String, audience: String) -> Self {
+        Self {
+            audience,
+            issuer_template,
+            source,
+            keys: RwLock::new(KeyCache {
+                by_kid: HashMap::new(),
+                loaded_at: None,
+            }),
+        }
+    }
+
+    pub fn issuer_for(&self, tenant: &TenantId) -> String {
+        self.issuer_template.replace("{tenant}", tenant.as_str())
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, anyhow::Error> {
+        {
+            let cache = self.keys.read().await;
+            if let Some(key) = cache.by_kid.get(kid) {
+                return Ok(Some(key.clone()));
+            }
+            if cache.loaded_at.is_some_and(|at| at.elapsed() < REFRESH_AFTER) {
+                return Ok(None);
+            }
+        }
+        let mut cache = self.keys.write().await;
+        if cache.loaded_at.is_none_or(|at| at.elapsed() >= REFRESH_AFTER) {
+            cache.by_kid = match &self.source {
+                KeySource::Local(store) => local::verification_keys(store.as_ref()).await?,
+            };
+            cache.loaded_at = Some(Instant::now());
+        }
+        Ok(cache.by_kid.get(kid).cloned())
+    }
+
+    /// Verifies a compact JWS and returns its caller.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let header = jsonwebtoken::decode_header(token).map_err(|error| AuthFailure::Invalid(error.to_string()))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthFailure::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthFailure::Invalid("the token names no key (kid)".to_owned()))?;
+        let key = self
+            .key(&kid)
+            .await
+            .map_err(|error| AuthFailure::Invalid(format!("the signing keys could not be loaded: {error:#}")))?
+            .ok_or_else(|| AuthFailure::Invalid(format!("unknown signing key '{kid}'")))?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = 60;
+        // The issuer depends on the tenant inside the token: checked below, once `tid` is read.
+        validation.iss = None;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map_err(|error| AuthFailure::Invalid(error.to_string()))?;
+        let claims: AccessClaims = serde_json::from_value(data.claims.clone())
+            .map_err(|error| AuthFailure::Invalid(format!("claims: {error}")))?;
+        let tenant = TenantId::parse(&claims.tid)
+            .ok_or_else(|| AuthFailure::Invalid(format!("tid '{}' is not a tenant id", claims.tid)))?;
+        let issuer = data
+            .claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if issuer != self.issuer_for(&tenant) {
+            return Err(AuthFailure::Invalid(format!("issuer '{issuer}' is not trusted")));
+        }
+        let delegated = claims.scp.is_some() && claims.roles.is_empty();
+        Ok(Principal {
+            tenant,
+            app_id: claims.azp.or(claims.appid).unwrap_or_default(),
+            roles: claims.roles,
+            delegated,
+        })
+    }
+}
+
+/// How `serve` authenticates requests.
+pub enum Authenticator {
+    /// `--auth none`: every request is the anonymous principal of the default tenant.
+    None,
+    Jwt(JwtAuthenticator),
+}
+
+impl Authenticator {
+    /// The caller of a request with this `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthFailure> {
+        match self {
+            Authenticator::None => Ok(Principal::anonymous()),
+            Authenticator::Jwt(jwt) => {
+                let value = authorization.ok_or(AuthFailure::Missing)?;
+                let (scheme, token) = value.trim().split_once(' ').ok_or(AuthFailure::NotBearer)?;
+                if !scheme.eq_ignore_ascii_case("bearer") {
+                    return Err(AuthFailure::NotBearer);
+                }
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(AuthFailure::Missing);
+                }
+                jwt.verify(token).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_need_the_roles_of_spec_section_4() {
+        assert_eq!(required_roles("/healthz"), None);
+        assert_eq!(required_roles("/v1.0/$metadata"), None);
+        assert_eq!(
+            required_roles("/v1.0/communications/callRecords"),
+            Some(&[READ_ALL][..])
+        );
+        assert_eq!(required_roles("/v1.0/subscriptions"), Some(&[READ_ALL][..]));
+        assert_eq!(
+            required_roles("/v1.0/communications/callRecords/microsoft.graph.callRecords.getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
+            Some(&[READ_ALL, PSTN_READ_ALL][..])
+        );
+        assert_eq!(
+            required_roles("/beta/communications/callRecords/getSmsLog(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
+            Some(&[READ_ALL, PSTN_READ_ALL][..])
+        );
+        assert_eq!(required_roles("/ingest/callRecords"), Some(&[INGEST][..]));
+    }
+
+    #[test]
+    fn delegated_callers_hold_no_role() {
+        let mut principal = Principal::anonymous();
+        assert!(principal.may(&[READ_ALL]));
+        principal.delegated = true;
+        assert!(!principal.may(&[READ_ALL]));
+    }
+}

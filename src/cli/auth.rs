@@ -1,0 +1,108 @@
+//! `callrecords token`, `callrecords apps add` and `callrecords keys rotate`: the local issuer's
+//! administration, straight on the store (no server needed).
+
+use anyhow::Context;
+
+use super::DbArgs;
+use crate::auth::{local, ROLES};
+use crate::store::{self, TenantId};
+
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    /// The tenant (a GUID) the token acts for.
+    #[arg(long, default_value = TenantId::DEFAULT)]
+    pub tenant: String,
+    /// Application roles, comma-separated: CallRecords.Read.All, CallRecord-PstnCalls.Read.All, CallRecords.Ingest.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    /// The calling application's id (`azp`).
+    #[arg(long, default_value = "callrecords-cli")]
+    pub app_id: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = local::TOKEN_LIFETIME_SECS)]
+    pub lifetime_secs: i64,
+    /// The audience the server expects (`serve --audience`).
+    #[arg(long, default_value = local::DEFAULT_AUDIENCE)]
+    pub audience: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AppsCommand {
+    /// Register an application for the client-credentials grant; prints its id and secret once.
+    Add(AppsAddArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AppsAddArgs {
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key current; the old ones keep verifying for an hour and five minutes.
+    Rotate(DbArgs),
+}
+
+fn tenant(text: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(text).with_context(|| format!("--tenant '{text}' is not a GUID"))
+}
+
+fn check_roles(roles: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = roles.iter().find(|role| !ROLES.contains(&role.as_str())) {
+        anyhow::bail!("'{unknown}' is not a role; expected one of: {}", ROLES.join(", "));
+    }
+    Ok(())
+}
+
+/// Prints a token signed by the store's current key.
+pub async fn token(args: TokenArgs) -> anyhow::Result<String> {
+    check_roles(&args.roles)?;
+    let store = store::open(&args.db.db_url).await?;
+    local::ensure_signing_key(store.as_ref()).await?;
+    let request = local::TokenRequest {
+        tenant: tenant(&args.tenant)?,
+        app_id: args.app_id,
+        roles: args.roles,
+        audience: args.audience,
+        lifetime_secs: args.lifetime_secs,
+    };
+    local::issue_token(store.as_ref(), &request).await
+}
+
+pub async fn apps(command: AppsCommand) -> anyhow::Result<String> {
+    match command {
+        AppsCommand::Add(args) => {
+            check_roles(&args.roles)?;
+            let store = store::open(&args.db.db_url).await?;
+            let tenant = tenant(&args.tenant)?;
+            let app = local::add_app(store.as_ref(), &tenant, &args.name, &args.roles).await?;
+            Ok(format!(
+                "tenant        {}\nclient_id     {}\nclient_secret {}\ntoken URL     http://HOST:PORT/{}/oauth2/v2.0/token (scope {}/.default)",
+                tenant.as_str(),
+                app.client_id,
+                app.client_secret,
+                tenant.as_str(),
+                local::DEFAULT_AUDIENCE
+            ))
+        }
+    }
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<String> {
+    match command {
+        KeysCommand::Rotate(db) => {
+            let store = store::open(&db.db_url).await?;
+            let kid = local::rotate_signing_key(store.as_ref()).await?;
+            Ok(format!("new current signing key: {kid}"))
+        }
+    }
+}
