@@ -87,6 +87,7 @@ impl App {
             retention: config.retention,
             state: AppState {
                 authenticator: Arc::new(authenticator),
+                throttle: Arc::new(crate::api::throttle::Throttle::new(config.api.throttle.clone())),
                 store,
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 settings: Arc::new(config.api),

@@ -48,6 +48,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             }
         }
     };
+    if let Err(throttled) = state.throttle.check(&principal, request.uri()) {
+        return throttled.into_response();
+    }
     request.extensions_mut().insert(principal);
     next.run(request).await
 }

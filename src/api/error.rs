@@ -35,6 +35,8 @@ pub struct ApiError {
     pub retry_after_seconds: Option<u64>,
     /// The `WWW-Authenticate` challenge of a 401.
     pub www_authenticate: Option<String>,
+    /// Extra members of `innerError` (Graph's 429 carries `code`, `status` and `message` there).
+    pub inner: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -49,6 +51,7 @@ impl ApiError {
             allow: None,
             retry_after_seconds: None,
             www_authenticate: None,
+            inner: Vec::new(),
         }
     }
 
@@ -134,6 +137,7 @@ pub struct ErrorPayload {
     pub details: Vec<ErrorDetail>,
     /// The cause chain of a 5xx, for the log line the middleware writes.
     pub cause: Option<String>,
+    pub inner: Vec<(&'static str, String)>,
 }
 
 impl IntoResponse for ApiError {
@@ -162,6 +166,7 @@ impl IntoResponse for ApiError {
             target: self.target,
             details: self.details,
             cause: self.source.map(|source| format!("{source:#}")),
+            inner: self.inner,
         });
         response
     }
@@ -195,5 +200,6 @@ pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
         target: None,
         details: Vec::new(),
         cause: None,
+        inner: Vec::new(),
     }
 }

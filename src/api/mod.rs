@@ -16,6 +16,7 @@ mod odata;
 mod path;
 mod raw;
 mod subscriptions;
+pub mod throttle;
 mod usage_logs;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     pub notifier: Arc<Notifier>,
     pub authenticator: Arc<crate::auth::Authenticator>,
+    pub throttle: Arc<throttle::Throttle>,
     /// Bounds the ingest requests processed at once (`ApiSettings::max_concurrent_ingests`).
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -62,6 +64,7 @@ pub struct ApiSettings {
     /// holds up to two batches in memory, and one store writer cannot use more than two.
     pub max_concurrent_ingests: usize,
     pub auth: AuthMode,
+    pub throttle: throttle::ThrottleSettings,
 }
 
 /// How `serve` authenticates callers.
@@ -81,6 +84,8 @@ impl Default for ApiSettings {
             max_ingest_bytes: 1 << 30,
             max_concurrent_ingests: 2,
             auth: AuthMode::None,
+            // Off for embedding and tests; `serve` turns Graph's limits on.
+            throttle: throttle::ThrottleSettings::disabled(),
         }
     }
 }
@@ -175,6 +180,9 @@ async fn odata_envelope(mut req: Request, next: Next) -> Response {
 
 fn error_body(payload: &ErrorPayload, ids: &RequestIds) -> Body {
     let mut inner = serde_json::Map::new();
+    for (name, value) in &payload.inner {
+        inner.insert((*name).into(), value.clone().into());
+    }
     inner.insert("date".into(), ids.date.clone().into());
     inner.insert("request-id".into(), ids.request_id.clone().into());
     if let Some(client) = &ids.client_request_id {

@@ -111,6 +111,13 @@ pub struct ServeArgs {
     /// reads and writes everything).
     #[arg(long, env = "CALLRECORDS_ALLOW_INSECURE_NETWORK")]
     pub allow_insecure_network: bool,
+    /// Throttle as Graph does (429 with Retry-After): `on` with Graph's limits, or `off`.
+    #[arg(long, env = "CALLRECORDS_THROTTLE", default_value = "on", value_parser = ["on", "off"])]
+    pub throttle: String,
+    /// Change one throttle limit, NAME=COUNT/SECONDS (repeatable); names: tenant, app-tenant,
+    /// record-first-page, record-later-pages, functions-tenant, functions-app-tenant, ingest-tenant.
+    #[arg(long = "throttle-limit", env = "CALLRECORDS_THROTTLE_LIMITS", value_delimiter = ' ')]
+    pub throttle_limits: Vec<String>,
     /// The audience tokens must carry (`aud`).
     #[arg(long, env = "CALLRECORDS_AUDIENCE", default_value = crate::auth::local::DEFAULT_AUDIENCE)]
     pub audience: String,
@@ -194,6 +201,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let allow_private_webhooks = args.allow_private_webhooks.unwrap_or(without_auth);
+    let mut throttle = crate::api::throttle::ThrottleSettings::default();
+    throttle.enabled = args.throttle == "on";
+    for assignment in &args.throttle_limits {
+        throttle
+            .set(assignment)
+            .map_err(|error| anyhow::anyhow!("--throttle-limit: {error}"))?;
+    }
     let config = ServeConfig {
         listen: args.listen,
         db_url: args.db.db_url,
@@ -202,6 +216,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
             max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
+            throttle,
             auth: match args.auth.as_str() {
                 "local" => crate::api::AuthMode::Local {
                     audience: args.audience,

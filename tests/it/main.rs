@@ -14,4 +14,5 @@ mod notifications;
 mod paging;
 mod retention;
 mod sub_resources;
+mod throttling;
 mod usage_logs;

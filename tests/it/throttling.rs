@@ -1,0 +1,104 @@
+//! Throttling: token buckets per tenant, app and record, 429 `TooManyRequests` with
+//! `Retry-After` and Graph's innerError, and a bucket of its own for ingest.
+
+use callrecords::api::throttle::ThrottleSettings;
+use callrecords::api::{ApiSettings, AuthMode};
+use callrecords::auth::local::{self, TokenRequest, DEFAULT_AUDIENCE};
+use callrecords::auth::{INGEST, READ_ALL};
+use callrecords::store::TenantId;
+
+use crate::support::*;
+
+fn throttled(limits: &[&str], auth: AuthMode) -> ApiSettings {
+    let mut throttle = ThrottleSettings::default();
+    for limit in limits {
+        throttle.set(limit).unwrap();
+    }
+    ApiSettings {
+        throttle,
+        auth,
+        ..settings_with_retention(0)
+    }
+}
+
+fn assert_throttled(answer: &Answer) -> u64 {
+    let body = answer.assert_error(429, "TooManyRequests");
+    assert_eq!(body["error"]["message"], "Please retry again later.");
+    assert_eq!(body["error"]["innerError"]["status"], "429");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+    let seconds: u64 = answer.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!(seconds >= 1, "{seconds}");
+    seconds
+}
+
+both!(a_record_past_its_limit_is_429_with_retry_after_until_the_bucket_refills);
+async fn a_record_past_its_limit_is_429_with_retry_after_until_the_bucket_refills(backend: Backend) {
+    let app = TestApp::spawn_with(backend, throttled(&["record-first-page=3/2"], AuthMode::None)).await;
+    app.ingest_ok(&[
+        record("busy", "2024-01-01T00:00:00Z", 1, &["a"]),
+        record("quiet", "2024-01-01T00:00:00Z", 1, &["a"]),
+    ])
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.graph("/communications/callRecords/busy").await.status, 200);
+    }
+    // The sub-resources of a record share its bucket.
+    let wait = assert_throttled(&app.graph("/communications/callRecords/busy/sessions").await);
+    assert!(wait <= 2, "{wait}");
+    // Other records, and the collection, are not held back.
+    assert_eq!(app.graph("/communications/callRecords/quiet").await.status, 200);
+    assert_eq!(app.graph("/communications/callRecords").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(app.graph("/communications/callRecords/busy").await.status, 200);
+}
+
+both!(tenants_and_apps_have_buckets_of_their_own);
+async fn tenants_and_apps_have_buckets_of_their_own(backend: Backend) {
+    let mut app = TestApp::spawn_with(
+        backend,
+        throttled(
+            &["app-tenant=2/60", "ingest-tenant=1/60"],
+            AuthMode::Local {
+                audience: DEFAULT_AUDIENCE.to_owned(),
+            },
+        ),
+    )
+    .await;
+    let token = |tenant: &'static str, app_id: &'static str| {
+        let store = app.store.clone();
+        async move {
+            local::issue_token(
+                store.as_ref(),
+                &TokenRequest {
+                    tenant: TenantId::parse(tenant).unwrap(),
+                    app_id: app_id.to_owned(),
+                    roles: vec![READ_ALL.to_owned(), INGEST.to_owned()],
+                    audience: DEFAULT_AUDIENCE.to_owned(),
+                    lifetime_secs: 600,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let a_one = token("11111111-1111-1111-1111-111111111111", "one").await;
+    let a_two = token("11111111-1111-1111-1111-111111111111", "two").await;
+    let b_one = token("22222222-2222-2222-2222-222222222222", "one").await;
+
+    app.use_token(Some(&a_one));
+    app.ingest_ok(&[record("r", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
+    assert_throttled(
+        &app.ingest_ndjson(&[record("s", "2024-01-01T00:00:00Z", 1, &["a"])])
+            .await,
+    );
+    for _ in 0..2 {
+        assert_eq!(app.graph("/communications/callRecords").await.status, 200);
+    }
+    assert_throttled(&app.graph("/communications/callRecords").await);
+
+    app.use_token(Some(&a_two));
+    assert_eq!(app.graph("/communications/callRecords").await.status, 200);
+    app.use_token(Some(&b_one));
+    assert_eq!(app.graph("/communications/callRecords").await.status, 200);
+    app.ingest_ok(&[record("r", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
+}
