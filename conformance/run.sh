@@ -3,6 +3,7 @@
 # Usage: conformance/run.sh [pytest args...]      (from any directory)
 # Env:   CALLRECORDS_BIN  server binary (default: <repo>/target/debug/callrecords)
 #        PYTHON           interpreter used to create the virtualenv (default: python3)
+# Needs Node.js and npm for the JavaScript client's tests.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +29,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --require-virtualenv \
     -r "$here/requirements.txt"
   echo "$want" > "$stamp"
+fi
+
+# The JavaScript client (tests/test_js_client.py), from package-lock.json, again only when it changed.
+js="$here/js"
+js_stamp="$js/node_modules/.package-lock.sha256"
+js_want="$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)"
+if [ ! -f "$js_stamp" ] || [ "$(cat "$js_stamp")" != "$js_want" ]; then
+  echo "conformance: installing the JavaScript client into $js/node_modules" >&2
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$js_want" > "$js_stamp"
 fi
 
 exec "$venv/bin/python" -m pytest -q conformance/tests "$@"

@@ -87,7 +87,8 @@ def main():
     db = args.db or f"sqlite://{tmp}/notify.db"
     port = free_port()
     server = subprocess.Popen(
-        [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--db", db, "--retention-days", "0"],
+        [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--db", db, "--retention-days", "0",
+         "--auth", "none", "--throttle", "off"],
         stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)

@@ -35,7 +35,8 @@ def percentile(values, p):
 
 def run_store(binary, db_url, lines, requests):
     port = free_port()
-    server = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url, "--retention-days", "0"],
+    server = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url, "--retention-days", "0",
+                               "--auth", "none", "--throttle", "off"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         conn = None

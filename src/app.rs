@@ -14,6 +14,7 @@ use crate::api::{self, ApiSettings, AppState};
 use crate::notify::{delivery, Notifier, NotifySettings};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{self, Store};
+use crate::tls::{PreparedTls, TlsSource};
 
 /// Everything `serve` needs, parsed once in `main` and passed down.
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct ServeConfig {
     pub api: ApiSettings,
     pub retention: RetentionPolicy,
     pub notify: NotifySettings,
+    /// HTTPS when set; plain HTTP otherwise.
+    pub tls: Option<TlsSource>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("api", &self.api)
             .field("retention", &self.retention)
             .field("notify", &self.notify)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -52,10 +56,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How long open HTTPS connections get to finish their requests once shutdown starts.
+const GRACEFUL_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct App {
     listener: TcpListener,
     state: AppState,
     retention: RetentionPolicy,
+    tls: Option<PreparedTls>,
 }
 
 impl App {
@@ -64,7 +72,12 @@ impl App {
         Self::with_store(config, store).await
     }
 
-    pub async fn with_store(config: ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub async fn with_store(mut config: ServeConfig, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let tls = match &config.tls {
+            Some(source) => Some(crate::tls::prepare(source).await?),
+            None => None,
+        };
+        config.api.https = tls.is_some();
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -80,10 +93,33 @@ impl App {
                     audience.clone(),
                 ))
             }
+            crate::api::AuthMode::Oidc {
+                issuer,
+                audience,
+                discovery_url,
+            } => {
+                let remote = crate::auth::oidc::RemoteIssuer::new(issuer.clone(), discovery_url.clone())
+                    .context("--auth oidc")?;
+                let discovery = remote.discovery_url().to_owned();
+                let jwt = crate::auth::JwtAuthenticator::new(
+                    crate::auth::KeySource::Remote(Arc::new(remote)),
+                    issuer.clone(),
+                    audience.clone(),
+                );
+                // An issuer that is down at start may be up by the first request: warn, go on.
+                match jwt.preload().await {
+                    Ok(keys) => tracing::info!(%discovery, keys, "loaded the issuer's signing keys"),
+                    Err(error) => {
+                        tracing::warn!(%discovery, error = %format!("{error:#}"), "the issuer's signing keys could not be loaded yet; will retry on the first request")
+                    }
+                }
+                crate::auth::Authenticator::Jwt(jwt)
+            }
         };
         let notifier = Arc::new(Notifier::new(store.clone(), config.notify).context("building the webhook client")?);
         Ok(Self {
             listener,
+            tls,
             retention: config.retention,
             state: AppState {
                 authenticator: Arc::new(authenticator),
@@ -98,6 +134,16 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// With `--tls self-signed`, the CA certificate clients should trust.
+    pub fn ca_certificate(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|tls| tls.ca_certificate.as_deref())
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.state.settings.scheme()
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -119,17 +165,41 @@ impl App {
         ));
         let delivery = tokio::spawn(delivery::run(self.state.notifier.clone(), stop_signal.clone()));
         let router = api::router(self.state);
-        let mut http_stop = stop_signal;
+        let mut http_stop = stop_signal.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stopping.send(true);
         });
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stopping| *stopping).await;
-            })
-            .await
-            .context("serving HTTP");
+        let served = match self.tls {
+            None => axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|stopping| *stopping).await;
+                })
+                .await
+                .context("serving HTTP"),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    let _ = http_stop.wait_for(|stopping| *stopping).await;
+                    stopper.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
+                });
+                let config = tls.config.clone();
+                let renewal = tokio::spawn(async move { tls.watch_for_renewal(stop_signal).await });
+                let listener = self
+                    .listener
+                    .into_std()
+                    .context("handing the listener to the TLS server")?;
+                let served = axum_server::from_tcp_rustls(listener, config)
+                    .context("starting the TLS server")?
+                    .handle(handle)
+                    .serve(router.into_make_service())
+                    .await
+                    .context("serving HTTPS");
+                let _ = renewal.await;
+                served
+            }
+        };
         let _ = purge.await;
         let _ = delivery.await;
         served

@@ -5,7 +5,7 @@
 pub mod api;
 /// `App::build` / `App::run`: the startup seam shared by `serve` and the tests.
 pub mod app;
-/// Bearer tokens, application roles and tenants; the local token issuer. Knows no HTTP.
+/// Bearer tokens, application roles and tenants; the local token issuer and external OIDC issuers' keys.
 pub mod auth;
 /// `callrecords bench`: stores, a child server, an HTTP load generator and a report against targets.
 pub mod bench;
@@ -27,3 +27,5 @@ pub mod retention;
 pub mod store;
 /// Logging setup.
 pub mod telemetry;
+/// HTTPS: an operator's certificate (reloaded on renewal) or a self-signed local CA and certificate.
+pub mod tls;

@@ -1,7 +1,10 @@
 """Session fixtures for the msgraph-sdk conformance suite.
 
 One `callrecords serve` process is started for the whole session on a free loopback port, with a fresh
-SQLite file in a temp dir.  It is loaded over HTTP with the generator's NDJSON output plus one
+SQLite file in a temp dir, as Graph is reached: over HTTPS (`--tls self-signed`; clients trust the CA the
+server prints) and with application tokens (`--auth local`): the SDK clients get theirs from the server's
+token endpoint with the client credentials of an app registered by `callrecords apps add`, and the raw
+urllib helpers send one made by `callrecords token`.  It is loaded over HTTP with the generator's NDJSON output plus one
 handcrafted record (tests/data/handcrafted_record.json), then with handcrafted usage-log rows
 (2,500 pstnCallLogRows, 50 directRoutingLogRows, 20 beta smsLogRows, all on yesterday UTC; see
 `build_usage_logs`).  The tests talk to it through the official Python SDKs (msgraph-sdk 1.65.0 for
@@ -33,14 +36,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
-from kiota_abstractions.authentication.anonymous_authentication_provider import (
-    AnonymousAuthenticationProvider,
-)
+from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import graph_request_adapter as v1_adapter_module
 from msgraph_beta import GraphRequestAdapter as BetaGraphRequestAdapter
 from msgraph_beta import GraphServiceClient as BetaGraphServiceClient
+from msgraph_beta import graph_request_adapter as beta_adapter_module
+from msgraph_core import APIVersion
 
-from support import WebhookReceiver, http, raw_collect
+import support
+from support import LocalTokenProvider, close_graph_http_client, WebhookReceiver, graph_http_client, http, raw_collect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -51,6 +56,12 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 GENERATE_ARGS = ["--calls", "300", "--seed", "42", "--days", "20", "--until", "2026-11-22T00:00:00Z"]
 
 _server_log: Optional[Path] = None
+
+# The tenant the suite's data and tokens belong to, and the roles of the app the SDK clients act as.
+TENANT = "0c0ffee0-5eed-4c0d-9e00-000000000042"
+SDK_ROLES = "CallRecords.Read.All,CallRecord-PstnCalls.Read.All"
+# The raw helpers also ingest.
+RAW_ROLES = SDK_ROLES + ",CallRecords.Ingest"
 
 
 # --------------------------------------------------------------------------- server lifecycle
@@ -67,6 +78,11 @@ class Server:
     handcrafted: dict
     ingest_reports: list[dict]
     usage: "UsageLogs"
+    ca_file: str
+    client_id: str
+    client_secret: str
+    db_url: str
+    binary: Path
     # Call records that tests ingest later (test_subscriptions.py), so that totals stay right in any order.
     extra_ids: set[str] = field(default_factory=set)
 
@@ -334,6 +350,18 @@ def load_usage_logs(root: str) -> UsageLogs:
 # --------------------------------------------------------------------------- the session server
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the server outlives its 30 s shutdown grace period."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory):
     global _server_log
@@ -345,10 +373,14 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     log_path = tmpdir / "server.log"
     _server_log = log_path
     port = _free_port()
-    root = f"http://127.0.0.1:{port}"
+    root = f"https://127.0.0.1:{port}"
     db_url = os.environ.get("CALLRECORDS_CONFORMANCE_DB") or f"sqlite://{tmpdir}/conf.db"
-    cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url,
-           "--retention-days", "0", *shlex.split(os.environ.get("CALLRECORDS_SERVE_ARGS", ""))]
+    tls_dir = tmpdir / "tls"
+    cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url, "--retention-days", "0",
+           "--auth", "local", "--tls", "self-signed", "--tls-dir", str(tls_dir),
+           # The webhook receivers are http:// on loopback (spec §5.1 REC).
+           "--allow-private-webhooks", "true",
+           *shlex.split(os.environ.get("CALLRECORDS_SERVE_ARGS", ""))]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmpdir)
     try:
@@ -358,8 +390,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                 pytest.fail(f"server exited with {proc.returncode} before /healthz answered.\n"
                             f"cmd: {shlex.join(cmd)}\n--- server log ---\n{_log_tail(log_path)}")
             try:
-                with urllib.request.urlopen(root + "/healthz", timeout=2) as resp:
-                    if resp.status == 200:
+                # The CA is written before the server listens.
+                if (tls_dir / "ca.pem").is_file():
+                    support.configure(ca_file=str(tls_dir / "ca.pem"))
+                    if http("GET", root + "/healthz", timeout=2, token=None).status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
@@ -367,6 +401,15 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                 pytest.fail(f"/healthz not 200 within 30 s.\ncmd: {shlex.join(cmd)}\n"
                             f"--- server log ---\n{_log_tail(log_path)}")
             time.sleep(0.1)
+
+        app = subprocess.run([str(binary), "apps", "add", "--tenant", TENANT, "--name", "conformance",
+                              "--roles", SDK_ROLES, "--db", db_url], capture_output=True, text=True)
+        assert app.returncode == 0, f"apps add: {app.stderr}"
+        credentials = dict(re.findall(r"^(client_id|client_secret)\s+(\S+)$", app.stdout, re.M))
+        raw_token = subprocess.run([str(binary), "token", "--tenant", TENANT, "--roles", RAW_ROLES,
+                                    "--lifetime-secs", "14400", "--db", db_url], capture_output=True, text=True)
+        assert raw_token.returncode == 0, f"token: {raw_token.stderr}"
+        support.configure(token=raw_token.stdout.strip())
 
         gen = subprocess.run([str(binary), "generate", *GENERATE_ARGS], capture_output=True, timeout=300)
         if gen.returncode != 0:
@@ -383,15 +426,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
         yield Server(root=root, base_url=root + "/v1.0", tmpdir=tmpdir, log_path=log_path,
                      generated_ids=generated_ids, generated_lines=len(lines),
-                     handcrafted=handcrafted, ingest_reports=reports, usage=usage)
+                     handcrafted=handcrafted, ingest_reports=reports, usage=usage,
+                     ca_file=str(tls_dir / "ca.pem"), client_id=credentials["client_id"],
+                     client_secret=credentials["client_secret"], db_url=db_url, binary=binary)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_server(proc)
         log.close()
 
 
@@ -404,11 +443,17 @@ def run() -> Callable:
 
 
 @pytest.fixture(scope="session")
-def adapter(server: Server, run: Callable) -> GraphRequestAdapter:
-    request_adapter = GraphRequestAdapter(AnonymousAuthenticationProvider())
+def token_provider(server: Server) -> LocalTokenProvider:
+    return LocalTokenProvider(server.root, TENANT, server.client_id, server.client_secret)
+
+
+@pytest.fixture(scope="session")
+def adapter(server: Server, token_provider: LocalTokenProvider, run: Callable) -> GraphRequestAdapter:
+    request_adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(token_provider),
+                                          graph_http_client(APIVersion.v1, v1_adapter_module.options))
     request_adapter.base_url = server.base_url
     yield request_adapter
-    run(request_adapter._http_client.aclose())
+    run(close_graph_http_client(request_adapter._http_client))
 
 
 @pytest.fixture(scope="session")
@@ -417,12 +462,13 @@ def client(adapter: GraphRequestAdapter) -> GraphServiceClient:
 
 
 @pytest.fixture(scope="session")
-def beta_adapter(server: Server, run: Callable) -> BetaGraphRequestAdapter:
+def beta_adapter(server: Server, token_provider: LocalTokenProvider, run: Callable) -> BetaGraphRequestAdapter:
     """msgraph-beta-sdk's own adapter (its middleware is configured for APIVersion.beta)."""
-    request_adapter = BetaGraphRequestAdapter(AnonymousAuthenticationProvider())
+    request_adapter = BetaGraphRequestAdapter(BaseBearerTokenAuthenticationProvider(token_provider),
+                                              graph_http_client(APIVersion.beta, beta_adapter_module.options))
     request_adapter.base_url = server.root + "/beta"
     yield request_adapter
-    run(request_adapter._http_client.aclose())
+    run(close_graph_http_client(request_adapter._http_client))
 
 
 @pytest.fixture(scope="session")

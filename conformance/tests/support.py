@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import ssl
 import threading
 import time
 import urllib.error
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
+from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator
 from msgraph_core.tasks.page_iterator import PageIterator
 
 HANDCRAFTED_ID = "e523d2ed-2966-4b6b-925b-754a88034cc5"
@@ -37,13 +39,42 @@ class RawResponse:
         return self.body.decode("utf-8")
 
 
+class _Session:
+    """What every raw request of the session carries: trust in the server's self-signed CA, and a
+    bearer token (set by conftest once the server is up)."""
+    ssl_context: Optional[ssl.SSLContext] = None
+    token: Optional[str] = None
+
+
+def configure(ca_file: Optional[str] = None, token: Optional[str] = None) -> None:
+    if ca_file is not None:
+        _Session.ssl_context = ssl.create_default_context(cafile=ca_file)
+    if token is not None:
+        _Session.token = token
+
+
+def ssl_context() -> Optional[ssl.SSLContext]:
+    return _Session.ssl_context
+
+
+def session_token() -> Optional[str]:
+    return _Session.token
+
+
 def http(method: str, url: str, body: Optional[bytes] = None, headers: Optional[dict] = None,
-         timeout: float = 60.0) -> RawResponse:
-    """One request with urllib; 4xx/5xx are returned, not raised.  429 is retried (bounded) honouring Retry-After."""
+         timeout: float = 60.0, token: Optional[str] = "session") -> RawResponse:
+    """One request with urllib; 4xx/5xx are returned, not raised.  429 is retried (bounded) honouring Retry-After.
+
+    Sends the session's token unless `headers` has an Authorization of its own or `token` is None."""
+    headers = dict(headers or {})
+    if token == "session":
+        token = _Session.token
+    if token and not any(name.lower() == "authorization" for name in headers):
+        headers["Authorization"] = f"Bearer {token}"
     for attempt in range(4):
-        req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        req = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=_Session.ssl_context) as resp:
                 return RawResponse(resp.status, resp.headers, resp.read())
         except urllib.error.HTTPError as e:
             r = RawResponse(e.code, e.headers, e.read())
@@ -71,6 +102,70 @@ def raw_collect(url: str, headers: Optional[dict] = None, max_pages: int = 200) 
         items.extend(page["value"])
         url = page.get("@odata.nextLink")
     return items, pages
+
+
+# --------------------------------------------------------------------------- tokens for the SDK
+
+
+class LocalTokenProvider(AccessTokenProvider):
+    """Client credentials against the server's `/{tenant}/oauth2/v2.0/token`, as MSAL would do it,
+    cached until shortly before the token expires."""
+
+    def __init__(self, root: str, tenant: str, client_id: str, client_secret: str,
+                 scope: str = "https://graph.microsoft.com/.default") -> None:
+        self.root = root
+        self.tenant = tenant
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.fetched = 0
+        self.cache_tokens = True
+        self._token: Optional[str] = None
+        self._expires_at = 0.0
+        self._validator = AllowedHostsValidator([urllib.parse.urlsplit(root).hostname or ""])
+
+    async def get_authorization_token(self, uri: str, additional_authentication_context: dict = {}) -> str:
+        if not self._validator.is_url_host_valid(uri):
+            return ""
+        if self.cache_tokens and self._token and time.monotonic() < self._expires_at:
+            return self._token
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": self.client_id,
+            "client_secret": self.client_secret, "scope": self.scope,
+        }).encode()
+        answer = http("POST", f"{self.root}/{self.tenant}/oauth2/v2.0/token", form,
+                      {"Content-Type": "application/x-www-form-urlencoded"}, token=None)
+        assert answer.status == 200, answer.body
+        self.fetched += 1
+        body = answer.json()
+        self._token = body["access_token"]
+        self._expires_at = time.monotonic() + float(body.get("expires_in", 300)) - 60
+        return self._token
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._validator
+
+
+def graph_http_client(api_version: Any, options: dict) -> Any:
+    """The SDK's own middleware pipeline (retry, redirect, telemetry...) over an httpx client that
+    trusts the session server's CA; HTTP/2 as the SDK's default client has it."""
+    import httpx
+    from msgraph_core import GraphClientFactory
+    from kiota_http.kiota_client_factory import DEFAULT_CONNECTION_TIMEOUT, DEFAULT_REQUEST_TIMEOUT
+
+    client = httpx.AsyncClient(timeout=httpx.Timeout(DEFAULT_REQUEST_TIMEOUT, connect=DEFAULT_CONNECTION_TIMEOUT),
+                               http2=True, verify=_Session.ssl_context or True)
+    return GraphClientFactory.create_with_default_middleware(api_version=api_version, client=client, options=options)
+
+
+async def close_graph_http_client(client: Any) -> None:
+    """Closes an SDK http client and its pooled connections.  msgraph-core's AsyncGraphTransport has no
+    `aclose`, so `AsyncClient.aclose()` alone leaves the wrapped transport's HTTP/2 connections open (an
+    SDK bug; the server then waits out its shutdown grace period for them)."""
+    await client.aclose()
+    inner = getattr(getattr(client, "_transport", None), "transport", None)
+    if inner is not None:
+        await inner.aclose()
 
 
 # --------------------------------------------------------------------------- SDK paging helper

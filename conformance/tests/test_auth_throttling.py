@@ -1,9 +1,10 @@
 """Real tokens and throttling through msgraph-sdk 1.65.0 (issue 8).
 
-This module starts its own `callrecords serve --auth local` (a fresh SQLite file, a free loopback port)
-with a tight per-record limit, registers an application with `callrecords apps add`, and drives the
-server through the SDK with `BaseBearerTokenAuthenticationProvider` and an access-token provider that
-fetches a client-credentials token from the server's own token endpoint (`allowed_hosts` limits it to
+This module starts its own `callrecords serve --auth local --tls self-signed` (a fresh SQLite file, a
+free loopback port, the session server's CA directory so the same CA is trusted) with a tight
+per-record limit, registers an application with `callrecords apps add`, and drives the server through
+the SDK with `BaseBearerTokenAuthenticationProvider` and an access-token provider that fetches a
+client-credentials token from the server's own token endpoint (`allowed_hosts` limits it to
 127.0.0.1).  The last test checks that the SDK's retry handler waits out a 429's `Retry-After`.
 """
 
@@ -13,65 +14,33 @@ import json
 import re
 import subprocess
 import time
-import urllib.parse
-from pathlib import Path
 
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
+from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import graph_request_adapter as v1_adapter_module
+from msgraph_core import APIVersion
 
-from conftest import REPO_ROOT, _free_port, _log_tail, load_handcrafted
-from support import http
+from conftest import _free_port, _log_tail, load_handcrafted, stop_server
+from support import LocalTokenProvider, close_graph_http_client, graph_http_client, http, ssl_context
 
 TENANT = "33333333-3333-3333-3333-333333333333"
-SCOPE = "https://graph.microsoft.com/.default"
 # Two first-page requests per record every 2 seconds: the third in a row is a 429.
 SERVE_ARGS = ["--auth", "local", "--throttle-limit", "record-first-page=2/2"]
 
 
-class LocalTokenProvider(AccessTokenProvider):
-    """Client credentials against the server's `/{tenant}/oauth2/v2.0/token`, as MSAL would do it."""
-
-    def __init__(self, root: str, client_id: str, client_secret: str) -> None:
-        self.root = root
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.fetched = 0
-        self._validator = AllowedHostsValidator(["127.0.0.1"])
-
-    async def get_authorization_token(self, uri: str, additional_authentication_context: dict = {}) -> str:
-        if not self._validator.is_url_host_valid(uri):
-            return ""
-        form = urllib.parse.urlencode({
-            "grant_type": "client_credentials", "client_id": self.client_id,
-            "client_secret": self.client_secret, "scope": SCOPE,
-        }).encode()
-        answer = http("POST", f"{self.root}/{TENANT}/oauth2/v2.0/token", form,
-                      {"Content-Type": "application/x-www-form-urlencoded"})
-        assert answer.status == 200, answer.body
-        self.fetched += 1
-        return answer.json()["access_token"]
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return self._validator
-
-
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory):
-    import os
-    binary = Path(os.environ.get("CALLRECORDS_BIN") or REPO_ROOT / "target" / "debug" / "callrecords")
+def secured(server, tmp_path_factory: pytest.TempPathFactory):
+    binary = server.binary
     tmpdir = tmp_path_factory.mktemp("secured")
     db = f"sqlite://{tmpdir}/secured.db"
     port = _free_port()
-    root = f"http://127.0.0.1:{port}"
+    root = f"https://127.0.0.1:{port}"
     log_path = tmpdir / "server.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", db,
-                             "--retention-days", "0", *SERVE_ARGS],
+                             "--retention-days", "0", "--tls", "self-signed",
+                             "--tls-dir", str(server.tmpdir / "tls"), *SERVE_ARGS],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -92,44 +61,44 @@ def secured(tmp_path_factory: pytest.TempPathFactory):
         yield {"root": root, "client_id": fields["client_id"], "client_secret": fields["client_secret"],
                "record_id": record["id"], "ingest_token": ingest_token}
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc)
         log.close()
 
 
 def _up(root: str) -> bool:
     try:
-        return http("GET", root + "/healthz", timeout=2).status == 200
+        return http("GET", root + "/healthz", timeout=2, token=None).status == 200
     except OSError:
         return False
 
 
 @pytest.fixture(scope="module")
-def token_provider(secured) -> LocalTokenProvider:
-    return LocalTokenProvider(secured["root"], secured["client_id"], secured["client_secret"])
+def secured_token_provider(secured) -> LocalTokenProvider:
+    return LocalTokenProvider(secured["root"], TENANT, secured["client_id"], secured["client_secret"])
 
 
 @pytest.fixture(scope="module")
-def secured_client(secured, token_provider, run) -> GraphServiceClient:
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(token_provider))
+def secured_client(secured, secured_token_provider, run) -> GraphServiceClient:
+    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(secured_token_provider),
+                                  graph_http_client(APIVersion.v1, v1_adapter_module.options))
     adapter.base_url = secured["root"] + "/v1.0"
     yield GraphServiceClient(request_adapter=adapter)
-    run(adapter._http_client.aclose())
+    run(close_graph_http_client(adapter._http_client))
 
 
 def test_requests_without_a_token_are_refused_as_graph_refuses_them(secured):
     """MUST (spec §6.1): 401 InvalidAuthenticationToken with WWW-Authenticate: Bearer."""
-    answer = http("GET", secured["root"] + "/v1.0/communications/callRecords")
+    answer = http("GET", secured["root"] + "/v1.0/communications/callRecords", token=None)
     assert answer.status == 401
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert answer.json()["error"]["code"] == "InvalidAuthenticationToken"
 
 
-def test_the_sdk_reads_with_a_token_from_the_token_endpoint(secured, secured_client, token_provider, run):
+def test_the_sdk_reads_with_a_token_from_the_token_endpoint(secured, secured_client, secured_token_provider, run):
     """MUST (issue 8): the SDK's bearer provider, fed by our token endpoint, reads the tenant's records."""
     page = run(secured_client.communications.call_records.get())
     assert [record.id for record in page.value] == [secured["record_id"]]
-    assert token_provider.fetched >= 1
+    assert secured_token_provider.fetched >= 1
 
 
 def test_a_role_the_app_lacks_is_403(secured, run):
@@ -142,7 +111,7 @@ def test_a_role_the_app_lacks_is_403(secured, run):
 
 
 async def _token_of(secured) -> str:
-    return await LocalTokenProvider(secured["root"], secured["client_id"],
+    return await LocalTokenProvider(secured["root"], TENANT, secured["client_id"],
                                     secured["client_secret"]).get_authorization_token(secured["root"] + "/v1.0")
 
 
@@ -173,7 +142,7 @@ def http_once(url: str, token: str) -> tuple[int, str, dict]:
     import urllib.request
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=ssl_context()) as response:
             return response.status, "", json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("Retry-After", ""), json.loads(error.read())

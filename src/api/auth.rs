@@ -90,17 +90,6 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     response
 }
 
-fn issuer_base(state: &AppState, headers: &axum::http::HeaderMap) -> String {
-    if let Some(base) = &state.settings.public_base_url {
-        return base.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 fn local_issuer_enabled(state: &AppState) -> bool {
     matches!(state.settings.auth, crate::api::AuthMode::Local { .. })
 }
@@ -109,6 +98,7 @@ fn local_issuer_enabled(state: &AppState) -> bool {
 pub async fn openid_configuration(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> Response {
     if !local_issuer_enabled(&state) {
@@ -117,7 +107,7 @@ pub async fn openid_configuration(
     let Some(tenant) = TenantId::parse(&tenant) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_tenant", "The tenant must be a GUID.");
     };
-    let base = issuer_base(&state, &headers);
+    let base = super::context::base_url(&state.settings, &uri, &headers);
     let tid = tenant.as_str();
     Json(json!({
         "issuer": local::ISSUER_TEMPLATE.replace("{tenant}", tid),

@@ -413,7 +413,18 @@ impl Graph {
         self.options.ensure_only(&[Q::Select, Q::Expand])?;
         let select = self.parse_select(EntityKind::CallRecord)?;
         let expand = self.parse_expand(EntityKind::CallRecord, &["sessions", "participants_v2", "organizer_v2"])?;
-        let record = self.require_record(id).await?;
+        // With sessions expanded, the record and its first page of sessions come in one read.
+        let (record, mut first_sessions) = if expand.iter().any(|item| item.property == "sessions") {
+            let (record, sessions) = self
+                .state
+                .store
+                .get_call_record_with_sessions(&self.tenant, id, self.visible_from(), MAX_SESSIONS_PAGE + 1)
+                .await?
+                .ok_or_else(ApiError::call_record_not_found)?;
+            (record, Some(sessions))
+        } else {
+            (self.require_record(id).await?, None)
+        };
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
         let mut body = JsonObject::with_capacity(record.document.len() * 2);
         body.string(
@@ -426,13 +437,16 @@ impl Graph {
         for item in &expand {
             match item.property.as_str() {
                 "sessions" => {
-                    let (rows, more) = split_page(
-                        self.state
-                            .store
-                            .list_sessions(&self.tenant, id, None, MAX_SESSIONS_PAGE + 1)
-                            .await?,
-                        MAX_SESSIONS_PAGE,
-                    );
+                    let first_page = match first_sessions.take() {
+                        Some(rows) => rows,
+                        None => {
+                            self.state
+                                .store
+                                .list_sessions(&self.tenant, id, None, MAX_SESSIONS_PAGE + 1)
+                                .await?
+                        }
+                    };
+                    let (rows, more) = split_page(first_page, MAX_SESSIONS_PAGE);
                     let nested = query::context_projection(&[], &item.expand).unwrap_or_default();
                     let nested_select = item.select.clone().unwrap_or_default();
                     body.string(

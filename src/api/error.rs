@@ -119,7 +119,7 @@ impl From<StoreError> for ApiError {
                     "ServiceUnavailable",
                     "The service is temporarily unavailable. Retry after the interval in Retry-After.",
                 );
-                api.source = Some(anyhow::Error::new(source));
+                api.source = Some(source);
                 api.retry_after_seconds = Some(5);
                 api
             }

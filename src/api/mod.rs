@@ -65,6 +65,9 @@ pub struct ApiSettings {
     pub max_concurrent_ingests: usize,
     pub auth: AuthMode,
     pub throttle: throttle::ThrottleSettings,
+    /// Whether the listener speaks TLS (set by `App` from its `tls`): the scheme of the links we
+    /// write when there is no `public_base_url`.
+    pub https: bool,
 }
 
 /// How `serve` authenticates callers.
@@ -74,6 +77,24 @@ pub enum AuthMode {
     None,
     /// Tokens of our own issuer (keys in the store), with this audience.
     Local { audience: String },
+    /// Tokens of an external OpenID Connect issuer (`iss` = `issuer` with the token's tenant in
+    /// its placeholder, if it has one), keys from its discovery document's JWKS.
+    Oidc {
+        issuer: String,
+        audience: String,
+        /// Where the discovery document is; by default under the issuer.
+        discovery_url: Option<String>,
+    },
+}
+
+impl ApiSettings {
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -86,6 +107,7 @@ impl Default for ApiSettings {
             auth: AuthMode::None,
             // Off for embedding and tests; `serve` turns Graph's limits on.
             throttle: throttle::ThrottleSettings::disabled(),
+            https: false,
         }
     }
 }

@@ -93,15 +93,7 @@ pub fn json_response(ctx: &RequestContext, mut body: Value, mut applied: Vec<Str
     if ctx.prefer.include_unknown_enum_members && saw_evolvable {
         applied.push("include-unknown-enum-members".to_owned());
     }
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
-    if !applied.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&applied.join(",")) {
-            headers.insert("Preference-Applied", value);
-        }
-    }
-    response
+    ok_json(body.to_string(), &applied)
 }
 
 /// `json_response` for a body already written as compact JSON text (see `api::raw`): the text is
@@ -118,6 +110,11 @@ pub fn json_text_response(ctx: &RequestContext, mut body: String, mut applied: V
     {
         applied.push("include-unknown-enum-members".to_owned());
     }
+    ok_json(body, &applied)
+}
+
+/// A 200 with an OData JSON body and the preferences that were applied to it.
+fn ok_json(body: String, applied: &[String]) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));

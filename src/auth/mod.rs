@@ -5,9 +5,11 @@
 //! `required_roles` says what a path needs. The HTTP layer maps failures to 401/403 (api::auth).
 //! Signature checks are jsonwebtoken's; nothing here does cryptography by hand.
 //!
-//! Never: HTTP status codes, SQL. Next: `local` for the built-in issuer.
+//! Never: HTTP status codes, SQL. Next: `local` for the built-in issuer, `oidc` for an
+//! external one.
 
 pub mod local;
+pub mod oidc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,10 +121,31 @@ struct AccessClaims {
 pub enum KeySource {
     /// The local issuer's keys in our own store.
     Local(Arc<dyn Store>),
+    /// An external OpenID Connect issuer's JWKS (`--auth oidc`).
+    Remote(Arc<oidc::RemoteIssuer>),
+}
+
+impl KeySource {
+    async fn load(&self) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
+        match self {
+            KeySource::Local(store) => local::verification_keys(store.as_ref()).await,
+            KeySource::Remote(issuer) => issuer.verification_keys().await,
+        }
+    }
+
+    /// The least time between two loads: a flood of tokens naming unknown keys must not become
+    /// a flood of requests to the issuer (or of queries to the store).
+    fn refresh_after(&self) -> Duration {
+        match self {
+            KeySource::Local(_) => Duration::from_secs(1),
+            KeySource::Remote(_) => Duration::from_secs(5),
+        }
+    }
 }
 
 /// Checks bearer tokens against an issuer's keys, refreshing them when a token names a key id
-/// it has not seen (at most once per `REFRESH_AFTER`), so a rotation needs no restart.
+/// it has not seen (at most once per `KeySource::refresh_after`) and when they are `MAX_KEY_AGE`
+/// old, so a rotation needs no restart and a withdrawn key stops working within the hour.
 pub struct JwtAuthenticator {
     audience: String,
     /// `{issuer}` with `{tenant}` standing for the token's `tid`, as Entra's issuers are per tenant.
@@ -136,8 +159,8 @@ struct KeyCache {
     loaded_at: Option<Instant>,
 }
 
-/// At most one reload of the keys a second, however many unknown key ids arrive.
-const REFRESH_AFTER: Duration = Duration::from_secs(1);
+/// Keys held this long are loaded again before the next check, even if the token's key is known.
+const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 
 impl JwtAuthenticator {
     pub fn new(source: KeySource, issuer_template: String, audience: String) -> Self {
@@ -153,27 +176,52 @@ impl JwtAuthenticator {
     }
 
     pub fn issuer_for(&self, tenant: &TenantId) -> String {
-        self.issuer_template.replace("{tenant}", tenant.as_str())
+        oidc::TENANT_PLACEHOLDERS
+            .iter()
+            .fold(self.issuer_template.clone(), |issuer, placeholder| {
+                issuer.replace(placeholder, tenant.as_str())
+            })
     }
 
     async fn key(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, anyhow::Error> {
+        let refresh_after = self.source.refresh_after();
         {
             let cache = self.keys.read().await;
+            let age = cache.loaded_at.map(|at| at.elapsed());
             if let Some(key) = cache.by_kid.get(kid) {
-                return Ok(Some(key.clone()));
-            }
-            if cache.loaded_at.is_some_and(|at| at.elapsed() < REFRESH_AFTER) {
+                if age.is_some_and(|age| age < MAX_KEY_AGE) {
+                    return Ok(Some(key.clone()));
+                }
+            } else if age.is_some_and(|age| age < refresh_after) {
                 return Ok(None);
             }
         }
         let mut cache = self.keys.write().await;
-        if cache.loaded_at.is_none_or(|at| at.elapsed() >= REFRESH_AFTER) {
-            cache.by_kid = match &self.source {
-                KeySource::Local(store) => local::verification_keys(store.as_ref()).await?,
-            };
+        // Another request may have reloaded while this one waited for the lock.
+        let stale = cache.loaded_at.is_none_or(|at| at.elapsed() >= refresh_after);
+        if stale {
+            match self.source.load().await {
+                Ok(keys) => cache.by_kid = keys,
+                // Keys that still verify are better than none while the issuer is unreachable.
+                Err(error) if !cache.by_kid.is_empty() => {
+                    tracing::warn!(error = %format!("{error:#}"), "the signing keys could not be reloaded; keeping those held");
+                }
+                Err(error) => return Err(error),
+            }
             cache.loaded_at = Some(Instant::now());
         }
         Ok(cache.by_kid.get(kid).cloned())
+    }
+
+    /// Loads the keys now, so that a misconfigured issuer shows at start rather than at the
+    /// first request.
+    pub async fn preload(&self) -> anyhow::Result<usize> {
+        let keys = self.source.load().await?;
+        let count = keys.len();
+        let mut cache = self.keys.write().await;
+        cache.by_kid = keys;
+        cache.loaded_at = Some(Instant::now());
+        Ok(count)
     }
 
     /// Verifies a compact JWS and returns its caller.

@@ -340,7 +340,7 @@ pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut res = String::with_capacity(digits.len() + digits.len() / 3);
     for (position, digit) in digits.chars().enumerate() {
-        if position > 0 && (digits.len() - position) % 3 == 0 {
+        if position > 0 && (digits.len() - position).is_multiple_of(3) {
             res.push(',');
         }
         res.push(digit);

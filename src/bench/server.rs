@@ -36,7 +36,8 @@ pub struct ChildServer {
 
 impl ChildServer {
     /// `callrecords serve` on a free port of 127.0.0.1, showing every record (retention 0) and
-    /// never purging log rows, so a fixed-date store stays as it was built.
+    /// never purging log rows, so a fixed-date store stays as it was built; without tokens or
+    /// throttling, which would measure the limits rather than the server.
     pub async fn serve(db_url: &str) -> anyhow::Result<Self> {
         let args = [
             "serve",
@@ -48,6 +49,10 @@ impl ChildServer {
             "0",
             "--log-retention-days",
             "0",
+            "--auth",
+            "none",
+            "--throttle",
+            "off",
         ];
         Self::spawn(
             &args,

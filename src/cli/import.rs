@@ -39,7 +39,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         line_number += 1;
         progress.inc(line.len() as u64 + 1);
         batch.push_line(line_number, &line).await?;
-        if line_number % 1000 == 0 {
+        if line_number.is_multiple_of(1000) {
             let report = batch.report();
             progress.set_message(format!("{} records", report.accepted() + report.rejected));
         }

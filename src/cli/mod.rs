@@ -20,6 +20,7 @@ use crate::model::{DateTimeOffset, LogKind};
 use crate::notify::NotifySettings;
 use crate::retention::RetentionPolicy;
 use crate::store::{self, RecordSelection, Store, TenantId};
+use crate::tls::TlsSource;
 
 const DEFAULT_DB: &str = "sqlite://./data/callrecords.db";
 
@@ -37,7 +38,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the Graph call records API (under /v1.0/) and the ingest endpoints.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Store records from an NDJSON file (or - for stdin), as POST /ingest/... does.
     Import(ImportArgs),
     /// Write realistic, deterministic call records as NDJSON to stdout, or into a store.
@@ -103,10 +104,20 @@ pub struct ServeArgs {
     /// Ingest requests processed at once; more wait their turn (each holds up to two batches in memory).
     #[arg(long, env = "CALLRECORDS_MAX_CONCURRENT_INGESTS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_ingests: u16,
-    /// Who may call: `none` (no token; the default tenant) or `local` (tokens of the built-in
-    /// issuer, see `callrecords token` and `callrecords apps add`).
-    #[arg(long, env = "CALLRECORDS_AUTH", default_value = "none", value_parser = ["none", "local"])]
-    pub auth: String,
+    /// Who may call: `local` (tokens of the built-in issuer, see `callrecords token` and
+    /// `callrecords apps add`), `oidc` (tokens of an external OpenID Connect issuer, see --issuer)
+    /// or `none` (no token; the default tenant) [default: none for --demo on a loopback address,
+    /// local otherwise].
+    #[arg(long, env = "CALLRECORDS_AUTH", value_parser = ["none", "local", "oidc"])]
+    pub auth: Option<String>,
+    /// With --auth oidc: the issuer tokens must name (`iss`); `{tenantid}` stands for the token's
+    /// tenant, e.g. https://login.microsoftonline.com/{tenantid}/v2.0 for any Entra ID tenant.
+    #[arg(long, env = "CALLRECORDS_ISSUER")]
+    pub issuer: Option<String>,
+    /// With --auth oidc: the issuer's OpenID discovery document [default: the issuer's
+    /// /.well-known/openid-configuration, with `common` for a tenant placeholder].
+    #[arg(long, env = "CALLRECORDS_OIDC_DISCOVERY_URL")]
+    pub oidc_discovery_url: Option<String>,
     /// With --auth none, listen on a non-loopback address anyway (anyone who reaches the port
     /// reads and writes everything).
     #[arg(long, env = "CALLRECORDS_ALLOW_INSECURE_NETWORK")]
@@ -118,9 +129,24 @@ pub struct ServeArgs {
     /// record-first-page, record-later-pages, functions-tenant, functions-app-tenant, ingest-tenant.
     #[arg(long = "throttle-limit", env = "CALLRECORDS_THROTTLE_LIMITS", value_delimiter = ' ')]
     pub throttle_limits: Vec<String>,
-    /// The audience tokens must carry (`aud`).
-    #[arg(long, env = "CALLRECORDS_AUDIENCE", default_value = crate::auth::local::DEFAULT_AUDIENCE)]
-    pub audience: String,
+    /// Serve HTTPS with a certificate of a local CA made and kept in --tls-dir (`self-signed`);
+    /// the CA's PEM, for clients to trust, is printed at start.
+    #[arg(long, env = "CALLRECORDS_TLS", value_parser = ["self-signed"], conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first); reloaded when
+    /// the file changes.
+    #[arg(long, env = "CALLRECORDS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CALLRECORDS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Where --tls self-signed keeps its CA, certificate and keys.
+    #[arg(long, env = "CALLRECORDS_TLS_DIR", default_value = "./data/tls")]
+    pub tls_dir: std::path::PathBuf,
+    /// The audience tokens must carry (`aud`) [default: https://graph.microsoft.com with --auth
+    /// local; required with --auth oidc].
+    #[arg(long, env = "CALLRECORDS_AUDIENCE")]
+    pub audience: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -163,7 +189,7 @@ pub struct GenerateArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Import(args) => import::run(args).await,
         Command::Generate(args) => generate_command(args).await,
         Command::Migrate(args) => {
@@ -187,8 +213,41 @@ fn print_line(text: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to stdout")
 }
 
+/// `--auth` as given, or its default: the quick start (`serve --demo` on loopback) needs no
+/// token; anything else is the local issuer.
+fn auth_mode(args: &ServeArgs) -> anyhow::Result<crate::api::AuthMode> {
+    let mode = match args.auth.as_deref() {
+        Some(mode) => mode,
+        None if args.demo && args.listen.ip().is_loopback() => "none",
+        None => "local",
+    };
+    if mode != "oidc" && (args.issuer.is_some() || args.oidc_discovery_url.is_some()) {
+        anyhow::bail!("--issuer and --oidc-discovery-url go with --auth oidc");
+    }
+    Ok(match mode {
+        "none" => crate::api::AuthMode::None,
+        "local" => crate::api::AuthMode::Local {
+            audience: args
+                .audience
+                .clone()
+                .unwrap_or_else(|| crate::auth::local::DEFAULT_AUDIENCE.to_owned()),
+        },
+        _ => crate::api::AuthMode::Oidc {
+            issuer: args
+                .issuer
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--auth oidc needs --issuer (the `iss` of the tokens to accept)"))?,
+            audience: args.audience.clone().ok_or_else(|| {
+                anyhow::anyhow!("--auth oidc needs --audience (the `aud` of the tokens to accept: your API's application ID URI or client id)")
+            })?,
+            discovery_url: args.oidc_discovery_url.clone(),
+        },
+    })
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let without_auth = args.auth == "none";
+    let auth = auth_mode(&args)?;
+    let without_auth = auth == crate::api::AuthMode::None;
     if without_auth {
         if !args.listen.ip().is_loopback() && !args.allow_insecure_network {
             anyhow::bail!(
@@ -208,8 +267,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .set(assignment)
             .map_err(|error| anyhow::anyhow!("--throttle-limit: {error}"))?;
     }
+    let tls = match (&args.tls, &args.tls_cert, &args.tls_key) {
+        (Some(_), _, _) => Some(TlsSource::SelfSigned {
+            dir: args.tls_dir.clone(),
+            hosts: crate::tls::self_signed_hosts(args.listen, args.public_base_url.as_deref()),
+        }),
+        (None, Some(cert), Some(key)) => Some(TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let auth_summary = match &auth {
+        crate::api::AuthMode::None => "none: no token needed".to_owned(),
+        crate::api::AuthMode::Local { .. } => {
+            "local: tokens of this server (`callrecords token --tenant T --roles CallRecords.Read.All`)".to_owned()
+        }
+        crate::api::AuthMode::Oidc { issuer, .. } => format!("oidc: tokens of {issuer}"),
+    };
     let config = ServeConfig {
         listen: args.listen,
+        tls,
         db_url: args.db.db_url,
         api: ApiSettings {
             retention_days: args.retention_days,
@@ -217,12 +295,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_ingest_bytes: args.max_ingest_bytes,
             max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
             throttle,
-            auth: match args.auth.as_str() {
-                "local" => crate::api::AuthMode::Local {
-                    audience: args.audience,
-                },
-                _ => crate::api::AuthMode::None,
-            },
+            auth,
+            // App sets it from `tls`.
+            https: false,
         },
         notify: NotifySettings {
             allow_private_targets: allow_private_webhooks,
@@ -242,8 +317,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fill_demo(app.store().as_ref()).await?;
     }
     let addr = app.local_addr();
-    tracing::info!("listening on http://{addr} (Graph base URL http://{addr}/v1.0)");
-    eprintln!("callrecords listening on http://{addr}/v1.0/communications/callRecords");
+    let scheme = app.scheme();
+    tracing::info!("listening on {scheme}://{addr} (Graph base URL {scheme}://{addr}/v1.0)");
+    eprintln!("callrecords listening on {scheme}://{addr}/v1.0/communications/callRecords");
+    eprintln!("authentication {auth_summary}");
+    if let Some(ca) = app.ca_certificate() {
+        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_owned());
+        eprintln!(
+            "TLS with a self-signed certificate: trust its CA at {} (e.g. SSL_CERT_FILE, NODE_EXTRA_CA_CERTS or curl --cacert)",
+            ca.display()
+        );
+    }
     app.run(shutdown_signal()).await
 }
 
@@ -418,4 +502,68 @@ pub(crate) async fn generate_into(
         "generated usage-log rows"
     );
     Ok(reports.swap_remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{auth_mode, Cli, Command};
+    use crate::api::AuthMode;
+
+    fn mode_of(args: &[&str]) -> anyhow::Result<AuthMode> {
+        let cli = Cli::try_parse_from(["callrecords", "serve"].iter().chain(args)).expect("the arguments parse");
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("serve was given")
+        };
+        auth_mode(&serve)
+    }
+
+    #[test]
+    fn only_the_demo_on_loopback_runs_without_tokens_by_default() {
+        assert_eq!(mode_of(&["--demo"]).unwrap(), AuthMode::None);
+        assert_eq!(mode_of(&["--demo", "--listen", "[::1]:8080"]).unwrap(), AuthMode::None);
+        let local = AuthMode::Local {
+            audience: crate::auth::local::DEFAULT_AUDIENCE.to_owned(),
+        };
+        assert_eq!(mode_of(&[]).unwrap(), local);
+        assert_eq!(mode_of(&["--demo", "--listen", "0.0.0.0:8080"]).unwrap(), local);
+        assert_eq!(mode_of(&["--auth", "none"]).unwrap(), AuthMode::None);
+    }
+
+    #[test]
+    fn oidc_needs_an_issuer_and_an_audience_and_nothing_else_takes_them() {
+        let error = mode_of(&["--auth", "oidc", "--audience", "api://x"]).unwrap_err();
+        assert!(error.to_string().contains("--issuer"), "{error}");
+        let error = mode_of(&["--auth", "oidc", "--issuer", "https://idp.example/"]).unwrap_err();
+        assert!(error.to_string().contains("--audience"), "{error}");
+        let error = mode_of(&["--auth", "local", "--issuer", "https://idp.example/"]).unwrap_err();
+        assert!(error.to_string().contains("--auth oidc"), "{error}");
+        assert_eq!(
+            mode_of(&[
+                "--auth",
+                "oidc",
+                "--issuer",
+                "https://idp.example/",
+                "--audience",
+                "api://x"
+            ])
+            .unwrap(),
+            AuthMode::Oidc {
+                issuer: "https://idp.example/".to_owned(),
+                audience: "api://x".to_owned(),
+                discovery_url: None,
+            }
+        );
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["callrecords", "serve"].iter().chain(args)).map(|_| ());
+        assert!(parse(&["--tls", "self-signed"]).is_ok());
+        assert!(parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err(), "a certificate needs its key");
+        assert!(parse(&["--tls", "self-signed", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls", "on"]).is_err());
+    }
 }

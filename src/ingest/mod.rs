@@ -165,7 +165,7 @@ async fn commit_batch(
 
 /// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
 /// records, so that memory stays bounded for very large records.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 
 enum Prepared {
     Record(PreparedRecord),

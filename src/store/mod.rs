@@ -213,8 +213,8 @@ pub struct StoredApp {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is busy beyond its timeout: worth retrying.
-    #[error("the store is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    #[error("the store is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -222,9 +222,11 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(error),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(anyhow::Error::new(error))
+            }
             sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
-                StoreError::Unavailable(error)
+                StoreError::Unavailable(anyhow::Error::new(error))
             }
             other => StoreError::Other(anyhow::Error::new(other)),
         }
@@ -261,6 +263,23 @@ pub trait Store: Send + Sync {
         id: &str,
         visible_from: Option<i64>,
     ) -> StoreResult<Option<StoredRecord>>;
+
+    /// The record and its first `limit` sessions, read from one snapshot where the backend can,
+    /// so that the sessions belong to the version of the record returned with them. The default
+    /// reads them one after the other.
+    async fn get_call_record_with_sessions(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        visible_from: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
+        let Some(record) = self.get_call_record(tenant, id, visible_from).await? else {
+            return Ok(None);
+        };
+        let sessions = self.list_sessions(tenant, id, None, limit).await?;
+        Ok(Some((record, sessions)))
+    }
 
     /// Up to `limit` sessions of a record after `after_ordinal`, in the order they were sent.
     async fn list_sessions(

@@ -2,7 +2,7 @@
 //! without the role), tenants kept apart on every endpoint, the local issuer's token endpoint,
 //! discovery and JWKS, and key rotation.
 
-use callrecords::api::{ApiSettings, AuthMode};
+use callrecords::api::AuthMode;
 use callrecords::auth::local::{self, TokenRequest, DEFAULT_AUDIENCE};
 use callrecords::auth::{INGEST, PSTN_READ_ALL, READ_ALL};
 use callrecords::store::TenantId;
@@ -17,12 +17,9 @@ const TENANT_B: &str = "22222222-2222-2222-2222-222222222222";
 async fn secured(backend: Backend) -> TestApp {
     TestApp::spawn_with(
         backend,
-        ApiSettings {
-            auth: AuthMode::Local {
-                audience: DEFAULT_AUDIENCE.to_owned(),
-            },
-            ..settings_with_retention(0)
-        },
+        settings_with_auth(AuthMode::Local {
+            audience: DEFAULT_AUDIENCE.to_owned(),
+        }),
     )
     .await
 }

@@ -37,6 +37,11 @@ fn spawn_server(db_url: &str) -> (ServerProcess, String) {
             db_url,
             "--retention-days",
             "0",
+            "--auth",
+            "none",
+            // Retries come quickly, so a delivery that failed before the kill is retried soon after.
+            "--webhook-retry-base-ms",
+            "100",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

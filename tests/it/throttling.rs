@@ -16,8 +16,7 @@ fn throttled(limits: &[&str], auth: AuthMode) -> ApiSettings {
     }
     ApiSettings {
         throttle,
-        auth,
-        ..settings_with_retention(0)
+        ..settings_with_auth(auth)
     }
 }
 

@@ -529,6 +529,53 @@ impl Store for PgStore {
         Ok(row.as_ref().map(stored_record).transpose()?)
     }
 
+    async fn get_call_record_with_sessions(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        visible_from: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
+        // One statement sees one snapshot (READ COMMITTED), so the sessions are those of the
+        // version of the record returned with them. `s.start_ticks = r.start_ticks` lets the
+        // executor prune the session partitions to the record's month.
+        let row = sqlx::query(
+            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants,
+                    ARRAY(SELECT s.ordinal FROM session s
+                          WHERE s.tenant_id = r.tenant_id AND s.call_record_id = r.id AND s.start_ticks = r.start_ticks
+                          ORDER BY s.ordinal LIMIT $4) AS session_ordinals,
+                    ARRAY(SELECT s.document FROM session s
+                          WHERE s.tenant_id = r.tenant_id AND s.call_record_id = r.id AND s.start_ticks = r.start_ticks
+                          ORDER BY s.ordinal LIMIT $4) AS session_documents
+             FROM call_record r WHERE r.tenant_id = $1 AND r.id = $2 AND r.start_ticks >= $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(visible_from.unwrap_or(i64::MIN))
+        .bind(i64::from(limit))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = stored_record(&row)?;
+        let ordinals: Vec<i64> = row.try_get("session_ordinals")?;
+        let documents: Vec<String> = row.try_get("session_documents")?;
+        if ordinals.len() != documents.len() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "record {id}: {} session ordinals against {} documents",
+                ordinals.len(),
+                documents.len()
+            )));
+        }
+        let sessions = ordinals
+            .into_iter()
+            .zip(documents)
+            .map(|(ordinal, document)| StoredChild { ordinal, document })
+            .collect();
+        Ok(Some((record, sessions)))
+    }
+
     async fn list_sessions(
         &self,
         tenant: &TenantId,

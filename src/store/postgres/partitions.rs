@@ -151,7 +151,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 fn ddl_error(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => StoreError::Unavailable(error),
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+            StoreError::Unavailable(anyhow::Error::new(error))
+        }
         _ => error.into(),
     }
 }

@@ -1,6 +1,11 @@
 //! The embedded store: one SQLite file in WAL mode. One connection writes (SQLite admits one
 //! writer at a time, and a single writer never meets SQLITE_BUSY on lock upgrade); a small pool
 //! reads concurrently beside it. `synchronous=FULL` makes a commit durable before we acknowledge.
+//!
+//! The hot reads of one record and its sessions and participants go through `rusqlite` on the
+//! blocking pool instead of sqlx: sqlx's SQLite driver runs each connection on a worker thread
+//! and hands every row across threads, and those wake-ups were a third of the CPU of a GET with
+//! its sessions (issue 7). Here one call is one hop, whatever the number of rows.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,6 +22,7 @@ use crate::model::{LogKind, SubscriptionScope};
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    hot_reader: HotReader,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -35,7 +41,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 8 MB a connection, five connections: the OS page cache holds the rest of a warm
+            // 8 MB a connection, seven connections: the OS page cache holds the rest of a warm
             // store, shared and outside our resident set (issue 7: 32 MB each cost 160 MB RSS).
             .pragma("cache_size", "-8000");
         let writer = SqlitePoolOptions::new()
@@ -48,13 +54,161 @@ impl SqliteStore {
             .run(&writer)
             .await
             .with_context(|| format!("migrating the SQLite file {path}"))?;
+        // The colder reads (usage logs, subscriptions, keys); the hot ones have `HotReader`.
         let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening read connections to {path}"))?;
-        Ok(Self { writer, reader })
+        let hot_reader = HotReader::open(path);
+        Ok(Self {
+            writer,
+            reader,
+            hot_reader,
+        })
+    }
+}
+
+/// Read-only rusqlite connections, used on the blocking pool.
+#[derive(Clone)]
+struct HotReader {
+    pool: r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>,
+}
+
+/// Connections of the hot reader: as many as cores are likely to use them at once.
+const HOT_READ_CONNECTIONS: u32 = 4;
+
+impl HotReader {
+    fn open(path: &str) -> Self {
+        use rusqlite::OpenFlags;
+        let manager = r2d2_sqlite::SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_init(|connection| {
+                connection.busy_timeout(Duration::from_secs(30))?;
+                // The same 8 MB page cache as sqlx's readers (see `open`).
+                connection.execute_batch("PRAGMA cache_size = -8000; PRAGMA query_only = ON;")
+            });
+        // Connections are opened when first needed, not here: `open` runs on the async runtime.
+        let pool = r2d2::Pool::builder()
+            .max_size(HOT_READ_CONNECTIONS)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(30))
+            .build_unchecked(manager);
+        Self { pool }
+    }
+
+    /// Runs `read` on a pooled connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = pool
+                .get()
+                .map_err(|error| StoreError::Unavailable(anyhow::Error::new(error)))?;
+            read(&connection).map_err(store_error)
+        })
+        .await
+        .map_err(|error| StoreError::Other(anyhow::anyhow!("a store read stopped: {error}")))?
+    }
+}
+
+fn store_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(anyhow::Error::new(error))
+        }
+        _ => StoreError::Other(anyhow::Error::new(error)),
+    }
+}
+
+fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        id: row.get(0)?,
+        start_ticks: row.get(1)?,
+        document: row.get(2)?,
+        n_sessions: row.get(3)?,
+        n_participants: row.get(4)?,
+    })
+}
+
+fn child_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChild> {
+    Ok(StoredChild {
+        ordinal: row.get(0)?,
+        document: row.get(1)?,
+    })
+}
+
+/// Which child table a hot read looks in.
+#[derive(Clone, Copy)]
+enum ChildTable {
+    Session,
+    Participant,
+}
+
+impl HotReader {
+    async fn child(
+        &self,
+        table: ChildTable,
+        tenant: &TenantId,
+        call_record_id: &str,
+        child_id: &str,
+    ) -> StoreResult<Option<StoredChild>> {
+        use rusqlite::OptionalExtension;
+        let sql = match table {
+            ChildTable::Session => {
+                "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND id = ?3"
+            }
+            ChildTable::Participant => {
+                "SELECT ordinal, document FROM participant WHERE tenant_id = ?1 AND call_record_id = ?2 AND id = ?3"
+            }
+        };
+        let keys = [
+            tenant.as_str().to_owned(),
+            call_record_id.to_owned(),
+            child_id.to_owned(),
+        ];
+        self.read(move |connection| {
+            connection
+                .prepare_cached(sql)?
+                .query_row(rusqlite::params![keys[0], keys[1], keys[2]], child_from)
+                .optional()
+        })
+        .await
+    }
+
+    async fn children(
+        &self,
+        table: ChildTable,
+        tenant: &TenantId,
+        call_record_id: &str,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>> {
+        let sql = match table {
+            ChildTable::Session => {
+                "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
+                 ORDER BY ordinal LIMIT ?4"
+            }
+            ChildTable::Participant => {
+                "SELECT ordinal, document FROM participant WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
+                 ORDER BY ordinal LIMIT ?4"
+            }
+        };
+        let (tenant, call_record_id) = (tenant.as_str().to_owned(), call_record_id.to_owned());
+        let after = after_ordinal.unwrap_or(-1);
+        self.read(move |connection| {
+            connection
+                .prepare_cached(sql)?
+                .query_map(
+                    rusqlite::params![tenant, call_record_id, after, i64::from(limit)],
+                    child_from,
+                )?
+                .collect()
+        })
+        .await
     }
 }
 
@@ -110,64 +264,47 @@ fn participant_ids_column(scope: &SubscriptionScope) -> Option<String> {
 
 const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
 
-fn stored_record(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRecord, sqlx::Error> {
-    Ok(StoredRecord {
-        id: row.try_get("id")?,
-        start_ticks: row.try_get("start_ticks")?,
-        document: row.try_get("document")?,
-        n_sessions: row.try_get("n_sessions")?,
-        n_participants: row.try_get("n_participants")?,
-    })
-}
-
-fn stored_child(row: &sqlx::sqlite::SqliteRow) -> Result<StoredChild, sqlx::Error> {
-    Ok(StoredChild {
-        ordinal: row.try_get("ordinal")?,
-        document: row.try_get("document")?,
-    })
-}
-
-/// Appends the WHERE clause of a selection over `r` (call_record), driving from the participant
-/// index `p` when a participant is named. Values are bound, never spliced.
-fn push_selection<'a>(
-    query: &mut QueryBuilder<'a, Sqlite>,
-    tenant: &'a TenantId,
-    selection: &'a RecordSelection,
-    cursor: Option<&'a RecordCursor>,
-) {
+/// The FROM and WHERE clauses of a selection over `r` (call_record), ordered by (start, id),
+/// driving from the participant index `p` when a participant is named, with the values to bind
+/// (never spliced into the text).
+fn selection_sql(
+    tenant: &TenantId,
+    selection: &RecordSelection,
+    cursor: Option<&RecordCursor>,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = String::with_capacity(256);
+    let mut values = vec![Value::Text(tenant.as_str().to_owned())];
     let (start_column, id_column) = match selection.participant_ids.first() {
         Some(first) => {
-            query.push(" FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id WHERE p.tenant_id = ");
-            query.push_bind(tenant.as_str());
-            query.push(" AND p.id = ");
-            query.push_bind(first.as_str());
+            sql.push_str(" FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id WHERE p.tenant_id = ? AND p.id = ?");
+            values.push(Value::Text(first.clone()));
             ("p.start_ticks", "p.call_record_id")
         }
         None => {
-            query.push(" FROM call_record r WHERE r.tenant_id = ");
-            query.push_bind(tenant.as_str());
+            sql.push_str(" FROM call_record r WHERE r.tenant_id = ?");
             ("r.start_ticks", "r.id")
         }
     };
     if let Some(from) = selection.start_from {
-        query.push(format_args!(" AND {start_column} >= ")).push_bind(from);
+        sql.push_str(&format!(" AND {start_column} >= ?"));
+        values.push(Value::Integer(from));
     }
     if let Some(before) = selection.start_before {
-        query.push(format_args!(" AND {start_column} < ")).push_bind(before);
+        sql.push_str(&format!(" AND {start_column} < ?"));
+        values.push(Value::Integer(before));
     }
     if let Some(cursor) = cursor {
-        query.push(format_args!(" AND ({start_column}, {id_column}) > ("));
-        query
-            .push_bind(cursor.start_ticks)
-            .push(", ")
-            .push_bind(cursor.id.as_str())
-            .push(")");
+        sql.push_str(&format!(" AND ({start_column}, {id_column}) > (?, ?)"));
+        values.push(Value::Integer(cursor.start_ticks));
+        values.push(Value::Text(cursor.id.clone()));
     }
     for other in selection.participant_ids.iter().skip(1) {
-        query.push(" AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id AND q.id = ");
-        query.push_bind(other.as_str()).push(")");
+        sql.push_str(" AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id AND q.id = ?)");
+        values.push(Value::Text(other.clone()));
     }
-    query.push(format_args!(" ORDER BY {start_column}, {id_column}"));
+    sql.push_str(&format!(" ORDER BY {start_column}, {id_column}"));
+    (sql, values)
 }
 
 #[async_trait]
@@ -284,21 +421,33 @@ impl Store for SqliteStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants");
-        push_selection(&mut query, tenant, selection, cursor);
-        query.push(" LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
+        let (clauses, mut values) = selection_sql(tenant, selection, cursor);
+        let sql = format!("SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants{clauses} LIMIT ?");
+        values.push(rusqlite::types::Value::Integer(i64::from(limit)));
+        self.hot_reader
+            .read(move |connection| {
+                connection
+                    .prepare_cached(&sql)?
+                    .query_map(rusqlite::params_from_iter(values), record_from)?
+                    .collect()
+            })
+            .await
     }
 
     async fn count_call_records(&self, tenant: &TenantId, selection: &RecordSelection) -> StoreResult<i64> {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-        push_selection(&mut query, tenant, selection, None);
-        Ok(query.build_query_scalar().fetch_one(&self.reader).await?)
+        // ORDER BY is harmless to a count and keeps one text per selection shape.
+        let (clauses, values) = selection_sql(tenant, selection, None);
+        let sql = format!("SELECT COUNT(*){clauses}");
+        self.hot_reader
+            .read(move |connection| {
+                connection
+                    .prepare_cached(&sql)?
+                    .query_row(rusqlite::params_from_iter(values), |row| row.get(0))
+            })
+            .await
     }
 
     async fn get_call_record(
@@ -307,16 +456,57 @@ impl Store for SqliteStore {
         id: &str,
         visible_from: Option<i64>,
     ) -> StoreResult<Option<StoredRecord>> {
-        let row = sqlx::query(
-            "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
-             WHERE tenant_id = ? AND id = ? AND start_ticks >= ?",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(visible_from.unwrap_or(i64::MIN))
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(stored_record).transpose()?)
+        use rusqlite::OptionalExtension;
+        let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
+        let visible_from = visible_from.unwrap_or(i64::MIN);
+        self.hot_reader
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+                         WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
+                    )?
+                    .query_row(rusqlite::params![tenant, id, visible_from], record_from)
+                    .optional()
+            })
+            .await
+    }
+
+    async fn get_call_record_with_sessions(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        visible_from: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
+        use rusqlite::OptionalExtension;
+        let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
+        let visible_from = visible_from.unwrap_or(i64::MIN);
+        self.hot_reader
+            .read(move |connection| {
+                // One read transaction: one snapshot of the WAL for both statements.
+                let snapshot = connection.unchecked_transaction()?;
+                let record = snapshot
+                    .prepare_cached(
+                        "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+                         WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
+                    )?
+                    .query_row(rusqlite::params![tenant, id, visible_from], record_from)
+                    .optional()?;
+                let Some(record) = record else {
+                    return Ok(None);
+                };
+                let sessions = snapshot
+                    .prepare_cached(
+                        "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
+                         ORDER BY ordinal LIMIT ?4",
+                    )?
+                    .query_map(rusqlite::params![tenant, id, -1_i64, i64::from(limit)], child_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                snapshot.finish()?;
+                Ok(Some((record, sessions)))
+            })
+            .await
     }
 
     async fn list_sessions(
@@ -326,17 +516,9 @@ impl Store for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let rows = sqlx::query(
-            "SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND ordinal > ?
-             ORDER BY ordinal LIMIT ?",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(after_ordinal.unwrap_or(-1))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+        self.hot_reader
+            .children(ChildTable::Session, tenant, call_record_id, after_ordinal, limit)
+            .await
     }
 
     async fn get_session(
@@ -345,14 +527,9 @@ impl Store for SqliteStore {
         call_record_id: &str,
         session_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row =
-            sqlx::query("SELECT ordinal, document FROM session WHERE tenant_id = ? AND call_record_id = ? AND id = ?")
-                .bind(tenant.as_str())
-                .bind(call_record_id)
-                .bind(session_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.as_ref().map(stored_child).transpose()?)
+        self.hot_reader
+            .child(ChildTable::Session, tenant, call_record_id, session_id)
+            .await
     }
 
     async fn list_participants(
@@ -362,17 +539,9 @@ impl Store for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let rows = sqlx::query(
-            "SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND ordinal > ?
-             ORDER BY ordinal LIMIT ?",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(after_ordinal.unwrap_or(-1))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+        self.hot_reader
+            .children(ChildTable::Participant, tenant, call_record_id, after_ordinal, limit)
+            .await
     }
 
     async fn get_participant(
@@ -381,15 +550,9 @@ impl Store for SqliteStore {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row = sqlx::query(
-            "SELECT ordinal, document FROM participant WHERE tenant_id = ? AND call_record_id = ? AND id = ?",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(participant_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(stored_child).transpose()?)
+        self.hot_reader
+            .child(ChildTable::Participant, tenant, call_record_id, participant_id)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(kind = kind.as_str(), n_rows = batch.len()))]

@@ -13,16 +13,30 @@ use callrecords::app::{App, ServeConfig};
 use callrecords::notify::NotifySettings;
 use callrecords::retention::RetentionPolicy;
 use callrecords::store::Store;
+use callrecords::tls::TlsSource;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::sync::Arc;
 
 pub use database::{Backend, TestDatabase};
+
+/// A client that trusts `ca_pem` (a self-signed server's CA) besides the usual roots.
+pub fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder();
+    match ca_pem {
+        Some(pem) => builder.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("a PEM certificate")),
+        None => builder,
+    }
+}
 pub use receiver::{Mode, Receiver};
 pub use records::*;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `http`, or `https` for a server with TLS.
+    pub scheme: &'static str,
+    /// The self-signed CA a TLS server's clients trust (PEM).
+    pub ca_pem: Option<Vec<u8>>,
     /// The app's own store, for tests that drive background work one step at a time.
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
@@ -94,6 +108,14 @@ pub fn settings_with_retention(retention_days: u32) -> ApiSettings {
     }
 }
 
+/// Retention off, callers authenticated as `auth` says.
+pub fn settings_with_auth(auth: callrecords::api::AuthMode) -> ApiSettings {
+    ApiSettings {
+        auth,
+        ..settings_with_retention(0)
+    }
+}
+
 impl TestApp {
     /// A server with retention off, so fixtures may use any date.
     pub async fn spawn(backend: Backend) -> Self {
@@ -115,6 +137,16 @@ impl TestApp {
     }
 
     pub async fn spawn_on_with_notify(database: Arc<TestDatabase>, api: ApiSettings, notify: NotifySettings) -> Self {
+        Self::spawn_on_with_tls(database, api, notify, None).await
+    }
+
+    /// A server with TLS; its client trusts the self-signed CA when there is one.
+    pub async fn spawn_on_with_tls(
+        database: Arc<TestDatabase>,
+        api: ApiSettings,
+        notify: NotifySettings,
+        tls: Option<TlsSource>,
+    ) -> Self {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: database.url.clone(),
@@ -124,18 +156,26 @@ impl TestApp {
             },
             notify,
             api,
+            tls,
         };
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let scheme = app.scheme();
+        let ca_pem = app
+            .ca_certificate()
+            .map(|path| std::fs::read(path).expect("the CA certificate is readable"));
         let store = app.store();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {
             let _ = receiver.await;
         }));
+        let client = client_builder(ca_pem.as_deref()).build().unwrap();
         Self {
             addr,
+            scheme,
+            ca_pem,
             store,
-            client: reqwest::Client::new(),
+            client,
             _database: database,
             shutdown: Some(sender),
         }
@@ -147,11 +187,14 @@ impl TestApp {
         if let Some(token) = token {
             headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
-        self.client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+        self.client = client_builder(self.ca_pem.as_deref())
+            .default_headers(headers)
+            .build()
+            .unwrap();
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{path_and_query}", self.addr)
+        format!("{}://{}{path_and_query}", self.scheme, self.addr)
     }
 
     /// `GET /v1.0{path}`.
