@@ -12,6 +12,7 @@ mod ingest;
 mod nodes;
 mod notifications;
 mod oidc;
+mod outbox;
 mod paging;
 mod retention;
 mod sub_resources;

@@ -965,13 +965,19 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         // Change rows take the subscription's current notificationUrl and clientState, read in
-        // the same statement.
+        // the same statement. A row waits while an earlier row of its record and subscription
+        // waits for a retry or is leased: one record's versions go out in the order they were
+        // made, even when a failed batch is retried after later versions arrived.
         let rows = sqlx::query(
             "WITH claimed AS (
                  UPDATE outbox SET lease_owner = $1, lease_until_ticks = $2
                  WHERE id IN (
-                     SELECT id FROM outbox WHERE due_ticks <= $3 AND lease_until_ticks <= $3
-                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
+                     SELECT id FROM outbox o WHERE due_ticks <= $3 AND lease_until_ticks <= $3
+                       AND NOT EXISTS (SELECT 1 FROM outbox e
+                         WHERE e.tenant_id = o.tenant_id AND e.subscription_id = o.subscription_id
+                           AND e.call_record_id = o.call_record_id AND e.id < o.id
+                           AND (e.due_ticks > $3 OR e.lease_until_ticks > $3))
+                     ORDER BY id LIMIT $4 FOR UPDATE OF o SKIP LOCKED
                  )
                  RETURNING id, tenant_id, subscription_id, event, call_record_id, target_url, client_state,
                            expiration_ticks, created_ticks, first_attempt_ticks, attempts

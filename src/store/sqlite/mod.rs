@@ -847,15 +847,22 @@ impl Store for SqliteStore {
         .bind(now_ticks)
         .execute(&mut *tx)
         .await?;
+        // A row waits while an earlier row of its record and subscription waits for a retry or
+        // is leased: one record's versions go out in the order they were made.
         let rows = sqlx::query(
-            "UPDATE outbox SET lease_owner = ?, lease_until_ticks = ?
-             WHERE id IN (SELECT id FROM outbox WHERE due_ticks <= ? AND lease_until_ticks <= ? ORDER BY id LIMIT ?)
+            "UPDATE outbox SET lease_owner = ?1, lease_until_ticks = ?2
+             WHERE id IN (
+                 SELECT id FROM outbox o WHERE due_ticks <= ?3 AND lease_until_ticks <= ?3
+                   AND NOT EXISTS (SELECT 1 FROM outbox e
+                     WHERE e.tenant_id = o.tenant_id AND e.subscription_id = o.subscription_id
+                       AND e.call_record_id = o.call_record_id AND e.id < o.id
+                       AND (e.due_ticks > ?3 OR e.lease_until_ticks > ?3))
+                 ORDER BY id LIMIT ?4)
              RETURNING id, tenant_id, subscription_id, event, call_record_id, target_url, client_state, expiration_ticks,
                        created_ticks, first_attempt_ticks, attempts",
         )
         .bind(worker)
         .bind(now_ticks.saturating_add(lease_ticks))
-        .bind(now_ticks)
         .bind(now_ticks)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)

@@ -1,0 +1,113 @@
+//! The outbox claim, on each store directly: a record's later notification waits while an
+//! earlier one is leased or waiting for its retry, so one record's versions reach a receiver in
+//! the order they were made.
+
+use callrecords::model::{DateTimeOffset, SubscriptionScope};
+use callrecords::store::{ClaimedNotification, PreparedRecord, StoredSubscription, TenantId};
+use serde_json::json;
+
+use crate::support::*;
+
+const SECOND: i64 = 10_000_000;
+const MINUTE: i64 = 60 * SECOND;
+
+fn prepared(id: &str, version: i64) -> PreparedRecord {
+    let start = DateTimeOffset::parse("2024-03-10T00:00:00Z").unwrap().unix_ticks();
+    PreparedRecord {
+        id: id.to_owned(),
+        version,
+        start_ticks: start,
+        end_ticks: start + MINUTE,
+        document: json!({ "id": id, "version": version }).to_string(),
+        sessions: Vec::new(),
+        participants: Vec::new(),
+    }
+}
+
+fn every_change(id: &str, expiration_ticks: i64) -> StoredSubscription {
+    let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).unwrap();
+    StoredSubscription {
+        id: id.to_owned(),
+        expiration_ticks,
+        scope: SubscriptionScope {
+            created: true,
+            updated: true,
+            participant_ids: None,
+        },
+        document: json!({
+            "id": id,
+            "resource": "/communications/callRecords",
+            "changeType": "created,updated",
+            "notificationUrl": format!("https://receiver.example/{id}"),
+            "expirationDateTime": expiration.to_string(),
+        })
+        .to_string(),
+    }
+}
+
+fn events(claimed: &[ClaimedNotification]) -> Vec<(String, String)> {
+    claimed
+        .iter()
+        .map(|n| (n.event.clone(), n.call_record_id.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn expected(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+    rows.iter().map(|(e, r)| (e.to_string(), r.to_string())).collect()
+}
+
+both!(a_records_later_version_waits_for_its_earlier_one);
+async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = callrecords::store::open(&database.url).await.unwrap();
+    let tenant = TenantId::default_tenant();
+    let now = || DateTimeOffset::now().unix_ticks();
+    store
+        .create_subscription(&tenant, &every_change("s", now() + 60 * MINUTE), 10)
+        .await
+        .unwrap();
+    store
+        .upsert_call_records(&tenant, &[prepared("r1", 1), prepared("x", 1)])
+        .await
+        .unwrap();
+
+    // Leased: r1's next version is held back, other records are not.
+    let t0 = now();
+    let first = store.claim_notifications("w1", t0, MINUTE, 100).await.unwrap();
+    assert_eq!(events(&first), expected(&[("created", "r1"), ("created", "x")]));
+    store
+        .upsert_call_records(&tenant, &[prepared("r1", 2), prepared("y", 1)])
+        .await
+        .unwrap();
+    let t1 = now() + SECOND;
+    let while_leased = store.claim_notifications("w2", t1, MINUTE, 100).await.unwrap();
+    assert_eq!(events(&while_leased), expected(&[("created", "y")]));
+
+    // Waiting for a retry: still held back, and sent after the earlier version once it is due.
+    let retries: Vec<(i64, i64)> = first.iter().map(|n| (n.id, t1 + MINUTE)).collect();
+    store.retry_notifications(&retries, t1).await.unwrap();
+    store.complete_notifications(&[while_leased[0].id]).await.unwrap();
+    assert!(store
+        .claim_notifications("w2", t1 + SECOND, MINUTE, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let retried = store.claim_notifications("w3", t1 + MINUTE, MINUTE, 100).await.unwrap();
+    assert_eq!(
+        events(&retried),
+        expected(&[("created", "r1"), ("created", "x"), ("updated", "r1")])
+    );
+    assert!(retried.windows(2).all(|pair| pair[0].id < pair[1].id));
+
+    // With the earlier rows done, a lone later version goes at once.
+    store
+        .complete_notifications(&retried.iter().map(|n| n.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    store.upsert_call_records(&tenant, &[prepared("r1", 3)]).await.unwrap();
+    let last = store
+        .claim_notifications("w4", now() + SECOND, MINUTE, 100)
+        .await
+        .unwrap();
+    assert_eq!(events(&last), expected(&[("updated", "r1")]));
+}
