@@ -22,7 +22,7 @@ use crate::model::{DateTimeOffset, LogKind, CSDL};
 use crate::query::{
     self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
 };
-use crate::store::{self, RecordCursor, RecordSelection, StoredChild, TenantId};
+use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId};
 
 /// Largest pages Graph serves (spec §6.5); the list's maximum is our choice (spec A3).
 const MAX_RECORDS_PAGE: u32 = 60;
@@ -265,11 +265,37 @@ impl Graph {
     fn write_record(
         &self,
         object: &mut JsonObject,
-        record_id: &str,
-        document: &str,
+        record: &StoredRecord,
         select: &[String],
         force_organizer: bool,
     ) -> Result<()> {
+        let (record_id, document) = (record.id.as_str(), record.document.as_str());
+        let organizer_context = || {
+            context_url(
+                &self.ctx,
+                &format!(
+                    "communications/{}/organizer_v2/$entity",
+                    keyed("callRecords", record_id)
+                ),
+            )
+        };
+        // The whole record, as most reads want it: copied as stored, with the organizer's
+        // annotation spliced in where the store says the member starts.
+        if select.is_empty() {
+            match record.organizer_at.map(|at| split_at_organizer(document, at)) {
+                Some(Some(OrganizerSplit::Absent(members))) if !force_organizer => {
+                    object.members(members);
+                    return Ok(());
+                }
+                Some(Some(OrganizerSplit::At { before, organizer })) => {
+                    object.members(before);
+                    object.string("organizer_v2@odata.context", &organizer_context());
+                    object.members(organizer);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
         let mut entity = RawEntity::parse(document).map_err(ApiError::internal)?;
         let keep_organizer = force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
         if keep_organizer && !select.is_empty() {
@@ -284,13 +310,7 @@ impl Graph {
         } else if force_organizer && !entity.contains("organizer_v2") {
             entity.push("organizer_v2", "null");
         }
-        let context = context_url(
-            &self.ctx,
-            &format!(
-                "communications/{}/organizer_v2/$entity",
-                keyed("callRecords", record_id)
-            ),
-        );
+        let context = organizer_context();
         let annotation =
             entity
                 .contains("organizer_v2")
@@ -356,15 +376,9 @@ impl Graph {
             body.integer("@odata.count", total);
         }
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
-        let items = rows
-            .iter()
-            .map(|row| {
-                let mut item = JsonObject::with_capacity(row.document.len() + 256);
-                self.write_record(&mut item, &row.id, &row.document, &select, force_organizer)?;
-                Ok(item.finish())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        body.raw_array("value", &items);
+        body.object_array("value", &rows, |item, row| {
+            self.write_record(item, row, &select, force_organizer)
+        })?;
         let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
         if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
             let token = SkipToken {
@@ -432,7 +446,7 @@ impl Graph {
             &context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")),
         );
         let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
-        self.write_record(&mut body, id, &record.document, &select, force_organizer)?;
+        self.write_record(&mut body, &record, &select, force_organizer)?;
         let record_path = format!("communications/{}", keyed("callRecords", id));
         for item in &expand {
             match item.property.as_str() {
@@ -810,6 +824,34 @@ fn with_context(context: String, entity: Map<String, Value>) -> Value {
     Value::Object(body)
 }
 
+/// A stored record document cut where its `organizer_v2` member starts, each part the members'
+/// text without braces.
+enum OrganizerSplit<'a> {
+    Absent(&'a str),
+    At { before: &'a str, organizer: &'a str },
+}
+
+/// Cuts `document` at `organizer_at` (0: the record has no organizer). `None` when the offset
+/// does not land on a top-level `organizer_v2` member of a one-object document, so the caller
+/// falls back to splitting the document into its members.
+fn split_at_organizer(document: &str, organizer_at: i64) -> Option<OrganizerSplit<'_>> {
+    let inner = document.strip_prefix('{')?.strip_suffix('}')?;
+    if organizer_at == 0 {
+        return Some(OrganizerSplit::Absent(inner));
+    }
+    let at = usize::try_from(organizer_at).ok()?.checked_sub(1)?;
+    let (before, organizer) = (inner.get(..at)?, inner.get(at..)?);
+    if !organizer.starts_with(r#""organizer_v2":"#) {
+        return None;
+    }
+    let before = match before.strip_suffix(',') {
+        Some(before) => before,
+        None if before.is_empty() => before,
+        None => return None,
+    };
+    Some(OrganizerSplit::At { before, organizer })
+}
+
 /// A session as served: projected, with its segments kept (last, each under the nested
 /// `$select`) only when `segments` is expanded.
 fn render_session(document: &str, select: &[String], segments: Option<&ExpandItem>) -> anyhow::Result<String> {
@@ -868,5 +910,45 @@ fn project_session(session: &mut Map<String, Value>, select: &[String], segments
             }
         }
         session.insert("segments".into(), Value::Array(list));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(split: Option<OrganizerSplit<'_>>) -> Option<(Option<&str>, &str)> {
+        split.map(|split| match split {
+            OrganizerSplit::Absent(members) => (None, members),
+            OrganizerSplit::At { before, organizer } => (Some(before), organizer),
+        })
+    }
+
+    #[test]
+    fn a_document_splits_where_its_organizer_starts() {
+        let document = r#"{"id":"é","organizer_v2":{"id":"o"}}"#;
+        let at = document.find(r#""organizer_v2""#).unwrap() as i64;
+        assert_eq!(
+            parts(split_at_organizer(document, at)),
+            Some((Some(r#""id":"é""#), r#""organizer_v2":{"id":"o"}"#))
+        );
+        assert_eq!(
+            parts(split_at_organizer(r#"{"organizer_v2":null}"#, 1)),
+            Some((Some(""), r#""organizer_v2":null"#))
+        );
+        assert_eq!(
+            parts(split_at_organizer(r#"{"id":"a"}"#, 0)),
+            Some((None, r#""id":"a""#))
+        );
+    }
+
+    #[test]
+    fn an_offset_that_misses_the_member_is_refused() {
+        let document = r#"{"id":"é","organizer_v2":{"id":"o"}}"#;
+        let at = document.find(r#""organizer_v2""#).unwrap() as i64;
+        for wrong in [at - 1, at + 1, 7, 8, -5, 1, 10_000] {
+            assert!(split_at_organizer(document, wrong).is_none(), "{wrong}");
+        }
+        assert!(split_at_organizer("[1]", 0).is_none());
     }
 }

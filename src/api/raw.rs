@@ -156,6 +156,18 @@ impl JsonObject {
         self.text.push(':');
     }
 
+    /// Members already written as JSON text (`"a":1,"b":2`, no braces); nothing when empty.
+    pub fn members(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if !self.empty {
+            self.text.push(',');
+        }
+        self.empty = false;
+        self.text.push_str(text);
+    }
+
     /// A member whose value is already JSON text.
     pub fn raw(&mut self, key: &str, json: &str) {
         self.key(key);
@@ -183,6 +195,32 @@ impl JsonObject {
             self.text.push_str(item.as_ref());
         }
         self.text.push(']');
+    }
+
+    /// An array member of objects, each written by `write` straight into this buffer.
+    pub fn object_array<T, E>(
+        &mut self,
+        key: &str,
+        items: &[T],
+        mut write: impl FnMut(&mut JsonObject, &T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.key(key);
+        self.text.push('[');
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                self.text.push(',');
+            }
+            let mut nested = JsonObject {
+                text: std::mem::take(&mut self.text),
+                empty: true,
+            };
+            nested.text.push('{');
+            let written = write(&mut nested, item);
+            self.text = nested.finish();
+            written?;
+        }
+        self.text.push(']');
+        Ok(())
     }
 
     pub fn finish(mut self) -> String {
@@ -241,9 +279,17 @@ mod tests {
         );
         object.integer("@odata.count", 3);
         object.raw_array("value", &["{}", "[1]"]);
+        object
+            .object_array("items", &[1, 2], |item, n| {
+                item.integer("n", *n);
+                item.members(r#""a":true,"b":null"#);
+                item.members("");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert_eq!(
             object.finish(),
-            r#"{"@odata.context":"http://h/$metadata#x","id":"a","organizer_v2@odata.context":"ctx\"q","organizer_v2":{"id":"o"},"version":1,"@odata.count":3,"value":[{},[1]]}"#
+            r#"{"@odata.context":"http://h/$metadata#x","id":"a","organizer_v2@odata.context":"ctx\"q","organizer_v2":{"id":"o"},"version":1,"@odata.count":3,"value":[{},[1]],"items":[{"n":1,"a":true,"b":null},{"n":2,"a":true,"b":null}]}"#
         );
     }
 

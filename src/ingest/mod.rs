@@ -96,12 +96,14 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     record.fill_derived(now);
     let sessions = record.sessions.take().unwrap_or_default();
     let participants = record.participants_v2.take().unwrap_or_default();
+    let (document, organizer_at) = record_document(&mut record);
     PreparedRecord {
         id: record.id.clone(),
         version: record.version,
         start_ticks: record.start_date_time.unix_ticks(),
         end_ticks: record.end_date_time.unix_ticks(),
-        document: to_json(&record),
+        document,
+        organizer_at,
         sessions: sessions
             .into_iter()
             .map(|mut session| {
@@ -114,6 +116,28 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
             .map(|participant| (participant.id.clone(), to_json(&participant)))
             .collect(),
     }
+}
+
+/// The record's stored document (`sessions` and `participants_v2` already taken out), and where
+/// its `organizer_v2` member starts (0 when it has none). `organizer_v2` is the last member
+/// `model::CallRecord` serializes once those two are gone, so appending it to the rest writes the
+/// same text as serializing the whole record, and tells us where it starts.
+fn record_document(record: &mut CallRecord) -> (String, i64) {
+    let Some(organizer) = record.organizer_v2.take() else {
+        return (to_json(&*record), 0);
+    };
+    let mut document = to_json(&*record);
+    let closing = document.pop();
+    debug_assert_eq!(closing, Some('}'));
+    if document.len() > 1 {
+        document.push(',');
+    }
+    let organizer_at = document.len() as i64;
+    document.push_str(r#""organizer_v2":"#);
+    document.push_str(&to_json(&organizer));
+    document.push('}');
+    record.organizer_v2 = Some(organizer);
+    (document, organizer_at)
 }
 
 /// Best-effort id of a line that failed to parse, so the report can name the record.
@@ -293,5 +317,51 @@ impl<'a> BatchIngest<'a> {
             }
         }
         Ok(self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{generate, GenerateOptions, Generated};
+
+    /// The stored text is what serializing the whole record writes, and `organizer_at` points at
+    /// the member the API annotates (api::call_records::write_record relies on both).
+    #[test]
+    fn the_organizer_offset_points_at_the_organizer_member() {
+        let options = GenerateOptions {
+            calls: 40,
+            seed: 7,
+            days: 3,
+            until: time::macros::datetime!(2024-06-01 00:00 UTC),
+        };
+        let now = DateTimeOffset::parse("2024-06-02T00:00:00Z").unwrap();
+        let mut records = Vec::new();
+        generate(&options, |item| {
+            if let Generated::CallRecord(value) = item {
+                records.push(value);
+            }
+        });
+        let mut without_organizer = records[0].clone();
+        without_organizer.as_object_mut().unwrap().remove("organizer_v2");
+        records.push(without_organizer);
+
+        for value in records {
+            let json = serde_json::to_vec(&value).unwrap();
+            let prepared = prepare_record(&json, now).unwrap();
+            let mut record = model::parse_call_record(&json).unwrap();
+            record.fill_derived(now);
+            record.sessions = None;
+            record.participants_v2 = None;
+            assert_eq!(prepared.document, to_json(&record));
+            let members: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&prepared.document).unwrap();
+            match usize::try_from(prepared.organizer_at).unwrap() {
+                0 => assert!(!members.contains_key("organizer_v2")),
+                at => {
+                    assert!(prepared.document[at..].starts_with(r#""organizer_v2":{"#));
+                    assert_eq!(members.keys().next_back().unwrap(), "organizer_v2");
+                }
+            }
+        }
     }
 }

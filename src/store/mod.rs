@@ -56,6 +56,8 @@ pub struct PreparedRecord {
     /// The record without `sessions` and `participants_v2` (which are rows of their own), with
     /// `organizer_v2` inline because Graph auto-expands it.
     pub document: String,
+    /// The byte offset of the `organizer_v2` member in `document`, 0 when there is none.
+    pub organizer_at: i64,
     /// `(session id, session document with its segments inline)`, in the order sent.
     pub sessions: Vec<(String, String)>,
     /// `(participant id, participant document)`, in the order sent.
@@ -170,6 +172,9 @@ pub struct StoredRecord {
     pub id: String,
     pub start_ticks: i64,
     pub document: String,
+    /// Where `organizer_v2` starts in `document` (see `PreparedRecord::organizer_at`); `None` for
+    /// records stored before the store kept it.
+    pub organizer_at: Option<i64>,
     pub n_sessions: i64,
     pub n_participants: i64,
 }

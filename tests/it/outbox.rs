@@ -19,6 +19,7 @@ fn prepared(id: &str, version: i64) -> PreparedRecord {
         start_ticks: start,
         end_ticks: start + MINUTE,
         document: json!({ "id": id, "version": version }).to_string(),
+        organizer_at: 0,
         sessions: Vec::new(),
         participants: Vec::new(),
     }

@@ -244,10 +244,11 @@ async fn insert_records(
 ) -> Result<(), sqlx::Error> {
     let column = |f: fn(&PreparedRecord) -> i64| records.iter().map(|r| f(r)).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document)
-         SELECT $1, u.id, u.version, u.start_ticks, u.end_ticks, u.n_sessions, u.n_participants, $2, u.document
-         FROM UNNEST($3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::text[])
-           AS u (id, version, start_ticks, end_ticks, n_sessions, n_participants, document)",
+        "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document,
+                                  organizer_at)
+         SELECT $1, u.id, u.version, u.start_ticks, u.end_ticks, u.n_sessions, u.n_participants, $2, u.document, u.organizer_at
+         FROM UNNEST($3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::text[], $10::int8[])
+           AS u (id, version, start_ticks, end_ticks, n_sessions, n_participants, document, organizer_at)",
     )
     .bind(tenant.as_str())
     .bind(stored_at)
@@ -258,6 +259,7 @@ async fn insert_records(
     .bind(column(|r| r.sessions.len() as i64))
     .bind(column(|r| r.participants.len() as i64))
     .bind(records.iter().map(|r| r.document.as_str()).collect::<Vec<_>>())
+    .bind(column(|r| r.organizer_at))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -399,6 +401,7 @@ fn stored_record(row: &PgRow) -> Result<StoredRecord, sqlx::Error> {
         document: row.try_get("document")?,
         n_sessions: row.try_get("n_sessions")?,
         n_participants: row.try_get("n_participants")?,
+        organizer_at: row.try_get("organizer_at")?,
     })
 }
 
@@ -492,8 +495,9 @@ impl Store for PgStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let mut query =
-            QueryBuilder::<Postgres>::new("SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants");
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at",
+        );
         let (start_column, id_column) = push_selection(&mut query, tenant, selection, cursor);
         query.push(format_args!(" ORDER BY {start_column}, {id_column} LIMIT "));
         query.push_bind(i64::from(limit));
@@ -518,7 +522,7 @@ impl Store for PgStore {
         visible_from: Option<i64>,
     ) -> StoreResult<Option<StoredRecord>> {
         let row = sqlx::query(
-            "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+            "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
              WHERE tenant_id = $1 AND id = $2 AND start_ticks >= $3",
         )
         .bind(tenant.as_str())
@@ -540,7 +544,7 @@ impl Store for PgStore {
         // version of the record returned with them. `s.start_ticks = r.start_ticks` lets the
         // executor prune the session partitions to the record's month.
         let row = sqlx::query(
-            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants,
+            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at,
                     ARRAY(SELECT s.ordinal FROM session s
                           WHERE s.tenant_id = r.tenant_id AND s.call_record_id = r.id AND s.start_ticks = r.start_ticks
                           ORDER BY s.ordinal LIMIT $4) AS session_ordinals,

@@ -79,6 +79,7 @@ fn record(id: &str, version: i64, start: &str, sessions: &[&str], participants: 
         start_ticks: ticks(start),
         end_ticks: ticks(start) + 600_000_000,
         document: format!(r#"{{"id":"{id}","version":{version},"startDateTime":"{start}","cost":0.00}}"#),
+        organizer_at: 0,
         sessions: sessions.iter().map(child).collect(),
         participants: participants.iter().map(child).collect(),
     }

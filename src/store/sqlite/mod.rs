@@ -131,6 +131,7 @@ fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
         document: row.get(2)?,
         n_sessions: row.get(3)?,
         n_participants: row.get(4)?,
+        organizer_at: row.get(5)?,
     })
 }
 
@@ -346,11 +347,13 @@ impl Store for SqliteStore {
                 None => UpsertOutcome::Stored,
             };
             sqlx::query(
-                "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document,
+                                          organizer_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (tenant_id, id) DO UPDATE SET version = excluded.version, start_ticks = excluded.start_ticks,
                    end_ticks = excluded.end_ticks, n_sessions = excluded.n_sessions, n_participants = excluded.n_participants,
-                   stored_at_ticks = excluded.stored_at_ticks, document = excluded.document",
+                   stored_at_ticks = excluded.stored_at_ticks, document = excluded.document,
+                   organizer_at = excluded.organizer_at",
             )
             .bind(tenant.as_str())
             .bind(&record.id)
@@ -361,6 +364,7 @@ impl Store for SqliteStore {
             .bind(record.participants.len() as i64)
             .bind(stored_at)
             .bind(&record.document)
+            .bind(record.organizer_at)
             .execute(&mut *tx)
             .await?;
             // SQLite allows 32,766 bound values a statement; 5 a session row keeps chunks well under.
@@ -422,7 +426,9 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let (clauses, mut values) = selection_sql(tenant, selection, cursor);
-        let sql = format!("SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants{clauses} LIMIT ?");
+        let sql = format!(
+            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at{clauses} LIMIT ?"
+        );
         values.push(rusqlite::types::Value::Integer(i64::from(limit)));
         self.hot_reader
             .read(move |connection| {
@@ -463,7 +469,7 @@ impl Store for SqliteStore {
             .read(move |connection| {
                 connection
                     .prepare_cached(
-                        "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+                        "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
                          WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
                     )?
                     .query_row(rusqlite::params![tenant, id, visible_from], record_from)
@@ -488,7 +494,7 @@ impl Store for SqliteStore {
                 let snapshot = connection.unchecked_transaction()?;
                 let record = snapshot
                     .prepare_cached(
-                        "SELECT id, start_ticks, document, n_sessions, n_participants FROM call_record
+                        "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
                          WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
                     )?
                     .query_row(rusqlite::params![tenant, id, visible_from], record_from)
