@@ -5,6 +5,8 @@
 //! them. Paging is keyset-based: a `$skiptoken` holds the sort key of the last item returned,
 //! bound to the query options it was issued for.
 
+use std::borrow::Cow;
+
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -440,7 +442,13 @@ impl Graph {
             (self.require_record(id).await?, None)
         };
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
-        let mut body = JsonObject::with_capacity(record.document.len() * 2);
+        // Sized for the whole answer when sessions come with it, so the buffer is never regrown.
+        let sessions_len: usize = first_sessions
+            .iter()
+            .flatten()
+            .map(|session| session.document.len() + 1)
+            .sum();
+        let mut body = JsonObject::with_capacity(record.document.len() + sessions_len + 1024);
         body.string(
             "@odata.context",
             &context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")),
@@ -550,7 +558,12 @@ impl Graph {
     }
 
     /// Sessions as served: projected, with segments kept only when expanded.
-    fn render_sessions(&self, rows: &[StoredChild], select: &[String], expand: &[ExpandItem]) -> Result<Vec<String>> {
+    fn render_sessions<'a>(
+        &self,
+        rows: &'a [StoredChild],
+        select: &[String],
+        expand: &[ExpandItem],
+    ) -> Result<Vec<Cow<'a, str>>> {
         let segments = expand.iter().find(|item| item.property == "segments");
         rows.iter()
             .map(|row| render_session(&row.document, select, segments).map_err(ApiError::internal))
@@ -854,12 +867,16 @@ fn split_at_organizer(document: &str, organizer_at: i64) -> Option<OrganizerSpli
 
 /// A session as served: projected, with its segments kept (last, each under the nested
 /// `$select`) only when `segments` is expanded.
-fn render_session(document: &str, select: &[String], segments: Option<&ExpandItem>) -> anyhow::Result<String> {
+fn render_session<'a>(
+    document: &'a str,
+    select: &[String],
+    segments: Option<&ExpandItem>,
+) -> anyhow::Result<Cow<'a, str>> {
     let all_segments = segments.is_some_and(|item| item.select.as_deref().is_none_or(<[String]>::is_empty));
     if select.is_empty() && all_segments {
         // The stored document is the answer: `segments` is its last member, where we would put
         // it anyway (model::Session declares it last; a model test holds that in place).
-        return Ok(document.to_owned());
+        return Ok(Cow::Borrowed(document));
     }
     let mut session = RawEntity::parse(document)?;
     let segments_json = session.remove("segments");
@@ -880,19 +897,19 @@ fn render_session(document: &str, select: &[String], segments: Option<&ExpandIte
             }
         }
     }
-    Ok(session.to_json())
+    Ok(Cow::Owned(session.to_json()))
 }
 
 /// Participants as served, each projected.
-fn render_participants(rows: &[StoredChild], select: &[String]) -> Result<Vec<String>> {
+fn render_participants<'a>(rows: &'a [StoredChild], select: &[String]) -> Result<Vec<Cow<'a, str>>> {
     rows.iter()
         .map(|row| {
             if select.is_empty() {
-                return Ok(row.document.clone());
+                return Ok(Cow::Borrowed(row.document.as_str()));
             }
             let mut entity = RawEntity::parse(&row.document).map_err(ApiError::internal)?;
             entity.project(select);
-            Ok(entity.to_json())
+            Ok(Cow::Owned(entity.to_json()))
         })
         .collect()
 }
