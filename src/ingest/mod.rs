@@ -118,8 +118,8 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     }
 }
 
-/// The record's stored document (`sessions` and `participants_v2` already taken out), and where
-/// its `organizer_v2` member starts (0 when it has none). `organizer_v2` is the last member
+/// The record's stored document (`sessions` and `participants_v2` already taken out; this takes
+/// `organizer_v2` too), and where its `organizer_v2` member starts (0 when it has none). `organizer_v2` is the last member
 /// `model::CallRecord` serializes once those two are gone, so appending it to the rest writes the
 /// same text as serializing the whole record, and tells us where it starts.
 fn record_document(record: &mut CallRecord) -> (String, i64) {
@@ -136,7 +136,6 @@ fn record_document(record: &mut CallRecord) -> (String, i64) {
     document.push_str(r#""organizer_v2":"#);
     document.push_str(&to_json(&organizer));
     document.push('}');
-    record.organizer_v2 = Some(organizer);
     (document, organizer_at)
 }
 

@@ -2,7 +2,6 @@
 //! without the role), tenants kept apart on every endpoint, the local issuer's token endpoint,
 //! discovery and JWKS, and key rotation.
 
-use callrecords::api::AuthMode;
 use callrecords::auth::local::{self, TokenRequest, DEFAULT_AUDIENCE};
 use callrecords::auth::{INGEST, PSTN_READ_ALL, READ_ALL};
 use callrecords::store::TenantId;
@@ -15,13 +14,7 @@ const TENANT_A: &str = "11111111-1111-1111-1111-111111111111";
 const TENANT_B: &str = "22222222-2222-2222-2222-222222222222";
 
 async fn secured(backend: Backend) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        settings_with_auth(AuthMode::Local {
-            audience: DEFAULT_AUDIENCE.to_owned(),
-        }),
-    )
-    .await
+    TestApp::spawn_local_issuer(backend, DEFAULT_AUDIENCE).await
 }
 
 async fn token_for(app: &TestApp, tenant: &str, roles: &[&str]) -> String {

@@ -13,13 +13,7 @@ const TENANT: &str = "44444444-4444-4444-4444-444444444444";
 const AUDIENCE: &str = "api://callrecords-test";
 
 async fn issuer(backend: Backend) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        settings_with_auth(AuthMode::Local {
-            audience: AUDIENCE.to_owned(),
-        }),
-    )
-    .await
+    TestApp::spawn_local_issuer(backend, AUDIENCE).await
 }
 
 async fn relying_party(backend: Backend, issuer_template: &str, discovery_url: String) -> TestApp {

@@ -124,6 +124,14 @@ impl TestApp {
         Self::spawn_with(backend, settings_with_retention(0)).await
     }
 
+    /// A server that is its own token issuer (`--auth local`) for `audience`, retention off.
+    pub async fn spawn_local_issuer(backend: Backend, audience: &str) -> Self {
+        let auth = callrecords::api::AuthMode::Local {
+            audience: audience.to_owned(),
+        };
+        Self::spawn_with(backend, settings_with_auth(auth)).await
+    }
+
     pub async fn spawn_with(backend: Backend, api: ApiSettings) -> Self {
         Self::spawn_with_notify(backend, api, notify_settings()).await
     }
