@@ -57,21 +57,23 @@ pub fn parse_call_record(json: &[u8]) -> Result<CallRecord, RecordError> {
 }
 
 /// Parses one document of a model type with the rules of `parse_call_record`.
+///
+/// Tracking the path of every value (serde_path_to_error) costs a third of the parse, and only
+/// a refused document needs it, so documents are parsed without it first and a failure is
+/// parsed again with it to say where (issue 7).
 pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, RecordError> {
+    // One UTF-8 check of the whole document is cheaper than serde_json's check of each string.
+    let Ok(text) = std::str::from_utf8(json) else {
+        return Err(locate_parse_error::<T>(json));
+    };
     let mut undeclared = Vec::new();
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut remember = |path: serde_ignored::Path<'_>| undeclared.push(json_path(&path));
-    let ignoring = serde_ignored::Deserializer::new(&mut deserializer, &mut remember);
-    let record: T = serde_path_to_error::deserialize(ignoring).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let message = strip_serde_position(&inner.to_string());
-        if inner.is_syntax() || inner.is_eof() {
-            RecordError::at(path, format!("not valid JSON: {message} at column {}", inner.column()))
-        } else {
-            RecordError::at(path, message)
-        }
-    })?;
+    let parsed: Result<T, _> = serde_ignored::deserialize(&mut deserializer, &mut remember);
+    let record = match parsed {
+        Ok(record) => record,
+        Err(_) => return Err(locate_parse_error::<T>(json)),
+    };
     deserializer
         .end()
         .map_err(|error| RecordError::at(".", format!("trailing characters after the record: {error}")))?;
@@ -83,6 +85,28 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, 
         ));
     }
     Ok(record)
+}
+
+/// The error of a document that failed to parse, with the path of the value at fault.
+#[cold]
+fn locate_parse_error<T: serde::de::DeserializeOwned>(json: &[u8]) -> RecordError {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let mut ignore = |_: serde_ignored::Path<'_>| {};
+    let ignoring = serde_ignored::Deserializer::new(&mut deserializer, &mut ignore);
+    match serde_path_to_error::deserialize::<_, T>(ignoring) {
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = strip_serde_position(&inner.to_string());
+            if inner.is_syntax() || inner.is_eof() {
+                RecordError::at(path, format!("not valid JSON: {message} at column {}", inner.column()))
+            } else {
+                RecordError::at(path, message)
+            }
+        }
+        // Parsing is deterministic; this arm only keeps the function total.
+        Ok(_) => RecordError::at(".", "the document could not be parsed"),
+    }
 }
 
 /// `sessions[0].segments[2].medias`, in the notation serde_path_to_error uses for other errors.

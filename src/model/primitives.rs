@@ -271,10 +271,9 @@ impl Serialize for Single {
         if value.fract() == 0.0 && value.abs() < 16_777_216.0 {
             serializer.serialize_i64(value as i64)
         } else {
-            // Through the shortest decimal text, so the f64 every JSON number becomes (in
-            // serde_json's Value too) prints as `0.27` and not as the f32's exact binary value.
-            let shortest: f64 = value.to_string().parse().unwrap_or(f64::from(value));
-            serializer.serialize_f64(shortest)
+            // serde_json writes an f32 as its shortest decimal text (`0.27`, not the f64 of the
+            // f32's exact binary value), in text and, with `arbitrary_precision`, in a Value.
+            serializer.serialize_f32(value)
         }
     }
 }
