@@ -286,6 +286,14 @@ pub struct IngestBatch {
     pub records: u64,
 }
 
+/// Whether an ingest run may send a batch twice. A store would ignore the second copy (same
+/// versions), which is not what ingest is measured on; the baseline stores bytes, so it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchReuse {
+    Once,
+    Cycle,
+}
+
 /// The figures of an ingest run.
 #[derive(Clone, Debug, Default)]
 pub struct IngestResult {
@@ -317,6 +325,7 @@ pub async fn run_ingest(
     batches: Arc<Vec<IngestBatch>>,
     connections: usize,
     timing: Timing,
+    reuse: BatchReuse,
 ) -> anyhow::Result<IngestResult> {
     let started = Instant::now();
     let measure_from = started + timing.warmup;
@@ -332,7 +341,10 @@ pub async fn run_ingest(
             let mut acks = Vec::new();
             let mut failures = Vec::new();
             while Instant::now() < end {
-                let index = next_batch.fetch_add(1, Ordering::Relaxed);
+                let mut index = next_batch.fetch_add(1, Ordering::Relaxed);
+                if reuse == BatchReuse::Cycle {
+                    index %= batches.len();
+                }
                 let Some(batch) = batches.get(index) else { break };
                 let sent = Instant::now();
                 match post_ndjson(&client, &url, batch.body.clone()).await {
@@ -359,7 +371,7 @@ pub async fn run_ingest(
         }
     }
     res.batches_sent = (acks.len() as u64) + res.errors;
-    let ran_out = next_batch.load(Ordering::Relaxed) >= batches.len();
+    let ran_out = reuse == BatchReuse::Once && next_batch.load(Ordering::Relaxed) >= batches.len();
     let last_done = acks.iter().map(|ack| ack.done).max().unwrap_or(started);
     let in_window: Vec<&Acknowledgement> = acks
         .iter()

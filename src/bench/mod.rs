@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use crate::generate::{self, Generated};
 use crate::model::DateTimeOffset;
-use load::{IngestBatch, ListQuery, Timing, Workload};
+use load::{BatchReuse, IngestBatch, ListQuery, Timing, Workload};
 use report::{BenchReport, CaseResult, Machine, LIST_CASES};
 use server::{ChildServer, ProcessUsage};
 use stores::{BuiltStore, StoreServer};
@@ -100,11 +100,14 @@ pub struct BaselineArgs {
     /// Size of the body answered to every GET.
     #[arg(long)]
     pub bytes: usize,
+    /// Also accept POSTs, writing each body durably to a new file in this directory.
+    #[arg(long)]
+    pub sink_dir: Option<std::path::PathBuf>,
 }
 
 /// Serves the baseline until killed.
 pub async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
-    server::serve_baseline(args.listen, server::baseline_body(args.bytes)).await
+    server::serve_baseline(args.listen, server::baseline_body(args.bytes), args.sink_dir).await
 }
 
 /// The run's settings with `--quick`'s defaults applied.
@@ -440,13 +443,50 @@ impl Bench {
         })
     }
 
+    /// Case 3 on a fresh store, then the same batches against the ingest baseline.
     async fn ingest_case(&mut self, store_server: &StoreServer) -> anyhow::Result<()> {
         let title = "NDJSON ingest into an empty store, batches of 1,000";
         let batches = Arc::new(self.ingest_batches().await?);
         let url = store_server.fresh_ingest_store().await?;
-        let mut server = ChildServer::serve(&url).await?;
+        let server = ChildServer::serve(&url).await?;
+        let mut result = self
+            .measure_ingest("ingest", 3, title, server, batches.clone(), BatchReuse::Once)
+            .await?;
+        store_server.remove_ingest_store().await?;
+        let cpu = one_core_ingest_rates(batches.clone(), self.plan.timing.duration.min(Duration::from_secs(4))).await?;
+        let cpu_note = format!(
+            "one core of this machine, in this run, scans {} records/s of these batches as JSON (serde_json, nothing kept) and prepares {} records/s for the store (parsed into the model, validated, stored documents written)",
+            report::thousands(cpu.scanned_per_sec.round() as u64),
+            report::thousands(cpu.prepared_per_sec.round() as u64),
+        );
+        result.note = Some(match result.note.take() {
+            Some(note) => format!("{note}; {cpu_note}"),
+            None => cpu_note,
+        });
+        self.push(result);
+
+        let sink_dir = store_server.fresh_sink_dir()?;
+        let server = ChildServer::ingest_baseline(&sink_dir).await?;
+        let title = "baseline: the same batches written to a file each and fsynced";
+        let result = self
+            .measure_ingest("ingest-baseline", 5, title, server, batches, BatchReuse::Cycle)
+            .await;
+        stores::remove_sink_dir(&sink_dir)?;
+        self.push(result?);
+        Ok(())
+    }
+
+    async fn measure_ingest(
+        &self,
+        key: &str,
+        case: u8,
+        title: &str,
+        mut server: ChildServer,
+        batches: Arc<Vec<IngestBatch>>,
+        reuse: BatchReuse,
+    ) -> anyhow::Result<CaseResult> {
         let ingest_url = format!("http://{}/ingest/callRecords", server.addr());
-        eprintln!("bench: case 3, {title}…");
+        eprintln!("bench: case {case}, {title}…");
         let before = Usage::read(&mut server)?;
         let result = load::run_ingest(
             &self.client,
@@ -454,19 +494,19 @@ impl Bench {
             batches,
             self.plan.ingest_connections,
             self.plan.timing,
+            reuse,
         )
         .await?;
         let after = Usage::read(&mut server)?;
         server.stop().await?;
-        store_server.remove_ingest_store().await?;
         let (server_cores, load_generator_cores) = before.cores_until(&after);
         let mut note = result.note;
         if result.rejected > 0 {
             note = Some(format!("{} records were rejected", result.rejected));
         }
-        self.push(CaseResult {
-            key: "ingest".into(),
-            case: 3,
+        Ok(CaseResult {
+            key: key.into(),
+            case,
             title: title.into(),
             store_records: None,
             unit: "records",
@@ -481,8 +521,7 @@ impl Bench {
             server_cores,
             load_generator_cores,
             note,
-        });
-        Ok(())
+        })
     }
 
     /// Pre-builds the ingest batches in memory, before anything is timed: records of another
@@ -543,6 +582,49 @@ impl Bench {
         );
         self.cases.push(case);
     }
+}
+
+/// What one core does with the ingest batches, without HTTP or a store.
+struct CpuIngestRates {
+    scanned_per_sec: f64,
+    prepared_per_sec: f64,
+}
+
+/// Measures, on one blocking thread, how many of the batches' records per second serde_json can
+/// merely scan, and how many `ingest::prepare_record` makes ready for the store, each for about
+/// `budget`: the CPU floor under case 3, which no store and no HTTP can lower.
+async fn one_core_ingest_rates(batches: Arc<Vec<IngestBatch>>, budget: Duration) -> anyhow::Result<CpuIngestRates> {
+    tokio::task::spawn_blocking(move || {
+        let now = DateTimeOffset::now();
+        let lines = || {
+            batches
+                .iter()
+                .cycle()
+                .flat_map(|batch| batch.body.split(|&b| b == b'\n').filter(|line| !line.is_empty()))
+        };
+        let rate = |work: &dyn Fn(&[u8])| {
+            let started = Instant::now();
+            let mut records = 0u64;
+            for line in lines() {
+                work(line);
+                records += 1;
+                if records.is_multiple_of(64) && started.elapsed() >= budget {
+                    break;
+                }
+            }
+            stats::rate(records, started.elapsed())
+        };
+        CpuIngestRates {
+            scanned_per_sec: rate(&|line| {
+                let _ = std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(line));
+            }),
+            prepared_per_sec: rate(&|line| {
+                let _ = std::hint::black_box(crate::ingest::prepare_record(line, now));
+            }),
+        }
+    })
+    .await
+    .context("the ingest CPU measurement panicked")
 }
 
 fn records_url(addr: SocketAddr) -> String {

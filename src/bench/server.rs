@@ -3,11 +3,15 @@
 //! from `/proc/PID/` without counting the load generator. `ChildServer` kills its process when
 //! dropped, so an error anywhere in the bench never leaves a server behind.
 //!
-//! Also here: the baseline itself (`callrecords bench-baseline`, hidden), the least a server on
-//! this machine can do for the same request shape: one route answering pre-built bytes.
+//! Also here: the baselines themselves (`callrecords bench-baseline`, hidden), the least a server
+//! on this machine can do for the same request shapes: one route answering pre-built bytes, and
+//! (with `--sink-dir`) one writing each posted body to a file of its own and syncing it to disk.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -66,6 +70,21 @@ impl ChildServer {
         let bytes = bytes.to_string();
         let args = ["bench-baseline", "--listen", "127.0.0.1:0", "--bytes", &bytes];
         Self::spawn(&args, format!("callrecords bench-baseline --bytes {bytes}")).await
+    }
+
+    /// The baseline server writing every POSTed body durably into a file under `dir`.
+    pub async fn ingest_baseline(dir: &Path) -> anyhow::Result<Self> {
+        let dir = dir.to_string_lossy();
+        let args = [
+            "bench-baseline",
+            "--listen",
+            "127.0.0.1:0",
+            "--bytes",
+            "2",
+            "--sink-dir",
+            &dir,
+        ];
+        Self::spawn(&args, format!("callrecords bench-baseline --sink-dir {dir}")).await
     }
 
     async fn spawn(args: &[&str], what: String) -> anyhow::Result<Self> {
@@ -208,19 +227,72 @@ fn parse_cpu_time(stat: &str) -> Option<Duration> {
 }
 
 /// Serves `body` to every GET on any path until the process is killed, after printing the same
-/// listening line as `serve`.
-pub async fn serve_baseline(listen: SocketAddr, body: Bytes) -> anyhow::Result<()> {
+/// listening line as `serve`. With a `sink_dir`, every POST's body is also stored there as
+/// `sink_body` describes.
+pub async fn serve_baseline(listen: SocketAddr, body: Bytes, sink_dir: Option<PathBuf>) -> anyhow::Result<()> {
     use axum::http::header;
-    let router = axum::Router::new().fallback(axum::routing::get(move || {
+    let get = axum::routing::get(move || {
         let body = body.clone();
         async move { ([(header::CONTENT_TYPE, "application/json")], body) }
-    }));
+    });
+    let router = match sink_dir {
+        None => axum::Router::new().fallback(get),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let sink = Arc::new(Sink {
+                dir,
+                next_file: AtomicU64::new(0),
+            });
+            // A batch of 1,000 generated records is about 33 MB, over axum's default bound.
+            axum::Router::new()
+                .fallback(get.post(move |body: Bytes| sink_body(sink.clone(), body)))
+                .layer(axum::extract::DefaultBodyLimit::disable())
+        }
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     eprintln!("{LISTENING_PREFIX}{addr}/v1.0/communications/callRecords");
     axum::serve(listener, router).await.context("serving the baseline")
+}
+
+struct Sink {
+    dir: PathBuf,
+    next_file: AtomicU64,
+}
+
+/// The least an ingest endpoint must do with a batch: take the whole body, write it to a new
+/// file, make file and directory entry durable (`fsync`), and answer with the number of lines in
+/// the shape of our ingest report. No parsing, no store: the machine's limit for durably
+/// accepting these bytes over HTTP.
+async fn sink_body(sink: Arc<Sink>, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = sink.dir.join(format!(
+        "batch-{}.ndjson",
+        sink.next_file.fetch_add(1, Ordering::Relaxed)
+    ));
+    let lines = ndjson_lines(&body);
+    let dir = sink.dir.clone();
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&body)?;
+        file.sync_data()?;
+        std::fs::File::open(&dir)?.sync_all()
+    })
+    .await
+    .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+    match written {
+        Ok(()) => axum::Json(serde_json::json!({ "stored": lines, "replaced": 0, "ignored": 0, "rejected": 0 }))
+            .into_response(),
+        Err(error) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// Lines of an NDJSON body, the last one counted whether or not a newline ends it.
+fn ndjson_lines(body: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', body).count() + usize::from(body.last().is_some_and(|&b| b != b'\n'))
 }
 
 /// A JSON document of exactly `n_bytes` bytes (at least 2), shaped like the real answer
@@ -262,6 +334,15 @@ mod tests {
         assert_eq!(parse_vm_hwm(status), Some(51200 * 1024));
         let stat = "4242 (call records) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
         assert_eq!(parse_cpu_time(stat), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn the_ingest_baseline_counts_the_lines_of_a_body() {
+        assert_eq!(ndjson_lines(b""), 0);
+        assert_eq!(ndjson_lines(b"{}"), 1);
+        assert_eq!(ndjson_lines(b"{}\n"), 1);
+        assert_eq!(ndjson_lines(b"{}\n{}"), 2);
+        assert_eq!(ndjson_lines(b"{}\n{}\n"), 2);
     }
 
     #[test]

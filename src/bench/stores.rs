@@ -183,9 +183,31 @@ impl StoreServer {
             Self::Postgres { base_url } => drop_database(base_url, INGEST_DATABASE).await,
         }
     }
+
+    /// A fresh, empty directory where the ingest baseline writes its files: beside the SQLite
+    /// stores (the same disk), or in the system's temporary directory for PostgreSQL.
+    pub fn fresh_sink_dir(&self) -> anyhow::Result<PathBuf> {
+        let dir = match self {
+            Self::Sqlite { dir } => dir.join("ingest-baseline"),
+            Self::Postgres { .. } => {
+                std::env::temp_dir().join(format!("callrecords-bench-sink-{}", std::process::id()))
+            }
+        };
+        remove_sink_dir(&dir)?;
+        Ok(dir)
+    }
 }
 
 const INGEST_DATABASE: &str = "callrecords_bench_ingest";
+
+/// Removes the ingest baseline's directory and its files; a missing one is fine.
+pub fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("removing {}", dir.display())),
+    }
+}
 
 fn reused(url: String, records: u64) -> BuiltStore {
     eprintln!("bench: reusing {} ({records} records)", crate::app::redact_url(&url));
