@@ -16,8 +16,10 @@ use super::Notifier;
 use crate::model::DateTimeOffset;
 use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId};
 
-/// How long a claimed row stays leased to one worker; longer than any delivery attempt.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed row stays leased to one worker; longer than any delivery attempt. Rows
+/// leased by a node that died wait this long before another node (or the restarted one) takes
+/// them.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// Rows claimed per step.
 const CLAIM_LIMIT: u32 = 500;
 /// `reauthorizationRequired` goes out when less than this remains, and again every `REMINDER`.

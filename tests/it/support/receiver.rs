@@ -103,7 +103,12 @@ impl Receiver {
 
     /// Waits (polling, with a deadline) until at least `n` notifications arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_within(n, Duration::from_secs(30)).await
+    }
+
+    /// `wait_for` with a deadline of the caller's choosing.
+    pub async fn wait_for_within(&self, n: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
         loop {
             let got = self.notifications();
             if got.len() >= n || Instant::now() > deadline {
