@@ -4,6 +4,7 @@
 //! its subscription is removed.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,6 @@ use super::Notifier;
 use crate::model::DateTimeOffset;
 use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId};
 
-/// How long a claimed row stays leased to one worker; longer than any delivery attempt. Rows
-/// leased by a node that died wait this long before another node (or the restarted one) takes
-/// them.
-pub const LEASE: Duration = Duration::from_secs(60);
 /// Rows claimed per step.
 const CLAIM_LIMIT: u32 = 500;
 /// `reauthorizationRequired` goes out when less than this remains, and again every `REMINDER`.
@@ -77,15 +74,27 @@ pub struct StepReport {
     pub delivered: usize,
     pub retried: usize,
     pub abandoned: usize,
+    /// Rows given back unsent because the lease would have run out during their batch.
+    pub released: usize,
+}
+
+/// What became of one receiver's batch.
+enum Attempt {
+    Delivered,
+    Failed,
+    /// Not sent: it could not have ended inside the lease.
+    Unsent,
 }
 
 /// One pass: claim what is due, deliver it, record the outcome. Public so tests can drain the
 /// outbox deterministically.
 pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<StepReport> {
     let now = DateTimeOffset::now().unix_ticks();
+    let claimed_at = Instant::now();
+    let lease = notifier.settings.lease;
     let claimed = notifier
         .store
-        .claim_notifications(worker, now, ticks(LEASE), CLAIM_LIMIT)
+        .claim_notifications(worker, now, ticks(lease), CLAIM_LIMIT)
         .await?;
     if claimed.is_empty() {
         return Ok(StepReport::default());
@@ -97,10 +106,20 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
         batches.entry(notification.url.as_str()).or_default().push(notification);
     }
     let permits = Arc::new(Semaphore::new(notifier.settings.max_concurrent_deliveries.max(1)));
+    // Once the lease runs out another node may claim these rows and send them too, so a batch
+    // starts only while it can time out and have its outcome recorded inside the lease (with
+    // 500 rows for as many receivers, 16 at a time, 3 s each, a step would otherwise outlast a
+    // 60 s lease). The first batch always goes, so every step makes progress.
+    let last_start = lease.saturating_sub(notifier.settings.delivery_timeout * 2);
+    let any_started = AtomicBool::new(false);
     let outcomes = join_all(batches.into_iter().map(|(url, items)| {
         let permits = permits.clone();
+        let any_started = &any_started;
         async move {
             let _permit = permits.acquire().await;
+            if any_started.swap(true, Ordering::Relaxed) && claimed_at.elapsed() > last_start {
+                return (items, Attempt::Unsent);
+            }
             let body = json!({ "value": items.iter().map(|n| notification_item(n)).collect::<Vec<_>>() });
             let ok = match notifier
                 .client
@@ -113,7 +132,7 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
                 Ok(response) => response.status().is_success(),
                 Err(_) => false,
             };
-            (items, ok)
+            (items, if ok { Attempt::Delivered } else { Attempt::Failed })
         }
     }))
     .await;
@@ -123,16 +142,24 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
     let mut completed = Vec::new();
     let mut retries = Vec::new();
     let mut abandoned: Vec<&ClaimedNotification> = Vec::new();
-    for (items, ok) in outcomes {
-        if ok {
-            notifier.metrics.deliveries_sent.inc_by(items.len() as u64);
-            for item in &items {
-                let seconds = (now_after - item.created_ticks).max(0) as f64 / 1e7;
-                notifier.metrics.ingest_to_delivery_seconds.observe(seconds);
-                completed.push(item.id);
+    let mut unsent = Vec::new();
+    for (items, attempt) in outcomes {
+        match attempt {
+            Attempt::Delivered => {
+                notifier.metrics.deliveries_sent.inc_by(items.len() as u64);
+                for item in &items {
+                    let seconds = (now_after - item.created_ticks).max(0) as f64 / 1e7;
+                    notifier.metrics.ingest_to_delivery_seconds.observe(seconds);
+                    completed.push(item.id);
+                }
+                report.delivered += items.len();
+                continue;
             }
-            report.delivered += items.len();
-            continue;
+            Attempt::Unsent => {
+                unsent.extend(items.iter().map(|item| item.id));
+                continue;
+            }
+            Attempt::Failed => {}
         }
         notifier.metrics.deliveries_failed.inc();
         // One due time for the whole batch: per-item jitter could reorder one record's versions.
@@ -150,10 +177,12 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
     }
     report.retried = retries.len();
     report.abandoned = abandoned.len();
+    report.released = unsent.len();
     notifier.metrics.deliveries_retried.inc_by(retries.len() as u64);
     notifier.metrics.deliveries_abandoned.inc_by(abandoned.len() as u64);
     notifier.store.retry_notifications(&retries, now).await?;
     notifier.store.complete_notifications(&completed).await?;
+    notifier.store.release_notifications(worker, &unsent).await?;
     abandon(notifier, &abandoned, now_after).await?;
     Ok(report)
 }
@@ -238,7 +267,7 @@ pub async fn run(notifier: Arc<Notifier>, mut shutdown: watch::Receiver<bool>) {
             last_maintenance = Instant::now();
         }
         let busy = match deliver_due_once(&notifier, &worker).await {
-            Ok(report) => report.delivered + report.retried + report.abandoned > 0,
+            Ok(report) => report.delivered + report.retried + report.abandoned + report.released > 0,
             Err(error) => {
                 tracing::warn!(%error, "notification delivery step failed");
                 false

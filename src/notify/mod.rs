@@ -29,6 +29,10 @@ pub struct NotifySettings {
     pub validation_timeout: Duration,
     /// How long a receiver has to acknowledge a notification.
     pub delivery_timeout: Duration,
+    /// How long claimed outbox rows stay with one worker. A step sends no batch it could not
+    /// finish inside it, and rows leased by a node that died wait this long before another node
+    /// (or the restarted one) takes them.
+    pub lease: Duration,
     /// The first retry delay; later ones are 3, 6, 12, 30 and 60 times it (10 s gives Graph's
     /// 10 s, 30 s, 1 min, 2 min, 5 min, then every 10 min).
     pub backoff_base: Duration,
@@ -49,6 +53,7 @@ impl Default for NotifySettings {
             allow_private_targets: true,
             validation_timeout: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(3),
+            lease: Duration::from_secs(60),
             backoff_base: Duration::from_secs(10),
             retry_window: Duration::from_secs(4 * 3600),
             poll_interval: Duration::from_secs(1),

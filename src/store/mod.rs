@@ -402,6 +402,10 @@ pub trait Store: Send + Sync {
     /// Deletes delivered (or abandoned) outbox rows.
     async fn complete_notifications(&self, ids: &[i64]) -> StoreResult<()>;
 
+    /// Gives back rows leased to `worker` that it did not send: lease released, attempts and due
+    /// time unchanged, so the next claim (of any worker) takes them at once.
+    async fn release_notifications(&self, worker: &str, ids: &[i64]) -> StoreResult<()>;
+
     /// Reschedules failed rows: one more attempt counted, due again at the given time, lease
     /// released, and the first attempt's time kept (or set to `now_ticks`).
     async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()>;

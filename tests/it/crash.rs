@@ -296,7 +296,10 @@ async fn notifications_survive_kill_9_between_commit_and_delivery(backend: Backe
     // The worker claims the rows as soon as they are committed, so the kill often lands while some
     // are leased to the dead process; the restarted server takes those once the lease runs out.
     let got = receiver
-        .wait_for_within(50, callrecords::notify::delivery::LEASE + Duration::from_secs(30))
+        .wait_for_within(
+            50,
+            callrecords::notify::NotifySettings::default().lease + Duration::from_secs(30),
+        )
         .await;
     let mut delivered: Vec<String> = got
         .iter()

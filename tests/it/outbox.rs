@@ -1,8 +1,11 @@
 //! The outbox claim, on each store directly: a record's later notification waits while an
 //! earlier one is leased or waiting for its retry, so one record's versions reach a receiver in
-//! the order they were made.
+//! the order they were made; and a delivery step ends inside its lease.
+
+use std::time::{Duration, Instant};
 
 use callrecords::model::{DateTimeOffset, SubscriptionScope};
+use callrecords::notify::{delivery::deliver_due_once, Notifier, NotifySettings};
 use callrecords::store::{ClaimedNotification, PreparedRecord, StoredSubscription, TenantId};
 use serde_json::json;
 
@@ -26,6 +29,10 @@ fn prepared(id: &str, version: i64) -> PreparedRecord {
 }
 
 fn every_change(id: &str, expiration_ticks: i64) -> StoredSubscription {
+    sending_to(id, &format!("https://receiver.example/{id}"), expiration_ticks)
+}
+
+fn sending_to(id: &str, url: &str, expiration_ticks: i64) -> StoredSubscription {
     let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).unwrap();
     StoredSubscription {
         id: id.to_owned(),
@@ -39,7 +46,7 @@ fn every_change(id: &str, expiration_ticks: i64) -> StoredSubscription {
             "id": id,
             "resource": "/communications/callRecords",
             "changeType": "created,updated",
-            "notificationUrl": format!("https://receiver.example/{id}"),
+            "notificationUrl": url,
             "expirationDateTime": expiration.to_string(),
         })
         .to_string(),
@@ -111,4 +118,52 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(events(&last), expected(&[("updated", "r1")]));
+}
+
+both!(a_step_sends_no_batch_that_could_outlast_its_lease);
+async fn a_step_sends_no_batch_that_could_outlast_its_lease(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = callrecords::store::open(&database.url).await.unwrap();
+    let tenant = TenantId::default_tenant();
+    let now = || DateTimeOffset::now().unix_ticks();
+    // Four receivers that never answer in time, one batch each, sent one at a time: 2 s apiece
+    // against a 7 s lease. A batch may start until 3 s (7 - 2 x 2), so two are sent and fail, and
+    // the other two would have ended after the lease.
+    let receiver = Receiver::start().await;
+    receiver.set_mode(Mode::SlowNotifications);
+    for n in 0..4 {
+        let id = format!("s{n}");
+        store
+            .create_subscription(
+                &tenant,
+                &sending_to(&id, &receiver.url(&format!("/{id}")), now() + 60 * MINUTE),
+                10,
+            )
+            .await
+            .unwrap();
+    }
+    store.upsert_call_records(&tenant, &[prepared("r1", 1)]).await.unwrap();
+    let settings = NotifySettings {
+        delivery_timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(7),
+        max_concurrent_deliveries: 1,
+        ..NotifySettings::default()
+    };
+    let lease = settings.lease;
+    let notifier = Notifier::new(store.clone(), settings).unwrap();
+
+    let started = Instant::now();
+    let report = deliver_due_once(&notifier, "w1").await.unwrap();
+    let took = started.elapsed();
+
+    assert!(took < lease, "the step took {took:?}, past its {lease:?} lease");
+    assert_eq!(report.delivered, 0);
+    assert!(report.retried >= 1, "the first batch always goes: {report:?}");
+    assert!(report.released >= 1, "{report:?}");
+    assert_eq!(report.retried + report.released, 4, "{report:?}");
+    // The unsent rows are free for any worker at once, attempts untouched; the failed ones wait
+    // for their retry.
+    let free = store.claim_notifications("w2", now(), MINUTE, 100).await.unwrap();
+    assert_eq!(free.len(), report.released);
+    assert!(free.iter().all(|n| n.attempts == 0), "{free:?}");
 }

@@ -1051,6 +1051,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn release_notifications(&self, worker: &str, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE outbox SET lease_owner = NULL, lease_until_ticks = 0 WHERE id = ANY($1) AND lease_owner = $2",
+        )
+        .bind(ids)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
         if retries.is_empty() {
             return Ok(());

@@ -942,6 +942,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn release_notifications(&self, worker: &str, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ticks = 0 WHERE id = ? AND lease_owner = ?")
+                .bind(id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         for (id, due_ticks) in retries {

@@ -95,6 +95,7 @@ pub fn notify_settings() -> NotifySettings {
         // Generous: a delivery that times out on a loaded machine after the receiver took it
         // would be sent again, and the exactly-once assertions would see it twice.
         delivery_timeout: std::time::Duration::from_secs(10),
+        lease: std::time::Duration::from_secs(60),
         backoff_base: std::time::Duration::from_millis(50),
         retry_window: std::time::Duration::from_secs(60),
         poll_interval: std::time::Duration::from_millis(50),

@@ -23,6 +23,8 @@ pub enum Mode {
     WrongToken,
     /// Never answers handshakes in time.
     SlowValidation,
+    /// Answers notification POSTs only after 5 s.
+    SlowNotifications,
 }
 
 #[derive(Default)]
@@ -45,7 +47,9 @@ async fn handle(State(inner): State<Arc<Inner>>, Query(query): Query<Vec<(String
     if let Some((_, token)) = query.iter().find(|(name, _)| name == "validationToken") {
         inner.validations.lock().unwrap().push(token.clone());
         return match mode {
-            Mode::Healthy => ([("content-type", "text/plain")], token.clone()).into_response(),
+            Mode::Healthy | Mode::SlowNotifications => {
+                ([("content-type", "text/plain")], token.clone()).into_response()
+            }
             Mode::RefuseValidation => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             Mode::WrongToken => ([("content-type", "text/plain")], "not-the-token").into_response(),
             Mode::SlowValidation => {
@@ -53,6 +57,9 @@ async fn handle(State(inner): State<Arc<Inner>>, Query(query): Query<Vec<(String
                 token.clone().into_response()
             }
         };
+    }
+    if mode == Mode::SlowNotifications {
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let failing = inner
         .failures_left
