@@ -119,9 +119,10 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
 }
 
 /// The record's stored document (`sessions` and `participants_v2` already taken out; this takes
-/// `organizer_v2` too), and where its `organizer_v2` member starts (0 when it has none). `organizer_v2` is the last member
-/// `model::CallRecord` serializes once those two are gone, so appending it to the rest writes the
-/// same text as serializing the whole record, and tells us where it starts.
+/// `organizer_v2` too), and where its `organizer_v2` member starts (0 when it has none).
+/// `organizer_v2` is the last member `model::CallRecord` serializes once those two are gone, so
+/// appending it to the rest writes the same text as serializing the whole record, and tells us
+/// where it starts.
 fn record_document(record: &mut CallRecord) -> (String, i64) {
     let Some(organizer) = record.organizer_v2.take() else {
         return (to_json(&*record), 0);

@@ -153,25 +153,22 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
                     completed.push(item.id);
                 }
                 report.delivered += items.len();
-                continue;
             }
-            Attempt::Unsent => {
-                unsent.extend(items.iter().map(|item| item.id));
-                continue;
-            }
-            Attempt::Failed => {}
-        }
-        notifier.metrics.deliveries_failed.inc();
-        // One due time for the whole batch: per-item jitter could reorder one record's versions.
-        let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0);
-        let due = now_after + ticks(backoff(notifier.settings.backoff_base, attempts));
-        for item in items {
-            let first_attempt = item.first_attempt_ticks.unwrap_or(now);
-            if now_after - first_attempt >= ticks(notifier.settings.retry_window) {
-                completed.push(item.id);
-                abandoned.push(item);
-            } else {
-                retries.push((item.id, due));
+            Attempt::Unsent => unsent.extend(items.iter().map(|item| item.id)),
+            Attempt::Failed => {
+                notifier.metrics.deliveries_failed.inc();
+                // One due time for the whole batch: per-item jitter could reorder one record's versions.
+                let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0);
+                let due = now_after + ticks(backoff(notifier.settings.backoff_base, attempts));
+                for item in items {
+                    let first_attempt = item.first_attempt_ticks.unwrap_or(now);
+                    if now_after - first_attempt >= ticks(notifier.settings.retry_window) {
+                        completed.push(item.id);
+                        abandoned.push(item);
+                    } else {
+                        retries.push((item.id, due));
+                    }
+                }
             }
         }
     }
