@@ -21,6 +21,7 @@ use crate::tls::{PreparedTls, TlsSource};
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub db_url: String,
+    pub store: store::StoreOptions,
     pub api: ApiSettings,
     pub retention: RetentionPolicy,
     pub notify: NotifySettings,
@@ -34,6 +35,7 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("listen", &self.listen)
             .field("db_url", &redact_url(&self.db_url))
+            .field("store", &self.store)
             .field("api", &self.api)
             .field("retention", &self.retention)
             .field("notify", &self.notify)
@@ -68,7 +70,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let store = store::open(&config.db_url).await?;
+        let store = store::open_with(&config.db_url, &config.store).await?;
         Self::with_store(config, store).await
     }
 
@@ -126,6 +128,8 @@ impl App {
                 throttle: Arc::new(crate::api::throttle::Throttle::new(config.api.throttle.clone())),
                 store,
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
+                ingest_memory: Arc::new(tokio::sync::Semaphore::new(config.api.ingest_memory_bytes.max(1))),
+                write_health: Arc::default(),
                 settings: Arc::new(config.api),
                 notifier,
             },

@@ -111,20 +111,34 @@ impl From<QueryError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Names the class of the failure (full, busy, unavailable) and never its internals; the
+    /// cause goes to the log with the request-id.
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(source) => {
-                let mut api = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable. Retry after the interval in Retry-After.",
-                );
-                api.source = Some(source);
-                api.retry_after_seconds = Some(5);
-                api
-            }
-            StoreError::Other(source) => ApiError::internal(source),
-        }
+        let (status, code, message, retry_after) = match &error {
+            StoreError::Full(_) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "InsufficientStorage",
+                "The store is full: nothing more can be written until space is freed. What this request sent was not stored; send it again later.",
+                None,
+            ),
+            StoreError::Busy(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The store is busy. Retry after the interval in Retry-After.",
+                Some(1),
+            ),
+            StoreError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The store is unavailable. Retry after the interval in Retry-After.",
+                Some(5),
+            ),
+            StoreError::Other(_) => return ApiError::internal(anyhow::Error::new(error)),
+        };
+        let mut api = ApiError::new(status, code, message);
+        api.retry_after_seconds = retry_after;
+        api.source = Some(anyhow::Error::new(error));
+        api
     }
 }
 

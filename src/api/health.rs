@@ -1,13 +1,52 @@
-//! `GET /healthz`: 200 when the store answers, 503 (as an OData error) when it does not.
+//! `GET /healthz`: 200 when the store answers and accepts writes; 503 (as an OData error) when
+//! it does not answer, or when the last write found it full, until a write succeeds again.
+
+use std::sync::Mutex;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::Result;
+use super::error::{ApiError, Result};
 use super::AppState;
+use crate::model::DateTimeOffset;
+use crate::store::StoreError;
+
+/// What the writes of this process last found. Only a write shows whether space was freed, so
+/// "full" lasts until one succeeds (clients retry refused ingests, so that comes soon enough).
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    full_since: Mutex<Option<DateTimeOffset>>,
+}
+
+impl WriteHealth {
+    pub fn record_success(&self) {
+        *self.full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    pub fn record_failure(&self, error: &StoreError) {
+        if matches!(error, StoreError::Full(_)) {
+            self.full_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get_or_insert_with(DateTimeOffset::now);
+        }
+    }
+
+    pub fn full_since(&self) -> Option<DateTimeOffset> {
+        *self.full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>> {
     state.store.ping().await?;
+    if let Some(since) = state.write_health.full_since() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "InsufficientStorage",
+            format!("The store is full: writes have been refused since {since} and are until space is freed. Reads are served."),
+        ));
+    }
     Ok(Json(json!({ "status": "ok" })))
 }

@@ -10,7 +10,7 @@ mod auth;
 mod call_records;
 mod context;
 pub mod error;
-mod health;
+pub mod health;
 mod ingest;
 mod odata;
 mod path;
@@ -46,8 +46,14 @@ pub struct AppState {
     pub notifier: Arc<Notifier>,
     pub authenticator: Arc<crate::auth::Authenticator>,
     pub throttle: Arc<throttle::Throttle>,
-    /// Bounds the ingest requests processed at once (`ApiSettings::max_concurrent_ingests`).
+    /// Bounds the ingest requests parsing and committing at once
+    /// (`ApiSettings::max_concurrent_ingests`).
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// The bytes ingest requests may hold read but not yet committed, one permit a byte
+    /// (`ApiSettings::ingest_memory_bytes`).
+    pub ingest_memory: Arc<tokio::sync::Semaphore>,
+    /// Whether writes are failing for lack of space, for `/healthz`.
+    pub write_health: Arc<health::WriteHealth>,
 }
 
 /// The parts of the configuration the HTTP layer reads.
@@ -60,9 +66,16 @@ pub struct ApiSettings {
     pub public_base_url: Option<String>,
     /// The largest ingest body accepted, in bytes.
     pub max_ingest_bytes: usize,
-    /// Ingest requests processed at once; later ones wait, unread, until one finishes. Each
-    /// holds up to two batches in memory, and one store writer cannot use more than two.
+    /// Ingest requests parsing and committing at once; others read their next batch meanwhile,
+    /// holding no slot, and wait for one only once it is in hand. One store writer cannot use
+    /// more than two.
     pub max_concurrent_ingests: usize,
+    /// The bytes all ingest requests together may hold read but not committed; past it, bodies
+    /// wait in their sockets.
+    pub ingest_memory_bytes: usize,
+    /// The slowest an ingest body may arrive, in bytes a second, judged over each 10 seconds
+    /// spent waiting for it; a slower one is cut off with 408.
+    pub ingest_min_rate: u64,
     pub auth: AuthMode,
     pub throttle: throttle::ThrottleSettings,
     /// Whether the listener speaks TLS (set by `App` from its `tls`): the scheme of the links we
@@ -97,6 +110,14 @@ impl ApiSettings {
     }
 }
 
+/// Eight batches: the two being parsed and committed, the two waiting to commit behind them,
+/// and room for others to read theirs.
+pub const DEFAULT_INGEST_MEMORY_BYTES: usize = 8 * crate::ingest::BATCH_BYTES;
+
+/// Slower than any real link that uploads records, fast enough that a sender who trickles
+/// bytes to hold a request open is cut off within ten seconds.
+pub const DEFAULT_INGEST_MIN_RATE: u64 = 1024;
+
 impl Default for ApiSettings {
     fn default() -> Self {
         Self {
@@ -104,6 +125,8 @@ impl Default for ApiSettings {
             public_base_url: None,
             max_ingest_bytes: 1 << 30,
             max_concurrent_ingests: 2,
+            ingest_memory_bytes: DEFAULT_INGEST_MEMORY_BYTES,
+            ingest_min_rate: DEFAULT_INGEST_MIN_RATE,
             auth: AuthMode::None,
             // Off for embedding and tests; `serve` turns Graph's limits on.
             throttle: throttle::ThrottleSettings::disabled(),

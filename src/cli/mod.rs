@@ -98,12 +98,25 @@ pub struct ServeArgs {
     /// Fill an empty store with a generated month of calls, so there is data to look at at once.
     #[arg(long, env = "CALLRECORDS_DEMO")]
     pub demo: bool,
+    /// SQLite only: the most the database file may grow to (e.g. 20GiB); past it, ingest is
+    /// refused with 507 and reads go on [default: as large as the disk allows].
+    #[arg(long, env = "CALLRECORDS_SQLITE_MAX_SIZE")]
+    pub sqlite_max_size: Option<bytesize::ByteSize>,
     /// Largest ingest request body, in bytes.
     #[arg(long, env = "CALLRECORDS_MAX_INGEST_BYTES", default_value_t = 1 << 30)]
     pub max_ingest_bytes: usize,
-    /// Ingest requests processed at once; more wait their turn (each holds up to two batches in memory).
+    /// Ingest requests parsing and committing at once; others read their next batch meanwhile
+    /// and wait their turn once it is in hand.
     #[arg(long, env = "CALLRECORDS_MAX_CONCURRENT_INGESTS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_ingests: u16,
+    /// The memory all ingest requests together may hold read but not yet stored (e.g. 32MiB);
+    /// past it, bodies wait unread.
+    #[arg(long, env = "CALLRECORDS_INGEST_MEMORY", default_value_t = bytesize::ByteSize::b(crate::api::DEFAULT_INGEST_MEMORY_BYTES as u64))]
+    pub ingest_memory: bytesize::ByteSize,
+    /// The slowest an ingest body may arrive, in bytes a second over each 10 seconds spent
+    /// waiting for it; a slower body is cut off with 408.
+    #[arg(long, env = "CALLRECORDS_INGEST_MIN_RATE", default_value_t = crate::api::DEFAULT_INGEST_MIN_RATE)]
+    pub ingest_min_rate: u64,
     /// Who may call: `local` (tokens of the built-in issuer, see `callrecords token` and
     /// `callrecords apps add`), `oidc` (tokens of an external OpenID Connect issuer, see --issuer)
     /// or `none` (no token; the default tenant) [default: none for --demo on a loopback address,
@@ -289,11 +302,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         tls,
         db_url: args.db.db_url,
+        store: crate::store::StoreOptions {
+            sqlite_max_size: args.sqlite_max_size.map(|size| size.as_u64()),
+        },
         api: ApiSettings {
             retention_days: args.retention_days,
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
             max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
+            ingest_memory_bytes: usize::try_from(args.ingest_memory.as_u64()).unwrap_or(usize::MAX),
+            ingest_min_rate: args.ingest_min_rate,
             throttle,
             auth,
             // App sets it from `tls`.

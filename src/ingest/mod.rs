@@ -169,6 +169,8 @@ pub struct BatchIngest<'a> {
 struct ReadyBatch {
     records: Vec<PreparedRecord>,
     rows: Vec<PreparedLogRow>,
+    /// The bytes of the lines it was parsed from.
+    raw_bytes: usize,
 }
 
 async fn commit_batch(
@@ -189,7 +191,7 @@ async fn commit_batch(
 
 /// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
 /// records, so that memory stays bounded for very large records.
-const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_BYTES: usize = 4 << 20;
 
 enum Prepared {
     Record(PreparedRecord),
@@ -233,9 +235,17 @@ impl<'a> BatchIngest<'a> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
+        self.push_owned_line(line, json.to_vec()).await
+    }
+
+    /// `push_line` for a line the caller already owns.
+    pub async fn push_owned_line(&mut self, line: u64, json: Vec<u8>) -> StoreResult<()> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
         self.raw_bytes += json.len();
-        self.raw.push((line, json.to_vec()));
-        if self.raw.len() >= BATCH_SIZE || self.raw_bytes >= BATCH_BYTES {
+        self.raw.push((line, json));
+        if self.batch_is_full() {
             self.flush().await?;
         }
         Ok(())
@@ -255,11 +265,20 @@ impl<'a> BatchIngest<'a> {
         &self.report
     }
 
+    /// The bytes of the lines taken but not yet committed: what this ingest still holds.
+    pub fn pending_bytes(&self) -> usize {
+        self.raw_bytes + self.ready.as_ref().map_or(0, |batch| batch.raw_bytes)
+    }
+
+    fn batch_is_full(&self) -> bool {
+        self.raw.len() >= BATCH_SIZE || self.raw_bytes >= BATCH_BYTES
+    }
+
     /// Parses the collected lines on the blocking pool while the previous batch commits, so a
     /// long ingest keeps both cores busy; the parsed batch waits in `ready` for the next flush.
     async fn flush(&mut self) -> StoreResult<()> {
         let lines = std::mem::take(&mut self.raw);
-        self.raw_bytes = 0;
+        let raw_bytes = std::mem::take(&mut self.raw_bytes);
         let previous = self.ready.take();
         let kind = self.kind;
         let now = DateTimeOffset::now();
@@ -294,7 +313,10 @@ impl<'a> BatchIngest<'a> {
         for outcome in committed? {
             self.report.count(outcome);
         }
-        let mut batch = ReadyBatch::default();
+        let mut batch = ReadyBatch {
+            raw_bytes,
+            ..ReadyBatch::default()
+        };
         for item in parsed? {
             match item {
                 Ok(Prepared::Record(record)) => batch.records.push(record),

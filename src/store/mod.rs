@@ -8,10 +8,14 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod transaction;
+
+pub use transaction::WriteTransaction;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::error::DatabaseError as _;
 
 use crate::model::{DateTimeOffset, LogKind, SubscriptionScope};
 
@@ -215,26 +219,103 @@ pub struct StoredApp {
     pub created_ticks: i64,
 }
 
+/// Why a store operation failed, in the classes a caller can act on. The API names the class to
+/// the client (507 for `Full`, 503 for `Busy` and `Unavailable`) and never the internals.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or is busy beyond its timeout: worth retrying.
+    /// No room for the write: the disk, a quota or the store's size limit. Nothing of the failed
+    /// transaction was kept; writes succeed again once space is freed.
+    #[error("the store is full: {0:#}")]
+    Full(anyhow::Error),
+    /// Another writer held a lock past the timeout: worth retrying shortly.
+    #[error("the store is busy: {0:#}")]
+    Busy(anyhow::Error),
+    /// The database cannot be reached, or its connection broke: worth retrying.
     #[error("the store is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
+/// The failure classes of SQLite's primary result codes and PostgreSQL's SQLSTATEs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    Full,
+    Busy,
+    Unavailable,
+    Other,
+}
+
+impl FailureClass {
+    /// SQLite's (extended) result code: the primary code is its low byte.
+    pub fn of_sqlite_code(code: i32) -> Self {
+        match code & 0xff {
+            13 => Self::Full,                 // SQLITE_FULL: disk, quota or max_page_count
+            5 | 6 => Self::Busy,              // SQLITE_BUSY, SQLITE_LOCKED
+            10 | 14 | 8 => Self::Unavailable, // SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_READONLY
+            _ => Self::Other,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE (Appendix A of its manual).
+    pub fn of_sqlstate(state: &str) -> Self {
+        match state {
+            "53100" => Self::Full,                               // disk_full
+            "40001" | "40P01" | "55P03" | "57014" => Self::Busy, // serialization, deadlock, lock, timeout
+            _ if state.starts_with("08") => Self::Unavailable,   // connection exceptions
+            _ if state.starts_with("53") => Self::Unavailable,   // out of memory, too many connections
+            _ if state.starts_with("57P") => Self::Unavailable,  // shutdown, crash recovery
+            "25006" => Self::Unavailable,                        // read-only transaction: a standby
+            _ => Self::Other,
+        }
+    }
+
+    fn of_sqlx(error: &sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut => Self::Busy,
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+                Self::Unavailable
+            }
+            sqlx::Error::WorkerCrashed => Self::Unavailable,
+            sqlx::Error::Database(db) => {
+                if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    sqlite
+                        .code()
+                        .and_then(|code| code.parse().ok())
+                        .map_or(Self::Other, Self::of_sqlite_code)
+                } else {
+                    db.code().map_or(Self::Other, |state| Self::of_sqlstate(&state))
+                }
+            }
+            _ => Self::Other,
+        }
+    }
+}
+
+impl StoreError {
+    pub fn classified(class: FailureClass, error: anyhow::Error) -> Self {
+        match class {
+            FailureClass::Full => Self::Full(error),
+            FailureClass::Busy => Self::Busy(error),
+            FailureClass::Unavailable => Self::Unavailable(error),
+            FailureClass::Other => Self::Other(error),
+        }
+    }
+
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Self::Full(_) => FailureClass::Full,
+            Self::Busy(_) => FailureClass::Busy,
+            Self::Unavailable(_) => FailureClass::Unavailable,
+            Self::Other(_) => FailureClass::Other,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(anyhow::Error::new(error))
-            }
-            sqlx::Error::Database(ref db) if db.message().contains("database is locked") => {
-                StoreError::Unavailable(anyhow::Error::new(error))
-            }
-            other => StoreError::Other(anyhow::Error::new(other)),
-        }
+        let class = FailureClass::of_sqlx(&error);
+        StoreError::classified(class, anyhow::Error::new(error))
     }
 }
 
@@ -484,9 +565,26 @@ where
 }
 
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(url, &StoreOptions::default()).await
+}
+
+/// How a store is opened, beyond its URL.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// SQLite only: the most the database file may grow to, in bytes. Past it, writes are
+    /// refused as full (ingest answers 507) and reads go on.
+    pub sqlite_max_size: Option<u64>,
+}
+
+pub async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_with(path, options.sqlite_max_size).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if options.sqlite_max_size.is_some() {
+            anyhow::bail!("a size limit applies to SQLite stores only; PostgreSQL's comes from its disk or quota")
+        }
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH, postgres://… or postgresql://…")

@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
@@ -93,7 +93,7 @@ impl PgStore {
     ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
         let stored_at = DateTimeOffset::now().unix_ticks();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
         // Read inside the transaction, so that the notifications planned below commit (or roll
         // back) with the records.
@@ -173,7 +173,7 @@ impl PgStore {
         batch: &[PreparedLogRow],
     ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         // The key cannot be unique without start_ticks, so idempotence by id is enforced here.
         lock_ids(&mut tx, &format!("{}:{}", tenant.as_str(), kind.as_str()), &ids).await?;
         let stored: Vec<String> =
@@ -221,7 +221,7 @@ impl PgStore {
 /// server's shared lock table until commit (`max_locks_per_transaction` × connections, about
 /// 7,800 by default), so a 500-record ingest batch takes 500: many nodes ingesting at once need
 /// that setting raised, as partitioned databases usually do anyway.
-async fn lock_ids(tx: &mut Transaction<'_, Postgres>, prefix: &str, ids: &[&str]) -> Result<(), sqlx::Error> {
+async fn lock_ids(tx: &mut WriteTransaction<Postgres>, prefix: &str, ids: &[&str]) -> Result<(), sqlx::Error> {
     // The ORDER BY sits in a subquery so that the locks are taken in sorted order: PostgreSQL
     // does not flatten a subquery that sorts.
     sqlx::query(
@@ -237,7 +237,7 @@ async fn lock_ids(tx: &mut Transaction<'_, Postgres>, prefix: &str, ids: &[&str]
 }
 
 async fn insert_records(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     records: &[&PreparedRecord],
     stored_at: i64,
@@ -268,7 +268,7 @@ async fn insert_records(
 /// Inserts the sessions or participants of `records`, numbering each record's children from 0
 /// in the order sent, and giving them the record's start so they land in its month.
 async fn insert_children(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     records: &[&PreparedRecord],
     table: &'static str,
@@ -312,7 +312,7 @@ async fn insert_children(
 /// The tenant's unexpired subscriptions, read inside the ingest transaction, by id (the order
 /// SQLite's primary key gives) so that one record's notifications are queued in a stable order.
 async fn active_scopes(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     now_ticks: i64,
 ) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
@@ -332,7 +332,7 @@ async fn active_scopes(
 /// Queues, in batch order, the change notifications each stored or replacing version gives
 /// (`plan_notifications`), due at once, in one statement. Ids follow the order of the arrays.
 async fn insert_planned_notifications(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     scopes: &[(String, SubscriptionScope)],
     batch: &[PreparedRecord],
@@ -770,7 +770,7 @@ impl Store for PgStore {
         subscription: &StoredSubscription,
         quota: u32,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('subscription-quota:' || $1, 0))")
             .bind(tenant.as_str())
             .execute(&mut *tx)
@@ -782,6 +782,7 @@ impl Store for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
         if existing >= i64::from(quota) {
+            tx.rollback().await?;
             return Ok(false);
         }
         sqlx::query(
@@ -849,7 +850,7 @@ impl Store for PgStore {
     }
 
     async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id)
@@ -866,7 +867,7 @@ impl Store for PgStore {
     }
 
     async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         sqlx::query(
             "DELETE FROM outbox o USING subscription s
              WHERE o.target_url IS NULL AND s.tenant_id = o.tenant_id AND s.id = o.subscription_id
@@ -954,7 +955,7 @@ impl Store for PgStore {
         lease_ticks: i64,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedNotification>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         // Change rows whose subscription is gone (deleted, expired) are dropped, never sent. A
         // row another claimer holds locked is skipped here too: the next claim drops it.
         sqlx::query(
@@ -1105,7 +1106,7 @@ impl Store for PgStore {
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         if let Some(at) = retire_others_at {
             sqlx::query("UPDATE signing_key SET retired_ticks = $1 WHERE retired_ticks IS NULL OR retired_ticks > $2")
                 .bind(at)

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres};
 
-use super::{PgStore, StoreError, StoreResult};
+use super::{PgStore, StoreError, StoreResult, WriteTransaction};
 
 const TICKS_PER_DAY: i64 = 864_000_000_000;
 
@@ -149,17 +149,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn ddl_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
-            StoreError::Unavailable(anyhow::Error::new(error))
-        }
-        _ => error.into(),
-    }
-}
-
-async fn begin_ddl(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+async fn begin_ddl(pool: &PgPool) -> Result<WriteTransaction<Postgres>, sqlx::Error> {
+    let mut tx = WriteTransaction::<Postgres>::begin(pool, "BEGIN").await?;
     sqlx::query(DDL_LOCK_TIMEOUT).execute(&mut *tx).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PARTITION_LOCK)
@@ -168,7 +159,7 @@ async fn begin_ddl(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx
     Ok(tx)
 }
 
-async fn exists(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<bool, sqlx::Error> {
+async fn exists(tx: &mut WriteTransaction<Postgres>, name: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(name)
         .fetch_one(&mut **tx)
@@ -194,7 +185,7 @@ impl PgStore {
             wanted.into_iter().filter(|m| !known.contains(m)).collect()
         };
         for month in missing {
-            self.create_month(family, month).await.map_err(ddl_error)?;
+            self.create_month(family, month).await.map_err(StoreError::from)?;
             self.known_months(family)
                 .lock()
                 .expect("months cache poisoned")
@@ -250,7 +241,7 @@ impl PgStore {
         }
         let mut removed = 0;
         for month in expired {
-            removed += self.drop_month(family, month).await.map_err(ddl_error)?;
+            removed += self.drop_month(family, month).await.map_err(StoreError::from)?;
             self.known_months(family)
                 .lock()
                 .expect("months cache poisoned")

@@ -9,6 +9,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,15 +23,48 @@ use crate::model::{LogKind, SubscriptionScope};
 
 pub struct SqliteStore {
     writer: SqlitePool,
+    /// The most the database file may grow to, in bytes (0: as large as the disk allows).
+    /// Every writer connection applies it as it opens; `set_max_size` changes it at run time.
+    max_size: Arc<AtomicU64>,
     reader: SqlitePool,
     hot_reader: HotReader,
 }
 
+/// Takes the write lock at the start, so a transaction that reads before it writes never has to
+/// upgrade its lock (an upgrade that another process blocks fails at once instead of waiting).
+const BEGIN: &str = "BEGIN IMMEDIATE";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite's own ceiling on `max_page_count`, which "no limit" restores.
+const UNLIMITED_PAGES: u64 = 4_294_967_294;
+
+/// Applies the size limit to one writer connection. A limit below the file's current size
+/// leaves it at the current size (SQLite's rule), so the file never has to shrink.
+async fn apply_max_size(connection: &mut sqlx::SqliteConnection, max_size: u64) -> Result<(), sqlx::Error> {
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *connection)
+        .await?;
+    let pages = match max_size {
+        0 => UNLIMITED_PAGES,
+        bytes => (bytes / page_size.max(512) as u64).clamp(1, UNLIMITED_PAGES),
+    };
+    sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &str) -> anyhow::Result<Self> {
+        Self::open_with(path, None).await
+    }
+
+    /// `open`, with the file capped at `max_size` bytes: past it, writes fail as if the disk
+    /// were full (`StoreError::Full`) and reads go on.
+    pub async fn open_with(path: &str, max_size: Option<u64>) -> anyhow::Result<Self> {
+        let max_size = Arc::new(AtomicU64::new(max_size.unwrap_or(0)));
         if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the directory of the SQLite file {path}"))?;
@@ -49,8 +84,13 @@ impl SqliteStore {
             // checkpoint and its fsync; at 64 MB they come several batches apart, and a page
             // rewritten by several batches is copied once (issue 7: ingest 1.15x).
             .pragma("wal_autocheckpoint", "16384");
+        let limit = max_size.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |connection, _| {
+                let limit = limit.clone();
+                Box::pin(async move { apply_max_size(connection, limit.load(Ordering::Relaxed)).await })
+            })
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await
@@ -69,9 +109,20 @@ impl SqliteStore {
         let hot_reader = HotReader::open(path);
         Ok(Self {
             writer,
+            max_size,
             reader,
             hot_reader,
         })
+    }
+
+    /// Changes the size limit (`None`: no limit) for the writer connection and any it is
+    /// replaced by. Writes refused as full succeed again once the limit is above the file.
+    pub async fn set_max_size(&self, max_size: Option<u64>) -> StoreResult<()> {
+        let bytes = max_size.unwrap_or(0);
+        self.max_size.store(bytes, Ordering::Relaxed);
+        let mut connection = self.writer.acquire().await?;
+        apply_max_size(&mut connection, bytes).await?;
+        Ok(())
     }
 }
 
@@ -121,12 +172,10 @@ impl HotReader {
 }
 
 fn store_error(error: rusqlite::Error) -> StoreError {
-    match error.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Unavailable(anyhow::Error::new(error))
-        }
-        _ => StoreError::Other(anyhow::Error::new(error)),
-    }
+    let class = error.sqlite_error().map_or(FailureClass::Other, |failure| {
+        FailureClass::of_sqlite_code(failure.extended_code)
+    });
+    StoreError::classified(class, anyhow::Error::new(error))
 }
 
 fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
@@ -321,7 +370,7 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         batch: &[PreparedRecord],
     ) -> StoreResult<Vec<UpsertOutcome>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let stored_at = DateTimeOffset::now().unix_ticks();
         let scopes = active_scopes(&mut tx, tenant, stored_at).await?;
@@ -573,7 +622,7 @@ impl Store for SqliteStore {
         kind: LogKind,
         batch: &[PreparedLogRow],
     ) -> StoreResult<Vec<UpsertOutcome>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for row in batch {
             let inserted = sqlx::query(
@@ -633,7 +682,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip(self))]
     async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let victims: Vec<(String, String)> =
             sqlx::query_as("SELECT tenant_id, id FROM call_record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
                 .bind(before_ticks)
@@ -678,7 +727,7 @@ impl Store for SqliteStore {
         subscription: &StoredSubscription,
         quota: u32,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let existing: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?")
                 .bind(tenant.as_str())
@@ -686,6 +735,7 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
         if existing >= i64::from(quota) {
+            tx.rollback().await?;
             return Ok(false);
         }
         sqlx::query(
@@ -753,7 +803,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = ? AND id = ?")
             .bind(tenant.as_str())
             .bind(id)
@@ -770,7 +820,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         sqlx::query(
             "DELETE FROM outbox WHERE target_url IS NULL AND EXISTS (SELECT 1 FROM subscription s
                WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks <= ?)",
@@ -821,7 +871,7 @@ impl Store for SqliteStore {
         events: &[LifecycleEvent],
         now_ticks: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         for event in events {
             sqlx::query(
                 "INSERT INTO outbox (tenant_id, subscription_id, event, target_url, client_state, expiration_ticks, created_ticks, due_ticks)
@@ -849,7 +899,7 @@ impl Store for SqliteStore {
         lease_ticks: i64,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedNotification>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         // Change rows whose subscription is gone (deleted, expired) are dropped, never sent.
         sqlx::query(
             "DELETE FROM outbox WHERE target_url IS NULL AND NOT EXISTS (SELECT 1 FROM subscription s
@@ -931,7 +981,7 @@ impl Store for SqliteStore {
     }
 
     async fn complete_notifications(&self, ids: &[i64]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         for id in ids {
             sqlx::query("DELETE FROM outbox WHERE id = ?")
                 .bind(id)
@@ -946,7 +996,7 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         for id in ids {
             sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ticks = 0 WHERE id = ? AND lease_owner = ?")
                 .bind(id)
@@ -959,7 +1009,7 @@ impl Store for SqliteStore {
     }
 
     async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         for (id, due_ticks) in retries {
             sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, due_ticks = ?, lease_owner = NULL, lease_until_ticks = 0,
@@ -997,7 +1047,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         if let Some(at) = retire_others_at {
             sqlx::query("UPDATE signing_key SET retired_ticks = ? WHERE retired_ticks IS NULL OR retired_ticks > ?")
                 .bind(at)

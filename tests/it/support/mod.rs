@@ -3,6 +3,7 @@
 
 #[macro_use]
 pub mod database;
+pub mod process;
 pub mod receiver;
 pub mod records;
 
@@ -28,6 +29,7 @@ pub fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
         None => builder,
     }
 }
+pub use process::{spawn_server, spawn_server_with, BIN};
 pub use receiver::{Mode, Receiver};
 pub use records::*;
 
@@ -41,7 +43,7 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
     /// Kept alive (and so not dropped) as long as any node uses it.
-    _database: Arc<TestDatabase>,
+    _database: Option<Arc<TestDatabase>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -161,6 +163,7 @@ impl TestApp {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: database.url.clone(),
+            store: Default::default(),
             retention: RetentionPolicy {
                 call_record_days: api.retention_days,
                 ..RetentionPolicy::default()
@@ -170,6 +173,28 @@ impl TestApp {
             tls,
         };
         let app = App::build(config).await.expect("app builds");
+        Self::start(app, Some(database))
+    }
+
+    /// A server over a store the test opened itself (to reach what only that backend has).
+    pub async fn spawn_with_store(store: Arc<dyn Store>, api: ApiSettings) -> Self {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db_url: String::new(),
+            store: Default::default(),
+            retention: RetentionPolicy {
+                call_record_days: api.retention_days,
+                ..RetentionPolicy::default()
+            },
+            notify: notify_settings(),
+            api,
+            tls: None,
+        };
+        let app = App::with_store(config, store).await.expect("app builds");
+        Self::start(app, None)
+    }
+
+    fn start(app: App, database: Option<Arc<TestDatabase>>) -> Self {
         let addr = app.local_addr();
         let scheme = app.scheme();
         let ca_pem = app
