@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiSettings, AppState};
+use crate::connections::ConnectionLimits;
 use crate::notify::{delivery, Notifier, NotifySettings};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{self, Store};
@@ -27,6 +28,7 @@ pub struct ServeConfig {
     pub notify: NotifySettings,
     /// HTTPS when set; plain HTTP otherwise.
     pub tls: Option<TlsSource>,
+    pub connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention", &self.retention)
             .field("notify", &self.notify)
             .field("tls", &self.tls)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ pub struct App {
     state: AppState,
     retention: RetentionPolicy,
     tls: Option<PreparedTls>,
+    connections: ConnectionLimits,
 }
 
 impl App {
@@ -122,6 +126,7 @@ impl App {
         Ok(Self {
             listener,
             tls,
+            connections: config.connections,
             retention: config.retention,
             state: AppState {
                 authenticator: Arc::new(authenticator),
@@ -174,30 +179,37 @@ impl App {
             shutdown.await;
             let _ = stopping.send(true);
         });
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            let _ = http_stop.wait_for(|stopping| *stopping).await;
+            stopper.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
+        });
+        let listener = self
+            .listener
+            .into_std()
+            .context("handing the listener to the HTTP server")?;
+        let server = axum_server::from_tcp(listener)
+            .context("starting the HTTP server")?
+            .handle(handle);
+        let make_service = router.into_make_service();
         let served = match self.tls {
-            None => axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|stopping| *stopping).await;
-                })
+            None => self
+                .connections
+                .apply(server)
+                .serve(make_service)
                 .await
                 .context("serving HTTP"),
             Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    let _ = http_stop.wait_for(|stopping| *stopping).await;
-                    stopper.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
-                });
                 let config = tls.config.clone();
                 let renewal = tokio::spawn(async move { tls.watch_for_renewal(stop_signal).await });
-                let listener = self
-                    .listener
-                    .into_std()
-                    .context("handing the listener to the TLS server")?;
-                let served = axum_server::from_tcp_rustls(listener, config)
-                    .context("starting the TLS server")?
-                    .handle(handle)
-                    .serve(router.into_make_service())
+                let handshake_timeout = self.connections.request_head_timeout;
+                let server = server
+                    .map(|_| axum_server::tls_rustls::RustlsAcceptor::new(config).handshake_timeout(handshake_timeout));
+                let served = self
+                    .connections
+                    .apply(server)
+                    .serve(make_service)
                     .await
                     .context("serving HTTPS");
                 let _ = renewal.await;

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod bench;
 /// The command line: serve, import, generate, migrate.
 pub mod cli;
+/// The served sockets: the connection cap, the request-head timeout, Graph errors for hyper's own refusals.
+pub mod connections;
 /// The seeded, deterministic generator of realistic call records.
 pub mod generate;
 /// Validation and batching of ingested records; shared by HTTP ingest and `import`.

@@ -197,6 +197,14 @@ pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
             "The request body is larger than the service accepts.",
         ),
         StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request took too long to process."),
+        StatusCode::URI_TOO_LONG => (
+            "RequestUriTooLong",
+            "The request URL is longer than the service accepts.",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "RequestHeaderFieldsTooLarge",
+            "The request has more headers, or larger ones, than the service accepts.",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "UnsupportedMediaType",
             "The request body's media type is not supported.",

@@ -223,7 +223,24 @@ async fn odata_envelope(mut req: Request, next: Next) -> Response {
     response
 }
 
+/// The extra headers and the Graph error body of an answer that no handler wrote (hyper's own
+/// refusals of requests it cannot parse), with a fresh request-id.
+pub fn protocol_error(status: StatusCode) -> (Vec<(&'static str, String)>, String) {
+    let ids = RequestIds::from_headers(&axum::http::HeaderMap::new());
+    let body = error_json(&payload_for_status(status), &ids).to_string();
+    let headers = vec![
+        ("request-id", ids.request_id.clone()),
+        ("client-request-id", ids.request_id),
+        ("OData-Version", "4.0".to_owned()),
+    ];
+    (headers, body)
+}
+
 fn error_body(payload: &ErrorPayload, ids: &RequestIds) -> Body {
+    Body::from(error_json(payload, ids).to_string())
+}
+
+fn error_json(payload: &ErrorPayload, ids: &RequestIds) -> serde_json::Value {
     let mut inner = serde_json::Map::new();
     for (name, value) in &payload.inner {
         inner.insert((*name).into(), value.clone().into());
@@ -246,5 +263,5 @@ fn error_body(payload: &ErrorPayload, ids: &RequestIds) -> Body {
         );
     }
     error.insert("innerError".into(), inner.into());
-    Body::from(serde_json::json!({ "error": error }).to_string())
+    serde_json::json!({ "error": error })
 }

@@ -102,6 +102,14 @@ pub struct ServeArgs {
     /// refused with 507 and reads go on [default: as large as the disk allows].
     #[arg(long, env = "CALLRECORDS_SQLITE_MAX_SIZE")]
     pub sqlite_max_size: Option<bytesize::ByteSize>,
+    /// Open connections at most; past it, new ones are closed at once [default: the open file
+    /// limit, raised to its hard limit at start, less 256 for everything else; at most 16384].
+    #[arg(long, env = "CALLRECORDS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's head, from opening the connection or from the
+    /// previous response; idle keep-alive connections close after as long.
+    #[arg(long, env = "CALLRECORDS_REQUEST_HEAD_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_head_timeout_secs: u64,
     /// Largest ingest request body, in bytes.
     #[arg(long, env = "CALLRECORDS_MAX_INGEST_BYTES", default_value_t = 1 << 30)]
     pub max_ingest_bytes: usize,
@@ -302,6 +310,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         tls,
         db_url: args.db.db_url,
+        connections: crate::connections::ConnectionLimits {
+            max_connections: args
+                .max_connections
+                .unwrap_or_else(crate::connections::raise_open_file_limit),
+            request_head_timeout: std::time::Duration::from_secs(args.request_head_timeout_secs.max(1)),
+        },
         store: crate::store::StoreOptions {
             sqlite_max_size: args.sqlite_max_size.map(|size| size.as_u64()),
         },

@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod call_records;
+mod connections;
 mod crash;
 mod errors;
 mod ingest;

@@ -123,6 +123,7 @@ async fn a_missing_certificate_file_stops_the_start_with_its_name() {
         listen: "127.0.0.1:0".parse().unwrap(),
         db_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
         store: Default::default(),
+        connections: Default::default(),
         api: settings_with_retention(0),
         retention: Default::default(),
         notify: notify_settings(),

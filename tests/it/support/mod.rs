@@ -29,7 +29,7 @@ pub fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
         None => builder,
     }
 }
-pub use process::{spawn_server, spawn_server_with, BIN};
+pub use process::{spawn_server, spawn_server_with, spawn_server_with_file_limit, BIN};
 pub use receiver::{Mode, Receiver};
 pub use records::*;
 
@@ -164,6 +164,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: database.url.clone(),
             store: Default::default(),
+            connections: Default::default(),
             retention: RetentionPolicy {
                 call_record_days: api.retention_days,
                 ..RetentionPolicy::default()
@@ -182,6 +183,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             db_url: String::new(),
             store: Default::default(),
+            connections: Default::default(),
             retention: RetentionPolicy {
                 call_record_days: api.retention_days,
                 ..RetentionPolicy::default()

@@ -10,6 +10,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_callrecords");
 pub struct ServerProcess(Child);
 
 impl ServerProcess {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The most memory the process has had resident, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn kill_9(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -30,7 +44,22 @@ pub fn spawn_server(db_url: &str) -> (ServerProcess, String) {
 
 /// `spawn_server` with more arguments.
 pub fn spawn_server_with(db_url: &str, extra: &[&str]) -> (ServerProcess, String) {
-    let mut child = Command::new(BIN)
+    start(Command::new(BIN), db_url, extra)
+}
+
+/// `spawn_server_with`, started with a soft limit of `open_files` open files, as a shell's
+/// default of 1,024 would start it.
+pub fn spawn_server_with_file_limit(db_url: &str, extra: &[&str], open_files: u64) -> (ServerProcess, String) {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -S -n {open_files} && exec \"$0\" \"$@\""))
+        .arg(BIN);
+    start(command, db_url, extra)
+}
+
+fn start(mut command: Command, db_url: &str, extra: &[&str]) -> (ServerProcess, String) {
+    let mut child = command
         .args([
             "serve",
             "--listen",
