@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::path::{Resource, Target};
 use super::AppState;
 use crate::auth::{self, local, AuthFailure, Authenticator, Principal};
 use crate::store::TenantId;
@@ -22,12 +23,14 @@ use crate::store::TenantId;
 #[derive(Clone, Copy, Debug)]
 pub struct OwnErrorBody;
 
-/// Authenticates every request whose path needs a role, and checks the role. The principal
-/// goes into the request's extensions for the handlers; paths that need no token get the
-/// role-less principal of the default tenant.
+/// Authenticates every request whose path needs a role, and checks the role. The path is
+/// parsed here, once, before anything looks at the store: the roles, the throttle buckets and
+/// (through the request's extensions) the handler all use this one `Target`. The principal goes
+/// into the extensions too; paths that need no token get the role-less principal of the default
+/// tenant.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let principal = match (auth::required_roles(&path), state.authenticator.as_ref()) {
+    let target = Target::of(request.uri().path());
+    let principal = match (required_roles(&target), state.authenticator.as_ref()) {
         (_, Authenticator::None) => Principal::anonymous(),
         (None, _) => Principal::nobody(),
         (Some(roles), authenticator) => {
@@ -48,11 +51,26 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             }
         }
     };
-    if let Err(throttled) = state.throttle.check(&principal, request.uri()) {
+    if let Err(throttled) = state.throttle.check(&principal, &target, request.uri().query()) {
         return throttled.into_response();
     }
     request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(target);
     next.run(request).await
+}
+
+/// The roles a request needs (spec §4), from what its path addresses: `None` for what needs no
+/// token (`$metadata`, `/healthz`, `/metrics`, the issuer's endpoints), otherwise any one of the
+/// listed roles. Only a log function itself takes the weaker role; any other Graph path,
+/// including one that names no resource, needs `CallRecords.Read.All`.
+pub fn required_roles(target: &Target) -> Option<&'static [&'static str]> {
+    match target {
+        Target::Ingest => Some(&[auth::INGEST]),
+        Target::Graph(Ok(Resource::Metadata)) => None,
+        Target::Graph(Ok(Resource::Function(..))) => Some(&[auth::READ_ALL, auth::PSTN_READ_ALL]),
+        Target::Graph(..) => Some(&[auth::READ_ALL]),
+        Target::Other => None,
+    }
 }
 
 fn unauthorized(failure: &AuthFailure) -> ApiError {
@@ -236,4 +254,50 @@ fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)
             .map(|(_, v)| v.into_owned())
     };
     Some((unescape(id)?, unescape(secret)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{INGEST, PSTN_READ_ALL, READ_ALL};
+
+    fn roles(path: &str) -> Option<&'static [&'static str]> {
+        required_roles(&Target::of(path))
+    }
+
+    #[test]
+    fn paths_need_the_roles_of_spec_section_4() {
+        assert_eq!(roles("/healthz"), None);
+        assert_eq!(roles("/v1.0/$metadata"), None);
+        assert_eq!(roles("/v1.0/communications/callRecords"), Some(&[READ_ALL][..]));
+        assert_eq!(roles("/v1.0/subscriptions"), Some(&[READ_ALL][..]));
+        let either = Some(&[READ_ALL, PSTN_READ_ALL][..]);
+        assert_eq!(
+            roles("/v1.0/communications/callRecords/microsoft.graph.callRecords.getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
+            either
+        );
+        assert_eq!(
+            roles("/beta/communications/callRecords/getSmsLog(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
+            either
+        );
+        assert_eq!(roles("/ingest/callRecords"), Some(&[INGEST][..]));
+    }
+
+    #[test]
+    fn only_the_log_functions_themselves_take_the_weaker_role() {
+        for path in [
+            "/v1.0/communications/callRecords/getPstnCalls-1",
+            "/v1.0/communications/callRecords('getPstnCalls-1')/sessions",
+            "/v1.0/communications/callRecords/r/sessions/getpstncalls",
+            "/v1.0/communications/callRecords/r/participants_v2/getSmsLog",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)/x",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=yesterday,toDateTime=2024-01-02)",
+            "/v1.0/subscriptions/getDirectRoutingCalls",
+            "/v1.0/",
+            "/V1.0/communications/callRecords/r",
+            "/beta/communications/callRecords/r/getSmsLog",
+        ] {
+            assert_eq!(roles(path), Some(&[READ_ALL][..]), "{path}");
+        }
+    }
 }

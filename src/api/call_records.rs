@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::context::RequestContext;
 use super::error::{ApiError, Result};
 use super::odata::{self, context_url, keyed, link, page_size, parse_document, project};
-use super::path::{self, Resource};
+use super::path::{Resource, Target};
 use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::auth::Principal;
@@ -36,17 +36,19 @@ pub async fn graph_root() -> ApiError {
     ApiError::unknown_segment("")
 }
 
-/// Every request under `/v1.0/`: parse the path, refuse write methods, parse the query options
-/// and hand over to the resource's handler.
+/// Every request under `/v1.0/`: take the resource the authenticate middleware parsed (the one
+/// its roles were checked for), refuse write methods, parse the query options and hand over to
+/// the resource's handler.
 pub async fn dispatch(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(target): Extension<Target>,
     ctx: RequestContext,
     method: Method,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response> {
     let raw_path = uri.path().strip_prefix("/v1.0/").unwrap_or_default();
-    let resource = path::parse(raw_path)?;
+    let resource = target.into_resource()?;
     // getSmsLog exists only in Graph beta (spec §8).
     if let Resource::Function(LogKind::SmsLog, _) = resource {
         return Err(ApiError::unknown_segment(
@@ -86,12 +88,12 @@ pub async fn dispatch(
 pub async fn dispatch_beta(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(target): Extension<Target>,
     ctx: RequestContext,
     method: Method,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response> {
-    let raw_path = uri.path().strip_prefix("/beta/").unwrap_or_default();
-    let resource = path::parse(raw_path)?;
+    let resource = target.into_resource()?;
     let Resource::Function(LogKind::SmsLog, range) = resource else {
         return Err(ApiError::bad_request(
             "Only communications/callRecords/getSmsLog(fromDateTime=…,toDateTime=…) is served under /beta; use /v1.0 for everything else.",

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::path::PathError;
 use crate::query::QueryError;
 use crate::store::StoreError;
 
@@ -69,7 +70,7 @@ impl ApiError {
 
     /// Spec A20: an unknown or unparseable segment under `/v1.0` is a 400, as OData answers.
     pub fn unknown_segment(segment: &str) -> Self {
-        Self::bad_request(format!("Resource not found for the segment '{segment}'."))
+        PathError::unknown_segment(segment).into()
     }
 
     /// Spec A21: call records are read-only.
@@ -101,6 +102,15 @@ impl ApiError {
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
         self.target = Some(target.into());
         self
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(error: PathError) -> Self {
+        ApiError {
+            target: error.target,
+            ..ApiError::bad_request(error.message)
+        }
     }
 }
 

@@ -1,13 +1,81 @@
-//! The Graph resource paths we serve, parsed from the raw URL path after `/v1.0/`.
+//! The Graph resource paths we serve, parsed from the raw URL path after `/v1.0/`, and
+//! `Target`, what a request's whole path addresses.
 //!
 //! Keys arrive as segments (`/callRecords/{id}`, what the SDKs send) or in OData parentheses
 //! (`/callRecords('{id}')`, what Graph's own links use); both resolve the same. Fixed segments
 //! match case-insensitively, ids exactly; each segment is percent-decoded once (spec §1).
+//! Ingest refuses ids that either form would misread (`model::NAVIGATION_SEGMENTS`).
 
 use percent_encoding::percent_decode_str;
 
-use super::error::ApiError;
-use crate::model::{DateTimeOffset, LogKind};
+use crate::model::{DateTimeOffset, LogKind, NAVIGATION_SEGMENTS};
+
+/// Why a path names no resource: a 400 (spec A20), with the parameter at fault if there is one.
+/// Unlike `ApiError` it can be cloned, so a parsed `Target` can live in a request's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathError {
+    pub message: String,
+    pub target: Option<String>,
+}
+
+impl PathError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            target: None,
+        }
+    }
+
+    fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn unknown_segment(segment: &str) -> Self {
+        Self::new(format!("Resource not found for the segment '{segment}'."))
+    }
+}
+
+/// What a request's path addresses. The authenticate middleware parses it once and puts it in
+/// the request's extensions, so the roles a request needs, the throttle buckets it takes from and
+/// the handler that serves it all follow the same reading of the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `/ingest/…`.
+    Ingest,
+    /// Under `/v1.0/` or `/beta/`: the resource, or why the rest of the path names none.
+    Graph(Result<Resource, PathError>),
+    /// Anything else: `/healthz`, `/metrics`, the issuer's endpoints, paths nothing serves.
+    Other,
+}
+
+impl Target {
+    /// Reads a request's URL path (without the query). The prefixes match case-insensitively,
+    /// as they always have for roles: a differently cased one reaches no handler, but it is
+    /// still never a way around a role.
+    pub fn of(path: &str) -> Self {
+        let prefix = |name: &str| {
+            path.get(..name.len())
+                .filter(|head| head.eq_ignore_ascii_case(name))
+                .map(|_| &path[name.len()..])
+        };
+        if prefix("/ingest/").is_some() {
+            Target::Ingest
+        } else if let Some(rest) = prefix("/v1.0/").or_else(|| prefix("/beta/")) {
+            Target::Graph(parse(rest))
+        } else {
+            Target::Other
+        }
+    }
+
+    /// The resource a Graph handler serves, or the 400 for a path that names none.
+    pub fn into_resource(self) -> Result<Resource, PathError> {
+        match self {
+            Target::Graph(parsed) => parsed,
+            Target::Ingest | Target::Other => Err(PathError::unknown_segment("")),
+        }
+    }
+}
 
 /// A resource of the call records surface (spec §1, rows 1–7 and 10).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,13 +130,13 @@ pub fn function_name(kind: LogKind) -> &'static str {
     }
 }
 
-fn parameter_error(name: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("The parameter '{name}' {reason}")).with_target(name.to_owned())
+fn parameter_error(name: &str, reason: impl std::fmt::Display) -> PathError {
+    PathError::new(format!("The parameter '{name}' {reason}")).with_target(name)
 }
 
 /// One parameter value: an unquoted (or quoted) DateTimeOffset, or a date meaning its midnight
 /// in UTC, as the docs write it (`2019-11-01`).
-fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, ApiError> {
+fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, PathError> {
     let text = raw.trim();
     let text = text
         .strip_prefix('\'')
@@ -95,7 +163,7 @@ fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, ApiError> {
 /// Parses `fromDateTime=…,toDateTime=…` in either order. msgraph-sdk 1.65.0 sends the two with
 /// no comma between them (a bug in its URI-template library, spec §3.6), so each value runs to
 /// the start of the other parameter's name rather than to a comma.
-pub fn parse_function_range(text: &str) -> Result<FunctionRange, ApiError> {
+pub fn parse_function_range(text: &str) -> Result<FunctionRange, PathError> {
     let lowered = text.to_ascii_lowercase();
     let position = |name: &str| lowered.find(&format!("{}=", name.to_ascii_lowercase()));
     let from_at = position("fromDateTime").ok_or_else(|| parameter_error("fromDateTime", "is required."))?;
@@ -117,7 +185,7 @@ pub fn parse_function_range(text: &str) -> Result<FunctionRange, ApiError> {
     }
     let ninety_days = MAX_FUNCTION_RANGE_DAYS * 86_400 * 10_000_000;
     if to.unix_ticks() - from.unix_ticks() > ninety_days {
-        return Err(ApiError::bad_request(format!(
+        return Err(PathError::new(format!(
             "The date range cannot exceed {MAX_FUNCTION_RANGE_DAYS} days: fromDateTime is {from} and toDateTime is {to}."
         ))
         .with_target("toDateTime"));
@@ -132,29 +200,29 @@ struct Segment {
     key: Option<String>,
 }
 
-fn decode(raw: &str) -> Result<String, ApiError> {
+fn decode(raw: &str) -> Result<String, PathError> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(|text| text.into_owned())
         .map_err(|_| {
-            ApiError::bad_request(format!(
+            PathError::new(format!(
                 "The path segment '{raw}' is not valid UTF-8 after percent-decoding."
             ))
         })
 }
 
-fn parse_segment(raw: &str) -> Result<Segment, ApiError> {
+fn parse_segment(raw: &str) -> Result<Segment, PathError> {
     let text = decode(raw)?;
     if let Some(open) = text.find('(') {
         let Some(inner) = text[open + 1..].strip_suffix(')') else {
-            return Err(ApiError::unknown_segment(&text));
+            return Err(PathError::unknown_segment(&text));
         };
         let key = match inner.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')) {
             Some(quoted) => quoted.replace("''", "'"),
             None => inner.to_owned(),
         };
         if key.is_empty() {
-            return Err(ApiError::unknown_segment(&text));
+            return Err(PathError::unknown_segment(&text));
         }
         return Ok(Segment {
             name: text[..open].to_owned(),
@@ -187,9 +255,7 @@ fn take_keyed<'a>(
 }
 
 fn is_navigation(name: &str) -> bool {
-    ["sessions", "segments", "participants_v2", "organizer_v2"]
-        .iter()
-        .any(|nav| nav.eq_ignore_ascii_case(name))
+    NAVIGATION_SEGMENTS.iter().any(|nav| nav.eq_ignore_ascii_case(name))
 }
 
 fn is(segment: &Segment, name: &str) -> bool {
@@ -197,16 +263,16 @@ fn is(segment: &Segment, name: &str) -> bool {
 }
 
 /// Parses the part of the path after `/v1.0/`.
-pub fn parse(path: &str) -> Result<Resource, ApiError> {
+pub fn parse(path: &str) -> Result<Resource, PathError> {
     let raw_segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let segments = raw_segments
         .iter()
         .map(|raw| parse_segment(raw))
         .collect::<Result<Vec<_>, _>>()?;
     let mut iter = segments.iter().peekable();
-    let unknown = |segment: &Segment| ApiError::unknown_segment(&segment.raw);
+    let unknown = |segment: &Segment| PathError::unknown_segment(&segment.raw);
 
-    let first = iter.next().ok_or_else(|| ApiError::unknown_segment(""))?;
+    let first = iter.next().ok_or_else(|| PathError::unknown_segment(""))?;
     if is(first, "$metadata") && first.key.is_none() && iter.peek().is_none() {
         return Ok(Resource::Metadata);
     }
@@ -214,7 +280,7 @@ pub fn parse(path: &str) -> Result<Resource, ApiError> {
         return Err(unknown(first));
     }
     let Some(collection) = iter.next() else {
-        return Err(ApiError::unknown_segment("communications"));
+        return Err(PathError::unknown_segment("communications"));
     };
     if !is(collection, "callRecords") {
         return Err(unknown(collection));

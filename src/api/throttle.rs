@@ -11,12 +11,12 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::error::ApiError;
-use super::path::{self, Resource};
+use super::path::{Resource, Target};
 use crate::auth::Principal;
 
 /// One limit: `count` requests per `period`.
@@ -178,8 +178,9 @@ impl Throttle {
         }
     }
 
-    /// Takes a token from every bucket the request falls in, or answers the 429.
-    pub fn check(&self, principal: &Principal, uri: &Uri) -> Result<(), ApiError> {
+    /// Takes a token from every bucket the request falls in, or answers the 429. `target` is
+    /// the request's path as the authenticate middleware parsed it; `query` its query string.
+    pub fn check(&self, principal: &Principal, target: &Target, query: Option<&str>) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
@@ -188,15 +189,12 @@ impl Throttle {
         }
         let tenant = principal.tenant.as_str().to_owned();
         let app = format!("{tenant}|{}", principal.app_id);
-        let path = uri.path();
-        if path.starts_with("/ingest/") {
-            return take(&self.ingest_tenant, &tenant);
-        }
-        let graph_path = path.strip_prefix("/v1.0/").or_else(|| path.strip_prefix("/beta/"));
-        let Some(graph_path) = graph_path else {
-            return Ok(());
+        let parsed = match target {
+            Target::Ingest => return take(&self.ingest_tenant, &tenant),
+            Target::Other => return Ok(()),
+            Target::Graph(parsed) => parsed,
         };
-        match path::parse(graph_path) {
+        match parsed {
             Ok(Resource::Function(..)) => {
                 take(&self.functions_tenant, &tenant)?;
                 take(&self.functions_app_tenant, &app)
@@ -208,9 +206,7 @@ impl Throttle {
                 match parsed.as_ref().ok().and_then(record_of) {
                     Some(record) => {
                         let key = format!("{tenant}|{record}");
-                        let later_page = uri
-                            .query()
-                            .is_some_and(|q| q.to_ascii_lowercase().contains("skiptoken="));
+                        let later_page = query.is_some_and(|q| q.to_ascii_lowercase().contains("skiptoken="));
                         if later_page {
                             take(&self.record_later_pages, &key)
                         } else {
@@ -301,25 +297,19 @@ mod tests {
         settings.set("record-first-page=3/60").unwrap();
         let throttle = Throttle::new(settings);
         let principal = Principal::anonymous();
-        let uri: Uri = "/v1.0/communications/callRecords/r1".parse().unwrap();
+        let check = |path: &str, query: Option<&str>| throttle.check(&principal, &Target::of(path), query);
+        let record = "/v1.0/communications/callRecords/r1";
         for _ in 0..3 {
-            throttle.check(&principal, &uri).unwrap();
+            check(record, None).unwrap();
         }
-        let refused = throttle.check(&principal, &uri).unwrap_err();
+        let refused = check(record, None).unwrap_err();
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         let wait = refused.retry_after_seconds.unwrap();
         assert!((1..=20).contains(&wait), "{wait}");
+        // The same record in the other key form shares its bucket.
+        assert!(check("/v1.0/communications/callRecords('r1')", None).is_err());
         // Another record, and a later page of the same one, have buckets of their own.
-        throttle
-            .check(&principal, &"/v1.0/communications/callRecords/r2".parse().unwrap())
-            .unwrap();
-        throttle
-            .check(
-                &principal,
-                &"/v1.0/communications/callRecords/r1/sessions?$skiptoken=abc"
-                    .parse()
-                    .unwrap(),
-            )
-            .unwrap();
+        check("/v1.0/communications/callRecords/r2", None).unwrap();
+        check("/v1.0/communications/callRecords/r1/sessions", Some("$skiptoken=abc")).unwrap();
     }
 }

@@ -1,8 +1,10 @@
 //! Who is calling: bearer tokens (JWT) checked as Graph checks them, application roles, and the
 //! tenant a request acts for (spec §4, §6.8).
 //!
-//! `Authenticator` turns an `Authorization` header into a `Principal` or an `AuthFailure`;
-//! `required_roles` says what a path needs. The HTTP layer maps failures to 401/403 (api::auth).
+//! `Authenticator` turns an `Authorization` header into a `Principal` or an `AuthFailure`; the
+//! roles below are what `Principal::may` checks. Which roles a request needs is decided by the
+//! HTTP layer from the parsed resource (`api::auth::required_roles`), which also maps failures
+//! to 401/403.
 //! Signature checks are jsonwebtoken's; nothing here does cryptography by hand.
 //!
 //! Never: HTTP status codes, SQL. Next: `local` for the built-in issuer, `oidc` for an
@@ -80,25 +82,6 @@ pub enum AuthFailure {
     NotBearer,
     #[error("the token is not valid: {0}")]
     Invalid(String),
-}
-
-/// The roles a path needs: `None` for paths that need no token (`/healthz`, `$metadata`, the
-/// issuer's own endpoints), otherwise any one of the listed roles.
-pub fn required_roles(path: &str) -> Option<&'static [&'static str]> {
-    let lower = path.to_ascii_lowercase();
-    if lower.starts_with("/ingest/") {
-        return Some(&[INGEST]);
-    }
-    let graph_path = lower.strip_prefix("/v1.0/").or_else(|| lower.strip_prefix("/beta/"))?;
-    if graph_path == "$metadata" {
-        return None;
-    }
-    // Spec §4 (REC): either role reads the usage-log functions.
-    let functions = ["getpstncalls", "getdirectroutingcalls", "getsmslog"];
-    if functions.iter().any(|name| graph_path.contains(name)) {
-        return Some(&[READ_ALL, PSTN_READ_ALL]);
-    }
-    Some(&[READ_ALL])
 }
 
 /// The claims we read from an access token. `exp`, `nbf`, `iss` and `aud` are checked by
@@ -303,26 +286,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_need_the_roles_of_spec_section_4() {
-        assert_eq!(required_roles("/healthz"), None);
-        assert_eq!(required_roles("/v1.0/$metadata"), None);
-        assert_eq!(
-            required_roles("/v1.0/communications/callRecords"),
-            Some(&[READ_ALL][..])
-        );
-        assert_eq!(required_roles("/v1.0/subscriptions"), Some(&[READ_ALL][..]));
-        assert_eq!(
-            required_roles("/v1.0/communications/callRecords/microsoft.graph.callRecords.getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
-            Some(&[READ_ALL, PSTN_READ_ALL][..])
-        );
-        assert_eq!(
-            required_roles("/beta/communications/callRecords/getSmsLog(fromDateTime=2024-01-01,toDateTime=2024-01-02)"),
-            Some(&[READ_ALL, PSTN_READ_ALL][..])
-        );
-        assert_eq!(required_roles("/ingest/callRecords"), Some(&[INGEST][..]));
-    }
 
     #[test]
     fn delegated_callers_hold_no_role() {

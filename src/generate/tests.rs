@@ -344,6 +344,15 @@ fn each_call_appears_once_and_some_again_at_a_higher_version() {
 }
 
 #[test]
+fn ingest_accepts_every_record_and_its_ids() {
+    let now = crate::model::DateTimeOffset::parse("2024-05-01T00:00:00Z").unwrap();
+    for record in sample_run() {
+        crate::ingest::prepare_record(record.to_string().as_bytes(), now)
+            .unwrap_or_else(|error| panic!("{}: {error}", record["id"]));
+    }
+}
+
+#[test]
 fn every_record_has_the_required_properties() {
     let endpoint_types = [
         "#microsoft.graph.callRecords.participantEndpoint",

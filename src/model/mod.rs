@@ -185,6 +185,42 @@ pub(crate) fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// The navigation segments of a call record's paths. A key segment cannot be one of them (nor
+/// start with `$`, as `$count` and `$metadata` do): `api::path` reads it as the word, not a key.
+pub const NAVIGATION_SEGMENTS: &[&str] = &["sessions", "segments", "participants_v2", "organizer_v2"];
+
+/// Checks an id that a resource path addresses (a record, session, segment or participant):
+/// beyond `check_id`, it must read back as itself both as a key segment (`/callRecords/{id}`)
+/// and as a quoted key (`/callRecords('{id}')`), so nothing is stored that no URL can reach.
+fn check_key(path: &str, id: &str) -> Result<(), RecordError> {
+    check_id(path, id)?;
+    if id.starts_with('$') {
+        return Err(RecordError::at(
+            path,
+            "must not start with '$', which marks path words such as $count and $metadata",
+        ));
+    }
+    if let Some(word) = NAVIGATION_SEGMENTS.iter().find(|word| word.eq_ignore_ascii_case(id)) {
+        return Err(RecordError::at(
+            path,
+            format!("must not be '{id}': resource paths use {word} as a navigation segment"),
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(RecordError::at(
+            path,
+            "must not be '.' or '..', which clients remove from URL paths",
+        ));
+    }
+    if id.contains(['(', ')', '\'', '"']) {
+        return Err(RecordError::at(
+            path,
+            "must not contain parentheses or quotes, which delimit keys and function parameters in resource paths",
+        ));
+    }
+    Ok(())
+}
+
 fn check_span(path: &str, start: &DateTimeOffset, end: &DateTimeOffset) -> Result<(), RecordError> {
     if end < start {
         return Err(RecordError::at(
@@ -199,7 +235,7 @@ impl CallRecord {
     /// Checks the rules the type system cannot: ids usable as keys, spans that end after they
     /// start, and ids unique where they address a sub-resource (spec A25).
     pub fn validate(&self) -> Result<(), RecordError> {
-        check_id("id", &self.id)?;
+        check_key("id", &self.id)?;
         if self.version < 0 {
             return Err(RecordError::at("version", "must not be negative"));
         }
@@ -207,7 +243,7 @@ impl CallRecord {
         let mut session_ids = HashSet::new();
         for (i, session) in self.sessions.iter().flatten().enumerate() {
             let path = format!("sessions[{i}].");
-            check_id(&format!("{path}id"), &session.id)?;
+            check_key(&format!("{path}id"), &session.id)?;
             if !session_ids.insert(session.id.as_str()) {
                 return Err(RecordError::at(
                     format!("{path}id"),
@@ -218,7 +254,7 @@ impl CallRecord {
             let mut segment_ids = HashSet::new();
             for (j, segment) in session.segments.iter().flatten().enumerate() {
                 let path = format!("{path}segments[{j}].");
-                check_id(&format!("{path}id"), &segment.id)?;
+                check_key(&format!("{path}id"), &segment.id)?;
                 if !segment_ids.insert(segment.id.as_str()) {
                     return Err(RecordError::at(
                         format!("{path}id"),
@@ -231,7 +267,7 @@ impl CallRecord {
         let mut participant_ids = HashSet::new();
         for (i, participant) in self.participants_v2.iter().flatten().enumerate() {
             let path = format!("participants_v2[{i}].id");
-            check_id(&path, &participant.id)?;
+            check_key(&path, &participant.id)?;
             if !participant_ids.insert(participant.id.as_str()) {
                 return Err(RecordError::at(
                     path,

@@ -136,6 +136,10 @@ fn invalid_records_name_the_path_and_the_reason() {
         (Box::new(|v| v["endDateTime"] = json!("2024-01-01T09:00:00Z")), "endDateTime: 2024-01-01T09:00:00Z is before startDateTime 2024-01-01T10:00:00Z"),
         (Box::new(|v| v["participants_v2"] = json!([{ "id": "a" }, { "id": "a" }])), "participants_v2[1].id: participant id 'a' appears twice"),
         (Box::new(|v| v["id"] = json!("")), "id: must not be empty"),
+        (Box::new(|v| v["id"] = json!("$count")), "id: must not start with '$', which marks path words such as $count and $metadata"),
+        (Box::new(|v| v["sessions"][0]["id"] = json!("Segments")), "sessions[0].id: must not be 'Segments': resource paths use segments as a navigation segment"),
+        (Box::new(|v| v["sessions"][0]["segments"][0]["id"] = json!("..")), "sessions[0].segments[0].id: must not be '.' or '..', which clients remove from URL paths"),
+        (Box::new(|v| v["participants_v2"][0]["id"] = json!("o'brien")), "participants_v2[0].id: must not contain parentheses or quotes, which delimit keys and function parameters in resource paths"),
         (Box::new(|v| v["sessions"][0]["segments"][0]["media"][0]["streams"][0]["streamDirection"] = json!(null)),
             "sessions[0].segments[0].media[0].streams[0].streamDirection: invalid type: null, expected a string"),
     ];

@@ -13,6 +13,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
+use super::resolve::NonPublicAddress;
 use super::Notifier;
 use crate::model::DateTimeOffset;
 use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId};
@@ -130,7 +131,14 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
                 .await
             {
                 Ok(response) => response.status().is_success(),
-                Err(_) => false,
+                Err(error) => {
+                    // A failure like any other (retried, in time abandoned), but one the
+                    // operator should see: the receiver's name now points somewhere private.
+                    if let Some(refusal) = NonPublicAddress::cause_of(&error) {
+                        tracing::warn!(host = %refusal.host, "webhook not sent: {refusal}");
+                    }
+                    false
+                }
             };
             (items, if ok { Attempt::Delivered } else { Attempt::Failed })
         }

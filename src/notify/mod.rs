@@ -1,6 +1,7 @@
 //! Change notifications: subscription rules (`subscriptions`), the validation handshake, and
 //! delivery of the durable outbox to webhooks with retries, backoff and lifecycle events
-//! (`delivery`), plus the metrics they keep (`metrics`).
+//! (`delivery`), the addresses webhooks may reach (`resolve`), plus the metrics they keep
+//! (`metrics`).
 //!
 //! Never: HTTP status codes (api maps `SubscriptionError`), SQL (the store claims and leases
 //! outbox rows). Notifications are planned by the store inside the ingest transaction; this
@@ -8,6 +9,7 @@
 
 pub mod delivery;
 pub mod metrics;
+pub mod resolve;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use tokio::sync::Notify;
 
 use crate::store::Store;
 pub use metrics::Metrics;
+use resolve::GuardedResolver;
+pub use resolve::Resolver;
 pub use subscriptions::{SubscriptionError, SubscriptionErrorKind};
 
 /// How notifications are validated and delivered. The defaults are Graph's figures (spec §5).
@@ -25,6 +29,9 @@ pub struct NotifySettings {
     /// Whether notification URLs may be `http://` or point at loopback and private addresses.
     /// Safe only for local development; public deployments turn it off.
     pub allow_private_targets: bool,
+    /// Where webhook host names are resolved: the system's resolver, unless a test supplies
+    /// one. Its answers pass the private-address check at every connection.
+    pub resolver: Resolver,
     /// How long a receiver has to answer the validation handshake.
     pub validation_timeout: Duration,
     /// How long a receiver has to acknowledge a notification.
@@ -51,6 +58,7 @@ impl Default for NotifySettings {
     fn default() -> Self {
         Self {
             allow_private_targets: true,
+            resolver: Resolver::system(),
             validation_timeout: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(3),
             lease: Duration::from_secs(60),
@@ -63,11 +71,13 @@ impl Default for NotifySettings {
     }
 }
 
-/// What the API and the worker share: the store, an HTTP client for webhooks, the settings,
-/// the metrics, and a signal that wakes the worker when ingest has queued notifications.
+/// What the API and the worker share: the store, an HTTP client for webhooks and the resolver
+/// it connects through, the settings, the metrics, and a signal that wakes the worker when
+/// ingest has queued notifications.
 pub struct Notifier {
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
+    pub resolver: Arc<GuardedResolver>,
     pub settings: NotifySettings,
     pub metrics: Metrics,
     pub wake: Notify,
@@ -75,15 +85,24 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(store: Arc<dyn Store>, settings: NotifySettings) -> anyhow::Result<Self> {
-        // Webhooks never follow redirects: a redirect could steer our requests anywhere.
+        let resolver = Arc::new(GuardedResolver::new(
+            settings.resolver.clone(),
+            settings.allow_private_targets,
+        ));
+        // Webhooks never follow redirects: a redirect could steer our requests anywhere. Nor do
+        // they go through a proxy from the environment, which would resolve and connect in our
+        // place, to addresses the resolver never sees.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(resolver.clone())
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("callrecords/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             store,
             client,
+            resolver,
             settings,
             metrics: Metrics::default(),
             wake: Notify::new(),

@@ -5,8 +5,10 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use rand::RngCore;
+use reqwest::dns::{Name, Resolve};
 use serde::Deserialize;
 
+use super::resolve::{is_private, NonPublicAddress};
 use super::Notifier;
 use crate::model::{self, DateTimeOffset, Subscription, SubscriptionScope};
 use crate::query;
@@ -146,28 +148,16 @@ fn parse_change_type(text: &str) -> Result<(bool, bool), SubscriptionError> {
     Ok((created, updated))
 }
 
-fn is_private(address: IpAddr) -> bool {
-    match address {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
+fn non_public(property: &str) -> SubscriptionError {
+    invalid(format!(
+        "{property} must point at a public address; loopback and private targets are refused."
+    ))
 }
 
 /// Checks a receiver URL: absolute http(s); https and a public address unless private targets
-/// are allowed (local development).
+/// are allowed (local development). A host name is resolved through the webhook client's own
+/// resolver, which refuses private answers here and again at every connection (the answer may
+/// change in between); an IP literal never reaches a resolver, so it is checked here.
 async fn check_target(notifier: &Notifier, property: &str, url: &str) -> Result<reqwest::Url, SubscriptionError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|_| invalid(format!("{property} '{url}' is not an absolute URL.")))?;
@@ -183,27 +173,33 @@ async fn check_target(notifier: &Notifier, property: &str, url: &str) -> Result<
             .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-            Ok(address) => vec![address],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|_| invalid(format!("{property}: the host '{host}' cannot be resolved.")))?
-                .map(|socket| socket.ip())
-                .collect(),
-        };
-        if host.eq_ignore_ascii_case("localhost") || addresses.iter().any(|address| is_private(*address)) {
-            return Err(invalid(format!(
-                "{property} must point at a public address; loopback and private targets are refused."
-            )));
+        if let Ok(address) = host.parse::<IpAddr>() {
+            if is_private(address) {
+                return Err(non_public(property));
+            }
+        } else if host.eq_ignore_ascii_case("localhost") {
+            return Err(non_public(property));
+        } else {
+            let unresolvable = || invalid(format!("{property}: the host '{host}' cannot be resolved."));
+            let name: Name = host.parse().map_err(|_| unresolvable())?;
+            if let Err(error) = notifier.resolver.resolve(name).await {
+                return Err(match NonPublicAddress::cause_of(&*error) {
+                    Some(_) => non_public(property),
+                    None => unresolvable(),
+                });
+            }
         }
     }
     Ok(parsed)
 }
 
 /// The validation handshake (spec §5.3): POST `?validationToken=…` and expect the token back,
-/// as text, with 200, within the timeout.
-pub async fn validate_endpoint(notifier: &Notifier, url: &reqwest::Url) -> Result<(), SubscriptionError> {
+/// as text, with 200, within the timeout. `property` names the URL in a refusal.
+pub async fn validate_endpoint(
+    notifier: &Notifier,
+    property: &str,
+    url: &reqwest::Url,
+) -> Result<(), SubscriptionError> {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -228,6 +224,12 @@ pub async fn validate_endpoint(notifier: &Notifier, url: &reqwest::Url) -> Resul
                     SubscriptionErrorKind::ValidationTimeout,
                     "Subscription validation request timed out.",
                 )
+            } else if NonPublicAddress::cause_of(&error).is_some() {
+                // The host passed the check, then resolved to a private address when we
+                // connected: the subscriber should hear why, not that the endpoint failed.
+                invalid(format!(
+                    "{property} must point at a public address; its host resolved to a loopback or private address when the validation request was sent."
+                ))
             } else {
                 not_ok()
             }
@@ -369,9 +371,9 @@ pub async fn create(
         Some(url) => Some(check_target(notifier, "lifecycleNotificationUrl", url).await?),
         None => None,
     };
-    validate_endpoint(notifier, &notification_target).await?;
+    validate_endpoint(notifier, "notificationUrl", &notification_target).await?;
     if let Some(target) = &lifecycle_target {
-        validate_endpoint(notifier, target).await?;
+        validate_endpoint(notifier, "lifecycleNotificationUrl", target).await?;
     }
     if !notifier
         .store
@@ -436,7 +438,7 @@ pub async fn update(
     if let Some(url) = input.notification_url {
         if url != subscription.notification_url {
             let target = check_target(notifier, "notificationUrl", &url).await?;
-            validate_endpoint(notifier, &target).await?;
+            validate_endpoint(notifier, "notificationUrl", &target).await?;
             subscription.notification_url = url;
         }
     }
@@ -508,25 +510,5 @@ mod tests {
         assert_eq!(parse_change_type("updated").unwrap(), (false, true));
         assert!(parse_change_type("deleted").is_err());
         assert!(parse_change_type("").is_err());
-    }
-
-    #[test]
-    fn private_addresses() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.1.1",
-            "::1",
-            "fd00::1",
-            "100.64.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_private(private.parse().unwrap()), "{private}");
-        }
-        for public in ["52.114.188.32", "2606:4700::1111"] {
-            assert!(!is_private(public.parse().unwrap()), "{public}");
-        }
     }
 }

@@ -181,6 +181,86 @@ async fn a_token_without_the_role_is_403(backend: Backend) {
     );
 }
 
+both!(the_log_functions_role_reads_the_log_functions_and_nothing_else);
+async fn the_log_functions_role_reads_the_log_functions_and_nothing_else(backend: Backend) {
+    let mut app = secured(backend).await;
+    let reader = token_for(&app, TENANT_A, &[READ_ALL]).await;
+    let pstn_reader = token_for(&app, TENANT_A, &[PSTN_READ_ALL]).await;
+    let writer = token_for(&app, TENANT_A, &[INGEST]).await;
+    // An id that spells a function's name: the role must follow what the path addresses, not
+    // the words it contains.
+    let lookalike = "getPstnCalls-4a1b7c9e-0d2f-4e6a-8b3c-5d7e9f1a2b3c";
+    app.use_token(Some(&writer));
+    app.ingest_ok(&[
+        record(lookalike, "2024-01-01T00:00:00Z", 1, &["alice"]),
+        record("r1", "2024-01-01T00:01:00Z", 1, &["alice"]),
+    ])
+    .await;
+    app.ingest_kind_ok("pstnCalls", &[pstn_row("pstn-1", "2024-01-01T00:00:00Z")])
+        .await;
+
+    app.use_token(Some(&pstn_reader));
+    for path in [
+        format!("/communications/callRecords/{lookalike}"),
+        format!("/communications/callRecords('{lookalike}')"),
+        format!("/communications/callRecords/{lookalike}/sessions"),
+        format!("/communications/callRecords/{lookalike}/sessions/{lookalike}-s0/segments"),
+        format!("/communications/callRecords/{lookalike}/participants_v2"),
+        format!("/communications/callRecords/{lookalike}/organizer_v2"),
+        "/communications/callRecords/getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)/x".to_owned(),
+        "/subscriptions/getPstnCalls".to_owned(),
+    ] {
+        app.graph(&path).await.assert_error(403, "Forbidden");
+    }
+    // Whether a record exists must not show: the same answer for one that does and one that
+    // does not.
+    for record_id in ["r1", "no-such-record"] {
+        for tail in [
+            "sessions/getpstncalls",
+            "sessions/getDirectRoutingCalls",
+            "participants_v2/getSmsLog",
+        ] {
+            let path = format!("/communications/callRecords/{record_id}/{tail}");
+            let body = app.graph(&path).await.assert_error(403, "Forbidden");
+            assert_eq!(
+                body["error"]["message"], "Insufficient privileges to complete the operation.",
+                "{path}"
+            );
+        }
+    }
+
+    // Either role reads the log functions (spec §4).
+    let functions = [
+        "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
+        "/v1.0/communications/callRecords/microsoft.graph.callRecords.getDirectRoutingCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
+        "/beta/communications/callRecords/getSmsLog(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
+    ];
+    for token in [&pstn_reader, &reader] {
+        app.use_token(Some(token));
+        for path in functions {
+            let answer = app.get_with(path, &[]).await;
+            assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        }
+        let pstn = app.get_with(functions[0], &[]).await.json();
+        assert_eq!(ids(pstn["value"].as_array().unwrap()), ["pstn-1"]);
+    }
+    // The reader reads the record with the lookalike id, in both key forms.
+    for path in [
+        format!("/communications/callRecords/{lookalike}"),
+        format!("/communications/callRecords('{lookalike}')"),
+    ] {
+        let answer = app.graph(&path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        assert_eq!(answer.json()["id"], lookalike);
+    }
+    assert_eq!(
+        app.graph("/communications/callRecords/no-such-record/sessions/getpstncalls")
+            .await
+            .status,
+        404
+    );
+}
+
 both!(tenants_never_see_each_others_data);
 async fn tenants_never_see_each_others_data(backend: Backend) {
     let mut app = secured(backend).await;

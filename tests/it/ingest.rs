@@ -185,3 +185,63 @@ async fn concurrent_ingests_beyond_the_limit_wait_their_turn(backend: Backend) {
     }
     assert_eq!(app.graph("/communications/callRecords/$count").await.text, "1200");
 }
+
+both!(ids_that_a_resource_path_cannot_address_are_refused_with_their_path);
+async fn ids_that_a_resource_path_cannot_address_are_refused_with_their_path(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let start = "2024-01-01T00:00:00Z";
+    let with_record_id = |id: &str| record(id, start, 1, &["a"]);
+    let mut cases: Vec<(Value, &str)> = [
+        "$count",
+        "$metadata",
+        "Sessions",
+        "participants_v2",
+        "organizer_v2",
+        "getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
+        "x(1)",
+        "x)",
+        "it's",
+        "say \"hi\"",
+        "..",
+    ]
+    .into_iter()
+    .map(|id| (with_record_id(id), "id"))
+    .collect();
+    let mut session = record("bad-session", start, 1, &["a"]);
+    session["sessions"][0]["id"] = json!("segments");
+    cases.push((session, "sessions[0].id"));
+    let mut segment = record("bad-segment", start, 1, &["a"]);
+    segment["sessions"][0]["segments"][0]["id"] = json!("$count");
+    cases.push((segment, "sessions[0].segments[0].id"));
+    let mut participant = record("bad-participant", start, 1, &["a", "b"]);
+    participant["participants_v2"][1]["id"] = json!("x('y')");
+    cases.push((participant, "participants_v2[1].id"));
+    let lookalikes = ["getPstnCalls", "getPstnCalls-1", "+15551234567", "50%", "a.b"];
+    let mut lines: Vec<Value> = cases.iter().map(|(record, _)| record.clone()).collect();
+    lines.extend(lookalikes.iter().map(|id| with_record_id(id)));
+
+    let report = app.ingest_ndjson(&lines).await.json();
+    assert_eq!(report["stored"], lookalikes.len(), "{report}");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), cases.len(), "{report}");
+    for (error, (sent, path)) in errors.iter().zip(&cases) {
+        assert_eq!(error["id"], sent["id"], "{error}");
+        assert_eq!(error["path"], *path, "{error}");
+        let reason = error["reason"].as_str().unwrap();
+        assert!(reason.starts_with("must not"), "{error}");
+    }
+
+    // Every id accepted is addressable in both key forms.
+    for id in lookalikes {
+        let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string();
+        for path in [
+            format!("/communications/callRecords/{encoded}"),
+            format!("/communications/callRecords('{encoded}')"),
+            format!("/communications/callRecords/{encoded}/sessions/{encoded}-s0"),
+            format!("/communications/callRecords('{encoded}')/sessions('{encoded}-s0')"),
+        ] {
+            let answer = app.graph(&path).await;
+            assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        }
+    }
+}

@@ -1,10 +1,13 @@
 //! Subscriptions and change notifications with real HTTP receivers: the handshake and each of
 //! its failures, Graph's payload, one notification per version, retries that lose nothing and
-//! repeat nothing, expiry, deletion, lifecycle events, metrics.
+//! repeat nothing, expiry, deletion, lifecycle events, metrics, and hosts that resolve to a
+//! private address only after they were checked.
 
 use std::time::Duration;
 
-use callrecords::model::DateTimeOffset;
+use callrecords::model::{DateTimeOffset, SubscriptionScope};
+use callrecords::notify::{NotifySettings, Resolver};
+use callrecords::store::{StoredSubscription, TenantId};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -404,4 +407,128 @@ async fn a_subscription_close_to_expiry_gets_reauthorization_required(backend: B
         1,
         "at most one reminder per 15 minutes"
     );
+}
+
+/// A server that refuses private webhook targets and resolves webhook hosts with `dns`.
+async fn refusing_private_targets(backend: Backend, dns: &ScriptedDns, retry_window: Duration) -> TestApp {
+    let settings = NotifySettings {
+        allow_private_targets: false,
+        resolver: Resolver::new(dns.clone()),
+        retry_window,
+        ..notify_settings()
+    };
+    TestApp::spawn_with_notify(backend, settings_with_retention(0), settings).await
+}
+
+both!(private_targets_are_refused_when_the_subscription_is_made);
+async fn private_targets_are_refused_when_the_subscription_is_made(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let dns = ScriptedDns::new(&["10.1.2.3"]);
+    let app = refusing_private_targets(backend, &dns, Duration::from_secs(60)).await;
+    let port = receiver.addr.port();
+    // IP literals never reach a resolver, so the check itself must catch them.
+    for url in [
+        format!("https://private.test:{port}/hook"),
+        format!("https://127.0.0.1:{port}/hook"),
+        format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("https://localhost:{port}/hook"),
+    ] {
+        let answer = app
+            .graph_send(reqwest::Method::POST, "/subscriptions", &subscription_body(&url))
+            .await;
+        let body = answer.assert_error(400, "InvalidRequest");
+        assert_eq!(
+            body["error"]["message"],
+            "notificationUrl must point at a public address; loopback and private targets are refused.",
+            "{url}"
+        );
+    }
+    assert_eq!(dns.lookups(), 1, "only the host name is resolved");
+    assert_eq!(receiver.connections(), 0);
+}
+
+both!(a_host_that_turns_private_after_the_check_fails_the_handshake_unreached);
+async fn a_host_that_turns_private_after_the_check_fails_the_handshake_unreached(backend: Backend) {
+    let receiver = Receiver::start().await;
+    // Public when the URL is checked, the receiver's loopback address when we connect.
+    let dns = ScriptedDns::new(&["52.114.188.32", "127.0.0.1"]);
+    let app = refusing_private_targets(backend, &dns, Duration::from_secs(60)).await;
+    let url = format!("https://rebind.test:{}/hook", receiver.addr.port());
+
+    let answer = app
+        .graph_send(reqwest::Method::POST, "/subscriptions", &subscription_body(&url))
+        .await;
+
+    let body = answer.assert_error(400, "InvalidRequest");
+    assert_eq!(
+        body["error"]["message"],
+        "notificationUrl must point at a public address; its host resolved to a loopback or private address when the validation request was sent."
+    );
+    assert_eq!(dns.lookups(), 2, "once for the check, once for the connection");
+    assert_eq!(receiver.connections(), 0, "nothing may reach the receiver");
+    assert!(app.graph("/subscriptions").await.json()["value"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+both!(a_host_that_turns_private_later_gets_no_delivery_and_fails_like_any_receiver);
+async fn a_host_that_turns_private_later_gets_no_delivery_and_fails_like_any_receiver(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let dns = ScriptedDns::new(&["127.0.0.1"]);
+    let app = refusing_private_targets(backend, &dns, Duration::from_secs(1)).await;
+    // No receiver in a test can pass the handshake over https at a public address, so the
+    // subscription is stored as create stores it once the name has checked out as public; from
+    // then on the name resolves to the receiver's loopback address.
+    let url = format!("https://rebind.test:{}/hook", receiver.addr.port());
+    let expiration = in_minutes(120);
+    let stored = StoredSubscription {
+        id: "rebound".to_owned(),
+        expiration_ticks: DateTimeOffset::parse(&expiration).unwrap().unix_ticks(),
+        scope: SubscriptionScope {
+            created: true,
+            updated: true,
+            participant_ids: None,
+        },
+        document: json!({
+            "id": "rebound", "resource": "/communications/callRecords", "changeType": "created,updated",
+            "notificationUrl": url, "expirationDateTime": expiration, "clientState": "secret-state"
+        })
+        .to_string(),
+    };
+    assert!(app
+        .store
+        .create_subscription(&TenantId::default_tenant(), &stored, 100)
+        .await
+        .unwrap());
+
+    app.ingest_ok(&[record("r1", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
+
+    // Retried, then abandoned past the retry window with the subscription removed, as for a
+    // receiver that is down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = app.get_with("/metrics", &[]).await.text;
+        let counter = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if counter("callrecords_deliveries_abandoned_total") == 1 {
+            assert!(
+                counter("callrecords_deliveries_failed_total") >= 2,
+                "retried before it was abandoned: {metrics}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.graph("/subscriptions/rebound")
+        .await
+        .assert_error(404, "ResourceNotFound");
+    assert!(dns.lookups() >= 2, "every attempt resolves again: {}", dns.lookups());
+    assert_eq!(receiver.connections(), 0, "nothing may reach the receiver");
+    assert!(receiver.notifications().is_empty());
 }

@@ -3,6 +3,7 @@
 
 #[macro_use]
 pub mod database;
+pub mod dns;
 pub mod process;
 pub mod receiver;
 pub mod records;
@@ -29,6 +30,7 @@ pub fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
         None => builder,
     }
 }
+pub use dns::ScriptedDns;
 pub use process::{spawn_server, spawn_server_with, spawn_server_with_file_limit, BIN};
 pub use receiver::{Mode, Receiver};
 pub use records::*;
@@ -93,6 +95,7 @@ impl Answer {
 pub fn notify_settings() -> NotifySettings {
     NotifySettings {
         allow_private_targets: true,
+        resolver: callrecords::notify::Resolver::system(),
         validation_timeout: std::time::Duration::from_secs(2),
         // Generous: a delivery that times out on a loaded machine after the receiver took it
         // would be sent again, and the exactly-once assertions would see it twice.

@@ -1,5 +1,6 @@
 //! A real webhook receiver on 127.0.0.1:0: answers validation handshakes and records every
-//! notification POST, with switchable misbehaviour for the failure paths.
+//! notification POST, with switchable misbehaviour for the failure paths, and counts the
+//! connections made to it (so a test can tell that nothing reached it at all).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::Value;
 
@@ -34,6 +36,8 @@ struct Inner {
     /// Notification POSTs still to answer with 503 before answering 202.
     failures_left: AtomicUsize,
     mode: Mutex<Option<Mode>>,
+    /// TCP connections accepted, whatever came over them.
+    connections: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -81,6 +85,10 @@ impl Receiver {
         let app = Router::new().route("/{*path}", post(handle)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let counted = inner.clone();
+        let listener = listener.tap_io(move |_| {
+            counted.connections.fetch_add(1, Ordering::SeqCst);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -98,6 +106,10 @@ impl Receiver {
     /// The next `n` notification POSTs are answered with 503.
     pub fn fail_next(&self, n: usize) {
         self.inner.failures_left.store(n, Ordering::SeqCst);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::SeqCst)
     }
 
     pub fn validations(&self) -> usize {
