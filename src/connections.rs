@@ -36,6 +36,12 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 /// The most connections `serve` allows by default, whatever the file limit.
 const DEFAULT_MAX_CONNECTIONS: u64 = 16_384;
 
+/// How often an HTTP/2 connection is pinged to learn whether its client is still there.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Requests one HTTP/2 connection may have in flight at once.
+const HTTP2_MAX_STREAMS: u32 = 100;
+
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
@@ -53,17 +59,21 @@ impl Default for ConnectionLimits {
 
 impl ConnectionLimits {
     /// Puts these limits on a server, around whatever acceptor it has (plain TCP or TLS).
-    /// HTTP/1.1 only: the clients of Graph speak it, and hyper's head timeout is HTTP/1's.
+    /// HTTP/2 (which the SDKs negotiate over TLS) has no head timeout of its own: a connection
+    /// must send its first request within the same time, and one whose pings go unanswered is
+    /// closed.
     pub fn apply<A>(&self, server: Server<SocketAddr, A>) -> Server<SocketAddr, GuardedAcceptor<A>> {
         let max_connections = self.max_connections;
         let mut server = server
             .map(|inner| GuardedAcceptor::new(inner, max_connections))
-            .http1_only()
             .first_request_timeout(self.request_head_timeout);
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(self.request_head_timeout);
+        let builder = server.http_builder();
+        builder.http1().header_read_timeout(self.request_head_timeout);
+        builder
+            .http2()
+            .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+            .keep_alive_timeout(self.request_head_timeout)
+            .max_concurrent_streams(HTTP2_MAX_STREAMS);
         server
     }
 }

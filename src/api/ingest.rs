@@ -127,6 +127,10 @@ async fn ingest(
                 .await
                 .map_err(|error| IngestFailure::Store(error, IngestReport::default())),
             Err(IngestFailure::Store(error, _)) => Err(IngestFailure::Store(error, batch.report().clone())),
+            // A refusal after whole batches were committed says so, as a store failure does.
+            Err(IngestFailure::Api(error)) if batch.report().accepted() > 0 => {
+                Err(IngestFailure::Api(stopped_midway(error, batch.report())))
+            }
             Err(other) => Err(other),
         },
     };

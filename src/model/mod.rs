@@ -7,6 +7,7 @@
 
 mod enums;
 mod logs;
+mod objects_only;
 mod primitives;
 mod subscription;
 mod types;
@@ -14,6 +15,7 @@ mod wire;
 
 use std::collections::HashSet;
 
+use objects_only::ObjectsOnly;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -69,7 +71,7 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, 
     let mut undeclared = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut remember = |path: serde_ignored::Path<'_>| undeclared.push(json_path(&path));
-    let parsed: Result<T, _> = serde_ignored::deserialize(&mut deserializer, &mut remember);
+    let parsed: Result<T, _> = serde_ignored::deserialize(ObjectsOnly(&mut deserializer), &mut remember);
     let record = match parsed {
         Ok(record) => record,
         Err(_) => return Err(locate_parse_error::<T>(json)),
@@ -92,7 +94,7 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, 
 fn locate_parse_error<T: serde::de::DeserializeOwned>(json: &[u8]) -> RecordError {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let mut ignore = |_: serde_ignored::Path<'_>| {};
-    let ignoring = serde_ignored::Deserializer::new(&mut deserializer, &mut ignore);
+    let ignoring = serde_ignored::Deserializer::new(ObjectsOnly(&mut deserializer), &mut ignore);
     match serde_path_to_error::deserialize::<_, T>(ignoring) {
         Err(error) => {
             let path = error.path().to_string();

@@ -142,6 +142,13 @@ fn invalid_records_name_the_path_and_the_reason() {
         (Box::new(|v| v["participants_v2"][0]["id"] = json!("o'brien")), "participants_v2[0].id: must not contain parentheses or quotes, which delimit keys and function parameters in resource paths"),
         (Box::new(|v| v["sessions"][0]["segments"][0]["media"][0]["streams"][0]["streamDirection"] = json!(null)),
             "sessions[0].segments[0].media[0].streams[0].streamDirection: invalid type: null, expected a string"),
+        // An object's properties in a sequence are serde's form, not JSON's: refused at any depth.
+        (Box::new(|v| v["sessions"][0]["segments"][0]["media"][0]["callerNetwork"] = json!([])),
+            "sessions[0].segments[0].media[0].callerNetwork: invalid type: sequence, expected struct NetworkInfo"),
+        (Box::new(|v| v["sessions"][0]["caller"] = json!([])), "sessions[0].caller: invalid type: sequence, expected struct EndpointWire"),
+        (Box::new(|v| v["organizer_v2"] = json!(["u1"])), "organizer_v2: invalid type: sequence, expected struct Participant"),
+        (Box::new(|v| v["participants_v2"][0]["identity"]["user"] = json!([])),
+            "participants_v2[0].identity.user: invalid type: sequence, expected struct Identity"),
     ];
     for (mutate, expected) in cases {
         assert_eq!(reject(mutate).to_string(), expected);

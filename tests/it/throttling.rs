@@ -101,3 +101,30 @@ async fn tenants_and_apps_have_buckets_of_their_own(backend: Backend) {
     assert_eq!(app.graph("/communications/callRecords").await.status, 200);
     app.ingest_ok(&[record("r", "2024-01-01T00:00:00Z", 1, &["a"])]).await;
 }
+
+// Readers that spend the whole tenant budget leave ingest its own: records still come in, and
+// reads are refused only by the buckets reads spend.
+both!(readers_cannot_spend_the_ingest_budget);
+async fn readers_cannot_spend_the_ingest_budget(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        throttled(
+            &["tenant=5/60", "app-tenant=5/60", "ingest-tenant=20/60"],
+            AuthMode::None,
+        ),
+    )
+    .await;
+    let mut refused = 0;
+    for _ in 0..8 {
+        let answer = app.graph("/communications/callRecords").await;
+        if answer.status == 429 {
+            assert_throttled(&answer);
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 3, "five reads a minute, then 429s");
+    for batch in 0..10 {
+        app.ingest_ok(&minute_records(&format!("b{batch}"), 2)).await;
+    }
+    assert_throttled(&app.graph("/communications/callRecords/$count").await);
+}
