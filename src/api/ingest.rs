@@ -100,6 +100,9 @@ pub async fn ingest_sms_logs(
 /// the body must bring `ApiSettings::ingest_min_rate` bytes a second.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
 
+/// How soon a request holding a slot must have its next batch in hand to keep the slot.
+const SLOT_KEEPING: Duration = Duration::from_secs(1);
+
 async fn ingest(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -122,7 +125,8 @@ async fn ingest(
     let result = match kind {
         BodyKind::Json => ingest_document(&state, &mut reader, batch).await,
         BodyKind::Ndjson => match ingest_lines(&state, &mut reader, &mut batch).await {
-            Ok(()) => batch
+            // The last batches commit under the slot that parsed them.
+            Ok(_slot) => batch
                 .finish()
                 .await
                 .map_err(|error| IngestFailure::Store(error, IngestReport::default())),
@@ -189,23 +193,40 @@ async fn ingest_document(
         .map_err(|error| IngestFailure::Store(error, IngestReport::default()))
 }
 
-/// NDJSON: a batch's worth of lines is read holding no slot, then handed to `BatchIngest`
-/// holding one, until the body ends. What remains uncommitted is for the caller's `finish`.
-async fn ingest_lines(
-    state: &AppState,
+/// NDJSON. A request takes a slot only once it holds a batch's worth of lines (or the body's
+/// end), and keeps it while the next batch arrives within `SLOT_KEEPING`, so a fast upload runs
+/// through as one (parsing each batch while the previous one commits); when the body slows,
+/// what was taken is committed and the slot goes back, so nothing parsed waits without one.
+async fn ingest_lines<'s>(
+    state: &'s AppState,
     reader: &mut BodyReader,
     batch: &mut BatchIngest<'_>,
-) -> Result<(), IngestFailure> {
+) -> Result<tokio::sync::SemaphorePermit<'s>, IngestFailure> {
+    let stored = |error: StoreError| IngestFailure::Store(error, IngestReport::default());
     let mut lines = LineSplitter::default();
+    let mut slot = None;
     loop {
+        let window_started = Instant::now();
         let mut ended = false;
         while !lines.holds_a_batch() {
-            let Some(chunk) = reader.next_chunk().await? else {
+            let next = if slot.is_some() {
+                match tokio::time::timeout_at((window_started + SLOT_KEEPING).into(), reader.next_chunk()).await {
+                    Ok(next) => next?,
+                    Err(_) => {
+                        batch.commit_pending().await.map_err(stored)?;
+                        slot = None;
+                        continue;
+                    }
+                }
+            } else {
+                reader.next_chunk().await?
+            };
+            let Some(chunk) = next else {
                 lines.end();
                 ended = true;
                 break;
             };
-            let reserved = reader.try_reserve(chunk.len());
+            let reserved = slot.is_some() || reader.try_reserve(chunk.len());
             lines.extend(&chunk);
             if !reserved {
                 if lines.has_complete_lines() {
@@ -215,7 +236,10 @@ async fn ingest_lines(
                 reader.wait_for_memory(chunk.len()).await?;
             }
         }
-        let slot = take_slot(state).await?;
+        let held = match slot.take() {
+            Some(held) => held,
+            None => take_slot(state).await?,
+        };
         for line in lines.take() {
             let pushed = match line {
                 Line::Text(number, json) => batch.push_owned_line(number, json).await,
@@ -224,13 +248,14 @@ async fn ingest_lines(
                     Ok(())
                 }
             };
-            pushed.map_err(|error| IngestFailure::Store(error, IngestReport::default()))?;
+            pushed.map_err(stored)?;
         }
-        drop(slot);
+        // What was read without a slot is now held under one.
+        reader.keep_reserved(lines.buffered_bytes());
         if ended {
-            return Ok(());
+            return Ok(held);
         }
-        reader.keep_reserved(batch.pending_bytes() + lines.buffered_bytes());
+        slot = Some(held);
     }
 }
 

@@ -330,14 +330,20 @@ impl<'a> BatchIngest<'a> {
         Ok(())
     }
 
-    /// Commits what is pending; returns once everything accepted is durable.
-    pub async fn finish(mut self) -> StoreResult<IngestReport> {
+    /// Commits every line taken so far; returns once they are durable. The ingest can go on.
+    pub async fn commit_pending(&mut self) -> StoreResult<()> {
         self.flush().await?;
         if let Some(batch) = self.ready.take() {
             for outcome in commit_batch(self.store, self.tenant, self.kind, batch).await? {
                 self.report.count(outcome);
             }
         }
+        Ok(())
+    }
+
+    /// Commits what is pending; returns once everything accepted is durable.
+    pub async fn finish(mut self) -> StoreResult<IngestReport> {
+        self.commit_pending().await?;
         Ok(self.report)
     }
 }
