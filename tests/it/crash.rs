@@ -8,18 +8,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-async fn count(client: &reqwest::Client, base: &str) -> u64 {
-    let text = client
-        .get(format!("{base}/v1.0/communications/callRecords/$count"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.parse().unwrap()
-}
-
 both!(acknowledged_records_survive_kill_9);
 async fn acknowledged_records_survive_kill_9(backend: Backend) {
     let database = TestDatabase::new(backend).await;
@@ -63,10 +51,10 @@ async fn acknowledged_records_survive_kill_9(backend: Backend) {
 
     // Assert: a new server on the same file has every acknowledged record, intact.
     let (mut server, base) = spawn_server(&db_url);
-    let stored = count(&client, &base).await;
-    assert!(stored >= acknowledged.len() as u64, "{stored} < {}", acknowledged.len());
+    let stored = record_count(&client, &base).await;
+    assert!(stored >= acknowledged.len(), "{stored} < {}", acknowledged.len());
     if in_flight_acknowledged {
-        assert_eq!(stored, acknowledged.len() as u64 + 2000);
+        assert_eq!(stored, acknowledged.len() + 2000);
     }
     for id in acknowledged.iter().step_by(97) {
         let response = client

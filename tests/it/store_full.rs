@@ -78,21 +78,9 @@ async fn health(client: &reqwest::Client, base: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-async fn count(client: &reqwest::Client, base: &str) -> usize {
-    let text = client
-        .get(format!("{base}/v1.0/communications/callRecords/$count"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.parse().unwrap_or_else(|_| panic!("not a count: {text}"))
-}
-
 /// Every acknowledged record reads back whole, and nothing else was stored.
 async fn assert_exactly_stored(client: &reqwest::Client, base: &str, acknowledged: &[String]) {
-    assert_eq!(count(client, base).await, acknowledged.len());
+    assert_eq!(record_count(client, base).await, acknowledged.len());
     for id in acknowledged {
         let response = client
             .get(format!(

@@ -31,7 +31,7 @@ pub fn client_builder(ca_pem: Option<&[u8]>) -> reqwest::ClientBuilder {
     }
 }
 pub use dns::ScriptedDns;
-pub use process::{spawn_server, spawn_server_with, spawn_server_with_file_limit, BIN};
+pub use process::{record_count, spawn_server, spawn_server_with, spawn_server_with_file_limit, BIN};
 pub use receiver::{Mode, Receiver};
 pub use records::*;
 

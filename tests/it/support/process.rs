@@ -95,3 +95,16 @@ fn start(mut command: Command, db_url: &str, extra: &[&str]) -> (ServerProcess, 
     std::thread::spawn(move || for _ in lines {});
     (server, base)
 }
+
+/// `GET /v1.0/communications/callRecords/$count` of a server at `base`.
+pub async fn record_count(client: &reqwest::Client, base: &str) -> usize {
+    let text = client
+        .get(format!("{base}/v1.0/communications/callRecords/$count"))
+        .send()
+        .await
+        .expect("counted")
+        .text()
+        .await
+        .expect("a count");
+    text.parse().unwrap_or_else(|_| panic!("not a count: {text}"))
+}
