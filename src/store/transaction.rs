@@ -1,12 +1,13 @@
 //! `WriteTransaction`: the only way the backends open a write transaction. It ends in exactly
 //! one of two ways: a COMMIT the database confirmed, or its connection thrown away.
 //!
-//! A driver's own transaction wrapper tracks nesting in a counter that only moves when a
-//! statement succeeds. When COMMIT or ROLLBACK fails (a full disk, a killed backend), that counter
-//! and the database disagree: SQLite may have rolled back by itself while the counter still says
-//! "inside", so the next BEGIN becomes a SAVEPOINT and later "commits" release savepoints of a
-//! transaction that never ends, or the reverse. Rather than guess the state after a failure, we
-//! close the connection (closing rolls back whatever was open) and let the pool open a fresh one.
+//! After a failed COMMIT or statement, a driver's transaction wrapper and the database can
+//! disagree about whether a transaction is still open: sqlx counts nesting in a counter that
+//! moves only when a statement succeeds, while SQLite may or may not have rolled back by itself.
+//! With the wrapper, one "database or disk is full" left the writer connection in that state,
+//! and every later ingest was acknowledged into a transaction that never committed and was gone
+//! after a restart. Rather than guess the state after a failure, we close the connection
+//! (closing rolls back whatever was open) and let the pool open a fresh one.
 
 use std::ops::{Deref, DerefMut};
 
