@@ -26,7 +26,7 @@ from support import LocalTokenProvider, close_graph_http_client, graph_http_clie
 
 TENANT = "33333333-3333-3333-3333-333333333333"
 # Two first-page requests per record every 2 seconds: the third in a row is a 429.
-SERVE_ARGS = ["--auth", "local", "--throttle-limit", "record-first-page=2/2"]
+SERVE_ARGS = ["--auth", "local", "--throttle-limit", "record=2/2"]
 
 
 @pytest.fixture(scope="module")

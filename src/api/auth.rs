@@ -51,7 +51,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             }
         }
     };
-    if let Err(throttled) = state.throttle.check(&principal, &target, request.uri().query()) {
+    if let Err(throttled) = state.throttle.check(&principal, &target) {
         return throttled.into_response();
     }
     request.extensions_mut().insert(principal);

@@ -20,7 +20,7 @@ use super::path::{Resource, Target};
 use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::auth::Principal;
-use crate::model::{DateTimeOffset, LogKind, CSDL};
+use crate::model::{retired, DateTimeOffset, LogKind, CSDL};
 use crate::query::{
     self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
 };
@@ -198,6 +198,38 @@ pub(super) fn invalid_skiptoken() -> ApiError {
     ApiError::bad_request("Invalid skip token.").with_target("$skiptoken")
 }
 
+/// The `$select` a listing continues an expanded collection with: the nested one as the list
+/// request spells it (`*` for all, never an empty value), or none.
+fn select_option(item: &ExpandItem) -> Option<String> {
+    item.select.as_ref().map(|select| {
+        if select.is_empty() {
+            "*".to_owned()
+        } else {
+            select.join(",")
+        }
+    })
+}
+
+/// What a request's `$expand` asks of a record's `organizer_v2`: inlined whatever `$select`
+/// says, and projected by its nested `$select`.
+#[derive(Clone, Copy, Default)]
+struct OrganizerExpansion<'a> {
+    expanded: bool,
+    select: &'a [String],
+}
+
+impl<'a> OrganizerExpansion<'a> {
+    fn of(expand: &'a [ExpandItem]) -> Self {
+        match expand.iter().find(|item| item.property == "organizer_v2") {
+            Some(item) => Self {
+                expanded: true,
+                select: item.select.as_deref().unwrap_or_default(),
+            },
+            None => Self::default(),
+        }
+    }
+}
+
 /// A page of children and whether more follow, from a fetch of `size + 1` rows.
 fn split_page(mut rows: Vec<StoredChild>, size: u32) -> (Vec<StoredChild>, bool) {
     let more = rows.len() > size as usize;
@@ -255,12 +287,35 @@ impl Graph {
             .transpose()?)
     }
 
+    /// The record `id`, after its throttle budget: every handler of a record or a sub-resource
+    /// comes here once its options passed, before anything else reads the store.
     async fn require_record(&self, id: &str) -> Result<store::StoredRecord> {
+        self.state.throttle.check_record(&self.tenant, id)?;
         self.state
             .store
             .get_call_record(&self.tenant, id, self.visible_from())
             .await?
             .ok_or_else(ApiError::call_record_not_found)
+    }
+
+    /// The retired `participants` of a record as `--derive-retired-properties` serves them, when
+    /// it is on and the answer shows them.
+    async fn derived_participants(&self, id: &str, select: &[String]) -> Result<Option<String>> {
+        if !self.state.settings.derive_retired_properties
+            || !(select.is_empty() || select.iter().any(|s| s == "participants"))
+        {
+            return Ok(None);
+        }
+        let limit = retired::MAX_DERIVED_PARTICIPANTS as u32;
+        let rows = self
+            .state
+            .store
+            .list_participants(&self.tenant, id, None, limit)
+            .await?;
+        let documents: Vec<&str> = rows.iter().map(|row| row.document.as_str()).collect();
+        Ok(Some(
+            retired::participants_from(&documents).map_err(|e| ApiError::internal(e.into()))?,
+        ))
     }
 
     /// A record document as served, written into `object`: projected, with `organizer_v2`
@@ -271,8 +326,11 @@ impl Graph {
         object: &mut JsonObject,
         record: &StoredRecord,
         select: &[String],
-        force_organizer: bool,
+        organizer: OrganizerExpansion<'_>,
+        derived_participants: Option<&str>,
     ) -> Result<()> {
+        let force_organizer = organizer.expanded;
+        let derive = self.state.settings.derive_retired_properties;
         let (record_id, document) = (record.id.as_str(), record.document.as_str());
         let organizer_context = || {
             context_url(
@@ -285,13 +343,15 @@ impl Graph {
         };
         // The whole record, as most reads want it: copied as stored, with the organizer's
         // annotation spliced in where the store says the member starts.
-        if select.is_empty() {
+        if select.is_empty() && organizer.select.is_empty() && !derive {
             match record.organizer_at.map(|at| split_at_organizer(document, at)) {
-                Some(Some(OrganizerSplit::Absent(members))) if !force_organizer => {
+                Some(Some(OrganizerSplit::Absent(members)))
+                    if !force_organizer && retired::record_is_current(members) =>
+                {
                     object.members(members);
                     return Ok(());
                 }
-                Some(Some(OrganizerSplit::At { before, organizer })) => {
+                Some(Some(OrganizerSplit::At { before, organizer })) if retired::record_is_current(before) => {
                     object.members(before);
                     object.string("organizer_v2@odata.context", &organizer_context());
                     object.members(organizer);
@@ -301,6 +361,15 @@ impl Graph {
             }
         }
         let mut entity = RawEntity::parse(document).map_err(ApiError::internal)?;
+        // The retired members, as served now or derived from their successors (model::retired).
+        let organizer_json = match (derive, entity.get("organizer_v2")) {
+            (true, Some(organizer_v2)) => {
+                retired::organizer_from(organizer_v2).map_err(|e| ApiError::internal(e.into()))?
+            }
+            _ => "null".to_owned(),
+        };
+        entity.replace("organizer", organizer_json);
+        entity.replace("participants", derived_participants.unwrap_or("[]").to_owned());
         let keep_organizer = force_organizer || select.is_empty() || select.iter().any(|s| s == "organizer_v2");
         if keep_organizer && !select.is_empty() {
             let mut kept = select.to_vec();
@@ -313,6 +382,19 @@ impl Graph {
             entity.remove("organizer_v2");
         } else if force_organizer && !entity.contains("organizer_v2") {
             entity.push("organizer_v2", "null");
+        }
+        if !organizer.select.is_empty() {
+            let projected = match entity.get("organizer_v2") {
+                Some(text) if text.starts_with('{') => {
+                    let mut inner = RawEntity::parse(text).map_err(ApiError::internal)?;
+                    inner.project(organizer.select);
+                    Some(inner.to_json())
+                }
+                _ => None,
+            };
+            if let Some(projected) = projected {
+                entity.replace("organizer_v2", projected);
+            }
         }
         let context = organizer_context();
         let annotation =
@@ -379,9 +461,15 @@ impl Graph {
             let total = self.state.store.count_call_records(&self.tenant, &selection).await?;
             body.integer("@odata.count", total);
         }
-        let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
+        let organizer = OrganizerExpansion::of(&expand);
+        let mut derived = Vec::with_capacity(rows.len());
+        for row in &rows {
+            derived.push(self.derived_participants(&row.id, &select).await?);
+        }
+        let mut derived = derived.into_iter();
         body.object_array("value", &rows, |item, row| {
-            self.write_record(item, row, &select, force_organizer)
+            let participants = derived.next().flatten();
+            self.write_record(item, row, &select, organizer, participants.as_deref())
         })?;
         let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
         if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
@@ -431,12 +519,28 @@ impl Graph {
         self.options.ensure_only(&[Q::Select, Q::Expand])?;
         let select = self.parse_select(EntityKind::CallRecord)?;
         let expand = self.parse_expand(EntityKind::CallRecord, &["sessions", "participants_v2", "organizer_v2"])?;
+        let expanded = |name: &str| expand.iter().any(|item| item.property == name);
+        // `odata.maxpagesize` sizes the expanded collections as it sizes listed ones.
+        let (sessions_size, _) = page_size(&self.ctx, MAX_SESSIONS_PAGE, None);
+        let (participants_size, _) = page_size(&self.ctx, MAX_PARTICIPANTS_PAGE, None);
+        let applied: Vec<String> = match self.ctx.prefer.max_page_size {
+            Some(preferred) if expanded("sessions") || expanded("participants_v2") => {
+                let largest = if expanded("participants_v2") {
+                    MAX_PARTICIPANTS_PAGE
+                } else {
+                    MAX_SESSIONS_PAGE
+                };
+                vec![format!("odata.maxpagesize={}", preferred.min(largest))]
+            }
+            _ => Vec::new(),
+        };
         // With sessions expanded, the record and its first page of sessions come in one read.
-        let (record, mut first_sessions) = if expand.iter().any(|item| item.property == "sessions") {
+        let (record, mut first_sessions) = if expanded("sessions") {
+            self.state.throttle.check_record(&self.tenant, id)?;
             let (record, sessions) = self
                 .state
                 .store
-                .get_call_record_with_sessions(&self.tenant, id, self.visible_from(), MAX_SESSIONS_PAGE + 1)
+                .get_call_record_with_sessions(&self.tenant, id, self.visible_from(), sessions_size + 1)
                 .await?
                 .ok_or_else(ApiError::call_record_not_found)?;
             (record, Some(sessions))
@@ -455,8 +559,14 @@ impl Graph {
             "@odata.context",
             &context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")),
         );
-        let force_organizer = expand.iter().any(|item| item.property == "organizer_v2");
-        self.write_record(&mut body, &record, &select, force_organizer)?;
+        let participants = self.derived_participants(id, &select).await?;
+        self.write_record(
+            &mut body,
+            &record,
+            &select,
+            OrganizerExpansion::of(&expand),
+            participants.as_deref(),
+        )?;
         let record_path = format!("communications/{}", keyed("callRecords", id));
         for item in &expand {
             match item.property.as_str() {
@@ -466,11 +576,11 @@ impl Graph {
                         None => {
                             self.state
                                 .store
-                                .list_sessions(&self.tenant, id, None, MAX_SESSIONS_PAGE + 1)
+                                .list_sessions(&self.tenant, id, None, sessions_size + 1)
                                 .await?
                         }
                     };
-                    let (rows, more) = split_page(first_page, MAX_SESSIONS_PAGE);
+                    let (rows, more) = split_page(first_page, sessions_size);
                     let nested = query::context_projection(&[], &item.expand).unwrap_or_default();
                     let nested_select = item.select.clone().unwrap_or_default();
                     body.string(
@@ -480,10 +590,15 @@ impl Graph {
                     let sessions = self.render_sessions(&rows, &nested_select, &item.expand)?;
                     body.raw_array("sessions", &sessions);
                     if let (true, Some(last)) = (more, rows.last()) {
-                        let select_text = item.select.as_ref().map(|s| s.join(","));
                         let expand_text = (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
-                        let next =
-                            self.child_next_link(&record_path, "sessions", id, last.ordinal, select_text, expand_text);
+                        let next = self.child_next_link(
+                            &record_path,
+                            "sessions",
+                            id,
+                            last.ordinal,
+                            select_option(item),
+                            expand_text,
+                        );
                         body.string("sessions@odata.nextLink", &next);
                     }
                 }
@@ -491,9 +606,9 @@ impl Graph {
                     let (rows, more) = split_page(
                         self.state
                             .store
-                            .list_participants(&self.tenant, id, None, MAX_PARTICIPANTS_PAGE + 1)
+                            .list_participants(&self.tenant, id, None, participants_size + 1)
                             .await?,
-                        MAX_PARTICIPANTS_PAGE,
+                        participants_size,
                     );
                     let nested_select = item.select.clone().unwrap_or_default();
                     body.string(
@@ -503,16 +618,21 @@ impl Graph {
                     let participants = render_participants(&rows, &nested_select)?;
                     body.raw_array("participants_v2", &participants);
                     if let (true, Some(last)) = (more, rows.last()) {
-                        let select_text = item.select.as_ref().map(|s| s.join(","));
-                        let next =
-                            self.child_next_link(&record_path, "participants_v2", id, last.ordinal, select_text, None);
+                        let next = self.child_next_link(
+                            &record_path,
+                            "participants_v2",
+                            id,
+                            last.ordinal,
+                            select_option(item),
+                            None,
+                        );
                         body.string("participants_v2@odata.nextLink", &next);
                     }
                 }
                 _ => {}
             }
         }
-        Ok(odata::json_text_response(&self.ctx, body.finish(), Vec::new()))
+        Ok(odata::json_text_response(&self.ctx, body.finish(), applied))
     }
 
     /// The next link of an expanded or listed child collection, with a token bound to the
@@ -567,8 +687,9 @@ impl Graph {
         expand: &[ExpandItem],
     ) -> Result<Vec<Cow<'a, str>>> {
         let segments = expand.iter().find(|item| item.property == "segments");
+        let derive = self.state.settings.derive_retired_properties;
         rows.iter()
-            .map(|row| render_session(&row.document, select, segments).map_err(ApiError::internal))
+            .map(|row| render_session(&row.document, select, segments, derive).map_err(ApiError::internal))
             .collect()
     }
 
@@ -688,7 +809,9 @@ impl Graph {
             .get_session(&self.tenant, id, session_id)
             .await?
             .ok_or_else(ApiError::resource_not_found)?;
-        parse_document(&row.document).map_err(ApiError::internal)
+        let mut session = parse_document(&row.document).map_err(ApiError::internal)?;
+        retired::endpoints(&mut session, self.state.settings.derive_retired_properties);
+        Ok(session)
     }
 
     async fn get_session(&self, id: &str, session_id: &str) -> Result<Response> {
@@ -867,9 +990,22 @@ fn split_at_organizer(document: &str, organizer_at: i64) -> Option<OrganizerSpli
     Some(OrganizerSplit::At { before, organizer })
 }
 
-/// A session as served: projected, with its segments kept (last, each under the nested
-/// `$select`) only when `segments` is expanded.
+/// A session as served: its endpoints' retired `identity` as `model::retired` says, projected,
+/// with its segments kept (last, each under the nested `$select`) only when `segments` is
+/// expanded.
 fn render_session<'a>(
+    document: &'a str,
+    select: &[String],
+    segments: Option<&ExpandItem>,
+    derive: bool,
+) -> anyhow::Result<Cow<'a, str>> {
+    match retired::session_text(document, derive)? {
+        Cow::Borrowed(document) => render_stored_session(document, select, segments),
+        Cow::Owned(text) => Ok(Cow::Owned(render_stored_session(&text, select, segments)?.into_owned())),
+    }
+}
+
+fn render_stored_session<'a>(
     document: &'a str,
     select: &[String],
     segments: Option<&ExpandItem>,

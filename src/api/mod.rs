@@ -24,12 +24,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -81,6 +83,13 @@ pub struct ApiSettings {
     /// Whether the listener speaks TLS (set by `App` from its `tls`): the scheme of the links we
     /// write when there is no `public_base_url`.
     pub https: bool,
+    /// The origins of browser apps allowed to call (CORS), e.g. `http://localhost:5173`, or `*`
+    /// for any; none by default, so browsers keep other sites' pages out.
+    pub cors_origins: Vec<HeaderValue>,
+    /// Serve the retired `organizer`, `participants` and `participantEndpoint.identity` with
+    /// values derived from their successors, as Graph did before it stopped filling them; by
+    /// default they are null or empty, as Graph serves them now.
+    pub derive_retired_properties: bool,
 }
 
 /// How `serve` authenticates callers.
@@ -131,13 +140,16 @@ impl Default for ApiSettings {
             // Off for embedding and tests; `serve` turns Graph's limits on.
             throttle: throttle::ThrottleSettings::disabled(),
             https: false,
+            cors_origins: Vec::new(),
+            derive_retired_properties: false,
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let max_ingest_bytes = state.settings.max_ingest_bytes;
-    Router::new()
+    let cors = cors_layer(&state.settings.cors_origins);
+    let router = Router::new()
         .route("/v1.0", any(call_records::graph_root))
         .route("/v1.0/", any(call_records::graph_root))
         .route("/v1.0/{*path}", any(call_records::dispatch))
@@ -167,9 +179,45 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(300),
         ))
         .layer(middleware::from_fn(odata_envelope))
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
-        ))
+        // Outside the envelope, so error bodies are compressed too; only when the client asks
+        // (`Accept-Encoding: gzip`), as Graph does.
+        .layer(CompressionLayer::new());
+    // Outside authentication: a browser's preflight carries no token and is answered here.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(TraceLayer::new_for_http().make_span_with(
+        |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+    ))
+}
+
+/// CORS for the configured origins: preflights answered for any method and header a Graph
+/// client sends, and the headers an SDK reads exposed to the page. `None` without origins.
+fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().cloned())
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers([
+                HeaderName::from_static("request-id"),
+                HeaderName::from_static("client-request-id"),
+                HeaderName::from_static("preference-applied"),
+                HeaderName::from_static("odata-version"),
+                header::RETRY_AFTER,
+                header::LOCATION,
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 async fn not_found() -> Response {

@@ -43,10 +43,29 @@ impl<'a> RawEntity<'a> {
         self.members.iter().any(|(name, _)| name == key)
     }
 
+    /// A member's value, as JSON text.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_ref())
+    }
+
     /// Removes a member and returns its value's JSON text.
     pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
         let position = self.members.iter().position(|(name, _)| name == key)?;
         Some(self.members.remove(position).1)
+    }
+
+    /// Gives a member a new value (JSON text) where it stands; false if there is no such member.
+    pub fn replace(&mut self, key: &str, json: impl Into<Cow<'a, str>>) -> bool {
+        match self.members.iter_mut().find(|(name, _)| name == key) {
+            Some((_, value)) => {
+                *value = json.into();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Appends a member whose value is JSON text.

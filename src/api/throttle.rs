@@ -18,6 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::error::ApiError;
 use super::path::{Resource, Target};
 use crate::auth::Principal;
+use crate::store::TenantId;
 
 /// One limit: `count` requests per `period`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +72,8 @@ pub struct ThrottleSettings {
     pub tenant: Limit,
     /// The same, per application in a tenant.
     pub app_tenant: Limit,
-    /// One call record and its sub-resources, first pages (no `$skiptoken`).
-    pub record_first_page: Limit,
-    /// One call record's later pages (with `$skiptoken`).
-    pub record_later_pages: Limit,
+    /// One call record and its sub-resources, every page alike.
+    pub record: Limit,
     /// The usage-log functions, per tenant.
     pub functions_tenant: Limit,
     /// The usage-log functions, per application in a tenant.
@@ -84,14 +83,14 @@ pub struct ThrottleSettings {
 }
 
 impl Default for ThrottleSettings {
-    /// Graph's documented limits (spec §6.7; per record, the figures issue 8 names).
+    /// Graph's documented limits. Per record, one budget for first and later pages alike: Graph's
+    /// throttling page gives 40 requests per 20 seconds per call record, for all pages.
     fn default() -> Self {
         Self {
             enabled: true,
             tenant: Limit::per(10_000, 20),
             app_tenant: Limit::per(1_500, 20),
-            record_first_page: Limit::per(10, 20),
-            record_later_pages: Limit::per(50, 300),
+            record: Limit::per(40, 20),
             functions_tenant: Limit::per(1_000, 60),
             functions_app_tenant: Limit::per(200, 60),
             ingest_tenant: Limit::per(1_200, 60),
@@ -110,8 +109,7 @@ impl ThrottleSettings {
     pub const NAMES: &'static [&'static str] = &[
         "tenant",
         "app-tenant",
-        "record-first-page",
-        "record-later-pages",
+        "record",
         "functions-tenant",
         "functions-app-tenant",
         "ingest-tenant",
@@ -126,8 +124,9 @@ impl ThrottleSettings {
         let slot = match name.trim() {
             "tenant" => &mut self.tenant,
             "app-tenant" => &mut self.app_tenant,
-            "record-first-page" => &mut self.record_first_page,
-            "record-later-pages" => &mut self.record_later_pages,
+            // The names of the two budgets Graph had per record before it merged them: one
+            // assignment of either still sets the record's limit, so scripts keep working.
+            "record" | "record-first-page" | "record-later-pages" => &mut self.record,
             "functions-tenant" => &mut self.functions_tenant,
             "functions-app-tenant" => &mut self.functions_app_tenant,
             "ingest-tenant" => &mut self.ingest_tenant,
@@ -150,8 +149,7 @@ pub struct Throttle {
     settings: ThrottleSettings,
     tenant: Bucket,
     app_tenant: Bucket,
-    record_first_page: Bucket,
-    record_later_pages: Bucket,
+    record: Bucket,
     functions_tenant: Bucket,
     functions_app_tenant: Bucket,
     ingest_tenant: Bucket,
@@ -168,8 +166,7 @@ impl Throttle {
         Self {
             tenant: bucket(settings.tenant),
             app_tenant: bucket(settings.app_tenant),
-            record_first_page: bucket(settings.record_first_page),
-            record_later_pages: bucket(settings.record_later_pages),
+            record: bucket(settings.record),
             functions_tenant: bucket(settings.functions_tenant),
             functions_app_tenant: bucket(settings.functions_app_tenant),
             ingest_tenant: bucket(settings.ingest_tenant),
@@ -178,9 +175,11 @@ impl Throttle {
         }
     }
 
-    /// Takes a token from every bucket the request falls in, or answers the 429. `target` is
-    /// the request's path as the authenticate middleware parsed it; `query` its query string.
-    pub fn check(&self, principal: &Principal, target: &Target, query: Option<&str>) -> Result<(), ApiError> {
+    /// Takes a token from the tenant's, the application's and the functions' buckets the request
+    /// falls in, or answers the 429. `target` is the request's path as the authenticate
+    /// middleware parsed it. A call record's own budget is taken later, by `check_record`, once
+    /// the request is known to be one the record will answer.
+    pub fn check(&self, principal: &Principal, target: &Target) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
@@ -200,31 +199,28 @@ impl Throttle {
                 take(&self.functions_app_tenant, &app)
             }
             Ok(Resource::Metadata) => Ok(()),
-            parsed => {
+            _ => {
                 take(&self.tenant, &tenant)?;
-                take(&self.app_tenant, &app)?;
-                match parsed.as_ref().ok().and_then(record_of) {
-                    Some(record) => {
-                        let key = format!("{tenant}|{record}");
-                        let later_page = query.is_some_and(|q| q.to_ascii_lowercase().contains("skiptoken="));
-                        if later_page {
-                            take(&self.record_later_pages, &key)
-                        } else {
-                            take(&self.record_first_page, &key)
-                        }
-                    }
-                    None => Ok(()),
-                }
+                take(&self.app_tenant, &app)
             }
         }
+    }
+
+    /// Takes a token from the budget of one call record (and its sub-resources), first and later
+    /// pages alike. The handlers call it after the request's options passed and before the
+    /// store is read, so a request refused for its path or options costs the record nothing.
+    pub fn check_record(&self, tenant: &TenantId, record_id: &str) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        take(&self.record, &format!("{}|{record_id}", tenant.as_str()))
     }
 
     fn housekeeping(&self) {
         for bucket in [
             &self.tenant,
             &self.app_tenant,
-            &self.record_first_page,
-            &self.record_later_pages,
+            &self.record,
             &self.functions_tenant,
             &self.functions_app_tenant,
             &self.ingest_tenant,
@@ -232,24 +228,6 @@ impl Throttle {
             bucket.retain_recent();
             bucket.shrink_to_fit();
         }
-    }
-}
-
-/// The call record a resource belongs to, if any.
-fn record_of(resource: &Resource) -> Option<&str> {
-    match resource {
-        Resource::CallRecord(id)
-        | Resource::Sessions(id)
-        | Resource::SessionsCount(id)
-        | Resource::Session(id, _)
-        | Resource::Segments(id, _)
-        | Resource::SegmentsCount(id, _)
-        | Resource::Segment(id, _, _)
-        | Resource::Participants(id)
-        | Resource::ParticipantsCount(id)
-        | Resource::Participant(id, _)
-        | Resource::Organizer(id) => Some(id.as_str()),
-        _ => None,
     }
 }
 
@@ -286,30 +264,35 @@ mod tests {
         assert!("0/20".parse::<Limit>().is_err());
         assert!("1500".parse::<Limit>().is_err());
         let mut settings = ThrottleSettings::default();
-        settings.set("record-first-page=3/1").unwrap();
-        assert_eq!(settings.record_first_page, Limit::per(3, 1));
+        settings.set("record=3/1").unwrap();
+        assert_eq!(settings.record, Limit::per(3, 1));
         assert!(settings.set("per-moon=1/1").unwrap_err().contains("expected one of"));
     }
 
     #[test]
     fn a_record_allows_its_burst_then_asks_to_wait() {
         let mut settings = ThrottleSettings::default();
-        settings.set("record-first-page=3/60").unwrap();
+        settings.set("record=3/60").unwrap();
         let throttle = Throttle::new(settings);
-        let principal = Principal::anonymous();
-        let check = |path: &str, query: Option<&str>| throttle.check(&principal, &Target::of(path), query);
-        let record = "/v1.0/communications/callRecords/r1";
+        let tenant = Principal::anonymous().tenant;
         for _ in 0..3 {
-            check(record, None).unwrap();
+            throttle.check_record(&tenant, "r1").unwrap();
         }
-        let refused = check(record, None).unwrap_err();
+        let refused = throttle.check_record(&tenant, "r1").unwrap_err();
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         let wait = refused.retry_after_seconds.unwrap();
         assert!((1..=20).contains(&wait), "{wait}");
-        // The same record in the other key form shares its bucket.
-        assert!(check("/v1.0/communications/callRecords('r1')", None).is_err());
-        // Another record, and a later page of the same one, have buckets of their own.
-        check("/v1.0/communications/callRecords/r2", None).unwrap();
-        check("/v1.0/communications/callRecords/r1/sessions", Some("$skiptoken=abc")).unwrap();
+        // Another record has a budget of its own.
+        throttle.check_record(&tenant, "r2").unwrap();
+    }
+
+    #[test]
+    fn the_older_names_set_the_one_record_budget() {
+        assert_eq!(ThrottleSettings::default().record, Limit::per(40, 20));
+        for name in ["record", "record-first-page", "record-later-pages"] {
+            let mut settings = ThrottleSettings::default();
+            settings.set(&format!("{name}=7/3")).unwrap();
+            assert_eq!(settings.record, Limit::per(7, 3), "{name}");
+        }
     }
 }

@@ -146,8 +146,18 @@ pub struct ServeArgs {
     /// Throttle as Graph does (429 with Retry-After): `on` with Graph's limits, or `off`.
     #[arg(long, env = "CALLRECORDS_THROTTLE", default_value = "on", value_parser = ["on", "off"])]
     pub throttle: String,
+    /// Let browser apps of this origin call the service (CORS), e.g. http://localhost:5173, or `*`
+    /// for any origin (repeatable) [default: none].
+    #[arg(long = "cors-origin", env = "CALLRECORDS_CORS_ORIGINS", value_delimiter = ' ', value_parser = parse_origin)]
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// Serve the retired `organizer`, `participants` and `participantEndpoint.identity` with
+    /// values derived from `organizer_v2`, `participants_v2` and `associatedIdentity`, for apps
+    /// still moving off them [default: null and empty, as Graph serves them now].
+    #[arg(long, env = "CALLRECORDS_DERIVE_RETIRED_PROPERTIES")]
+    pub derive_retired_properties: bool,
     /// Change one throttle limit, NAME=COUNT/SECONDS (repeatable); names: tenant, app-tenant,
-    /// record-first-page, record-later-pages, functions-tenant, functions-app-tenant, ingest-tenant.
+    /// record (also accepted as record-first-page or record-later-pages), functions-tenant,
+    /// functions-app-tenant, ingest-tenant.
     #[arg(long = "throttle-limit", env = "CALLRECORDS_THROTTLE_LIMITS", value_delimiter = ' ')]
     pub throttle_limits: Vec<String>,
     /// Serve HTTPS with a certificate of a local CA made and kept in --tls-dir (`self-signed`);
@@ -266,6 +276,24 @@ fn auth_mode(args: &ServeArgs) -> anyhow::Result<crate::api::AuthMode> {
     })
 }
 
+/// An origin as browsers send it (`scheme://host[:port]`, no path), or `*`.
+fn parse_origin(text: &str) -> Result<axum::http::HeaderValue, String> {
+    let well_formed = text == "*"
+        || reqwest::Url::parse(text).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && !text.ends_with('/')
+                && url.query().is_none()
+        });
+    if !well_formed {
+        return Err(format!(
+            "'{text}' is not an origin such as http://localhost:5173 (scheme, host and port, no path), nor *"
+        ));
+    }
+    axum::http::HeaderValue::from_str(text).map_err(|error| error.to_string())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = auth_mode(&args)?;
     let without_auth = auth == crate::api::AuthMode::None;
@@ -330,6 +358,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             auth,
             // App sets it from `tls`.
             https: false,
+            cors_origins: args.cors_origins,
+            derive_retired_properties: args.derive_retired_properties,
         },
         notify: NotifySettings {
             allow_private_targets: allow_private_webhooks,

@@ -9,6 +9,7 @@ mod enums;
 mod logs;
 mod objects_only;
 mod primitives;
+pub mod retired;
 mod subscription;
 mod types;
 mod wire;
@@ -284,8 +285,8 @@ impl CallRecord {
     }
 
     /// Fills what Graph always has but a sender may leave out: `lastModifiedDateTime` (only when
-    /// absent: values are kept as sent), the `_v2` navigations from their deprecated forms, and
-    /// the deprecated forms from the `_v2` ones (spec A10), so old and new clients both see data.
+    /// absent: values are kept as sent) and the `_v2` navigations from their retired forms, which
+    /// are then emptied as Graph serves them now (see `retired`).
     pub fn fill_derived(&mut self, now: DateTimeOffset) {
         self.last_modified_date_time.get_or_insert(now);
         if self.participants_v2.is_none() {
@@ -301,43 +302,7 @@ impl CallRecord {
         if self.organizer_v2.is_none() {
             self.organizer_v2 = self.organizer.as_ref().and_then(participant_from_identity_set);
         }
-        if self.organizer.is_none() {
-            self.organizer = self
-                .organizer_v2
-                .as_ref()
-                .and_then(|organizer| organizer.identity.as_ref())
-                .map(CommunicationsIdentitySet::to_identity_set);
-        }
-        if self.participants.is_none() {
-            self.participants = Some(
-                self.participants_v2
-                    .iter()
-                    .flatten()
-                    .filter_map(|participant| participant.identity.as_ref())
-                    .take(130)
-                    .map(CommunicationsIdentitySet::to_identity_set)
-                    .collect(),
-            );
-        }
-        for session in self.sessions.iter_mut().flatten() {
-            fill_endpoint_identity(&mut session.caller);
-            fill_endpoint_identity(&mut session.callee);
-            for segment in session.segments.iter_mut().flatten() {
-                fill_endpoint_identity(&mut segment.caller);
-                fill_endpoint_identity(&mut segment.callee);
-            }
-        }
-    }
-}
-
-fn fill_endpoint_identity(endpoint: &mut Option<Endpoint>) {
-    if let Some(Endpoint::Participant(participant)) = endpoint {
-        if participant.identity.is_none() {
-            participant.identity = participant.associated_identity.as_ref().map(|identity| IdentitySet {
-                user: Some(identity.clone()),
-                ..IdentitySet::default()
-            });
-        }
+        retired::retire(self);
     }
 }
 

@@ -199,15 +199,32 @@ fn endpoint_type_is_inferred_when_missing_and_always_written() {
 }
 
 #[test]
-fn deprecated_properties_are_derived_from_v2() {
+fn retired_properties_are_stored_as_graph_serves_them_now() {
     let mut record = parse_call_record(minimal().to_string().as_bytes()).unwrap();
     let now = DateTimeOffset::parse("2024-01-02T00:00:00Z").unwrap();
     record.fill_derived(now);
     assert_eq!(record.last_modified_date_time, Some(now));
     let returned = serde_json::to_value(&record).unwrap();
-    assert_eq!(returned["organizer"]["user"]["displayName"], "Ann");
-    assert_eq!(returned["participants"][0]["user"]["id"], "u1");
+    assert_eq!(returned["organizer"], Value::Null);
+    assert_eq!(returned["participants"], json!([]));
+    assert_eq!(returned["organizer_v2"]["identity"]["user"]["displayName"], "Ann");
     assert_eq!(returned["sessions"][0]["caller"]["identity"], Value::Null);
+}
+
+#[test]
+fn a_retired_endpoint_identity_moves_to_associated_identity() {
+    let mut value = minimal();
+    value["sessions"][0]["caller"] = json!({
+        "@odata.type": "#microsoft.graph.callRecords.participantEndpoint",
+        "identity": { "user": { "id": "u7", "displayName": "Cy" } },
+    });
+    let mut record = parse_call_record(value.to_string().as_bytes()).unwrap();
+    record.fill_derived(DateTimeOffset::now());
+    let returned = serde_json::to_value(&record).unwrap();
+    let caller = &returned["sessions"][0]["caller"];
+    assert_eq!(caller["identity"], Value::Null);
+    assert_eq!(caller["associatedIdentity"]["id"], "u7");
+    assert_eq!(caller["associatedIdentity"]["displayName"], "Cy");
 }
 
 #[test]

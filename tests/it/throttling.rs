@@ -32,7 +32,7 @@ fn assert_throttled(answer: &Answer) -> u64 {
 
 both!(a_record_past_its_limit_is_429_with_retry_after_until_the_bucket_refills);
 async fn a_record_past_its_limit_is_429_with_retry_after_until_the_bucket_refills(backend: Backend) {
-    let app = TestApp::spawn_with(backend, throttled(&["record-first-page=3/2"], AuthMode::None)).await;
+    let app = TestApp::spawn_with(backend, throttled(&["record=3/2"], AuthMode::None)).await;
     app.ingest_ok(&[
         record("busy", "2024-01-01T00:00:00Z", 1, &["a"]),
         record("quiet", "2024-01-01T00:00:00Z", 1, &["a"]),
@@ -49,6 +49,41 @@ async fn a_record_past_its_limit_is_429_with_retry_after_until_the_bucket_refill
     assert_eq!(app.graph("/communications/callRecords").await.status, 200);
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     assert_eq!(app.graph("/communications/callRecords/busy").await.status, 200);
+}
+
+both!(a_record_has_forty_requests_per_twenty_seconds_for_all_its_pages);
+async fn a_record_has_forty_requests_per_twenty_seconds_for_all_its_pages(backend: Backend) {
+    let app = TestApp::spawn_with(backend, throttled(&[], AuthMode::None)).await;
+    app.ingest_ok(&[record("r", "2024-01-01T00:00:00Z", 3, &["a", "b", "c"])])
+        .await;
+    let small_pages = [("Prefer", "odata.maxpagesize=1")];
+    let first = app
+        .graph_with("/communications/callRecords/r/sessions", &small_pages)
+        .await;
+    assert_eq!(first.status, 200);
+    let later = first.json()["@odata.nextLink"].as_str().unwrap().to_owned();
+    // Refused before they reach the record: an unknown segment, an unknown option, a bad
+    // value. None of them spends its budget.
+    for refused in [
+        "/communications/callRecords/r/sessionz",
+        "/communications/callRecords/r?$orderby=id",
+        "/communications/callRecords/r/sessions?$top=many",
+        "/communications/callRecords/r/participants_v2?$select=nothing",
+    ] {
+        assert_eq!(app.graph(refused).await.status, 400, "{refused}");
+    }
+    // First and later pages draw on one budget of 40: one spent above, 39 more here.
+    for n in 1..40 {
+        let answer = if n % 2 == 0 {
+            app.follow(&later, &small_pages).await
+        } else {
+            app.graph("/communications/callRecords/r/participants_v2").await
+        };
+        assert_eq!(answer.status, 200, "request {n}");
+    }
+    let wait = assert_throttled(&app.follow(&later, &small_pages).await);
+    assert!(wait <= 20, "{wait}");
+    assert_throttled(&app.graph("/communications/callRecords/r").await);
 }
 
 both!(tenants_and_apps_have_buckets_of_their_own);
