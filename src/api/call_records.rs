@@ -1,5 +1,5 @@
-//! The call records surface under `/v1.0/` (spec §3.1–3.5, §3.8): list, get, sessions,
-//! segments, participants_v2, organizer_v2, `$count` and `$metadata`.
+//! The call records surface under `/v1.0/` and `/beta/` (spec §3.1–3.5, §3.8, §8): list, get,
+//! sessions, segments, participants_v2, organizer_v2, `$count` and `$metadata`.
 //!
 //! Stored documents are already in Graph's wire form; these handlers project, page and annotate
 //! them. Paging is keyset-based: a `$skiptoken` holds the sort key of the last item returned,
@@ -20,7 +20,7 @@ use super::path::{Resource, Target};
 use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::auth::Principal;
-use crate::model::{retired, DateTimeOffset, LogKind, CSDL};
+use crate::model::{retired, DateTimeOffset, LogKind, CSDL, CSDL_BETA};
 use crate::query::{
     self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
 };
@@ -36,9 +36,16 @@ pub async fn graph_root() -> ApiError {
     ApiError::unknown_segment("")
 }
 
-/// Every request under `/v1.0/`: take the resource the authenticate middleware parsed (the one
-/// its roles were checked for), refuse write methods, parse the query options and hand over to
-/// the resource's handler.
+/// The Graph version a request addresses. Beta serves everything v1.0 does with beta's schema:
+/// its extra usage-log functions and row properties, its `$metadata`, and system query options
+/// with or without their `$`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ApiVersion {
+    V1,
+    Beta,
+}
+
+/// Every request under `/v1.0/`.
 pub async fn dispatch(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -47,26 +54,58 @@ pub async fn dispatch(
     method: Method,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response> {
-    let raw_path = uri.path().strip_prefix("/v1.0/").unwrap_or_default();
+    serve(ApiVersion::V1, state, principal, target, ctx, method, uri).await
+}
+
+/// Every request under `/beta/`.
+pub async fn dispatch_beta(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(target): Extension<Target>,
+    ctx: RequestContext,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response> {
+    serve(ApiVersion::Beta, state, principal, target, ctx, method, uri).await
+}
+
+/// Takes the resource the authenticate middleware parsed (the one its roles were checked for),
+/// refuses what the version does not have and write methods, parses the query options and
+/// hands over to the resource's handler.
+async fn serve(
+    version: ApiVersion,
+    state: AppState,
+    principal: Principal,
+    target: Target,
+    ctx: RequestContext,
+    method: Method,
+    uri: axum::http::Uri,
+) -> Result<Response> {
     let resource = target.into_resource()?;
-    // getSmsLog exists only in Graph beta (spec §8).
-    if let Resource::Function(LogKind::SmsLog, _) = resource {
-        return Err(ApiError::unknown_segment(
-            raw_path.rsplit('/').next().unwrap_or_default(),
-        ));
+    if let Resource::Function(kind, _) = &resource {
+        if version == ApiVersion::V1 && !kind.in_v1() {
+            // Graph v1.0 has no such function: its name is an unknown segment there.
+            let last = uri.path().rsplit('/').next().unwrap_or_default();
+            return Err(ApiError::unknown_segment(last.split('(').next().unwrap_or(last)));
+        }
     }
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::method_not_allowed("GET"));
     }
-    let options = query::parse_query_string(uri.query().unwrap_or_default())?;
+    let query = uri.query().unwrap_or_default();
+    let options = match version {
+        ApiVersion::V1 => query::parse_query_string(query)?,
+        ApiVersion::Beta => query::parse_query_string(&with_dollar_prefixes(query))?,
+    };
     let graph = Graph {
         state,
         ctx,
         options,
         tenant: principal.tenant,
+        version,
     };
     match resource {
-        Resource::Metadata => Ok(metadata()),
+        Resource::Metadata => Ok(metadata(version)),
         Resource::CallRecords => graph.list_call_records().await,
         Resource::CallRecordsCount => graph.count_call_records().await,
         Resource::CallRecord(id) => graph.get_call_record(&id).await,
@@ -80,35 +119,9 @@ pub async fn dispatch(
         Resource::ParticipantsCount(id) => graph.count_children(&id, Child::Participants).await,
         Resource::Participant(id, participant_id) => graph.get_participant(&id, &participant_id).await,
         Resource::Organizer(id) => graph.get_organizer(&id).await,
+        Resource::Function(LogKind::PstnOnlineMeetingDialout, range) => graph.dialout_report(&range).await,
         Resource::Function(kind, range) => graph.call_log_function(kind, &range).await,
     }
-}
-
-/// Requests under `/beta/`: only what Graph has in beta and not in v1.0, `getSmsLog` (spec §8).
-pub async fn dispatch_beta(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Extension(target): Extension<Target>,
-    ctx: RequestContext,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response> {
-    let resource = target.into_resource()?;
-    let Resource::Function(LogKind::SmsLog, range) = resource else {
-        return Err(ApiError::bad_request(
-            "Only communications/callRecords/getSmsLog(fromDateTime=…,toDateTime=…) is served under /beta; use /v1.0 for everything else.",
-        ));
-    };
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::method_not_allowed("GET"));
-    }
-    let graph = Graph {
-        options: query::parse_query_string(&with_dollar_prefixes(uri.query().unwrap_or_default()))?,
-        state,
-        ctx,
-        tenant: principal.tenant,
-    };
-    graph.call_log_function(LogKind::SmsLog, &range).await
 }
 
 /// On beta the `$` of system query options is optional (spec §8): `top=2` means `$top=2`.
@@ -141,8 +154,12 @@ fn with_dollar_prefixes(query: &str) -> String {
         .join("&")
 }
 
-fn metadata() -> Response {
-    let mut response = (StatusCode::OK, CSDL).into_response();
+fn metadata(version: ApiVersion) -> Response {
+    let csdl = match version {
+        ApiVersion::V1 => CSDL,
+        ApiVersion::Beta => CSDL_BETA,
+    };
+    let mut response = (StatusCode::OK, csdl).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml;charset=utf-8"),
@@ -162,6 +179,7 @@ pub(super) struct Graph {
     pub(super) ctx: RequestContext,
     pub(super) options: RawQueryOptions,
     pub(super) tenant: TenantId,
+    pub(super) version: ApiVersion,
 }
 
 /// The options of a collection request that a skip token is bound to, as one string.

@@ -47,7 +47,7 @@ pub struct RequestContext {
     pub prefer: Preferences,
     /// `https://host` with no trailing slash; links append `/v1.0/...`.
     pub base_url: String,
-    /// `v1.0`, or `beta` for the few beta-only functions we serve.
+    /// `v1.0`, or `beta` for requests under `/beta/`.
     pub version: &'static str,
 }
 

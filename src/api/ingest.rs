@@ -62,38 +62,25 @@ pub async fn ingest_call_records(
     ingest(state, principal, headers, body, IngestKind::CallRecords).await
 }
 
-pub async fn ingest_pstn_calls(
+/// `POST /ingest/{kind}` for the usage-log kinds (`LogKind::as_str` names them).
+pub async fn ingest_log_rows(
     state: State<AppState>,
     principal: Extension<Principal>,
+    axum::extract::Path(kind): axum::extract::Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    ingest(state, principal, headers, body, IngestKind::Log(LogKind::PstnCall)).await
-}
-
-pub async fn ingest_direct_routing_calls(
-    state: State<AppState>,
-    principal: Extension<Principal>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    ingest(
-        state,
-        principal,
-        headers,
-        body,
-        IngestKind::Log(LogKind::DirectRoutingCall),
-    )
-    .await
-}
-
-pub async fn ingest_sms_logs(
-    state: State<AppState>,
-    principal: Extension<Principal>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    ingest(state, principal, headers, body, IngestKind::Log(LogKind::SmsLog)).await
+    let Some(kind) = LogKind::from_name(&kind) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "There is no ingest endpoint for '{kind}'; the kinds are: {}.",
+                crate::ingest::IngestKind::NAMES.join(", ")
+            ),
+        ));
+    };
+    ingest(state, principal, headers, body, IngestKind::Log(kind)).await
 }
 
 /// How long a sender's rate is judged over: each window of this much time spent waiting for

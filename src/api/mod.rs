@@ -1,6 +1,6 @@
 //! The HTTP surface: the only module that knows status codes, headers and OData envelopes.
 //!
-//! `router()` serves the Graph surface under `/v1.0/` (dispatched by our own OData path parser,
+//! `router()` serves the Graph surface under `/v1.0/` and `/beta/` (dispatched by our own OData path parser,
 //! because Graph addresses keys both as segments and in parentheses, matches names
 //! case-insensitively and answers 400 for unknown segments), and the non-Graph endpoints
 //! (`/healthz`, `/ingest/...`). Every response passes `odata_envelope`, which stamps the
@@ -153,16 +153,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1.0", any(call_records::graph_root))
         .route("/v1.0/", any(call_records::graph_root))
         .route("/v1.0/{*path}", any(call_records::dispatch))
+        .route("/beta", any(call_records::graph_root))
+        .route("/beta/", any(call_records::graph_root))
         .route("/beta/{*path}", any(call_records::dispatch_beta))
         .route("/v1.0/subscriptions", any(subscriptions::collection))
         .route("/v1.0/subscriptions/{id}", any(subscriptions::item))
         .route("/v1.0/subscriptions/{id}/reauthorize", any(subscriptions::reauthorize))
+        .route("/beta/subscriptions", any(subscriptions::collection))
+        .route("/beta/subscriptions/{id}", any(subscriptions::item))
+        .route("/beta/subscriptions/{id}/reauthorize", any(subscriptions::reauthorize))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(subscriptions::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
-        .route("/ingest/pstnCalls", post(ingest::ingest_pstn_calls))
-        .route("/ingest/directRoutingCalls", post(ingest::ingest_direct_routing_calls))
-        .route("/ingest/smsLogs", post(ingest::ingest_sms_logs))
+        .route("/ingest/{kind}", post(ingest::ingest_log_rows))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(auth::openid_configuration),

@@ -94,7 +94,8 @@ pub enum Resource {
     ParticipantsCount(String),
     Participant(String, String),
     Organizer(String),
-    /// `getPstnCalls`, `getDirectRoutingCalls` or (beta) `getSmsLog`, with its parameters.
+    /// A usage-log function (`getPstnCalls`, `getDirectRoutingCalls`; in beta also `getSmsLog`,
+    /// `getPstnBlockedUsersLog`, `getPstnOnlineMeetingDialoutReport`), with its parameters.
     Function(LogKind, FunctionRange),
 }
 
@@ -117,6 +118,8 @@ fn function_kind(name: &str) -> Option<LogKind> {
         "getpstncalls" => Some(LogKind::PstnCall),
         "getdirectroutingcalls" => Some(LogKind::DirectRoutingCall),
         "getsmslog" => Some(LogKind::SmsLog),
+        "getpstnblockeduserslog" => Some(LogKind::PstnBlockedUser),
+        "getpstnonlinemeetingdialoutreport" => Some(LogKind::PstnOnlineMeetingDialout),
         _ => None,
     }
 }
@@ -127,6 +130,8 @@ pub fn function_name(kind: LogKind) -> &'static str {
         LogKind::PstnCall => "getPstnCalls",
         LogKind::DirectRoutingCall => "getDirectRoutingCalls",
         LogKind::SmsLog => "getSmsLog",
+        LogKind::PstnBlockedUser => "getPstnBlockedUsersLog",
+        LogKind::PstnOnlineMeetingDialout => "getPstnOnlineMeetingDialoutReport",
     }
 }
 

@@ -508,6 +508,8 @@ fn kind_of(item: &Generated) -> IngestKind {
         Generated::PstnCall(_) => IngestKind::Log(LogKind::PstnCall),
         Generated::DirectRoutingCall(_) => IngestKind::Log(LogKind::DirectRoutingCall),
         Generated::SmsLog(_) => IngestKind::Log(LogKind::SmsLog),
+        Generated::PstnBlockedUser(_) => IngestKind::Log(LogKind::PstnBlockedUser),
+        Generated::PstnOnlineMeetingDialout(_) => IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
     }
 }
 
@@ -531,6 +533,8 @@ pub(crate) async fn generate_into(
         IngestKind::Log(LogKind::PstnCall),
         IngestKind::Log(LogKind::DirectRoutingCall),
         IngestKind::Log(LogKind::SmsLog),
+        IngestKind::Log(LogKind::PstnBlockedUser),
+        IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
     ];
     let mut batches: Vec<BatchIngest> = kinds
         .iter()

@@ -52,6 +52,10 @@ pub enum Generated {
     DirectRoutingCall(Value),
     /// A beta `smsLogRow`.
     SmsLog(Value),
+    /// A beta `pstnBlockedUsersLogRow`.
+    PstnBlockedUser(Value),
+    /// A beta `pstnOnlineMeetingDialoutReport` entry for one day, with `usageDate`.
+    PstnOnlineMeetingDialout(Value),
 }
 
 impl Generated {
@@ -61,7 +65,9 @@ impl Generated {
             Generated::CallRecord(value)
             | Generated::PstnCall(value)
             | Generated::DirectRoutingCall(value)
-            | Generated::SmsLog(value) => value,
+            | Generated::SmsLog(value)
+            | Generated::PstnBlockedUser(value)
+            | Generated::PstnOnlineMeetingDialout(value) => value,
         }
     }
 
@@ -70,7 +76,9 @@ impl Generated {
             Generated::CallRecord(value)
             | Generated::PstnCall(value)
             | Generated::DirectRoutingCall(value)
-            | Generated::SmsLog(value) => value,
+            | Generated::SmsLog(value)
+            | Generated::PstnBlockedUser(value)
+            | Generated::PstnOnlineMeetingDialout(value) => value,
         }
     }
 }
@@ -87,7 +95,9 @@ impl Generated {
 /// `PstnCall` row, or a `DirectRoutingCall` row when the leg went through the tenant's SBC.
 /// Re-published versions bring no rows. Direct Routing calls that never became records (failed
 /// or unanswered) and SMS come in between the calls, at positions proportional to their time.
-/// Every row starts inside `[until - days, until)`.
+/// After them come the beta-only kinds: users blocked from (and let back to) PSTN calling, and
+/// the daily dial-out report tallied from the `conf_out` rows. Every row starts inside
+/// `[until - days, until)`.
 pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
     let mut rng = sample::Rng::seed_from_u64(options.seed);
     let n_users = usize::try_from(options.calls / 20).unwrap_or(usize::MAX).max(20);
@@ -97,10 +107,12 @@ pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
 
     // Later versions wait here until their turn: (position due, record), sorted by position.
     let mut pending: Vec<(u64, Value)> = Vec::new();
+    let mut dialouts = usage::DialoutTally::default();
     for position in 0..options.calls {
         let call = call::generate(&mut rng, &directory, &window);
         emit(Generated::CallRecord(call.first));
         for row in usage::rows(&mut rng, &directory, &call.legs) {
+            dialouts.count(&row);
             emit(row);
         }
         if let Some(later) = call.later {
@@ -118,6 +130,8 @@ pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
         emit(Generated::CallRecord(record));
     }
     background.emit_due(&mut rng, &directory, None, &mut emit);
+    usage::blocked_users(&directory, &window, &mut emit);
+    dialouts.emit(&mut emit);
 }
 
 /// The NDJSON text of one record or row: compact JSON and a trailing newline.

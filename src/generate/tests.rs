@@ -667,8 +667,15 @@ fn wire_formats_match_graph() {
     }
 }
 
-/// Properties of `pstnCallLogRow`, from the CSDL.
+/// Properties of `pstnCallLogRow`, from the beta CSDL (v1.0's and those of beta's `callLogRow`
+/// base and its own).
 const PSTN_KEYS: &[&str] = &[
+    "administrativeUnitInfos",
+    "clientLocalIpV4Address",
+    "clientLocalIpV6Address",
+    "clientPublicIpV4Address",
+    "clientPublicIpV6Address",
+    "otherPartyCountryCode",
     "callDurationSource",
     "calleeNumber",
     "callerNumber",
@@ -694,8 +701,12 @@ const PSTN_KEYS: &[&str] = &[
     "userPrincipalName",
 ];
 
-/// Properties of `directRoutingLogRow`, from the CSDL.
+/// Properties of `directRoutingLogRow`, from the beta CSDL.
 const DIRECT_ROUTING_KEYS: &[&str] = &[
+    "administrativeUnitInfos",
+    "otherPartyCountryCode",
+    "transferorCorrelationId",
+    "userCountryCode",
     "calleeNumber",
     "callEndSubReason",
     "callerNumber",
@@ -741,6 +752,114 @@ const SMS_KEYS: &[&str] = &[
     "userId",
     "userPrincipalName",
 ];
+
+/// Properties of the beta `pstnBlockedUsersLogRow`.
+const BLOCKED_USER_KEYS: &[&str] = &[
+    "blockDateTime",
+    "blockReason",
+    "remediationId",
+    "userBlockMode",
+    "userDisplayName",
+    "userId",
+    "userPrincipalName",
+    "userTelephoneNumber",
+];
+
+/// Properties of the beta `pstnOnlineMeetingDialoutReport`, and the day ingest keys it by.
+const DIALOUT_KEYS: &[&str] = &[
+    "currency",
+    "destinationContext",
+    "totalCallCharge",
+    "totalCalls",
+    "totalCallSeconds",
+    "usageDate",
+    "usageLocation",
+    "userDisplayName",
+    "userId",
+    "userPrincipalName",
+];
+
+fn blocked_user(item: &Generated) -> Option<&Value> {
+    match item {
+        Generated::PstnBlockedUser(row) => Some(row),
+        _ => None,
+    }
+}
+
+fn dialout(item: &Generated) -> Option<&Value> {
+    match item {
+        Generated::PstnOnlineMeetingDialout(row) => Some(row),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_dialout_report_sums_the_conference_dial_outs_of_each_day() {
+    let entries = rows(dialout);
+    assert!(!entries.is_empty());
+    let cents = |value: &Value| value.to_string().replace('.', "").parse::<i64>().unwrap();
+    let dial_outs: Vec<&Value> = rows(pstn)
+        .into_iter()
+        .filter(|row| row["callType"] == "conf_out")
+        .collect();
+    assert_eq!(
+        entries.iter().map(|e| e["totalCalls"].as_i64().unwrap()).sum::<i64>(),
+        dial_outs.len() as i64
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e["totalCallSeconds"].as_i64().unwrap())
+            .sum::<i64>(),
+        dial_outs
+            .iter()
+            .map(|row| row["duration"].as_i64().unwrap())
+            .sum::<i64>()
+    );
+    assert_eq!(
+        entries.iter().map(|e| cents(&e["totalCallCharge"])).sum::<i64>(),
+        dial_outs
+            .iter()
+            .map(|row| cents(&row["charge"]) + cents(&row["connectionCharge"]))
+            .sum::<i64>()
+    );
+    for entry in entries {
+        assert!(
+            entry["destinationContext"] == "Domestic" || entry["destinationContext"] == "International",
+            "{entry}"
+        );
+        let day = time::Date::parse(
+            str_of(entry, "usageDate"),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap();
+        assert!(
+            day >= (UNTIL - time::Duration::days(31)).date() && day <= UNTIL.date(),
+            "{entry}"
+        );
+    }
+}
+
+#[test]
+fn blocked_users_are_blocked_before_they_are_let_back() {
+    let rows = rows(blocked_user);
+    assert!(rows.iter().any(|row| row["userBlockMode"] == "blocked"));
+    assert!(rows.iter().any(|row| row["userBlockMode"] == "unblocked"));
+    let window_start = UNTIL - time::Duration::days(30);
+    let mut last_mode: BTreeMap<&str, &Value> = BTreeMap::new();
+    for row in rows {
+        let at = parse_datetime(str_of(row, "blockDateTime"));
+        assert!(window_start <= at && at < UNTIL, "{row}");
+        if row["userBlockMode"] == "unblocked" {
+            assert_eq!(
+                last_mode.get(str_of(row, "userId")).copied(),
+                Some(&Value::from("blocked")),
+                "{row}"
+            );
+        }
+        last_mode.insert(str_of(row, "userId"), &row["userBlockMode"]);
+    }
+}
 
 /// RFC 3261 reason phrases for the final SIP codes Direct Routing rows may carry.
 const SIP_PHRASES: &[(i64, &str)] = &[
@@ -845,7 +964,9 @@ fn rows_by_call() -> (BTreeMap<&'static str, Vec<&'static Value>>, Vec<&'static 
                     }
                 }
             }
-            Generated::SmsLog(_) => current = None,
+            Generated::SmsLog(_) | Generated::PstnBlockedUser(_) | Generated::PstnOnlineMeetingDialout(_) => {
+                current = None
+            }
         }
     }
     (by_call, standalone)
@@ -933,8 +1054,10 @@ fn log_rows_write_every_declared_property_and_nothing_else() {
         (rows(pstn), PSTN_KEYS),
         (rows(direct_routing), DIRECT_ROUTING_KEYS),
         (rows(sms), SMS_KEYS),
+        (rows(blocked_user), BLOCKED_USER_KEYS),
+        (rows(dialout), DIALOUT_KEYS),
     ] {
-        assert!(rows.len() > 30, "only {} rows", rows.len());
+        assert!(rows.len() > 3, "only {} rows", rows.len());
         let expected: BTreeSet<&str> = keys.iter().copied().collect();
         for row in rows {
             let actual: BTreeSet<&str> = row
@@ -1120,6 +1243,8 @@ fn rows_start_inside_the_window_and_background_rows_come_in_time_order() {
             }
             Generated::SmsLog(row) => (row, "sentDateTime"),
             Generated::PstnCall(row) | Generated::DirectRoutingCall(row) => (row, "startDateTime"),
+            // Planned after the calls, with tests of their own.
+            Generated::PstnBlockedUser(_) | Generated::PstnOnlineMeetingDialout(_) => continue,
         };
         let start = parse_datetime(str_of(row, time_key));
         assert!(window_start <= start && start < UNTIL, "{row}");

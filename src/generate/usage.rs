@@ -223,7 +223,38 @@ fn pstn_row(rng: &mut Rng, directory: &Directory, leg: &PstnLeg) -> Value {
             "operator"
         },
     );
+    // Beta only. Derived rather than drawn, so the random stream (and every other row and
+    // record of a seed) is the same as without them.
+    row.put("administrativeUnitInfos", directory.administrative_units(leg.user));
+    row.put("otherPartyCountryCode", vocab::COUNTRIES[numbers.external_country].code);
+    let client = matches!(leg.kind, LegKind::UserOut | LegKind::UserIn).then(|| client_addresses(&leg.session_id));
+    let address = |pick: fn(&(String, String, String)) -> &String| {
+        client.as_ref().map_or(Value::Null, |c| Value::from(pick(c).as_str()))
+    };
+    row.put("clientLocalIpV4Address", address(|c| &c.0));
+    row.put("clientLocalIpV6Address", address(|c| &c.1));
+    row.put("clientPublicIpV4Address", address(|c| &c.2));
+    row.put("clientPublicIpV6Address", Value::Null);
     row.into_value()
+}
+
+/// A Teams client's local IPv4 and IPv6 and public IPv4 addresses, from the call's session id.
+fn client_addresses(session_id: &str) -> (String, String, String) {
+    use sha2::{Digest, Sha256};
+    let b = Sha256::digest(session_id.as_bytes());
+    (
+        format!("10.{}.{}.{}", b[0], b[1], b[2].max(1)),
+        format!("fd00::{:02x}{:02x}:{:02x}{:02x}", b[3], b[4], b[5], b[6].max(1)),
+        format!("203.0.113.{}", b[7].max(1)),
+    )
+}
+
+/// The beta-only properties of a Direct Routing row.
+fn put_direct_routing_beta(row: &mut Obj, directory: &Directory, user: usize, other_country: usize) {
+    row.put("administrativeUnitInfos", directory.administrative_units(user));
+    row.put("otherPartyCountryCode", vocab::COUNTRIES[other_country].code);
+    row.put("transferorCorrelationId", Value::Null);
+    row.put("userCountryCode", vocab::COUNTRIES[directory.person(user).country].code);
 }
 
 /// How a Direct Routing call ended: final SIP code, Microsoft sub-code and phrase.
@@ -343,7 +374,7 @@ fn direct_routing_row(rng: &mut Rng, directory: &Directory, leg: &PstnLeg, trunk
     let media = datacenter(rng, directory.person(leg.user).country);
     let signaling = datacenter(rng, trunk.country);
 
-    let mut row = Obj::with_capacity(21);
+    let mut row = Obj::with_capacity(25);
     row.put("id", sample::guid(rng));
     row.put("correlationId", leg.session_id.as_str());
     put_user(&mut row, directory, leg.user);
@@ -359,6 +390,7 @@ fn direct_routing_row(rng: &mut Rng, directory: &Directory, leg: &PstnLeg, trunk
             trunk,
         },
     );
+    put_direct_routing_beta(&mut row, directory, leg.user, numbers.external_country);
     row.into_value()
 }
 
@@ -508,7 +540,7 @@ fn failed_direct_routing_row(rng: &mut Rng, directory: &Directory, user: usize, 
     let media = datacenter(rng, directory.person(user).country);
     let signaling = datacenter(rng, trunk.country);
 
-    let mut row = Obj::with_capacity(21);
+    let mut row = Obj::with_capacity(25);
     row.put("id", sample::guid(rng));
     row.put("correlationId", sample::guid(rng));
     put_user(&mut row, directory, user);
@@ -524,6 +556,7 @@ fn failed_direct_routing_row(rng: &mut Rng, directory: &Directory, user: usize, 
             trunk,
         },
     );
+    put_direct_routing_beta(&mut row, directory, user, phone.country);
     row.into_value()
 }
 
@@ -575,4 +608,106 @@ fn sms_row(rng: &mut Rng, directory: &Directory, user: usize, time: i64) -> Valu
     row.put("smsUnits", units);
     row.put("administrativeUnitInfos", directory.administrative_units(user));
     row.into_value()
+}
+
+/// The audio-conferencing dial-out report (beta `pstnOnlineMeetingDialoutReport`), tallied from
+/// the `conf_out` PSTN rows as they are made: one entry per UTC day, user, usage country,
+/// destination context and currency, emitted after everything else.
+#[derive(Default)]
+pub(super) struct DialoutTally {
+    /// Key: day, user id, user principal name, display name, usage country, destination
+    /// context, currency. Value: calls, seconds, charge in cents.
+    days: std::collections::BTreeMap<[String; 7], (i64, i64, i64)>,
+}
+
+impl DialoutTally {
+    pub(super) fn count(&mut self, item: &Generated) {
+        let Generated::PstnCall(row) = item else {
+            return;
+        };
+        if row["callType"] != "conf_out" {
+            return;
+        }
+        let text = |name: &str| match &row[name] {
+            Value::String(text) => text.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let cents = |name: &str| text(name).replace('.', "").parse::<i64>().unwrap_or(0);
+        let day = text("startDateTime").chars().take(10).collect::<String>();
+        let key = [
+            day,
+            text("userId"),
+            text("userPrincipalName"),
+            text("userDisplayName"),
+            text("usageCountryCode"),
+            text("destinationContext"),
+            text("currency"),
+        ];
+        let entry = self.days.entry(key).or_default();
+        entry.0 += 1;
+        entry.1 += row["duration"].as_i64().unwrap_or(0);
+        entry.2 += cents("charge") + cents("connectionCharge");
+    }
+
+    pub(super) fn emit(self, emit: &mut impl FnMut(Generated)) {
+        for ([day, user_id, upn, name, location, context, currency], (calls, seconds, cents)) in self.days {
+            let text = |text: String| {
+                if text.is_empty() {
+                    Value::Null
+                } else {
+                    Value::from(text)
+                }
+            };
+            let mut row = Obj::with_capacity(10);
+            row.put("usageDate", day);
+            row.put("userId", text(user_id));
+            row.put("userPrincipalName", text(upn));
+            row.put("userDisplayName", text(name));
+            row.put("usageLocation", text(location));
+            row.put("destinationContext", text(context));
+            row.put("currency", text(currency));
+            row.put("totalCalls", calls);
+            row.put("totalCallSeconds", seconds);
+            row.put("totalCallCharge", decimal(cents, 2));
+            emit(Generated::PstnOnlineMeetingDialout(row.into_value()));
+        }
+    }
+}
+
+/// Users blocked from PSTN calling, and some let back (beta `pstnBlockedUsersLogRow`): one in
+/// 20 phone users, at times spread over the window, derived rather than drawn so the random
+/// stream stays as it is.
+pub(super) fn blocked_users(directory: &Directory, window: &Window, emit: &mut impl FnMut(Generated)) {
+    const REASONS: &[&str] = &[
+        "Suspected toll fraud",
+        "Unusual international calling",
+        "Blocked by administrator",
+    ];
+    let span = (window.end - window.start).max(1);
+    for (n, &user) in directory.phone_users.iter().enumerate().step_by(20) {
+        let blocked_at = window.start + (i64::try_from(n).unwrap_or(0) * 7_919 * SECOND * 60) % span;
+        let mut events = vec![(blocked_at, "blocked")];
+        let unblocked_at = blocked_at + 26 * 3600 * SECOND;
+        if n % 40 == 0 && unblocked_at < window.end {
+            events.push((unblocked_at, "unblocked"));
+        }
+        for (at, mode) in events {
+            let mut row = Obj::with_capacity(8);
+            row.put("blockDateTime", wire::datetime(milliseconds(at), Precision::Ticks));
+            row.put(
+                "blockReason",
+                if mode == "blocked" {
+                    Value::from(REASONS[n % REASONS.len()])
+                } else {
+                    Value::Null
+                },
+            );
+            row.put("remediationId", format!("{:08x}-0000-4000-8000-{:012x}", n, user));
+            row.put("userBlockMode", mode);
+            put_user(&mut row, directory, user);
+            row.put("userTelephoneNumber", directory.line(user).number.as_str());
+            emit(Generated::PstnBlockedUser(row.into_value()));
+        }
+    }
 }

@@ -20,14 +20,18 @@ impl IngestKind {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "callRecords" => Some(Self::CallRecords),
-            "pstnCalls" => Some(Self::Log(LogKind::PstnCall)),
-            "directRoutingCalls" => Some(Self::Log(LogKind::DirectRoutingCall)),
-            "smsLogs" => Some(Self::Log(LogKind::SmsLog)),
-            _ => None,
+            other => LogKind::from_name(other).map(Self::Log),
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &["callRecords", "pstnCalls", "directRoutingCalls", "smsLogs"];
+    pub const NAMES: &'static [&'static str] = &[
+        "callRecords",
+        "pstnCalls",
+        "directRoutingCalls",
+        "smsLogs",
+        "pstnBlockedUsers",
+        "pstnOnlineMeetingDialoutReport",
+    ];
 }
 
 /// How many records one store transaction takes: large enough that the commit's fsync is paid

@@ -142,6 +142,10 @@ graph_enum!(PstnCallDurationSource: "microsoft.graph.callRecords.pstnCallDuratio
     Microsoft = "microsoft", Operator = "operator",
 });
 
+graph_enum!(PstnUserBlockMode: "microsoft.graph.callRecords.pstnUserBlockMode" {
+    Blocked = "blocked", Unblocked = "unblocked", UnknownFutureValue = "unknownFutureValue",
+});
+
 graph_enum!(EndpointType: "microsoft.graph.endpointType" {
     Default = "default", Voicemail = "voicemail", SkypeForBusiness = "skypeForBusiness",
     SkypeForBusinessVoipPhone = "skypeForBusinessVoipPhone", UnknownFutureValue = "unknownFutureValue",

@@ -1,10 +1,16 @@
 //! The usage-log rows Graph serves beside call records: `pstnCallLogRow` and
-//! `directRoutingLogRow` (v1.0, spec §2.4) and `smsLogRow` (beta only, spec §8). Every property
-//! is nullable in the CSDL; ingest requires only what keys and indexes a row: `id` and its time.
+//! `directRoutingLogRow` (v1.0, spec §2.4), and in beta only `smsLogRow`,
+//! `pstnBlockedUsersLogRow` and `pstnOnlineMeetingDialoutReport` (spec §8). Every property is
+//! nullable in the CSDL; ingest requires only what keys and indexes a row: its key and its time.
+//!
+//! Beta declares more properties on `pstnCallLogRow` and `directRoutingLogRow` than v1.0 (those
+//! of its base type `callLogRow`, and a few of their own). They are stored only when sent, so a
+//! v1.0 sender's rows are stored, and served on v1.0, exactly as before; `BetaOnly` names them
+//! for the serving of each version.
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use super::enums::PstnCallDurationSource;
+use super::enums::{PstnCallDurationSource, PstnUserBlockMode};
 use super::primitives::DateTimeOffset;
 use super::types::AdministrativeUnitInfo;
 use super::RecordError;
@@ -17,6 +23,13 @@ pub struct Decimal(serde_json::Number);
 impl Decimal {
     pub fn as_text(&self) -> String {
         self.0.to_string()
+    }
+
+    /// The exact sum, at the larger scale of the two (`1.50 + 2.1` is `3.60`).
+    pub fn plus(&self, other: &Decimal) -> Decimal {
+        let parse = |d: &Decimal| rust_decimal::Decimal::from_str_exact(&d.as_text()).unwrap_or_default();
+        let sum = parse(self).saturating_add(parse(other));
+        Decimal(sum.to_string().parse().unwrap_or_else(|_| serde_json::Number::from(0)))
     }
 }
 
@@ -89,6 +102,18 @@ pub struct PstnCallLogRow {
     pub operator: Option<String>,
     #[serde(default)]
     pub call_duration_source: Option<PstnCallDurationSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_party_country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_local_ip_v4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_local_ip_v6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_public_ip_v4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_public_ip_v6_address: Option<String>,
 }
 
 /// One Direct Routing (SBC trunk) call.
@@ -137,6 +162,106 @@ pub struct DirectRoutingLogRow {
     pub trunk_fully_qualified_domain_name: Option<String>,
     #[serde(default)]
     pub media_bypass_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_party_country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferor_correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_country_code: Option<String>,
+}
+
+/// One user blocked from, or let back to, PSTN calling (Graph beta only). The type has no key;
+/// the store keys a row by what tells one block event from another (`PstnBlockedUsersLogRow::key`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PstnBlockedUsersLogRow {
+    #[serde(default)]
+    pub block_date_time: Option<DateTimeOffset>,
+    #[serde(default)]
+    pub block_reason: Option<String>,
+    #[serde(default)]
+    pub remediation_id: Option<String>,
+    #[serde(default)]
+    pub user_block_mode: Option<PstnUserBlockMode>,
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub user_telephone_number: Option<String>,
+}
+
+/// One entry of the audio-conferencing dial-out report (Graph beta only): a meeting
+/// organizer's dial-out calls, seconds and charges, by user location, destination context and
+/// currency. Graph aggregates them over the requested period; we store one entry per UTC day
+/// (`usageDate`, which only ingest takes) and sum the days of the period when serving.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PstnOnlineMeetingDialoutReport {
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub destination_context: Option<String>,
+    #[serde(default)]
+    pub total_call_charge: Option<Decimal>,
+    #[serde(default)]
+    pub total_calls: Option<i32>,
+    #[serde(default)]
+    pub total_call_seconds: Option<i32>,
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    /// The UTC day the figures are for, `YYYY-MM-DD`: ours, for ingest and storage; never served.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "usage_date")]
+    pub usage_date: Option<String>,
+}
+
+fn usage_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    time::Date::parse(&text, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| de::Error::custom(format!("'{text}' is not a date such as 2026-11-30")))?;
+    Ok(Some(text))
+}
+
+impl PstnOnlineMeetingDialoutReport {
+    /// What the report aggregates by: user, user location, destination context, currency.
+    pub fn group(&self) -> [Option<&str>; 6] {
+        [
+            self.user_id.as_deref(),
+            self.user_principal_name.as_deref(),
+            self.user_display_name.as_deref(),
+            self.usage_location.as_deref(),
+            self.destination_context.as_deref(),
+            self.currency.as_deref(),
+        ]
+    }
+
+    /// Adds another day's figures of the same group.
+    pub fn add(&mut self, other: &Self) {
+        let sum = |a: Option<i32>, b: Option<i32>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        self.total_calls = sum(self.total_calls, other.total_calls);
+        self.total_call_seconds = sum(self.total_call_seconds, other.total_call_seconds);
+        self.total_call_charge = match (self.total_call_charge.take(), &other.total_call_charge) {
+            (None, None) => None,
+            (Some(a), None) => Some(a),
+            (None, Some(b)) => Some(b.clone()),
+            (Some(a), Some(b)) => Some(a.plus(b)),
+        };
+    }
 }
 
 /// One SMS sent or received (Graph beta only).
@@ -183,22 +308,38 @@ pub struct SmsLogRow {
     pub administrative_unit_infos: Vec<AdministrativeUnitInfo>,
 }
 
-/// The three kinds of usage-log row; each has its own ingest endpoint and function.
+/// The kinds of usage-log row; each has its own ingest endpoint and function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogKind {
     PstnCall,
     DirectRoutingCall,
     SmsLog,
+    PstnBlockedUser,
+    PstnOnlineMeetingDialout,
 }
 
 impl LogKind {
-    /// The name used in storage and on the command line (`import --kind`).
+    pub const ALL: [LogKind; 5] = [
+        LogKind::PstnCall,
+        LogKind::DirectRoutingCall,
+        LogKind::SmsLog,
+        LogKind::PstnBlockedUser,
+        LogKind::PstnOnlineMeetingDialout,
+    ];
+
+    /// The name used in storage, on the command line (`import --kind`) and in `/ingest/{name}`.
     pub fn as_str(self) -> &'static str {
         match self {
             LogKind::PstnCall => "pstnCalls",
             LogKind::DirectRoutingCall => "directRoutingCalls",
             LogKind::SmsLog => "smsLogs",
+            LogKind::PstnBlockedUser => "pstnBlockedUsers",
+            LogKind::PstnOnlineMeetingDialout => "pstnOnlineMeetingDialoutReport",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
     /// The qualified type of the rows, for `@odata.context`.
@@ -207,6 +348,8 @@ impl LogKind {
             LogKind::PstnCall => "microsoft.graph.callRecords.pstnCallLogRow",
             LogKind::DirectRoutingCall => "microsoft.graph.callRecords.directRoutingLogRow",
             LogKind::SmsLog => "microsoft.graph.callRecords.smsLogRow",
+            LogKind::PstnBlockedUser => "microsoft.graph.callRecords.pstnBlockedUsersLogRow",
+            LogKind::PstnOnlineMeetingDialout => "microsoft.graph.callRecords.pstnOnlineMeetingDialoutReport",
         }
     }
 
@@ -214,7 +357,36 @@ impl LogKind {
     pub fn time_property(self) -> &'static str {
         match self {
             LogKind::SmsLog => "sentDateTime",
-            _ => "startDateTime",
+            LogKind::PstnBlockedUser => "blockDateTime",
+            LogKind::PstnOnlineMeetingDialout => "usageDate",
+            LogKind::PstnCall | LogKind::DirectRoutingCall => "startDateTime",
+        }
+    }
+
+    /// Whether Graph v1.0 has the kind's function; the others exist only in beta.
+    pub fn in_v1(self) -> bool {
+        matches!(self, LogKind::PstnCall | LogKind::DirectRoutingCall)
+    }
+
+    /// The properties beta declares on the kind's rows and v1.0 does not, each with the JSON a
+    /// row that lacks it is served with on beta.
+    pub fn beta_only_properties(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            LogKind::PstnCall => &[
+                ("administrativeUnitInfos", "[]"),
+                ("otherPartyCountryCode", "null"),
+                ("clientLocalIpV4Address", "null"),
+                ("clientLocalIpV6Address", "null"),
+                ("clientPublicIpV4Address", "null"),
+                ("clientPublicIpV6Address", "null"),
+            ],
+            LogKind::DirectRoutingCall => &[
+                ("administrativeUnitInfos", "[]"),
+                ("otherPartyCountryCode", "null"),
+                ("transferorCorrelationId", "null"),
+                ("userCountryCode", "null"),
+            ],
+            LogKind::SmsLog | LogKind::PstnBlockedUser | LogKind::PstnOnlineMeetingDialout => &[],
         }
     }
 }
@@ -262,9 +434,36 @@ pub fn parse_log_row(kind: LogKind, json: &[u8]) -> Result<ParsedLogRow, RecordE
                 super::to_json(&row),
             )
         }
+        LogKind::PstnBlockedUser => {
+            let row: PstnBlockedUsersLogRow = super::parse_document(json)?;
+            let at = required(&row.block_date_time, "blockDateTime")?;
+            let key = derived_key(&(
+                &row.user_id,
+                &row.user_principal_name,
+                &row.user_telephone_number,
+                at.to_string(),
+                &row.user_block_mode,
+            ));
+            (key, at, super::to_json(&row))
+        }
+        LogKind::PstnOnlineMeetingDialout => {
+            let row: PstnOnlineMeetingDialoutReport = super::parse_document(json)?;
+            let day = required(&row.usage_date, "usageDate")?;
+            let start = DateTimeOffset::parse(&format!("{day}T00:00:00Z"))
+                .map_err(|error| RecordError::at("usageDate", error.to_string()))?;
+            (derived_key(&(&day, row.group())), start, super::to_json(&row))
+        }
     };
     super::check_id("id", &id)?;
     Ok(ParsedLogRow { id, start, document })
+}
+
+/// The store key of a row whose type has none: a digest of what tells one row from another, so
+/// the same row sent twice is stored once.
+fn derived_key(identifying: &impl Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(identifying).unwrap_or_default());
+    digest[..16].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn check_span(start: &Option<DateTimeOffset>, end: &Option<DateTimeOffset>) -> Result<(), RecordError> {

@@ -28,6 +28,8 @@ pub use types::*;
 
 /// The CSDL extract of the namespace, served at `/v1.0/$metadata`.
 pub const CSDL: &str = include_str!("callRecords.csdl.xml");
+/// Graph beta's `microsoft.graph.callRecords` schema, served as `/beta/$metadata`.
+pub const CSDL_BETA: &str = include_str!("callRecords.beta.csdl.xml");
 
 pub const CALL_RECORD_TYPE: &str = "microsoft.graph.callRecords.callRecord";
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod beta;
 mod call_records;
 mod connections;
 mod crash;

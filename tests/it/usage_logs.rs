@@ -1,4 +1,4 @@
-//! getPstnCalls, getDirectRoutingCalls (v1.0) and getSmsLog (beta): ranges, paging, errors,
+//! getPstnCalls, getDirectRoutingCalls (v1.0) and getSmsLog (beta; the other beta kinds are in beta.rs): ranges, paging, errors,
 //! and their ingest endpoints.
 
 use serde_json::json;
@@ -156,15 +156,6 @@ async fn sms_log_is_served_under_beta_only(backend: Backend) {
     app.graph("/communications/callRecords/getSmsLog(fromDateTime=2024-03-01,toDateTime=2024-03-02)")
         .await
         .assert_error(400, "BadRequest");
-    app.get_with("/beta/communications/callRecords", &[])
-        .await
-        .assert_error(400, "BadRequest");
-    app.get_with(
-        "/beta/communications/callRecords/getPstnCalls(fromDateTime=2024-03-01,toDateTime=2024-03-02)",
-        &[],
-    )
-    .await
-    .assert_error(400, "BadRequest");
 }
 
 both!(function_errors_say_which_parameter_and_why);
