@@ -182,14 +182,23 @@ impl<'a> SessionMedia<'a> {
     ) -> Value {
         let network = NetworkSample::draw(rng, self.poor);
         let mut stream = Obj::with_capacity(20);
-        stream.put("streamId", sample::u32_string(rng));
+        let stream_id = sample::u32_string(rng);
+        // Picked by the id rather than drawn, so the random stream is as it was without them.
+        let unmeasurable = stream_id.parse::<u32>().is_ok_and(|id| id % 16 == 0);
+        stream.put("streamId", stream_id);
         stream.put("streamDirection", direction);
         stream.put("audioCodec", self.audio_codec);
         let degradation = if self.poor {
             single(round(uniform(rng, 1.0, 3.2), 6))
         } else if chance(rng, 0.5) {
-            // Graph leaves it null when there was nothing to measure, as in its example.
-            Value::Null
+            // Graph leaves it null when there was nothing to measure, as in its example, and
+            // sends "NaN" (OData's spelling for a Single that is no number) when the measure
+            // could not be computed.
+            if unmeasurable {
+                Value::from("NaN")
+            } else {
+                Value::Null
+            }
         } else {
             single(round(uniform(rng, 0.0, 0.6), 6))
         };

@@ -1360,3 +1360,20 @@ fn only_first_segments_carry_full_media_detail() {
     assert!((0.02..0.08).contains(&traced_share), "{traced} of {media_lines} traced");
     assert!(devices > 1000);
 }
+
+#[test]
+fn a_few_streams_carry_nan_for_a_degradation_that_could_not_be_computed() {
+    let lines: Vec<String> = sample_items()
+        .iter()
+        .filter(|item| matches!(item, Generated::CallRecord(_)))
+        .map(|item| item.value().to_string())
+        .collect();
+    let nan = lines
+        .iter()
+        .filter(|line| line.contains(r#""averageAudioDegradation":"NaN""#))
+        .count();
+    assert!(nan > 0 && nan < lines.len() / 4, "{nan} of {} records", lines.len());
+    for line in &lines {
+        crate::model::parse_call_record(line.as_bytes()).expect("ingest takes every generated record");
+    }
+}

@@ -255,6 +255,9 @@ impl<'de> Deserialize<'de> for Duration {
 
 /// An `Edm.Single`, printed as the shortest text that round-trips (`0.27`, not `0.2700000107`),
 /// and without a trailing `.0` for whole numbers, as Graph prints them (`"micGlitchRate": 23`).
+/// OData JSON has no number for the values a measurement may fail to have: Graph sends them as
+/// the strings `"NaN"`, `"INF"` and `"-INF"`, and the SDKs type these properties as number or
+/// string. Ingest takes those three strings (and only those) and they are served as sent.
 #[derive(Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Single(pub f32);
 
@@ -267,6 +270,12 @@ impl fmt::Debug for Single {
 impl Serialize for Single {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let value = self.0;
+        if value.is_nan() {
+            return serializer.serialize_str("NaN");
+        }
+        if value.is_infinite() {
+            return serializer.serialize_str(if value > 0.0 { "INF" } else { "-INF" });
+        }
         // 2^24 is the largest range in which every whole f32 is exact.
         if value.fract() == 0.0 && value.abs() < 16_777_216.0 {
             serializer.serialize_i64(value as i64)
@@ -280,11 +289,25 @@ impl Serialize for Single {
 
 impl<'de> Deserialize<'de> for Single {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = f64::deserialize(deserializer)?;
-        if !value.is_finite() || value.abs() > f32::MAX as f64 {
-            return Err(de::Error::custom(format!("{value} does not fit an Edm.Single")));
+        // Through a Value: with serde_json's arbitrary_precision, a number read "as any type"
+        // arrives as a private map, which only Value knows how to take.
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => match number.as_f64() {
+                Some(value) if value.is_finite() && value.abs() <= f32::MAX as f64 => Ok(Self(value as f32)),
+                _ => Err(de::Error::custom(format!("{number} does not fit an Edm.Single"))),
+            },
+            serde_json::Value::String(text) => match text.as_str() {
+                "NaN" => Ok(Self(f32::NAN)),
+                "INF" => Ok(Self(f32::INFINITY)),
+                "-INF" => Ok(Self(f32::NEG_INFINITY)),
+                _ => Err(de::Error::custom(format!(
+                    "'{text}' is not an Edm.Single: a number, or one of \"NaN\", \"INF\", \"-INF\""
+                ))),
+            },
+            other => Err(de::Error::custom(format!(
+                "{other} is not an Edm.Single: a number, or one of \"NaN\", \"INF\", \"-INF\""
+            ))),
         }
-        Ok(Self(value as f32))
     }
 }
 
@@ -332,6 +355,17 @@ mod tests {
         }
         for bad in ["", "P", "PT", "0.016", "PT0.016", "P1Y", "PT1.123456789S", "PTxS", "1S"] {
             assert!(Duration::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn single_takes_and_gives_back_the_odata_strings_for_what_no_number_is() {
+        let parsed: Vec<Single> = serde_json::from_str(r#"["NaN","INF","-INF",0.5]"#).unwrap();
+        assert!(parsed[0].0.is_nan());
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), r#"["NaN","INF","-INF",0.5]"#);
+        for bad in [r#""nan""#, r#""Infinity""#, r#""1.5""#, "true", "1e39"] {
+            let error = serde_json::from_str::<Single>(bad).unwrap_err().to_string();
+            assert!(!error.is_empty(), "{bad}");
         }
     }
 

@@ -357,3 +357,39 @@ async fn public_base_url_is_used_for_links(backend: Backend) {
         .unwrap()
         .starts_with("https://calls.example.com/v1.0/communications/callRecords?$skiptoken="));
 }
+
+both!(measures_that_are_no_number_are_taken_and_served_as_graph_spells_them);
+async fn measures_that_are_no_number_are_taken_and_served_as_graph_spells_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut value = record("odd", "2024-01-01T00:00:00Z", 1, &["a"]);
+    let stream = &mut value["sessions"][0]["segments"][0]["media"][0]["streams"][0];
+    stream["averageAudioDegradation"] = json!("NaN");
+    stream["averagePacketLossRate"] = json!("INF");
+    stream["averageRatioOfConcealedSamples"] = json!("-INF");
+    value["sessions"][0]["segments"][0]["media"][0]["callerDevice"] =
+        json!({ "micGlitchRate": "NaN", "speakerGlitchRate": 2 });
+    app.ingest_ok(&[value]).await;
+    let answer = app
+        .graph("/communications/callRecords/odd/sessions?$expand=segments")
+        .await;
+    for sent in [
+        r#""averageAudioDegradation":"NaN""#,
+        r#""averagePacketLossRate":"INF""#,
+        r#""averageRatioOfConcealedSamples":"-INF""#,
+        r#""micGlitchRate":"NaN""#,
+        r#""speakerGlitchRate":2"#,
+    ] {
+        assert!(answer.text.contains(sent), "{sent}: {}", answer.text);
+    }
+
+    let mut wrong = record("wrong", "2024-01-01T00:00:00Z", 1, &["a"]);
+    wrong["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("PT0.01S");
+    wrong["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averagePacketLossRate"] = json!("Infinity");
+    let report = app.ingest_ndjson(&[wrong]).await.json();
+    assert_eq!(report["rejected"], 1, "{report}");
+    let error = report["errors"][0].to_string();
+    assert!(
+        error.contains("averagePacketLossRate") && error.contains("\\\"NaN\\\""),
+        "{error}"
+    );
+}
