@@ -7,11 +7,13 @@ a SHOULD or one of our RECs, so a failure can be weighed.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import urllib.parse
 
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph.generated.communications.call_records.call_records_request_builder import CallRecordsRequestBuilder
 from msgraph.generated.communications.call_records.item.call_record_item_request_builder import (
     CallRecordItemRequestBuilder,
@@ -45,6 +47,20 @@ def config(query=None, prefer: str | None = None) -> RequestConfiguration:
     if prefer:
         rc.headers.add("Prefer", prefer)
     return rc
+
+
+def inspected(query=None, prefer: str | None = None) -> tuple[RequestConfiguration, HeadersInspectionHandlerOption]:
+    """A request configuration whose request and response headers kiota's HeadersInspectionHandler
+    (part of the SDK's default middleware) copies into the returned option."""
+    option = HeadersInspectionHandlerOption(inspect_request_headers=True, inspect_response_headers=True)
+    rc = config(query, prefer)
+    rc.options = [option]
+    return rc, option
+
+
+def header(collection, name: str) -> str:
+    """A header's values as one string, from a kiota HeadersCollection ("" when absent)."""
+    return ", ".join(sorted(collection.get(name)))
 
 
 def odata_error(run, coro) -> ODataError:
@@ -339,6 +355,123 @@ def test_big_record_sessions_page_iterator(client, adapter, run, big_record):
     assert paged.pages == -(-total // 60)
 
 
+# --------------------------------------------------------------------------- expanded collections: paging and $select
+
+
+@pytest.fixture(scope="session")
+def sized_records(server, all_records) -> dict:
+    """Two generated calls found by listing their sessions (raw, default page of 60):
+    `mid`: more than 10 sessions and more than 5 participants_v2, fewer than 60 of each, with the ids in
+    list order; `five`: exactly 5 sessions."""
+    found: dict = {}
+    for rec in all_records:
+        if "mid" in found and "five" in found:
+            break
+        if rec["id"] not in server.generated_ids:
+            continue
+        base = f"/communications/callRecords/{rec['id']}"
+        sessions = get_json(server.url(base + "/sessions"))
+        count = len(sessions["value"])
+        if sessions.get("@odata.nextLink"):
+            continue
+        if count == 5:
+            found.setdefault("five", rec["id"])
+        elif count > 10 and "mid" not in found:
+            participants = get_json(server.url(base + "/participants_v2"))
+            if not participants.get("@odata.nextLink") and len(participants["value"]) > 5:
+                found["mid"] = (rec["id"], [x["id"] for x in sessions["value"]],
+                                [x["id"] for x in participants["value"]])
+    if "mid" not in found or "five" not in found:
+        pytest.fail(f"the generated data lacks a call with 11-59 sessions and 6-59 participants, or one with "
+                    f"exactly 5 sessions (found: {sorted(found)})")
+    return found
+
+
+@pytest.mark.parametrize("nav", ["sessions", "participants_v2"])
+def test_maxpagesize_applies_to_expanded_collections(server, client, run, sized_records, nav):
+    """Graph (OData odata.maxpagesize): `Prefer: odata.maxpagesize=5` on a record with $expand of a
+    collection inlines at most 5 items with `<nav>@odata.nextLink` and answers Preference-Applied; the link
+    and its successors, sent with the same preference, list the rest in pages of 5, without gaps or
+    repeats, ending with the same ids as the collection's own list."""
+    rid, session_ids, participant_ids = sized_records["mid"]
+    prefer = "odata.maxpagesize=5"
+    builder = client.communications.call_records.by_call_record_id(rid)
+    child = getattr(builder, nav)
+    rc, seen = inspected(ItemQ(expand=[nav]), prefer=prefer)
+    rec = run(builder.get(rc))
+    assert header(seen.request_headers, "prefer") == prefer
+    assert prefer in header(seen.response_headers, "preference-applied"), seen.response_headers.get_all()
+    inline = getattr(rec, nav)
+    assert len(inline) == 5
+    link = rec.additional_data.get(f"{nav}@odata.nextLink")
+    assert isinstance(link, str) and link.startswith(server.base_url + "/communications/callRecords"), link
+    assert f"/{nav}" in link
+    ids, sizes = [x.id for x in inline], [len(inline)]
+    while link:
+        assert len(sizes) <= 60, "nextLink loop?"
+        rc, seen = inspected(prefer=prefer)
+        page = run(child.with_url(link).get(rc))
+        assert prefer in header(seen.response_headers, "preference-applied")
+        sizes.append(len(page.value))
+        ids += [x.id for x in page.value]
+        link = page.odata_next_link
+    listed = [x.id for x in run(child.get()).value]
+    assert listed == (session_ids if nav == "sessions" else participant_ids)
+    assert len(ids) == len(set(ids)), "an item was listed twice"
+    assert ids == listed
+    assert all(size == 5 for size in sizes[:-1]) and 1 <= sizes[-1] <= 5, sizes
+    assert len(sizes) == -(-len(listed) // 5), sizes
+
+    # Raw cross-check of the headers and the inline annotation.
+    r = http("GET", server.url(f"/communications/callRecords/{rid}?$expand={nav}"), headers={"Prefer": prefer})
+    assert r.status == 200
+    assert prefer in (r.headers.get("Preference-Applied") or ""), dict(r.headers)
+    body = r.json()
+    assert [x["id"] for x in body[nav]] == listed[:5]
+    assert body[f"{nav}@odata.nextLink"].startswith(server.base_url)
+
+
+def test_maxpagesize_on_expanded_collection_that_fits_has_no_next_link(server, client, run, sized_records):
+    """Graph (OData server-driven paging): an expanded collection of exactly odata.maxpagesize items is
+    inlined whole, with no nextLink (a link to an empty page would stop PageIterator anyway)."""
+    rid = sized_records["five"]
+    rc, seen = inspected(ItemQ(expand=["sessions"]), prefer="odata.maxpagesize=5")
+    rec = run(client.communications.call_records.by_call_record_id(rid).get(rc))
+    assert len(rec.sessions) == 5
+    assert "sessions@odata.nextLink" not in rec.additional_data
+    assert "odata.maxpagesize=5" in header(seen.response_headers, "preference-applied")
+
+
+def test_expanded_sessions_select_star_next_link_continues(server, client, run, big_record):
+    """Graph: $expand=sessions($select=*) selects every session property; on a record with more than 60
+    sessions its sessions@odata.nextLink (which carries no empty `$select=`) is accepted and continues
+    the sessions list without gaps or repeats, still with every property."""
+    rid, total = big_record
+    builder = client.communications.call_records.by_call_record_id(rid)
+    rec = run(builder.get(config(ItemQ(expand=["sessions($select=*)"]))))
+    assert len(rec.sessions) == 60
+    link = rec.additional_data.get("sessions@odata.nextLink")
+    assert isinstance(link, str) and link.startswith(server.base_url + "/communications/callRecords"), link
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query, keep_blank_values=True)
+    assert all(value for values in query.values() for value in values), f"empty query option in {link}"
+    ids = [s.id for s in rec.sessions]
+    raw_link = link
+    while link:
+        page = run(builder.sessions.with_url(link).get())
+        assert page.value, link
+        ids += [s.id for s in page.value]
+        link = page.odata_next_link
+    expected, _ = raw_collect(server.url(f"/communications/callRecords/{rid}/sessions"))
+    assert len(ids) == len(set(ids)) == total
+    assert ids == [s["id"] for s in expected]
+    assert all(s.start_date_time is not None and s.modalities for s in rec.sessions)
+    # Raw cross-check: the second page has the same members as the plain list (all of them, as `*` asks).
+    second = get_json(raw_link)
+    by_id = {s["id"]: s for s in expected}
+    for s in second["value"]:
+        assert set(s) == set(by_id[s["id"]]), s["id"]
+
+
 # --------------------------------------------------------------------------- participants_v2, organizer_v2
 
 
@@ -378,6 +511,41 @@ def test_organizer_v2_get(client, run):
     assert org.identity.user.display_name == "Abbie Wilkins"
 
 
+def test_expand_organizer_v2_select_is_applied(server, client, run):
+    """Graph: $expand=organizer_v2($select=id) narrows the inline organizer to its id (and annotations);
+    the record's own properties are not narrowed by it."""
+    rec = run(client.communications.call_records.by_call_record_id(HANDCRAFTED_ID).get(
+        config(ItemQ(expand=["organizer_v2($select=id)"]))))
+    assert rec.organizer_v2 is not None and rec.organizer_v2.id == ABBIE
+    assert rec.organizer_v2.identity is None
+    assert rec.organizer_v2.administrative_unit_infos is None
+    assert rec.version == 1 and rec.start_date_time is not None and rec.type == CallType.PeerToPeer
+    # Raw cross-check: nothing but id (and @-annotations) in the object; without $select it has identity.
+    option = urllib.parse.quote("organizer_v2($select=id)")
+    raw = get_json(server.url(f"/communications/callRecords/{HANDCRAFTED_ID}?$expand={option}"))
+    assert {k for k in raw["organizer_v2"] if not k.startswith("@")} == {"id"}, raw["organizer_v2"]
+    assert "startDateTime" in raw and "version" in raw
+    full = get_json(server.url(f"/communications/callRecords/{HANDCRAFTED_ID}?$expand=organizer_v2"))
+    assert full["organizer_v2"]["identity"]["user"]["id"] == ABBIE
+
+
+def test_list_expand_organizer_v2_select_holds_across_pages(client, run):
+    """Graph: on the list, $expand=organizer_v2($select=id) narrows every item's organizer_v2, also on the
+    page its @odata.nextLink leads to."""
+    prefer = "odata.maxpagesize=5"
+    first = run(client.communications.call_records.get(
+        config(ListQ(expand=["organizer_v2($select=id)"]), prefer=prefer)))
+    assert len(first.value) == 5 and first.odata_next_link
+    assert "organizer_v2" in urllib.parse.unquote(first.odata_next_link), first.odata_next_link
+    second = run(client.communications.call_records.with_url(first.odata_next_link).get(config(prefer=prefer)))
+    assert len(second.value) == 5
+    assert not {r.id for r in first.value} & {r.id for r in second.value}
+    for r in first.value + second.value:
+        assert r.organizer_v2 is not None and r.organizer_v2.id, r.id
+        assert r.organizer_v2.identity is None and r.organizer_v2.administrative_unit_infos is None, r.id
+        assert r.start_date_time is not None, r.id
+
+
 # --------------------------------------------------------------------------- functions
 
 
@@ -390,3 +558,47 @@ def test_error_bodies_are_odata_json(server):
     body = json.loads(r.body)
     assert body["error"]["code"] == "BadRequest" and body["error"]["message"]
     assert "request-id" in body["error"]["innerError"]
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def test_sdk_asks_for_gzip_and_gets_it(client, run):
+    """HTTP (RFC 9110 §8.4, §12.5.3), as Graph does it: the SDK's httpx sends Accept-Encoding: gzip, and the
+    answer comes with Content-Encoding: gzip, which the SDK decodes and parses into the typed model."""
+    rc, seen = inspected(ItemQ(expand=["sessions($expand=segments)"]))
+    rec = run(client.communications.call_records.by_call_record_id(HANDCRAFTED_ID).get(rc))
+    assert "gzip" in header(seen.request_headers, "accept-encoding")
+    assert header(seen.response_headers, "content-encoding") == "gzip", seen.response_headers.get_all()
+    assert isinstance(rec, CallRecord) and rec.id == HANDCRAFTED_ID
+    assert rec.sessions[0].segments[0].media[0].label == "main-audio"
+    # A list page too.
+    rc, seen = inspected(ListQ(top=3))
+    page = run(client.communications.call_records.get(rc))
+    assert len(page.value) == 3
+    assert header(seen.response_headers, "content-encoding") == "gzip"
+
+
+@pytest.mark.parametrize("path", [
+    f"/communications/callRecords/{HANDCRAFTED_ID}?$expand=" + urllib.parse.quote("sessions($expand=segments)"),
+    "/communications/callRecords",
+    f"/communications/callRecords/{HANDCRAFTED_ID}/participants_v2",
+], ids=["record", "list", "participants_v2"])
+def test_gzip_only_when_asked_and_same_json(server, path):
+    """HTTP (RFC 9110 §8.4, §12.5.3, §12.5.5), as Graph does it: with Accept-Encoding: gzip the body is
+    gzip (Content-Encoding: gzip, Vary: Accept-Encoding) and gunzips to the same JSON as the uncompressed
+    answer; without it (urllib sends `identity`), or with gzip;q=0, the body is not encoded."""
+    url = server.url(path)
+    plain = http("GET", url)
+    assert plain.status == 200
+    assert plain.headers.get("Content-Encoding") is None
+    expected = plain.json()
+    packed = http("GET", url, headers={"Accept-Encoding": "gzip"})
+    assert packed.status == 200
+    assert packed.headers.get("Content-Encoding") == "gzip", dict(packed.headers)
+    assert "accept-encoding" in (packed.headers.get("Vary") or "").lower(), dict(packed.headers)
+    assert packed.body[:2] == b"\x1f\x8b", packed.body[:20]
+    assert json.loads(gzip.decompress(packed.body)) == expected
+    refused = http("GET", url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert refused.status == 200 and refused.headers.get("Content-Encoding") is None
+    assert refused.json() == expected
