@@ -210,7 +210,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Which records to write to stdout: callRecords, or the usage-log rows that belong with them
-    /// (pstnCalls, directRoutingCalls, smsLogs). With --db, every kind is stored.
+    /// (pstnCalls, directRoutingCalls, and beta's smsLogs, pstnBlockedUsers and
+    /// pstnOnlineMeetingDialoutReport). With --db, every kind is stored.
     #[arg(long, default_value = "callRecords", value_parser = clap::builder::PossibleValuesParser::new(IngestKind::NAMES))]
     pub kind: String,
     /// Store the records here instead of writing NDJSON to stdout.
