@@ -5,9 +5,12 @@ SQLite file in a temp dir, as Graph is reached: over HTTPS (`--tls self-signed`;
 server prints) and with application tokens (`--auth local`): the SDK clients get theirs from the server's
 token endpoint with the client credentials of an app registered by `callrecords apps add`, and the raw
 urllib helpers send one made by `callrecords token`.  It is loaded over HTTP with the generator's NDJSON output plus one
-handcrafted record (tests/data/handcrafted_record.json), then with handcrafted usage-log rows
-(2,500 pstnCallLogRows, 50 directRoutingLogRows, 20 beta smsLogRows, all on yesterday UTC; see
-`build_usage_logs`).  The tests talk to it through the official Python SDKs (msgraph-sdk 1.65.0 for
+handcrafted record (tests/data/handcrafted_record.json) and a copy of it whose media measures are Graph's
+"NaN"/"INF"/"-INF" strings (`special_floats_record`), then with handcrafted usage-log rows (2,500
+pstnCallLogRows, 50 directRoutingLogRows, 20 beta smsLogRows, all on yesterday UTC, some PSTN and Direct
+Routing rows with beta's extra properties; see `build_usage_logs`), 1,010 beta pstnBlockedUsersLogRows
+(`build_blocked_users`) and beta pstnOnlineMeetingDialoutReport day entries on the last five days
+(`build_dialout_report`).  The tests talk to it through the official Python SDKs (msgraph-sdk 1.65.0 for
 v1.0, msgraph-beta-sdk for /beta) and, for cross-checks, through plain urllib.
 
 Environment:
@@ -83,12 +86,18 @@ class Server:
     client_secret: str
     db_url: str
     binary: Path
+    # The handcrafted record's copy with "NaN"/"INF"/"-INF" measures, as sent (`special_floats_record`).
+    special_floats: dict = field(default_factory=dict)
+    # Generated records whose NDJSON line carries "NaN" (a degradation the generator could not compute),
+    # smallest line first.
+    generated_nan_ids: list[str] = field(default_factory=list)
     # Call records that tests ingest later (test_subscriptions.py), so that totals stay right in any order.
     extra_ids: set[str] = field(default_factory=set)
 
     @property
     def all_ids(self) -> set[str]:
-        return self.generated_ids | {self.handcrafted["id"]} | self.extra_ids
+        ids = self.generated_ids | {self.handcrafted["id"]} | self.extra_ids
+        return ids | {self.special_floats["id"]} if self.special_floats else ids
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -132,6 +141,28 @@ def load_handcrafted() -> dict:
     return _shift_dates(rec, (yesterday - original).days)
 
 
+# A copy of the handcrafted record (fixed id) whose Edm.Single media measures are the strings Graph sends for
+# values that are not numbers.  It starts three days ago, so that no test's window on the handcrafted record
+# (yesterday) meets it.
+SPECIAL_FLOATS_ID = "0badf10a-7e57-4000-8000-00000000f10a"
+
+
+def special_floats_record() -> dict:
+    """The handcrafted record, moved two more days back, with "NaN", "INF" and "-INF" in its streams,
+    devices and a network (Edm.Single), next to ordinary numbers."""
+    rec = _shift_dates(load_handcrafted(), -2)
+    rec["id"] = SPECIAL_FLOATS_ID
+    media = rec["sessions"][0]["segments"][0]["media"][0]
+    s0, s1 = media["streams"]
+    s0.update(averageAudioDegradation="NaN", averagePacketLossRate="INF", averageRatioOfConcealedSamples="-INF")
+    s1.update(averageAudioDegradation="-INF", averagePacketLossRate="NaN", averageRatioOfConcealedSamples="INF",
+              maxPacketLossRate="NaN")
+    media["callerDevice"].update(micGlitchRate="NaN", speakerGlitchRate="-INF")
+    media["calleeDevice"].update(micGlitchRate="INF")
+    media["callerNetwork"].update(sentQualityEventRatio="INF")
+    return rec
+
+
 def _ingest(root: str, body: bytes, content_type: str) -> dict:
     r = http("POST", root + "/ingest/callRecords", body=body, headers={"Content-Type": content_type}, timeout=600)
     assert r.status in (200, 201, 202), f"ingest ({content_type}) -> {r.status}: {r.body[:2000]!r}"
@@ -149,6 +180,15 @@ PSTN_TIE = range(995, 1005)  # these rows share row 995's startDateTime: page 1 
 PSTN_BOUNDARY = 1234      # a row with a unique start (fraction .5 s) for the [from, to) checks
 DIRECT_ROWS = 50
 SMS_ROWS = 20
+# Beta's extra properties: PSTN rows i % 10 == 3 and Direct Routing rows j % 4 == 1 carry them, rows i % 10 == 8
+# and j % 4 == 3 send them as null and [], the others leave them out.
+PSTN_BETA, PSTN_BETA_NULL = 3, 8
+DIRECT_BETA, DIRECT_BETA_NULL = 1, 3
+BLOCKED_ROWS = 1010       # 2 pages of 1,000
+BLOCKED_STEP_S = 80       # 1,010 x 80 s < 1 day
+BLOCKED_TIE = range(995, 1005)  # these rows share row 995's blockDateTime: page 1 ends inside the tie
+BLOCKED_DUPLICATE = 5     # this row is sent twice (the NDJSON body ends with it again)
+DIALOUT_CROWD = 1005      # users with one dial-out day each, three days before yesterday: 2 pages of entries
 
 
 def row_id(kind: str, i: int) -> str:
@@ -161,9 +201,10 @@ def _ts(value: dt.datetime) -> str:
 
 
 def encode_json(value: Any) -> str:
-    """Compact JSON in which a Decimal is written as its own text (`Decimal("0.00")` -> `0.00`), so scale is sent."""
+    """Compact JSON in which a Decimal is written as its own text (`Decimal("0.00")` -> `0.00`), so scale is sent;
+    always in positional notation (`Decimal("1E-9")` -> `0.000000001`), as Edm.Decimal JSON has it."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, dict):
         return "{" + ",".join(json.dumps(k) + ":" + encode_json(v) for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
@@ -183,6 +224,8 @@ class UsageLogs:
     pstn: list[dict]             # as sent (money as Decimal), in ingest order
     direct: list[dict]
     sms: list[dict]
+    blocked: list[dict]          # pstnBlockedUsersLogRows (no id; remediationId tells them apart)
+    dialout: list[dict]          # dial-out day entries, with their ingest-only usageDate
     reports: dict[str, list[dict]]
 
     @property
@@ -196,6 +239,10 @@ class UsageLogs:
     @property
     def pstn_by_id(self) -> dict[str, dict]:
         return {r["id"]: r for r in self.pstn}
+
+    @property
+    def blocked_by_remediation(self) -> dict[str, dict]:
+        return {r["remediationId"]: r for r in self.blocked}
 
     @property
     def charged_pstn_ids(self) -> set[str]:
@@ -247,6 +294,19 @@ def build_usage_logs(day: dt.date) -> tuple[list[dict], list[dict], list[dict]]:
             "operator": "Contoso Telecom" if operator else "Microsoft",
             "callDurationSource": "operator" if operator else "microsoft",
         })
+        if i % 10 == PSTN_BETA:
+            pstn[-1].update({
+                "administrativeUnitInfos": [{"id": str(uuid.uuid5(_ROW_NS, f"au-{n}"))} for n in range(1 + i % 3)],
+                "otherPartyCountryCode": "DE" if international else "US",
+                "clientLocalIpV4Address": f"192.168.{i % 256}.{1 + i % 200}",
+                "clientLocalIpV6Address": f"fd00::{i:x}",
+                "clientPublicIpV4Address": f"203.0.113.{i % 256}",
+                "clientPublicIpV6Address": f"2001:db8::{i:x}",
+            })
+        elif i % 10 == PSTN_BETA_NULL:
+            pstn[-1].update(administrativeUnitInfos=[], otherPartyCountryCode=None, clientLocalIpV4Address=None,
+                            clientLocalIpV6Address=None, clientPublicIpV4Address=None,
+                            clientPublicIpV6Address=None)
 
     direct = []
     for j in range(DIRECT_ROWS):
@@ -287,6 +347,16 @@ def build_usage_logs(day: dt.date) -> tuple[list[dict], list[dict], list[dict]]:
                        finalSipCode=486 if kind == 3 else 487,
                        finalSipCodePhrase="Busy Here" if kind == 3 else "Request Terminated",
                        callEndSubReason=560486 if kind == 3 else 540487)
+        if j % 4 == DIRECT_BETA:
+            row.update({
+                "administrativeUnitInfos": [{"id": str(uuid.uuid5(_ROW_NS, f"au-{j % 2}"))}],
+                "otherPartyCountryCode": "AT" if j % 3 else "DE",
+                "transferorCorrelationId": str(uuid.uuid5(_ROW_NS, f"transferor-{j}")),
+                "userCountryCode": "DE",
+            })
+        elif j % 4 == DIRECT_BETA_NULL:
+            row.update(administrativeUnitInfos=[], otherPartyCountryCode=None, transferorCorrelationId=None,
+                       userCountryCode=None)
         direct.append(row)
 
     sms = []
@@ -319,6 +389,77 @@ def build_usage_logs(day: dt.date) -> tuple[list[dict], list[dict], list[dict]]:
     return pstn, direct, sms
 
 
+def build_blocked_users(day: dt.date) -> list[dict]:
+    """Deterministic beta pstnBlockedUsersLogRows with every property, all on `day`: users blocked and let
+    back in turn (one `unknownFutureValue`, one null blockReason), each with its own remediationId, which the
+    tests use to tell rows apart (the type has no id)."""
+    start0 = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    reasons = ["Fraud detected", "International calling policy", "Blocked by admin"]
+    rows = []
+    for i in range(BLOCKED_ROWS):
+        base = BLOCKED_TIE.start if i in BLOCKED_TIE else i
+        blocked = base % 3 != 2
+        uid, upn, name = _user(i % 12)
+        stamp = _ts(start0 + dt.timedelta(seconds=600 + base * BLOCKED_STEP_S, microseconds=123456 * (base % 3)))
+        if base % 7 == 1:   # 7 fraction digits, as Graph writes them
+            stamp = stamp[:-2] + "7Z"
+        rows.append({
+            "blockDateTime": stamp,
+            "blockReason": (reasons[i % 3] if blocked else "Remediation completed") if i != 11 else None,
+            "remediationId": str(uuid.uuid5(_ROW_NS, f"remediation-{i}")),
+            "userBlockMode": "unknownFutureValue" if i == 7 else ("blocked" if blocked else "unblocked"),
+            "userDisplayName": name,
+            "userId": uid,
+            "userPrincipalName": upn,
+            "userTelephoneNumber": f"+1425555{i:04d}",
+        })
+    return rows
+
+
+# Handcrafted dial-out days: (days before `day`, user, usageLocation, destinationContext, currency, totalCalls,
+# totalCallSeconds, totalCallCharge as text).  Several days of one user, location, context and currency sum
+# into one entry; money is Edm.Decimal and sums exactly, keeping the larger scale.
+DIALOUT_DAYS = [
+    (0, 0, "US", "Domestic", "USD", 3, 420, "1.10"),
+    (1, 0, "US", "Domestic", "USD", 2, 185, "0.255"),
+    (4, 0, "US", "Domestic", "USD", 7, 900, "4.00"),
+    (0, 0, "US", "International", "USD", 1, 60, "0.90"),
+    (0, 1, "GB", "Domestic", "GBP", 4, 300, "0.1"),
+    (1, 1, "GB", "Domestic", "GBP", 1, 20, "0.2"),
+    (1, 1, "US", "Domestic", "USD", 1, 45, "0.50"),
+    (2, 1, "US", "Domestic", "USD", 1, 15, "0.5"),
+    (0, 2, "DE", "International", "EUR", 2, 130, "0.00"),
+    (2, 2, "DE", "International", "EUR", 1, 40, "0.000"),
+    (1, 3, "JP", "Domestic", "JPY", 5, 600, "123456789.123456789"),
+    (2, 3, "JP", "Domestic", "JPY", 1, 1, "0.000000001"),
+    (0, 4, "FR", "Domestic", "EUR", 1, 30, "1.5"),
+    (1, 4, "FR", "Domestic", "EUR", 0, 0, "0.000"),
+]
+DIALOUT_CROWD_OFFSET = 3
+
+
+def build_dialout_report(day: dt.date) -> list[dict]:
+    """Deterministic beta pstnOnlineMeetingDialoutReport entries, each the figures of one UTC day named by
+    our ingest-only `usageDate`: DIALOUT_DAYS on `day` and the four days before it, then DIALOUT_CROWD
+    users with one day each (three days before `day`), enough for two pages of entries."""
+    rows = []
+
+    def entry(offset: int, n: int, location: str, context: str, currency: str, calls: int, seconds: int,
+              charge: str) -> dict:
+        uid, upn, name = _user(n)
+        return {"usageDate": (day - dt.timedelta(days=offset)).isoformat(), "currency": currency,
+                "destinationContext": context, "totalCallCharge": Decimal(charge), "totalCalls": calls,
+                "totalCallSeconds": seconds, "usageLocation": location, "userDisplayName": name, "userId": uid,
+                "userPrincipalName": upn}
+
+    for spec in DIALOUT_DAYS:
+        rows.append(entry(*spec))
+    for k in range(DIALOUT_CROWD):
+        rows.append(entry(DIALOUT_CROWD_OFFSET, 100 + k, "US", "International" if k % 4 == 0 else "Domestic",
+                          "USD", 1 + k % 3, 30 + k % 500, f"0.{k % 100:02d}"))
+    return rows
+
+
 def _ingest_logs(root: str, kind: str, rows: list[dict], content_type: str) -> dict:
     if content_type == "application/json":
         assert len(rows) == 1
@@ -335,6 +476,8 @@ def _ingest_logs(root: str, kind: str, rows: list[dict], content_type: str) -> d
 def load_usage_logs(root: str) -> UsageLogs:
     day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     pstn, direct, sms = build_usage_logs(day)
+    blocked = build_blocked_users(day)
+    dialout = build_dialout_report(day)
     reports = {
         # One row as application/json first, then the rest as NDJSON, for each kind.
         "pstnCalls": [_ingest_logs(root, "pstnCalls", pstn[:1], "application/json"),
@@ -343,8 +486,15 @@ def load_usage_logs(root: str) -> UsageLogs:
                                _ingest_logs(root, "directRoutingCalls", direct[1:], "application/x-ndjson")],
         "smsLogs": [_ingest_logs(root, "smsLogs", sms[:1], "application/json"),
                     _ingest_logs(root, "smsLogs", sms[1:], "application/x-ndjson")],
+        # The NDJSON body ends with row BLOCKED_DUPLICATE once more: it is stored once.
+        "pstnBlockedUsers": [_ingest_logs(root, "pstnBlockedUsers", blocked[:1], "application/json"),
+                             _ingest_logs(root, "pstnBlockedUsers", blocked[1:] + [blocked[BLOCKED_DUPLICATE]],
+                                          "application/x-ndjson")],
+        "pstnOnlineMeetingDialoutReport": [
+            _ingest_logs(root, "pstnOnlineMeetingDialoutReport", dialout[:1], "application/json"),
+            _ingest_logs(root, "pstnOnlineMeetingDialoutReport", dialout[1:], "application/x-ndjson")],
     }
-    return UsageLogs(day=day, pstn=pstn, direct=direct, sms=sms, reports=reports)
+    return UsageLogs(day=day, pstn=pstn, direct=direct, sms=sms, blocked=blocked, dialout=dialout, reports=reports)
 
 
 # --------------------------------------------------------------------------- the session server
@@ -418,17 +568,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         lines = [ln for ln in gen.stdout.splitlines() if ln.strip()]
         assert lines, "generator printed nothing"
         generated_ids = {json.loads(ln)["id"] for ln in lines}
+        generated_nan_ids = list(dict.fromkeys(json.loads(ln)["id"] for ln in sorted(lines, key=len)
+                                               if b'"NaN"' in ln))
 
         reports = [_ingest(root, gen.stdout, "application/x-ndjson")]
         handcrafted = load_handcrafted()
         reports.append(_ingest(root, json.dumps(handcrafted).encode(), "application/json"))
+        special = special_floats_record()
+        stored = _ingest(root, json.dumps(special).encode(), "application/json")
+        assert stored["stored"] == 1, stored
         usage = load_usage_logs(root)
 
         yield Server(root=root, base_url=root + "/v1.0", tmpdir=tmpdir, log_path=log_path,
                      generated_ids=generated_ids, generated_lines=len(lines),
                      handcrafted=handcrafted, ingest_reports=reports, usage=usage,
                      ca_file=str(tls_dir / "ca.pem"), client_id=credentials["client_id"],
-                     client_secret=credentials["client_secret"], db_url=db_url, binary=binary)
+                     client_secret=credentials["client_secret"], db_url=db_url, binary=binary,
+                     special_floats=special, generated_nan_ids=generated_nan_ids)
     finally:
         stop_server(proc)
         log.close()

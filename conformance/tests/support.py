@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
@@ -231,6 +232,38 @@ def to_python_datetime(value: str) -> dt.datetime:
     """What the SDK makes of a timestamp: UTC, fraction truncated to microseconds."""
     t = ticks(value)
     return dt.datetime.fromtimestamp(t // 10_000_000, dt.timezone.utc).replace(microsecond=(t % 10_000_000) // 10)
+
+
+# --------------------------------------------------------------------------- $metadata
+
+
+class Csdl:
+    """The microsoft.graph.callRecords schema of a $metadata document (CSDL XML): its elements by (kind, name)."""
+
+    EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
+    NAMESPACE = "microsoft.graph.callRecords"
+
+    def __init__(self, text: str) -> None:
+        root = ET.fromstring(text)
+        schema = next(s for s in root.iter(self.EDM + "Schema") if s.get("Namespace") == self.NAMESPACE)
+        self.elements = {(el.tag[len(self.EDM):], el.get("Name")): el for el in schema}
+
+    def names(self, kind: str) -> set[str]:
+        """Names of the schema's elements of one kind (ComplexType, EnumType, Function...)."""
+        return {name for tag, name in self.elements if tag == kind}
+
+    def properties(self, name: str) -> list[str]:
+        """Declared properties of a complex or entity type of the namespace, its base types' first."""
+        el = self.elements.get(("ComplexType", name)) or self.elements[("EntityType", name)]
+        own = [p.get("Name") for p in el if p.tag == self.EDM + "Property"]
+        base = el.get("BaseType")
+        return (self.properties(base[len(self.NAMESPACE) + 1:]) if base else []) + own
+
+
+def get_csdl(url: str) -> Csdl:
+    r = http("GET", url)
+    assert r.status == 200, (url, r.status, r.body[:300])
+    return Csdl(r.text)
 
 
 # --------------------------------------------------------------------------- webhook receiver (§5.3, §5.4)

@@ -28,7 +28,11 @@ impl Decimal {
     /// The exact sum, at the larger scale of the two (`1.50 + 2.1` is `3.60`).
     pub fn plus(&self, other: &Decimal) -> Decimal {
         let parse = |d: &Decimal| rust_decimal::Decimal::from_str_exact(&d.as_text()).unwrap_or_default();
-        let sum = parse(self).saturating_add(parse(other));
+        let (a, b) = (parse(self), parse(other));
+        let mut sum = a.saturating_add(b);
+        // rust_decimal returns the other operand as it is when one is zero, dropping the larger
+        // scale that Edm.Decimal's sum keeps (`1.5 + 0.000` is `1.500`).
+        sum.rescale(a.scale().max(b.scale()));
         Decimal(sum.to_string().parse().unwrap_or_else(|_| serde_json::Number::from(0)))
     }
 }
@@ -500,6 +504,22 @@ mod tests {
         let full = parse_log_row(LogKind::PstnCall, sent.to_string().as_bytes()).unwrap();
         let back: serde_json::Value = serde_json::from_str(&full.document).unwrap();
         assert_eq!(back, sent);
+    }
+
+    #[test]
+    fn decimal_sums_are_exact_at_the_larger_scale() {
+        let cases = [
+            ("1.50", "2.1", "3.60"),
+            ("1.5", "0.000", "1.500"),
+            ("0.00", "0.000", "0.000"),
+            ("0.000", "0.00", "0.000"),
+            ("123456789.123456789", "0.000000001", "123456789.123456790"),
+            ("0.1", "0.2", "0.3"),
+        ];
+        for (a, b, sum) in cases {
+            let decimal = |text: &str| serde_json::from_str::<Decimal>(text).unwrap();
+            assert_eq!(decimal(a).plus(&decimal(b)).as_text(), sum, "{a} + {b}");
+        }
     }
 
     #[test]
