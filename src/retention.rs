@@ -1,7 +1,7 @@
 //! Retention: a background task that removes call records and usage-log rows past their
 //! windows, in bounded batches so that reads never wait behind a long delete.
 //!
-//! Never: decide visibility. Reads hide records past the window by themselves (spec A1); this
+//! Never: decide visibility. Reads hide records past the window by themselves (by start time); this
 //! task only reclaims the space, so a slow or skipped purge changes no answer.
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use crate::store::{self, Store, StoreResult};
 pub struct RetentionPolicy {
     /// Days a call record is kept after it started; 0 keeps everything.
     pub call_record_days: u32,
-    /// Days a usage-log row is kept (spec A12 suggests 365); 0 keeps everything.
+    /// Days a usage-log row is kept (365 by default); 0 keeps everything.
     pub log_row_days: u32,
     /// Time between purges.
     pub interval: Duration,

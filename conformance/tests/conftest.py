@@ -134,7 +134,7 @@ def _shift_dates(value: Any, days: int, key: str = "") -> Any:
 
 
 def load_handcrafted() -> dict:
-    """The §3.2 example record, moved so that it started yesterday (UTC): inside any retention window."""
+    """The Get callRecord docs example, moved so that it started yesterday (UTC): inside any retention window."""
     rec = json.loads((DATA_DIR / "handcrafted_record.json").read_text())
     original = dt.date.fromisoformat(rec["startDateTime"][:10])
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
@@ -171,7 +171,7 @@ def _ingest(root: str, body: bytes, content_type: str) -> dict:
     return report
 
 
-# --------------------------------------------------------------------------- usage-log rows (§3.6, §3.7, §8)
+# --------------------------------------------------------------------------- usage-log rows
 
 _ROW_NS = uuid.UUID("7d0c3a52-6a8e-4f43-9e0b-2f1d7c6b5a10")  # fixed: ids are the same on every run
 PSTN_ROWS = 2500          # 3 pages of 1,000
@@ -528,7 +528,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     tls_dir = tmpdir / "tls"
     cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--db", db_url, "--retention-days", "0",
            "--auth", "local", "--tls", "self-signed", "--tls-dir", str(tls_dir),
-           # The webhook receivers are http:// on loopback (spec §5.1 REC).
+           # The webhook receivers are http:// on loopback (allowed by our choice; Graph wants HTTPS).
            "--allow-private-webhooks", "true",
            *shlex.split(os.environ.get("CALLRECORDS_SERVE_ARGS", ""))]
     log = open(log_path, "wb")

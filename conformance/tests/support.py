@@ -266,7 +266,7 @@ def get_csdl(url: str) -> Csdl:
     return Csdl(r.text)
 
 
-# --------------------------------------------------------------------------- webhook receiver (§5.3, §5.4)
+# --------------------------------------------------------------------------- webhook receiver
 
 
 @dataclass
@@ -289,9 +289,9 @@ class ReceivedPost:
 class WebhookReceiver:
     """A real `ThreadingHTTPServer` on 127.0.0.1, on a port the OS picks, serving from a background thread.
 
-    - `POST …?validationToken=T` (the §5.3 handshake) is recorded in `validations` and answered
-      `200 text/plain` with `token_reply(T)` (by default T itself, URL-decoded, as §5.3 requires).
-    - Any other POST is a change notification (§5.4): recorded in `notifications` and answered `202`.
+    - `POST …?validationToken=T` (the validation handshake) is recorded in `validations` and answered
+      `200 text/plain` with `token_reply(T)` (by default T itself, URL-decoded, as Graph requires).
+    - Any other POST is a change notification: recorded in `notifications` and answered `202`.
     Waiters are woken through a Condition whenever a POST is recorded.
     """
 

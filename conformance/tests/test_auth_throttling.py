@@ -87,7 +87,7 @@ def secured_client(secured, secured_token_provider, run) -> GraphServiceClient:
 
 
 def test_requests_without_a_token_are_refused_as_graph_refuses_them(secured):
-    """MUST (spec §6.1): 401 InvalidAuthenticationToken with WWW-Authenticate: Bearer."""
+    """MUST (Graph's errors): 401 InvalidAuthenticationToken with WWW-Authenticate: Bearer."""
     answer = http("GET", secured["root"] + "/v1.0/communications/callRecords", token=None)
     assert answer.status == 401
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
@@ -102,7 +102,8 @@ def test_the_sdk_reads_with_a_token_from_the_token_endpoint(secured, secured_cli
 
 
 def test_a_role_the_app_lacks_is_403(secured, run):
-    """MUST (spec §4, §6.1): the app holds only CallRecords.Read.All, so ingest (CallRecords.Ingest) is 403."""
+    """MUST (Graph's permissions and errors): the app holds only CallRecords.Read.All, so ingest
+    (CallRecords.Ingest) is 403."""
     answer = http("POST", secured["root"] + "/ingest/callRecords", b"{}",
                   {"Content-Type": "application/json",
                    "Authorization": "Bearer " + run(_token_of(secured))})
@@ -116,8 +117,8 @@ async def _token_of(secured) -> str:
 
 
 def test_the_sdk_retry_handler_waits_out_retry_after(secured, secured_client, run):
-    """MUST (issue 8, spec §6.7): past the per-record limit the server answers 429 with Retry-After, and
-    msgraph-sdk's retry handler waits that long and retries, so the call still succeeds."""
+    """MUST (issue 8, Graph's throttling limits): past the per-record limit the server answers 429 with
+    Retry-After, and msgraph-sdk's retry handler waits that long and retries, so the call still succeeds."""
     item = secured_client.communications.call_records.by_call_record_id(secured["record_id"])
     # Let the record's bucket refill, then spend it.
     time.sleep(2.1)

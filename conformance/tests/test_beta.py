@@ -143,7 +143,7 @@ def test_metadata_matches_the_sdk_models(metadata):
 
 
 def test_beta_list_pages_with_page_iterator(server, beta_client, beta_adapter, run):
-    """Graph beta (§3.1, §6.5 as on v1.0): the list through msgraph-beta-sdk parses into its own
+    """Graph beta (the list, as on v1.0): the list through msgraph-beta-sdk parses into its own
     CallRecordCollectionResponse; @odata.context names /beta/$metadata and the nextLinks stay under /beta,
     keeping $select; PageIterator on the beta adapter sees every record once, in pages of 60."""
     first = run(beta_client.communications.call_records.get(config(ListQ(select=["id", "startDateTime"]))))
@@ -164,7 +164,7 @@ def test_beta_list_pages_with_page_iterator(server, beta_client, beta_adapter, r
 
 
 def test_beta_count(server, beta_client, run):
-    """Graph beta (REC A6 as on v1.0): /beta/.../callRecords/$count through the beta SDK's count builder is the
+    """Graph beta (our choice, as on v1.0): /beta/.../callRecords/$count through the beta SDK's count builder is the
     total as an integer, and $count=true puts the same total in @odata.count."""
     assert run(beta_client.communications.call_records.count.get()) == len(server.all_ids)
     page = run(beta_client.communications.call_records.get(config(ListQ(count=True, top=1))))
@@ -193,7 +193,7 @@ def beta_record(server, all_records) -> dict:
 
 
 def test_beta_record_sessions_and_segments(server, beta_client, run, beta_record):
-    """Graph beta (§3.2, §3.3 as on v1.0): GET a callRecord with $expand=sessions($expand=segments), its
+    """Graph beta (get and sessions as on v1.0): GET a callRecord with $expand=sessions($expand=segments), its
     sessions list, one session, its segments list and one segment, all through msgraph-beta-sdk's builders
     into its typed models, with the data v1.0 serves and @odata.context under /beta/$metadata."""
     rid = beta_record["id"]
@@ -235,7 +235,7 @@ def test_beta_record_sessions_and_segments(server, beta_client, run, beta_record
 
 
 def test_beta_participants_v2_and_organizer_v2(server, beta_client, beta_adapter, run, beta_record):
-    """Graph beta (§3.4, §3.5 as on v1.0): participants_v2 (list with PageIterator, $count, one item) and
+    """Graph beta (as on v1.0): participants_v2 (list with PageIterator, $count, one item) and
     organizer_v2 through msgraph-beta-sdk's builders, typed Participant / Organizer, contexts under /beta."""
     rid = beta_record["id"]
     builder = beta_client.communications.call_records.by_call_record_id(rid)
@@ -259,7 +259,7 @@ def test_beta_participants_v2_and_organizer_v2(server, beta_client, beta_adapter
 
 
 def test_beta_unknown_record_is_beta_odata_error(beta_client, run):
-    """Graph beta (§3.2, §6.1): an unknown id answers 404 NotFound, raised as msgraph_beta's ODataError."""
+    """Graph beta (as on v1.0): an unknown id answers 404 NotFound, raised as msgraph_beta's ODataError."""
     with pytest.raises(BetaODataError) as info:
         run(beta_client.communications.call_records.by_call_record_id("00000000-0000-0000-0000-000000000000").get())
     assert info.value.response_status_code == 404 and info.value.error.code == "NotFound"

@@ -214,7 +214,7 @@ def test_blocked_users_typed_rows_and_pages(server, beta_client, run):
 
 
 def test_blocked_users_page_iterator(server, beta_client, beta_adapter, run):
-    """Graph beta (getPstnBlockedUsersLog, §6.5): msgraph-core's PageIterator on the beta adapter walks both pages
+    """Graph beta (getPstnBlockedUsersLog paging): msgraph-core's PageIterator on the beta adapter walks both pages
     and sees every row once."""
     usage = server.usage
     first = run(blocked(beta_client, usage.day_start, usage.day_end).get())
@@ -226,7 +226,7 @@ def test_blocked_users_page_iterator(server, beta_client, beta_adapter, run):
 
 
 def test_blocked_users_range_and_limits(server, beta_client, run):
-    """Graph beta (getPstnBlockedUsersLog, as §3.6): the range is [from, to) on blockDateTime, whatever the
+    """Graph beta (getPstnBlockedUsersLog, as getPstnCalls): the range is [from, to) on blockDateTime, whatever the
     offset the SDK sends; more than 90 days, or to before from, answers 400 BadRequest as msgraph_beta's
     ODataError."""
     usage = server.usage
@@ -396,7 +396,7 @@ def test_dialout_report_counts_whole_days_by_date(server, beta_client, run):
 
 
 def test_dialout_report_pages(server, beta_client, beta_adapter, run):
-    """Graph beta (§6.5): more than 1,000 entries come in 1,000-entry pages with @odata.count = entries in the
+    """Graph beta (log paging): more than 1,000 entries come in 1,000-entry pages with @odata.count = entries in the
     page; PageIterator and with_url() see every entry once, sums intact across the page break."""
     usage = server.usage
     crowd_day = usage.day_start - dt.timedelta(days=DIALOUT_CROWD_OFFSET)
@@ -419,7 +419,7 @@ def test_dialout_report_pages(server, beta_client, beta_adapter, run):
 
 
 def test_dialout_report_range_limits(server, beta_client, run):
-    """Graph beta (as §3.6): a range longer than 90 days, or to before from, answers 400 BadRequest as
+    """Graph beta (as getPstnCalls): a range longer than 90 days, or to before from, answers 400 BadRequest as
     msgraph_beta's ODataError; exactly 90 days is allowed."""
     end = server.usage.day_end
     err = odata_error(run, dialout(beta_client, end - dt.timedelta(days=91), end).get())

@@ -1,7 +1,7 @@
 """msgraph-sdk 1.65.0 against `callrecords serve`.
 
-Spec references are to shared/spec/graph-callrecords.md.  Each test says whether it checks a MUST,
-a SHOULD or one of our RECs, so a failure can be weighed.
+Each test names the Graph docs it checks and says whether it checks a MUST, a SHOULD or one of our own
+choices (see ../README.md), so a failure can be weighed.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_ingest_reports_are_consistent(server):
 
 
 def test_list_pages_with_page_iterator(server, client, adapter, run):
-    """MUST (§3.1, §6.5): absolute @odata.nextLink that PageIterator follows; odata.maxpagesize honoured."""
+    """MUST (List callRecords, paging): absolute @odata.nextLink that PageIterator follows; odata.maxpagesize honoured."""
     prefer = "odata.maxpagesize=25"
     first = run(client.communications.call_records.get(config(prefer=prefer)))
     assert len(first.value) == 25
@@ -104,7 +104,8 @@ def test_list_pages_with_page_iterator(server, client, adapter, run):
 
 
 def test_list_default_page_is_60_and_maxpagesize_is_clamped(server, client, run):
-    """§3.1: default page 60.  REC A3: a larger odata.maxpagesize is clamped to 60 and reported."""
+    """List callRecords: default page 60.  Our choice (Graph gives no maximum): a larger odata.maxpagesize is
+    clamped to 60 and reported."""
     first = run(client.communications.call_records.get())
     assert len(first.value) == 60 and first.odata_next_link
     r = http("GET", server.url("/communications/callRecords"), headers={"Prefer": "odata.maxpagesize=1000"})
@@ -114,13 +115,14 @@ def test_list_default_page_is_60_and_maxpagesize_is_clamped(server, client, run)
 
 
 def test_list_order_is_start_then_id(all_records):
-    """REC A2: startDateTime ascending, then id ascending (the keyset behind $skiptoken)."""
+    """Our choice (Graph documents no order): startDateTime ascending, then id ascending (the keyset behind
+    $skiptoken)."""
     keys = [(ticks(r["startDateTime"]), r["id"]) for r in all_records]
     assert keys == sorted(keys)
 
 
 def test_list_items_carry_organizer_v2_and_no_navigation_collections(all_records):
-    """§3.1: organizer_v2 auto-expanded on list items; sessions and participants_v2 never inlined."""
+    """List callRecords: organizer_v2 auto-expanded on list items; sessions and participants_v2 never inlined."""
     hand = next(r for r in all_records if r["id"] == HANDCRAFTED_ID)
     assert hand["organizer_v2"]["id"] == ABBIE
     for r in all_records:
@@ -128,7 +130,7 @@ def test_list_items_carry_organizer_v2_and_no_navigation_collections(all_records
 
 
 def test_top_caps_the_total(client, run):
-    """REC A5: $top caps the number of items across pages."""
+    """Our choice (the SDK exposes $top; Graph documents none): $top caps the number of items across pages."""
     page = run(client.communications.call_records.get(config(ListQ(top=7), prefer="odata.maxpagesize=5")))
     assert len(page.value) == 5 and page.odata_next_link
     rest = run(client.communications.call_records.with_url(page.odata_next_link).get())
@@ -136,7 +138,8 @@ def test_top_caps_the_total(client, run):
 
 
 def test_count_segment(server, client, run):
-    """REC A6: /callRecords/$count answers text/plain with the total (the SDK reads it as int)."""
+    """Our choice (Graph documents no $count here): /callRecords/$count answers text/plain with the total
+    (the SDK reads it as int)."""
     assert run(client.communications.call_records.count.get()) == len(server.all_ids)
 
 
@@ -149,7 +152,7 @@ def _window(all_records):
 
 
 def test_filter_start_window(server, client, adapter, run, all_records):
-    """MUST (§3.1): startDateTime ge/lt with unquoted literals, across pages, same as raw HTTP and as the data."""
+    """MUST (List callRecords): startDateTime ge/lt with unquoted literals, across pages, same as raw HTTP and as the data."""
     lo, hi = _window(all_records)
     flt = f"startDateTime ge {lo} and startDateTime lt {hi}"
     expected = {r["id"] for r in all_records if ticks(lo) <= ticks(r["startDateTime"]) < ticks(hi)}
@@ -172,7 +175,7 @@ def test_filter_start_window(server, client, adapter, run, all_records):
 
 
 def test_filter_participant_any(client, run):
-    """MUST (§3.1): participants_v2/any(p:p/id eq '…')."""
+    """MUST (List callRecords): participants_v2/any(p:p/id eq '…')."""
     flt = f"participants_v2/any(p:p/id eq '{OWEN}')"
     page = run(client.communications.call_records.get(config(ListQ(filter=flt))))
     ids = [r.id for r in page.value]
@@ -181,7 +184,7 @@ def test_filter_participant_any(client, run):
 
 
 def test_filter_participant_and_window(server, client, run):
-    """§3.1: the participant predicate joined with a date range by `and`."""
+    """List callRecords: the participant predicate joined with a date range by `and`."""
     start = server.handcrafted["startDateTime"]
     later = (to_python_datetime(start) + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     inside = f"participants_v2/any(x:x/id eq '{ABBIE}') and startDateTime ge {start} and startDateTime lt {later}"
@@ -193,7 +196,7 @@ def test_filter_participant_and_window(server, client, run):
 
 
 def test_unsupported_filter_is_400(client, run):
-    """MUST (§3.1): anything outside the documented grammar answers 400 BadRequest."""
+    """MUST (List callRecords): anything outside the documented grammar answers 400 BadRequest."""
     err = odata_error(run, client.communications.call_records.get(
         config(ListQ(filter="endDateTime ge 2024-01-01T00:00:00Z"))))
     assert err.response_status_code == 400
@@ -204,7 +207,8 @@ def test_unsupported_filter_is_400(client, run):
 
 
 def test_select_id_and_start(client, run):
-    """§3.1/§6.4: $select=id,startDateTime leaves every other property out (REC A14: organizer_v2 too)."""
+    """List callRecords, OData $select: $select=id,startDateTime leaves every other property out (our choice:
+    organizer_v2 too, unless selected)."""
     page = run(client.communications.call_records.get(config(ListQ(select=["id", "startDateTime"]))))
     assert page.value
     for r in page.value:
@@ -218,7 +222,7 @@ def test_select_id_and_start(client, run):
 
 
 def test_get_expand_sessions_segments_typed(server, client, run):
-    """MUST (§2.2, §3.2): typed, polymorphic values come back exactly as ingested."""
+    """MUST (@odata.type on derived values, Get callRecord): typed, polymorphic values come back exactly as ingested."""
     sent = server.handcrafted
     rec = run(client.communications.call_records.by_call_record_id(HANDCRAFTED_ID).get(
         config(ItemQ(expand=["sessions($expand=segments)"]))))
@@ -277,7 +281,7 @@ def test_get_expand_sessions_segments_typed(server, client, run):
 
 
 def test_get_key_in_parentheses(server):
-    """MUST (§1): /callRecords('{id}') resolves like /callRecords/{id}."""
+    """MUST (OData key syntax): /callRecords('{id}') resolves like /callRecords/{id}."""
     a = get_json(server.url(f"/communications/callRecords/{HANDCRAFTED_ID}"))
     b = get_json(server.url(f"/communications/callRecords('{HANDCRAFTED_ID}')"))
     a.pop("@odata.context", None), b.pop("@odata.context", None)
@@ -285,7 +289,7 @@ def test_get_key_in_parentheses(server):
 
 
 def test_get_unknown_id_is_not_found(client, run):
-    """MUST (§3.2, §6.1): 404 with a JSON error body the SDK maps to ODataError."""
+    """MUST (Get callRecord, Graph's errors): 404 with a JSON error body the SDK maps to ODataError."""
     err = odata_error(run, client.communications.call_records.by_call_record_id(
         "00000000-0000-0000-0000-000000000000").get())
     assert err.response_status_code == 404
@@ -295,14 +299,15 @@ def test_get_unknown_id_is_not_found(client, run):
 
 
 def test_unknown_session_is_not_found(client, run):
-    """§3.3: unknown session id under a known record is 404 NotFound."""
+    """List sessions: unknown session id under a known record is 404 NotFound."""
     err = odata_error(run, client.communications.call_records.by_call_record_id(HANDCRAFTED_ID)
                       .sessions.by_session_id("no-such-session").get())
     assert err.response_status_code == 404 and err.error.code == "NotFound"
 
 
 def test_write_method_is_405(client, run):
-    """REC A21: the SDK's generated POST on call records answers 405 MethodNotAllowed."""
+    """Our choice (Graph rejects writes, code undocumented): the SDK's generated POST on call records answers
+    405 MethodNotAllowed."""
     err = odata_error(run, client.communications.call_records.post(CallRecord(id="x")))
     assert err.response_status_code == 405 and err.error.code == "MethodNotAllowed"
 
@@ -326,7 +331,7 @@ def big_record(server, all_records) -> tuple[str, int]:
 
 
 def test_big_record_expanded_sessions_are_paged(server, client, run, big_record):
-    """§3.2: expanded sessions stop at 60 with sessions@odata.nextLink, which continues the sessions list."""
+    """Get callRecord: expanded sessions stop at 60 with sessions@odata.nextLink, which continues the sessions list."""
     rid, total = big_record
     builder = client.communications.call_records.by_call_record_id(rid)
     rec = run(builder.get(config(ItemQ(expand=["sessions"]))))
@@ -344,7 +349,7 @@ def test_big_record_expanded_sessions_are_paged(server, client, run, big_record)
 
 
 def test_big_record_sessions_page_iterator(client, adapter, run, big_record):
-    """MUST (§3.3): the sessions list pages at 60 and PageIterator visits each session once."""
+    """MUST (List sessions): the sessions list pages at 60 and PageIterator visits each session once."""
     rid, total = big_record
     first = run(client.communications.call_records.by_call_record_id(rid).sessions.get())
     assert len(first.value) == 60 and first.odata_next_link
@@ -476,7 +481,7 @@ def test_expanded_sessions_select_star_next_link_continues(server, client, run, 
 
 
 def test_participants_v2_page_iterator(server, client, adapter, run):
-    """§3.4: participants_v2 list, iterated with PageIterator."""
+    """List participants_v2: participants_v2 list, iterated with PageIterator."""
     first = run(client.communications.call_records.by_call_record_id(HANDCRAFTED_ID).participants_v2.get())
     paged = run(sdk_collect(first, adapter))
     assert paged.pages == 1
@@ -493,7 +498,7 @@ def test_participants_v2_page_iterator(server, client, adapter, run):
 
 
 def test_participants_v2_of_big_record(server, client, adapter, run, big_record):
-    """§3.4: every participant of a large call, once each, matching the raw list."""
+    """List participants_v2: every participant of a large call, once each, matching the raw list."""
     rid, _ = big_record
     raw, _ = raw_collect(server.url(f"/communications/callRecords/{rid}/participants_v2"))
     first = run(client.communications.call_records.by_call_record_id(rid).participants_v2.get())
@@ -504,7 +509,7 @@ def test_participants_v2_of_big_record(server, client, adapter, run, big_record)
 
 
 def test_organizer_v2_get(client, run):
-    """§3.5: GET …/organizer_v2 returns the organizer entity."""
+    """organizer_v2 (in the CSDL and SDK): GET …/organizer_v2 returns the organizer entity."""
     org = run(client.communications.call_records.by_call_record_id(HANDCRAFTED_ID).organizer_v2.get())
     assert isinstance(org, Organizer)
     assert org.id == ABBIE
@@ -551,7 +556,7 @@ def test_list_expand_organizer_v2_select_holds_across_pages(client, run):
 
 
 def test_error_bodies_are_odata_json(server):
-    """§6.1/§6.2: error bodies are JSON with error.code, error.message, error.innerError."""
+    """Graph's errors page: error bodies are JSON with error.code, error.message, error.innerError."""
     r = http("GET", server.url("/communications/callRecords?$orderby=startDateTime"))
     assert r.status == 400
     assert r.headers.get("Content-Type", "").startswith("application/json")

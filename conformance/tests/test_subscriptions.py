@@ -1,11 +1,11 @@
-"""Subscriptions and change notifications (spec §5) through msgraph-sdk 1.65.0's own request builders.
+"""Subscriptions and change notifications (Graph's webhook docs) through msgraph-sdk 1.65.0's request builders.
 
 Every test gets its own webhook receiver (the `webhook` fixture: a stdlib ThreadingHTTPServer on 127.0.0.1,
 on a port the OS picks, see `support.WebhookReceiver`).  The session server runs with its default
-`--allow-private-webhooks true`, so http:// loopback targets are accepted (§5.1 REC).  Each test deletes the
-subscriptions it created, even when it fails (the `created_ids` fixture), so none is left to receive
-notifications meant for another test.  Spec references are to shared/spec/graph-callrecords.md; each test
-says whether it checks a MUST, a SHOULD or one of our RECs.
+`--allow-private-webhooks true`, so http:// loopback targets are accepted (our choice; Graph requires
+HTTPS).  Each test deletes the subscriptions it created, even when it fails (the `created_ids` fixture), so
+none is left to receive notifications meant for another test.  Each test names the Graph docs it checks and
+whether it checks a MUST, a SHOULD or one of our own choices (see ../README.md).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def subscription(run, client, webhook: WebhookReceiver, created_ids):
 
 
 def test_create_returns_typed_subscription(subscription, webhook):
-    """MUST (§5.1): create answers the subscription: a server-assigned GUID id and the properties as sent."""
+    """MUST (subscription resource): create answers the subscription: a server-assigned GUID id and the properties as sent."""
     sub, sent = subscription
     assert sub.id and GUID_RE.match(sub.id), sub.id
     assert sub.resource == sent.resource
@@ -91,9 +91,9 @@ def test_create_returns_typed_subscription(subscription, webhook):
 
 
 def test_create_validation_handshake(subscription, webhook):
-    """MUST (§5.3): before create answers, one POST {notificationUrl}&validationToken=… with text/plain and an
-    empty body reached the receiver; the URL's own query string is kept (§5.1).  REC: the token is URL-safe
-    and long enough for 32 bytes of entropy."""
+    """MUST (notificationUrl validation): before create answers, one POST {notificationUrl}&validationToken=… with
+    text/plain and an empty body reached the receiver; the URL's own query string is kept.  Our choice: the token
+    is URL-safe and long enough for 32 bytes of entropy."""
     assert len(webhook.validations) == 1, [v.path for v in webhook.validations]
     v = webhook.validations[0]
     assert v.path == "/hook/crud"
@@ -107,7 +107,7 @@ def test_create_validation_handshake(subscription, webhook):
 
 
 def test_create_raw_is_201_with_every_property(server, webhook, created_ids):
-    """MUST (§5.1): 201 with `@odata.context …/$metadata#subscriptions/$entity`; §2.1: declared properties are
+    """MUST (create subscription): 201 with `@odata.context …/$metadata#subscriptions/$entity`; declared properties are
     written, nulls included."""
     body = {"changeType": "created", "notificationUrl": webhook.url("/hook/raw"), "resource": RESOURCE,
             "expirationDateTime": expiry(60).isoformat()}
@@ -128,7 +128,7 @@ def test_create_raw_is_201_with_every_property(server, webhook, created_ids):
 
 
 def test_get_by_id(subscription, client, run):
-    """MUST (§5.1): GET /subscriptions/{id} answers the same subscription."""
+    """MUST (get subscription): GET /subscriptions/{id} answers the same subscription."""
     sub, sent = subscription
     got = run(client.subscriptions.by_subscription_id(sub.id).get())
     assert isinstance(got, Subscription)
@@ -139,7 +139,7 @@ def test_get_by_id(subscription, client, run):
 
 
 def test_list_contains_it(subscription, client, run):
-    """MUST (§5.1): GET /subscriptions lists the app's subscriptions, this one included."""
+    """MUST (list subscriptions): GET /subscriptions lists the app's subscriptions, this one included."""
     sub, sent = subscription
     page = run(client.subscriptions.get())
     assert isinstance(page, SubscriptionCollectionResponse)
@@ -150,7 +150,7 @@ def test_list_contains_it(subscription, client, run):
 
 
 def test_renew_with_patch(subscription, client, run, webhook):
-    """MUST (§5.1): PATCH with a new expirationDateTime answers the updated subscription; GET reads it back."""
+    """MUST (update subscription): PATCH with a new expirationDateTime answers the updated subscription; GET reads it back."""
     sub, sent = subscription
     later = expiry(2 * 24 * 60)
     assert later != sent.expiration_date_time
@@ -165,7 +165,7 @@ def test_renew_with_patch(subscription, client, run, webhook):
 
 
 def test_delete_then_get_is_not_found(subscription, client, run):
-    """MUST (§5.1): DELETE answers 204 (the SDK returns None); the id then gives 404 `ResourceNotFound` (§6.1)."""
+    """MUST (delete subscription): DELETE answers 204 (the SDK returns None); the id then gives 404 `ResourceNotFound`."""
     sub, _ = subscription
     item = client.subscriptions.by_subscription_id(sub.id)
     assert run(item.delete()) is None
@@ -180,7 +180,7 @@ def test_delete_then_get_is_not_found(subscription, client, run):
 
 
 def test_wrong_validation_token_is_validation_error(client, run, webhook, created_ids):
-    """MUST (§5.3, §6.1): a receiver that answers something other than the token fails create with
+    """MUST (notificationUrl validation): a receiver that answers something other than the token fails create with
     400 `ValidationError`, and no subscription is made."""
     webhook.token_reply = lambda token: token[::-1] + "x"
     url = webhook.url(f"/hook/wrong-{uuid.uuid4().hex}")
@@ -196,7 +196,7 @@ def test_wrong_validation_token_is_validation_error(client, run, webhook, create
 
 
 def test_expiration_beyond_4230_minutes_is_invalid_request(client, run, webhook, created_ids):
-    """MUST (§5.1, §5.2, §6.1): expirationDateTime more than 4230 minutes ahead answers 400 `InvalidRequest`."""
+    """MUST (subscription limits): expirationDateTime more than 4230 minutes ahead answers 400 `InvalidRequest`."""
     url = webhook.url(f"/hook/far-{uuid.uuid4().hex}")
     err = odata_error(run, client.subscriptions.post(Subscription(
         change_type="created", notification_url=url, resource=RESOURCE,
@@ -235,10 +235,10 @@ def _outbox_depth(server) -> int | None:
 
 
 def test_ingested_record_is_notified(server, client, run, webhook, created_ids):
-    """MUST (§5.2, §5.4): a record ingested after the subscription was made is POSTed to notificationUrl (query
-    string kept, application/json) as one `created` changeNotification with the documented resource,
-    resourceData (A17 spelling), clientState and subscriptionId; a subscription whose participant $filter does
-    not match the record gets nothing (§5.2)."""
+    """MUST (call records notifications, webhook delivery): a record ingested after the subscription was made is
+    POSTed to notificationUrl (query string kept, application/json) as one `created` changeNotification with the
+    documented resource, resourceData (`#Microsoft.Graph.callRecord`, as the docs spell it), clientState and
+    subscriptionId; a subscription whose participant $filter does not match the record gets nothing."""
     state = "e2e-" + uuid.uuid4().hex
     sub = create(run, client, created_ids, change_type="created", notification_url=webhook.url("/hook/e2e?k=v"),
                  resource=RESOURCE, expiration_date_time=expiry(60), client_state=state)
@@ -250,7 +250,7 @@ def test_ingested_record_is_notified(server, client, run, webhook, created_ids):
     assert len(webhook.validations) == 2
     assert webhook.notifications == []
 
-    # The §3.2 example with a fresh id, moved 2 days back so it collides with no other test's data.
+    # The Get callRecord docs example with a fresh id, moved 2 days back so it collides with no other test's data.
     rid = str(uuid.uuid4())
     record = _shift(load_handcrafted(), dt.timedelta(days=-1))
     record["id"] = rid

@@ -1,8 +1,8 @@
 """Usage logs: getPstnCalls / getDirectRoutingCalls (v1.0, msgraph-sdk) and getSmsLog (beta, msgraph-beta-sdk).
 
-Spec references are to shared/spec/graph-callrecords.md (§3.6, §3.7, §6.4, §6.5, §8, A8, A11, A12).  Each test
-says whether it checks a MUST, a SHOULD or one of our RECs.  The rows are the handcrafted ones that conftest.py
-ingests (`build_usage_logs`): 2,500 PSTN rows, 50 Direct Routing rows and 20 SMS rows, all on yesterday (UTC).
+References are to Graph's getPstnCalls, getDirectRoutingCalls and beta getSmsLog pages.  Each test says
+whether it checks a MUST, a SHOULD or one of our own choices (see ../README.md).  The rows are the handcrafted
+ones that conftest.py ingests (`build_usage_logs`): 2,500 PSTN rows, 50 Direct Routing rows and 20 SMS rows, all on yesterday (UTC).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from conftest import PSTN_BOUNDARY, PSTN_ROWS, PSTN_TIE, encode_json, row_id
 from support import get_json, http, sdk_collect, ticks, to_python_datetime
 
 PstnQ = PstnBuilder.MicrosoftGraphCallRecordsGetPstnCallsWithFromDateTimeWithToDateTimeRequestBuilderGetQueryParameters
-PAGE = 1000  # §3.6 / §6.5: usage-log functions page at 1,000 rows
+PAGE = 1000  # Graph's usage-log functions page at 1,000 rows
 
 
 def config(query=None) -> RequestConfiguration:
@@ -74,7 +74,7 @@ def follow(run, builder, first):
 
 
 def in_order(rows: list[dict], key: str = "startDateTime") -> list[str]:
-    """Ids of rows in the function's order: start time, then id (REC A2 applied to the keyset)."""
+    """Ids of rows in the function's order: start time, then id (the list's order, our choice, applied to the keyset)."""
     return [r["id"] for r in sorted(rows, key=lambda r: (ticks(r[key]), r["id"]))]
 
 
@@ -107,12 +107,13 @@ def test_usage_log_ingest_is_idempotent(server, beta_client, run):
     assert len(page.value) == len(usage.sms)
 
 
-# --------------------------------------------------------------------------- getPstnCalls (§3.6)
+# --------------------------------------------------------------------------- getPstnCalls
 
 
 def test_pstn_calls_typed_rows_and_pages(server, client, run):
-    """MUST (§3.6, §6.5; A8 REC): 1,000-row pages, each with @odata.count = rows in that page, nextLinks followed
-    verbatim with with_url(); 2,500 distinct typed PstnCallLogRows with every property as ingested."""
+    """MUST (getPstnCalls; @odata.count as its page defines it): 1,000-row pages, each with @odata.count = rows
+    in that page, nextLinks followed verbatim with with_url(); 2,500 distinct typed PstnCallLogRows with every
+    property as ingested."""
     usage = server.usage
     builder = pstn(client, usage.day_start, usage.day_end)
     first = run(builder.get())
@@ -161,7 +162,7 @@ def test_pstn_calls_typed_rows_and_pages(server, client, run):
 
 
 def test_pstn_calls_page_iterator(server, client, adapter, run):
-    """MUST (§3.6, §6.5): msgraph-core's PageIterator walks the three pages and sees every row once."""
+    """MUST (getPstnCalls paging): msgraph-core's PageIterator walks the three pages and sees every row once."""
     usage = server.usage
     first = run(pstn(client, usage.day_start, usage.day_end).get())
     paged = run(sdk_collect(first, adapter))
@@ -173,8 +174,8 @@ def test_pstn_calls_page_iterator(server, client, adapter, run):
 
 
 def test_pstn_next_link_shape(server, client, run):
-    """MUST (§3.6, §6.5): absolute nextLink on our base URL that repeats fromDateTime/toDateTime; no raw `+`
-    (WIRE.md: it would arrive as a space); the page before a tie on startDateTime still loses no row (A2 keyset)."""
+    """MUST (getPstnCalls paging): absolute nextLink on our base URL that repeats fromDateTime/toDateTime; no raw `+`
+    (WIRE.md: it would arrive as a space); the page before a tie on startDateTime still loses no row (keyset)."""
     usage = server.usage
     first = run(pstn(client, usage.day_start, usage.day_end).get())
     link = first.odata_next_link
@@ -193,7 +194,7 @@ def test_pstn_next_link_shape(server, client, run):
 
 
 def test_pstn_top_and_skip(server, client, run):
-    """REC (§3.6, §6.4): $top caps the total (700: one page, no nextLink; 1500: pages of at most 1,000, our
+    """Our choice (getPstnCalls): $top caps the total (700: one page, no nextLink; 1500: pages of at most 1,000, our
     reading of "at most 1000"); $skip is honoured and the nextLink continues after the skipped rows;
     $count=true is accepted and kept in the nextLink."""
     usage = server.usage
@@ -219,8 +220,9 @@ def test_pstn_top_and_skip(server, client, run):
 
 
 def test_pstn_range_is_half_open_on_start(server, client, run):
-    """REC A11 (§3.6): the range is [from, to) on startDateTime: a row starting exactly at `from` is in,
-    one starting exactly at `to` is out (here at a .5 s fraction, sent by the SDK as isoformat microseconds)."""
+    """Our choice (the PSTN and Direct Routing pages disagree on toDateTime): the range is [from, to) on
+    startDateTime: a row starting exactly at `from` is in, one starting exactly at `to` is out (here at a .5 s
+    fraction, sent by the SDK as isoformat microseconds)."""
     usage = server.usage
     row = usage.pstn[PSTN_BOUNDARY]
     start = to_python_datetime(row["startDateTime"])
@@ -236,14 +238,14 @@ def test_pstn_range_is_half_open_on_start(server, client, run):
     just_after = run(pstn(client, start + dt.timedelta(microseconds=1), start + dt.timedelta(seconds=1)).get())
     assert just_after.value == []
 
-    # Offsets other than +00:00 name the same instant (§3.6: isoformat with an offset).
+    # Offsets other than +00:00 name the same instant (the SDK sends isoformat with an offset).
     plus2 = dt.timezone(dt.timedelta(hours=2))
     shifted = run(pstn(client, start.astimezone(plus2), (start + dt.timedelta(seconds=1)).astimezone(plus2)).get())
     assert [r.id for r in shifted.value] == [row["id"]]
 
 
 def test_pstn_range_limits(server, client, run):
-    """MUST (§3.6): a range longer than 90 days, or to before from, answers 400 BadRequest as ODataError;
+    """MUST (getPstnCalls): a range longer than 90 days, or to before from, answers 400 BadRequest as ODataError;
     exactly 90 days is allowed."""
     end = server.usage.day_end
     err = odata_error(run, pstn(client, end - dt.timedelta(days=91), end).get())
@@ -258,7 +260,7 @@ def test_pstn_range_limits(server, client, run):
 
 
 def test_pstn_filter_and_search_are_400(server, client, run):
-    """§3.6: the builder exposes $filter and $search; both answer 400 BadRequest."""
+    """getPstnCalls: the builder exposes $filter and $search; both answer 400 BadRequest."""
     usage = server.usage
     builder = pstn(client, usage.day_start, usage.day_end)
     for query in (PstnQ(filter="duration gt 10"), PstnQ(search='"x"')):
@@ -267,7 +269,7 @@ def test_pstn_filter_and_search_are_400(server, client, run):
 
 
 def test_function_parameter_errors_name_the_parameter(server):
-    """§3.6, §6.1: missing or malformed parameters answer 400 BadRequest; message and error.target name it."""
+    """getPstnCalls, Graph's errors: missing or malformed parameters answer 400 BadRequest; message and error.target name it."""
     fn = server.url("/communications/callRecords/microsoft.graph.callRecords.getPstnCalls")
     day = server.usage.day.isoformat()
     cases = {
@@ -285,7 +287,7 @@ def test_function_parameter_errors_name_the_parameter(server):
 
 
 def test_pstn_raw_forms_and_decimal_text(server):
-    """MUST (§3.6, §2.1): date-only, comma-separated, unqualified form; Edm.Decimal money keeps its scale on the
+    """MUST (getPstnCalls, OData JSON): date-only, comma-separated, unqualified form; Edm.Decimal money keeps its scale on the
     wire (`"charge":1.37`, `"connectionCharge":0.00`), and every row's amounts come back as the text sent."""
     usage = server.usage
     url = server.url(f"/communications/callRecords/getPstnCalls(fromDateTime={usage.day.isoformat()},"
@@ -304,11 +306,11 @@ def test_pstn_raw_forms_and_decimal_text(server):
     assert re.search(r'"charge"\s*:\s*1\.37[,}\s]', m.group(0)), m.group(0)
     assert re.search(r'"connectionCharge"\s*:\s*0\.00[,}\s]', m.group(0)), m.group(0)
 
-    # REC §2.1: DateTimeOffsets in UTC with `Z`, trailing fraction zeros trimmed (sent as .2500000Z / .0000000Z).
+    # Our choice: DateTimeOffsets in UTC with `Z`, trailing fraction zeros trimmed (sent as .2500000Z / .0000000Z).
     by_id = {row["id"]: row for row in body["value"]}
     assert by_id[row_id("pstn", 1)]["startDateTime"].endswith(":34.25Z"), by_id[row_id("pstn", 1)]
     assert by_id[row_id("pstn", 0)]["startDateTime"].endswith("T00:00:00Z"), by_id[row_id("pstn", 0)]
-    # §2.1: declared properties that are null are written as null, not left out.
+    # As Graph does: declared properties that are null are written as null, not left out.
     assert by_id[row_id("pstn", 1)]["conferenceId"] is None and "conferenceId" in by_id[row_id("pstn", 1)]
 
     rows, pages = [], 0
@@ -325,12 +327,12 @@ def test_pstn_raw_forms_and_decimal_text(server):
             assert isinstance(got, Decimal) and str(got) == str(want), (row["id"], key, got, want)
 
 
-# --------------------------------------------------------------------------- getDirectRoutingCalls (§3.7)
+# --------------------------------------------------------------------------- getDirectRoutingCalls
 
 
 def test_direct_routing_calls_typed_rows(server, client, run):
-    """MUST (§3.7): typed DirectRoutingLogRows: final_sip_code int, successful_call bool, failure_date_time
-    datetime on failed (486/487) rows and None on answered (200/BYE) ones; @odata.count = rows in the page (A8)."""
+    """MUST (getDirectRoutingCalls): typed DirectRoutingLogRows: final_sip_code int, successful_call bool, failure_date_time
+    datetime on failed (486/487) rows and None on answered (200/BYE) ones; @odata.count = rows in the page (as documented)."""
     usage = server.usage
     page = run(direct(client, usage.day_start, usage.day_end).get())
     assert isinstance(page, GetDirectRoutingCallsWithFromDateTimeWithToDateTimeGetResponse)
@@ -370,7 +372,8 @@ def test_direct_routing_calls_typed_rows(server, client, run):
 
 
 def test_direct_routing_range_limits_and_half_open(server, client, run):
-    """MUST (§3.7 = §3.6): > 90 days and to < from answer 400 BadRequest; REC A11: [from, to) on startDateTime."""
+    """MUST (getDirectRoutingCalls, as getPstnCalls): > 90 days and to < from answer 400 BadRequest; our choice:
+    [from, to) on startDateTime."""
     usage = server.usage
     end = usage.day_end
     err = odata_error(run, direct(client, end - dt.timedelta(days=91), end).get())
@@ -385,7 +388,7 @@ def test_direct_routing_range_limits_and_half_open(server, client, run):
 
 
 def test_direct_routing_raw_date_only(server):
-    """MUST (§3.7): date-only parameters in either order, unqualified name; context names directRoutingLogRow."""
+    """MUST (getDirectRoutingCalls): date-only parameters in either order, unqualified name; context names directRoutingLogRow."""
     usage = server.usage
     a, b = usage.day.isoformat(), (usage.day + dt.timedelta(days=1)).isoformat()
     body = get_json(server.url(f"/communications/callRecords/getDirectRoutingCalls(toDateTime={b},fromDateTime={a})"))
@@ -394,11 +397,11 @@ def test_direct_routing_raw_date_only(server):
     assert "@odata.nextLink" not in body
 
 
-# --------------------------------------------------------------------------- beta getSmsLog (§8)
+# --------------------------------------------------------------------------- beta getSmsLog
 
 
 def test_beta_sms_log_typed_rows(server, beta_client, run):
-    """§8 (beta only): msgraph-beta-sdk's getSmsLog builder returns typed SmsLogRows with every property."""
+    """Beta only: msgraph-beta-sdk's getSmsLog builder returns typed SmsLogRows with every property."""
     usage = server.usage
     page = run(sms(beta_client, usage.day_start, usage.day_end).get())
     assert isinstance(page, GetSmsLogWithFromDateTimeWithToDateTimeGetResponse)
@@ -426,7 +429,7 @@ def test_beta_sms_log_typed_rows(server, beta_client, run):
 
 
 def test_beta_sms_log_range_limits(server, beta_client, run):
-    """§8 (same rules as §3.6): > 90 days and to < from answer 400 BadRequest; REC A11: [from, to)."""
+    """Beta (same rules as getPstnCalls): > 90 days and to < from answer 400 BadRequest; our choice: [from, to)."""
     usage = server.usage
     end = usage.day_end
     err = odata_error(run, sms(beta_client, end - dt.timedelta(days=91), end).get(), BetaODataError)
@@ -440,7 +443,7 @@ def test_beta_sms_log_range_limits(server, beta_client, run):
 
 
 def test_sms_log_is_not_in_v1(server):
-    """MUST (§8): getSmsLog is beta only; under /v1.0 it answers 400 BadRequest with a JSON error body.
+    """MUST (beta reference): getSmsLog is beta only; under /v1.0 it answers 400 BadRequest with a JSON error body.
     Under /beta (raw, date-only, unqualified) it serves smsLogRows whose Decimal callCharge keeps its scale."""
     a, b = server.usage.day.isoformat(), (server.usage.day + dt.timedelta(days=1)).isoformat()
     r = http("GET", server.url(f"/communications/callRecords/microsoft.graph.callRecords.getSmsLog("
@@ -452,7 +455,7 @@ def test_sms_log_is_not_in_v1(server):
     raw = json.loads(r.body, parse_float=Decimal)
     assert raw["@odata.context"].endswith("$metadata#Collection(microsoft.graph.callRecords.smsLogRow)")
     assert len(raw["value"]) == len(server.usage.sms)
-    # callCharge is Edm.Decimal too: its scale (0.0150, 0.00) survives (§2.1 REC).
+    # callCharge is Edm.Decimal too: its scale (0.0150, 0.00) survives (our choice: the stored scale is kept).
     sent = {row["id"]: row for row in server.usage.sms}
     for row in raw["value"]:
         assert str(row["callCharge"]) == str(sent[row["id"]]["callCharge"]), row

@@ -1,5 +1,5 @@
 //! Authentication at the HTTP edge: the middleware that turns a bearer token into a
-//! `Principal` (401 and 403 as Graph answers them, spec §6.1), and the local issuer's OAuth 2.0
+//! `Principal` (401 and 403 as Graph answers them), and the local issuer's OAuth 2.0
 //! endpoints: OpenID discovery, JWKS and the client-credentials token endpoint.
 //!
 //! The issuer's endpoints answer errors in OAuth 2.0's shape (RFC 6749 §5.2), not OData's: they
@@ -59,7 +59,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     next.run(request).await
 }
 
-/// The roles a request needs (spec §4), from what its path addresses: `None` for what needs no
+/// The roles a request needs, from what its path addresses: `None` for what needs no
 /// token (`$metadata`, `/healthz`, `/metrics`, the issuer's endpoints), otherwise any one of the
 /// listed roles. Only a log function itself takes the weaker role; any other Graph path,
 /// including one that names no resource, needs `CallRecords.Read.All`.

@@ -1,5 +1,5 @@
 //! `ApiError` and the one place that maps every failure to Graph's status, OData `code` and
-//! message (spec §6.1). Handlers return `ApiError`; the `odata_envelope` middleware in
+//! message. Handlers return `ApiError`; the `odata_envelope` middleware in
 //! `api::mod` writes the body, because only it knows the request-id and client-request-id.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -10,7 +10,7 @@ use super::path::PathError;
 use crate::query::QueryError;
 use crate::store::StoreError;
 
-/// The message Graph writes for a missing, foreign or expired call record (spec §3.2, observed).
+/// The message Graph writes for a missing, foreign or expired call record (as observed).
 pub const CALL_RECORD_NOT_FOUND: &str = "Could not find the requested call record. Records about calls or online meetings that started more than 30 days ago are not available.";
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -68,12 +68,12 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "NotFound", "Resource not found.")
     }
 
-    /// Spec A20: an unknown or unparseable segment under `/v1.0` is a 400, as OData answers.
+    /// An unknown or unparseable segment under `/v1.0` is a 400, as OData answers.
     pub fn unknown_segment(segment: &str) -> Self {
         PathError::unknown_segment(segment).into()
     }
 
-    /// Spec A21: call records are read-only.
+    /// Call records are read-only: the SDKs' generated POST, PATCH and DELETE get a 405.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         let mut error = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -1,5 +1,5 @@
 //! OData response shaping shared by the Graph handlers: the JSON response with its headers,
-//! context URLs, next links, `$select` projection and paging arithmetic (spec §6.2–6.6).
+//! context URLs, next links, `$select` projection and paging arithmetic.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,7 +61,7 @@ pub fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> Str
 }
 
 /// The page size for a collection: the server maximum, lowered by `odata.maxpagesize` (clamped,
-/// spec A3) and by what remains of `$top`. Returns the size and the preference to report.
+/// never refused) and by what remains of `$top`. Returns the size and the preference to report.
 pub fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u64>) -> (u32, Option<String>) {
     let preferred = ctx.prefer.max_page_size.map(|n| n.min(server_max));
     let mut size = preferred.unwrap_or(server_max);
@@ -71,7 +71,7 @@ pub fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u6
     (size, preferred.map(|n| format!("odata.maxpagesize={n}")))
 }
 
-/// Keeps the selected properties of an entity (and always `id`, spec §6.4), plus annotations.
+/// Keeps the selected properties of an entity (and always `id`), plus annotations.
 pub fn project(entity: &mut Map<String, Value>, select: &[String]) {
     if select.is_empty() {
         return;
@@ -126,7 +126,7 @@ fn ok_json(body: String, applied: &[String]) -> Response {
     response
 }
 
-/// A `$count` answer: a bare integer as text/plain (spec §3.8).
+/// A `$count` answer: a bare integer as text/plain, as OData's `/$count` is.
 pub fn count_response(count: i64) -> Response {
     let mut response = (StatusCode::OK, count.to_string()).into_response();
     response.headers_mut().insert(

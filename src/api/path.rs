@@ -3,14 +3,14 @@
 //!
 //! Keys arrive as segments (`/callRecords/{id}`, what the SDKs send) or in OData parentheses
 //! (`/callRecords('{id}')`, what Graph's own links use); both resolve the same. Fixed segments
-//! match case-insensitively, ids exactly; each segment is percent-decoded once (spec §1).
+//! match case-insensitively, ids exactly; each segment is percent-decoded once.
 //! Ingest refuses ids that either form would misread (`model::NAVIGATION_SEGMENTS`).
 
 use percent_encoding::percent_decode_str;
 
 use crate::model::{DateTimeOffset, LogKind, NAVIGATION_SEGMENTS};
 
-/// Why a path names no resource: a 400 (spec A20), with the parameter at fault if there is one.
+/// Why a path names no resource: a 400 as in OData, with the parameter at fault if there is one.
 /// Unlike `ApiError` it can be cloned, so a parsed `Target` can live in a request's extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathError {
@@ -77,7 +77,7 @@ impl Target {
     }
 }
 
-/// A resource of the call records surface (spec §1, rows 1–7 and 10).
+/// A resource of the call records surface (the paths the CSDL and the SDK builders define).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
     Metadata,
@@ -99,7 +99,7 @@ pub enum Resource {
     Function(LogKind, FunctionRange),
 }
 
-/// The parameters of a usage-log function: the half-open range `[from, to)` (spec A11), and
+/// The parameters of a usage-log function: the half-open range `[from, to)` for every function, and
 /// the spelling the links we write repeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionRange {
@@ -107,7 +107,7 @@ pub struct FunctionRange {
     pub to: DateTimeOffset,
 }
 
-/// Graph's limit on a function's range (spec §3.6).
+/// Graph's documented limit on a function's range.
 pub const MAX_FUNCTION_RANGE_DAYS: i64 = 90;
 
 const FUNCTION_NAMESPACE: &str = "microsoft.graph.callrecords.";
@@ -166,8 +166,8 @@ fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, PathError> {
 }
 
 /// Parses `fromDateTime=…,toDateTime=…` in either order. msgraph-sdk 1.65.0 sends the two with
-/// no comma between them (a bug in its URI-template library, spec §3.6), so each value runs to
-/// the start of the other parameter's name rather than to a comma.
+/// no comma between them (a bug in std-uritemplate 2.0.12, its URI-template library), so each
+/// value runs to the start of the other parameter's name rather than to a comma.
 pub fn parse_function_range(text: &str) -> Result<FunctionRange, PathError> {
     let lowered = text.to_ascii_lowercase();
     let position = |name: &str| lowered.find(&format!("{}=", name.to_ascii_lowercase()));

@@ -29,7 +29,7 @@ impl<'a> RawEntity<'a> {
         Ok(entity)
     }
 
-    /// Keeps the selected members (and always `id` and annotations, spec §6.4); an empty
+    /// Keeps the selected members (and always `id` and annotations); an empty
     /// selection keeps everything.
     pub fn project(&mut self, select: &[String]) {
         if select.is_empty() {

@@ -1,4 +1,4 @@
-//! Throttling as Graph does it (spec §6.7): token buckets per tenant, per application in a
+//! Throttling as Graph documents it: token buckets per tenant, per application in a
 //! tenant, and per call record, with Graph's documented limits as defaults; the usage-log
 //! functions and ingest have buckets of their own. Over a limit is a 429 `TooManyRequests` with
 //! `Retry-After` in whole seconds, at least 1, which the SDKs' retry handlers obey.
@@ -238,7 +238,7 @@ fn take(bucket: &Bucket, key: &String) -> Result<(), ApiError> {
     })
 }
 
-/// Graph's 429 (spec §6.1).
+/// Graph's 429, with the body of its throttling docs' sample.
 fn too_many_requests(wait: Duration) -> ApiError {
     let mut error = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,

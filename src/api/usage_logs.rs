@@ -1,6 +1,6 @@
 //! `getPstnCalls`, `getDirectRoutingCalls` (v1.0 and beta), `getSmsLog` and
-//! `getPstnBlockedUsersLog` (beta): usage-log rows of a time range, 1,000 a page (spec §3.6–3.7,
-//! §8); and beta's `getPstnOnlineMeetingDialoutReport`, the sums of the days in the range.
+//! `getPstnBlockedUsersLog` (beta): usage-log rows of a time range, 1,000 a page;
+//! and beta's `getPstnOnlineMeetingDialoutReport`, the sums of the days in the range.
 //!
 //! Our next links carry a keyset `$skiptoken` rather than the `$skip` of Graph's examples: an
 //! offset would skip or repeat rows when rows arrive between pages, and would cost more the
@@ -24,11 +24,12 @@ use crate::store::{LogRowQuery, RecordCursor};
 const LOG_PAGE: u32 = 1000;
 
 impl Graph {
-    // Spec: shared/spec/graph-callrecords.md, "3.6 getPstnCalls" and "3.7 getDirectRoutingCalls"
+    // Graph's getPstnCalls and getDirectRoutingCalls pages.
     pub(super) async fn call_log_function(&self, kind: LogKind, range: &FunctionRange) -> Result<Response> {
         self.options.ensure_only(&[Q::Top, Q::Skip, Q::Count, Q::SkipToken])?;
         let top = self.parse_top()?;
-        // `$count=true` is accepted; the count of the page is always written (spec A8).
+        // `$count=true` is accepted; the count of the page is always written (Graph's docs
+        // define it as the rows in this response, not the total).
         self.parse_count()?;
         let skip = match self.options.skip.as_deref() {
             Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text

@@ -1,5 +1,5 @@
 //! Who is calling: bearer tokens (JWT) checked as Graph checks them, application roles, and the
-//! tenant a request acts for (spec §4, §6.8).
+//! tenant a request acts for (the `tid`, `azp`/`appid` and `roles` claims).
 //!
 //! `Authenticator` turns an `Authorization` header into a `Principal` or an `AuthFailure`; the
 //! roles below are what `Principal::may` checks. Which roles a request needs is decided by the
@@ -23,8 +23,8 @@ use tokio::sync::RwLock;
 
 use crate::store::{Store, TenantId};
 
-/// Read call records, sessions, segments, participants and subscriptions (and, per spec §4, the
-/// usage-log functions).
+/// Read call records, sessions, segments, participants and subscriptions (and, as Graph's
+/// function pages list it, the usage-log functions).
 pub const READ_ALL: &str = "CallRecords.Read.All";
 /// Read the PSTN, Direct Routing and SMS usage logs.
 pub const PSTN_READ_ALL: &str = "CallRecord-PstnCalls.Read.All";
@@ -41,7 +41,8 @@ pub struct Principal {
     /// The calling application (`azp`, or `appid` in v1 tokens).
     pub app_id: String,
     pub roles: Vec<String>,
-    /// Whether the token was delegated (`scp`, no `roles`), which call records refuse (spec §4).
+    /// Whether the token was delegated (`scp`, no `roles`): Graph's call records APIs support no
+    /// delegated permission, so they refuse it.
     pub delegated: bool,
 }
 

@@ -115,7 +115,7 @@ struct Header {
     /// Person indexes in `participants_v2` order: organizer (if present) first, then join order.
     participants: Vec<usize>,
     /// Older records still carry the deprecated `organizer`, `participants` and endpoint
-    /// `identity`; the server derives them for the rest (spec A10).
+    /// `identity`; the server derives them for the rest (see `model::retired`).
     legacy: bool,
     precision: Precision,
 }

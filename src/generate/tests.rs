@@ -1,6 +1,6 @@
-//! Properties of the generator's output, checked against spec §2 rather than against the
-//! generator's own constants: the enum lists below are copied from spec §2.6 and the usage-log
-//! property lists from the CSDL (shared/reference/callRecords.csdl.xml).
+//! Properties of the generator's output, checked against Graph's v1.0 schema rather than against
+//! the generator's own constants: the enum lists and the usage-log property lists below are
+//! copied from the CSDL (src/model/callRecords.csdl.xml).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;

@@ -1,4 +1,4 @@
-//! Usage-log rows beside the call records (spec §2.4, §3.6, §3.7, §8).
+//! Usage-log rows beside the call records, as the v1.0 and beta log functions serve them.
 //!
 //! Every PSTN party of a generated call gets one row: a `pstnCallLogRow` when its leg went over
 //! a Calling Plan, Audio Conferencing or Operator Connect, a `directRoutingLogRow` when it went

@@ -1,14 +1,14 @@
 //! Fixed word lists and wire constants the generator draws from.
 //!
-//! Enum strings here must stay inside spec §2.6 (shared/spec/graph-callrecords.md); the Python
-//! SDK turns anything else into `None`. The tests check the output against their own copy of
-//! the spec lists, so a typo here fails a test instead of a dashboard.
+//! Enum strings here must be members of the v1.0 CSDL's enums (no `unknown` modality); the
+//! Python SDK turns anything else into `None`. The tests check the output against their own
+//! copy of the CSDL lists, so a typo here fails a test instead of a dashboard.
 
 pub(super) const PARTICIPANT_ENDPOINT: &str = "#microsoft.graph.callRecords.participantEndpoint";
 pub(super) const SERVICE_ENDPOINT: &str = "#microsoft.graph.callRecords.serviceEndpoint";
 pub(super) const CLIENT_USER_AGENT: &str = "#microsoft.graph.callRecords.clientUserAgent";
 pub(super) const SERVICE_USER_AGENT: &str = "#microsoft.graph.callRecords.serviceUserAgent";
-/// Graph's examples type `identity.user` with the graph namespace (spec §2.2)…
+/// Graph's examples type `identity.user` with the graph namespace…
 pub(super) const GRAPH_USER_IDENTITY: &str = "#microsoft.graph.userIdentity";
 /// …and `associatedIdentity` with the callRecords one.
 pub(super) const CALL_RECORDS_USER_IDENTITY: &str = "#microsoft.graph.callRecords.userIdentity";

@@ -1,4 +1,4 @@
-//! The enumerations of `microsoft.graph.callRecords` (spec §2.6), member names exactly as in the CSDL.
+//! The enumerations of `microsoft.graph.callRecords`, member names exactly as in the CSDL.
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
@@ -51,7 +51,7 @@ graph_enum!(CallType: "microsoft.graph.callRecords.callType" {
 });
 
 graph_enum!(
-    /// `unknown` is listed by the docs but absent from the v1.0 CSDL (spec A7); see `modalities`.
+    /// `unknown` is listed by the docs but absent from the v1.0 CSDL and SDK; see `modalities`.
     Modality: "microsoft.graph.callRecords.modality" {
     Audio = "audio", Video = "video", VideoBasedScreenSharing = "videoBasedScreenSharing",
     Data = "data", ScreenSharing = "screenSharing", UnknownFutureValue = "unknownFutureValue",
@@ -153,7 +153,7 @@ graph_enum!(EndpointType: "microsoft.graph.endpointType" {
 
 /// Evolvable members (those after `unknownFutureValue`), by the JSON property that carries them.
 /// They are written under their own name only when the client sends
-/// `Prefer: include-unknown-enum-members` (spec §6.6); in v1.0 there is exactly one.
+/// `Prefer: include-unknown-enum-members`, as Graph does; in v1.0 there is exactly one.
 pub const EVOLVABLE_MEMBERS: &[(&str, &str)] = &[("productFamily", "azureCommunicationServices")];
 
 macro_rules! defaults_to {

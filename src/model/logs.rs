@@ -1,6 +1,6 @@
 //! The usage-log rows Graph serves beside call records: `pstnCallLogRow` and
-//! `directRoutingLogRow` (v1.0, spec §2.4), and in beta only `smsLogRow`,
-//! `pstnBlockedUsersLogRow` and `pstnOnlineMeetingDialoutReport` (spec §8). Every property is
+//! `directRoutingLogRow` (v1.0), and in beta only `smsLogRow`,
+//! `pstnBlockedUsersLogRow` and `pstnOnlineMeetingDialoutReport`. Every property is
 //! nullable in the CSDL; ingest requires only what keys and indexes a row: its key and its time.
 //!
 //! Beta declares more properties on `pstnCallLogRow` and `directRoutingLogRow` than v1.0 (those
@@ -16,7 +16,7 @@ use super::types::AdministrativeUnitInfo;
 use super::RecordError;
 
 /// An `Edm.Decimal` money amount, kept with the scale it was sent with: `0.00` prints as `0.00`
-/// (spec §2.1). serde_json's `arbitrary_precision` keeps the number's text exactly.
+/// (a JSON number). serde_json's `arbitrary_precision` keeps the number's text exactly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decimal(serde_json::Number);
 

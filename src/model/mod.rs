@@ -144,7 +144,7 @@ fn strip_serde_position(message: &str) -> String {
     }
 }
 
-/// `modality` has no `unknown` member in the v1.0 CSDL, though the docs list it (spec A7), and
+/// `modality` has no `unknown` member in the v1.0 CSDL, though the docs list it, and
 /// the SDK would read it as `None`. We drop it at ingest rather than refuse the whole record: the
 /// other modalities are still true, and a record from real Graph data should not be lost over it.
 pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Modality>, D::Error> {
@@ -238,7 +238,7 @@ fn check_span(path: &str, start: &DateTimeOffset, end: &DateTimeOffset) -> Resul
 
 impl CallRecord {
     /// Checks the rules the type system cannot: ids usable as keys, spans that end after they
-    /// start, and ids unique where they address a sub-resource (spec A25).
+    /// start, and ids unique where they address a sub-resource (a participant id within its record).
     pub fn validate(&self) -> Result<(), RecordError> {
         check_key("id", &self.id)?;
         if self.version < 0 {
@@ -325,10 +325,12 @@ fn participant_from_identity_set(identity_set: &IdentitySet) -> Option<Participa
     })
 }
 
-/// Applies the response-shaping preferences of spec §6.6 to a body about to be written:
+/// Applies the response-shaping `Prefer` preferences to a body about to be written:
 /// evolvable enum members become `unknownFutureValue` unless the client opted in, and nulls are
-/// removed (empty collections kept, spec A23) when it asked for `omit-values=nulls`.
-/// Returns whether the body held an evolvable member, for `Preference-Applied` (spec A22).
+/// removed (empty collections kept: the CSDL makes some not-null) when it asked for
+/// `omit-values=nulls`.
+/// Returns whether the body held an evolvable member: only then is the preference echoed in
+/// `Preference-Applied`.
 pub fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, omit_nulls: bool) -> bool {
     let mut saw_evolvable = false;
     shape_value(value, include_unknown_enum_members, omit_nulls, &mut saw_evolvable);

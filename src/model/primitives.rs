@@ -14,7 +14,7 @@ const TICKS_PER_SECOND: i64 = 10_000_000;
 /// An `Edm.DateTimeOffset`, held in UTC at 100 ns resolution.
 ///
 /// Graph writes 0 to 7 fractional digits; we keep up to 7, trim trailing zeros and drop the dot
-/// when the fraction is zero (spec §2.1), so `2020-02-25T18:52:21.2169889Z` comes back as sent.
+/// when the fraction is zero, so `2020-02-25T18:52:21.2169889Z` comes back as sent.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DateTimeOffset(OffsetDateTime);
 
@@ -108,7 +108,7 @@ impl<'de> Deserialize<'de> for DateTimeOffset {
 /// An `Edm.Duration`, held as 100 ns ticks and written as an ISO 8601 duration (`PT0.016S`).
 ///
 /// Values under a minute are written `PT{s}S`; longer ones use `D`, `H` and `M` parts as .NET's
-/// `XmlConvert` does (spec §2.1), with up to 7 fractional digits of seconds.
+/// `XmlConvert` does, with up to 7 fractional digits of seconds.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration {
     ticks: i64,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::types::{CallRecord, CommunicationsIdentitySet, Endpoint, Identity, IdentitySet, Participant};
 
-/// At most this many identities were ever derived into `participants` (spec A10).
+/// At most this many identities were ever derived into `participants`: Graph's cap on it.
 pub const MAX_DERIVED_PARTICIPANTS: usize = 130;
 
 /// The tail of a stored record document's members before `organizer_v2` (or before its end)

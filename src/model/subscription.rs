@@ -1,5 +1,5 @@
-//! `microsoft.graph.subscription` as Graph serves it for call records (spec §5.1), and the pure
-//! rule that decides which change notification a stored record version gives (spec §5.2, A16).
+//! `microsoft.graph.subscription` as Graph serves it for call records, and the pure
+//! rule that decides which change notification a stored record version gives (one at most).
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ impl ChangeType {
 }
 
 impl SubscriptionScope {
-    /// The one notification (spec A16) a stored version of a record gives this subscription:
+    /// The only notification a stored version of a record gives this subscription:
     /// a record's first version is `created` when the subscription has `created`, else `updated`;
     /// later versions are `updated`, only for subscriptions that have `updated`.
     pub fn notification_for(&self, first_version: bool, record_participant_ids: &[&str]) -> Option<ChangeType> {

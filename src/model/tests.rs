@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use super::*;
 
-/// Every JSON example of the seed documents (`shared/seeds/001` and `004`), one record a file.
+/// Every JSON example of Graph's Get callRecord and List callRecords docs pages, one record a file.
 const SEED_EXAMPLES: &[(&str, &str)] = &[
     ("get_0_0", include_str!("testdata/get_0_0.json")),
     ("get_1_0", include_str!("testdata/get_1_0.json")),

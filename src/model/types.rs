@@ -1,4 +1,4 @@
-//! The resource and complex types of `microsoft.graph.callRecords` (spec §2.3–2.5).
+//! The resource and complex types of `microsoft.graph.callRecords`, as the CSDL declares them.
 //!
 //! Their serialized form is our wire contract with the Graph SDKs: property names are the CSDL
 //! names, declared properties are written even when null (as Graph does), and collections are
@@ -28,10 +28,10 @@ pub struct CallRecord {
     pub end_date_time: DateTimeOffset,
     #[serde(default)]
     pub join_web_url: Option<String>,
-    /// Deprecated by Graph in favour of `organizer_v2`; derived from it when absent (spec A10).
+    /// Deprecated by Graph in favour of `organizer_v2`; derived from it when absent (see `retired`).
     #[serde(default)]
     pub organizer: Option<IdentitySet>,
-    /// Deprecated by Graph in favour of `participants_v2`; derived from it when absent (spec A10).
+    /// Deprecated by Graph for `participants_v2`; derived from it when absent (see `retired`).
     #[serde(default)]
     pub participants: Option<Vec<IdentitySet>>,
     #[serde(rename = "organizer_v2", default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +178,7 @@ impl CommunicationsIdentitySet {
         .find_map(|identity| identity.as_ref())
     }
 
-    /// The deprecated `graph.identitySet` shape of this identity (spec A10).
+    /// The deprecated `graph.identitySet` shape of this identity (see `retired`).
     pub fn to_identity_set(&self) -> IdentitySet {
         IdentitySet {
             odata_type: None,
@@ -190,7 +190,7 @@ impl CommunicationsIdentitySet {
     }
 }
 
-/// A polymorphic `endpoint` value (spec §2.2): always written with its `@odata.type`, because
+/// A polymorphic `endpoint` value: always written with its `@odata.type`, because
 /// the SDKs pick the class from it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "@odata.type", try_from = "super::wire::EndpointWire")]
@@ -227,7 +227,7 @@ pub struct ParticipantEndpoint {
     pub cpu_name: Option<String>,
     pub cpu_processor_speed_in_mhz: Option<i32>,
     pub feedback: Option<UserFeedback>,
-    /// Deprecated by Graph in favour of `associatedIdentity`; derived from it when absent (A10).
+    /// Deprecated by Graph for `associatedIdentity`; derived from it when absent (see `retired`).
     pub identity: Option<IdentitySet>,
     pub name: Option<String>,
 }

@@ -39,7 +39,7 @@ pub fn backoff(base: Duration, attempts: i64) -> Duration {
     delay.mul_f64(jitter)
 }
 
-/// One item of a changeNotificationCollection (spec §5.4, §5.5).
+/// One item of a changeNotificationCollection: a change or a lifecycle notification.
 fn notification_item(notification: &ClaimedNotification) -> Value {
     let expiration = DateTimeOffset::from_unix_ticks(notification.subscription_expiration_ticks)
         .map(|value| value.to_string())
@@ -51,7 +51,7 @@ fn notification_item(notification: &ClaimedNotification) -> Value {
             "changeType": notification.event,
             "resource": format!("communications/callRecords/{record_id}"),
             "resourceData": {
-                // Spec A17: the docs' own spelling, written verbatim.
+                // The spelling of Graph's call records notification docs, written verbatim.
                 "@odata.type": "#Microsoft.Graph.callRecord",
                 "@odata.id": format!("communications/callRecords/{record_id}"),
                 "id": record_id,
@@ -193,7 +193,8 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
 }
 
 /// A receiver that stayed down past the retry window: its change notifications are `missed`,
-/// and its subscription is removed, with `subscriptionRemoved` (spec §5.5, A19).
+/// and its subscription is removed, with `subscriptionRemoved`. Graph documents neither for call
+/// records, but a dead endpoint should not keep its subscription forever.
 async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i64) -> StoreResult<()> {
     let mut done = std::collections::BTreeSet::new();
     for notification in abandoned.iter().filter(|n| n.call_record_id.is_some()) {

@@ -23,7 +23,7 @@ use resolve::GuardedResolver;
 pub use resolve::Resolver;
 pub use subscriptions::{SubscriptionError, SubscriptionErrorKind};
 
-/// How notifications are validated and delivered. The defaults are Graph's figures (spec §5).
+/// How notifications are validated and delivered. The defaults are Graph's documented figures.
 #[derive(Clone, Debug)]
 pub struct NotifySettings {
     /// Whether notification URLs may be `http://` or point at loopback and private addresses.

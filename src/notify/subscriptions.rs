@@ -1,4 +1,4 @@
-//! The rules of call-records subscriptions (spec §5.1–5.3): what a create or update may say,
+//! The rules of call-records subscriptions: what a create or update may say,
 //! the validation handshake with the receiver, and the quota.
 
 use std::net::IpAddr;
@@ -193,7 +193,7 @@ async fn check_target(notifier: &Notifier, property: &str, url: &str) -> Result<
     Ok(parsed)
 }
 
-/// The validation handshake (spec §5.3): POST `?validationToken=…` and expect the token back,
+/// The validation handshake: POST `?validationToken=…` and expect the token back,
 /// as text, with 200, within the timeout. `property` names the URL in a refusal.
 pub async fn validate_endpoint(
     notifier: &Notifier,
@@ -410,7 +410,7 @@ fn not_found() -> SubscriptionError {
 }
 
 /// Renews or changes a subscription. A changed notificationUrl is validated again; the
-/// lifecycle URL can be set only at creation (spec §5.1).
+/// lifecycle URL can be set only at creation (Graph's subscription resource).
 pub async fn update(
     notifier: &Notifier,
     tenant: &TenantId,

@@ -1,7 +1,7 @@
 //! The call-records entity types that `$select` and `$expand` are checked against.
 //!
 //! Property names are the exact JSON names of the v1.0 CSDL
-//! (`shared/reference/callRecords.csdl.xml`), including the inherited `id`.
+//! (`src/model/callRecords.csdl.xml`), including the inherited `id`.
 
 /// An entity type of the `microsoft.graph.callRecords` namespace that a query
 /// option can address.
@@ -74,7 +74,7 @@ impl EntityKind {
     }
 
     /// The navigation properties that `$expand` accepts on this type, with the
-    /// type each one leads to. Spec 6.4 allows nothing else.
+    /// type each one leads to. Nothing else may be expanded.
     pub const fn navigation_properties(self) -> &'static [(&'static str, EntityKind)] {
         match self {
             EntityKind::CallRecord => &[

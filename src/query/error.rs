@@ -2,7 +2,7 @@
 
 /// A rejected query option, ready to become a 400 `BadRequest` at the HTTP edge.
 ///
-/// `message` is client-facing, OData-style text (spec 6.1) and is also what
+/// `message` is client-facing, OData-style text and is also what
 /// `Display` prints. `option` names the query option at fault (`"$filter"`,
 /// `"$select"`, …); it is `"query"` when the fault is the query string itself,
 /// such as an unknown `$`-option, whose name is user text and cannot be a

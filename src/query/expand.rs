@@ -1,4 +1,4 @@
-//! `$expand` (spec 3.2, 6.4): which navigation properties to inline, and the
+//! `$expand`: which navigation properties to inline, and the
 //! canonical text and `@odata.context` shapes derived from them.
 //!
 //! ```text
@@ -57,8 +57,8 @@ pub fn parse_expand(text: &str, entity: EntityKind) -> Result<Vec<ExpandItem>, Q
 }
 
 /// Checks that every top-level item is one of `allowed`, for endpoints that
-/// accept less than the type does (spec A4: the list accepts `organizer_v2`
-/// only). Nested items are not checked.
+/// accept less than the type does (the list accepts `organizer_v2`
+/// only: Graph's listed records never inline the others). Nested items are not checked.
 pub fn ensure_expand_only(items: &[ExpandItem], allowed: &[&str]) -> Result<(), QueryError> {
     match items.iter().find(|item| !allowed.contains(&item.property.as_str())) {
         None => Ok(()),
@@ -113,7 +113,7 @@ pub fn format_expand(items: &[ExpandItem]) -> String {
 /// The `@odata.context` shape of expanded items, comma-joined: every item
 /// becomes `name(…)` holding its selected properties and nested items, so
 /// `sessions($expand=segments)` gives `sessions(segments())` and
-/// `participants_v2` gives `participants_v2()` (spec 3.2).
+/// `participants_v2` gives `participants_v2()`, as in Graph's examples.
 ///
 /// The caller wraps it with the top-level select, or uses [`context_projection`].
 pub fn context_expand_suffix(items: &[ExpandItem]) -> String {

@@ -1,4 +1,4 @@
-//! `$filter` on the callRecords list (spec 3.1, 6.4): a small grammar, not OData.
+//! `$filter` on the callRecords list, as Graph documents it: a small grammar, not OData.
 //!
 //! ```text
 //! filter     := expression
@@ -53,8 +53,8 @@ impl Comparison {
 ///
 /// A record matches when its `startDateTime` satisfies every entry of `start`
 /// (the value on the right of the operator, normalised to UTC) and it has a
-/// participant in `participant_ids` for every entry, compared as exact strings
-/// (A25). Parentheses only group, so they leave no trace here. Both lists keep
+/// participant in `participant_ids` for every entry, compared as exact strings.
+/// Parentheses only group, so they leave no trace here. Both lists keep
 /// the order of the text and may hold duplicates or contradictions, which
 /// simply match nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -268,7 +268,7 @@ fn start_predicate(input: &mut &str) -> PResult<Predicate> {
         .map_err(|message| reject(value_start, message))
 }
 
-/// The one place that decides what a quoted DateTimeOffset means (spec A24).
+/// The one place that decides what a quoted DateTimeOffset means, so it can be relaxed.
 ///
 /// OData typing rejects `startDateTime ge '2024-01-01T00:00:00Z'` and Graph's
 /// behaviour is unknown, so we answer 400 and show the unquoted form. To accept

@@ -1,5 +1,5 @@
 //! OData query options of the call-records API: raw query string and `Prefer`
-//! header in, typed values out (spec 3.1–3.5, 6.4–6.6).
+//! header in, typed values out.
 //!
 //! This module owns the grammars of `$filter`, `$select` and `$expand`, the
 //! scalar options `$top` and `$count`, the `Prefer` preferences, and the

@@ -1,4 +1,4 @@
-//! Splitting the raw query string into the `$`-options (spec 6.4), and the
+//! Splitting the raw query string into the `$`-options, and the
 //! scalar options `$top` and `$count`.
 
 use super::error::QueryError;
@@ -7,7 +7,7 @@ use super::error::QueryError;
 ///
 /// Knowing a name does not mean supporting it: `$orderby`, `$search`,
 /// `$format`, `$apply` and `$compute` are recognised only so that they can be
-/// rejected with a precise message (spec 6.4, A6).
+/// rejected with a precise message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueryOption {
     /// `$filter`
@@ -175,7 +175,7 @@ impl RawQueryOptions {
 /// Splits a URL query string (without the `?`) into its `$`-options.
 ///
 /// Names and values are decoded exactly once with form-urlencoded rules, so
-/// `%24select` is `$select` and `+` is a space (spec 6.4). Names are matched
+/// `%24select` is `$select` and `+` is a space. Names are matched
 /// case-insensitively. Parameters that do not start with `$` are ignored.
 /// Errors: a known option given twice, or an unknown name starting with `$`.
 /// Values are not checked here; see the per-option parsers.
@@ -209,7 +209,7 @@ pub fn parse_query_string(raw: &str) -> Result<RawQueryOptions, QueryError> {
     Ok(res)
 }
 
-/// Parses `$top`: a positive decimal integer (spec 6.4).
+/// Parses `$top`: a positive decimal integer.
 ///
 /// Zero, a sign, anything but ASCII digits, and values beyond `u64` are errors.
 pub fn parse_top(text: &str) -> Result<u64, QueryError> {

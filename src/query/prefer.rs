@@ -1,9 +1,9 @@
-//! The `Prefer` request header (spec 6.6): the preferences we honour.
+//! The `Prefer` request header: the preferences we honour.
 
 /// The preferences a request asked for that this service understands.
 ///
-/// Unknown preferences and invalid values are ignored, as RFC 7240 and spec
-/// 6.6 require; the caller decides which ones it honoured and reports them in
+/// Unknown preferences and invalid values are ignored, as RFC 7240 requires and
+/// Graph does; the caller decides which ones it honoured and reports them in
 /// `Preference-Applied`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Preferences {

@@ -10,7 +10,7 @@ use super::syntax::{blanks, expected, identifier, into_query_error, reject, PRes
 const OPTION: &str = "$select";
 const WHAT: &str = "Invalid $select";
 
-/// Parses a `$select` value against the properties of `entity` (spec 6.4).
+/// Parses a `$select` value against the properties of `entity`.
 ///
 /// Returns the selected properties in canonical spelling and in the order
 /// given, without duplicates. An empty vector means "all properties": that is

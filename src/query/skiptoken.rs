@@ -1,4 +1,5 @@
-//! `$skiptoken`: an opaque keyset position that we issue inside nextLinks (spec 6.4, 6.5, A2).
+//! `$skiptoken`: an opaque keyset position that we issue inside nextLinks. Collections keep a
+//! stable order (the list: `startDateTime`, then `id`), so a position is a key, not an offset.
 //!
 //! The token is URL-safe base64 (no padding) of a compact JSON object holding
 //! the sort key of the last item returned, the remaining `$top`, and a short

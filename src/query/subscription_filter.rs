@@ -1,4 +1,4 @@
-//! The `$filter` of a call-records subscription resource (spec §5.2):
+//! The `$filter` of a call-records subscription resource (Graph documents `eq`, `or` and `in`):
 //! `participants/any(p:p/id eq 'a' or p/id eq 'b')`, `participants/any(p:p/id in ('a','b'))`,
 //! and `or` between several `any(...)` clauses; `participants_v2` is a synonym.
 

@@ -229,7 +229,7 @@ async fn the_log_functions_role_reads_the_log_functions_and_nothing_else(backend
         }
     }
 
-    // Either role reads the log functions (spec §4).
+    // Either role reads the log functions; Graph's function pages list both.
     let functions = [
         "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
         "/v1.0/communications/callRecords/microsoft.graph.callRecords.getDirectRoutingCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)",
