@@ -135,6 +135,7 @@ impl App {
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 ingest_memory: Arc::new(tokio::sync::Semaphore::new(config.api.ingest_memory_bytes.max(1))),
                 write_health: Arc::default(),
+                metrics: Arc::new(crate::metrics::Metrics::new(&notifier.metrics)),
                 settings: Arc::new(config.api),
                 notifier,
             },

@@ -17,6 +17,8 @@ pub mod connections;
 pub mod generate;
 /// Validation and batching of ingested records; shared by HTTP ingest and `import`.
 pub mod ingest;
+/// What `GET /metrics` exposes: requests, latencies, ingest, the store, deliveries.
+pub mod metrics;
 /// Graph resource types with serde: the wire contract. No IO.
 pub mod model;
 /// Change notifications: subscription rules, the validation handshake, outbox delivery.

@@ -60,13 +60,13 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 }
 
 /// The roles a request needs, from what its path addresses: `None` for what needs no
-/// token (`$metadata`, `/healthz`, `/metrics`, the issuer's endpoints), otherwise any one of the
+/// token (the service document, `$metadata`, `/`, `/healthz`, `/metrics`, the issuer's endpoints), otherwise any one of the
 /// listed roles. Only a log function itself takes the weaker role; any other Graph path,
 /// including one that names no resource, needs `CallRecords.Read.All`.
 pub fn required_roles(target: &Target) -> Option<&'static [&'static str]> {
     match target {
         Target::Ingest => Some(&[auth::INGEST]),
-        Target::Graph(Ok(Resource::Metadata)) => None,
+        Target::Graph(Ok(Resource::Metadata | Resource::ServiceDocument)) => None,
         Target::Graph(Ok(Resource::Function(..))) => Some(&[auth::READ_ALL, auth::PSTN_READ_ALL]),
         Target::Graph(..) => Some(&[auth::READ_ALL]),
         Target::Other => None,
@@ -293,7 +293,7 @@ mod tests {
             "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=2024-01-01,toDateTime=2024-01-02)/x",
             "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=yesterday,toDateTime=2024-01-02)",
             "/v1.0/subscriptions/getDirectRoutingCalls",
-            "/v1.0/",
+            "/v1.0/nothing",
             "/V1.0/communications/callRecords/r",
             "/beta/communications/callRecords/r/getSmsLog",
         ] {

@@ -1,4 +1,4 @@
-//! The call records surface under `/v1.0/` and `/beta/` (spec §3.1–3.5, §3.8, §8): list, get,
+//! The call records surface under `/v1.0/` and `/beta/`: list, get,
 //! sessions, segments, participants_v2, organizer_v2, `$count` and `$metadata`.
 //!
 //! Stored documents are already in Graph's wire form; these handlers project, page and annotate
@@ -26,15 +26,10 @@ use crate::query::{
 };
 use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId};
 
-/// Largest pages Graph serves (spec §6.5); the list's maximum is our choice (spec A3).
+/// Largest pages Graph serves; the list's maximum is our choice (Graph documents none).
 const MAX_RECORDS_PAGE: u32 = 60;
 const MAX_SESSIONS_PAGE: u32 = 60;
 const MAX_PARTICIPANTS_PAGE: u32 = 130;
-
-/// `GET /v1.0`: there is no service document here; say which segment is missing.
-pub async fn graph_root() -> ApiError {
-    ApiError::unknown_segment("")
-}
 
 /// The Graph version a request addresses. Beta serves everything v1.0 does with beta's schema:
 /// its extra usage-log functions and row properties, its `$metadata`, and system query options
@@ -105,6 +100,7 @@ async fn serve(
         version,
     };
     match resource {
+        Resource::ServiceDocument => Ok(service_document(&graph.ctx)),
         Resource::Metadata => Ok(metadata(version)),
         Resource::CallRecords => graph.list_call_records().await,
         Resource::CallRecordsCount => graph.count_call_records().await,
@@ -124,7 +120,7 @@ async fn serve(
     }
 }
 
-/// On beta the `$` of system query options is optional (spec §8): `top=2` means `$top=2`.
+/// On beta the `$` of system query options is optional: `top=2` means `$top=2`.
 fn with_dollar_prefixes(query: &str) -> String {
     const OPTIONS: &[&str] = &[
         "filter",
@@ -152,6 +148,24 @@ fn with_dollar_prefixes(query: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// The version's root, as Graph's: the OData service document, naming what can be addressed
+/// from here (the `communications` singleton through which call records are reached, and
+/// `subscriptions`).
+fn service_document(ctx: &RequestContext) -> Response {
+    let body = serde_json::json!({
+        "@odata.context": format!("{}/{}/$metadata", ctx.base_url, ctx.version),
+        "value": [
+            { "name": "communications", "kind": "Singleton", "url": "communications" },
+            { "name": "subscriptions", "kind": "EntitySet", "url": "subscriptions" },
+        ],
+    });
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(super::ODATA_JSON));
+    response
 }
 
 fn metadata(version: ApiVersion) -> Response {
@@ -337,7 +351,7 @@ impl Graph {
     }
 
     /// A record document as served, written into `object`: projected, with `organizer_v2`
-    /// inlined when `$select` is absent or names it, or when it is expanded (spec A14), and its
+    /// inlined when `$select` is absent or names it, or when it is expanded, and its
     /// context annotation before it.
     fn write_record(
         &self,
@@ -423,7 +437,6 @@ impl Graph {
         Ok(())
     }
 
-    // Spec: shared/spec/graph-callrecords.md, "3.1 List callRecords"
     async fn list_call_records(&self) -> Result<Response> {
         self.options
             .ensure_only(&[Q::Filter, Q::Select, Q::Expand, Q::Top, Q::SkipToken, Q::Count])?;
@@ -532,7 +545,6 @@ impl Graph {
         Ok(odata::count_response(count))
     }
 
-    // Spec: shared/spec/graph-callrecords.md, "3.2 Get callRecord"
     async fn get_call_record(&self, id: &str) -> Result<Response> {
         self.options.ensure_only(&[Q::Select, Q::Expand])?;
         let select = self.parse_select(EntityKind::CallRecord)?;
@@ -800,12 +812,10 @@ impl Graph {
         ))
     }
 
-    // Spec: shared/spec/graph-callrecords.md, "3.3 List sessions"
     async fn list_sessions(&self, id: &str) -> Result<Response> {
         self.list_children(id, Child::Sessions).await
     }
 
-    // Spec: shared/spec/graph-callrecords.md, "3.4 List participants_v2"
     async fn list_participants(&self, id: &str) -> Result<Response> {
         self.list_children(id, Child::Participants).await
     }
@@ -951,7 +961,6 @@ impl Graph {
         ))
     }
 
-    // Spec: shared/spec/graph-callrecords.md, "3.5 Get organizer_v2"
     async fn get_organizer(&self, id: &str) -> Result<Response> {
         self.options.ensure_only(&[Q::Select])?;
         let select = self.parse_select(EntityKind::Organizer)?;

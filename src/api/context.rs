@@ -80,7 +80,8 @@ impl FromRequestParts<AppState> for RequestContext {
                 .filter_map(|value| value.to_str().ok()),
         );
         let base_url = base_url(&state.settings, &parts.uri, &parts.headers);
-        let version = if parts.uri.path().starts_with("/beta/") {
+        let path = parts.uri.path();
+        let version = if path == "/beta" || path.starts_with("/beta/") {
             "beta"
         } else {
             "v1.0"

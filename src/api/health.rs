@@ -1,10 +1,12 @@
-//! `GET /healthz`: 200 when the store answers and accepts writes; 503 (as an OData error) when
+//! The operator's endpoints. `GET /metrics`: the service's metrics, the store's figures read
+//! fresh at each scrape. `GET /healthz`: 200 when the store answers and accepts writes; 503 (as an OData error) when
 //! it does not answer, or when the last write found it full, until a write succeeds again.
 
 use std::sync::Mutex;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -49,4 +51,16 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>> {
         ));
     }
     Ok(Json(json!({ "status": "ok" })))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
+    let depth = state.store.outbox_depth().await?;
+    state.notifier.metrics.outbox_depth.set(depth);
+    state.metrics.set_store(&state.store.stats().await?);
+    let mut response = (StatusCode::OK, state.metrics.render()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
 }

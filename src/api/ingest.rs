@@ -120,18 +120,31 @@ async fn ingest(
             Err(IngestFailure::Store(error, _)) => Err(IngestFailure::Store(error, batch.report().clone())),
             // A refusal after whole batches were committed says so, as a store failure does.
             Err(IngestFailure::Api(error)) if batch.report().accepted() > 0 => {
-                Err(IngestFailure::Api(stopped_midway(error, batch.report())))
+                state
+                    .metrics
+                    .observe_ingest(ingest_kind.name(), reader.received, batch.report());
+                return Err(stopped_midway(error, batch.report()));
             }
             Err(other) => Err(other),
         },
     };
+    let observe = |report: &IngestReport| {
+        state
+            .metrics
+            .observe_ingest(ingest_kind.name(), reader.received, report)
+    };
     let report = match result {
         Ok(report) => {
+            observe(&report);
             state.write_health.record_success();
             report
         }
-        Err(IngestFailure::Api(error)) => return Err(error),
+        Err(IngestFailure::Api(error)) => {
+            observe(&IngestReport::default());
+            return Err(error);
+        }
         Err(IngestFailure::Store(error, stored_before)) => {
+            observe(&stored_before);
             state.write_health.record_failure(&error);
             return Err(stopped_midway(ApiError::from(error), &stored_before));
         }
@@ -140,6 +153,9 @@ async fn ingest(
     state.notifier.wake.notify_one();
     match kind {
         BodyKind::Json => single_record_response(report),
+        BodyKind::Ndjson if report.accepted() + report.rejected == 0 => Err(ApiError::bad_request(
+            "The request body holds no records: send one JSON record a line (application/x-ndjson).",
+        )),
         BodyKind::Ndjson => Ok((StatusCode::OK, Json(report)).into_response()),
     }
 }

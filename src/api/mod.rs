@@ -12,6 +12,7 @@ mod context;
 pub mod error;
 pub mod health;
 mod ingest;
+mod landing;
 mod odata;
 mod path;
 mod raw;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub ingest_memory: Arc<tokio::sync::Semaphore>,
     /// Whether writes are failing for lack of space, for `/healthz`.
     pub write_health: Arc<health::WriteHealth>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The parts of the configuration the HTTP layer reads.
@@ -64,7 +67,7 @@ pub struct ApiSettings {
     /// Records that started more than this many days ago are invisible; 0 shows everything.
     pub retention_days: u32,
     /// Scheme and host for `@odata.context` and next links, e.g. `https://graph.example.com`;
-    /// when absent, the scheme and Host of each request are used (spec A13).
+    /// when absent, the scheme and Host of each request are used.
     pub public_base_url: Option<String>,
     /// The largest ingest body accepted, in bytes.
     pub max_ingest_bytes: usize,
@@ -149,12 +152,14 @@ impl Default for ApiSettings {
 pub fn router(state: AppState) -> Router {
     let max_ingest_bytes = state.settings.max_ingest_bytes;
     let cors = cors_layer(&state.settings.cors_origins);
+    let state_metrics = state.metrics.clone();
     let router = Router::new()
-        .route("/v1.0", any(call_records::graph_root))
-        .route("/v1.0/", any(call_records::graph_root))
+        .route("/", get(landing::page))
+        .route("/v1.0", any(call_records::dispatch))
+        .route("/v1.0/", any(call_records::dispatch))
         .route("/v1.0/{*path}", any(call_records::dispatch))
-        .route("/beta", any(call_records::graph_root))
-        .route("/beta/", any(call_records::graph_root))
+        .route("/beta", any(call_records::dispatch_beta))
+        .route("/beta/", any(call_records::dispatch_beta))
         .route("/beta/{*path}", any(call_records::dispatch_beta))
         .route("/v1.0/subscriptions", any(subscriptions::collection))
         .route("/v1.0/subscriptions/{id}", any(subscriptions::item))
@@ -163,7 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/beta/subscriptions/{id}", any(subscriptions::item))
         .route("/beta/subscriptions/{id}/reauthorize", any(subscriptions::reauthorize))
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(subscriptions::metrics))
+        .route("/metrics", get(health::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
         .route("/ingest/{kind}", post(ingest::ingest_log_rows))
         .route(
@@ -190,9 +195,67 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(TraceLayer::new_for_http().make_span_with(
-        |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
-    ))
+    router
+        .layer(middleware::from_fn_with_state(state_metrics, count_request))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
+}
+
+/// Counts every request in `/metrics` under its route template, with its status and the time
+/// to its response's head.
+async fn count_request(
+    axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = route_template(req.uri().path());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    metrics.observe_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The route a path is counted under: what it addresses with its ids replaced by placeholders,
+/// so the labels stay few whatever clients send.
+fn route_template(path: &str) -> String {
+    let version = if path.get(..5).is_some_and(|head| head.eq_ignore_ascii_case("/beta")) {
+        "/beta"
+    } else {
+        "/v1.0"
+    };
+    match path::Target::of(path) {
+        path::Target::Graph(Ok(resource)) => format!("{version}{}", resource.template()),
+        path::Target::Graph(Err(_)) => {
+            let rest = &path[version.len()..];
+            let subscription = rest.trim_start_matches('/').splitn(3, '/').collect::<Vec<_>>();
+            match subscription.as_slice() {
+                ["subscriptions"] => format!("{version}/subscriptions"),
+                ["subscriptions", _] => format!("{version}/subscriptions/{{id}}"),
+                ["subscriptions", _, "reauthorize"] => format!("{version}/subscriptions/{{id}}/reauthorize"),
+                _ => format!("{version}/(no resource)"),
+            }
+        }
+        path::Target::Ingest => match path.strip_prefix("/ingest/").and_then(crate::ingest::IngestKind::parse) {
+            Some(kind) => format!("/ingest/{}", kind.name()),
+            None => "/ingest/(unknown)".to_owned(),
+        },
+        path::Target::Other => match path {
+            "/" | "/healthz" | "/metrics" => path.to_owned(),
+            _ if path.ends_with("/oauth2/v2.0/token") => "/{tenant}/oauth2/v2.0/token".to_owned(),
+            _ if path.ends_with("/discovery/v2.0/keys") => "/{tenant}/discovery/v2.0/keys".to_owned(),
+            _ if path.ends_with("/v2.0/.well-known/openid-configuration") => {
+                "/{tenant}/v2.0/.well-known/openid-configuration".to_owned()
+            }
+            _ => "(unmatched)".to_owned(),
+        },
+    }
 }
 
 /// CORS for the configured origins: preflights answered for any method and header a Graph
@@ -227,7 +290,7 @@ async fn not_found() -> Response {
     error::ApiError::new(StatusCode::NOT_FOUND, "NotFound", "Resource not found.").into_response()
 }
 
-/// The OData content type of every JSON body, success or error (spec §6.2).
+/// The OData content type of every JSON body, success or error, as Graph writes it.
 pub const ODATA_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 

@@ -63,6 +63,8 @@ impl Target {
             Target::Ingest
         } else if let Some(rest) = prefix("/v1.0/").or_else(|| prefix("/beta/")) {
             Target::Graph(parse(rest))
+        } else if path.eq_ignore_ascii_case("/v1.0") || path.eq_ignore_ascii_case("/beta") {
+            Target::Graph(Ok(Resource::ServiceDocument))
         } else {
             Target::Other
         }
@@ -80,6 +82,8 @@ impl Target {
 /// A resource of the call records surface (the paths the CSDL and the SDK builders define).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
+    /// The version's root (`/v1.0`): the OData service document.
+    ServiceDocument,
     Metadata,
     CallRecords,
     CallRecordsCount,
@@ -97,6 +101,37 @@ pub enum Resource {
     /// A usage-log function (`getPstnCalls`, `getDirectRoutingCalls`; in beta also `getSmsLog`,
     /// `getPstnBlockedUsersLog`, `getPstnOnlineMeetingDialoutReport`), with its parameters.
     Function(LogKind, FunctionRange),
+}
+
+impl Resource {
+    /// The path after the version with every id replaced by a placeholder: what `/metrics`
+    /// labels a request with, so the labels stay few however many records there are.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Resource::ServiceDocument => "",
+            Resource::Metadata => "/$metadata",
+            Resource::CallRecords => "/communications/callRecords",
+            Resource::CallRecordsCount => "/communications/callRecords/$count",
+            Resource::CallRecord(_) => "/communications/callRecords/{id}",
+            Resource::Sessions(_) => "/communications/callRecords/{id}/sessions",
+            Resource::SessionsCount(_) => "/communications/callRecords/{id}/sessions/$count",
+            Resource::Session(..) => "/communications/callRecords/{id}/sessions/{id}",
+            Resource::Segments(..) => "/communications/callRecords/{id}/sessions/{id}/segments",
+            Resource::SegmentsCount(..) => "/communications/callRecords/{id}/sessions/{id}/segments/$count",
+            Resource::Segment(..) => "/communications/callRecords/{id}/sessions/{id}/segments/{id}",
+            Resource::Participants(_) => "/communications/callRecords/{id}/participants_v2",
+            Resource::ParticipantsCount(_) => "/communications/callRecords/{id}/participants_v2/$count",
+            Resource::Participant(..) => "/communications/callRecords/{id}/participants_v2/{id}",
+            Resource::Organizer(_) => "/communications/callRecords/{id}/organizer_v2",
+            Resource::Function(kind, _) => match kind {
+                LogKind::PstnCall => "/communications/callRecords/getPstnCalls(…)",
+                LogKind::DirectRoutingCall => "/communications/callRecords/getDirectRoutingCalls(…)",
+                LogKind::SmsLog => "/communications/callRecords/getSmsLog(…)",
+                LogKind::PstnBlockedUser => "/communications/callRecords/getPstnBlockedUsersLog(…)",
+                LogKind::PstnOnlineMeetingDialout => "/communications/callRecords/getPstnOnlineMeetingDialoutReport(…)",
+            },
+        }
+    }
 }
 
 /// The parameters of a usage-log function: the half-open range `[from, to)` for every function, and
@@ -269,6 +304,9 @@ fn is(segment: &Segment, name: &str) -> bool {
 
 /// Parses the part of the path after `/v1.0/`.
 pub fn parse(path: &str) -> Result<Resource, PathError> {
+    if path.trim_end_matches('/').is_empty() {
+        return Ok(Resource::ServiceDocument);
+    }
     let raw_segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let segments = raw_segments
         .iter()
@@ -420,6 +458,9 @@ mod tests {
             Resource::Organizer("r".into())
         );
         assert_eq!(ok("$metadata"), Resource::Metadata);
+        assert_eq!(ok(""), Resource::ServiceDocument);
+        assert_eq!(Target::of("/v1.0"), Target::Graph(Ok(Resource::ServiceDocument)));
+        assert_eq!(Target::of("/beta/"), Target::Graph(Ok(Resource::ServiceDocument)));
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! `/v1.0/subscriptions` (spec §5.1) and `GET /metrics`. The rules live in `notify::subscriptions`;
+//! `/v1.0/subscriptions` and `/beta/subscriptions`. The rules live in `notify::subscriptions`;
 //! these handlers parse, call one function, and shape Graph's response.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{Map, Value};
@@ -72,7 +72,6 @@ fn created(ctx: &RequestContext, subscription: &Subscription) -> Response {
     response
 }
 
-// Spec: shared/spec/graph-callrecords.md, "5.1 Subscription API"
 pub async fn collection(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -136,16 +135,4 @@ pub async fn reauthorize(
     }
     subscriptions::reauthorize(&state.notifier, &principal.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `GET /metrics`: Prometheus text. The outbox depth is read fresh on every scrape.
-pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
-    let depth = state.store.outbox_depth().await?;
-    state.notifier.metrics.outbox_depth.set(depth);
-    let mut response = (StatusCode::OK, state.notifier.metrics.render()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    Ok(response)
 }

@@ -198,7 +198,7 @@ impl Throttle {
                 take(&self.functions_tenant, &tenant)?;
                 take(&self.functions_app_tenant, &app)
             }
-            Ok(Resource::Metadata) => Ok(()),
+            Ok(Resource::Metadata | Resource::ServiceDocument) => Ok(()),
             _ => {
                 take(&self.tenant, &tenant)?;
                 take(&self.app_tenant, &app)

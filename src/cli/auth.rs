@@ -36,10 +36,15 @@ pub enum AppsCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct AppsAddArgs {
+    /// The tenant (a GUID) whose data the application reads and writes; its tokens carry it as
+    /// `tid`.
     #[arg(long)]
     pub tenant: String,
+    /// A name to tell the application by (kept with it, not checked for uniqueness).
     #[arg(long)]
     pub name: String,
+    /// The application roles its tokens carry, comma-separated: CallRecords.Read.All,
+    /// CallRecord-PstnCalls.Read.All, CallRecords.Ingest.
     #[arg(long, value_delimiter = ',', required = true)]
     pub roles: Vec<String>,
     #[command(flatten)]

@@ -23,6 +23,9 @@ use crate::store::{self, RecordSelection, Store, TenantId};
 use crate::tls::TlsSource;
 
 const DEFAULT_DB: &str = "sqlite://./data/callrecords.db";
+/// The directory of `DEFAULT_DB`, the one directory made for a store: any other `--db` names a
+/// file in a directory that exists.
+const DEFAULT_DB_DIR: &str = "./data";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +36,9 @@ const DEFAULT_DB: &str = "sqlite://./data/callrecords.db";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, env = "CALLRECORDS_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,16 +59,33 @@ pub enum Command {
     /// Signing keys of the local issuer.
     #[command(subcommand)]
     Keys(auth::KeysCommand),
-    /// Measure the server over HTTP against the targets of issue 7 and print a Markdown report.
+    /// Measure a server over HTTP against the project's performance targets, each figure also as
+    /// a ratio to a minimal server measured in the same run, and print a Markdown report.
     Bench(crate::bench::BenchArgs),
     /// The bench's baseline: a minimal server answering pre-built bytes (started by `bench`).
     #[command(hide = true)]
     BenchBaseline(crate::bench::BaselineArgs),
 }
 
+impl Command {
+    /// The store the command opens, if it opens one.
+    fn db_url(&self) -> Option<&str> {
+        match self {
+            Command::Serve(args) => Some(&args.db.db_url),
+            Command::Import(args) => Some(&args.db.db_url),
+            Command::Generate(args) => args.db_url.as_deref(),
+            Command::Migrate(db) | Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
+            Command::Token(args) => Some(&args.db.db_url),
+            Command::Apps(auth::AppsCommand::Add(args)) => Some(&args.db.db_url),
+            Command::Bench(_) | Command::BenchBaseline(_) => None,
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct DbArgs {
-    /// The store: sqlite://PATH.
+    /// The store: sqlite://PATH (the file is created if missing, its directory is not) or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
     #[arg(long = "db", env = "CALLRECORDS_DB", default_value = DEFAULT_DB)]
     pub db_url: String,
 }
@@ -75,7 +98,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything.
-    #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
     /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
     #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
@@ -202,8 +225,9 @@ pub struct GenerateArgs {
     /// Seed: the same seed (and --until) gives the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Start times are spread over this many days before --until.
-    #[arg(long, default_value_t = 30)]
+    /// Start times are spread over this many days before --until. The default keeps every call
+    /// inside `serve`'s default retention of 30 days counted back from now.
+    #[arg(long, default_value_t = DEMO_DAYS)]
     pub days: u32,
     /// End of the time window (RFC 3339); defaults to the start of the current UTC day, so
     /// output is stable within a day.
@@ -220,8 +244,11 @@ pub struct GenerateArgs {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.command.db_url() == Some(DEFAULT_DB) {
+        std::fs::create_dir_all(DEFAULT_DB_DIR).with_context(|| format!("creating {DEFAULT_DB_DIR}"))?;
+    }
     match cli.command {
-        Command::Serve(args) => serve(*args).await,
+        Command::Serve(args) => serve(*args, cli.log_format).await,
         Command::Import(args) => import::run(args).await,
         Command::Generate(args) => generate_command(args).await,
         Command::Migrate(args) => {
@@ -295,7 +322,7 @@ fn parse_origin(text: &str) -> Result<axum::http::HeaderValue, String> {
     axum::http::HeaderValue::from_str(text).map_err(|error| error.to_string())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyhow::Result<()> {
     let auth = auth_mode(&args)?;
     let without_auth = auth == crate::api::AuthMode::None;
     if without_auth {
@@ -331,10 +358,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth_summary = match &auth {
         crate::api::AuthMode::None => "none: no token needed".to_owned(),
         crate::api::AuthMode::Local { .. } => {
-            "local: tokens of this server (`callrecords token --tenant T --roles CallRecords.Read.All`)".to_owned()
+            "local: tokens of this server (`callrecords apps add`, then the client-credentials grant at /{tenant}/oauth2/v2.0/token)".to_owned()
         }
         crate::api::AuthMode::Oidc { issuer, .. } => format!("oidc: tokens of {issuer}"),
     };
+    let retention_summary = format!(
+        "call records {}, usage-log rows {}",
+        days_or_forever(args.retention_days),
+        days_or_forever(args.log_retention_days)
+    );
+    let store_summary = redact_url(&args.db.db_url);
     let config = ServeConfig {
         listen: args.listen,
         tls,
@@ -374,24 +407,48 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..RetentionPolicy::default()
         },
     };
-    tracing::info!(?config, "starting");
+    tracing::debug!(?config, "configuration");
     let app = App::build(config).await?;
     if args.demo {
         fill_demo(app.store().as_ref()).await?;
     }
-    let addr = app.local_addr();
-    let scheme = app.scheme();
-    tracing::info!("listening on {scheme}://{addr} (Graph base URL {scheme}://{addr}/v1.0)");
-    eprintln!("callrecords listening on {scheme}://{addr}/v1.0/communications/callRecords");
-    eprintln!("authentication {auth_summary}");
-    if let Some(ca) = app.ca_certificate() {
-        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_owned());
-        eprintln!(
-            "TLS with a self-signed certificate: trust its CA at {} (e.g. SSL_CERT_FILE, NODE_EXTRA_CA_CERTS or curl --cacert)",
-            ca.display()
-        );
+    let root = format!("{}://{}", app.scheme(), app.local_addr());
+    let ca = app
+        .ca_certificate()
+        .map(|ca| std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_owned()));
+    // The first line is the one scripts and tests wait for; keep its form.
+    let listening = format!("callrecords listening on {root}/v1.0/communications/callRecords");
+    match log_format {
+        crate::telemetry::LogFormat::Json => tracing::info!(
+            start_page = %format!("{root}/"),
+            store = %store_summary,
+            authentication = %auth_summary,
+            retention = %retention_summary,
+            tls_ca = ca.as_ref().map(|ca| ca.display().to_string()),
+            "{listening}"
+        ),
+        crate::telemetry::LogFormat::Text => {
+            let mut summary = format!(
+                "{listening}\n  start page      {root}/\n  SDK base URLs   {root}/v1.0 and {root}/beta\n  store           {store_summary}\n  authentication  {auth_summary}\n  retention       {retention_summary}"
+            );
+            if let Some(ca) = &ca {
+                summary.push_str(&format!(
+                    "\n  TLS             self-signed: trust the CA at {} (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS or curl --cacert)",
+                    ca.display()
+                ));
+            }
+            eprintln!("{summary}");
+        }
     }
     app.run(shutdown_signal()).await
+}
+
+fn days_or_forever(days: u32) -> String {
+    match days {
+        0 => "kept forever".to_owned(),
+        1 => "1 day".to_owned(),
+        days => format!("{days} days"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -420,6 +477,8 @@ async fn shutdown_signal() {
 /// The demo month: enough calls to page through, with every long-tail shape the generator makes.
 const DEMO_CALLS: u64 = 3000;
 const DEMO_DAYS: u32 = 28;
+/// Graph keeps call records for 30 days.
+const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
     let tenant = TenantId::default_tenant();
@@ -461,6 +520,14 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
         days: args.days,
         until: parse_until(args.until.as_deref())?,
     };
+    let earliest = options.until - time::Duration::days(i64::from(options.days));
+    let retained_from = OffsetDateTime::now_utc() - time::Duration::days(i64::from(DEFAULT_RETENTION_DAYS));
+    if earliest < retained_from {
+        tracing::warn!(
+            "calls starting before {} are past serve's default retention of {DEFAULT_RETENTION_DAYS} days and will not be listed; serve with --retention-days 0 to see them",
+            DateTimeOffset::from_offset_date_time(retained_from)
+        );
+    }
     match args.db_url {
         Some(db_url) => {
             let store = store::open(&db_url).await?;

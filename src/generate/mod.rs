@@ -4,8 +4,8 @@
 //! It owns the shape of synthetic data: a stable directory of people, devices and phone numbers
 //! per seed, the mix of calls and meetings, their timing, media quality and failures, the JSON
 //! of each callRecord in the full-details ingest shape (sessions, segments and participants_v2
-//! inline; spec §2 of shared/spec/graph-callrecords.md), and the usage-log rows that go with
-//! them (pstnCallLogRow, directRoutingLogRow, beta smsLogRow; spec §2.4, §8). Same options give
+//! inline), and the usage-log rows that go with
+//! them (pstnCallLogRow, directRoutingLogRow, beta smsLogRow). Same options give
 //! the same bytes.
 //!
 //! It never does IO, never touches the store and never reads the clock or the environment:

@@ -469,7 +469,10 @@ fn enum_values_come_from_the_spec_lists() {
                 let text = value
                     .as_str()
                     .unwrap_or_else(|| panic!("{key} is a string, got {value}"));
-                assert!(members.contains(&text), "{key}: {text} is not in spec §2.6");
+                assert!(
+                    members.contains(&text),
+                    "{key}: {text} is not a member of the schema's enum"
+                );
                 checked += 1;
             }
         });

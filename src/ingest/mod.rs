@@ -24,6 +24,14 @@ impl IngestKind {
         }
     }
 
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CallRecords => "callRecords",
+            Self::Log(kind) => kind.as_str(),
+        }
+    }
+
     pub const NAMES: &'static [&'static str] = &[
         "callRecords",
         "pstnCalls",
@@ -297,8 +305,12 @@ impl<'a> BatchIngest<'a> {
                         prepare_line(kind, &json, now).map_err(|error| LineError {
                             line,
                             id: sniff_id(&json),
+                            reason: if error.not_json {
+                                format!("line {line} is not JSON: {}", error.reason)
+                            } else {
+                                error.reason
+                            },
                             path: error.path,
-                            reason: error.reason,
                         })
                     })
                     .collect::<Vec<_>>()

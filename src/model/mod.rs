@@ -41,6 +41,9 @@ pub struct RecordError {
     /// the whole document.
     pub path: String,
     pub reason: String,
+    /// The document is not JSON at all (a syntax error or a cut-off text), rather than JSON the
+    /// model refuses; `reason` then says what the JSON parser expected, and where.
+    pub not_json: bool,
 }
 
 impl RecordError {
@@ -48,6 +51,14 @@ impl RecordError {
         Self {
             path: path.into(),
             reason: reason.into(),
+            not_json: false,
+        }
+    }
+
+    fn not_json(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            not_json: true,
+            ..Self::at(path, reason)
         }
     }
 }
@@ -100,11 +111,11 @@ fn locate_parse_error<T: serde::de::DeserializeOwned>(json: &[u8]) -> RecordErro
     let ignoring = serde_ignored::Deserializer::new(ObjectsOnly(&mut deserializer), &mut ignore);
     match serde_path_to_error::deserialize::<_, T>(ignoring) {
         Err(error) => {
-            let path = error.path().to_string();
+            let path = known_path(&error.path().to_string());
             let inner = error.into_inner();
             let message = strip_serde_position(&inner.to_string());
             if inner.is_syntax() || inner.is_eof() {
-                RecordError::at(path, format!("not valid JSON: {message} at column {}", inner.column()))
+                RecordError::not_json(path, format!("{message} at column {}", inner.column()))
             } else {
                 RecordError::at(path, message)
             }
@@ -137,6 +148,17 @@ fn is_annotation(path: &str) -> bool {
 }
 
 /// serde_json appends " at line 1 column 123" to messages; the path already says where.
+/// serde_path_to_error writes `?` for a step it could not name (inside a key that did not parse);
+/// the path up to the last named step is the place to look.
+fn known_path(path: &str) -> String {
+    let named = path.split('?').next().unwrap_or_default().trim_end_matches(['.', '[']);
+    if named.is_empty() {
+        ".".to_owned()
+    } else {
+        named.to_owned()
+    }
+}
+
 fn strip_serde_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(pos) => message[..pos].to_owned(),

@@ -1,6 +1,5 @@
-//! Delivery metrics, exposed in Prometheus text at `GET /metrics`.
+//! Delivery metrics; `crate::metrics` registers them beside the service's for `GET /metrics`.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -13,7 +12,6 @@ pub struct Metrics {
     pub deliveries_abandoned: Counter,
     pub outbox_depth: Gauge,
     pub ingest_to_delivery_seconds: Histogram,
-    registry: Registry,
 }
 
 impl Default for Metrics {
@@ -26,37 +24,6 @@ impl Default for Metrics {
         let ingest_to_delivery_seconds = Histogram::new([
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
         ]);
-        let mut registry = Registry::with_prefix("callrecords");
-        registry.register(
-            "deliveries_sent",
-            "Notifications acknowledged by their receiver",
-            deliveries_sent.clone(),
-        );
-        registry.register(
-            "deliveries_failed",
-            "Notification POSTs that failed (error, timeout or non-2xx)",
-            deliveries_failed.clone(),
-        );
-        registry.register(
-            "deliveries_retried",
-            "Notifications rescheduled after a failure",
-            deliveries_retried.clone(),
-        );
-        registry.register(
-            "deliveries_abandoned",
-            "Notifications given up after the retry window",
-            deliveries_abandoned.clone(),
-        );
-        registry.register(
-            "outbox_depth",
-            "Notifications waiting in the outbox",
-            outbox_depth.clone(),
-        );
-        registry.register(
-            "ingest_to_delivery_seconds",
-            "Time from the commit of a record version to the acknowledgement of its notification",
-            ingest_to_delivery_seconds.clone(),
-        );
         Self {
             deliveries_sent,
             deliveries_failed,
@@ -64,17 +31,41 @@ impl Default for Metrics {
             deliveries_abandoned,
             outbox_depth,
             ingest_to_delivery_seconds,
-            registry,
         }
     }
 }
 
 impl Metrics {
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut text, &self.registry);
-        text
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "deliveries_sent",
+            "Notifications acknowledged by their receiver",
+            self.deliveries_sent.clone(),
+        );
+        registry.register(
+            "deliveries_failed",
+            "Notification POSTs that failed (error, timeout or non-2xx)",
+            self.deliveries_failed.clone(),
+        );
+        registry.register(
+            "deliveries_retried",
+            "Notifications rescheduled after a failure",
+            self.deliveries_retried.clone(),
+        );
+        registry.register(
+            "deliveries_abandoned",
+            "Notifications given up after the retry window",
+            self.deliveries_abandoned.clone(),
+        );
+        registry.register(
+            "outbox_depth",
+            "Notifications waiting in the outbox",
+            self.outbox_depth.clone(),
+        );
+        registry.register(
+            "ingest_to_delivery_seconds",
+            "Time from the commit of a record version to the acknowledgement of its notification",
+            self.ingest_to_delivery_seconds.clone(),
+        );
     }
 }

@@ -164,7 +164,7 @@ impl RecordSelection {
     }
 }
 
-/// The keyset position of the last record of a page: the list's sort key (spec A2).
+/// The keyset position of the last record of a page: the list's sort key (start time, then id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordCursor {
     pub start_ticks: i64,
@@ -497,6 +497,10 @@ pub trait Store: Send + Sync {
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// The store's size and what it holds, for `/metrics` and the start page. Counts every
+    /// stored row, including rows past retention that the purge has not removed yet.
+    async fn stats(&self) -> StoreResult<StoreStats>;
+
     /// Every signing key of the local issuer, newest first, retired ones included.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
 
@@ -509,7 +513,25 @@ pub trait Store: Send + Sync {
     async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>>;
 }
 
-/// The change notifications one stored record version gives, by subscription (spec A16).
+/// What `Store::stats` reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Bytes the store takes: SQLite's database file (its free pages included, the write-ahead
+    /// log not); PostgreSQL's tables of the store's schema with their indexes and TOAST.
+    pub bytes: i64,
+    /// Stored call records by tenant, most first.
+    pub call_records_by_tenant: Vec<(TenantId, i64)>,
+    /// Stored usage-log rows by kind (`LogKind::as_str`), all tenants together.
+    pub log_rows_by_kind: Vec<(String, i64)>,
+}
+
+impl StoreStats {
+    pub fn call_records(&self) -> i64 {
+        self.call_records_by_tenant.iter().map(|(_, count)| count).sum()
+    }
+}
+
+/// The change notifications one stored record version gives, by subscription.
 pub fn plan_notifications<'a>(
     scopes: &'a [(String, SubscriptionScope)],
     record: &PreparedRecord,

@@ -11,7 +11,7 @@ async fn unknown_segments_under_v1_are_400_and_elsewhere_404(backend: Backend) {
     app.graph("/communications/callRecords/r1/nope")
         .await
         .assert_error(400, "BadRequest");
-    app.graph("").await.assert_error(400, "BadRequest");
+    app.graph("/nothing").await.assert_error(400, "BadRequest");
     app.get_with("/nope", &[]).await.assert_error(404, "NotFound");
     app.get_with("/v2.0/communications/callRecords", &[])
         .await

@@ -44,7 +44,7 @@ async fn ndjson_bad_lines_are_reported_and_good_lines_stored(backend: Backend) {
     let mut bad_date = record("bad-date", "2024-01-01T00:00:00Z", 1, &["a"]);
     bad_date["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("16ms");
     let body = format!(
-        "{}\n{}\nnot json at all\n\n{}\n{}\n",
+        "{}\n{}\nnot json at all\n\n{}\n{}\n{{\"id\":\"cut\",\"sessions\":[{{\"id\n",
         record("good-1", "2024-01-01T00:00:00Z", 1, &["a"]),
         bad_date,
         json!({ "id": "no-dates", "version": 1 }),
@@ -64,12 +64,13 @@ async fn ndjson_bad_lines_are_reported_and_good_lines_stored(backend: Backend) {
     assert_eq!(
         answer.json(),
         json!({
-            "stored": 2, "replaced": 0, "ignored": 0, "rejected": 3,
+            "stored": 2, "replaced": 0, "ignored": 0, "rejected": 4,
             "errors": [
                 { "line": 2, "id": "bad-date", "path": "sessions[0].segments[0].media[0].streams[0].averageJitter",
                   "reason": "'16ms' is not an ISO 8601 duration such as PT0.016S or PT1M30S" },
-                { "line": 3, "path": ".", "reason": "not valid JSON: expected ident at column 2" },
-                { "line": 5, "id": "no-dates", "path": ".", "reason": "missing field `startDateTime`" }
+                { "line": 3, "path": ".", "reason": "line 3 is not JSON: expected ident at column 2" },
+                { "line": 5, "id": "no-dates", "path": ".", "reason": "missing field `startDateTime`" },
+                { "line": 7, "path": "sessions[0]", "reason": "line 7 is not JSON: EOF while parsing a string at column 28" }
             ]
         })
     );
@@ -127,6 +128,15 @@ async fn unsupported_content_type_and_empty_body_are_refused(backend: Backend) {
     app.send(reqwest::Method::POST, "/ingest/callRecords", "application/json", "")
         .await
         .assert_error(400, "BadRequest");
+    for body in ["", "\n\n  \n"] {
+        for path in ["/ingest/callRecords", "/ingest/pstnCalls"] {
+            let answer = app
+                .send(reqwest::Method::POST, path, "application/x-ndjson", body)
+                .await;
+            answer.assert_error(400, "BadRequest");
+            assert!(answer.text.contains("holds no records"), "{}", answer.text);
+        }
+    }
     app.send(reqwest::Method::GET, "/ingest/callRecords", "application/json", "")
         .await
         .assert_error(405, "MethodNotAllowed");

@@ -10,6 +10,7 @@ mod call_records;
 mod connections;
 mod crash;
 mod errors;
+mod front_door;
 mod http_habits;
 mod ingest;
 mod ingest_limits;

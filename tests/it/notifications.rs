@@ -372,10 +372,7 @@ async fn an_endpoint_that_stays_down_gets_missed_and_subscription_removed(backen
     assert_eq!(names, ["missed", "subscriptionRemoved"]);
     assert_eq!(events[0]["subscriptionId"], subscription["id"]);
     assert_eq!(events[0]["clientState"], "secret-state");
-    assert!(
-        events[0].get("resource").is_none(),
-        "spec A19: lifecycle items carry no resource"
-    );
+    assert!(events[0].get("resource").is_none(), "lifecycle items carry no resource");
     app.graph(&format!("/subscriptions/{}", subscription["id"].as_str().unwrap()))
         .await
         .assert_error(404, "ResourceNotFound");

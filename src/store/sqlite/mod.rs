@@ -56,7 +56,8 @@ async fn apply_max_size(connection: &mut sqlx::SqliteConnection, max_size: u64) 
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
+    /// Opens (creating if needed) the database file in an existing directory and applies pending
+    /// migrations.
     pub async fn open(path: &str) -> anyhow::Result<Self> {
         Self::open_with(path, None).await
     }
@@ -65,9 +66,15 @@ impl SqliteStore {
     /// were full (`StoreError::Full`) and reads go on.
     pub async fn open_with(path: &str, max_size: Option<u64>) -> anyhow::Result<Self> {
         let max_size = Arc::new(AtomicU64::new(max_size.unwrap_or(0)));
+        // The file is created, its directory is not: a mistyped path should be an error rather
+        // than a new empty store in a new directory.
         if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating the directory of the SQLite file {path}"))?;
+            if !parent.is_dir() {
+                anyhow::bail!(
+                    "the directory {} of the SQLite file {path} does not exist; create it first",
+                    parent.display()
+                );
+            }
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .with_context(|| format!("parsing the SQLite path {path}"))?
@@ -1035,6 +1042,30 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        let bytes: i64 =
+            sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+                .fetch_one(&self.reader)
+                .await?;
+        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(
+            "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
+        .collect();
+        let log_rows_by_kind =
+            sqlx::query_as::<_, (String, i64)>("SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(StoreStats {
+            bytes,
+            call_records_by_tenant,
+            log_rows_by_kind,
+        })
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {

@@ -50,7 +50,12 @@ static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_ne
 async fn admin() -> PgConnection {
     PgConnection::connect(&admin_url())
         .await
-        .expect("PostgreSQL at 127.0.0.1:5432 (see .ci/run)")
+        .unwrap_or_else(|error| {
+            panic!(
+                "the PostgreSQL server the tests use ({}) does not answer: {error}; start one (see .ci/run) or set CALLRECORDS_TEST_PG",
+                callrecords::app::redact_url(&admin_url())
+            )
+        })
 }
 
 /// Creates and migrates the template once; other test processes wait on an advisory lock.
