@@ -1,4 +1,4 @@
-"""Real tokens and throttling through msgraph-sdk 1.65.0 (issue 8).
+"""Real tokens and throttling through msgraph-sdk 1.65.0, reached as Graph is: HTTPS and application tokens.
 
 This module starts its own `callrecords serve --auth local --tls self-signed` (a fresh SQLite file, a
 free loopback port, the session server's CA directory so the same CA is trusted) with a tight
@@ -95,7 +95,8 @@ def test_requests_without_a_token_are_refused_as_graph_refuses_them(secured):
 
 
 def test_the_sdk_reads_with_a_token_from_the_token_endpoint(secured, secured_client, secured_token_provider, run):
-    """MUST (issue 8): the SDK's bearer provider, fed by our token endpoint, reads the tenant's records."""
+    """MUST (the SDK authenticates with application tokens): the SDK's bearer provider, fed by our token
+    endpoint, reads the tenant's records."""
     page = run(secured_client.communications.call_records.get())
     assert [record.id for record in page.value] == [secured["record_id"]]
     assert secured_token_provider.fetched >= 1
@@ -117,8 +118,8 @@ async def _token_of(secured) -> str:
 
 
 def test_the_sdk_retry_handler_waits_out_retry_after(secured, secured_client, run):
-    """MUST (issue 8, Graph's throttling limits): past the per-record limit the server answers 429 with
-    Retry-After, and msgraph-sdk's retry handler waits that long and retries, so the call still succeeds."""
+    """MUST (Graph's throttling limits): past the per-record limit the server answers 429 with Retry-After, and
+    msgraph-sdk's retry handler waits that long and retries, so the call still succeeds."""
     item = secured_client.communications.call_records.by_call_record_id(secured["record_id"])
     # Let the record's bucket refill, then spend it.
     time.sleep(2.1)

@@ -369,8 +369,8 @@ def test_dialout_report_charges_are_exact_decimals(server):
 
 
 def test_dialout_report_zero_charge_days_keep_their_scale(server):
-    """Graph beta (Edm.Decimal, as the brief states the sum): a day charged 0.000 still counts for the scale, like
-    any other: 0.00 + 0.000 = 0.000 and 1.5 + 0.000 = 1.500."""
+    """Graph beta (Edm.Decimal; the total is the exact sum of the days in range): a day charged 0.000 still
+    counts for the scale, like any other: 0.00 + 0.000 = 0.000 and 1.5 + 0.000 = 1.500."""
     got, expected, zero_days = _raw_dialout_charges(server)
     assert sorted(str(expected[k]["totalCallCharge"]) for k in zero_days) == ["0.000", "1.500"]
     assert {k: str(got[k]["totalCallCharge"]) for k in zero_days} == {

@@ -2,7 +2,7 @@
 
 Its `PageIterator` follows an `@odata.nextLink` only when it is an `https://` URL, and its auth handler
 attaches the token only to https URLs of Graph or of `customHosts`: so this walks every page only if the
-server speaks TLS and writes its links with the scheme the client used (issue 8).  The client runs in
+server speaks TLS and writes its links with the scheme the client used.  The client runs in
 Node (conformance/js/page_iterator.mjs, installed by run.sh with `npm ci`), trusting the server's
 self-signed CA through NODE_EXTRA_CA_CERTS.
 """
@@ -38,7 +38,8 @@ def _walk(server, path: str) -> dict:
 
 
 def test_the_page_iterator_walks_every_record_over_https(server, all_records):
-    """MUST (issue 8): PageIterator of @microsoft/microsoft-graph-client 3.x sees every record once."""
+    """MUST (the client follows only https next links): PageIterator of @microsoft/microsoft-graph-client 3.x
+    sees every record once."""
     walked = _walk(server, "/communications/callRecords")
     expected = sorted(record["id"] for record in all_records)
     assert sorted(walked["ids"]) == expected

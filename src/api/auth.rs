@@ -97,7 +97,7 @@ fn forbidden() -> ApiError {
     )
 }
 
-/// An OAuth 2.0 error response (RFC 6749 §5.2).
+/// An OAuth 2.0 error response: a JSON body with `error` and `error_description` (RFC 6749 §5.2).
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,

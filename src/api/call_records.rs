@@ -447,7 +447,7 @@ impl Graph {
             .map(query::parse_call_record_filter)
             .transpose()?;
         let select = self.parse_select(EntityKind::CallRecord)?;
-        // Spec A4: listed records never carry sessions or participants; organizer_v2 is inlined anyway.
+        // Graph's listed records never carry sessions or participants; organizer_v2 is inlined anyway.
         let expand = self.parse_expand(EntityKind::CallRecord, &["organizer_v2"])?;
         let top = self.parse_top()?;
         let with_count = self.parse_count()?;

@@ -1,8 +1,8 @@
 //! Stored documents served as the text they were stored as.
 //!
 //! The stores keep every entity as compact JSON written by our own serializer. Parsing that text
-//! into `serde_json::Value` trees and printing them again cost most of a read's CPU (issue 7's
-//! profile: allocation, map hashing and number parsing of documents averaging 33 KB). A read only
+//! into `serde_json::Value` trees and printing them again cost most of a read's CPU (in a profile:
+//! allocation, map hashing and number parsing of documents averaging 33 KB). A read only
 //! needs to drop, reorder or annotate an entity's top-level members, so this module splits an
 //! entity into its members as slices of the stored text and writes answers around them. Nested
 //! values are validated by the parse but never rebuilt.

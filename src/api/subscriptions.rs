@@ -31,7 +31,8 @@ impl From<SubscriptionError> for ApiError {
                 SubscriptionErrorKind::ValidationTimeout => {
                     ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
                 }
-                // Spec A18.
+                // Graph's answer when a tenant has its quota of subscriptions: 403, the limit named
+                // in the message.
                 SubscriptionErrorKind::QuotaExceeded => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", message),
                 SubscriptionErrorKind::NotFound => ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", message),
             },

@@ -1,7 +1,8 @@
 //! `callrecords bench`: builds stores of a given size with the generator, starts the real server
 //! on them as a child process, drives it over HTTP with the load generator in this process, and
-//! reports requests/s, latency percentiles and the server's peak memory against the targets of
-//! issue 7, each figure also as a ratio to a minimal server measured in the same run.
+//! reports requests/s, latency percentiles and the server's peak memory against the project's
+//! performance targets (`report`), each figure also as a ratio to a minimal server measured in
+//! the same run.
 //!
 //! The cases, in the order they run: (1) one record with its sessions and segments by random
 //! id; (2) list pages, unfiltered, in a `startDateTime` window and by participant, following

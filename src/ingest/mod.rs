@@ -193,7 +193,8 @@ async fn commit_batch(
 ) -> StoreResult<Vec<UpsertOutcome>> {
     let mut outcomes = Vec::new();
     if !batch.records.is_empty() {
-        outcomes.extend(store.upsert_call_records(tenant, &batch.records).await?);
+        let now_ticks = crate::model::DateTimeOffset::now().unix_ticks();
+        outcomes.extend(store.upsert_call_records(tenant, &batch.records, now_ticks).await?);
     }
     if let (IngestKind::Log(log_kind), false) = (kind, batch.rows.is_empty()) {
         outcomes.extend(store.upsert_log_rows(tenant, log_kind, &batch.rows).await?);

@@ -377,7 +377,12 @@ pub async fn create(
     }
     if !notifier
         .store
-        .create_subscription(tenant, &stored(&subscription, scope), MAX_SUBSCRIPTIONS_PER_TENANT)
+        .create_subscription(
+            tenant,
+            &stored(&subscription, scope),
+            MAX_SUBSCRIPTIONS_PER_TENANT,
+            now.unix_ticks(),
+        )
         .await?
     {
         return Err(rejected(

@@ -6,8 +6,13 @@
 //! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
 //! value bound as a parameter. Next: `sqlite` for the embedded backend.
 
+#[cfg(test)]
+mod contract;
 pub mod postgres;
+mod rules;
 pub mod sqlite;
+#[cfg(test)]
+mod test_support;
 mod transaction;
 
 pub use transaction::WriteTransaction;
@@ -324,12 +329,19 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage every backend provides. One method is one transaction where atomicity matters.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Applies Graph's version rule to each record in order, in one transaction, and returns only
-    /// once that transaction is durable. A record whose id is new is stored; one with a higher
-    /// version than the stored one replaces it and all its sessions and participants; one with an
-    /// equal or lower version changes nothing (idempotent replays).
-    async fn upsert_call_records(&self, tenant: &TenantId, batch: &[PreparedRecord])
-        -> StoreResult<Vec<UpsertOutcome>>;
+    /// Applies Graph's version rule to each record in order (`rules::plan_upsert`), in one
+    /// transaction, and returns only once that transaction is durable. A record whose id is new is
+    /// stored; one with a higher version than the stored one replaces it and all its sessions and
+    /// participants; one with an equal or lower version changes nothing (idempotent replays). In
+    /// the same transaction it queues the change notifications the tenant's subscriptions
+    /// unexpired at `now_ticks` want (`rules::plan_notifications`), and records `now_ticks` as the
+    /// time of storage.
+    async fn upsert_call_records(
+        &self,
+        tenant: &TenantId,
+        batch: &[PreparedRecord],
+        now_ticks: i64,
+    ) -> StoreResult<Vec<UpsertOutcome>>;
 
     /// Up to `limit` records matching `selection`, after `cursor` in (start, id) order.
     async fn list_call_records(
@@ -421,13 +433,15 @@ pub trait Store: Send + Sync {
     /// whole partitions at once and report their rows.
     async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
 
-    /// Stores a new subscription unless the tenant already has `quota` unexpired ones; returns
-    /// whether it was stored.
+    /// Stores a new subscription unless the tenant already has `quota` subscriptions unexpired at
+    /// `now_ticks` (`rules::quota_allows`), atomically even when several nodes create at once;
+    /// returns whether it was stored.
     async fn create_subscription(
         &self,
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
+        now_ticks: i64,
     ) -> StoreResult<bool>;
 
     /// The subscription, if it exists and has not expired at `now_ticks`.
@@ -531,30 +545,6 @@ impl StoreStats {
     }
 }
 
-/// The change notifications one stored record version gives, by subscription.
-pub fn plan_notifications<'a>(
-    scopes: &'a [(String, SubscriptionScope)],
-    record: &PreparedRecord,
-    outcome: UpsertOutcome,
-) -> Vec<(&'a str, crate::model::ChangeType)> {
-    let first_version = match outcome {
-        UpsertOutcome::Stored => true,
-        UpsertOutcome::Replaced => false,
-        UpsertOutcome::Ignored => return Vec::new(),
-    };
-    let participant_ids: Vec<&str> = record.participants.iter().map(|(id, _)| id.as_str()).collect();
-    scopes
-        .iter()
-        .filter_map(|(id, scope)| {
-            scope
-                .notification_for(first_version, &participant_ids)
-                .map(|change| (id.as_str(), change))
-        })
-        .collect()
-}
-
-/// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and
-/// `postgres://…` or `postgresql://…` (passed to the driver as given).
 pub(crate) fn stored_signing_key<R: sqlx::Row>(row: &R) -> Result<StoredSigningKey, sqlx::Error>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
@@ -586,6 +576,8 @@ where
     })
 }
 
+/// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and
+/// `postgres://…` or `postgresql://…` (passed to the driver as given).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_with(url, &StoreOptions::default()).await
 }

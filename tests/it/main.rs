@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod beta;
 mod call_records;
+mod cli;
 mod connections;
 mod crash;
 mod errors;

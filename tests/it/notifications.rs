@@ -495,7 +495,12 @@ async fn a_host_that_turns_private_later_gets_no_delivery_and_fails_like_any_rec
     };
     assert!(app
         .store
-        .create_subscription(&TenantId::default_tenant(), &stored, 100)
+        .create_subscription(
+            &TenantId::default_tenant(),
+            &stored,
+            100,
+            callrecords::model::DateTimeOffset::now().unix_ticks()
+        )
         .await
         .unwrap());
 

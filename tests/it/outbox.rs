@@ -71,11 +71,11 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
     let tenant = TenantId::default_tenant();
     let now = || DateTimeOffset::now().unix_ticks();
     store
-        .create_subscription(&tenant, &every_change("s", now() + 60 * MINUTE), 10)
+        .create_subscription(&tenant, &every_change("s", now() + 60 * MINUTE), 10, now())
         .await
         .unwrap();
     store
-        .upsert_call_records(&tenant, &[prepared("r1", 1), prepared("x", 1)])
+        .upsert_call_records(&tenant, &[prepared("r1", 1), prepared("x", 1)], now())
         .await
         .unwrap();
 
@@ -84,7 +84,7 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
     let first = store.claim_notifications("w1", t0, MINUTE, 100).await.unwrap();
     assert_eq!(events(&first), expected(&[("created", "r1"), ("created", "x")]));
     store
-        .upsert_call_records(&tenant, &[prepared("r1", 2), prepared("y", 1)])
+        .upsert_call_records(&tenant, &[prepared("r1", 2), prepared("y", 1)], now())
         .await
         .unwrap();
     let t1 = now() + SECOND;
@@ -112,7 +112,10 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
         .complete_notifications(&retried.iter().map(|n| n.id).collect::<Vec<_>>())
         .await
         .unwrap();
-    store.upsert_call_records(&tenant, &[prepared("r1", 3)]).await.unwrap();
+    store
+        .upsert_call_records(&tenant, &[prepared("r1", 3)], now())
+        .await
+        .unwrap();
     let last = store
         .claim_notifications("w4", now() + SECOND, MINUTE, 100)
         .await
@@ -138,11 +141,15 @@ async fn a_step_sends_no_batch_that_could_outlast_its_lease(backend: Backend) {
                 &tenant,
                 &sending_to(&id, &receiver.url(&format!("/{id}")), now() + 60 * MINUTE),
                 10,
+                now(),
             )
             .await
             .unwrap();
     }
-    store.upsert_call_records(&tenant, &[prepared("r1", 1)]).await.unwrap();
+    store
+        .upsert_call_records(&tenant, &[prepared("r1", 1)], now())
+        .await
+        .unwrap();
     let settings = NotifySettings {
         delivery_timeout: Duration::from_secs(2),
         lease: Duration::from_secs(7),

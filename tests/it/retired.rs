@@ -151,7 +151,11 @@ async fn documents_stored_with_derived_values_are_served_by_the_same_rule(backen
         );
     }
     app.store
-        .upsert_call_records(&TenantId::default_tenant(), &[prepared])
+        .upsert_call_records(
+            &TenantId::default_tenant(),
+            &[prepared],
+            callrecords::model::DateTimeOffset::now().unix_ticks(),
+        )
         .await
         .unwrap();
     let got = app

@@ -1,7 +1,8 @@
 //! The PostgreSQL store, for deployments that outgrow one SQLite file: several API nodes over one
-//! database (or a Citus cluster sharded on `tenant_id`). Same semantics, ordering and outcomes as
-//! `sqlite`; the schema and its reasons are in `migrations/postgres/0001_init.sql` (records and
-//! logs) and `0002_subscriptions_outbox.sql` (change notifications).
+//! database (or a Citus cluster sharded on `tenant_id`). Its semantics are the `Store` contract
+//! (checked by `store::contract`), its rules those of `store::rules`; the schema and its reasons
+//! are in `migrations/postgres/0001_init.sql` (records and logs) and
+//! `0002_subscriptions_outbox.sql` (change notifications).
 //!
 //! What differs from SQLite, and why:
 //! - Tables are partitioned by calendar month of `start_ticks`, so retention drops whole months
@@ -30,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, Row};
 
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
@@ -90,47 +91,27 @@ impl PgStore {
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
+        now_ticks: i64,
     ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-        let stored_at = DateTimeOffset::now().unix_ticks();
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
-        // Read inside the transaction, so that the notifications planned below commit (or roll
-        // back) with the records.
-        let scopes = active_scopes(&mut tx, tenant, stored_at).await?;
+        let scopes = active_scopes(&mut tx, tenant, now_ticks).await?;
         let stored: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT id, version, start_ticks FROM call_record WHERE tenant_id = $1 AND id = ANY($2)")
                 .bind(tenant.as_str())
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
+        let stored: HashMap<String, (i64, i64)> = stored
+            .into_iter()
+            .map(|(id, version, start_ticks)| (id, (version, start_ticks)))
+            .collect();
+        let plan = rules::plan_upsert(&stored, batch);
 
-        // Graph's version rule applied in order, as if record by record: a later copy of an id in
-        // the same batch is judged against the earlier one. Only each id's last accepted version
-        // is written.
-        let mut version_of: HashMap<&str, i64> =
-            stored.iter().map(|(id, version, _)| (id.as_str(), *version)).collect();
-        let mut accepted: HashMap<&str, usize> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (index, record) in batch.iter().enumerate() {
-            let outcome = match version_of.get(record.id.as_str()) {
-                Some(&version) if version >= record.version => UpsertOutcome::Ignored,
-                Some(_) => UpsertOutcome::Replaced,
-                None => UpsertOutcome::Stored,
-            };
-            if outcome != UpsertOutcome::Ignored {
-                version_of.insert(&record.id, record.version);
-                accepted.insert(&record.id, index);
-            }
-            outcomes.push(outcome);
-        }
-
-        let (old_ids, old_starts): (Vec<&str>, Vec<i64>) = stored
-            .iter()
-            .filter(|(id, _, _)| accepted.contains_key(id.as_str()))
-            .map(|(id, _, start_ticks)| (id.as_str(), *start_ticks))
-            .unzip();
-        if !old_ids.is_empty() {
+        if !plan.replaces.is_empty() {
+            let (old_ids, old_starts): (Vec<&str>, Vec<i64>) =
+                plan.replaces.iter().map(|(id, start)| (id.as_str(), *start)).unzip();
             // Pairing the two lists loosely is exact: an id has one row, so its children all
             // carry its own start. The start list is there so only those months are visited.
             for (table, id_column) in [
@@ -149,21 +130,16 @@ impl PgStore {
             }
         }
 
-        let winners: Vec<&PreparedRecord> = {
-            let mut indexes: Vec<usize> = accepted.into_values().collect();
-            indexes.sort_unstable();
-            indexes.into_iter().map(|i| &batch[i]).collect()
-        };
-        if !winners.is_empty() {
-            insert_records(&mut tx, tenant, &winners, stored_at).await?;
-            insert_children(&mut tx, tenant, &winners, "session", |r| &r.sessions).await?;
-            insert_children(&mut tx, tenant, &winners, "participant", |r| &r.participants).await?;
+        let writes: Vec<&PreparedRecord> = plan.writes.iter().map(|&index| &batch[index]).collect();
+        if !writes.is_empty() {
+            insert_records(&mut tx, tenant, &writes, now_ticks).await?;
+            insert_children(&mut tx, tenant, &writes, "session", |r| &r.sessions).await?;
+            insert_children(&mut tx, tenant, &writes, "participant", |r| &r.participants).await?;
         }
-        // Every accepted version notifies, as SQLite's record-by-record loop does, even one a
-        // later copy in the same batch superseded: each was stored, if only for an instant.
-        insert_planned_notifications(&mut tx, tenant, &scopes, batch, &outcomes, stored_at).await?;
+        let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
+        insert_planned_notifications(&mut tx, tenant, &planned, now_ticks).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(plan.outcomes)
     }
 
     async fn write_log_rows(
@@ -309,8 +285,8 @@ async fn insert_children(
     Ok(())
 }
 
-/// The tenant's unexpired subscriptions, read inside the ingest transaction, by id (the order
-/// SQLite's primary key gives) so that one record's notifications are queued in a stable order.
+/// The tenant's unexpired subscriptions, read inside the ingest transaction, by id, so that one
+/// record's notifications are queued in a stable order.
 async fn active_scopes(
     tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
@@ -329,30 +305,20 @@ async fn active_scopes(
         .collect()
 }
 
-/// Queues, in batch order, the change notifications each stored or replacing version gives
-/// (`plan_notifications`), due at once, in one statement. Ids follow the order of the arrays.
+/// Queues the planned change notifications, due at once, in one statement; ids follow the plan's
+/// order.
 async fn insert_planned_notifications(
     tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
-    scopes: &[(String, SubscriptionScope)],
-    batch: &[PreparedRecord],
-    outcomes: &[UpsertOutcome],
-    stored_at: i64,
+    planned: &[rules::PlannedNotification<'_>],
+    now_ticks: i64,
 ) -> Result<(), sqlx::Error> {
-    if scopes.is_empty() {
+    if planned.is_empty() {
         return Ok(());
     }
-    let (mut subscription_ids, mut events, mut record_ids) = (Vec::new(), Vec::new(), Vec::new());
-    for (record, &outcome) in batch.iter().zip(outcomes) {
-        for (subscription_id, change) in plan_notifications(scopes, record, outcome) {
-            subscription_ids.push(subscription_id);
-            events.push(change.as_str());
-            record_ids.push(record.id.as_str());
-        }
-    }
-    if subscription_ids.is_empty() {
-        return Ok(());
-    }
+    let subscription_ids: Vec<&str> = planned.iter().map(|p| p.subscription_id).collect();
+    let events: Vec<&str> = planned.iter().map(|p| p.change.as_str()).collect();
+    let record_ids: Vec<&str> = planned.iter().map(|p| p.record_id).collect();
     sqlx::query(
         "INSERT INTO outbox (tenant_id, subscription_id, event, call_record_id, created_ticks, due_ticks)
          SELECT $1, u.subscription_id, u.event, u.call_record_id, $2, $2
@@ -360,7 +326,7 @@ async fn insert_planned_notifications(
          ORDER BY u.n",
     )
     .bind(tenant.as_str())
-    .bind(stored_at)
+    .bind(now_ticks)
     .bind(&subscription_ids)
     .bind(&events)
     .bind(&record_ids)
@@ -412,55 +378,15 @@ fn stored_child(row: &PgRow) -> Result<StoredChild, sqlx::Error> {
     })
 }
 
-/// Appends the FROM and WHERE clauses of a selection over `r` (call_record), driving from the
-/// participant index `p` when a participant is named, exactly as the SQLite store does, and
-/// returns the (start, id) columns a list orders by. Joins also match on start_ticks: it is part
-/// of every key, and lets each probe stay within one month.
-fn push_selection<'a>(
-    query: &mut QueryBuilder<'a, Postgres>,
-    tenant: &'a TenantId,
-    selection: &'a RecordSelection,
-    cursor: Option<&'a RecordCursor>,
-) -> (&'static str, &'static str) {
-    let (start_column, id_column) = match selection.participant_ids.first() {
-        Some(first) => {
-            query.push(
-                " FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id
-                  AND r.start_ticks = p.start_ticks WHERE p.tenant_id = ",
-            );
-            query.push_bind(tenant.as_str());
-            query.push(" AND p.id = ");
-            query.push_bind(first.as_str());
-            ("p.start_ticks", "p.call_record_id")
-        }
-        None => {
-            query.push(" FROM call_record r WHERE r.tenant_id = ");
-            query.push_bind(tenant.as_str());
-            ("r.start_ticks", "r.id")
-        }
-    };
-    if let Some(from) = selection.start_from {
-        query.push(format_args!(" AND {start_column} >= ")).push_bind(from);
-    }
-    if let Some(before) = selection.start_before {
-        query.push(format_args!(" AND {start_column} < ")).push_bind(before);
-    }
-    if let Some(cursor) = cursor {
-        query.push(format_args!(" AND ({start_column}, {id_column}) > ("));
-        query
-            .push_bind(cursor.start_ticks)
-            .push(", ")
-            .push_bind(cursor.id.as_str())
-            .push(")");
-    }
-    for other in selection.participant_ids.iter().skip(1) {
-        query.push(
-            " AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id
-              AND q.start_ticks = r.start_ticks AND q.id = ",
-        );
-        query.push_bind(other.as_str()).push(")");
-    }
-    (start_column, id_column)
+/// A statement built by `rules`, with its values bound.
+fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    statement
+        .values
+        .iter()
+        .fold(sqlx::query(&statement.sql), |query, value| match value {
+            rules::SqlValue::Text(text) => query.bind(text.as_str()),
+            rules::SqlValue::Integer(integer) => query.bind(*integer),
+        })
 }
 
 #[async_trait]
@@ -470,12 +396,13 @@ impl Store for PgStore {
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
+        now_ticks: i64,
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut retried = false;
         loop {
             self.ensure_partitions(Family::Records, batch.iter().map(|r| r.start_ticks))
                 .await?;
-            match self.write_call_records(tenant, batch).await {
+            match self.write_call_records(tenant, batch, now_ticks).await {
                 Err(error) if !retried && is_missing_partition(&error) => {
                     self.forget_months(Family::Records);
                     retried = true;
@@ -495,13 +422,9 @@ impl Store for PgStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Postgres>::new(
-            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at",
-        );
-        let (start_column, id_column) = push_selection(&mut query, tenant, selection, cursor);
-        query.push(format_args!(" ORDER BY {start_column}, {id_column} LIMIT "));
-        query.push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let read = rules::SelectionRead::Page { cursor, limit };
+        let statement = rules::selection_statement(rules::Dialect::Postgres, tenant, selection, read);
+        let rows = bound(&statement).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
     }
 
@@ -509,10 +432,10 @@ impl Store for PgStore {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        // PostgreSQL, unlike SQLite, rejects an ORDER BY beside an aggregate; a count needs none.
-        let mut query = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-        push_selection(&mut query, tenant, selection, None);
-        Ok(query.build_query_scalar().fetch_one(&self.pool).await?)
+        let statement =
+            rules::selection_statement(rules::Dialect::Postgres, tenant, selection, rules::SelectionRead::Count);
+        let row = bound(&statement).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
     }
 
     async fn get_call_record(
@@ -676,26 +599,8 @@ impl Store for PgStore {
     }
 
     async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>> {
-        let mut sql = QueryBuilder::<Postgres>::new("SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ");
-        sql.push_bind(tenant.as_str())
-            .push(" AND kind = ")
-            .push_bind(query.kind.as_str())
-            .push(" AND start_ticks >= ")
-            .push_bind(query.from_ticks)
-            .push(" AND start_ticks < ")
-            .push_bind(query.to_ticks);
-        if let Some(after) = &query.after {
-            sql.push(" AND (start_ticks, id) > (")
-                .push_bind(after.start_ticks)
-                .push(", ")
-                .push_bind(after.id.as_str())
-                .push(")");
-        }
-        sql.push(" ORDER BY start_ticks, id LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::try_from(query.skip).unwrap_or(i64::MAX));
-        let rows = sql.build().fetch_all(&self.pool).await?;
+        let statement = rules::log_rows_statement(rules::Dialect::Postgres, tenant, query);
+        let rows = bound(&statement).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -769,19 +674,20 @@ impl Store for PgStore {
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
+        now_ticks: i64,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('subscription-quota:' || $1, 0))")
             .bind(tenant.as_str())
             .execute(&mut *tx)
             .await?;
-        let existing: i64 =
+        let unexpired: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2")
                 .bind(tenant.as_str())
-                .bind(DateTimeOffset::now().unix_ticks())
+                .bind(now_ticks)
                 .fetch_one(&mut *tx)
                 .await?;
-        if existing >= i64::from(quota) {
+        if !rules::quota_allows(unexpired, quota) {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -1002,41 +908,12 @@ impl Store for PgStore {
         tx.commit().await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let target_url: Option<String> = row.try_get("target_url")?;
-            let (url, client_state, expiration) = match target_url {
-                Some(url) => (
-                    url,
-                    row.try_get("client_state")?,
-                    row.try_get::<Option<i64>, _>("expiration_ticks")?.unwrap_or(0),
-                ),
-                None => {
-                    // Deleted since the sweep above: left leased, and dropped by a later claim.
-                    let Some(document) = row.try_get::<Option<String>, _>("subscription_document")? else {
-                        continue;
-                    };
-                    let parsed: crate::model::Subscription = serde_json::from_str(&document).map_err(|error| {
-                        StoreError::Other(anyhow::anyhow!("stored subscription is not valid: {error}"))
-                    })?;
-                    (
-                        parsed.notification_url,
-                        parsed.client_state,
-                        row.try_get("subscription_expiration_ticks")?,
-                    )
-                }
-            };
-            claimed.push(ClaimedNotification {
-                id: row.try_get("id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                subscription_id: row.try_get("subscription_id")?,
-                event: row.try_get("event")?,
-                call_record_id: row.try_get("call_record_id")?,
-                url,
-                client_state,
-                subscription_expiration_ticks: expiration,
-                created_ticks: row.try_get("created_ticks")?,
-                first_attempt_ticks: row.try_get("first_attempt_ticks")?,
-                attempts: row.try_get("attempts")?,
-            });
+            let expiration: Option<i64> = row.try_get("subscription_expiration_ticks")?;
+            let document: Option<String> = row.try_get("subscription_document")?;
+            // A change row whose subscription was deleted since the sweep above has none: it
+            // stays leased, and a later claim drops it.
+            let subscription = expiration.zip(document.as_deref());
+            claimed.extend(rules::ClaimedRow::from_row(row)?.deliver_to(subscription)?);
         }
         Ok(claimed)
     }

@@ -5,7 +5,7 @@
 //! The hot reads of one record and its sessions and participants go through `rusqlite` on the
 //! blocking pool instead of sqlx: sqlx's SQLite driver runs each connection on a worker thread
 //! and hands every row across threads, and those wake-ups were a third of the CPU of a GET with
-//! its sessions (issue 7). Here one call is one hop, whatever the number of rows.
+//! its sessions. Here one call is one hop, whatever the number of rows.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,6 +20,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
+use std::collections::HashMap;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -84,12 +85,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             // 8 MB a connection, seven connections: the OS page cache holds the rest of a warm
-            // store, shared and outside our resident set (issue 7: 32 MB each cost 160 MB RSS).
+            // store, shared and outside our resident set (32 MB each cost 160 MB of RSS).
             .pragma("cache_size", "-8000")
             // SQLite checkpoints on the committing connection once the WAL passes this many
             // pages. At the default (1,000 pages, 4 MB) nearly every 4 MB ingest batch paid for a
             // checkpoint and its fsync; at 64 MB they come several batches apart, and a page
-            // rewritten by several batches is copied once (issue 7: ingest 1.15x).
+            // rewritten by several batches is copied once.
             .pragma("wal_autocheckpoint", "16384");
         let limit = max_size.clone();
         let writer = SqlitePoolOptions::new()
@@ -282,7 +283,8 @@ async fn active_scopes(
     now_ticks: i64,
 ) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, wants_created, wants_updated, participant_ids FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?",
+        "SELECT id, wants_created, wants_updated, participant_ids FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?
+         ORDER BY id",
     )
     .bind(tenant.as_str())
     .bind(now_ticks)
@@ -326,47 +328,28 @@ fn participant_ids_column(scope: &SubscriptionScope) -> Option<String> {
 
 const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
 
-/// The FROM and WHERE clauses of a selection over `r` (call_record), ordered by (start, id),
-/// driving from the participant index `p` when a participant is named, with the values to bind
-/// (never spliced into the text).
-fn selection_sql(
-    tenant: &TenantId,
-    selection: &RecordSelection,
-    cursor: Option<&RecordCursor>,
-) -> (String, Vec<rusqlite::types::Value>) {
+/// The values of a statement built by `rules`, as rusqlite binds them.
+fn rusqlite_values(statement: &rules::Statement) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
-    let mut sql = String::with_capacity(256);
-    let mut values = vec![Value::Text(tenant.as_str().to_owned())];
-    let (start_column, id_column) = match selection.participant_ids.first() {
-        Some(first) => {
-            sql.push_str(" FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id WHERE p.tenant_id = ? AND p.id = ?");
-            values.push(Value::Text(first.clone()));
-            ("p.start_ticks", "p.call_record_id")
-        }
-        None => {
-            sql.push_str(" FROM call_record r WHERE r.tenant_id = ?");
-            ("r.start_ticks", "r.id")
-        }
-    };
-    if let Some(from) = selection.start_from {
-        sql.push_str(&format!(" AND {start_column} >= ?"));
-        values.push(Value::Integer(from));
-    }
-    if let Some(before) = selection.start_before {
-        sql.push_str(&format!(" AND {start_column} < ?"));
-        values.push(Value::Integer(before));
-    }
-    if let Some(cursor) = cursor {
-        sql.push_str(&format!(" AND ({start_column}, {id_column}) > (?, ?)"));
-        values.push(Value::Integer(cursor.start_ticks));
-        values.push(Value::Text(cursor.id.clone()));
-    }
-    for other in selection.participant_ids.iter().skip(1) {
-        sql.push_str(" AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id AND q.id = ?)");
-        values.push(Value::Text(other.clone()));
-    }
-    sql.push_str(&format!(" ORDER BY {start_column}, {id_column}"));
-    (sql, values)
+    statement
+        .values
+        .iter()
+        .map(|value| match value {
+            rules::SqlValue::Text(text) => Value::Text(text.clone()),
+            rules::SqlValue::Integer(integer) => Value::Integer(*integer),
+        })
+        .collect()
+}
+
+/// A statement built by `rules`, with its values bound, for sqlx.
+fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    statement
+        .values
+        .iter()
+        .fold(sqlx::query(&statement.sql), |query, value| match value {
+            rules::SqlValue::Text(text) => query.bind(text.as_str()),
+            rules::SqlValue::Integer(integer) => query.bind(*integer),
+        })
 }
 
 #[async_trait]
@@ -376,37 +359,38 @@ impl Store for SqliteStore {
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
+        now_ticks: i64,
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let stored_at = DateTimeOffset::now().unix_ticks();
-        let scopes = active_scopes(&mut tx, tenant, stored_at).await?;
+        let scopes = active_scopes(&mut tx, tenant, now_ticks).await?;
+        let mut stored = HashMap::new();
         for record in batch {
-            let existing: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM call_record WHERE tenant_id = ? AND id = ?")
+            if stored.contains_key(&record.id) {
+                continue;
+            }
+            let existing: Option<(i64, i64)> =
+                sqlx::query_as("SELECT version, start_ticks FROM call_record WHERE tenant_id = ? AND id = ?")
                     .bind(tenant.as_str())
                     .bind(&record.id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let outcome = match existing {
-                Some(version) if version >= record.version => {
-                    outcomes.push(UpsertOutcome::Ignored);
-                    continue;
-                }
-                Some(_) => {
-                    for table in ["session", "participant"] {
-                        sqlx::query(&format!(
-                            "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
-                        ))
-                        .bind(tenant.as_str())
-                        .bind(&record.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    UpsertOutcome::Replaced
-                }
-                None => UpsertOutcome::Stored,
-            };
+            if let Some(existing) = existing {
+                stored.insert(record.id.clone(), existing);
+            }
+        }
+        let plan = rules::plan_upsert(&stored, batch);
+        for (id, _) in &plan.replaces {
+            for table in ["session", "participant"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
+                ))
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for record in plan.writes.iter().map(|&index| &batch[index]) {
             sqlx::query(
                 "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document,
                                           organizer_at)
@@ -423,7 +407,7 @@ impl Store for SqliteStore {
             .bind(record.end_ticks)
             .bind(record.sessions.len() as i64)
             .bind(record.participants.len() as i64)
-            .bind(stored_at)
+            .bind(now_ticks)
             .bind(&record.document)
             .bind(record.organizer_at)
             .execute(&mut *tx)
@@ -456,24 +440,23 @@ impl Store for SqliteStore {
                 });
                 insert.build().execute(&mut *tx).await?;
             }
-            for (subscription_id, change) in plan_notifications(&scopes, record, outcome) {
-                sqlx::query(
-                    "INSERT INTO outbox (tenant_id, subscription_id, event, call_record_id, created_ticks, due_ticks)
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(tenant.as_str())
-                .bind(subscription_id)
-                .bind(change.as_str())
-                .bind(&record.id)
-                .bind(stored_at)
-                .bind(stored_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            outcomes.push(outcome);
+        }
+        for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
+            sqlx::query(
+                "INSERT INTO outbox (tenant_id, subscription_id, event, call_record_id, created_ticks, due_ticks)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tenant.as_str())
+            .bind(planned.subscription_id)
+            .bind(planned.change.as_str())
+            .bind(planned.record_id)
+            .bind(now_ticks)
+            .bind(now_ticks)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(plan.outcomes)
     }
 
     async fn list_call_records(
@@ -486,15 +469,13 @@ impl Store for SqliteStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let (clauses, mut values) = selection_sql(tenant, selection, cursor);
-        let sql = format!(
-            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at{clauses} LIMIT ?"
-        );
-        values.push(rusqlite::types::Value::Integer(i64::from(limit)));
+        let read = rules::SelectionRead::Page { cursor, limit };
+        let statement = rules::selection_statement(rules::Dialect::Sqlite, tenant, selection, read);
+        let values = rusqlite_values(&statement);
         self.hot_reader
             .read(move |connection| {
                 connection
-                    .prepare_cached(&sql)?
+                    .prepare_cached(&statement.sql)?
                     .query_map(rusqlite::params_from_iter(values), record_from)?
                     .collect()
             })
@@ -505,13 +486,13 @@ impl Store for SqliteStore {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        // ORDER BY is harmless to a count and keeps one text per selection shape.
-        let (clauses, values) = selection_sql(tenant, selection, None);
-        let sql = format!("SELECT COUNT(*){clauses}");
+        let read = rules::SelectionRead::Count;
+        let statement = rules::selection_statement(rules::Dialect::Sqlite, tenant, selection, read);
+        let values = rusqlite_values(&statement);
         self.hot_reader
             .read(move |connection| {
                 connection
-                    .prepare_cached(&sql)?
+                    .prepare_cached(&statement.sql)?
                     .query_row(rusqlite::params_from_iter(values), |row| row.get(0))
             })
             .await
@@ -655,26 +636,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ");
-        sql.push_bind(tenant.as_str())
-            .push(" AND kind = ")
-            .push_bind(query.kind.as_str())
-            .push(" AND start_ticks >= ")
-            .push_bind(query.from_ticks)
-            .push(" AND start_ticks < ")
-            .push_bind(query.to_ticks);
-        if let Some(after) = &query.after {
-            sql.push(" AND (start_ticks, id) > (")
-                .push_bind(after.start_ticks)
-                .push(", ")
-                .push_bind(after.id.as_str())
-                .push(")");
-        }
-        sql.push(" ORDER BY start_ticks, id LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::try_from(query.skip).unwrap_or(i64::MAX));
-        let rows = sql.build().fetch_all(&self.reader).await?;
+        let statement = rules::log_rows_statement(rules::Dialect::Sqlite, tenant, query);
+        let rows = bound(&statement).fetch_all(&self.reader).await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -733,15 +696,16 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
+        now_ticks: i64,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let existing: i64 =
+        let unexpired: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?")
                 .bind(tenant.as_str())
-                .bind(DateTimeOffset::now().unix_ticks())
+                .bind(now_ticks)
                 .fetch_one(&mut *tx)
                 .await?;
-        if existing >= i64::from(quota) {
+        if !rules::quota_allows(unexpired, quota) {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -937,50 +901,21 @@ impl Store for SqliteStore {
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let target_url: Option<String> = row.try_get("target_url")?;
-            let tenant_id: String = row.try_get("tenant_id")?;
-            let subscription_id: String = row.try_get("subscription_id")?;
-            let (url, client_state, expiration) = match target_url {
-                Some(url) => (
-                    url,
-                    row.try_get("client_state")?,
-                    row.try_get::<Option<i64>, _>("expiration_ticks")?.unwrap_or(0),
-                ),
+            let row = rules::ClaimedRow::from_row(row)?;
+            let subscription: Option<(i64, String)> = match row.target_url {
+                Some(_) => None,
                 None => {
-                    let Some(subscription) = sqlx::query(
-                        "SELECT expiration_ticks, document FROM subscription WHERE tenant_id = ? AND id = ?",
-                    )
-                    .bind(&tenant_id)
-                    .bind(&subscription_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    else {
-                        continue;
-                    };
-                    let document: String = subscription.try_get("document")?;
-                    let parsed: crate::model::Subscription = serde_json::from_str(&document).map_err(|error| {
-                        StoreError::Other(anyhow::anyhow!("stored subscription is not valid: {error}"))
-                    })?;
-                    (
-                        parsed.notification_url,
-                        parsed.client_state,
-                        subscription.try_get("expiration_ticks")?,
-                    )
+                    sqlx::query_as("SELECT expiration_ticks, document FROM subscription WHERE tenant_id = ? AND id = ?")
+                        .bind(&row.tenant_id)
+                        .bind(&row.subscription_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
                 }
             };
-            claimed.push(ClaimedNotification {
-                id: row.try_get("id")?,
-                tenant_id,
-                subscription_id,
-                event: row.try_get("event")?,
-                call_record_id: row.try_get("call_record_id")?,
-                url,
-                client_state,
-                subscription_expiration_ticks: expiration,
-                created_ticks: row.try_get("created_ticks")?,
-                first_attempt_ticks: row.try_get("first_attempt_ticks")?,
-                attempts: row.try_get("attempts")?,
-            });
+            let subscription = subscription
+                .as_ref()
+                .map(|(expiration, document)| (*expiration, document.as_str()));
+            claimed.extend(row.deliver_to(subscription)?);
         }
         tx.commit().await?;
         claimed.sort_by_key(|notification| notification.id);

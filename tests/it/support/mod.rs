@@ -109,6 +109,16 @@ pub fn notify_settings() -> NotifySettings {
     }
 }
 
+/// The purge for a test server: call records by the settings' window, and usage-log rows kept
+/// (fixtures use any date, and a purge racing a test's ingest would drop its rows).
+fn test_retention(api: &ApiSettings) -> RetentionPolicy {
+    RetentionPolicy {
+        call_record_days: api.retention_days,
+        log_row_days: 0,
+        ..RetentionPolicy::default()
+    }
+}
+
 pub fn settings_with_retention(retention_days: u32) -> ApiSettings {
     ApiSettings {
         retention_days,
@@ -168,10 +178,7 @@ impl TestApp {
             db_url: database.url.clone(),
             store: Default::default(),
             connections: Default::default(),
-            retention: RetentionPolicy {
-                call_record_days: api.retention_days,
-                ..RetentionPolicy::default()
-            },
+            retention: test_retention(&api),
             notify,
             api,
             tls,
@@ -187,10 +194,7 @@ impl TestApp {
             db_url: String::new(),
             store: Default::default(),
             connections: Default::default(),
-            retention: RetentionPolicy {
-                call_record_days: api.retention_days,
-                ..RetentionPolicy::default()
-            },
+            retention: test_retention(&api),
             notify: notify_settings(),
             api,
             tls: None,

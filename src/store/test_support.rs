@@ -1,0 +1,204 @@
+//! What the store tests share: a fresh store of each backend (a SQLite file in a temporary
+//! directory, or a PostgreSQL database of its own on `CALLRECORDS_TEST_PG`, by default the local
+//! server CI starts, dropped afterwards even when the test fails) and builders of the rows they
+//! store.
+
+use std::sync::Arc;
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use super::*;
+
+pub(super) fn admin_url() -> String {
+    std::env::var("CALLRECORDS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A PostgreSQL database that exists for one test.
+pub(super) struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    pub(super) async fn create() -> Self {
+        let name = format!("callrecords_dev_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = admin_url();
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|error| panic!("PostgreSQL at CALLRECORDS_TEST_PG or 127.0.0.1:5432 answers: {error}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        Self { name }
+    }
+
+    pub(super) fn url(&self) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+
+    pub(super) async fn open(&self) -> postgres::PgStore {
+        postgres::PgStore::open(&self.url()).await.expect("open")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Drop cannot await, and may run while the test's runtime unwinds: use a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh store of one backend, seen only through the `Store` trait. Holds what the store lives
+/// in, so the file or database outlives the store.
+pub(super) struct FreshStore {
+    pub(super) store: Arc<dyn Store>,
+    _home: Home,
+}
+
+enum Home {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDb),
+}
+
+impl FreshStore {
+    pub(super) async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("store.db");
+        let store = sqlite::SqliteStore::open(path.to_str().expect("UTF-8 path"))
+            .await
+            .expect("open");
+        Self {
+            store: Arc::new(store),
+            _home: Home::Sqlite(dir),
+        }
+    }
+
+    pub(super) async fn postgres() -> Self {
+        let db = TestDb::create().await;
+        let store = db.open().await;
+        Self {
+            store: Arc::new(store),
+            _home: Home::Postgres(db),
+        }
+    }
+}
+
+pub(super) const SECOND: i64 = 10_000_000;
+pub(super) const MINUTE: i64 = 60 * SECOND;
+
+pub(super) fn ticks(text: &str) -> i64 {
+    DateTimeOffset::parse(text).expect("test time").unix_ticks()
+}
+
+pub(super) fn now() -> i64 {
+    DateTimeOffset::now().unix_ticks()
+}
+
+pub(super) fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+pub(super) fn other_tenant() -> TenantId {
+    TenantId("11111111-2222-3333-4444-555555555555".to_owned())
+}
+
+/// A record starting at `start`, whose document carries a number whose text must survive.
+pub(super) fn record(id: &str, version: i64, start: &str, sessions: &[&str], participants: &[&str]) -> PreparedRecord {
+    let child = |id: &&str| (id.to_string(), format!(r#"{{"id":"{id}","of":"{version}"}}"#));
+    PreparedRecord {
+        id: id.to_owned(),
+        version,
+        start_ticks: ticks(start),
+        end_ticks: ticks(start) + 600_000_000,
+        document: format!(r#"{{"id":"{id}","version":{version},"startDateTime":"{start}","cost":0.00}}"#),
+        organizer_at: 0,
+        sessions: sessions.iter().map(child).collect(),
+        participants: participants.iter().map(child).collect(),
+    }
+}
+
+pub(super) fn log_row(id: &str, start: &str) -> PreparedLogRow {
+    PreparedLogRow {
+        id: id.to_owned(),
+        start_ticks: ticks(start),
+        document: format!(r#"{{"id":"{id}","startDateTime":"{start}","charge":0.00}}"#),
+    }
+}
+
+pub(super) fn ids(records: &[StoredRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+/// Every page of a selection, `limit` at a time, following the cursor.
+pub(super) async fn all_pages(store: &dyn Store, selection: &RecordSelection, limit: u32) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<RecordCursor> = None;
+    loop {
+        let page = store
+            .list_call_records(&tenant(), selection, cursor.as_ref(), limit)
+            .await
+            .unwrap();
+        seen.extend(page.iter().map(|r| r.id.clone()));
+        match page.last() {
+            Some(last) if page.len() == limit as usize => {
+                cursor = Some(RecordCursor {
+                    start_ticks: last.start_ticks,
+                    id: last.id.clone(),
+                })
+            }
+            _ => return seen,
+        }
+    }
+}
+
+/// A subscription expiring at `expiration_ticks`, delivering to a URL and clientState named after it.
+pub(super) fn subscription(id: &str, expiration_ticks: i64, scope: SubscriptionScope) -> StoredSubscription {
+    let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).expect("expiration");
+    let document = crate::model::Subscription {
+        id: id.to_owned(),
+        resource: "/communications/callRecords".to_owned(),
+        change_type: "created,updated".to_owned(),
+        client_state: Some(format!("state-{id}")),
+        notification_url: format!("https://receiver.example/{id}"),
+        notification_query_options: None,
+        lifecycle_notification_url: None,
+        expiration_date_time: expiration,
+        application_id: None,
+        creator_id: None,
+        include_resource_data: None,
+        latest_supported_tls_version: None,
+        encryption_certificate: None,
+        encryption_certificate_id: None,
+        notification_url_app_id: None,
+    };
+    StoredSubscription {
+        id: id.to_owned(),
+        expiration_ticks,
+        scope,
+        document: crate::model::to_json(&document),
+    }
+}
+
+pub(super) fn scope(created: bool, updated: bool, participants: Option<&[&str]>) -> SubscriptionScope {
+    SubscriptionScope {
+        created,
+        updated,
+        participant_ids: participants.map(|ids| ids.iter().map(|id| (*id).to_owned()).collect()),
+    }
+}
