@@ -29,6 +29,8 @@ pub struct ServeConfig {
     /// HTTPS when set; plain HTTP otherwise.
     pub tls: Option<TlsSource>,
     pub connections: ConnectionLimits,
+    /// What every decision by time reads (`crate::clock`): the system clock, or a test's.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("notify", &self.notify)
             .field("tls", &self.tls)
             .field("connections", &self.connections)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -122,7 +125,9 @@ impl App {
                 crate::auth::Authenticator::Jwt(jwt)
             }
         };
-        let notifier = Arc::new(Notifier::new(store.clone(), config.notify).context("building the webhook client")?);
+        let notifier = Arc::new(
+            Notifier::new(store.clone(), config.notify, config.clock.clone()).context("building the webhook client")?,
+        );
         Ok(Self {
             listener,
             tls,
@@ -136,6 +141,7 @@ impl App {
                 ingest_memory: Arc::new(tokio::sync::Semaphore::new(config.api.ingest_memory_bytes.max(1))),
                 write_health: Arc::default(),
                 metrics: Arc::new(crate::metrics::Metrics::new(&notifier.metrics)),
+                clock: config.clock.clone(),
                 settings: Arc::new(config.api),
                 notifier,
             },
@@ -171,6 +177,7 @@ impl App {
         let purge = tokio::spawn(retention::run(
             self.state.store.clone(),
             self.retention,
+            self.state.clock.clone(),
             stop_signal.clone(),
         ));
         let delivery = tokio::spawn(delivery::run(self.state.notifier.clone(), stop_signal.clone()));

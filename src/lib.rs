@@ -11,6 +11,8 @@ pub mod auth;
 pub mod bench;
 /// The command line: serve, import, generate, migrate.
 pub mod cli;
+/// Where time is read: the system clock, or a test's manual one.
+pub mod clock;
 /// The served sockets: the connection cap, the request-head timeout, Graph errors for hyper's own refusals.
 pub mod connections;
 /// The seeded, deterministic generator of realistic call records.

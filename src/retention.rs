@@ -72,12 +72,17 @@ pub async fn purge_once(store: &dyn Store, policy: &RetentionPolicy, now: DateTi
 
 /// Purges every `policy.interval` until `shutdown` turns true. Errors are logged and retried at
 /// the next interval: a failed purge loses nothing.
-pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    policy: RetentionPolicy,
+    clock: Arc<dyn crate::clock::Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     if policy.call_record_days == 0 && policy.log_row_days == 0 {
         return;
     }
     loop {
-        match purge_once(store.as_ref(), &policy, DateTimeOffset::now()).await {
+        match purge_once(store.as_ref(), &policy, clock.now()).await {
             Ok(report) if report != PurgeReport::default() => {
                 tracing::info!(
                     call_records = report.call_records,

@@ -271,7 +271,7 @@ fn split_page(mut rows: Vec<StoredChild>, size: u32) -> (Vec<StoredChild>, bool)
 
 impl Graph {
     fn visible_from(&self) -> Option<i64> {
-        store::visible_from(self.state.settings.retention_days, DateTimeOffset::now())
+        store::visible_from(self.state.settings.retention_days, self.state.clock.now())
     }
 
     fn parse_select(&self, entity: EntityKind) -> Result<Vec<String>> {

@@ -107,7 +107,7 @@ async fn ingest(
         return Err(body_too_large(limit));
     }
     let tenant = principal.tenant;
-    let mut batch = BatchIngest::of_kind(state.store.as_ref(), &tenant, ingest_kind);
+    let mut batch = BatchIngest::of_kind(state.store.as_ref(), &tenant, ingest_kind, state.clock.as_ref());
     let mut reader = BodyReader::new(body, &state);
     let result = match kind {
         BodyKind::Json => ingest_document(&state, &mut reader, batch).await,

@@ -72,7 +72,7 @@ pub async fn page(
     };
     let example_record = if open {
         let mut selection = RecordSelection::default();
-        if let Some(from) = store::visible_from(settings.retention_days, DateTimeOffset::now()) {
+        if let Some(from) = store::visible_from(settings.retention_days, state.clock.now()) {
             selection.start_at_or_after(from);
         }
         let newest = state
@@ -106,7 +106,7 @@ pub async fn page(
         tenants,
         log_rows: stats.log_rows_by_kind.clone(),
         needs_token: !open,
-        samples: samples(DateTimeOffset::now(), example_record.as_deref()),
+        samples: samples(state.clock.now(), example_record.as_deref()),
     };
     let html = landing
         .render()

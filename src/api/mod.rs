@@ -59,6 +59,8 @@ pub struct AppState {
     pub write_health: Arc<health::WriteHealth>,
     /// What `/metrics` exposes.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What visibility and the time of storage are decided by.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The parts of the configuration the HTTP layer reads.

@@ -32,7 +32,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let kind = IngestKind::parse(&args.kind).ok_or_else(|| anyhow::anyhow!("unknown --kind {}", args.kind))?;
-    let mut batch = BatchIngest::of_kind(store.as_ref(), &tenant, kind);
+    let mut batch = BatchIngest::of_kind(store.as_ref(), &tenant, kind, &crate::clock::SystemClock);
     let mut lines = BufReader::with_capacity(1 << 20, reader).split(b'\n');
     let mut line_number = 0u64;
     while let Some(line) = lines.next_segment().await.context("reading the input")? {

@@ -370,6 +370,7 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
     let store_summary = redact_url(&args.db.db_url);
     let config = ServeConfig {
         listen: args.listen,
+        clock: crate::clock::system(),
         tls,
         db_url: args.db.db_url,
         connections: crate::connections::ConnectionLimits {
@@ -606,7 +607,7 @@ pub(crate) async fn generate_into(
     ];
     let mut batches: Vec<BatchIngest> = kinds
         .iter()
-        .map(|kind| BatchIngest::of_kind(store, tenant, *kind))
+        .map(|kind| BatchIngest::of_kind(store, tenant, *kind, &crate::clock::SystemClock))
         .collect();
     let mut line = 0;
     while let Some((kind, json)) = receiver.recv().await {

@@ -168,6 +168,7 @@ fn sniff_id(json: &[u8]) -> Option<String> {
 /// stalls the requests that share the async runtime.
 pub struct BatchIngest<'a> {
     store: &'a dyn Store,
+    clock: &'a dyn crate::clock::Clock,
     tenant: &'a TenantId,
     kind: IngestKind,
     raw: Vec<(u64, Vec<u8>)>,
@@ -190,10 +191,11 @@ async fn commit_batch(
     tenant: &TenantId,
     kind: IngestKind,
     batch: ReadyBatch,
+    clock: &dyn crate::clock::Clock,
 ) -> StoreResult<Vec<UpsertOutcome>> {
     let mut outcomes = Vec::new();
     if !batch.records.is_empty() {
-        let now_ticks = crate::model::DateTimeOffset::now().unix_ticks();
+        let now_ticks = clock.now().unix_ticks();
         outcomes.extend(store.upsert_call_records(tenant, &batch.records, now_ticks).await?);
     }
     if let (IngestKind::Log(log_kind), false) = (kind, batch.rows.is_empty()) {
@@ -226,13 +228,19 @@ fn prepare_line(kind: IngestKind, json: &[u8], now: DateTimeOffset) -> Result<Pr
 
 impl<'a> BatchIngest<'a> {
     /// A batch of call records.
-    pub fn new(store: &'a dyn Store, tenant: &'a TenantId) -> Self {
-        Self::of_kind(store, tenant, IngestKind::CallRecords)
+    pub fn new(store: &'a dyn Store, tenant: &'a TenantId, clock: &'a dyn crate::clock::Clock) -> Self {
+        Self::of_kind(store, tenant, IngestKind::CallRecords, clock)
     }
 
-    pub fn of_kind(store: &'a dyn Store, tenant: &'a TenantId, kind: IngestKind) -> Self {
+    pub fn of_kind(
+        store: &'a dyn Store,
+        tenant: &'a TenantId,
+        kind: IngestKind,
+        clock: &'a dyn crate::clock::Clock,
+    ) -> Self {
         Self {
             store,
+            clock,
             tenant,
             kind,
             raw: Vec::new(),
@@ -294,7 +302,7 @@ impl<'a> BatchIngest<'a> {
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
         let previous = self.ready.take();
         let kind = self.kind;
-        let now = DateTimeOffset::now();
+        let now = self.clock.now();
         let parse = async move {
             if lines.is_empty() {
                 return Ok(Vec::new());
@@ -319,10 +327,10 @@ impl<'a> BatchIngest<'a> {
             .await
             .map_err(|error| StoreError::Other(anyhow::anyhow!("parsing a batch panicked: {error}")))
         };
-        let (store, tenant) = (self.store, self.tenant);
+        let (store, tenant, clock) = (self.store, self.tenant, self.clock);
         let commit = async move {
             match previous {
-                Some(batch) => commit_batch(store, tenant, kind, batch).await,
+                Some(batch) => commit_batch(store, tenant, kind, batch, clock).await,
                 None => Ok(Vec::new()),
             }
         };
@@ -351,7 +359,7 @@ impl<'a> BatchIngest<'a> {
     pub async fn commit_pending(&mut self) -> StoreResult<()> {
         self.flush().await?;
         if let Some(batch) = self.ready.take() {
-            for outcome in commit_batch(self.store, self.tenant, self.kind, batch).await? {
+            for outcome in commit_batch(self.store, self.tenant, self.kind, batch, self.clock).await? {
                 self.report.count(outcome);
             }
         }

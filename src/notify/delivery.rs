@@ -90,7 +90,7 @@ enum Attempt {
 /// One pass: claim what is due, deliver it, record the outcome. Public so tests can drain the
 /// outbox deterministically.
 pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<StepReport> {
-    let now = DateTimeOffset::now().unix_ticks();
+    let now = notifier.clock.now().unix_ticks();
     let claimed_at = Instant::now();
     let lease = notifier.settings.lease;
     let claimed = notifier
@@ -145,7 +145,7 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
     }))
     .await;
 
-    let now_after = DateTimeOffset::now().unix_ticks();
+    let now_after = notifier.clock.now().unix_ticks();
     let mut report = StepReport::default();
     let mut completed = Vec::new();
     let mut retries = Vec::new();
@@ -234,7 +234,7 @@ async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i
 
 /// Housekeeping: expired subscriptions removed, reauthorization reminders queued.
 pub async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<()> {
-    let now = DateTimeOffset::now().unix_ticks();
+    let now = notifier.clock.now().unix_ticks();
     notifier.store.remove_expired_subscriptions(now).await?;
     let due = notifier
         .store

@@ -81,10 +81,16 @@ pub struct Notifier {
     pub settings: NotifySettings,
     pub metrics: Metrics,
     pub wake: Notify,
+    /// What subscription expiry, claims and retries are decided by.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Notifier {
-    pub fn new(store: Arc<dyn Store>, settings: NotifySettings) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: NotifySettings,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> anyhow::Result<Self> {
         let resolver = Arc::new(GuardedResolver::new(
             settings.resolver.clone(),
             settings.allow_private_targets,
@@ -106,6 +112,7 @@ impl Notifier {
             settings,
             metrics: Metrics::default(),
             wake: Notify::new(),
+            clock,
         })
     }
 }

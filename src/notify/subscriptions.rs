@@ -335,7 +335,7 @@ pub async fn create(
     input: SubscriptionInput,
     application_id: Option<String>,
 ) -> Result<Subscription, SubscriptionError> {
-    let now = DateTimeOffset::now();
+    let now = notifier.clock.now();
     let missing = |name: &str| invalid(format!("The property '{name}' is required to create a subscription."));
     let resource = input.resource.clone().ok_or_else(|| missing("resource"))?;
     let change_type = input.change_type.clone().ok_or_else(|| missing("changeType"))?;
@@ -396,7 +396,7 @@ pub async fn create(
 pub async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Subscription, SubscriptionError> {
     let stored = notifier
         .store
-        .get_subscription(tenant, id, DateTimeOffset::now().unix_ticks())
+        .get_subscription(tenant, id, notifier.clock.now().unix_ticks())
         .await?
         .ok_or_else(not_found)?;
     from_stored(&stored)
@@ -405,7 +405,7 @@ pub async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Sub
 pub async fn list(notifier: &Notifier, tenant: &TenantId) -> Result<Vec<Subscription>, SubscriptionError> {
     let stored = notifier
         .store
-        .list_subscriptions(tenant, DateTimeOffset::now().unix_ticks())
+        .list_subscriptions(tenant, notifier.clock.now().unix_ticks())
         .await?;
     stored.iter().map(from_stored).collect()
 }
@@ -437,7 +437,7 @@ pub async fn update(
         }
     }
     if let Some(expiration) = input.expiration_date_time {
-        check_expiration(expiration, DateTimeOffset::now())?;
+        check_expiration(expiration, notifier.clock.now())?;
         subscription.expiration_date_time = expiration;
     }
     if let Some(url) = input.notification_url {

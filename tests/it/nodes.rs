@@ -63,7 +63,7 @@ async fn two_nodes_deliver_each_notification_once() {
     );
 
     receiver.wait_for(300).await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    node_a.outbox_drained().await;
     let got = receiver.notifications();
     let mut delivered: Vec<&str> = got.iter().map(|n| n["resourceData"]["id"].as_str().unwrap()).collect();
     delivered.sort();

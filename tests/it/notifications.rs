@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use callrecords::clock::Clock;
 use callrecords::model::{DateTimeOffset, SubscriptionScope};
 use callrecords::notify::{NotifySettings, Resolver};
 use callrecords::store::{StoredSubscription, TenantId};
@@ -207,7 +208,7 @@ async fn notifications_arrive_once_per_version_with_graphs_payload(backend: Back
     );
     assert_eq!(got[1]["changeType"], "updated");
     let only_created = created_only.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.outbox_drained().await;
     assert_eq!(
         receiver.notifications().len(),
         2,
@@ -240,7 +241,7 @@ async fn participant_filtered_subscriptions_hear_only_their_participants(backend
     ])
     .await;
     let got = receiver.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.outbox_drained().await;
     assert_eq!(receiver.notifications().len(), 1);
     assert_eq!(got[0]["resourceData"]["id"], "with-bob");
 }
@@ -263,7 +264,7 @@ async fn a_receiver_that_fails_three_times_gets_everything_once_in_order(backend
     }
 
     let got = receiver.wait_for(6).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.outbox_drained().await;
     let got_now = receiver.notifications();
     assert_eq!(got_now.len(), 6, "exactly once: {got:#?}");
     let r1: Vec<&str> = got_now
@@ -292,12 +293,13 @@ async fn a_receiver_that_fails_three_times_gets_everything_once_in_order(backend
 
 both!(expired_and_deleted_subscriptions_stop_receiving);
 async fn expired_and_deleted_subscriptions_stop_receiving(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let clock = callrecords::clock::ManualClock::starting_now();
+    let app = TestApp::spawn_with_clock(backend, clock.clone()).await;
     let expiring = Receiver::start().await;
     let deleted = Receiver::start().await;
     let mut body = subscription_body(&expiring.url("/hook"));
     body["expirationDateTime"] = json!(DateTimeOffset::from_offset_date_time(
-        time::OffsetDateTime::now_utc() + time::Duration::seconds(2)
+        clock.now().as_offset_date_time() + time::Duration::seconds(2)
     )
     .to_string());
     let short = app
@@ -317,11 +319,13 @@ async fn expired_and_deleted_subscriptions_stop_receiving(backend: Backend) {
         .status,
         204
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    clock.advance(Duration::from_millis(2500));
 
+    // Notifications are planned in the ingest's own transaction: an empty outbox after it means
+    // nothing will be sent.
     app.ingest_ok(&[record("late", "2024-01-01T00:00:00Z", 1, &["a"])])
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.store.outbox_depth().await.unwrap(), 0);
     assert!(expiring.notifications().is_empty());
     assert!(deleted.notifications().is_empty());
     app.graph(&format!("/subscriptions/{}", short["id"].as_str().unwrap()))

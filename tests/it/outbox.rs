@@ -157,7 +157,7 @@ async fn a_step_sends_no_batch_that_could_outlast_its_lease(backend: Backend) {
         ..NotifySettings::default()
     };
     let lease = settings.lease;
-    let notifier = Notifier::new(store.clone(), settings).unwrap();
+    let notifier = Notifier::new(store.clone(), settings, callrecords::clock::system()).unwrap();
 
     let started = Instant::now();
     let report = deliver_due_once(&notifier, "w1").await.unwrap();

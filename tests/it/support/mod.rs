@@ -166,6 +166,12 @@ impl TestApp {
         Self::spawn_on_with_tls(database, api, notify, None).await
     }
 
+    /// A server whose time is `clock`: a test moves it instead of sleeping.
+    pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn callrecords::clock::Clock>) -> Self {
+        let database = Arc::new(TestDatabase::new(backend).await);
+        Self::spawn_configured(database, settings_with_retention(0), notify_settings(), None, clock).await
+    }
+
     /// A server with TLS; its client trusts the self-signed CA when there is one.
     pub async fn spawn_on_with_tls(
         database: Arc<TestDatabase>,
@@ -173,8 +179,19 @@ impl TestApp {
         notify: NotifySettings,
         tls: Option<TlsSource>,
     ) -> Self {
+        Self::spawn_configured(database, api, notify, tls, callrecords::clock::system()).await
+    }
+
+    async fn spawn_configured(
+        database: Arc<TestDatabase>,
+        api: ApiSettings,
+        notify: NotifySettings,
+        tls: Option<TlsSource>,
+        clock: Arc<dyn callrecords::clock::Clock>,
+    ) -> Self {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            clock,
             db_url: database.url.clone(),
             store: Default::default(),
             connections: Default::default(),
@@ -191,6 +208,7 @@ impl TestApp {
     pub async fn spawn_with_store(store: Arc<dyn Store>, api: ApiSettings) -> Self {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            clock: callrecords::clock::system(),
             db_url: String::new(),
             store: Default::default(),
             connections: Default::default(),
@@ -335,6 +353,16 @@ impl TestApp {
         let answer = self.graph_send(reqwest::Method::POST, "/subscriptions", &body).await;
         assert_eq!(answer.status, 201, "{}", answer.text);
         answer.json()
+    }
+
+    /// Waits until the outbox is empty: every notification planned so far has been delivered
+    /// (a row is deleted only after its receiver acknowledged it), so none is still to come.
+    pub async fn outbox_drained(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.store.outbox_depth().await.unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the outbox never drained");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Ingests and asserts that nothing was rejected.
