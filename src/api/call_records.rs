@@ -15,15 +15,14 @@ use serde_json::{Map, Value};
 
 use super::context::RequestContext;
 use super::error::{ApiError, Result};
-use super::odata::{self, context_url, keyed, link, page_size, parse_document, project};
+use super::odata::{self, context_url, keyed, page_size, parse_document, project};
+use super::paging::{after_page, Paging};
 use super::path::{Resource, Target};
 use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::auth::Principal;
 use crate::model::{retired, DateTimeOffset, LogKind, CSDL, CSDL_BETA};
-use crate::query::{
-    self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions, SkipToken,
-};
+use crate::query::{self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions};
 use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId};
 
 /// Largest pages Graph serves; the list's maximum is our choice (Graph documents none).
@@ -196,14 +195,21 @@ pub(super) struct Graph {
     pub(super) version: ApiVersion,
 }
 
-/// The options of a collection request that a skip token is bound to, as one string.
-pub(super) fn fingerprint(collection: &str, parts: &[Option<&str>]) -> String {
-    let mut res = collection.to_owned();
-    for part in parts {
-        res.push('|');
-        res.push_str(part.unwrap_or("\u{0}"));
-    }
-    res
+/// The paging of a record's sessions or participants, listed or expanded: an expanded
+/// collection's next link continues as the list request with the same nested options.
+fn child_paging(
+    record_path: &str,
+    child: &str,
+    record_id: &str,
+    select: Option<&str>,
+    expand: Option<&str>,
+    count: Option<&str>,
+) -> Paging {
+    Paging::new(
+        format!("{child}|{record_id}"),
+        format!("{record_path}/{child}"),
+        &[("$select", select), ("$expand", expand), ("$count", count)],
+    )
 }
 
 fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) -> RecordSelection {
@@ -308,15 +314,6 @@ impl Graph {
             .map(query::parse_count)
             .transpose()?
             .unwrap_or(false))
-    }
-
-    pub(super) fn decode_skiptoken(&self, fingerprint: &str) -> Result<Option<SkipToken>> {
-        Ok(self
-            .options
-            .skiptoken
-            .as_deref()
-            .map(|text| query::decode_skiptoken(text, fingerprint))
-            .transpose()?)
     }
 
     /// The record `id`, after its throttle budget: every handler of a record or a sub-resource
@@ -451,27 +448,18 @@ impl Graph {
         let expand = self.parse_expand(EntityKind::CallRecord, &["organizer_v2"])?;
         let top = self.parse_top()?;
         let with_count = self.parse_count()?;
-        let fingerprint = fingerprint(
+        let paging = Paging::new(
             "callRecords",
+            "communications/callRecords",
             &[
-                self.options.filter.as_deref(),
-                self.options.select.as_deref(),
-                self.options.expand.as_deref(),
-                self.options.count.as_deref(),
+                ("$filter", self.options.filter.as_deref()),
+                ("$select", self.options.select.as_deref()),
+                ("$expand", self.options.expand.as_deref()),
+                ("$count", self.options.count.as_deref()),
             ],
         );
-        let token = self.decode_skiptoken(&fingerprint)?;
-        let cursor = match &token {
-            Some(token) => match token.key.as_slice() {
-                [start, id] => Some(RecordCursor {
-                    start_ticks: start.parse().map_err(|_| invalid_skiptoken())?,
-                    id: id.clone(),
-                }),
-                _ => return Err(invalid_skiptoken()),
-            },
-            None => None,
-        };
-        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), top)?;
+        let (cursor, remaining) = (position.after, position.remaining);
         let selection = selection_from(filter.as_ref(), self.visible_from());
         let (size, max_page_applied) = page_size(&self.ctx, MAX_RECORDS_PAGE, remaining);
         let mut rows = self
@@ -502,28 +490,12 @@ impl Graph {
             let participants = derived.next().flatten();
             self.write_record(item, row, &select, organizer, participants.as_deref())
         })?;
-        let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
-        if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
-            let token = SkipToken {
-                key: vec![last.start_ticks.to_string(), last.id.clone()],
-                remaining: left,
+        if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
+            let last = RecordCursor {
+                start_ticks: last.start_ticks,
+                id: last.id.clone(),
             };
-            let mut options = Vec::new();
-            for (name, value) in [
-                ("$filter", &self.options.filter),
-                ("$select", &self.options.select),
-                ("$expand", &self.options.expand),
-                ("$count", &self.options.count),
-            ] {
-                if let Some(value) = value {
-                    options.push((name, value.clone()));
-                }
-            }
-            options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-            body.string(
-                "@odata.nextLink",
-                &link(&self.ctx, "communications/callRecords", &options),
-            );
+            body.string("@odata.nextLink", &paging.next_link(&self.ctx, &last, left));
         }
         Ok(odata::json_text_response(
             &self.ctx,
@@ -621,15 +593,19 @@ impl Graph {
                     body.raw_array("sessions", &sessions);
                     if let (true, Some(last)) = (more, rows.last()) {
                         let expand_text = (!item.expand.is_empty()).then(|| query::format_expand(&item.expand));
-                        let next = self.child_next_link(
+                        let select = select_option(item);
+                        let paging = child_paging(
                             &record_path,
                             "sessions",
                             id,
-                            last.ordinal,
-                            select_option(item),
-                            expand_text,
+                            select.as_deref(),
+                            expand_text.as_deref(),
+                            None,
                         );
-                        body.string("sessions@odata.nextLink", &next);
+                        body.string(
+                            "sessions@odata.nextLink",
+                            &paging.next_link(&self.ctx, &last.ordinal, None),
+                        );
                     }
                 }
                 "participants_v2" => {
@@ -648,65 +624,18 @@ impl Graph {
                     let participants = render_participants(&rows, &nested_select)?;
                     body.raw_array("participants_v2", &participants);
                     if let (true, Some(last)) = (more, rows.last()) {
-                        let next = self.child_next_link(
-                            &record_path,
-                            "participants_v2",
-                            id,
-                            last.ordinal,
-                            select_option(item),
-                            None,
+                        let select = select_option(item);
+                        let paging = child_paging(&record_path, "participants_v2", id, select.as_deref(), None, None);
+                        body.string(
+                            "participants_v2@odata.nextLink",
+                            &paging.next_link(&self.ctx, &last.ordinal, None),
                         );
-                        body.string("participants_v2@odata.nextLink", &next);
                     }
                 }
                 _ => {}
             }
         }
         Ok(odata::json_text_response(&self.ctx, body.finish(), applied))
-    }
-
-    /// The next link of an expanded or listed child collection, with a token bound to the
-    /// options the list request will carry.
-    fn child_next_link(
-        &self,
-        record_path: &str,
-        child: &str,
-        record_id: &str,
-        last_ordinal: i64,
-        select: Option<String>,
-        expand: Option<String>,
-    ) -> String {
-        self.child_next_link_with(record_path, child, record_id, last_ordinal, select, expand, None, None)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn child_next_link_with(
-        &self,
-        record_path: &str,
-        child: &str,
-        record_id: &str,
-        last_ordinal: i64,
-        select: Option<String>,
-        expand: Option<String>,
-        count: Option<String>,
-        remaining: Option<u64>,
-    ) -> String {
-        let fingerprint = fingerprint(
-            &format!("{child}|{record_id}"),
-            &[select.as_deref(), expand.as_deref(), count.as_deref()],
-        );
-        let token = SkipToken {
-            key: vec![last_ordinal.to_string()],
-            remaining,
-        };
-        let mut options = Vec::new();
-        for (name, value) in [("$select", select), ("$expand", expand), ("$count", count)] {
-            if let Some(value) = value {
-                options.push((name, value));
-            }
-        }
-        options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-        link(&self.ctx, &format!("{record_path}/{child}"), &options)
     }
 
     /// Sessions as served: projected, with segments kept only when expanded.
@@ -738,23 +667,17 @@ impl Graph {
         let expand = self.parse_expand(entity, allowed_expand)?;
         let top = self.parse_top()?;
         let with_count = self.parse_count()?;
-        let fingerprint = fingerprint(
-            &format!("{name}|{id}"),
-            &[
-                self.options.select.as_deref(),
-                self.options.expand.as_deref(),
-                self.options.count.as_deref(),
-            ],
+        let record_path = format!("communications/{}", keyed("callRecords", id));
+        let paging = child_paging(
+            &record_path,
+            name,
+            id,
+            self.options.select.as_deref(),
+            self.options.expand.as_deref(),
+            self.options.count.as_deref(),
         );
-        let token = self.decode_skiptoken(&fingerprint)?;
-        let after = match &token {
-            Some(token) => match token.key.as_slice() {
-                [ordinal] => Some(ordinal.parse::<i64>().map_err(|_| invalid_skiptoken())?),
-                _ => return Err(invalid_skiptoken()),
-            },
-            None => None,
-        };
-        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let position = paging.position::<i64>(self.options.skiptoken.as_deref(), top)?;
+        let (after, remaining) = (position.after, position.remaining);
         let record = self.require_record(id).await?;
         let (size, max_page_applied) = page_size(&self.ctx, max, remaining);
         let fetched = match child {
@@ -772,7 +695,6 @@ impl Graph {
             }
         };
         let (rows, more) = split_page(fetched, size);
-        let record_path = format!("communications/{}", keyed("callRecords", id));
         let projection = query::context_projection(&select, &expand).unwrap_or_default();
         let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 1).sum::<usize>() + 512);
         body.string(
@@ -791,19 +713,8 @@ impl Graph {
             Child::Participants => render_participants(&rows, &select)?,
         };
         body.raw_array("value", &items);
-        let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
-        if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
-            let next = self.child_next_link_with(
-                &record_path,
-                name,
-                id,
-                last.ordinal,
-                self.options.select.clone(),
-                self.options.expand.clone(),
-                self.options.count.clone(),
-                left,
-            );
-            body.string("@odata.nextLink", &next);
+        if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
+            body.string("@odata.nextLink", &paging.next_link(&self.ctx, &last.ordinal, left));
         }
         Ok(odata::json_text_response(
             &self.ctx,

@@ -14,6 +14,7 @@ pub mod health;
 mod ingest;
 mod landing;
 mod odata;
+mod paging;
 mod path;
 mod raw;
 mod subscriptions;

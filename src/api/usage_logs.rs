@@ -11,17 +11,25 @@ use std::collections::BTreeMap;
 
 use axum::response::Response;
 
-use super::call_records::{fingerprint, invalid_skiptoken, ApiVersion, Graph};
+use super::call_records::{ApiVersion, Graph};
 use super::error::{ApiError, Result};
-use super::odata::{self, context_url, link};
+use super::odata::{self, context_url};
+use super::paging::{after_page, Paging};
 use super::path::{function_name, FunctionRange};
 use super::raw::{JsonObject, RawEntity};
 use crate::model::{LogKind, PstnOnlineMeetingDialoutReport};
-use crate::query::{self, QueryOption as Q, SkipToken};
+use crate::query::QueryOption as Q;
 use crate::store::{LogRowQuery, RecordCursor};
 
 /// Graph's page size for the usage-log functions.
 const LOG_PAGE: u32 = 1000;
+
+/// The paging of a log function: tokens bound to its kind and range, next links to the same call.
+fn function_paging(kind: LogKind, range: &FunctionRange, count: Option<&str>) -> Paging {
+    let range_text = format!("fromDateTime={},toDateTime={}", range.from, range.to);
+    let path = format!("communications/callRecords/{}({range_text})", function_name(kind));
+    Paging::new(kind.as_str(), path, &[("$count", count)]).bound_to_path(range_text)
+}
 
 impl Graph {
     // Graph's getPstnCalls and getDirectRoutingCalls pages.
@@ -43,20 +51,10 @@ impl Graph {
             }
             None => 0,
         };
-        let range_text = format!("fromDateTime={},toDateTime={}", range.from, range.to);
-        let fingerprint = fingerprint(kind.as_str(), &[Some(&range_text), self.options.count.as_deref()]);
-        let token = self.decode_skiptoken(&fingerprint)?;
-        let after = match &token {
-            Some(token) => match token.key.as_slice() {
-                [start, id] => Some(RecordCursor {
-                    start_ticks: start.parse().map_err(|_| invalid_skiptoken())?,
-                    id: id.clone(),
-                }),
-                _ => return Err(invalid_skiptoken()),
-            },
-            None => None,
-        };
-        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let paging = function_paging(kind, range, self.options.count.as_deref());
+        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), top)?;
+        let resumed = position.resumed();
+        let (after, remaining) = (position.after, position.remaining);
         let size = remaining.map_or(LOG_PAGE, |r| LOG_PAGE.min(u32::try_from(r).unwrap_or(u32::MAX)));
         let mut rows = self
             .state
@@ -68,7 +66,7 @@ impl Graph {
                     from_ticks: range.from.unix_ticks(),
                     to_ticks: range.to.unix_ticks(),
                     after,
-                    skip: if token.is_some() { 0 } else { skip },
+                    skip: if resumed { 0 } else { skip },
                     limit: size + 1,
                 },
             )
@@ -90,19 +88,12 @@ impl Graph {
             .collect::<anyhow::Result<Vec<_>>>()
             .map_err(ApiError::internal)?;
         body.raw_array("value", &values);
-        let left = remaining.map(|r| r.saturating_sub(u64::from(size)));
-        if let (true, Some(last)) = (more && left != Some(0), rows.last()) {
-            let token = SkipToken {
-                key: vec![last.start_ticks.to_string(), last.id.clone()],
-                remaining: left,
+        if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
+            let last = RecordCursor {
+                start_ticks: last.start_ticks,
+                id: last.id.clone(),
             };
-            let mut options = Vec::new();
-            if let Some(count) = &self.options.count {
-                options.push(("$count", count.clone()));
-            }
-            options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-            let path = format!("communications/callRecords/{}({range_text})", function_name(kind));
-            body.string("@odata.nextLink", &link(&self.ctx, &path, &options));
+            body.string("@odata.nextLink", &paging.next_link(&self.ctx, &last, left));
         }
         Ok(odata::json_text_response(&self.ctx, body.finish(), Vec::new()))
     }
@@ -147,16 +138,9 @@ impl Graph {
         self.options.ensure_only(&[Q::Top, Q::Count, Q::SkipToken])?;
         let top = self.parse_top()?;
         self.parse_count()?;
-        let range_text = format!("fromDateTime={},toDateTime={}", range.from, range.to);
-        let fingerprint = fingerprint(kind.as_str(), &[Some(&range_text), self.options.count.as_deref()]);
-        let token = self.decode_skiptoken(&fingerprint)?;
-        let after: Option<Vec<Option<String>>> = match &token {
-            Some(token) => match token.key.as_slice() {
-                [key] => Some(serde_json::from_str(key).map_err(|_| invalid_skiptoken())?),
-                _ => return Err(invalid_skiptoken()),
-            },
-            None => None,
-        };
+        let paging = function_paging(kind, range, self.options.count.as_deref());
+        let position = paging.position::<Vec<Option<String>>>(self.options.skiptoken.as_deref(), top)?;
+        let after = position.after;
         let mut groups: BTreeMap<Vec<Option<String>>, PstnOnlineMeetingDialoutReport> = BTreeMap::new();
         let mut cursor = None;
         loop {
@@ -200,7 +184,7 @@ impl Graph {
                 _ => break,
             }
         }
-        let remaining = token.as_ref().map_or(top, |token| token.remaining);
+        let remaining = position.remaining;
         let size = remaining.map_or(LOG_PAGE, |r| LOG_PAGE.min(u32::try_from(r).unwrap_or(u32::MAX))) as usize;
         let more = groups.len() > size;
         let page: Vec<(Vec<Option<String>>, PstnOnlineMeetingDialoutReport)> = groups.into_iter().take(size).collect();
@@ -213,19 +197,8 @@ impl Graph {
         body.integer("@odata.count", i64::try_from(page.len()).unwrap_or(i64::MAX));
         let values: Vec<String> = page.iter().map(|(_, entry)| crate::model::to_json(entry)).collect();
         body.raw_array("value", &values);
-        let left = remaining.map(|r| r.saturating_sub(size as u64));
-        if let (true, Some((last, _))) = (more && left != Some(0), page.last()) {
-            let token = SkipToken {
-                key: vec![serde_json::to_string(last).map_err(|e| ApiError::internal(e.into()))?],
-                remaining: left,
-            };
-            let mut options = Vec::new();
-            if let Some(count) = &self.options.count {
-                options.push(("$count", count.clone()));
-            }
-            options.push(("$skiptoken", query::encode_skiptoken(&token, &fingerprint)));
-            let path = format!("communications/callRecords/{}({range_text})", function_name(kind));
-            body.string("@odata.nextLink", &link(&self.ctx, &path, &options));
+        if let (Some(left), Some((last, _))) = (after_page(more, remaining, size as u64), page.last()) {
+            body.string("@odata.nextLink", &paging.next_link(&self.ctx, last, left));
         }
         Ok(odata::json_text_response(&self.ctx, body.finish(), Vec::new()))
     }
