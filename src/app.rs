@@ -166,10 +166,6 @@ impl App {
         self.state.store.clone()
     }
 
-    pub fn notifier(&self) -> Arc<Notifier> {
-        self.state.notifier.clone()
-    }
-
     /// Serves HTTP and runs the background tasks until `shutdown` resolves; the tasks get the
     /// same signal and finish what they hold.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

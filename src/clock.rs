@@ -17,7 +17,7 @@ pub trait Clock: Send + Sync + Debug {
 
 /// The system's clock.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTimeOffset {
@@ -40,7 +40,7 @@ const NANOS_PER_TICK: u128 = 100;
 
 impl ManualClock {
     /// A clock standing at `start`.
-    pub fn at(start: DateTimeOffset) -> Arc<Self> {
+    pub(crate) fn at(start: DateTimeOffset) -> Arc<Self> {
         Arc::new(Self {
             ticks: AtomicI64::new(start.unix_ticks()),
         })

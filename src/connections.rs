@@ -44,8 +44,8 @@ const HTTP2_MAX_STREAMS: u32 = 100;
 
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
-    pub max_connections: usize,
-    pub request_head_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) request_head_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -62,7 +62,7 @@ impl ConnectionLimits {
     /// HTTP/2 (which the SDKs negotiate over TLS) has no head timeout of its own: a connection
     /// must send its first request within the same time, and one whose pings go unanswered is
     /// closed.
-    pub fn apply<A>(&self, server: Server<SocketAddr, A>) -> Server<SocketAddr, GuardedAcceptor<A>> {
+    pub(crate) fn apply<A>(&self, server: Server<SocketAddr, A>) -> Server<SocketAddr, GuardedAcceptor<A>> {
         let max_connections = self.max_connections;
         let mut server = server
             .map(|inner| GuardedAcceptor::new(inner, max_connections))
@@ -94,7 +94,7 @@ pub fn raise_open_file_limit() -> usize {
 /// Wraps another acceptor (plain TCP or TLS): takes a connection slot first, then wraps the
 /// stream so its slot is held as long as it is open.
 #[derive(Clone)]
-pub struct GuardedAcceptor<A> {
+pub(crate) struct GuardedAcceptor<A> {
     inner: A,
     slots: Arc<Semaphore>,
     refused: Arc<AtomicU64>,
@@ -143,7 +143,7 @@ where
 }
 
 /// A served connection: holds its slot, and replaces hyper's empty error answers.
-pub struct GuardedStream<S> {
+pub(crate) struct GuardedStream<S> {
     inner: S,
     _slot: OwnedSemaphorePermit,
     /// A replacement being written, and how far; the caller's bytes count as written once all

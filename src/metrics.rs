@@ -19,32 +19,32 @@ use crate::model::LogKind;
 use crate::store::StoreStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
-    pub status: u16,
+pub(crate) struct RequestLabels {
+    pub(crate) route: String,
+    pub(crate) method: String,
+    pub(crate) status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
+pub(crate) struct RouteLabels {
+    pub(crate) route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IngestLabels {
-    pub kind: &'static str,
+pub(crate) struct IngestLabels {
+    pub(crate) kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IngestOutcomeLabels {
-    pub kind: &'static str,
+pub(crate) struct IngestOutcomeLabels {
+    pub(crate) kind: &'static str,
     /// `stored`, `replaced`, `ignored` (an older or equal version) or `rejected`.
-    pub outcome: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LogKindLabels {
-    pub kind: &'static str,
+pub(crate) struct LogKindLabels {
+    pub(crate) kind: &'static str,
 }
 
 /// Latency buckets from a cached page (a millisecond) to a large export or ingest (a minute).
@@ -52,15 +52,15 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 
-pub struct Metrics {
-    pub requests: Family<RequestLabels, Counter>,
-    pub request_seconds: Family<RouteLabels, Histogram>,
-    pub ingest_records: Family<IngestOutcomeLabels, Counter>,
-    pub ingest_bytes: Family<IngestLabels, Counter>,
-    pub store_bytes: Gauge,
-    pub store_call_records: Gauge,
-    pub store_tenants: Gauge,
-    pub store_log_rows: Family<LogKindLabels, Gauge>,
+pub(crate) struct Metrics {
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) request_seconds: Family<RouteLabels, Histogram>,
+    pub(crate) ingest_records: Family<IngestOutcomeLabels, Counter>,
+    pub(crate) ingest_bytes: Family<IngestLabels, Counter>,
+    pub(crate) store_bytes: Gauge,
+    pub(crate) store_call_records: Gauge,
+    pub(crate) store_tenants: Gauge,
+    pub(crate) store_log_rows: Family<LogKindLabels, Gauge>,
     registry: Registry,
 }
 
@@ -128,7 +128,7 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn observe_request(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
+    pub(crate) fn observe_request(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
         let method = match method.as_str() {
             known @ ("GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "OPTIONS" | "PUT") => known,
             _ => "other",
@@ -148,7 +148,7 @@ impl Metrics {
     }
 
     /// Counts what one ingest request read and what became of its records.
-    pub fn observe_ingest(&self, kind: &'static str, bytes: usize, report: &IngestReport) {
+    pub(crate) fn observe_ingest(&self, kind: &'static str, bytes: usize, report: &IngestReport) {
         self.ingest_bytes
             .get_or_create(&IngestLabels { kind })
             .inc_by(bytes as u64);
@@ -167,7 +167,7 @@ impl Metrics {
     }
 
     /// Sets the store gauges from a fresh reading.
-    pub fn set_store(&self, stats: &StoreStats) {
+    pub(crate) fn set_store(&self, stats: &StoreStats) {
         self.store_bytes.set(stats.bytes);
         self.store_call_records.set(stats.call_records());
         self.store_tenants.set(stats.call_records_by_tenant.len() as i64);
@@ -185,7 +185,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

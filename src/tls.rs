@@ -27,10 +27,10 @@ pub enum TlsSource {
 }
 
 /// The server's TLS configuration, and what a client should trust for a self-signed one.
-pub struct PreparedTls {
-    pub config: RustlsConfig,
+pub(crate) struct PreparedTls {
+    pub(crate) config: RustlsConfig,
     /// `--tls self-signed`: the local CA's certificate (PEM), for clients to trust.
-    pub ca_certificate: Option<PathBuf>,
+    pub(crate) ca_certificate: Option<PathBuf>,
     /// `--tls-cert`: the files to watch for renewal.
     watched: Option<(PathBuf, PathBuf)>,
 }
@@ -41,7 +41,7 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub async fn prepare(source: &TlsSource) -> anyhow::Result<PreparedTls> {
+pub(crate) async fn prepare(source: &TlsSource) -> anyhow::Result<PreparedTls> {
     install_crypto_provider();
     match source {
         TlsSource::Files { cert, key } => {
@@ -76,7 +76,7 @@ pub async fn prepare(source: &TlsSource) -> anyhow::Result<PreparedTls> {
 impl PreparedTls {
     /// Reloads an operator's certificate when its files change, until `stop` turns true. A
     /// reload that fails (a half-written file) keeps the certificate in use and is tried again.
-    pub async fn watch_for_renewal(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn watch_for_renewal(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let Some((cert, key)) = self.watched.clone() else {
             return;
         };

@@ -21,14 +21,14 @@ use crate::store::TenantId;
 
 /// Marks a 4xx whose body is already in its final shape, so the OData envelope leaves it alone.
 #[derive(Clone, Copy, Debug)]
-pub struct OwnErrorBody;
+pub(crate) struct OwnErrorBody;
 
 /// Authenticates every request whose path needs a role, and checks the role. The path is
 /// parsed here, once, before anything looks at the store: the roles, the throttle buckets and
 /// (through the request's extensions) the handler all use this one `Target`. The principal goes
 /// into the extensions too; paths that need no token get the role-less principal of the default
 /// tenant.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let target = Target::of(request.uri().path());
     let principal = match (required_roles(&target), state.authenticator.as_ref()) {
         (_, Authenticator::None) => Principal::anonymous(),
@@ -63,7 +63,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// token (the service document, `$metadata`, `/`, `/healthz`, `/metrics`, the issuer's endpoints), otherwise any one of the
 /// listed roles. Only a log function itself takes the weaker role; any other Graph path,
 /// including one that names no resource, needs `CallRecords.Read.All`.
-pub fn required_roles(target: &Target) -> Option<&'static [&'static str]> {
+pub(crate) fn required_roles(target: &Target) -> Option<&'static [&'static str]> {
     match target {
         Target::Ingest => Some(&[auth::INGEST]),
         Target::Graph(Ok(Resource::Metadata | Resource::ServiceDocument)) => None,
@@ -113,7 +113,7 @@ fn local_issuer_enabled(state: &AppState) -> bool {
 }
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub async fn openid_configuration(
+pub(crate) async fn openid_configuration(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     uri: axum::http::Uri,
@@ -141,7 +141,7 @@ pub async fn openid_configuration(
 }
 
 /// `GET /{tenant}/discovery/v2.0/keys`: the JWKS.
-pub async fn jwks(State(state): State<AppState>) -> Response {
+pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     if !local_issuer_enabled(&state) {
         return ApiError::resource_not_found().into_response();
     }
@@ -152,7 +152,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct TokenForm {
+pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -161,7 +161,7 @@ pub struct TokenForm {
 
 /// `POST /{tenant}/oauth2/v2.0/token`: the client-credentials grant, with the client's id and
 /// secret in the form or in HTTP Basic authentication.
-pub async fn token(
+pub(crate) async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: axum::http::HeaderMap,

@@ -40,7 +40,7 @@ pub(super) enum ApiVersion {
 }
 
 /// Every request under `/v1.0/`.
-pub async fn dispatch(
+pub(crate) async fn dispatch(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(target): Extension<Target>,
@@ -52,7 +52,7 @@ pub async fn dispatch(
 }
 
 /// Every request under `/beta/`.
-pub async fn dispatch_beta(
+pub(crate) async fn dispatch_beta(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(target): Extension<Target>,

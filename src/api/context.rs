@@ -11,15 +11,15 @@ use crate::query::{self, Preferences};
 
 /// The request-id we issue, the client's own id when it sent one, and the time for `innerError`.
 #[derive(Clone, Debug)]
-pub struct RequestIds {
-    pub request_id: String,
-    pub client_request_id: Option<String>,
+pub(crate) struct RequestIds {
+    pub(crate) request_id: String,
+    pub(crate) client_request_id: Option<String>,
     /// UTC to the second, no zone suffix, as Graph writes `innerError.date`.
-    pub date: String,
+    pub(crate) date: String,
 }
 
 impl RequestIds {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let now = time::OffsetDateTime::now_utc();
         Self {
             request_id: uuid::Uuid::new_v4().to_string(),
@@ -43,19 +43,19 @@ impl RequestIds {
 
 /// What a Graph handler knows about the request beyond its path and query.
 #[derive(Clone, Debug)]
-pub struct RequestContext {
-    pub prefer: Preferences,
+pub(crate) struct RequestContext {
+    pub(crate) prefer: Preferences,
     /// `https://host` with no trailing slash; links append `/v1.0/...`.
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// `v1.0`, or `beta` for requests under `/beta/`.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
 }
 
 /// The scheme and host of the links we write: `--public-base-url`, or the scheme we serve and the
 /// host the client asked for: HTTP/2's `:authority` (which hyper puts in the URI, not in a `Host`
 /// header), else HTTP/1.1's `Host`. A host with characters no host name has is ignored, so a
 /// forged header cannot inject text into links.
-pub fn base_url(settings: &ApiSettings, uri: &Uri, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(settings: &ApiSettings, uri: &Uri, headers: &HeaderMap) -> String {
     if let Some(url) = &settings.public_base_url {
         return url.trim_end_matches('/').to_owned();
     }

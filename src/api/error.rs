@@ -11,33 +11,33 @@ use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// The message Graph writes for a missing, foreign or expired call record (as observed).
-pub const CALL_RECORD_NOT_FOUND: &str = "Could not find the requested call record. Records about calls or online meetings that started more than 30 days ago are not available.";
+pub(crate) const CALL_RECORD_NOT_FOUND: &str = "Could not find the requested call record. Records about calls or online meetings that started more than 30 days ago are not available.";
 
-pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// One entry of `error.details`: which part of the request was wrong and why.
 #[derive(Clone, Debug, Serialize)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
-    pub target: String,
+pub(crate) struct ErrorDetail {
+    pub(crate) code: String,
+    pub(crate) message: String,
+    pub(crate) target: String,
 }
 
 #[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub target: Option<String>,
-    pub details: Vec<ErrorDetail>,
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) target: Option<String>,
+    pub(crate) details: Vec<ErrorDetail>,
     /// For 5xx: the cause, logged with the request-id and never shown to the client.
-    pub source: Option<anyhow::Error>,
-    pub allow: Option<&'static str>,
-    pub retry_after_seconds: Option<u64>,
+    pub(crate) source: Option<anyhow::Error>,
+    pub(crate) allow: Option<&'static str>,
+    pub(crate) retry_after_seconds: Option<u64>,
     /// The `WWW-Authenticate` challenge of a 401.
-    pub www_authenticate: Option<String>,
+    pub(crate) www_authenticate: Option<String>,
     /// Extra members of `innerError` (Graph's 429 carries `code`, `status` and `message` there).
-    pub inner: Vec<(&'static str, String)>,
+    pub(crate) inner: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -56,25 +56,25 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
-    pub fn call_record_not_found() -> Self {
+    pub(crate) fn call_record_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", CALL_RECORD_NOT_FOUND)
     }
 
-    pub fn resource_not_found() -> Self {
+    pub(crate) fn resource_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", "Resource not found.")
     }
 
     /// An unknown or unparseable segment under `/v1.0` is a 400, as OData answers.
-    pub fn unknown_segment(segment: &str) -> Self {
+    pub(crate) fn unknown_segment(segment: &str) -> Self {
         PathError::unknown_segment(segment).into()
     }
 
     /// Call records are read-only: the SDKs' generated POST, PATCH and DELETE get a 405.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
         let mut error = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -84,7 +84,7 @@ impl ApiError {
         error
     }
 
-    pub fn internal(source: anyhow::Error) -> Self {
+    pub(crate) fn internal(source: anyhow::Error) -> Self {
         let mut error = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerError",
@@ -94,12 +94,12 @@ impl ApiError {
         error
     }
 
-    pub fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
+    pub(crate) fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
         self.details = details;
         self
     }
 
-    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+    pub(crate) fn with_target(mut self, target: impl Into<String>) -> Self {
         self.target = Some(target.into());
         self
     }
@@ -154,14 +154,14 @@ impl From<StoreError> for ApiError {
 
 /// What the envelope middleware needs to write the body; carried in the response's extensions.
 #[derive(Clone, Debug)]
-pub struct ErrorPayload {
-    pub code: &'static str,
-    pub message: String,
-    pub target: Option<String>,
-    pub details: Vec<ErrorDetail>,
+pub(crate) struct ErrorPayload {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) target: Option<String>,
+    pub(crate) details: Vec<ErrorDetail>,
     /// The cause chain of a 5xx, for the log line the middleware writes.
-    pub cause: Option<String>,
-    pub inner: Vec<(&'static str, String)>,
+    pub(crate) cause: Option<String>,
+    pub(crate) inner: Vec<(&'static str, String)>,
 }
 
 impl IntoResponse for ApiError {
@@ -198,7 +198,7 @@ impl IntoResponse for ApiError {
 
 /// The payload for an error response that did not come from an `ApiError` (a panic caught by
 /// tower-http, a body over the size limit, a timeout): Graph's code for the status.
-pub fn payload_for_status(status: StatusCode) -> ErrorPayload {
+pub(crate) fn payload_for_status(status: StatusCode) -> ErrorPayload {
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("NotFound", "Resource not found."),
         StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The HTTP method is not allowed on this resource."),

@@ -18,16 +18,16 @@ use crate::store::StoreError;
 /// What the writes of this process last found. Only a write shows whether space was freed, so
 /// "full" lasts until one succeeds (clients retry refused ingests, so that comes soon enough).
 #[derive(Debug, Default)]
-pub struct WriteHealth {
+pub(crate) struct WriteHealth {
     full_since: Mutex<Option<DateTimeOffset>>,
 }
 
 impl WriteHealth {
-    pub fn record_success(&self) {
+    pub(crate) fn record_success(&self) {
         *self.full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
-    pub fn record_failure(&self, error: &StoreError) {
+    pub(crate) fn record_failure(&self, error: &StoreError) {
         if matches!(error, StoreError::Full(_)) {
             self.full_since
                 .lock()
@@ -36,12 +36,12 @@ impl WriteHealth {
         }
     }
 
-    pub fn full_since(&self) -> Option<DateTimeOffset> {
+    pub(crate) fn full_since(&self) -> Option<DateTimeOffset> {
         *self.full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>> {
+pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Value>> {
     state.store.ping().await?;
     if let Some(since) = state.write_health.full_since() {
         return Err(ApiError::new(
@@ -53,7 +53,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>> {
     Ok(Json(json!({ "status": "ok" })))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response> {
     let depth = state.store.outbox_depth().await?;
     state.notifier.metrics.outbox_depth.set(depth);
     state.metrics.set_store(&state.store.stats().await?);

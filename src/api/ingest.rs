@@ -24,7 +24,7 @@ use crate::store::StoreError;
 
 /// The largest single record we accept: far above any real record (a 150-session meeting with
 /// full media detail is a few megabytes), small enough that one line cannot exhaust memory.
-pub const MAX_RECORD_BYTES: usize = 64 << 20;
+pub(crate) const MAX_RECORD_BYTES: usize = 64 << 20;
 
 enum BodyKind {
     Json,
@@ -53,7 +53,7 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind> {
     }
 }
 
-pub async fn ingest_call_records(
+pub(crate) async fn ingest_call_records(
     state: State<AppState>,
     principal: Extension<Principal>,
     headers: HeaderMap,
@@ -63,7 +63,7 @@ pub async fn ingest_call_records(
 }
 
 /// `POST /ingest/{kind}` for the usage-log kinds (`LogKind::as_str` names them).
-pub async fn ingest_log_rows(
+pub(crate) async fn ingest_log_rows(
     state: State<AppState>,
     principal: Extension<Principal>,
     axum::extract::Path(kind): axum::extract::Path<String>,

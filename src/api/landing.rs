@@ -46,7 +46,7 @@ struct Landing {
     samples: Vec<Sample>,
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,

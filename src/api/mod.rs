@@ -9,8 +9,8 @@
 mod auth;
 mod call_records;
 mod context;
-pub mod error;
-pub mod health;
+pub(crate) mod error;
+pub(crate) mod health;
 mod ingest;
 mod landing;
 mod odata;
@@ -39,29 +39,29 @@ use tower_http::trace::TraceLayer;
 
 use crate::notify::Notifier;
 use crate::store::Store;
-pub use context::RequestIds;
+pub(crate) use context::RequestIds;
 use error::{payload_for_status, ErrorPayload};
 
 /// What every handler can reach. Nothing here is durable: all state lives in the store.
 #[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub settings: Arc<ApiSettings>,
-    pub notifier: Arc<Notifier>,
-    pub authenticator: Arc<crate::auth::Authenticator>,
-    pub throttle: Arc<throttle::Throttle>,
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: Arc<ApiSettings>,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) authenticator: Arc<crate::auth::Authenticator>,
+    pub(crate) throttle: Arc<throttle::Throttle>,
     /// Bounds the ingest requests parsing and committing at once
     /// (`ApiSettings::max_concurrent_ingests`).
-    pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
     /// The bytes ingest requests may hold read but not yet committed, one permit a byte
     /// (`ApiSettings::ingest_memory_bytes`).
-    pub ingest_memory: Arc<tokio::sync::Semaphore>,
+    pub(crate) ingest_memory: Arc<tokio::sync::Semaphore>,
     /// Whether writes are failing for lack of space, for `/healthz`.
-    pub write_health: Arc<health::WriteHealth>,
+    pub(crate) write_health: Arc<health::WriteHealth>,
     /// What `/metrics` exposes.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// What visibility and the time of storage are decided by.
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The parts of the configuration the HTTP layer reads.
@@ -127,11 +127,11 @@ impl ApiSettings {
 
 /// Eight batches: the two being parsed and committed, the two waiting to commit behind them,
 /// and room for others to read theirs.
-pub const DEFAULT_INGEST_MEMORY_BYTES: usize = 8 * crate::ingest::BATCH_BYTES;
+pub(crate) const DEFAULT_INGEST_MEMORY_BYTES: usize = 8 * crate::ingest::BATCH_BYTES;
 
 /// Slower than any real link that uploads records, fast enough that a sender who trickles
 /// bytes to hold a request open is cut off within ten seconds.
-pub const DEFAULT_INGEST_MIN_RATE: u64 = 1024;
+pub(crate) const DEFAULT_INGEST_MIN_RATE: u64 = 1024;
 
 impl Default for ApiSettings {
     fn default() -> Self {
@@ -152,7 +152,7 @@ impl Default for ApiSettings {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let max_ingest_bytes = state.settings.max_ingest_bytes;
     let cors = cors_layer(&state.settings.cors_origins);
     let state_metrics = state.metrics.clone();
@@ -294,7 +294,7 @@ async fn not_found() -> Response {
 }
 
 /// The OData content type of every JSON body, success or error, as Graph writes it.
-pub const ODATA_JSON: &str =
+pub(crate) const ODATA_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// Stamps `request-id`, `client-request-id` and `OData-Version` on every response, and writes
@@ -342,7 +342,7 @@ async fn odata_envelope(mut req: Request, next: Next) -> Response {
 
 /// The extra headers and the Graph error body of an answer that no handler wrote (hyper's own
 /// refusals of requests it cannot parse), with a fresh request-id.
-pub fn protocol_error(status: StatusCode) -> (Vec<(&'static str, String)>, String) {
+pub(crate) fn protocol_error(status: StatusCode) -> (Vec<(&'static str, String)>, String) {
     let ids = RequestIds::from_headers(&axum::http::HeaderMap::new());
     let body = error_json(&payload_for_status(status), &ids).to_string();
     let headers = vec![

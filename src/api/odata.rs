@@ -34,22 +34,22 @@ const PATH_KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'\'')
     .remove(b'+');
 
-pub fn encode_query_value(value: &str) -> String {
+pub(crate) fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// `callRecords('id')` with the id quoted as OData quotes strings and percent-encoded.
-pub fn keyed(name: &str, key: &str) -> String {
+pub(crate) fn keyed(name: &str, key: &str) -> String {
     format!("{name}('{}')", utf8_percent_encode(&key.replace('\'', "''"), PATH_KEY))
 }
 
 /// `{base}/{version}/$metadata#{fragment}`.
-pub fn context_url(ctx: &RequestContext, fragment: &str) -> String {
+pub(crate) fn context_url(ctx: &RequestContext, fragment: &str) -> String {
     format!("{}/{}/$metadata#{fragment}", ctx.base_url, ctx.version)
 }
 
 /// An absolute link to `path` (relative to `/v1.0/` or `/beta/`) with the given query options.
-pub fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> String {
+pub(crate) fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> String {
     let mut url = format!("{}/{}/{path}", ctx.base_url, ctx.version);
     for (i, (name, value)) in options.iter().enumerate() {
         url.push(if i == 0 { '?' } else { '&' });
@@ -62,7 +62,7 @@ pub fn link(ctx: &RequestContext, path: &str, options: &[(&str, String)]) -> Str
 
 /// The page size for a collection: the server maximum, lowered by `odata.maxpagesize` (clamped,
 /// never refused) and by what remains of `$top`. Returns the size and the preference to report.
-pub fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u64>) -> (u32, Option<String>) {
+pub(crate) fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u64>) -> (u32, Option<String>) {
     let preferred = ctx.prefer.max_page_size.map(|n| n.min(server_max));
     let mut size = preferred.unwrap_or(server_max);
     if let Some(remaining) = remaining_top {
@@ -72,7 +72,7 @@ pub fn page_size(ctx: &RequestContext, server_max: u32, remaining_top: Option<u6
 }
 
 /// Keeps the selected properties of an entity (and always `id`), plus annotations.
-pub fn project(entity: &mut Map<String, Value>, select: &[String]) {
+pub(crate) fn project(entity: &mut Map<String, Value>, select: &[String]) {
     if select.is_empty() {
         return;
     }
@@ -81,7 +81,7 @@ pub fn project(entity: &mut Map<String, Value>, select: &[String]) {
 
 /// A 200 JSON response with the preferences that were honoured; applies `include-unknown-enum-members`
 /// and `omit-values=nulls` to the whole body.
-pub fn json_response(ctx: &RequestContext, mut body: Value, mut applied: Vec<String>) -> Response {
+pub(crate) fn json_response(ctx: &RequestContext, mut body: Value, mut applied: Vec<String>) -> Response {
     let saw_evolvable = model::shape_for_client(
         &mut body,
         ctx.prefer.include_unknown_enum_members,
@@ -98,7 +98,7 @@ pub fn json_response(ctx: &RequestContext, mut body: Value, mut applied: Vec<Str
 
 /// `json_response` for a body already written as compact JSON text (see `api::raw`): the text is
 /// sent as it is unless `omit-values=nulls` asks for a rewrite of the whole tree.
-pub fn json_text_response(ctx: &RequestContext, mut body: String, mut applied: Vec<String>) -> Response {
+pub(crate) fn json_text_response(ctx: &RequestContext, mut body: String, mut applied: Vec<String>) -> Response {
     if ctx.prefer.omit_nulls {
         return match serde_json::from_str(&body) {
             Ok(value) => json_response(ctx, value, applied),
@@ -127,7 +127,7 @@ fn ok_json(body: String, applied: &[String]) -> Response {
 }
 
 /// A `$count` answer: a bare integer as text/plain, as OData's `/$count` is.
-pub fn count_response(count: i64) -> Response {
+pub(crate) fn count_response(count: i64) -> Response {
     let mut response = (StatusCode::OK, count.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -138,7 +138,7 @@ pub fn count_response(count: i64) -> Response {
 
 /// Parses a document the store wrote. A failure means the store holds something we did not
 /// write, which is a bug, not a client error.
-pub fn parse_document(document: &str) -> anyhow::Result<Map<String, Value>> {
+pub(crate) fn parse_document(document: &str) -> anyhow::Result<Map<String, Value>> {
     match serde_json::from_str(document)? {
         Value::Object(map) => Ok(map),
         _ => anyhow::bail!("stored document is not a JSON object"),

@@ -65,13 +65,13 @@ impl PageKey for Vec<Option<String>> {
 /// Where a page starts: after `after` (none on a first page), with `remaining` of the client's
 /// `$top` still to return (none without one).
 pub(super) struct Position<K> {
-    pub after: Option<K>,
-    pub remaining: Option<u64>,
+    pub(crate) after: Option<K>,
+    pub(crate) remaining: Option<u64>,
 }
 
 impl<K> Position<K> {
     /// Whether this page continues from a skip token.
-    pub fn resumed(&self) -> bool {
+    pub(crate) fn resumed(&self) -> bool {
         self.after.is_some()
     }
 }
@@ -100,7 +100,7 @@ impl Paging {
     }
 
     /// Binds tokens also to a part of the path that chooses the rows.
-    pub fn bound_to_path(mut self, part: impl Into<String>) -> Self {
+    pub(crate) fn bound_to_path(mut self, part: impl Into<String>) -> Self {
         self.path_parts.push(part.into());
         self
     }
@@ -120,7 +120,7 @@ impl Paging {
 
     /// Where the requested page starts: from the request's `$skiptoken` if it has one (which must
     /// have been issued for this collection and these options), else the first page under `top`.
-    pub fn position<K: PageKey>(&self, skiptoken: Option<&str>, top: Option<u64>) -> Result<Position<K>> {
+    pub(crate) fn position<K: PageKey>(&self, skiptoken: Option<&str>, top: Option<u64>) -> Result<Position<K>> {
         let Some(text) = skiptoken else {
             return Ok(Position {
                 after: None,
@@ -136,7 +136,7 @@ impl Paging {
     }
 
     /// The link to the page after `last`, with `remaining` of the client's `$top` left.
-    pub fn next_link<K: PageKey>(&self, ctx: &RequestContext, last: &K, remaining: Option<u64>) -> String {
+    pub(crate) fn next_link<K: PageKey>(&self, ctx: &RequestContext, last: &K, remaining: Option<u64>) -> String {
         let token = SkipToken {
             key: last.to_key(),
             remaining,

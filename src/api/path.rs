@@ -13,9 +13,9 @@ use crate::model::{DateTimeOffset, LogKind, NAVIGATION_SEGMENTS};
 /// Why a path names no resource: a 400 as in OData, with the parameter at fault if there is one.
 /// Unlike `ApiError` it can be cloned, so a parsed `Target` can live in a request's extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathError {
-    pub message: String,
-    pub target: Option<String>,
+pub(crate) struct PathError {
+    pub(crate) message: String,
+    pub(crate) target: Option<String>,
 }
 
 impl PathError {
@@ -31,7 +31,7 @@ impl PathError {
         self
     }
 
-    pub fn unknown_segment(segment: &str) -> Self {
+    pub(crate) fn unknown_segment(segment: &str) -> Self {
         Self::new(format!("Resource not found for the segment '{segment}'."))
     }
 }
@@ -40,7 +40,7 @@ impl PathError {
 /// the request's extensions, so the roles a request needs, the throttle buckets it takes from and
 /// the handler that serves it all follow the same reading of the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// `/ingest/…`.
     Ingest,
     /// Under `/v1.0/` or `/beta/`: the resource, or why the rest of the path names none.
@@ -53,7 +53,7 @@ impl Target {
     /// Reads a request's URL path (without the query). The prefixes match case-insensitively,
     /// as they always have for roles: a differently cased one reaches no handler, but it is
     /// still never a way around a role.
-    pub fn of(path: &str) -> Self {
+    pub(crate) fn of(path: &str) -> Self {
         let prefix = |name: &str| {
             path.get(..name.len())
                 .filter(|head| head.eq_ignore_ascii_case(name))
@@ -71,7 +71,7 @@ impl Target {
     }
 
     /// The resource a Graph handler serves, or the 400 for a path that names none.
-    pub fn into_resource(self) -> Result<Resource, PathError> {
+    pub(crate) fn into_resource(self) -> Result<Resource, PathError> {
         match self {
             Target::Graph(parsed) => parsed,
             Target::Ingest | Target::Other => Err(PathError::unknown_segment("")),
@@ -81,7 +81,7 @@ impl Target {
 
 /// A resource of the call records surface (the paths the CSDL and the SDK builders define).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     /// The version's root (`/v1.0`): the OData service document.
     ServiceDocument,
     Metadata,
@@ -106,7 +106,7 @@ pub enum Resource {
 impl Resource {
     /// The path after the version with every id replaced by a placeholder: what `/metrics`
     /// labels a request with, so the labels stay few however many records there are.
-    pub fn template(&self) -> &'static str {
+    pub(crate) fn template(&self) -> &'static str {
         match self {
             Resource::ServiceDocument => "",
             Resource::Metadata => "/$metadata",
@@ -137,13 +137,13 @@ impl Resource {
 /// The parameters of a usage-log function: the half-open range `[from, to)` for every function, and
 /// the spelling the links we write repeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FunctionRange {
-    pub from: DateTimeOffset,
-    pub to: DateTimeOffset,
+pub(crate) struct FunctionRange {
+    pub(crate) from: DateTimeOffset,
+    pub(crate) to: DateTimeOffset,
 }
 
 /// Graph's documented limit on a function's range.
-pub const MAX_FUNCTION_RANGE_DAYS: i64 = 90;
+pub(crate) const MAX_FUNCTION_RANGE_DAYS: i64 = 90;
 
 const FUNCTION_NAMESPACE: &str = "microsoft.graph.callrecords.";
 
@@ -160,7 +160,7 @@ fn function_kind(name: &str) -> Option<LogKind> {
 }
 
 /// The canonical name of a function, as our links write it.
-pub fn function_name(kind: LogKind) -> &'static str {
+pub(crate) fn function_name(kind: LogKind) -> &'static str {
     match kind {
         LogKind::PstnCall => "getPstnCalls",
         LogKind::DirectRoutingCall => "getDirectRoutingCalls",
@@ -203,7 +203,7 @@ fn parse_parameter(name: &str, raw: &str) -> Result<DateTimeOffset, PathError> {
 /// Parses `fromDateTime=…,toDateTime=…` in either order. msgraph-sdk 1.65.0 sends the two with
 /// no comma between them (a bug in std-uritemplate 2.0.12, its URI-template library), so each
 /// value runs to the start of the other parameter's name rather than to a comma.
-pub fn parse_function_range(text: &str) -> Result<FunctionRange, PathError> {
+pub(crate) fn parse_function_range(text: &str) -> Result<FunctionRange, PathError> {
     let lowered = text.to_ascii_lowercase();
     let position = |name: &str| lowered.find(&format!("{}=", name.to_ascii_lowercase()));
     let from_at = position("fromDateTime").ok_or_else(|| parameter_error("fromDateTime", "is required."))?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// A JSON object's members in document order, each value a slice of the original text.
-pub struct RawEntity<'a> {
+pub(crate) struct RawEntity<'a> {
     members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
@@ -31,7 +31,7 @@ impl<'a> RawEntity<'a> {
 
     /// Keeps the selected members (and always `id` and annotations); an empty
     /// selection keeps everything.
-    pub fn project(&mut self, select: &[String]) {
+    pub(crate) fn project(&mut self, select: &[String]) {
         if select.is_empty() {
             return;
         }
@@ -39,12 +39,12 @@ impl<'a> RawEntity<'a> {
             .retain(|(key, _)| key == "id" || key.starts_with('@') || select.iter().any(|s| s == key));
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.members.iter().any(|(name, _)| name == key)
     }
 
     /// A member's value, as JSON text.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.members
             .iter()
             .find(|(name, _)| name == key)
@@ -52,13 +52,13 @@ impl<'a> RawEntity<'a> {
     }
 
     /// Removes a member and returns its value's JSON text.
-    pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
         let position = self.members.iter().position(|(name, _)| name == key)?;
         Some(self.members.remove(position).1)
     }
 
     /// Gives a member a new value (JSON text) where it stands; false if there is no such member.
-    pub fn replace(&mut self, key: &str, json: impl Into<Cow<'a, str>>) -> bool {
+    pub(crate) fn replace(&mut self, key: &str, json: impl Into<Cow<'a, str>>) -> bool {
         match self.members.iter_mut().find(|(name, _)| name == key) {
             Some((_, value)) => {
                 *value = json.into();
@@ -69,12 +69,12 @@ impl<'a> RawEntity<'a> {
     }
 
     /// Appends a member whose value is JSON text.
-    pub fn push(&mut self, key: &'a str, json: impl Into<Cow<'a, str>>) {
+    pub(crate) fn push(&mut self, key: &'a str, json: impl Into<Cow<'a, str>>) {
         self.members.push((Cow::Borrowed(key), json.into()));
     }
 
     /// Writes the members into `object`, with `annotation` just before the member it annotates.
-    pub fn write_members(&self, object: &mut JsonObject, annotation: Option<(&str, &str, &str)>) {
+    pub(crate) fn write_members(&self, object: &mut JsonObject, annotation: Option<(&str, &str, &str)>) {
         for (key, value) in &self.members {
             if let Some((annotated, name, text)) = annotation {
                 if key == annotated {
@@ -85,7 +85,7 @@ impl<'a> RawEntity<'a> {
         }
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut object = JsonObject::with_capacity(self.members.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
         self.write_members(&mut object, None);
         object.finish()
@@ -93,13 +93,13 @@ impl<'a> RawEntity<'a> {
 }
 
 /// The items of a JSON array, each a slice of the text.
-pub fn array_items(json: &str) -> anyhow::Result<Vec<&str>> {
+pub(crate) fn array_items(json: &str) -> anyhow::Result<Vec<&str>> {
     let items: Vec<&RawValue> = serde_json::from_str(json)?;
     Ok(items.into_iter().map(RawValue::get).collect())
 }
 
 /// Writes a JSON array of items that are already JSON text.
-pub fn array_json<S: AsRef<str>>(items: &[S]) -> String {
+pub(crate) fn array_json<S: AsRef<str>>(items: &[S]) -> String {
     let mut text = String::with_capacity(items.iter().map(|item| item.as_ref().len() + 1).sum::<usize>() + 2);
     text.push('[');
     for (index, item) in items.iter().enumerate() {
@@ -154,13 +154,13 @@ impl<'de> Deserialize<'de> for MemberName<'de> {
 }
 
 /// A JSON object written member by member into one buffer, compact as our serializer writes.
-pub struct JsonObject {
+pub(crate) struct JsonObject {
     text: String,
     empty: bool,
 }
 
 impl JsonObject {
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         let mut text = String::with_capacity(capacity + 2);
         text.push('{');
         JsonObject { text, empty: true }
@@ -176,7 +176,7 @@ impl JsonObject {
     }
 
     /// Members already written as JSON text (`"a":1,"b":2`, no braces); nothing when empty.
-    pub fn members(&mut self, text: &str) {
+    pub(crate) fn members(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }
@@ -188,23 +188,23 @@ impl JsonObject {
     }
 
     /// A member whose value is already JSON text.
-    pub fn raw(&mut self, key: &str, json: &str) {
+    pub(crate) fn raw(&mut self, key: &str, json: &str) {
         self.key(key);
         self.text.push_str(json);
     }
 
-    pub fn string(&mut self, key: &str, value: &str) {
+    pub(crate) fn string(&mut self, key: &str, value: &str) {
         self.key(key);
         push_json_string(&mut self.text, value);
     }
 
-    pub fn integer(&mut self, key: &str, value: i64) {
+    pub(crate) fn integer(&mut self, key: &str, value: i64) {
         self.key(key);
         self.text.push_str(&value.to_string());
     }
 
     /// An array member whose items are already JSON text.
-    pub fn raw_array<S: AsRef<str>>(&mut self, key: &str, items: &[S]) {
+    pub(crate) fn raw_array<S: AsRef<str>>(&mut self, key: &str, items: &[S]) {
         self.key(key);
         self.text.push('[');
         for (index, item) in items.iter().enumerate() {
@@ -217,7 +217,7 @@ impl JsonObject {
     }
 
     /// An array member of objects, each written by `write` straight into this buffer.
-    pub fn object_array<T, E>(
+    pub(crate) fn object_array<T, E>(
         &mut self,
         key: &str,
         items: &[T],
@@ -242,7 +242,7 @@ impl JsonObject {
         Ok(())
     }
 
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         self.text.push('}');
         self.text
     }

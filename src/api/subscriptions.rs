@@ -73,7 +73,7 @@ fn created(ctx: &RequestContext, subscription: &Subscription) -> Response {
     response
 }
 
-pub async fn collection(
+pub(crate) async fn collection(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ctx: RequestContext,
@@ -98,7 +98,7 @@ pub async fn collection(
     }
 }
 
-pub async fn item(
+pub(crate) async fn item(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ctx: RequestContext,
@@ -125,7 +125,7 @@ pub async fn item(
     }
 }
 
-pub async fn reauthorize(
+pub(crate) async fn reauthorize(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     method: Method,

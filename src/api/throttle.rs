@@ -22,9 +22,9 @@ use crate::store::TenantId;
 
 /// One limit: `count` requests per `period`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limit {
-    pub count: u32,
-    pub period: Duration,
+pub(crate) struct Limit {
+    pub(crate) count: u32,
+    pub(crate) period: Duration,
 }
 
 impl Limit {
@@ -67,19 +67,19 @@ impl FromStr for Limit {
 /// The limits, named as `--throttle-limit NAME=COUNT/SECONDS` names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThrottleSettings {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Call records, sessions, participants and subscriptions, per tenant (all apps).
-    pub tenant: Limit,
+    pub(crate) tenant: Limit,
     /// The same, per application in a tenant.
-    pub app_tenant: Limit,
+    pub(crate) app_tenant: Limit,
     /// One call record and its sub-resources, every page alike.
-    pub record: Limit,
+    pub(crate) record: Limit,
     /// The usage-log functions, per tenant.
-    pub functions_tenant: Limit,
+    pub(crate) functions_tenant: Limit,
     /// The usage-log functions, per application in a tenant.
-    pub functions_app_tenant: Limit,
+    pub(crate) functions_app_tenant: Limit,
     /// Ingest requests, per tenant (ours; Graph has no ingest).
-    pub ingest_tenant: Limit,
+    pub(crate) ingest_tenant: Limit,
 }
 
 impl Default for ThrottleSettings {
@@ -99,14 +99,14 @@ impl Default for ThrottleSettings {
 }
 
 impl ThrottleSettings {
-    pub fn disabled() -> Self {
+    pub(crate) fn disabled() -> Self {
         Self {
             enabled: false,
             ..Self::default()
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &[
+    pub(crate) const NAMES: &'static [&'static str] = &[
         "tenant",
         "app-tenant",
         "record",
@@ -145,7 +145,7 @@ impl ThrottleSettings {
 type Bucket = DefaultKeyedRateLimiter<String>;
 
 /// Every bucket of one process.
-pub struct Throttle {
+pub(crate) struct Throttle {
     settings: ThrottleSettings,
     tenant: Bucket,
     app_tenant: Bucket,
@@ -179,7 +179,7 @@ impl Throttle {
     /// falls in, or answers the 429. `target` is the request's path as the authenticate
     /// middleware parsed it. A call record's own budget is taken later, by `check_record`, once
     /// the request is known to be one the record will answer.
-    pub fn check(&self, principal: &Principal, target: &Target) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, principal: &Principal, target: &Target) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
@@ -209,7 +209,7 @@ impl Throttle {
     /// Takes a token from the budget of one call record (and its sub-resources), first and later
     /// pages alike. The handlers call it after the request's options passed and before the
     /// store is read, so a request refused for its path or options costs the record nothing.
-    pub fn check_record(&self, tenant: &TenantId, record_id: &str) -> Result<(), ApiError> {
+    pub(crate) fn check_record(&self, tenant: &TenantId, record_id: &str) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }

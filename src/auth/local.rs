@@ -27,10 +27,10 @@ pub const DEFAULT_AUDIENCE: &str = "https://graph.microsoft.com";
 pub const ISSUER_TEMPLATE: &str = "https://callrecords.local/{tenant}/v2.0";
 
 /// How long an issued token lives, as Entra's app tokens do by default.
-pub const TOKEN_LIFETIME_SECS: i64 = 3600;
+pub(crate) const TOKEN_LIFETIME_SECS: i64 = 3600;
 
 /// How long a rotated-out key keeps verifying: a token's lifetime and some clock skew.
-pub const ROTATION_OVERLAP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
+pub(crate) const ROTATION_OVERLAP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
 
 const TICKS_PER_SECOND: i64 = 10_000_000;
 
@@ -63,7 +63,7 @@ fn key_id(public: &RsaPublicKey) -> String {
 
 /// Makes sure the store holds a current signing key; creates one on first start. Two nodes
 /// starting together may both create one: both are published and either verifies.
-pub async fn ensure_signing_key(store: &dyn Store) -> anyhow::Result<()> {
+pub(crate) async fn ensure_signing_key(store: &dyn Store) -> anyhow::Result<()> {
     let now = now_ticks();
     let keys = store.signing_keys().await?;
     if keys.iter().any(|key| key.retired_ticks.is_none_or(|at| at > now)) {
@@ -92,7 +92,7 @@ fn public_key(key: &StoredSigningKey) -> anyhow::Result<RsaPublicKey> {
 }
 
 /// The keys that verify tokens now: current ones and those still inside their overlap.
-pub async fn verification_keys(store: &dyn Store) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
+pub(crate) async fn verification_keys(store: &dyn Store) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
     let now = now_ticks();
     let mut keys = HashMap::new();
     for key in store.signing_keys().await? {
@@ -108,7 +108,7 @@ pub async fn verification_keys(store: &dyn Store) -> anyhow::Result<HashMap<Stri
 
 /// One key of the JWKS document.
 #[derive(Debug, Serialize)]
-pub struct Jwk {
+pub(crate) struct Jwk {
     kty: &'static str,
     #[serde(rename = "use")]
     usage: &'static str,
@@ -119,7 +119,7 @@ pub struct Jwk {
 }
 
 /// The JWKS document: every key that verifies tokens now.
-pub async fn jwks(store: &dyn Store) -> anyhow::Result<Vec<Jwk>> {
+pub(crate) async fn jwks(store: &dyn Store) -> anyhow::Result<Vec<Jwk>> {
     let now = now_ticks();
     let mut keys = Vec::new();
     for key in store.signing_keys().await? {
@@ -239,7 +239,7 @@ pub async fn add_app(store: &dyn Store, tenant: &TenantId, name: &str, roles: &[
 }
 
 /// The app behind a client-credentials request, if the secret matches.
-pub async fn authenticate_app(
+pub(crate) async fn authenticate_app(
     store: &dyn Store,
     tenant: &TenantId,
     client_id: &str,

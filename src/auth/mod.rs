@@ -11,7 +11,7 @@
 //! external one.
 
 pub mod local;
-pub mod oidc;
+pub(crate) mod oidc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,23 +32,23 @@ pub const PSTN_READ_ALL: &str = "CallRecord-PstnCalls.Read.All";
 pub const INGEST: &str = "CallRecords.Ingest";
 
 /// Every role a token may carry here.
-pub const ROLES: &[&str] = &[READ_ALL, PSTN_READ_ALL, INGEST];
+pub(crate) const ROLES: &[&str] = &[READ_ALL, PSTN_READ_ALL, INGEST];
 
 /// The caller of one request.
 #[derive(Clone, Debug)]
-pub struct Principal {
-    pub tenant: TenantId,
+pub(crate) struct Principal {
+    pub(crate) tenant: TenantId,
     /// The calling application (`azp`, or `appid` in v1 tokens).
-    pub app_id: String,
-    pub roles: Vec<String>,
+    pub(crate) app_id: String,
+    pub(crate) roles: Vec<String>,
     /// Whether the token was delegated (`scp`, no `roles`): Graph's call records APIs support no
     /// delegated permission, so they refuse it.
-    pub delegated: bool,
+    pub(crate) delegated: bool,
 }
 
 impl Principal {
     /// The caller when authentication is off: the default tenant, every role.
-    pub fn anonymous() -> Self {
+    pub(crate) fn anonymous() -> Self {
         Self {
             tenant: TenantId::default_tenant(),
             app_id: "anonymous".to_owned(),
@@ -58,7 +58,7 @@ impl Principal {
     }
 
     /// The caller of a path that needs no token while authentication is on: no role at all.
-    pub fn nobody() -> Self {
+    pub(crate) fn nobody() -> Self {
         Self {
             tenant: TenantId::default_tenant(),
             app_id: String::new(),
@@ -68,7 +68,7 @@ impl Principal {
     }
 
     /// Whether the caller holds one of `any_of` as an application role.
-    pub fn may(&self, any_of: &[&str]) -> bool {
+    pub(crate) fn may(&self, any_of: &[&str]) -> bool {
         !self.delegated && self.roles.iter().any(|role| any_of.contains(&role.as_str()))
     }
 }
@@ -76,7 +76,7 @@ impl Principal {
 /// Why a request carries no usable token. Every variant is a 401; the text goes to the log and
 /// to `WWW-Authenticate`'s `error_description`, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     #[error("no bearer token")]
     Missing,
     #[error("the Authorization header is not a bearer token")]
@@ -102,7 +102,7 @@ struct AccessClaims {
 
 /// Where verification keys come from.
 #[derive(Clone)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// The local issuer's keys in our own store.
     Local(Arc<dyn Store>),
     /// An external OpenID Connect issuer's JWKS (`--auth oidc`).
@@ -130,7 +130,7 @@ impl KeySource {
 /// Checks bearer tokens against an issuer's keys, refreshing them when a token names a key id
 /// it has not seen (at most once per `KeySource::refresh_after`) and when they are `MAX_KEY_AGE`
 /// old, so a rotation needs no restart and a withdrawn key stops working within the hour.
-pub struct JwtAuthenticator {
+pub(crate) struct JwtAuthenticator {
     audience: String,
     /// `{issuer}` with `{tenant}` standing for the token's `tid`, as Entra's issuers are per tenant.
     issuer_template: String,
@@ -159,7 +159,7 @@ impl JwtAuthenticator {
         }
     }
 
-    pub fn issuer_for(&self, tenant: &TenantId) -> String {
+    pub(crate) fn issuer_for(&self, tenant: &TenantId) -> String {
         oidc::TENANT_PLACEHOLDERS
             .iter()
             .fold(self.issuer_template.clone(), |issuer, placeholder| {
@@ -199,7 +199,7 @@ impl JwtAuthenticator {
 
     /// Loads the keys now, so that a misconfigured issuer shows at start rather than at the
     /// first request.
-    pub async fn preload(&self) -> anyhow::Result<usize> {
+    pub(crate) async fn preload(&self) -> anyhow::Result<usize> {
         let keys = self.source.load().await?;
         let count = keys.len();
         let mut cache = self.keys.write().await;
@@ -209,7 +209,7 @@ impl JwtAuthenticator {
     }
 
     /// Verifies a compact JWS and returns its caller.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| AuthFailure::Invalid(error.to_string()))?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthFailure::Invalid(format!(
@@ -257,7 +257,7 @@ impl JwtAuthenticator {
 }
 
 /// How `serve` authenticates requests.
-pub enum Authenticator {
+pub(crate) enum Authenticator {
     /// `--auth none`: every request is the anonymous principal of the default tenant.
     None,
     Jwt(JwtAuthenticator),
@@ -265,7 +265,7 @@ pub enum Authenticator {
 
 impl Authenticator {
     /// The caller of a request with this `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthFailure> {
+    pub(crate) async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthFailure> {
         match self {
             Authenticator::None => Ok(Principal::anonymous()),
             Authenticator::Jwt(jwt) => {

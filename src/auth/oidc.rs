@@ -16,10 +16,10 @@ use serde::Deserialize;
 
 /// The placeholders an issuer template may hold where the tenant id goes: ours (`{tenant}`) and
 /// Entra's multi-tenant discovery documents' (`{tenantid}`).
-pub const TENANT_PLACEHOLDERS: [&str; 2] = ["{tenantid}", "{tenant}"];
+pub(crate) const TENANT_PLACEHOLDERS: [&str; 2] = ["{tenantid}", "{tenant}"];
 
 /// Where the keys of an external issuer come from.
-pub struct RemoteIssuer {
+pub(crate) struct RemoteIssuer {
     /// `--issuer`, possibly with a tenant placeholder (multi-tenant issuers).
     issuer: String,
     discovery_url: String,
@@ -63,14 +63,14 @@ impl RemoteIssuer {
         })
     }
 
-    pub fn discovery_url(&self) -> &str {
+    pub(crate) fn discovery_url(&self) -> &str {
         &self.discovery_url
     }
 
     /// The issuer's current verification keys, by key id: RSA keys meant for signatures. Keys of
     /// other types and malformed entries are skipped, not fatal: an issuer may publish keys for
     /// other uses beside the ones that sign our tokens.
-    pub async fn verification_keys(&self) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
+    pub(crate) async fn verification_keys(&self) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
         let discovery: DiscoveryDocument = self.get_json(&self.discovery_url).await?;
         if !issuer_matches(&self.issuer, &discovery.issuer) {
             anyhow::bail!(

@@ -28,11 +28,11 @@ const INGEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A list query follows at most this many next links before a worker starts a new query, so
 /// that an unfiltered list does not walk the whole store.
-pub const MAX_PAGES_PER_QUERY: u32 = 5;
+pub(crate) const MAX_PAGES_PER_QUERY: u32 = 5;
 
 /// The client every case uses: HTTP/1.1 keep-alive, no proxy (a proxy from the environment
 /// would measure itself), no compression (none is asked for, so none is sent).
-pub fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -44,14 +44,14 @@ pub fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
 
 /// Warm-up, then the measured duration.
 #[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    pub warmup: Duration,
-    pub duration: Duration,
+pub(crate) struct Timing {
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// What each request of a case asks for.
 #[derive(Debug)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// One record with its sessions and their segments, by a random id from `ids`.
     GetRecord { base: String, ids: Vec<String> },
     /// A list query, following next links.
@@ -62,7 +62,7 @@ pub enum Workload {
 
 /// The list queries of cases 2 and 4.
 #[derive(Debug)]
-pub enum ListQuery {
+pub(crate) enum ListQuery {
     /// No filter: the first pages of the whole list.
     Unfiltered,
     /// `startDateTime ge T and startDateTime lt T + span`, T the start of a random sampled
@@ -76,7 +76,7 @@ pub enum ListQuery {
 }
 
 impl ListQuery {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             ListQuery::Unfiltered => "unfiltered",
             ListQuery::Window { .. } => "startDateTime window",
@@ -132,7 +132,7 @@ impl Workload {
 }
 
 /// `2025-12-05T10:11:12Z`: whole seconds, UTC, as the OData grammar takes it unquoted.
-pub fn odata_datetime(at: OffsetDateTime) -> String {
+pub(crate) fn odata_datetime(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -147,17 +147,17 @@ pub fn odata_datetime(at: OffsetDateTime) -> String {
 
 /// The figures of one closed-loop run.
 #[derive(Clone, Debug, Default)]
-pub struct LoadResult {
+pub(crate) struct LoadResult {
     /// Answers completed inside the measured window.
-    pub completed: u64,
+    pub(crate) completed: u64,
     /// Bytes of those answers' bodies.
-    pub body_bytes: u64,
-    pub window: Duration,
+    pub(crate) body_bytes: u64,
+    pub(crate) window: Duration,
     /// Latencies of the requests sent inside the measured window.
-    pub latency: LatencySummary,
+    pub(crate) latency: LatencySummary,
     /// Failed requests (transport errors and non-2xx answers) sent inside the measured window.
-    pub errors: u64,
-    pub first_error: Option<String>,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -170,7 +170,7 @@ struct WorkerSamples {
 }
 
 /// Runs `workload` with `concurrency` workers for `timing`, then summarises what was measured.
-pub async fn run_closed_loop(
+pub(crate) async fn run_closed_loop(
     client: &reqwest::Client,
     workload: Arc<Workload>,
     concurrency: usize,
@@ -259,7 +259,7 @@ async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<Bytes> {
 }
 
 /// GETs `url` and parses the JSON answer; for the sampling done before a case.
-pub async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
     let body = fetch(client, url).await?;
     serde_json::from_slice(&body).with_context(|| format!("parsing the answer to GET {url}"))
 }
@@ -281,33 +281,33 @@ fn next_link(body: &[u8]) -> Option<String> {
 }
 
 /// One NDJSON request body and the number of records in it.
-pub struct IngestBatch {
-    pub body: Bytes,
-    pub records: u64,
+pub(crate) struct IngestBatch {
+    pub(crate) body: Bytes,
+    pub(crate) records: u64,
 }
 
 /// Whether an ingest run may send a batch twice. A store would ignore the second copy (same
 /// versions), which is not what ingest is measured on; the baseline stores bytes, so it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BatchReuse {
+pub(crate) enum BatchReuse {
     Once,
     Cycle,
 }
 
 /// The figures of an ingest run.
 #[derive(Clone, Debug, Default)]
-pub struct IngestResult {
+pub(crate) struct IngestResult {
     /// Records acknowledged (stored, replaced or ignored) by answers that arrived in the window.
-    pub acknowledged: u64,
-    pub rejected: u64,
-    pub window: Duration,
+    pub(crate) acknowledged: u64,
+    pub(crate) rejected: u64,
+    pub(crate) window: Duration,
     /// Latency of whole batches sent inside the measured window.
-    pub batch_latency: LatencySummary,
-    pub batches_sent: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
+    pub(crate) batch_latency: LatencySummary,
+    pub(crate) batches_sent: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
     /// Why the window differs from the planned one, when it does.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 struct Acknowledgement {
@@ -319,7 +319,7 @@ struct Acknowledgement {
 
 /// Posts `batches` to `url` over `connections` connections until the measured duration is over
 /// or the batches run out.
-pub async fn run_ingest(
+pub(crate) async fn run_ingest(
     client: &reqwest::Client,
     url: &str,
     batches: Arc<Vec<IngestBatch>>,

@@ -43,35 +43,35 @@ use stores::{BuiltStore, StoreServer};
 pub struct BenchArgs {
     /// Records in the main store [default: 1000000; 2000 with --quick].
     #[arg(long, env = "CALLRECORDS_BENCH_RECORDS")]
-    pub records: Option<u64>,
+    pub(crate) records: Option<u64>,
     /// Records in the small store that case 4 compares the main one with [default: 10000; 500 with --quick].
     #[arg(long, env = "CALLRECORDS_BENCH_SMALL")]
-    pub small: Option<u64>,
+    pub(crate) small: Option<u64>,
     /// Concurrent connections of the read cases.
     #[arg(long, env = "CALLRECORDS_BENCH_CONCURRENCY", default_value_t = 32)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Concurrent connections of the ingest case.
     #[arg(long, env = "CALLRECORDS_BENCH_INGEST_CONNECTIONS", default_value_t = 4)]
-    pub ingest_connections: usize,
+    pub(crate) ingest_connections: usize,
     /// Measured seconds per case [default: 10; 2 with --quick].
     #[arg(long, env = "CALLRECORDS_BENCH_DURATION_SECS")]
-    pub duration_secs: Option<f64>,
+    pub(crate) duration_secs: Option<f64>,
     /// Warm-up seconds per case, not measured [default: 2; 0.5 with --quick].
     #[arg(long, env = "CALLRECORDS_BENCH_WARMUP_SECS")]
-    pub warmup_secs: Option<f64>,
+    pub(crate) warmup_secs: Option<f64>,
     /// Where the bench's stores live: sqlite://DIRECTORY, or a postgres:// URL of any database
     /// on the server, where the bench creates its own databases (callrecords_bench_*).
     #[arg(long = "db", env = "CALLRECORDS_BENCH_DB", default_value = "sqlite://./data/bench")]
-    pub db: String,
+    pub(crate) db: String,
     /// Every case for a few seconds on small stores: the mode CI runs so the bench cannot rot.
     #[arg(long, env = "CALLRECORDS_BENCH_QUICK")]
-    pub quick: bool,
+    pub(crate) quick: bool,
     /// Generator seed of the stores (the ingest case uses records of another seed).
     #[arg(long, env = "CALLRECORDS_BENCH_SEED", default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Also save the raw figures as JSON here.
     #[arg(long, env = "CALLRECORDS_BENCH_JSON")]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BenchArgs {
@@ -94,20 +94,20 @@ impl std::fmt::Debug for BenchArgs {
 
 /// `callrecords bench-baseline` (hidden): the minimal server of case 5.
 #[derive(clap::Args, Debug)]
-pub struct BaselineArgs {
+pub(crate) struct BaselineArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Size of the body answered to every GET.
     #[arg(long)]
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     /// Also accept POSTs, writing each body durably to a new file in this directory.
     #[arg(long)]
-    pub sink_dir: Option<std::path::PathBuf>,
+    pub(crate) sink_dir: Option<std::path::PathBuf>,
 }
 
 /// Serves the baseline until killed.
-pub async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
+pub(crate) async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
     server::serve_baseline(args.listen, server::baseline_body(args.bytes), args.sink_dir).await
 }
 

@@ -10,63 +10,63 @@ use super::stats::{self, LatencySummary};
 
 /// Everything a run measured, with what it ran on.
 #[derive(Clone, Debug, Serialize)]
-pub struct BenchReport {
-    pub machine: Machine,
-    pub store_kind: String,
-    pub records: u64,
-    pub small_records: u64,
+pub(crate) struct BenchReport {
+    pub(crate) machine: Machine,
+    pub(crate) store_kind: String,
+    pub(crate) records: u64,
+    pub(crate) small_records: u64,
     /// Seconds spent building each store in this run; absent for a store that was reused.
-    pub build_secs: Vec<(u64, Option<f64>)>,
-    pub concurrency: usize,
-    pub ingest_connections: usize,
-    pub warmup_secs: f64,
-    pub duration_secs: f64,
-    pub quick: bool,
-    pub seed: u64,
-    pub cases: Vec<CaseResult>,
+    pub(crate) build_secs: Vec<(u64, Option<f64>)>,
+    pub(crate) concurrency: usize,
+    pub(crate) ingest_connections: usize,
+    pub(crate) warmup_secs: f64,
+    pub(crate) duration_secs: f64,
+    pub(crate) quick: bool,
+    pub(crate) seed: u64,
+    pub(crate) cases: Vec<CaseResult>,
 }
 
 /// The figures of one case.
 #[derive(Clone, Debug, Serialize)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     /// Stable key: `get`, `list-unfiltered`, `list-window`, `list-participant`, `ingest`,
     /// `small-list-…`, `baseline`, `ingest-baseline`.
-    pub key: String,
+    pub(crate) key: String,
     /// The case number (1 to 5, as BENCHMARKS.md numbers them; both baselines are 5).
-    pub case: u8,
-    pub title: String,
+    pub(crate) case: u8,
+    pub(crate) title: String,
     /// Records in the store the server read, or None for the baseline and the ingest store.
-    pub store_records: Option<u64>,
+    pub(crate) store_records: Option<u64>,
     /// `requests` or `records`.
-    pub unit: &'static str,
+    pub(crate) unit: &'static str,
     /// Units per second over the measured window.
-    pub throughput: f64,
-    pub units: u64,
-    pub window_secs: f64,
+    pub(crate) throughput: f64,
+    pub(crate) units: u64,
+    pub(crate) window_secs: f64,
     /// Per request; per batch for ingest.
-    pub latency: LatencySummary,
-    pub mean_body_bytes: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub server_peak_rss_bytes: u64,
+    pub(crate) latency: LatencySummary,
+    pub(crate) mean_body_bytes: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) server_peak_rss_bytes: u64,
     /// The server's CPU time over the whole case (warm-up included) divided by its wall time.
-    pub server_cores: f64,
+    pub(crate) server_cores: f64,
     /// The same for the bench process, which generates the load.
-    pub load_generator_cores: f64,
-    pub note: Option<String>,
+    pub(crate) load_generator_cores: f64,
+    pub(crate) note: Option<String>,
 }
 
 /// The machine the run happened on.
 #[derive(Clone, Debug, Serialize)]
-pub struct Machine {
-    pub cpus: usize,
-    pub cpu_model: String,
-    pub memory_bytes: u64,
-    pub kernel: String,
+pub(crate) struct Machine {
+    pub(crate) cpus: usize,
+    pub(crate) cpu_model: String,
+    pub(crate) memory_bytes: u64,
+    pub(crate) kernel: String,
 }
 
 impl Machine {
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         Self {
@@ -102,7 +102,7 @@ impl BenchReport {
         self.cases.iter().find(|case| case.key == key)
     }
 
-    pub fn to_markdown(&self) -> String {
+    pub(crate) fn to_markdown(&self) -> String {
         let mut out = String::new();
         self.write_header(&mut out);
         self.write_table(&mut out);
@@ -321,7 +321,7 @@ impl BenchReport {
 }
 
 /// The list cases: key and name, in the order they run.
-pub const LIST_CASES: [(&str, &str); 3] = [
+pub(crate) const LIST_CASES: [(&str, &str); 3] = [
     ("list-unfiltered", "unfiltered"),
     ("list-window", "startDateTime window"),
     ("list-participant", "participants_v2/any"),
@@ -347,7 +347,7 @@ fn megabytes(bytes: u64) -> String {
 }
 
 /// `1234567` → `1,234,567`.
-pub fn thousands(value: u64) -> String {
+pub(crate) fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut res = String::with_capacity(digits.len() + digits.len() / 3);
     for (position, digit) in digits.chars().enumerate() {

@@ -31,7 +31,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const KEPT_STDERR_LINES: usize = 20;
 
 /// A server running as a child process, killed on drop.
-pub struct ChildServer {
+pub(crate) struct ChildServer {
     child: Child,
     pid: u32,
     addr: SocketAddr,
@@ -42,7 +42,7 @@ impl ChildServer {
     /// `callrecords serve` on a free port of 127.0.0.1, showing every record (retention 0) and
     /// never purging log rows, so a fixed-date store stays as it was built; without tokens or
     /// throttling, which would measure the limits rather than the server.
-    pub async fn serve(db_url: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn serve(db_url: &str) -> anyhow::Result<Self> {
         let args = [
             "serve",
             "--listen",
@@ -66,14 +66,14 @@ impl ChildServer {
     }
 
     /// The baseline server answering `bytes` bytes to every GET.
-    pub async fn baseline(bytes: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn baseline(bytes: usize) -> anyhow::Result<Self> {
         let bytes = bytes.to_string();
         let args = ["bench-baseline", "--listen", "127.0.0.1:0", "--bytes", &bytes];
         Self::spawn(&args, format!("callrecords bench-baseline --bytes {bytes}")).await
     }
 
     /// The baseline server writing every POSTed body durably into a file under `dir`.
-    pub async fn ingest_baseline(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn ingest_baseline(dir: &Path) -> anyhow::Result<Self> {
         let dir = dir.to_string_lossy();
         let args = [
             "bench-baseline",
@@ -148,13 +148,13 @@ impl ChildServer {
         Ok(server)
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Reads the process's peak resident set and CPU time so far, failing if it has died
     /// (a crashed server makes every figure of its case meaningless).
-    pub fn usage(&mut self) -> anyhow::Result<ProcessUsage> {
+    pub(crate) fn usage(&mut self) -> anyhow::Result<ProcessUsage> {
         if let Some(status) = self.child.try_wait().context("polling the server process")? {
             anyhow::bail!("{} died during the case ({status})", self.what);
         }
@@ -163,7 +163,7 @@ impl ChildServer {
 
     /// Kills the process and waits for it, so the next case starts with the port, the SQLite
     /// file and the PostgreSQL connections released.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         self.child.start_kill().context("killing the server process")?;
         self.child.wait().await.context("waiting for the server process")?;
         Ok(())
@@ -185,11 +185,11 @@ fn parse_listening_line(line: &str) -> Option<SocketAddr> {
 
 /// What `/proc/PID/` says about a process.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ProcessUsage {
+pub(crate) struct ProcessUsage {
     /// Peak resident set (`VmHWM`), in bytes.
-    pub peak_rss_bytes: u64,
+    pub(crate) peak_rss_bytes: u64,
     /// User plus system CPU time of all its threads.
-    pub cpu: Duration,
+    pub(crate) cpu: Duration,
 }
 
 /// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat`: 100 on x86-64 and arm64
@@ -198,7 +198,7 @@ const CLOCK_TICKS_PER_SECOND: u64 = 100;
 
 impl ProcessUsage {
     /// `pid` is a number or `self`.
-    pub fn of(pid: &str) -> anyhow::Result<Self> {
+    pub(crate) fn of(pid: &str) -> anyhow::Result<Self> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("reading /proc/{pid}/status"))?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -229,7 +229,7 @@ fn parse_cpu_time(stat: &str) -> Option<Duration> {
 /// Serves `body` to every GET on any path until the process is killed, after printing the same
 /// listening line as `serve`. With a `sink_dir`, every POST's body is also stored there as
 /// `sink_body` describes.
-pub async fn serve_baseline(listen: SocketAddr, body: Bytes, sink_dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub(crate) async fn serve_baseline(listen: SocketAddr, body: Bytes, sink_dir: Option<PathBuf>) -> anyhow::Result<()> {
     use axum::http::header;
     let get = axum::routing::get(move || {
         let body = body.clone();
@@ -297,7 +297,7 @@ fn ndjson_lines(body: &[u8]) -> usize {
 
 /// A JSON document of exactly `n_bytes` bytes (at least 2), shaped like the real answer
 /// closely enough for the client: an object with one long string.
-pub fn baseline_body(n_bytes: usize) -> Bytes {
+pub(crate) fn baseline_body(n_bytes: usize) -> Bytes {
     const OPEN: &str = "{\"value\":\"";
     const CLOSE: &str = "\"}";
     let n_bytes = n_bytes.max(2);

@@ -8,19 +8,19 @@ use serde::Serialize;
 
 /// Latencies of one case, summarised. Durations are in microseconds in the JSON output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean_us: u64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
-    pub max_us: u64,
+pub(crate) struct LatencySummary {
+    pub(crate) count: u64,
+    pub(crate) mean_us: u64,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) p999_us: u64,
+    pub(crate) max_us: u64,
 }
 
 /// The value at `percentile` (0 < percentile ≤ 100) of `sorted`, by the nearest-rank method:
 /// the smallest sample such that at least `percentile` % of the samples are less or equal.
 /// None when there are no samples.
-pub fn percentile(sorted: &[Duration], percentile: f64) -> Option<Duration> {
+pub(crate) fn percentile(sorted: &[Duration], percentile: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }
@@ -31,7 +31,7 @@ pub fn percentile(sorted: &[Duration], percentile: f64) -> Option<Duration> {
 }
 
 /// Sorts `samples` in place and summarises them.
-pub fn summarize(samples: &mut [Duration]) -> LatencySummary {
+pub(crate) fn summarize(samples: &mut [Duration]) -> LatencySummary {
     samples.sort_unstable();
     let micros = |value: Option<Duration>| value.map_or(0, |value| value.as_micros() as u64);
     let total: Duration = samples.iter().sum();
@@ -50,7 +50,7 @@ pub fn summarize(samples: &mut [Duration]) -> LatencySummary {
 }
 
 /// Units per second over a window; 0 for an empty window.
-pub fn rate(units: u64, window: Duration) -> f64 {
+pub(crate) fn rate(units: u64, window: Duration) -> f64 {
     if window.is_zero() {
         0.0
     } else {
@@ -59,7 +59,7 @@ pub fn rate(units: u64, window: Duration) -> f64 {
 }
 
 /// `value / reference`, or None when the reference is zero (nothing to compare with).
-pub fn ratio(value: f64, reference: f64) -> Option<f64> {
+pub(crate) fn ratio(value: f64, reference: f64) -> Option<f64> {
     (reference > 0.0).then(|| value / reference)
 }
 

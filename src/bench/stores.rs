@@ -20,7 +20,7 @@ use crate::store::{self, RecordSelection, TenantId};
 
 /// Where the bench's stores live.
 #[derive(Clone, Debug)]
-pub enum StoreServer {
+pub(crate) enum StoreServer {
     /// A directory of SQLite files.
     Sqlite { dir: PathBuf },
     /// A PostgreSQL server, reached through the URL of any database on it.
@@ -29,11 +29,11 @@ pub enum StoreServer {
 
 /// A store of generated records, ready to serve.
 #[derive(Clone, Debug)]
-pub struct BuiltStore {
-    pub url: String,
-    pub records: u64,
+pub(crate) struct BuiltStore {
+    pub(crate) url: String,
+    pub(crate) records: u64,
     /// Time spent building it now; None when an existing store was reused.
-    pub build_time: Option<Duration>,
+    pub(crate) build_time: Option<Duration>,
 }
 
 impl StoreServer {
@@ -53,7 +53,7 @@ impl StoreServer {
     }
 
     /// `SQLite` or `PostgreSQL 15.2 …`, for the report's header.
-    pub async fn describe(&self) -> anyhow::Result<String> {
+    pub(crate) async fn describe(&self) -> anyhow::Result<String> {
         match self {
             Self::Sqlite { dir } => Ok(format!("SQLite (files under {})", dir.display())),
             Self::Postgres { base_url } => {
@@ -72,7 +72,7 @@ impl StoreServer {
 
     /// The store of `options.calls` generated records, reused if it is complete, otherwise
     /// (re)built from nothing.
-    pub async fn ensure(&self, options: &GenerateOptions) -> anyhow::Result<BuiltStore> {
+    pub(crate) async fn ensure(&self, options: &GenerateOptions) -> anyhow::Result<BuiltStore> {
         let name = format!("records-{}-seed{}", options.calls, options.seed);
         let url = match self {
             Self::Sqlite { dir } => {
@@ -159,7 +159,7 @@ impl StoreServer {
 
     /// An empty store for the ingest case, made fresh so that the ingested records never change
     /// the stores that are reused. Returns its URL.
-    pub async fn fresh_ingest_store(&self) -> anyhow::Result<String> {
+    pub(crate) async fn fresh_ingest_store(&self) -> anyhow::Result<String> {
         let url = match self {
             Self::Sqlite { dir } => {
                 let path = dir.join("ingest.db");
@@ -177,7 +177,7 @@ impl StoreServer {
     }
 
     /// Removes the ingest store; its server must have stopped.
-    pub async fn remove_ingest_store(&self) -> anyhow::Result<()> {
+    pub(crate) async fn remove_ingest_store(&self) -> anyhow::Result<()> {
         match self {
             Self::Sqlite { dir } => remove_sqlite_files(&dir.join("ingest.db")),
             Self::Postgres { base_url } => drop_database(base_url, INGEST_DATABASE).await,
@@ -186,7 +186,7 @@ impl StoreServer {
 
     /// A fresh, empty directory where the ingest baseline writes its files: beside the SQLite
     /// stores (the same disk), or in the system's temporary directory for PostgreSQL.
-    pub fn fresh_sink_dir(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn fresh_sink_dir(&self) -> anyhow::Result<PathBuf> {
         let dir = match self {
             Self::Sqlite { dir } => dir.join("ingest-baseline"),
             Self::Postgres { .. } => {
@@ -201,7 +201,7 @@ impl StoreServer {
 const INGEST_DATABASE: &str = "callrecords_bench_ingest";
 
 /// Removes the ingest baseline's directory and its files; a missing one is fine.
-pub fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -289,7 +289,7 @@ async fn drop_database(base_url: &reqwest::Url, database: &str) -> anyhow::Resul
 
 /// The generator's options for a bench store: a fixed window, so that stores are reproducible
 /// whatever the date.
-pub fn generate_options(calls: u64, seed: u64) -> GenerateOptions {
+pub(crate) fn generate_options(calls: u64, seed: u64) -> GenerateOptions {
     GenerateOptions {
         calls,
         seed,
@@ -299,5 +299,5 @@ pub fn generate_options(calls: u64, seed: u64) -> GenerateOptions {
 }
 
 /// Start times of the bench's records fall in `[WINDOW_UNTIL - WINDOW_DAYS, WINDOW_UNTIL)`.
-pub const WINDOW_UNTIL: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
-pub const WINDOW_DAYS: u32 = 30;
+pub(crate) const WINDOW_UNTIL: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+pub(crate) const WINDOW_DAYS: u32 = 30;

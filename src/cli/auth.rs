@@ -8,51 +8,51 @@ use crate::auth::{local, ROLES};
 use crate::store::{self, TenantId};
 
 #[derive(clap::Args, Debug)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     /// The tenant (a GUID) the token acts for.
     #[arg(long, default_value = TenantId::DEFAULT)]
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// Application roles, comma-separated: CallRecords.Read.All, CallRecord-PstnCalls.Read.All, CallRecords.Ingest.
     #[arg(long, value_delimiter = ',', required = true)]
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// The calling application's id (`azp`).
     #[arg(long, default_value = "callrecords-cli")]
-    pub app_id: String,
+    pub(crate) app_id: String,
     /// Lifetime in seconds.
     #[arg(long, default_value_t = local::TOKEN_LIFETIME_SECS)]
-    pub lifetime_secs: i64,
+    pub(crate) lifetime_secs: i64,
     /// The audience the server expects (`serve --audience`).
     #[arg(long, default_value = local::DEFAULT_AUDIENCE)]
-    pub audience: String,
+    pub(crate) audience: String,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum AppsCommand {
+pub(crate) enum AppsCommand {
     /// Register an application for the client-credentials grant; prints its id and secret once.
     Add(AppsAddArgs),
 }
 
 #[derive(clap::Args, Debug)]
-pub struct AppsAddArgs {
+pub(crate) struct AppsAddArgs {
     /// The tenant (a GUID) whose data the application reads and writes; its tokens carry it as
     /// `tid`.
     #[arg(long)]
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// A name to tell the application by (kept with it, not checked for uniqueness).
     #[arg(long)]
-    pub name: String,
+    pub(crate) name: String,
     /// The application roles its tokens carry, comma-separated: CallRecords.Read.All,
     /// CallRecord-PstnCalls.Read.All, CallRecords.Ingest.
     #[arg(long, value_delimiter = ',', required = true)]
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// Make a new signing key current; the old ones keep verifying for an hour and five minutes.
     Rotate(DbArgs),
 }
@@ -69,7 +69,7 @@ fn check_roles(roles: &[String]) -> anyhow::Result<()> {
 }
 
 /// Prints a token signed by the store's current key.
-pub async fn token(args: TokenArgs) -> anyhow::Result<String> {
+pub(crate) async fn token(args: TokenArgs) -> anyhow::Result<String> {
     check_roles(&args.roles)?;
     let store = store::open(&args.db.db_url).await?;
     local::ensure_signing_key(store.as_ref()).await?;
@@ -83,7 +83,7 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<String> {
     local::issue_token(store.as_ref(), &request).await
 }
 
-pub async fn apps(command: AppsCommand) -> anyhow::Result<String> {
+pub(crate) async fn apps(command: AppsCommand) -> anyhow::Result<String> {
     match command {
         AppsCommand::Add(args) => {
             check_roles(&args.roles)?;
@@ -102,7 +102,7 @@ pub async fn apps(command: AppsCommand) -> anyhow::Result<String> {
     }
 }
 
-pub async fn keys(command: KeysCommand) -> anyhow::Result<String> {
+pub(crate) async fn keys(command: KeysCommand) -> anyhow::Result<String> {
     match command {
         KeysCommand::Rotate(db) => {
             let store = store::open(&db.db_url).await?;

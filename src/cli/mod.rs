@@ -35,14 +35,14 @@ const DEFAULT_DB_DIR: &str = "./data";
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     /// How log lines are written to stderr.
     #[arg(long, global = true, env = "CALLRECORDS_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: crate::telemetry::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve the Graph call records API (under /v1.0/) and the ingest endpoints.
     Serve(Box<ServeArgs>),
     /// Store records from an NDJSON file (or - for stdin), as POST /ingest/... does.
@@ -83,164 +83,164 @@ impl Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct DbArgs {
+pub(crate) struct DbArgs {
     /// The store: sqlite://PATH (the file is created if missing, its directory is not) or
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
     #[arg(long = "db", env = "CALLRECORDS_DB", default_value = DEFAULT_DB)]
-    pub db_url: String,
+    pub(crate) db_url: String,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "CALLRECORDS_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything.
     #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
-    pub retention_days: u32,
+    pub(crate) retention_days: u32,
     /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
     #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
-    pub log_retention_days: u32,
+    pub(crate) log_retention_days: u32,
     /// Seconds between purges of data past its retention window.
     #[arg(long, env = "CALLRECORDS_PURGE_INTERVAL_SECS", default_value_t = 600)]
-    pub purge_interval_secs: u64,
+    pub(crate) purge_interval_secs: u64,
     /// Scheme and host written into @odata.context and next links (e.g. https://calls.example.com);
     /// by default the scheme and Host header of each request.
     #[arg(long, env = "CALLRECORDS_PUBLIC_BASE_URL")]
-    pub public_base_url: Option<String>,
+    pub(crate) public_base_url: Option<String>,
     /// Allow webhook targets on loopback and private addresses, and plain http:// (local
     /// development only) [default: true with --auth none, false otherwise].
     #[arg(long, env = "CALLRECORDS_ALLOW_PRIVATE_WEBHOOKS", action = clap::ArgAction::Set)]
-    pub allow_private_webhooks: Option<bool>,
+    pub(crate) allow_private_webhooks: Option<bool>,
     /// The first retry delay of a failed webhook delivery, in milliseconds; later retries wait
     /// 3, 6, 12, 30 and 60 times as long (Graph: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min).
     #[arg(long, env = "CALLRECORDS_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
-    pub webhook_retry_base_ms: u64,
+    pub(crate) webhook_retry_base_ms: u64,
     /// Fill an empty store with a generated month of calls, so there is data to look at at once.
     #[arg(long, env = "CALLRECORDS_DEMO")]
-    pub demo: bool,
+    pub(crate) demo: bool,
     /// SQLite only: the most the database file may grow to (e.g. 20GiB); past it, ingest is
     /// refused with 507 and reads go on [default: as large as the disk allows].
     #[arg(long, env = "CALLRECORDS_SQLITE_MAX_SIZE")]
-    pub sqlite_max_size: Option<bytesize::ByteSize>,
+    pub(crate) sqlite_max_size: Option<bytesize::ByteSize>,
     /// Open connections at most; past it, new ones are closed at once [default: the open file
     /// limit, raised to its hard limit at start, less 256 for everything else; at most 16384].
     #[arg(long, env = "CALLRECORDS_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
     /// Seconds a client has to send a request's head, from opening the connection or from the
     /// previous response; idle keep-alive connections close after as long.
     #[arg(long, env = "CALLRECORDS_REQUEST_HEAD_TIMEOUT_SECS", default_value_t = 10)]
-    pub request_head_timeout_secs: u64,
+    pub(crate) request_head_timeout_secs: u64,
     /// Largest ingest request body, in bytes.
     #[arg(long, env = "CALLRECORDS_MAX_INGEST_BYTES", default_value_t = 1 << 30)]
-    pub max_ingest_bytes: usize,
+    pub(crate) max_ingest_bytes: usize,
     /// Ingest requests parsing and committing at once; others read their next batch meanwhile
     /// and wait their turn once it is in hand.
     #[arg(long, env = "CALLRECORDS_MAX_CONCURRENT_INGESTS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_concurrent_ingests: u16,
+    pub(crate) max_concurrent_ingests: u16,
     /// The memory all ingest requests together may hold read but not yet stored (e.g. 32MiB);
     /// past it, bodies wait unread.
     #[arg(long, env = "CALLRECORDS_INGEST_MEMORY", default_value_t = bytesize::ByteSize::b(crate::api::DEFAULT_INGEST_MEMORY_BYTES as u64))]
-    pub ingest_memory: bytesize::ByteSize,
+    pub(crate) ingest_memory: bytesize::ByteSize,
     /// The slowest an ingest body may arrive, in bytes a second over each 10 seconds spent
     /// waiting for it; a slower body is cut off with 408.
     #[arg(long, env = "CALLRECORDS_INGEST_MIN_RATE", default_value_t = crate::api::DEFAULT_INGEST_MIN_RATE)]
-    pub ingest_min_rate: u64,
+    pub(crate) ingest_min_rate: u64,
     /// Who may call: `local` (tokens of the built-in issuer, see `callrecords token` and
     /// `callrecords apps add`), `oidc` (tokens of an external OpenID Connect issuer, see --issuer)
     /// or `none` (no token; the default tenant) [default: none for --demo on a loopback address,
     /// local otherwise].
     #[arg(long, env = "CALLRECORDS_AUTH", value_parser = ["none", "local", "oidc"])]
-    pub auth: Option<String>,
+    pub(crate) auth: Option<String>,
     /// With --auth oidc: the issuer tokens must name (`iss`); `{tenantid}` stands for the token's
     /// tenant, e.g. https://login.microsoftonline.com/{tenantid}/v2.0 for any Entra ID tenant.
     #[arg(long, env = "CALLRECORDS_ISSUER")]
-    pub issuer: Option<String>,
+    pub(crate) issuer: Option<String>,
     /// With --auth oidc: the issuer's OpenID discovery document [default: the issuer's
     /// /.well-known/openid-configuration, with `common` for a tenant placeholder].
     #[arg(long, env = "CALLRECORDS_OIDC_DISCOVERY_URL")]
-    pub oidc_discovery_url: Option<String>,
+    pub(crate) oidc_discovery_url: Option<String>,
     /// With --auth none, listen on a non-loopback address anyway (anyone who reaches the port
     /// reads and writes everything).
     #[arg(long, env = "CALLRECORDS_ALLOW_INSECURE_NETWORK")]
-    pub allow_insecure_network: bool,
+    pub(crate) allow_insecure_network: bool,
     /// Throttle as Graph does (429 with Retry-After): `on` with Graph's limits, or `off`.
     #[arg(long, env = "CALLRECORDS_THROTTLE", default_value = "on", value_parser = ["on", "off"])]
-    pub throttle: String,
+    pub(crate) throttle: String,
     /// Let browser apps of this origin call the service (CORS), e.g. http://localhost:5173, or `*`
     /// for any origin (repeatable) [default: none].
     #[arg(long = "cors-origin", env = "CALLRECORDS_CORS_ORIGINS", value_delimiter = ' ', value_parser = parse_origin)]
-    pub cors_origins: Vec<axum::http::HeaderValue>,
+    pub(crate) cors_origins: Vec<axum::http::HeaderValue>,
     /// Serve the retired `organizer`, `participants` and `participantEndpoint.identity` with
     /// values derived from `organizer_v2`, `participants_v2` and `associatedIdentity`, for apps
     /// still moving off them [default: null and empty, as Graph serves them now].
     #[arg(long, env = "CALLRECORDS_DERIVE_RETIRED_PROPERTIES")]
-    pub derive_retired_properties: bool,
+    pub(crate) derive_retired_properties: bool,
     /// Change one throttle limit, NAME=COUNT/SECONDS (repeatable); names: tenant, app-tenant,
     /// record (also accepted as record-first-page or record-later-pages), functions-tenant,
     /// functions-app-tenant, ingest-tenant.
     #[arg(long = "throttle-limit", env = "CALLRECORDS_THROTTLE_LIMITS", value_delimiter = ' ')]
-    pub throttle_limits: Vec<String>,
+    pub(crate) throttle_limits: Vec<String>,
     /// Serve HTTPS with a certificate of a local CA made and kept in --tls-dir (`self-signed`);
     /// the CA's PEM, for clients to trust, is printed at start.
     #[arg(long, env = "CALLRECORDS_TLS", value_parser = ["self-signed"], conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub tls: Option<String>,
+    pub(crate) tls: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, server certificate first); reloaded when
     /// the file changes.
     #[arg(long, env = "CALLRECORDS_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<std::path::PathBuf>,
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "CALLRECORDS_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<std::path::PathBuf>,
+    pub(crate) tls_key: Option<std::path::PathBuf>,
     /// Where --tls self-signed keeps its CA, certificate and keys.
     #[arg(long, env = "CALLRECORDS_TLS_DIR", default_value = "./data/tls")]
-    pub tls_dir: std::path::PathBuf,
+    pub(crate) tls_dir: std::path::PathBuf,
     /// The audience tokens must carry (`aud`) [default: https://graph.microsoft.com with --auth
     /// local; required with --auth oidc].
     #[arg(long, env = "CALLRECORDS_AUDIENCE")]
-    pub audience: Option<String>,
+    pub(crate) audience: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// NDJSON file of records, or - for stdin.
-    pub file: String,
+    pub(crate) file: String,
     /// What the file holds: callRecords, pstnCalls, directRoutingCalls or smsLogs.
     #[arg(long, default_value = "callRecords", value_parser = clap::builder::PossibleValuesParser::new(IngestKind::NAMES))]
-    pub kind: String,
+    pub(crate) kind: String,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Hide the progress bar.
     #[arg(long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Number of distinct calls.
     #[arg(long, default_value_t = 1000)]
-    pub calls: u64,
+    pub(crate) calls: u64,
     /// Seed: the same seed (and --until) gives the same bytes.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Start times are spread over this many days before --until. The default keeps every call
     /// inside `serve`'s default retention of 30 days counted back from now.
     #[arg(long, default_value_t = DEMO_DAYS)]
-    pub days: u32,
+    pub(crate) days: u32,
     /// End of the time window (RFC 3339); defaults to the start of the current UTC day, so
     /// output is stable within a day.
     #[arg(long)]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Which records to write to stdout: callRecords, or the usage-log rows that belong with them
     /// (pstnCalls, directRoutingCalls, and beta's smsLogs, pstnBlockedUsers and
     /// pstnOnlineMeetingDialoutReport). With --db, every kind is stored.
     #[arg(long, default_value = "callRecords", value_parser = clap::builder::PossibleValuesParser::new(IngestKind::NAMES))]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Store the records here instead of writing NDJSON to stdout.
     #[arg(long = "db", env = "CALLRECORDS_GENERATE_DB")]
-    pub db_url: Option<String>,
+    pub(crate) db_url: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

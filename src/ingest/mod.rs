@@ -10,7 +10,7 @@ use crate::store::{PreparedLogRow, PreparedRecord, Store, StoreError, StoreResul
 
 /// What one ingest stream carries: call records, or one kind of usage-log row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IngestKind {
+pub(crate) enum IngestKind {
     CallRecords,
     Log(LogKind),
 }
@@ -25,14 +25,14 @@ impl IngestKind {
     }
 
     /// The name `parse` reads.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::CallRecords => "callRecords",
             Self::Log(kind) => kind.as_str(),
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &[
+    pub(crate) const NAMES: &'static [&'static str] = &[
         "callRecords",
         "pstnCalls",
         "directRoutingCalls",
@@ -44,37 +44,37 @@ impl IngestKind {
 
 /// How many records one store transaction takes: large enough that the commit's fsync is paid
 /// rarely, small enough that a batch's documents stay a few megabytes in memory.
-pub const BATCH_SIZE: usize = 500;
+pub(crate) const BATCH_SIZE: usize = 500;
 
 /// At most this many line errors are listed in a report; the counts stay exact.
-pub const MAX_REPORTED_ERRORS: usize = 1000;
+pub(crate) const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// One refused line of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LineError {
+pub(crate) struct LineError {
     /// 1-based line number in the NDJSON body (1 for a single JSON document).
-    pub line: u64,
+    pub(crate) line: u64,
     /// The record's id, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub path: String,
-    pub reason: String,
+    pub(crate) id: Option<String>,
+    pub(crate) path: String,
+    pub(crate) reason: String,
 }
 
 /// What a batch did: counts by outcome, and the refused lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct IngestReport {
-    pub stored: u64,
-    pub replaced: u64,
-    pub ignored: u64,
-    pub rejected: u64,
-    pub errors: Vec<LineError>,
+pub(crate) struct IngestReport {
+    pub(crate) stored: u64,
+    pub(crate) replaced: u64,
+    pub(crate) ignored: u64,
+    pub(crate) rejected: u64,
+    pub(crate) errors: Vec<LineError>,
     #[serde(rename = "errorsTruncated", skip_serializing_if = "std::ops::Not::not")]
-    pub errors_truncated: bool,
+    pub(crate) errors_truncated: bool,
 }
 
 impl IngestReport {
-    pub fn accepted(&self) -> u64 {
+    pub(crate) fn accepted(&self) -> u64 {
         self.stored + self.replaced + self.ignored
     }
 
@@ -97,7 +97,7 @@ impl IngestReport {
 }
 
 /// Parses and checks one record's JSON, and makes it ready for the store.
-pub fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord, RecordError> {
+pub(crate) fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord, RecordError> {
     let record = model::parse_call_record(json)?;
     record.validate()?;
     Ok(prepare(record, now))
@@ -166,7 +166,7 @@ fn sniff_id(json: &[u8]) -> Option<String> {
 /// Lines are only collected on the caller's task; parsing and checking a batch (CPU work that
 /// takes milliseconds for large records) runs on the blocking pool, so a large ingest never
 /// stalls the requests that share the async runtime.
-pub struct BatchIngest<'a> {
+pub(crate) struct BatchIngest<'a> {
     store: &'a dyn Store,
     clock: &'a dyn crate::clock::Clock,
     tenant: &'a TenantId,
@@ -182,8 +182,6 @@ pub struct BatchIngest<'a> {
 struct ReadyBatch {
     records: Vec<PreparedRecord>,
     rows: Vec<PreparedLogRow>,
-    /// The bytes of the lines it was parsed from.
-    raw_bytes: usize,
 }
 
 async fn commit_batch(
@@ -206,7 +204,7 @@ async fn commit_batch(
 
 /// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
 /// records, so that memory stays bounded for very large records.
-pub const BATCH_BYTES: usize = 4 << 20;
+pub(crate) const BATCH_BYTES: usize = 4 << 20;
 
 enum Prepared {
     Record(PreparedRecord),
@@ -227,12 +225,7 @@ fn prepare_line(kind: IngestKind, json: &[u8], now: DateTimeOffset) -> Result<Pr
 }
 
 impl<'a> BatchIngest<'a> {
-    /// A batch of call records.
-    pub fn new(store: &'a dyn Store, tenant: &'a TenantId, clock: &'a dyn crate::clock::Clock) -> Self {
-        Self::of_kind(store, tenant, IngestKind::CallRecords, clock)
-    }
-
-    pub fn of_kind(
+    pub(crate) fn of_kind(
         store: &'a dyn Store,
         tenant: &'a TenantId,
         kind: IngestKind,
@@ -252,7 +245,7 @@ impl<'a> BatchIngest<'a> {
 
     /// Takes one NDJSON line (blank lines are skipped). A bad line is reported, never fatal;
     /// only a store failure is an error, and batches committed before it stay committed.
-    pub async fn push_line(&mut self, line: u64, json: &[u8]) -> StoreResult<()> {
+    pub(crate) async fn push_line(&mut self, line: u64, json: &[u8]) -> StoreResult<()> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
@@ -260,7 +253,7 @@ impl<'a> BatchIngest<'a> {
     }
 
     /// `push_line` for a line the caller already owns.
-    pub async fn push_owned_line(&mut self, line: u64, json: Vec<u8>) -> StoreResult<()> {
+    pub(crate) async fn push_owned_line(&mut self, line: u64, json: Vec<u8>) -> StoreResult<()> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
@@ -273,7 +266,7 @@ impl<'a> BatchIngest<'a> {
     }
 
     /// Reports a line that was longer than `limit` bytes; it was not read.
-    pub fn push_oversized_line(&mut self, line: u64, limit: usize) {
+    pub(crate) fn push_oversized_line(&mut self, line: u64, limit: usize) {
         self.report.reject(LineError {
             line,
             id: None,
@@ -282,13 +275,8 @@ impl<'a> BatchIngest<'a> {
         });
     }
 
-    pub fn report(&self) -> &IngestReport {
+    pub(crate) fn report(&self) -> &IngestReport {
         &self.report
-    }
-
-    /// The bytes of the lines taken but not yet committed: what this ingest still holds.
-    pub fn pending_bytes(&self) -> usize {
-        self.raw_bytes + self.ready.as_ref().map_or(0, |batch| batch.raw_bytes)
     }
 
     fn batch_is_full(&self) -> bool {
@@ -299,7 +287,7 @@ impl<'a> BatchIngest<'a> {
     /// long ingest keeps both cores busy; the parsed batch waits in `ready` for the next flush.
     async fn flush(&mut self) -> StoreResult<()> {
         let lines = std::mem::take(&mut self.raw);
-        let raw_bytes = std::mem::take(&mut self.raw_bytes);
+        self.raw_bytes = 0;
         let previous = self.ready.take();
         let kind = self.kind;
         let now = self.clock.now();
@@ -338,10 +326,7 @@ impl<'a> BatchIngest<'a> {
         for outcome in committed? {
             self.report.count(outcome);
         }
-        let mut batch = ReadyBatch {
-            raw_bytes,
-            ..ReadyBatch::default()
-        };
+        let mut batch = ReadyBatch::default();
         for item in parsed? {
             match item {
                 Ok(Prepared::Record(record)) => batch.records.push(record),
@@ -356,7 +341,7 @@ impl<'a> BatchIngest<'a> {
     }
 
     /// Commits every line taken so far; returns once they are durable. The ingest can go on.
-    pub async fn commit_pending(&mut self) -> StoreResult<()> {
+    pub(crate) async fn commit_pending(&mut self) -> StoreResult<()> {
         self.flush().await?;
         if let Some(batch) = self.ready.take() {
             for outcome in commit_batch(self.store, self.tenant, self.kind, batch, self.clock).await? {
@@ -367,7 +352,7 @@ impl<'a> BatchIngest<'a> {
     }
 
     /// Commits what is pending; returns once everything accepted is durable.
-    pub async fn finish(mut self) -> StoreResult<IngestReport> {
+    pub(crate) async fn finish(mut self) -> StoreResult<IngestReport> {
         self.commit_pending().await?;
         Ok(self.report)
     }

@@ -8,15 +8,15 @@ macro_rules! graph_enum {
     ($(#[$meta:meta])* $name:ident : $csdl:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub(crate) enum $name { $($variant),+ }
 
         impl $name {
             /// Every member, in CSDL order.
-            pub const MEMBERS: &'static [&'static str] = &[$($text),+];
+            pub(crate) const MEMBERS: &'static [&'static str] = &[$($text),+];
             /// The qualified CSDL name, used in error messages.
-            pub const CSDL_NAME: &'static str = $csdl;
+            pub(crate) const CSDL_NAME: &'static str = $csdl;
 
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
             }
 
@@ -154,7 +154,7 @@ graph_enum!(EndpointType: "microsoft.graph.endpointType" {
 /// Evolvable members (those after `unknownFutureValue`), by the JSON property that carries them.
 /// They are written under their own name only when the client sends
 /// `Prefer: include-unknown-enum-members`, as Graph does; in v1.0 there is exactly one.
-pub const EVOLVABLE_MEMBERS: &[(&str, &str)] = &[("productFamily", "azureCommunicationServices")];
+pub(crate) const EVOLVABLE_MEMBERS: &[(&str, &str)] = &[("productFamily", "azureCommunicationServices")];
 
 macro_rules! defaults_to {
     ($($name:ident => $variant:ident),+ $(,)?) => {

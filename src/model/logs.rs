@@ -18,15 +18,15 @@ use super::RecordError;
 /// An `Edm.Decimal` money amount, kept with the scale it was sent with: `0.00` prints as `0.00`
 /// (a JSON number). serde_json's `arbitrary_precision` keeps the number's text exactly.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decimal(serde_json::Number);
+pub(crate) struct Decimal(serde_json::Number);
 
 impl Decimal {
-    pub fn as_text(&self) -> String {
+    pub(crate) fn as_text(&self) -> String {
         self.0.to_string()
     }
 
     /// The exact sum, at the larger scale of the two (`1.50 + 2.1` is `3.60`).
-    pub fn plus(&self, other: &Decimal) -> Decimal {
+    pub(crate) fn plus(&self, other: &Decimal) -> Decimal {
         let parse = |d: &Decimal| rust_decimal::Decimal::from_str_exact(&d.as_text()).unwrap_or_default();
         let (a, b) = (parse(self), parse(other));
         let mut sum = a.saturating_add(b);
@@ -59,144 +59,144 @@ impl<'de> Deserialize<'de> for Decimal {
 /// One PSTN call (Calling Plan or Operator Connect).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PstnCallLogRow {
+pub(crate) struct PstnCallLogRow {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub call_id: Option<String>,
+    pub(crate) call_id: Option<String>,
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    pub user_principal_name: Option<String>,
+    pub(crate) user_principal_name: Option<String>,
     #[serde(default)]
-    pub user_display_name: Option<String>,
+    pub(crate) user_display_name: Option<String>,
     #[serde(default)]
-    pub start_date_time: Option<DateTimeOffset>,
+    pub(crate) start_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub end_date_time: Option<DateTimeOffset>,
+    pub(crate) end_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub duration: Option<i32>,
+    pub(crate) duration: Option<i32>,
     #[serde(default)]
-    pub charge: Option<Decimal>,
+    pub(crate) charge: Option<Decimal>,
     #[serde(default)]
-    pub call_type: Option<String>,
+    pub(crate) call_type: Option<String>,
     #[serde(default)]
-    pub currency: Option<String>,
+    pub(crate) currency: Option<String>,
     #[serde(default)]
-    pub callee_number: Option<String>,
+    pub(crate) callee_number: Option<String>,
     #[serde(default)]
-    pub usage_country_code: Option<String>,
+    pub(crate) usage_country_code: Option<String>,
     #[serde(default)]
-    pub tenant_country_code: Option<String>,
+    pub(crate) tenant_country_code: Option<String>,
     #[serde(default)]
-    pub connection_charge: Option<Decimal>,
+    pub(crate) connection_charge: Option<Decimal>,
     #[serde(default)]
-    pub caller_number: Option<String>,
+    pub(crate) caller_number: Option<String>,
     #[serde(default)]
-    pub destination_context: Option<String>,
+    pub(crate) destination_context: Option<String>,
     #[serde(default)]
-    pub destination_name: Option<String>,
+    pub(crate) destination_name: Option<String>,
     #[serde(default)]
-    pub conference_id: Option<String>,
+    pub(crate) conference_id: Option<String>,
     #[serde(default)]
-    pub license_capability: Option<String>,
+    pub(crate) license_capability: Option<String>,
     #[serde(default)]
-    pub inventory_type: Option<String>,
+    pub(crate) inventory_type: Option<String>,
     #[serde(default)]
-    pub operator: Option<String>,
+    pub(crate) operator: Option<String>,
     #[serde(default)]
-    pub call_duration_source: Option<PstnCallDurationSource>,
+    pub(crate) call_duration_source: Option<PstnCallDurationSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
+    pub(crate) administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_party_country_code: Option<String>,
+    pub(crate) other_party_country_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_local_ip_v4_address: Option<String>,
+    pub(crate) client_local_ip_v4_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_local_ip_v6_address: Option<String>,
+    pub(crate) client_local_ip_v6_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_public_ip_v4_address: Option<String>,
+    pub(crate) client_public_ip_v4_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_public_ip_v6_address: Option<String>,
+    pub(crate) client_public_ip_v6_address: Option<String>,
 }
 
 /// One Direct Routing (SBC trunk) call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DirectRoutingLogRow {
+pub(crate) struct DirectRoutingLogRow {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    pub user_principal_name: Option<String>,
+    pub(crate) user_principal_name: Option<String>,
     #[serde(default)]
-    pub user_display_name: Option<String>,
+    pub(crate) user_display_name: Option<String>,
     #[serde(default)]
-    pub start_date_time: Option<DateTimeOffset>,
+    pub(crate) start_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub invite_date_time: Option<DateTimeOffset>,
+    pub(crate) invite_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub failure_date_time: Option<DateTimeOffset>,
+    pub(crate) failure_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub end_date_time: Option<DateTimeOffset>,
+    pub(crate) end_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub duration: Option<i32>,
+    pub(crate) duration: Option<i32>,
     #[serde(default)]
-    pub call_type: Option<String>,
+    pub(crate) call_type: Option<String>,
     #[serde(default)]
-    pub successful_call: Option<bool>,
+    pub(crate) successful_call: Option<bool>,
     #[serde(default)]
-    pub caller_number: Option<String>,
+    pub(crate) caller_number: Option<String>,
     #[serde(default)]
-    pub callee_number: Option<String>,
+    pub(crate) callee_number: Option<String>,
     #[serde(default)]
-    pub media_path_location: Option<String>,
+    pub(crate) media_path_location: Option<String>,
     #[serde(default)]
-    pub signaling_location: Option<String>,
+    pub(crate) signaling_location: Option<String>,
     #[serde(default)]
-    pub final_sip_code: Option<i32>,
+    pub(crate) final_sip_code: Option<i32>,
     #[serde(default)]
-    pub call_end_sub_reason: Option<i32>,
+    pub(crate) call_end_sub_reason: Option<i32>,
     #[serde(default)]
-    pub final_sip_code_phrase: Option<String>,
+    pub(crate) final_sip_code_phrase: Option<String>,
     #[serde(default)]
-    pub trunk_fully_qualified_domain_name: Option<String>,
+    pub(crate) trunk_fully_qualified_domain_name: Option<String>,
     #[serde(default)]
-    pub media_bypass_enabled: Option<bool>,
+    pub(crate) media_bypass_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
+    pub(crate) administrative_unit_infos: Option<Vec<AdministrativeUnitInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_party_country_code: Option<String>,
+    pub(crate) other_party_country_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transferor_correlation_id: Option<String>,
+    pub(crate) transferor_correlation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_country_code: Option<String>,
+    pub(crate) user_country_code: Option<String>,
 }
 
 /// One user blocked from, or let back to, PSTN calling (Graph beta only). The type has no key;
 /// the store keys a row by what tells one block event from another (`PstnBlockedUsersLogRow::key`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PstnBlockedUsersLogRow {
+pub(crate) struct PstnBlockedUsersLogRow {
     #[serde(default)]
-    pub block_date_time: Option<DateTimeOffset>,
+    pub(crate) block_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub block_reason: Option<String>,
+    pub(crate) block_reason: Option<String>,
     #[serde(default)]
-    pub remediation_id: Option<String>,
+    pub(crate) remediation_id: Option<String>,
     #[serde(default)]
-    pub user_block_mode: Option<PstnUserBlockMode>,
+    pub(crate) user_block_mode: Option<PstnUserBlockMode>,
     #[serde(default)]
-    pub user_display_name: Option<String>,
+    pub(crate) user_display_name: Option<String>,
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    pub user_principal_name: Option<String>,
+    pub(crate) user_principal_name: Option<String>,
     #[serde(default)]
-    pub user_telephone_number: Option<String>,
+    pub(crate) user_telephone_number: Option<String>,
 }
 
 /// One entry of the audio-conferencing dial-out report (Graph beta only): a meeting
@@ -205,28 +205,28 @@ pub struct PstnBlockedUsersLogRow {
 /// (`usageDate`, which only ingest takes) and sum the days of the period when serving.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PstnOnlineMeetingDialoutReport {
+pub(crate) struct PstnOnlineMeetingDialoutReport {
     #[serde(default)]
-    pub currency: Option<String>,
+    pub(crate) currency: Option<String>,
     #[serde(default)]
-    pub destination_context: Option<String>,
+    pub(crate) destination_context: Option<String>,
     #[serde(default)]
-    pub total_call_charge: Option<Decimal>,
+    pub(crate) total_call_charge: Option<Decimal>,
     #[serde(default)]
-    pub total_calls: Option<i32>,
+    pub(crate) total_calls: Option<i32>,
     #[serde(default)]
-    pub total_call_seconds: Option<i32>,
+    pub(crate) total_call_seconds: Option<i32>,
     #[serde(default)]
-    pub usage_location: Option<String>,
+    pub(crate) usage_location: Option<String>,
     #[serde(default)]
-    pub user_display_name: Option<String>,
+    pub(crate) user_display_name: Option<String>,
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    pub user_principal_name: Option<String>,
+    pub(crate) user_principal_name: Option<String>,
     /// The UTC day the figures are for, `YYYY-MM-DD`: ours, for ingest and storage; never served.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "usage_date")]
-    pub usage_date: Option<String>,
+    pub(crate) usage_date: Option<String>,
 }
 
 fn usage_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
@@ -240,7 +240,7 @@ fn usage_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Strin
 
 impl PstnOnlineMeetingDialoutReport {
     /// What the report aggregates by: user, user location, destination context, currency.
-    pub fn group(&self) -> [Option<&str>; 6] {
+    pub(crate) fn group(&self) -> [Option<&str>; 6] {
         [
             self.user_id.as_deref(),
             self.user_principal_name.as_deref(),
@@ -252,7 +252,7 @@ impl PstnOnlineMeetingDialoutReport {
     }
 
     /// Adds another day's figures of the same group.
-    pub fn add(&mut self, other: &Self) {
+    pub(crate) fn add(&mut self, other: &Self) {
         let sum = |a: Option<i32>, b: Option<i32>| match (a, b) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
@@ -271,45 +271,45 @@ impl PstnOnlineMeetingDialoutReport {
 /// One SMS sent or received (Graph beta only).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SmsLogRow {
+pub(crate) struct SmsLogRow {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub sms_id: Option<String>,
+    pub(crate) sms_id: Option<String>,
     #[serde(default)]
-    pub sent_date_time: Option<DateTimeOffset>,
+    pub(crate) sent_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub sms_type: Option<String>,
+    pub(crate) sms_type: Option<String>,
     #[serde(default)]
-    pub sms_units: Option<i32>,
+    pub(crate) sms_units: Option<i32>,
     #[serde(default)]
-    pub source_number: Option<String>,
+    pub(crate) source_number: Option<String>,
     #[serde(default)]
-    pub destination_number: Option<String>,
+    pub(crate) destination_number: Option<String>,
     #[serde(default)]
-    pub destination_context: Option<String>,
+    pub(crate) destination_context: Option<String>,
     #[serde(default)]
-    pub destination_name: Option<String>,
+    pub(crate) destination_name: Option<String>,
     #[serde(default)]
-    pub call_charge: Option<Decimal>,
+    pub(crate) call_charge: Option<Decimal>,
     #[serde(default)]
-    pub currency: Option<String>,
+    pub(crate) currency: Option<String>,
     #[serde(default)]
-    pub license_capability: Option<String>,
+    pub(crate) license_capability: Option<String>,
     #[serde(default)]
-    pub other_party_country_code: Option<String>,
+    pub(crate) other_party_country_code: Option<String>,
     #[serde(default)]
-    pub tenant_country_code: Option<String>,
+    pub(crate) tenant_country_code: Option<String>,
     #[serde(default)]
-    pub user_country_code: Option<String>,
+    pub(crate) user_country_code: Option<String>,
     #[serde(default)]
-    pub user_display_name: Option<String>,
+    pub(crate) user_display_name: Option<String>,
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    pub user_principal_name: Option<String>,
+    pub(crate) user_principal_name: Option<String>,
     #[serde(default)]
-    pub administrative_unit_infos: Vec<AdministrativeUnitInfo>,
+    pub(crate) administrative_unit_infos: Vec<AdministrativeUnitInfo>,
 }
 
 /// The kinds of usage-log row; each has its own ingest endpoint and function.
@@ -323,7 +323,7 @@ pub enum LogKind {
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 5] = [
+    pub(crate) const ALL: [LogKind; 5] = [
         LogKind::PstnCall,
         LogKind::DirectRoutingCall,
         LogKind::SmsLog,
@@ -332,7 +332,7 @@ impl LogKind {
     ];
 
     /// The name used in storage, on the command line (`import --kind`) and in `/ingest/{name}`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogKind::PstnCall => "pstnCalls",
             LogKind::DirectRoutingCall => "directRoutingCalls",
@@ -342,12 +342,12 @@ impl LogKind {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
     /// The qualified type of the rows, for `@odata.context`.
-    pub fn row_type(self) -> &'static str {
+    pub(crate) fn row_type(self) -> &'static str {
         match self {
             LogKind::PstnCall => "microsoft.graph.callRecords.pstnCallLogRow",
             LogKind::DirectRoutingCall => "microsoft.graph.callRecords.directRoutingLogRow",
@@ -357,24 +357,14 @@ impl LogKind {
         }
     }
 
-    /// The property a row's time range is filtered and paged on.
-    pub fn time_property(self) -> &'static str {
-        match self {
-            LogKind::SmsLog => "sentDateTime",
-            LogKind::PstnBlockedUser => "blockDateTime",
-            LogKind::PstnOnlineMeetingDialout => "usageDate",
-            LogKind::PstnCall | LogKind::DirectRoutingCall => "startDateTime",
-        }
-    }
-
     /// Whether Graph v1.0 has the kind's function; the others exist only in beta.
-    pub fn in_v1(self) -> bool {
+    pub(crate) fn in_v1(self) -> bool {
         matches!(self, LogKind::PstnCall | LogKind::DirectRoutingCall)
     }
 
     /// The properties beta declares on the kind's rows and v1.0 does not, each with the JSON a
     /// row that lacks it is served with on beta.
-    pub fn beta_only_properties(self) -> &'static [(&'static str, &'static str)] {
+    pub(crate) fn beta_only_properties(self) -> &'static [(&'static str, &'static str)] {
         match self {
             LogKind::PstnCall => &[
                 ("administrativeUnitInfos", "[]"),
@@ -397,10 +387,10 @@ impl LogKind {
 
 /// A log row checked and serialized: its id, the ticks of its time property, its document.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParsedLogRow {
-    pub id: String,
-    pub start: DateTimeOffset,
-    pub document: String,
+pub(crate) struct ParsedLogRow {
+    pub(crate) id: String,
+    pub(crate) start: DateTimeOffset,
+    pub(crate) document: String,
 }
 
 fn required<T: Clone>(value: &Option<T>, path: &str) -> Result<T, RecordError> {
@@ -410,7 +400,7 @@ fn required<T: Clone>(value: &Option<T>, path: &str) -> Result<T, RecordError> {
 }
 
 /// Parses, checks and serializes one usage-log row of `kind`.
-pub fn parse_log_row(kind: LogKind, json: &[u8]) -> Result<ParsedLogRow, RecordError> {
+pub(crate) fn parse_log_row(kind: LogKind, json: &[u8]) -> Result<ParsedLogRow, RecordError> {
     let (id, start, document) = match kind {
         LogKind::PstnCall => {
             let row: PstnCallLogRow = super::parse_document(json)?;

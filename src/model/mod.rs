@@ -9,7 +9,7 @@ mod enums;
 mod logs;
 mod objects_only;
 mod primitives;
-pub mod retired;
+pub(crate) mod retired;
 mod subscription;
 mod types;
 mod wire;
@@ -20,18 +20,16 @@ use objects_only::ObjectsOnly;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-pub use enums::*;
-pub use logs::*;
+pub(crate) use enums::*;
+pub(crate) use logs::*;
 pub use primitives::{DateTimeOffset, Duration, Single};
 pub use subscription::*;
-pub use types::*;
+pub(crate) use types::*;
 
 /// The CSDL extract of the namespace, served at `/v1.0/$metadata`.
-pub const CSDL: &str = include_str!("callRecords.csdl.xml");
+pub(crate) const CSDL: &str = include_str!("callRecords.csdl.xml");
 /// Graph beta's `microsoft.graph.callRecords` schema, served as `/beta/$metadata`.
-pub const CSDL_BETA: &str = include_str!("callRecords.beta.csdl.xml");
-
-pub const CALL_RECORD_TYPE: &str = "microsoft.graph.callRecords.callRecord";
+pub(crate) const CSDL_BETA: &str = include_str!("callRecords.beta.csdl.xml");
 
 /// Why one ingested record was refused: where in the document, and what is wrong there.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,11 +37,11 @@ pub const CALL_RECORD_TYPE: &str = "microsoft.graph.callRecords.callRecord";
 pub struct RecordError {
     /// A JSON path such as `sessions[0].segments[2].media[0].streams[1].averageJitter`; `.` for
     /// the whole document.
-    pub path: String,
-    pub reason: String,
+    pub(crate) path: String,
+    pub(crate) reason: String,
     /// The document is not JSON at all (a syntax error or a cut-off text), rather than JSON the
     /// model refuses; `reason` then says what the JSON parser expected, and where.
-    pub not_json: bool,
+    pub(crate) not_json: bool,
 }
 
 impl RecordError {
@@ -77,7 +75,7 @@ pub fn parse_call_record(json: &[u8]) -> Result<CallRecord, RecordError> {
 /// Tracking the path of every value (serde_path_to_error) costs a third of the parse, and only
 /// a refused document needs it, so documents are parsed without it first and a failure is
 /// parsed again with it to say where.
-pub fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, RecordError> {
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, RecordError> {
     // One UTF-8 check of the whole document is cheaper than serde_json's check of each string.
     let Ok(text) = std::str::from_utf8(json) else {
         return Err(locate_parse_error::<T>(json));
@@ -192,12 +190,12 @@ pub(crate) fn deserialize_modalities<'de, D: Deserializer<'de>>(deserializer: D)
 
 /// Serialization of our own model types cannot fail: they hold no maps with non-string keys
 /// and no values whose `Serialize` can error.
-pub fn to_json<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("model types always serialize")
 }
 
 /// The longest id we accept: ids travel in URL paths and keys, and Graph's are GUIDs or E.164.
-pub const MAX_ID_LEN: usize = 256;
+pub(crate) const MAX_ID_LEN: usize = 256;
 
 pub(crate) fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
     if id.is_empty() {
@@ -214,7 +212,7 @@ pub(crate) fn check_id(path: &str, id: &str) -> Result<(), RecordError> {
 
 /// The navigation segments of a call record's paths. A key segment cannot be one of them (nor
 /// start with `$`, as `$count` and `$metadata` do): `api::path` reads it as the word, not a key.
-pub const NAVIGATION_SEGMENTS: &[&str] = &["sessions", "segments", "participants_v2", "organizer_v2"];
+pub(crate) const NAVIGATION_SEGMENTS: &[&str] = &["sessions", "segments", "participants_v2", "organizer_v2"];
 
 /// Checks an id that a resource path addresses (a record, session, segment or participant):
 /// beyond `check_id`, it must read back as itself both as a key segment (`/callRecords/{id}`)
@@ -261,7 +259,7 @@ fn check_span(path: &str, start: &DateTimeOffset, end: &DateTimeOffset) -> Resul
 impl CallRecord {
     /// Checks the rules the type system cannot: ids usable as keys, spans that end after they
     /// start, and ids unique where they address a sub-resource (a participant id within its record).
-    pub fn validate(&self) -> Result<(), RecordError> {
+    pub(crate) fn validate(&self) -> Result<(), RecordError> {
         check_key("id", &self.id)?;
         if self.version < 0 {
             return Err(RecordError::at("version", "must not be negative"));
@@ -311,7 +309,7 @@ impl CallRecord {
     /// Fills what Graph always has but a sender may leave out: `lastModifiedDateTime` (only when
     /// absent: values are kept as sent) and the `_v2` navigations from their retired forms, which
     /// are then emptied as Graph serves them now (see `retired`).
-    pub fn fill_derived(&mut self, now: DateTimeOffset) {
+    pub(crate) fn fill_derived(&mut self, now: DateTimeOffset) {
         self.last_modified_date_time.get_or_insert(now);
         if self.participants_v2.is_none() {
             if let Some(participants) = &self.participants {
@@ -353,7 +351,7 @@ fn participant_from_identity_set(identity_set: &IdentitySet) -> Option<Participa
 /// `omit-values=nulls`.
 /// Returns whether the body held an evolvable member: only then is the preference echoed in
 /// `Preference-Applied`.
-pub fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, omit_nulls: bool) -> bool {
+pub(crate) fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, omit_nulls: bool) -> bool {
     let mut saw_evolvable = false;
     shape_value(value, include_unknown_enum_members, omit_nulls, &mut saw_evolvable);
     saw_evolvable
@@ -362,7 +360,7 @@ pub fn shape_for_client(value: &mut Value, include_unknown_enum_members: bool, o
 /// `shape_for_client` without omitting nulls, on compact JSON text our serializer wrote. In such
 /// text an evolvable member can only appear as the exact characters `"property":"member"`: inside
 /// a string every quote is escaped, so the pattern cannot match there. Returns whether one was seen.
-pub fn shape_text_for_client(text: &mut String, include_unknown_enum_members: bool) -> bool {
+pub(crate) fn shape_text_for_client(text: &mut String, include_unknown_enum_members: bool) -> bool {
     let mut saw_evolvable = false;
     for (property, member) in EVOLVABLE_MEMBERS {
         let pattern = format!("\"{property}\":\"{member}\"");

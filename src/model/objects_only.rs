@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
-pub struct ObjectsOnly<D>(pub D);
+pub(crate) struct ObjectsOnly<D>(pub D);
 
 macro_rules! forward_deserialize {
     ($($method:ident),* $(,)?) => {

@@ -115,20 +115,8 @@ pub struct Duration {
 }
 
 impl Duration {
-    pub fn from_ticks(ticks: i64) -> Self {
+    pub(crate) fn from_ticks(ticks: i64) -> Self {
         Self { ticks }
-    }
-
-    pub fn from_millis(millis: i64) -> Self {
-        Self { ticks: millis * 10_000 }
-    }
-
-    pub fn ticks(&self) -> i64 {
-        self.ticks
-    }
-
-    pub fn as_secs_f64(&self) -> f64 {
-        self.ticks as f64 / TICKS_PER_SECOND as f64
     }
 
     /// Parses `[-]P[nD][T[nH][nM][n[.f]S]]`. Years and months are refused: their length in

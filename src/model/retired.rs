@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::types::{CallRecord, CommunicationsIdentitySet, Endpoint, Identity, IdentitySet, Participant};
 
 /// At most this many identities were ever derived into `participants`: Graph's cap on it.
-pub const MAX_DERIVED_PARTICIPANTS: usize = 130;
+pub(crate) const MAX_DERIVED_PARTICIPANTS: usize = 130;
 
 /// The tail of a stored record document's members before `organizer_v2` (or before its end)
 /// when it holds the retired properties as Graph serves them now. `model::CallRecord` writes
@@ -26,7 +26,7 @@ const RETIRED_AS_SERVED: &str = r#""organizer":null,"participants":[]"#;
 
 /// Moves what a sender gave in the retired properties to their successors (where those are
 /// absent) and empties them.
-pub fn retire(record: &mut CallRecord) {
+pub(crate) fn retire(record: &mut CallRecord) {
     record.organizer = None;
     record.participants = Some(Vec::new());
     for session in record.sessions.iter_mut().flatten() {
@@ -54,7 +54,7 @@ fn retire_endpoint(endpoint: &mut Option<Endpoint>) {
 
 /// Whether a stored record's members before `organizer_v2` (all of them when it has none) hold
 /// the retired properties as served; false for documents stored with derived values.
-pub fn record_is_current(members_before_organizer: &str) -> bool {
+pub(crate) fn record_is_current(members_before_organizer: &str) -> bool {
     members_before_organizer.ends_with(RETIRED_AS_SERVED)
 }
 
@@ -62,12 +62,12 @@ pub fn record_is_current(members_before_organizer: &str) -> bool {
 /// `identity`. In our compact text an object value of a member named `identity` can only appear
 /// as these characters (quotes inside strings are escaped); only participant endpoints have such
 /// a member in a session, so a match at worst sends a current document the slower way.
-pub fn session_is_current(document: &str) -> bool {
+pub(crate) fn session_is_current(document: &str) -> bool {
     memchr::memmem::find(document.as_bytes(), br#""identity":{"#).is_none()
 }
 
 /// `organizer` as served with derivation on: the identity set of `organizer_v2`, from its JSON.
-pub fn organizer_from(organizer_v2: &str) -> serde_json::Result<String> {
+pub(crate) fn organizer_from(organizer_v2: &str) -> serde_json::Result<String> {
     let organizer: Option<Participant> = serde_json::from_str(organizer_v2)?;
     let identity_set = organizer
         .as_ref()
@@ -78,7 +78,7 @@ pub fn organizer_from(organizer_v2: &str) -> serde_json::Result<String> {
 
 /// `participants` as served with derivation on: the identity sets of the first
 /// participants_v2, from their stored documents.
-pub fn participants_from<S: AsRef<str>>(participants_v2: &[S]) -> serde_json::Result<String> {
+pub(crate) fn participants_from<S: AsRef<str>>(participants_v2: &[S]) -> serde_json::Result<String> {
     let mut identity_sets = Vec::new();
     for document in participants_v2 {
         let participant: Participant = serde_json::from_str(document.as_ref())?;
@@ -94,7 +94,7 @@ pub fn participants_from<S: AsRef<str>>(participants_v2: &[S]) -> serde_json::Re
 
 /// A stored session document as served: every participant endpoint's `identity` null, or
 /// derived from its `associatedIdentity` when `derive` is on.
-pub fn session_text(document: &str, derive: bool) -> serde_json::Result<Cow<'_, str>> {
+pub(crate) fn session_text(document: &str, derive: bool) -> serde_json::Result<Cow<'_, str>> {
     if !derive && session_is_current(document) {
         return Ok(Cow::Borrowed(document));
     }
@@ -105,7 +105,7 @@ pub fn session_text(document: &str, derive: bool) -> serde_json::Result<Cow<'_, 
 
 /// Applies the rule to the endpoints of a session or segment object and, for a session, of its
 /// segments.
-pub fn endpoints(entity: &mut Map<String, Value>, derive: bool) {
+pub(crate) fn endpoints(entity: &mut Map<String, Value>, derive: bool) {
     for key in ["caller", "callee"] {
         if let Some(Value::Object(endpoint)) = entity.get_mut(key) {
             endpoint_identity(endpoint, derive);

@@ -8,22 +8,22 @@ use super::primitives::DateTimeOffset;
 /// A subscription as the API reads and writes it. Every property is written, null when unset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Subscription {
-    pub id: String,
-    pub resource: String,
-    pub change_type: String,
-    pub client_state: Option<String>,
-    pub notification_url: String,
-    pub notification_query_options: Option<String>,
-    pub lifecycle_notification_url: Option<String>,
-    pub expiration_date_time: DateTimeOffset,
-    pub application_id: Option<String>,
-    pub creator_id: Option<String>,
-    pub include_resource_data: Option<bool>,
-    pub latest_supported_tls_version: Option<String>,
-    pub encryption_certificate: Option<String>,
-    pub encryption_certificate_id: Option<String>,
-    pub notification_url_app_id: Option<String>,
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) resource: String,
+    pub(crate) change_type: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) notification_url: String,
+    pub(crate) notification_query_options: Option<String>,
+    pub(crate) lifecycle_notification_url: Option<String>,
+    pub(crate) expiration_date_time: DateTimeOffset,
+    pub(crate) application_id: Option<String>,
+    pub(crate) creator_id: Option<String>,
+    pub(crate) include_resource_data: Option<bool>,
+    pub(crate) latest_supported_tls_version: Option<String>,
+    pub(crate) encryption_certificate: Option<String>,
+    pub(crate) encryption_certificate_id: Option<String>,
+    pub(crate) notification_url_app_id: Option<String>,
 }
 
 /// What a subscription listens to, in the form the stores index and the outbox planner reads.
@@ -37,24 +37,16 @@ pub struct SubscriptionScope {
 
 /// The change a notification reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeType {
+pub(crate) enum ChangeType {
     Created,
     Updated,
 }
 
 impl ChangeType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ChangeType::Created => "created",
             ChangeType::Updated => "updated",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "created" => Some(ChangeType::Created),
-            "updated" => Some(ChangeType::Updated),
-            _ => None,
         }
     }
 }
@@ -63,7 +55,7 @@ impl SubscriptionScope {
     /// The only notification a stored version of a record gives this subscription:
     /// a record's first version is `created` when the subscription has `created`, else `updated`;
     /// later versions are `updated`, only for subscriptions that have `updated`.
-    pub fn notification_for(&self, first_version: bool, record_participant_ids: &[&str]) -> Option<ChangeType> {
+    pub(crate) fn notification_for(&self, first_version: bool, record_participant_ids: &[&str]) -> Option<ChangeType> {
         if let Some(wanted) = &self.participant_ids {
             if !record_participant_ids.iter().any(|id| wanted.iter().any(|w| w == id)) {
                 return None;

@@ -16,170 +16,152 @@ use super::primitives::{DateTimeOffset, Duration, Single};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
-    pub id: String,
-    pub version: i64,
+    pub(crate) id: String,
+    pub(crate) version: i64,
     #[serde(rename = "type", default)]
-    pub call_type: CallType,
+    pub(crate) call_type: CallType,
     #[serde(default, deserialize_with = "super::deserialize_modalities")]
-    pub modalities: Vec<Modality>,
+    pub(crate) modalities: Vec<Modality>,
     #[serde(default)]
-    pub last_modified_date_time: Option<DateTimeOffset>,
-    pub start_date_time: DateTimeOffset,
-    pub end_date_time: DateTimeOffset,
+    pub(crate) last_modified_date_time: Option<DateTimeOffset>,
+    pub(crate) start_date_time: DateTimeOffset,
+    pub(crate) end_date_time: DateTimeOffset,
     #[serde(default)]
-    pub join_web_url: Option<String>,
+    pub(crate) join_web_url: Option<String>,
     /// Deprecated by Graph in favour of `organizer_v2`; derived from it when absent (see `retired`).
     #[serde(default)]
-    pub organizer: Option<IdentitySet>,
+    pub(crate) organizer: Option<IdentitySet>,
     /// Deprecated by Graph for `participants_v2`; derived from it when absent (see `retired`).
     #[serde(default)]
-    pub participants: Option<Vec<IdentitySet>>,
+    pub(crate) participants: Option<Vec<IdentitySet>>,
     #[serde(rename = "organizer_v2", default, skip_serializing_if = "Option::is_none")]
-    pub organizer_v2: Option<Participant>,
+    pub(crate) organizer_v2: Option<Participant>,
     #[serde(rename = "participants_v2", default, skip_serializing_if = "Option::is_none")]
-    pub participants_v2: Option<Vec<Participant>>,
+    pub(crate) participants_v2: Option<Vec<Participant>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<Vec<Session>>,
+    pub(crate) sessions: Option<Vec<Session>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Session {
-    pub id: String,
+pub(crate) struct Session {
+    pub(crate) id: String,
     #[serde(default)]
-    pub caller: Option<Endpoint>,
+    pub(crate) caller: Option<Endpoint>,
     #[serde(default)]
-    pub callee: Option<Endpoint>,
+    pub(crate) callee: Option<Endpoint>,
     #[serde(default)]
-    pub failure_info: Option<FailureInfo>,
+    pub(crate) failure_info: Option<FailureInfo>,
     #[serde(default)]
-    pub is_test: Option<bool>,
+    pub(crate) is_test: Option<bool>,
     #[serde(default, deserialize_with = "super::deserialize_modalities")]
-    pub modalities: Vec<Modality>,
-    pub start_date_time: DateTimeOffset,
-    pub end_date_time: DateTimeOffset,
+    pub(crate) modalities: Vec<Modality>,
+    pub(crate) start_date_time: DateTimeOffset,
+    pub(crate) end_date_time: DateTimeOffset,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segments: Option<Vec<Segment>>,
+    pub(crate) segments: Option<Vec<Segment>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Segment {
-    pub id: String,
+pub(crate) struct Segment {
+    pub(crate) id: String,
     #[serde(default)]
-    pub caller: Option<Endpoint>,
+    pub(crate) caller: Option<Endpoint>,
     #[serde(default)]
-    pub callee: Option<Endpoint>,
+    pub(crate) callee: Option<Endpoint>,
     #[serde(default)]
-    pub failure_info: Option<FailureInfo>,
+    pub(crate) failure_info: Option<FailureInfo>,
     #[serde(default)]
-    pub media: Vec<Media>,
-    pub start_date_time: DateTimeOffset,
-    pub end_date_time: DateTimeOffset,
+    pub(crate) media: Vec<Media>,
+    pub(crate) start_date_time: DateTimeOffset,
+    pub(crate) end_date_time: DateTimeOffset,
 }
 
 /// `participant` and `organizer` share `participantBase` and add nothing, so one type serves both.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Participant {
-    pub id: String,
+pub(crate) struct Participant {
+    pub(crate) id: String,
     #[serde(default)]
-    pub identity: Option<CommunicationsIdentitySet>,
+    pub(crate) identity: Option<CommunicationsIdentitySet>,
     #[serde(default)]
-    pub administrative_unit_infos: Vec<AdministrativeUnitInfo>,
+    pub(crate) administrative_unit_infos: Vec<AdministrativeUnitInfo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdministrativeUnitInfo {
+pub(crate) struct AdministrativeUnitInfo {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 /// `graph.identity`: open, so undeclared properties (`tenantId`, `userPrincipalName`) are kept.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Identity {
+pub(crate) struct Identity {
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
-    pub odata_type: Option<String>,
+    pub(crate) odata_type: Option<String>,
     #[serde(default)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(flatten)]
-    pub additional_data: Map<String, Value>,
+    pub(crate) additional_data: Map<String, Value>,
 }
 
 /// `graph.identitySet`: open.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct IdentitySet {
+pub(crate) struct IdentitySet {
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
-    pub odata_type: Option<String>,
+    pub(crate) odata_type: Option<String>,
     #[serde(default)]
-    pub application: Option<Identity>,
+    pub(crate) application: Option<Identity>,
     #[serde(default)]
-    pub device: Option<Identity>,
+    pub(crate) device: Option<Identity>,
     #[serde(default)]
-    pub user: Option<Identity>,
+    pub(crate) user: Option<Identity>,
     #[serde(flatten)]
-    pub additional_data: Map<String, Value>,
+    pub(crate) additional_data: Map<String, Value>,
 }
 
 /// `graph.communicationsIdentitySet`: open; Graph's examples carry `acsUser`, `spoolUser` and
 /// others as undeclared properties, which land in `additional_data`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CommunicationsIdentitySet {
+pub(crate) struct CommunicationsIdentitySet {
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
-    pub odata_type: Option<String>,
+    pub(crate) odata_type: Option<String>,
     #[serde(default)]
-    pub application: Option<Identity>,
+    pub(crate) application: Option<Identity>,
     #[serde(default)]
-    pub device: Option<Identity>,
+    pub(crate) device: Option<Identity>,
     #[serde(default)]
-    pub user: Option<Identity>,
+    pub(crate) user: Option<Identity>,
     #[serde(default)]
-    pub application_instance: Option<Identity>,
+    pub(crate) application_instance: Option<Identity>,
     #[serde(default)]
-    pub asserted_identity: Option<Identity>,
+    pub(crate) asserted_identity: Option<Identity>,
     #[serde(default)]
-    pub azure_communication_services_user: Option<Identity>,
+    pub(crate) azure_communication_services_user: Option<Identity>,
     #[serde(default)]
-    pub encrypted: Option<Identity>,
+    pub(crate) encrypted: Option<Identity>,
     #[serde(default)]
-    pub endpoint_type: Option<EndpointType>,
+    pub(crate) endpoint_type: Option<EndpointType>,
     #[serde(default)]
-    pub guest: Option<Identity>,
+    pub(crate) guest: Option<Identity>,
     #[serde(default)]
-    pub on_premises: Option<Identity>,
+    pub(crate) on_premises: Option<Identity>,
     #[serde(default)]
-    pub phone: Option<Identity>,
+    pub(crate) phone: Option<Identity>,
     #[serde(flatten)]
-    pub additional_data: Map<String, Value>,
+    pub(crate) additional_data: Map<String, Value>,
 }
 
 impl CommunicationsIdentitySet {
-    /// The first identity present, in the order a reader would name the participant by.
-    pub fn primary_identity(&self) -> Option<&Identity> {
-        [
-            &self.user,
-            &self.phone,
-            &self.guest,
-            &self.azure_communication_services_user,
-            &self.application_instance,
-            &self.application,
-            &self.device,
-            &self.on_premises,
-            &self.encrypted,
-            &self.asserted_identity,
-        ]
-        .into_iter()
-        .find_map(|identity| identity.as_ref())
-    }
-
     /// The deprecated `graph.identitySet` shape of this identity (see `retired`).
-    pub fn to_identity_set(&self) -> IdentitySet {
+    pub(crate) fn to_identity_set(&self) -> IdentitySet {
         IdentitySet {
             odata_type: None,
             application: self.application.clone(),
@@ -194,7 +176,7 @@ impl CommunicationsIdentitySet {
 /// the SDKs pick the class from it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "@odata.type", try_from = "super::wire::EndpointWire")]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     #[serde(rename = "#microsoft.graph.callRecords.endpoint")]
     Base(BaseEndpoint),
     #[serde(rename = "#microsoft.graph.callRecords.participantEndpoint")]
@@ -203,39 +185,30 @@ pub enum Endpoint {
     Service(BaseEndpoint),
 }
 
-impl Endpoint {
-    pub fn user_agent(&self) -> Option<&UserAgent> {
-        match self {
-            Endpoint::Base(base) | Endpoint::Service(base) => base.user_agent.as_ref(),
-            Endpoint::Participant(participant) => participant.user_agent.as_ref(),
-        }
-    }
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BaseEndpoint {
+    pub(crate) user_agent: Option<UserAgent>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BaseEndpoint {
-    pub user_agent: Option<UserAgent>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParticipantEndpoint {
-    pub user_agent: Option<UserAgent>,
-    pub associated_identity: Option<Identity>,
-    pub cpu_cores_count: Option<i32>,
-    pub cpu_name: Option<String>,
-    pub cpu_processor_speed_in_mhz: Option<i32>,
-    pub feedback: Option<UserFeedback>,
+pub(crate) struct ParticipantEndpoint {
+    pub(crate) user_agent: Option<UserAgent>,
+    pub(crate) associated_identity: Option<Identity>,
+    pub(crate) cpu_cores_count: Option<i32>,
+    pub(crate) cpu_name: Option<String>,
+    pub(crate) cpu_processor_speed_in_mhz: Option<i32>,
+    pub(crate) feedback: Option<UserFeedback>,
     /// Deprecated by Graph for `associatedIdentity`; derived from it when absent (see `retired`).
-    pub identity: Option<IdentitySet>,
-    pub name: Option<String>,
+    pub(crate) identity: Option<IdentitySet>,
+    pub(crate) name: Option<String>,
 }
 
 /// A polymorphic `userAgent` value: `userAgent` itself is abstract.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "@odata.type", try_from = "super::wire::UserAgentWire")]
-pub enum UserAgent {
+pub(crate) enum UserAgent {
     #[serde(rename = "#microsoft.graph.callRecords.clientUserAgent")]
     Client(ClientUserAgent),
     #[serde(rename = "#microsoft.graph.callRecords.serviceUserAgent")]
@@ -244,237 +217,237 @@ pub enum UserAgent {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClientUserAgent {
-    pub application_version: Option<String>,
-    pub header_value: Option<String>,
+pub(crate) struct ClientUserAgent {
+    pub(crate) application_version: Option<String>,
+    pub(crate) header_value: Option<String>,
     #[serde(rename = "azureADAppId")]
-    pub azure_ad_app_id: Option<String>,
-    pub communication_service_id: Option<String>,
-    pub platform: ClientPlatform,
-    pub product_family: ProductFamily,
+    pub(crate) azure_ad_app_id: Option<String>,
+    pub(crate) communication_service_id: Option<String>,
+    pub(crate) platform: ClientPlatform,
+    pub(crate) product_family: ProductFamily,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceUserAgent {
-    pub application_version: Option<String>,
-    pub header_value: Option<String>,
-    pub role: ServiceRole,
+pub(crate) struct ServiceUserAgent {
+    pub(crate) application_version: Option<String>,
+    pub(crate) header_value: Option<String>,
+    pub(crate) role: ServiceRole,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserFeedback {
+pub(crate) struct UserFeedback {
     #[serde(default)]
-    pub rating: UserFeedbackRating,
+    pub(crate) rating: UserFeedbackRating,
     #[serde(default)]
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
     /// `feedbackTokenSet` is open with no declared properties: kept as the object that was sent.
     #[serde(default)]
-    pub tokens: Option<Map<String, Value>>,
+    pub(crate) tokens: Option<Map<String, Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FailureInfo {
+pub(crate) struct FailureInfo {
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     #[serde(default)]
-    pub stage: FailureStage,
+    pub(crate) stage: FailureStage,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Media {
+pub(crate) struct Media {
     #[serde(default)]
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
     #[serde(default)]
-    pub caller_network: Option<NetworkInfo>,
+    pub(crate) caller_network: Option<NetworkInfo>,
     #[serde(default)]
-    pub callee_network: Option<NetworkInfo>,
+    pub(crate) callee_network: Option<NetworkInfo>,
     #[serde(default)]
-    pub caller_device: Option<DeviceInfo>,
+    pub(crate) caller_device: Option<DeviceInfo>,
     #[serde(default)]
-    pub callee_device: Option<DeviceInfo>,
+    pub(crate) callee_device: Option<DeviceInfo>,
     #[serde(default)]
-    pub streams: Vec<MediaStream>,
+    pub(crate) streams: Vec<MediaStream>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MediaStream {
+pub(crate) struct MediaStream {
     #[serde(default)]
-    pub stream_id: Option<String>,
-    pub stream_direction: MediaStreamDirection,
+    pub(crate) stream_id: Option<String>,
+    pub(crate) stream_direction: MediaStreamDirection,
     #[serde(default)]
-    pub audio_codec: Option<AudioCodec>,
+    pub(crate) audio_codec: Option<AudioCodec>,
     #[serde(default)]
-    pub video_codec: Option<VideoCodec>,
+    pub(crate) video_codec: Option<VideoCodec>,
     #[serde(default)]
-    pub start_date_time: Option<DateTimeOffset>,
+    pub(crate) start_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub end_date_time: Option<DateTimeOffset>,
+    pub(crate) end_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub average_audio_degradation: Option<Single>,
+    pub(crate) average_audio_degradation: Option<Single>,
     #[serde(default)]
-    pub average_audio_network_jitter: Option<Duration>,
+    pub(crate) average_audio_network_jitter: Option<Duration>,
     #[serde(default)]
-    pub max_audio_network_jitter: Option<Duration>,
+    pub(crate) max_audio_network_jitter: Option<Duration>,
     #[serde(default)]
-    pub average_jitter: Option<Duration>,
+    pub(crate) average_jitter: Option<Duration>,
     #[serde(default)]
-    pub max_jitter: Option<Duration>,
+    pub(crate) max_jitter: Option<Duration>,
     #[serde(default)]
-    pub average_packet_loss_rate: Option<Single>,
+    pub(crate) average_packet_loss_rate: Option<Single>,
     #[serde(default)]
-    pub max_packet_loss_rate: Option<Single>,
+    pub(crate) max_packet_loss_rate: Option<Single>,
     #[serde(default)]
-    pub average_ratio_of_concealed_samples: Option<Single>,
+    pub(crate) average_ratio_of_concealed_samples: Option<Single>,
     #[serde(default)]
-    pub max_ratio_of_concealed_samples: Option<Single>,
+    pub(crate) max_ratio_of_concealed_samples: Option<Single>,
     #[serde(default)]
-    pub average_round_trip_time: Option<Duration>,
+    pub(crate) average_round_trip_time: Option<Duration>,
     #[serde(default)]
-    pub max_round_trip_time: Option<Duration>,
+    pub(crate) max_round_trip_time: Option<Duration>,
     #[serde(default)]
-    pub average_bandwidth_estimate: Option<i64>,
+    pub(crate) average_bandwidth_estimate: Option<i64>,
     #[serde(default)]
-    pub packet_utilization: Option<i64>,
+    pub(crate) packet_utilization: Option<i64>,
     #[serde(default)]
-    pub post_forward_error_correction_packet_loss_rate: Option<Single>,
+    pub(crate) post_forward_error_correction_packet_loss_rate: Option<Single>,
     #[serde(default)]
-    pub is_audio_forward_error_correction_used: Option<bool>,
+    pub(crate) is_audio_forward_error_correction_used: Option<bool>,
     #[serde(default)]
-    pub average_received_frame_rate: Option<Single>,
+    pub(crate) average_received_frame_rate: Option<Single>,
     #[serde(default)]
-    pub average_video_frame_rate: Option<Single>,
+    pub(crate) average_video_frame_rate: Option<Single>,
     #[serde(default)]
-    pub average_video_frame_loss_percentage: Option<Single>,
+    pub(crate) average_video_frame_loss_percentage: Option<Single>,
     #[serde(default)]
-    pub average_video_packet_loss_rate: Option<Single>,
+    pub(crate) average_video_packet_loss_rate: Option<Single>,
     #[serde(default)]
-    pub low_frame_rate_ratio: Option<Single>,
+    pub(crate) low_frame_rate_ratio: Option<Single>,
     #[serde(default)]
-    pub low_video_processing_capability_ratio: Option<Single>,
+    pub(crate) low_video_processing_capability_ratio: Option<Single>,
     #[serde(default)]
-    pub average_freeze_duration: Option<Duration>,
+    pub(crate) average_freeze_duration: Option<Duration>,
     #[serde(default)]
-    pub rms_freeze_duration: Option<Duration>,
+    pub(crate) rms_freeze_duration: Option<Duration>,
     #[serde(default)]
-    pub was_media_bypassed: Option<bool>,
+    pub(crate) was_media_bypassed: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NetworkInfo {
+pub(crate) struct NetworkInfo {
     #[serde(default)]
-    pub ip_address: Option<String>,
+    pub(crate) ip_address: Option<String>,
     #[serde(default)]
-    pub subnet: Option<String>,
+    pub(crate) subnet: Option<String>,
     #[serde(default)]
-    pub port: Option<i32>,
+    pub(crate) port: Option<i32>,
     #[serde(rename = "reflexiveIPAddress", default)]
-    pub reflexive_ip_address: Option<String>,
+    pub(crate) reflexive_ip_address: Option<String>,
     #[serde(rename = "relayIPAddress", default)]
-    pub relay_ip_address: Option<String>,
+    pub(crate) relay_ip_address: Option<String>,
     #[serde(default)]
-    pub relay_port: Option<i32>,
+    pub(crate) relay_port: Option<i32>,
     #[serde(default)]
-    pub mac_address: Option<String>,
+    pub(crate) mac_address: Option<String>,
     #[serde(default)]
-    pub dns_suffix: Option<String>,
+    pub(crate) dns_suffix: Option<String>,
     #[serde(default)]
-    pub link_speed: Option<i64>,
+    pub(crate) link_speed: Option<i64>,
     #[serde(default)]
-    pub connection_type: NetworkConnectionType,
+    pub(crate) connection_type: NetworkConnectionType,
     #[serde(default)]
-    pub network_transport_protocol: NetworkTransportProtocol,
+    pub(crate) network_transport_protocol: NetworkTransportProtocol,
     #[serde(default)]
-    pub bandwidth_low_event_ratio: Option<Single>,
+    pub(crate) bandwidth_low_event_ratio: Option<Single>,
     #[serde(default)]
-    pub delay_event_ratio: Option<Single>,
+    pub(crate) delay_event_ratio: Option<Single>,
     #[serde(default)]
-    pub received_quality_event_ratio: Option<Single>,
+    pub(crate) received_quality_event_ratio: Option<Single>,
     #[serde(default)]
-    pub sent_quality_event_ratio: Option<Single>,
+    pub(crate) sent_quality_event_ratio: Option<Single>,
     #[serde(default)]
-    pub basic_service_set_identifier: Option<String>,
+    pub(crate) basic_service_set_identifier: Option<String>,
     #[serde(default)]
-    pub trace_route_hops: Vec<TraceRouteHop>,
+    pub(crate) trace_route_hops: Vec<TraceRouteHop>,
     #[serde(default)]
-    pub wifi_band: WifiBand,
+    pub(crate) wifi_band: WifiBand,
     #[serde(default)]
-    pub wifi_radio_type: WifiRadioType,
+    pub(crate) wifi_radio_type: WifiRadioType,
     #[serde(default)]
-    pub wifi_channel: Option<i32>,
+    pub(crate) wifi_channel: Option<i32>,
     #[serde(default)]
-    pub wifi_signal_strength: Option<i32>,
+    pub(crate) wifi_signal_strength: Option<i32>,
     #[serde(default)]
-    pub wifi_battery_charge: Option<i32>,
+    pub(crate) wifi_battery_charge: Option<i32>,
     #[serde(default)]
-    pub wifi_microsoft_driver: Option<String>,
+    pub(crate) wifi_microsoft_driver: Option<String>,
     #[serde(default)]
-    pub wifi_microsoft_driver_version: Option<String>,
+    pub(crate) wifi_microsoft_driver_version: Option<String>,
     #[serde(default)]
-    pub wifi_vendor_driver: Option<String>,
+    pub(crate) wifi_vendor_driver: Option<String>,
     #[serde(default)]
-    pub wifi_vendor_driver_version: Option<String>,
+    pub(crate) wifi_vendor_driver_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TraceRouteHop {
+pub(crate) struct TraceRouteHop {
     #[serde(default)]
-    pub hop_count: Option<i32>,
+    pub(crate) hop_count: Option<i32>,
     #[serde(default)]
-    pub ip_address: Option<String>,
+    pub(crate) ip_address: Option<String>,
     #[serde(default)]
-    pub round_trip_time: Option<Duration>,
+    pub(crate) round_trip_time: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeviceInfo {
+pub(crate) struct DeviceInfo {
     #[serde(default)]
-    pub capture_device_driver: Option<String>,
+    pub(crate) capture_device_driver: Option<String>,
     #[serde(default)]
-    pub capture_device_name: Option<String>,
+    pub(crate) capture_device_name: Option<String>,
     #[serde(default)]
-    pub capture_not_functioning_event_ratio: Option<Single>,
+    pub(crate) capture_not_functioning_event_ratio: Option<Single>,
     #[serde(default)]
-    pub cpu_insufficent_event_ratio: Option<Single>,
+    pub(crate) cpu_insufficent_event_ratio: Option<Single>,
     #[serde(default)]
-    pub device_clipping_event_ratio: Option<Single>,
+    pub(crate) device_clipping_event_ratio: Option<Single>,
     #[serde(default)]
-    pub device_glitch_event_ratio: Option<Single>,
+    pub(crate) device_glitch_event_ratio: Option<Single>,
     #[serde(default)]
-    pub howling_event_count: Option<i32>,
+    pub(crate) howling_event_count: Option<i32>,
     #[serde(default)]
-    pub initial_signal_level_root_mean_square: Option<Single>,
+    pub(crate) initial_signal_level_root_mean_square: Option<Single>,
     #[serde(default)]
-    pub low_speech_level_event_ratio: Option<Single>,
+    pub(crate) low_speech_level_event_ratio: Option<Single>,
     #[serde(default)]
-    pub low_speech_to_noise_event_ratio: Option<Single>,
+    pub(crate) low_speech_to_noise_event_ratio: Option<Single>,
     #[serde(default)]
-    pub mic_glitch_rate: Option<Single>,
+    pub(crate) mic_glitch_rate: Option<Single>,
     #[serde(default)]
-    pub received_noise_level: Option<i32>,
+    pub(crate) received_noise_level: Option<i32>,
     #[serde(default)]
-    pub received_signal_level: Option<i32>,
+    pub(crate) received_signal_level: Option<i32>,
     #[serde(default)]
-    pub render_device_driver: Option<String>,
+    pub(crate) render_device_driver: Option<String>,
     #[serde(default)]
-    pub render_device_name: Option<String>,
+    pub(crate) render_device_name: Option<String>,
     #[serde(default)]
-    pub render_mute_event_ratio: Option<Single>,
+    pub(crate) render_mute_event_ratio: Option<Single>,
     #[serde(default)]
-    pub render_not_functioning_event_ratio: Option<Single>,
+    pub(crate) render_not_functioning_event_ratio: Option<Single>,
     #[serde(default)]
-    pub render_zero_volume_event_ratio: Option<Single>,
+    pub(crate) render_zero_volume_event_ratio: Option<Single>,
     #[serde(default)]
-    pub sent_noise_level: Option<i32>,
+    pub(crate) sent_noise_level: Option<i32>,
     #[serde(default)]
-    pub sent_signal_level: Option<i32>,
+    pub(crate) sent_signal_level: Option<i32>,
     #[serde(default)]
-    pub speaker_glitch_rate: Option<Single>,
+    pub(crate) speaker_glitch_rate: Option<Single>,
 }

@@ -17,7 +17,7 @@ fn type_name(odata_type: &str) -> String {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EndpointWire {
+pub(crate) struct EndpointWire {
     #[serde(rename = "@odata.type", default)]
     odata_type: Option<String>,
     #[serde(default)]
@@ -95,7 +95,7 @@ impl TryFrom<EndpointWire> for Endpoint {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserAgentWire {
+pub(crate) struct UserAgentWire {
     #[serde(rename = "@odata.type", default)]
     odata_type: Option<String>,
     #[serde(default)]

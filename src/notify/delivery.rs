@@ -32,7 +32,7 @@ fn ticks(duration: Duration) -> i64 {
 
 /// The delay before attempt `attempts + 1`, with ±10 % jitter so that retries of many rows do
 /// not arrive in lockstep.
-pub fn backoff(base: Duration, attempts: i64) -> Duration {
+pub(crate) fn backoff(base: Duration, attempts: i64) -> Duration {
     let index = usize::try_from(attempts).unwrap_or(0).min(BACKOFF_FACTORS.len() - 1);
     let delay = base * BACKOFF_FACTORS[index];
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
@@ -74,7 +74,7 @@ fn notification_item(notification: &ClaimedNotification) -> Value {
 pub struct StepReport {
     pub delivered: usize,
     pub retried: usize,
-    pub abandoned: usize,
+    pub(crate) abandoned: usize,
     /// Rows given back unsent because the lease would have run out during their batch.
     pub released: usize,
 }
@@ -233,7 +233,7 @@ async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i
 }
 
 /// Housekeeping: expired subscriptions removed, reauthorization reminders queued.
-pub async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<()> {
+pub(crate) async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<()> {
     let now = notifier.clock.now().unix_ticks();
     notifier.store.remove_expired_subscriptions(now).await?;
     let due = notifier

@@ -5,13 +5,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub struct Metrics {
-    pub deliveries_sent: Counter,
-    pub deliveries_failed: Counter,
-    pub deliveries_retried: Counter,
-    pub deliveries_abandoned: Counter,
-    pub outbox_depth: Gauge,
-    pub ingest_to_delivery_seconds: Histogram,
+pub(crate) struct Metrics {
+    pub(crate) deliveries_sent: Counter,
+    pub(crate) deliveries_failed: Counter,
+    pub(crate) deliveries_retried: Counter,
+    pub(crate) deliveries_abandoned: Counter,
+    pub(crate) outbox_depth: Gauge,
+    pub(crate) ingest_to_delivery_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -36,7 +36,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn register(&self, registry: &mut Registry) {
+    pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register(
             "deliveries_sent",
             "Notifications acknowledged by their receiver",

@@ -8,9 +8,9 @@
 //! module only sends what is in the outbox, so a crash loses nothing.
 
 pub mod delivery;
-pub mod metrics;
-pub mod resolve;
-pub mod subscriptions;
+pub(crate) mod metrics;
+pub(crate) mod resolve;
+pub(crate) mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +18,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::store::Store;
-pub use metrics::Metrics;
+pub(crate) use metrics::Metrics;
 use resolve::GuardedResolver;
 pub use resolve::Resolver;
-pub use subscriptions::{SubscriptionError, SubscriptionErrorKind};
+pub(crate) use subscriptions::{SubscriptionError, SubscriptionErrorKind};
 
 /// How notifications are validated and delivered. The defaults are Graph's documented figures.
 #[derive(Clone, Debug)]
@@ -75,14 +75,14 @@ impl Default for NotifySettings {
 /// it connects through, the settings, the metrics, and a signal that wakes the worker when
 /// ingest has queued notifications.
 pub struct Notifier {
-    pub store: Arc<dyn Store>,
-    pub client: reqwest::Client,
-    pub resolver: Arc<GuardedResolver>,
-    pub settings: NotifySettings,
-    pub metrics: Metrics,
-    pub wake: Notify,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) resolver: Arc<GuardedResolver>,
+    pub(crate) settings: NotifySettings,
+    pub(crate) metrics: Metrics,
+    pub(crate) wake: Notify,
     /// What subscription expiry, claims and retries are decided by.
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Notifier {

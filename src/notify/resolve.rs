@@ -18,7 +18,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// private, link-local, unspecified, broadcast, multicast, shared (CGNAT), reserved and
 /// special-purpose IPv4 ranges; for IPv6 the same kinds plus unique-local and site-local, and
 /// any IPv6 form that carries an IPv4 address (mapped, compatible, NAT64) by that address.
-pub fn is_private(address: IpAddr) -> bool {
+pub(crate) fn is_private(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
@@ -59,14 +59,14 @@ pub fn is_private(address: IpAddr) -> bool {
 /// A webhook host that resolved to an address private targets exclude.
 #[derive(Debug, thiserror::Error)]
 #[error("the host '{host}' resolved to a loopback, private or otherwise non-public address")]
-pub struct NonPublicAddress {
-    pub host: String,
+pub(crate) struct NonPublicAddress {
+    pub(crate) host: String,
 }
 
 impl NonPublicAddress {
     /// This refusal, if it is what caused `error` (reqwest wraps a resolver's error a few
     /// layers deep).
-    pub fn cause_of<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a NonPublicAddress> {
+    pub(crate) fn cause_of<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a NonPublicAddress> {
         let mut current = Some(error);
         while let Some(error) = current {
             if let Some(refusal) = error.downcast_ref::<NonPublicAddress>() {
@@ -121,7 +121,7 @@ impl Resolve for SystemResolver {
 /// The webhook client's resolver: resolves with the base resolver and, unless private targets
 /// are allowed, refuses the whole answer if any address in it is private, so the client cannot
 /// fall back to that one either.
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     base: Resolver,
     allow_private: bool,
 }

@@ -15,14 +15,14 @@ use crate::query;
 use crate::store::{StoreError, StoredSubscription, TenantId};
 
 /// Graph's limit for call-record subscriptions: at most 4,230 minutes ahead.
-pub const MAX_EXPIRATION_MINUTES: i64 = 4230;
+pub(crate) const MAX_EXPIRATION_MINUTES: i64 = 4230;
 /// Graph's limit of call-record subscriptions per tenant.
-pub const MAX_SUBSCRIPTIONS_PER_TENANT: u32 = 100;
+pub(crate) const MAX_SUBSCRIPTIONS_PER_TENANT: u32 = 100;
 const MAX_CLIENT_STATE_CHARS: usize = 128;
 const TLS_VERSIONS: &[&str] = &["v1_0", "v1_1", "v1_2", "v1_3"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubscriptionErrorKind {
+pub(crate) enum SubscriptionErrorKind {
     /// The request says something Graph does not accept for call records.
     InvalidRequest,
     /// The receiver did not answer the handshake correctly.
@@ -36,7 +36,7 @@ pub enum SubscriptionErrorKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SubscriptionError {
+pub(crate) enum SubscriptionError {
     #[error("{message}")]
     Rejected {
         kind: SubscriptionErrorKind,
@@ -62,41 +62,43 @@ fn invalid(message: impl Into<String>) -> SubscriptionError {
 /// send back an object they read.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SubscriptionInput {
+pub(crate) struct SubscriptionInput {
     #[serde(default)]
-    pub change_type: Option<String>,
+    pub(crate) change_type: Option<String>,
     #[serde(default)]
-    pub notification_url: Option<String>,
+    pub(crate) notification_url: Option<String>,
     #[serde(default)]
-    pub resource: Option<String>,
+    pub(crate) resource: Option<String>,
     #[serde(default)]
-    pub expiration_date_time: Option<DateTimeOffset>,
+    pub(crate) expiration_date_time: Option<DateTimeOffset>,
     #[serde(default)]
-    pub client_state: Option<String>,
+    pub(crate) client_state: Option<String>,
     #[serde(default)]
-    pub lifecycle_notification_url: Option<String>,
+    pub(crate) lifecycle_notification_url: Option<String>,
     #[serde(default)]
-    pub include_resource_data: Option<bool>,
+    pub(crate) include_resource_data: Option<bool>,
     #[serde(default)]
-    pub encryption_certificate: Option<String>,
+    pub(crate) encryption_certificate: Option<String>,
     #[serde(default)]
-    pub encryption_certificate_id: Option<String>,
+    pub(crate) encryption_certificate_id: Option<String>,
     #[serde(default)]
-    pub latest_supported_tls_version: Option<String>,
+    pub(crate) latest_supported_tls_version: Option<String>,
     #[serde(default)]
-    pub notification_url_app_id: Option<String>,
+    pub(crate) notification_url_app_id: Option<String>,
     #[serde(default)]
-    pub notification_query_options: Option<String>,
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub application_id: Option<String>,
-    #[serde(default)]
-    pub creator_id: Option<String>,
+    pub(crate) notification_query_options: Option<String>,
+    // Read-only properties a client may send back from a subscription it read: accepted so the
+    // body parses, never used (the server sets them).
+    #[serde(default, rename = "id")]
+    _id: Option<String>,
+    #[serde(default, rename = "applicationId")]
+    _application_id: Option<String>,
+    #[serde(default, rename = "creatorId")]
+    _creator_id: Option<String>,
 }
 
 /// Parses a request body, refusing undeclared properties with the path and reason.
-pub fn parse_input(json: &[u8]) -> Result<SubscriptionInput, SubscriptionError> {
+pub(crate) fn parse_input(json: &[u8]) -> Result<SubscriptionInput, SubscriptionError> {
     model::parse_document(json).map_err(|error| {
         invalid(format!(
             "The subscription is not valid: {}: {}",
@@ -195,7 +197,7 @@ async fn check_target(notifier: &Notifier, property: &str, url: &str) -> Result<
 
 /// The validation handshake: POST `?validationToken=…` and expect the token back,
 /// as text, with 200, within the timeout. `property` names the URL in a refusal.
-pub async fn validate_endpoint(
+pub(crate) async fn validate_endpoint(
     notifier: &Notifier,
     property: &str,
     url: &reqwest::Url,
@@ -329,7 +331,7 @@ fn from_stored(stored: &StoredSubscription) -> Result<Subscription, Subscription
 }
 
 /// Creates a subscription after the handshake with its receiver(s).
-pub async fn create(
+pub(crate) async fn create(
     notifier: &Notifier,
     tenant: &TenantId,
     input: SubscriptionInput,
@@ -393,7 +395,7 @@ pub async fn create(
     Ok(subscription)
 }
 
-pub async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Subscription, SubscriptionError> {
+pub(crate) async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Subscription, SubscriptionError> {
     let stored = notifier
         .store
         .get_subscription(tenant, id, notifier.clock.now().unix_ticks())
@@ -402,7 +404,7 @@ pub async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Sub
     from_stored(&stored)
 }
 
-pub async fn list(notifier: &Notifier, tenant: &TenantId) -> Result<Vec<Subscription>, SubscriptionError> {
+pub(crate) async fn list(notifier: &Notifier, tenant: &TenantId) -> Result<Vec<Subscription>, SubscriptionError> {
     let stored = notifier
         .store
         .list_subscriptions(tenant, notifier.clock.now().unix_ticks())
@@ -416,7 +418,7 @@ fn not_found() -> SubscriptionError {
 
 /// Renews or changes a subscription. A changed notificationUrl is validated again; the
 /// lifecycle URL can be set only at creation (Graph's subscription resource).
-pub async fn update(
+pub(crate) async fn update(
     notifier: &Notifier,
     tenant: &TenantId,
     id: &str,
@@ -467,7 +469,7 @@ pub async fn update(
     Ok(subscription)
 }
 
-pub async fn delete(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
+pub(crate) async fn delete(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
     if notifier.store.delete_subscription(tenant, id).await? {
         Ok(())
     } else {
@@ -476,7 +478,7 @@ pub async fn delete(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<
 }
 
 /// `POST /subscriptions/{id}/reauthorize`: nothing to renew here but the reminder clock.
-pub async fn reauthorize(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
+pub(crate) async fn reauthorize(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<(), SubscriptionError> {
     let subscription = get(notifier, tenant, id).await?;
     let scope = scope_of(&subscription)?;
     notifier

@@ -6,7 +6,7 @@
 /// An entity type of the `microsoft.graph.callRecords` namespace that a query
 /// option can address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EntityKind {
+pub(crate) enum EntityKind {
     /// `microsoft.graph.callRecords.callRecord`
     CallRecord,
     /// `microsoft.graph.callRecords.session`
@@ -21,7 +21,7 @@ pub enum EntityKind {
 
 impl EntityKind {
     /// The qualified OData type name, as Graph writes it in error messages.
-    pub const fn type_name(self) -> &'static str {
+    pub(crate) const fn type_name(self) -> &'static str {
         match self {
             EntityKind::CallRecord => "microsoft.graph.callRecords.callRecord",
             EntityKind::Session => "microsoft.graph.callRecords.session",
@@ -32,7 +32,7 @@ impl EntityKind {
     }
 
     /// Every structural and navigation property of the type, canonically spelled.
-    pub const fn properties(self) -> &'static [&'static str] {
+    pub(crate) const fn properties(self) -> &'static [&'static str] {
         match self {
             EntityKind::CallRecord => &[
                 "id",
@@ -75,7 +75,7 @@ impl EntityKind {
 
     /// The navigation properties that `$expand` accepts on this type, with the
     /// type each one leads to. Nothing else may be expanded.
-    pub const fn navigation_properties(self) -> &'static [(&'static str, EntityKind)] {
+    pub(crate) const fn navigation_properties(self) -> &'static [(&'static str, EntityKind)] {
         match self {
             EntityKind::CallRecord => &[
                 ("sessions", EntityKind::Session),
@@ -88,7 +88,7 @@ impl EntityKind {
     }
 
     /// Looks a property up case-insensitively and returns its canonical spelling.
-    pub fn property(self, name: &str) -> Option<&'static str> {
+    pub(crate) fn property(self, name: &str) -> Option<&'static str> {
         self.properties()
             .iter()
             .copied()
@@ -96,7 +96,7 @@ impl EntityKind {
     }
 
     /// Looks an expandable navigation property up case-insensitively.
-    pub fn navigation_property(self, name: &str) -> Option<(&'static str, EntityKind)> {
+    pub(crate) fn navigation_property(self, name: &str) -> Option<(&'static str, EntityKind)> {
         self.navigation_properties()
             .iter()
             .copied()

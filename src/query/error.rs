@@ -10,13 +10,13 @@
 /// option value where parsing failed, when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct QueryError {
+pub(crate) struct QueryError {
     /// The query option at fault, spelled with its `$`, or `"query"`.
-    pub option: &'static str,
+    pub(crate) option: &'static str,
     /// Client-facing message.
-    pub message: String,
+    pub(crate) message: String,
     /// 0-based character offset into the option value, for syntax errors.
-    pub position: Option<usize>,
+    pub(crate) position: Option<usize>,
 }
 
 impl QueryError {

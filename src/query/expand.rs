@@ -24,13 +24,13 @@ const WHAT: &str = "Invalid $expand";
 
 /// One expanded navigation property.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpandItem {
+pub(crate) struct ExpandItem {
     /// The navigation property, canonically spelled (`sessions`, `segments`, …).
-    pub property: String,
+    pub(crate) property: String,
     /// The nested `$select`, if given; `Some(vec![])` means `$select=*`.
-    pub select: Option<Vec<String>>,
+    pub(crate) select: Option<Vec<String>>,
     /// The nested `$expand`, empty when not given.
-    pub expand: Vec<ExpandItem>,
+    pub(crate) expand: Vec<ExpandItem>,
 }
 
 /// Parses an `$expand` value against the navigation properties of `entity`.
@@ -42,7 +42,7 @@ pub struct ExpandItem {
 /// properties, `*`, paths, and any other option in parentheses (`$filter`,
 /// `$top`, `$levels`, …). Which expansions a given endpoint accepts is a
 /// further check; see [`ensure_expand_only`].
-pub fn parse_expand(text: &str, entity: EntityKind) -> Result<Vec<ExpandItem>, QueryError> {
+pub(crate) fn parse_expand(text: &str, entity: EntityKind) -> Result<Vec<ExpandItem>, QueryError> {
     let mut input = text;
     let parse = |input: &mut &str| -> PResult<Vec<ExpandItem>> {
         blanks(input)?;
@@ -59,7 +59,7 @@ pub fn parse_expand(text: &str, entity: EntityKind) -> Result<Vec<ExpandItem>, Q
 /// Checks that every top-level item is one of `allowed`, for endpoints that
 /// accept less than the type does (the list accepts `organizer_v2`
 /// only: Graph's listed records never inline the others). Nested items are not checked.
-pub fn ensure_expand_only(items: &[ExpandItem], allowed: &[&str]) -> Result<(), QueryError> {
+pub(crate) fn ensure_expand_only(items: &[ExpandItem], allowed: &[&str]) -> Result<(), QueryError> {
     match items.iter().find(|item| !allowed.contains(&item.property.as_str())) {
         None => Ok(()),
         Some(item) if allowed.is_empty() => Err(QueryError::new(
@@ -82,7 +82,7 @@ pub fn ensure_expand_only(items: &[ExpandItem], allowed: &[&str]) -> Result<(), 
 ///
 /// `parse_expand(&format_expand(items), entity)` gives `items` back for any
 /// items that `parse_expand` produced. The text is not URL-encoded.
-pub fn format_expand(items: &[ExpandItem]) -> String {
+pub(crate) fn format_expand(items: &[ExpandItem]) -> String {
     let mut res = String::new();
     for (n, item) in items.iter().enumerate() {
         if n > 0 {
@@ -116,7 +116,7 @@ pub fn format_expand(items: &[ExpandItem]) -> String {
 /// `participants_v2` gives `participants_v2()`, as in Graph's examples.
 ///
 /// The caller wraps it with the top-level select, or uses [`context_projection`].
-pub fn context_expand_suffix(items: &[ExpandItem]) -> String {
+pub(crate) fn context_expand_suffix(items: &[ExpandItem]) -> String {
     items
         .iter()
         .map(|item| {
@@ -138,7 +138,7 @@ pub fn context_expand_suffix(items: &[ExpandItem]) -> String {
 /// `@odata.context`, e.g. `(id,startDateTime)` or `(sessions(segments()))`;
 /// `None` when neither a `$select` (non-empty, as [`parse_select`](super::parse_select)
 /// returns it) nor an `$expand` applies.
-pub fn context_projection(select: &[String], expand: &[ExpandItem]) -> Option<String> {
+pub(crate) fn context_projection(select: &[String], expand: &[ExpandItem]) -> Option<String> {
     let mut parts: Vec<String> = select.to_vec();
     if !expand.is_empty() {
         parts.push(context_expand_suffix(expand));

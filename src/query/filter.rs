@@ -26,7 +26,7 @@ use super::syntax::{blanks, blanks1, expected, identifier, into_query_error, pun
 
 /// A comparison operator allowed on `startDateTime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     /// `lt`: strictly before.
     Lt,
     /// `le`: before or equal.
@@ -39,7 +39,7 @@ pub enum Comparison {
 
 impl Comparison {
     /// The OData keyword, lower case.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Comparison::Lt => "lt",
             Comparison::Le => "le",
@@ -58,37 +58,11 @@ impl Comparison {
 /// the order of the text and may hold duplicates or contradictions, which
 /// simply match nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallRecordFilter {
+pub(crate) struct CallRecordFilter {
     /// `startDateTime {op} {value}` conditions.
-    pub start: Vec<(Comparison, OffsetDateTime)>,
+    pub(crate) start: Vec<(Comparison, OffsetDateTime)>,
     /// `participants_v2/any(p:p/id eq '{id}')` conditions.
-    pub participant_ids: Vec<String>,
-}
-
-impl Comparison {
-    /// Whether `value {op} bound` holds, e.g. `Ge.holds(start, bound)`.
-    pub fn holds(self, value: OffsetDateTime, bound: OffsetDateTime) -> bool {
-        match self {
-            Comparison::Lt => value < bound,
-            Comparison::Le => value <= bound,
-            Comparison::Gt => value > bound,
-            Comparison::Ge => value >= bound,
-        }
-    }
-}
-
-impl CallRecordFilter {
-    /// Evaluates the filter on one record, for code that filters in memory;
-    /// stores must give the same answer from their SQL.
-    ///
-    /// `has_participant` answers whether the record has a participant with
-    /// exactly that id.
-    pub fn matches(&self, start_date_time: OffsetDateTime, mut has_participant: impl FnMut(&str) -> bool) -> bool {
-        self.start
-            .iter()
-            .all(|(comparison, bound)| comparison.holds(start_date_time, *bound))
-            && self.participant_ids.iter().all(|id| has_participant(id))
-    }
+    pub(crate) participant_ids: Vec<String>,
 }
 
 const OPTION: &str = "$filter";
@@ -109,7 +83,7 @@ enum Predicate {
 ///
 /// Errors carry option `$filter`, a client-facing message and the character
 /// position of the fault. Never panics, whatever the input.
-pub fn parse_call_record_filter(text: &str) -> Result<CallRecordFilter, QueryError> {
+pub(crate) fn parse_call_record_filter(text: &str) -> Result<CallRecordFilter, QueryError> {
     let mut input = text;
     let predicates = filter(&mut input).map_err(|err| into_query_error(OPTION, WHAT, text, err))?;
     let mut res = CallRecordFilter::default();
@@ -961,26 +935,6 @@ mod tests {
             error $filter at Some(33): Invalid filter clause: syntax error at position 33 in 'participants_v2/any(p:p/id eq 'x'': expected ')'.
         "#]],
         );
-    }
-
-    #[test]
-    fn matches_is_a_conjunction() {
-        let filter = parse_call_record_filter(
-            "startDateTime ge 2024-01-01T00:00:00Z and startDateTime lt 2024-01-02T00:00:00Z \
-             and participants_v2/any(p:p/id eq 'a') and participants_v2/any(p:p/id eq 'b')",
-        );
-        let check = |start: &str, participants: &[&str], expect: Expect| {
-            let start = OffsetDateTime::parse(start, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let actual = filter
-                .as_ref()
-                .map(|filter| filter.matches(start, |id| participants.contains(&id)));
-            expect.assert_eq(&format!("{actual:?}"));
-        };
-        check("2024-01-01T00:00:00Z", &["a", "b", "c"], expect!["Ok(true)"]);
-        check("2024-01-01T23:59:59.9999999Z", &["b", "a"], expect!["Ok(true)"]);
-        check("2024-01-02T00:00:00Z", &["a", "b"], expect!["Ok(false)"]);
-        check("2023-12-31T23:59:59Z", &["a", "b"], expect!["Ok(false)"]);
-        check("2024-01-01T12:00:00Z", &["a"], expect!["Ok(false)"]);
     }
 
     proptest! {

@@ -21,14 +21,12 @@ mod skiptoken;
 mod subscription_filter;
 mod syntax;
 
-pub use entity::EntityKind;
-pub use error::QueryError;
-pub use expand::{
-    context_expand_suffix, context_projection, ensure_expand_only, format_expand, parse_expand, ExpandItem,
-};
-pub use filter::{parse_call_record_filter, CallRecordFilter, Comparison};
-pub use options::{parse_count, parse_query_string, parse_top, QueryOption, RawQueryOptions};
-pub use prefer::{parse_prefer, Preferences};
-pub use select::parse_select;
-pub use skiptoken::{decode_skiptoken, encode_skiptoken, SkipToken};
-pub use subscription_filter::parse_subscription_filter;
+pub(crate) use entity::EntityKind;
+pub(crate) use error::QueryError;
+pub(crate) use expand::{context_projection, ensure_expand_only, format_expand, parse_expand, ExpandItem};
+pub(crate) use filter::{parse_call_record_filter, CallRecordFilter, Comparison};
+pub(crate) use options::{parse_count, parse_query_string, parse_top, QueryOption, RawQueryOptions};
+pub(crate) use prefer::{parse_prefer, Preferences};
+pub(crate) use select::parse_select;
+pub(crate) use skiptoken::{decode_skiptoken, encode_skiptoken, SkipToken};
+pub(crate) use subscription_filter::parse_subscription_filter;

@@ -9,7 +9,7 @@ use super::error::QueryError;
 /// `$format`, `$apply` and `$compute` are recognised only so that they can be
 /// rejected with a precise message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueryOption {
+pub(crate) enum QueryOption {
     /// `$filter`
     Filter,
     /// `$select`
@@ -38,7 +38,7 @@ pub enum QueryOption {
 
 impl QueryOption {
     /// Every known option, in the order errors report them.
-    pub const ALL: [QueryOption; 12] = [
+    pub(crate) const ALL: [QueryOption; 12] = [
         QueryOption::Filter,
         QueryOption::Select,
         QueryOption::Expand,
@@ -54,7 +54,7 @@ impl QueryOption {
     ];
 
     /// The canonical, lower-case name with its `$`.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             QueryOption::Filter => "$filter",
             QueryOption::Select => "$select",
@@ -83,41 +83,41 @@ impl QueryOption {
 /// A field is `None` when the option is absent and `Some("")` when it was
 /// given with an empty value; the typed parsers reject empty values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawQueryOptions {
+pub(crate) struct RawQueryOptions {
     /// `$filter`
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// `$select`
-    pub select: Option<String>,
+    pub(crate) select: Option<String>,
     /// `$expand`
-    pub expand: Option<String>,
+    pub(crate) expand: Option<String>,
     /// `$top`
-    pub top: Option<String>,
+    pub(crate) top: Option<String>,
     /// `$skiptoken`
-    pub skiptoken: Option<String>,
+    pub(crate) skiptoken: Option<String>,
     /// `$skip`
-    pub skip: Option<String>,
+    pub(crate) skip: Option<String>,
     /// `$count`
-    pub count: Option<String>,
+    pub(crate) count: Option<String>,
     /// `$orderby`
-    pub orderby: Option<String>,
+    pub(crate) orderby: Option<String>,
     /// `$search`
-    pub search: Option<String>,
+    pub(crate) search: Option<String>,
     /// `$format`
-    pub format: Option<String>,
+    pub(crate) format: Option<String>,
     /// `$apply`
-    pub apply: Option<String>,
+    pub(crate) apply: Option<String>,
     /// `$compute`
-    pub compute: Option<String>,
+    pub(crate) compute: Option<String>,
 }
 
 impl RawQueryOptions {
     /// The raw value of one option, if it was given.
-    pub fn get(&self, option: QueryOption) -> Option<&str> {
+    pub(crate) fn get(&self, option: QueryOption) -> Option<&str> {
         self.slot(option).as_deref()
     }
 
     /// The options that were given, in [`QueryOption::ALL`] order.
-    pub fn present(&self) -> impl Iterator<Item = QueryOption> + '_ {
+    pub(crate) fn present(&self) -> impl Iterator<Item = QueryOption> + '_ {
         QueryOption::ALL
             .into_iter()
             .filter(|option| self.get(*option).is_some())
@@ -127,7 +127,7 @@ impl RawQueryOptions {
     ///
     /// The error names the first unsupported option present, in
     /// [`QueryOption::ALL`] order, so the answer is deterministic.
-    pub fn ensure_only(&self, supported: &[QueryOption]) -> Result<(), QueryError> {
+    pub(crate) fn ensure_only(&self, supported: &[QueryOption]) -> Result<(), QueryError> {
         match self.present().find(|option| !supported.contains(option)) {
             None => Ok(()),
             Some(option) => Err(QueryError::new(
@@ -179,7 +179,7 @@ impl RawQueryOptions {
 /// case-insensitively. Parameters that do not start with `$` are ignored.
 /// Errors: a known option given twice, or an unknown name starting with `$`.
 /// Values are not checked here; see the per-option parsers.
-pub fn parse_query_string(raw: &str) -> Result<RawQueryOptions, QueryError> {
+pub(crate) fn parse_query_string(raw: &str) -> Result<RawQueryOptions, QueryError> {
     let mut res = RawQueryOptions::default();
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
         if !name.starts_with('$') {
@@ -212,7 +212,7 @@ pub fn parse_query_string(raw: &str) -> Result<RawQueryOptions, QueryError> {
 /// Parses `$top`: a positive decimal integer.
 ///
 /// Zero, a sign, anything but ASCII digits, and values beyond `u64` are errors.
-pub fn parse_top(text: &str) -> Result<u64, QueryError> {
+pub(crate) fn parse_top(text: &str) -> Result<u64, QueryError> {
     let value = if text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse::<u64>().ok()
     } else {
@@ -228,7 +228,7 @@ pub fn parse_top(text: &str) -> Result<u64, QueryError> {
 }
 
 /// Parses `$count`: `true` or `false`, case-insensitively as OData booleans are.
-pub fn parse_count(text: &str) -> Result<bool, QueryError> {
+pub(crate) fn parse_count(text: &str) -> Result<bool, QueryError> {
     if text.eq_ignore_ascii_case("true") {
         Ok(true)
     } else if text.eq_ignore_ascii_case("false") {

@@ -6,14 +6,14 @@
 /// Graph does; the caller decides which ones it honoured and reports them in
 /// `Preference-Applied`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Preferences {
+pub(crate) struct Preferences {
     /// `odata.maxpagesize={n}` with n ≥ 1, not yet clamped to the collection
     /// maximum. Values beyond `u32` saturate, since they clamp anyway.
-    pub max_page_size: Option<u32>,
+    pub(crate) max_page_size: Option<u32>,
     /// `include-unknown-enum-members`.
-    pub include_unknown_enum_members: bool,
+    pub(crate) include_unknown_enum_members: bool,
     /// `omit-values=nulls`.
-    pub omit_nulls: bool,
+    pub(crate) omit_nulls: bool,
 }
 
 /// Reads every `Prefer` header value of a request.
@@ -24,7 +24,7 @@ pub struct Preferences {
 /// `;` are ignored. `maxpagesize` without the `odata.` prefix is accepted, as
 /// OData 4.01 allows. As RFC 7240 says, only the first instance of a
 /// preference counts, even when its value is invalid.
-pub fn parse_prefer<'a>(values: impl Iterator<Item = &'a str>) -> Preferences {
+pub(crate) fn parse_prefer<'a>(values: impl Iterator<Item = &'a str>) -> Preferences {
     let mut res = Preferences::default();
     let mut seen_page_size = false;
     let mut seen_omit = false;

@@ -17,7 +17,7 @@ const WHAT: &str = "Invalid $select";
 /// what `*` asks for, alone or among names. Blanks around commas are allowed.
 /// Errors: an empty item, a name that is not a structural or navigation
 /// property of `entity`, or a path or other syntax.
-pub fn parse_select(text: &str, entity: EntityKind) -> Result<Vec<String>, QueryError> {
+pub(crate) fn parse_select(text: &str, entity: EntityKind) -> Result<Vec<String>, QueryError> {
     let mut input = text;
     let parse = |input: &mut &str| -> PResult<Vec<String>> {
         blanks(input)?;

@@ -16,13 +16,13 @@ use super::error::QueryError;
 
 /// Where the next page starts, and how much of `$top` is left.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkipToken {
+pub(crate) struct SkipToken {
     /// The sort key of the last item returned, e.g. `[start_date_time, id]`
     /// for the callRecords list. Never empty in a token we issue.
-    pub key: Vec<String>,
+    pub(crate) key: Vec<String>,
     /// The part of the original `$top` still to return, or `None` without a
     /// `$top`. Never `Some(0)`: no nextLink is written when nothing is left.
-    pub remaining: Option<u64>,
+    pub(crate) remaining: Option<u64>,
 }
 
 const INVALID: &str = "Invalid skip token.";
@@ -46,7 +46,7 @@ struct Wire {
 /// `options_fingerprint` is a canonical string of everything the token is
 /// only valid with: the path and the `$filter`, `$select` and `$expand`
 /// values. Pass the same string to [`decode_skiptoken`].
-pub fn encode_skiptoken(token: &SkipToken, options_fingerprint: &str) -> String {
+pub(crate) fn encode_skiptoken(token: &SkipToken, options_fingerprint: &str) -> String {
     let wire = Wire {
         v: FORMAT_VERSION,
         k: token.key.clone(),
@@ -63,7 +63,7 @@ pub fn encode_skiptoken(token: &SkipToken, options_fingerprint: &str) -> String 
 /// Anything else (garbage, a token for other options, an empty key, a
 /// remaining count of 0) is an error with option `$skiptoken` and the message
 /// `Invalid skip token.`
-pub fn decode_skiptoken(text: &str, options_fingerprint: &str) -> Result<SkipToken, QueryError> {
+pub(crate) fn decode_skiptoken(text: &str, options_fingerprint: &str) -> Result<SkipToken, QueryError> {
     let invalid = || QueryError::new("$skiptoken", INVALID);
     if text.len() > MAX_TOKEN_LEN {
         return Err(invalid());

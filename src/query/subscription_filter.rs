@@ -16,7 +16,7 @@ const SUPPORTED: &str = "A call-records subscription may filter on participants 
 
 /// Parses the filter of a subscription resource into the participant ids it names. A record
 /// matches when any of its participants is among them.
-pub fn parse_subscription_filter(text: &str) -> Result<Vec<String>, QueryError> {
+pub(crate) fn parse_subscription_filter(text: &str) -> Result<Vec<String>, QueryError> {
     let mut input = text;
     let parse = |input: &mut &str| -> PResult<Vec<String>> {
         blanks(input)?;

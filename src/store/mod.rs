@@ -8,14 +8,14 @@
 
 #[cfg(test)]
 mod contract;
-pub mod postgres;
+pub(crate) mod postgres;
 mod rules;
 pub mod sqlite;
 #[cfg(test)]
 mod test_support;
 mod transaction;
 
-pub use transaction::WriteTransaction;
+pub(crate) use transaction::WriteTransaction;
 
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ impl TenantId {
         Self(Self::DEFAULT.to_owned())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
@@ -49,7 +49,7 @@ impl TenantId {
     }
 
     /// A tenant id read back from a store, where only valid ids were ever written.
-    pub fn from_stored(id: String) -> Self {
+    pub(crate) fn from_stored(id: String) -> Self {
         Self(id)
     }
 }
@@ -76,21 +76,21 @@ pub struct PreparedRecord {
 /// One usage-log row made ready for storage.
 #[derive(Clone, Debug)]
 pub struct PreparedLogRow {
-    pub id: String,
-    pub start_ticks: i64,
-    pub document: String,
+    pub(crate) id: String,
+    pub(crate) start_ticks: i64,
+    pub(crate) document: String,
 }
 
 /// A page request over one kind of log row: `[from, to)` in ticks, after a keyset position or
 /// after skipping `skip` rows (the `$skip` a client may send).
 #[derive(Clone, Debug)]
 pub struct LogRowQuery {
-    pub kind: LogKind,
-    pub from_ticks: i64,
-    pub to_ticks: i64,
-    pub after: Option<RecordCursor>,
-    pub skip: u64,
-    pub limit: u32,
+    pub(crate) kind: LogKind,
+    pub(crate) from_ticks: i64,
+    pub(crate) to_ticks: i64,
+    pub(crate) after: Option<RecordCursor>,
+    pub(crate) skip: u64,
+    pub(crate) limit: u32,
 }
 
 /// A subscription as stored: its served document beside what planning and expiry need.
@@ -106,29 +106,29 @@ pub struct StoredSubscription {
 /// A lifecycle event to queue for a subscription's `lifecycleNotificationUrl`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LifecycleEvent {
-    pub subscription_id: String,
+    pub(crate) subscription_id: String,
     /// `missed`, `subscriptionRemoved` or `reauthorizationRequired`.
-    pub event: String,
-    pub target_url: String,
-    pub client_state: Option<String>,
-    pub expiration_ticks: i64,
+    pub(crate) event: String,
+    pub(crate) target_url: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) expiration_ticks: i64,
 }
 
 /// An outbox row leased to one worker, with everything its delivery needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClaimedNotification {
     pub id: i64,
-    pub tenant_id: String,
-    pub subscription_id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) subscription_id: String,
     /// `created`, `updated`, or a lifecycle event name.
     pub event: String,
     pub call_record_id: Option<String>,
     /// Where to POST: the subscription's current notificationUrl, or the lifecycle target.
-    pub url: String,
-    pub client_state: Option<String>,
-    pub subscription_expiration_ticks: i64,
-    pub created_ticks: i64,
-    pub first_attempt_ticks: Option<i64>,
+    pub(crate) url: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) subscription_expiration_ticks: i64,
+    pub(crate) created_ticks: i64,
+    pub(crate) first_attempt_ticks: Option<i64>,
     pub attempts: i64,
 }
 
@@ -147,24 +147,24 @@ pub enum UpsertOutcome {
 /// (`[start_from, start_before)` in ticks) and participants that must all be present.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordSelection {
-    pub start_from: Option<i64>,
-    pub start_before: Option<i64>,
-    pub participant_ids: Vec<String>,
+    pub(crate) start_from: Option<i64>,
+    pub(crate) start_before: Option<i64>,
+    pub(crate) participant_ids: Vec<String>,
 }
 
 impl RecordSelection {
     /// Narrows the range to records starting at or after `ticks`.
-    pub fn start_at_or_after(&mut self, ticks: i64) {
+    pub(crate) fn start_at_or_after(&mut self, ticks: i64) {
         self.start_from = Some(self.start_from.map_or(ticks, |current| current.max(ticks)));
     }
 
     /// Narrows the range to records starting before `ticks`.
-    pub fn start_before(&mut self, ticks: i64) {
+    pub(crate) fn start_before(&mut self, ticks: i64) {
         self.start_before = Some(self.start_before.map_or(ticks, |current| current.min(ticks)));
     }
 
     /// True when the range is empty, so no query needs to run.
-    pub fn is_empty_range(&self) -> bool {
+    pub(crate) fn is_empty_range(&self) -> bool {
         matches!((self.start_from, self.start_before), (Some(from), Some(before)) if from >= before)
     }
 }
@@ -172,34 +172,34 @@ impl RecordSelection {
 /// The keyset position of the last record of a page: the list's sort key (start time, then id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordCursor {
-    pub start_ticks: i64,
-    pub id: String,
+    pub(crate) start_ticks: i64,
+    pub(crate) id: String,
 }
 
 #[derive(Clone, Debug)]
 pub struct StoredRecord {
-    pub id: String,
-    pub start_ticks: i64,
-    pub document: String,
+    pub(crate) id: String,
+    pub(crate) start_ticks: i64,
+    pub(crate) document: String,
     /// Where `organizer_v2` starts in `document` (see `PreparedRecord::organizer_at`); `None` for
     /// records stored before the store kept it.
-    pub organizer_at: Option<i64>,
-    pub n_sessions: i64,
-    pub n_participants: i64,
+    pub(crate) organizer_at: Option<i64>,
+    pub(crate) n_sessions: i64,
+    pub(crate) n_participants: i64,
 }
 
 #[derive(Clone, Debug)]
 pub struct StoredLogRow {
-    pub id: String,
-    pub start_ticks: i64,
-    pub document: String,
+    pub(crate) id: String,
+    pub(crate) start_ticks: i64,
+    pub(crate) document: String,
 }
 
 /// A sub-resource row (session or participant) with its position among its siblings.
 #[derive(Clone, Debug)]
 pub struct StoredChild {
-    pub ordinal: i64,
-    pub document: String,
+    pub(crate) ordinal: i64,
+    pub(crate) document: String,
 }
 
 /// A signing key of the local token issuer (`crate::auth::local`).
@@ -208,20 +208,20 @@ pub struct StoredSigningKey {
     pub kid: String,
     /// PKCS#8 PEM. The store is the key's only home, so whoever can read the store can mint tokens.
     pub private_key_pem: String,
-    pub created_ticks: i64,
+    pub(crate) created_ticks: i64,
     /// When the key stops verifying tokens; `None` while it is current.
-    pub retired_ticks: Option<i64>,
+    pub(crate) retired_ticks: Option<i64>,
 }
 
 /// An application registered with the local token issuer.
 #[derive(Clone, Debug)]
 pub struct StoredApp {
-    pub client_id: String,
-    pub name: String,
-    pub roles: Vec<String>,
+    pub(crate) client_id: String,
+    pub(crate) name: String,
+    pub(crate) roles: Vec<String>,
     /// SHA-256 of the secret, hex: secrets are 256 random bits, so a fast hash is enough.
-    pub secret_sha256: String,
-    pub created_ticks: i64,
+    pub(crate) secret_sha256: String,
+    pub(crate) created_ticks: i64,
 }
 
 /// Why a store operation failed, in the classes a caller can act on. The API names the class to
@@ -244,7 +244,7 @@ pub enum StoreError {
 
 /// The failure classes of SQLite's primary result codes and PostgreSQL's SQLSTATEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureClass {
+pub(crate) enum FailureClass {
     Full,
     Busy,
     Unavailable,
@@ -253,7 +253,7 @@ pub enum FailureClass {
 
 impl FailureClass {
     /// SQLite's (extended) result code: the primary code is its low byte.
-    pub fn of_sqlite_code(code: i32) -> Self {
+    pub(crate) fn of_sqlite_code(code: i32) -> Self {
         match code & 0xff {
             13 => Self::Full,                 // SQLITE_FULL: disk, quota or max_page_count
             5 | 6 => Self::Busy,              // SQLITE_BUSY, SQLITE_LOCKED
@@ -263,7 +263,7 @@ impl FailureClass {
     }
 
     /// PostgreSQL's SQLSTATE (Appendix A of its manual).
-    pub fn of_sqlstate(state: &str) -> Self {
+    pub(crate) fn of_sqlstate(state: &str) -> Self {
         match state {
             "53100" => Self::Full,                               // disk_full
             "40001" | "40P01" | "55P03" | "57014" => Self::Busy, // serialization, deadlock, lock, timeout
@@ -298,21 +298,12 @@ impl FailureClass {
 }
 
 impl StoreError {
-    pub fn classified(class: FailureClass, error: anyhow::Error) -> Self {
+    pub(crate) fn classified(class: FailureClass, error: anyhow::Error) -> Self {
         match class {
             FailureClass::Full => Self::Full(error),
             FailureClass::Busy => Self::Busy(error),
             FailureClass::Unavailable => Self::Unavailable(error),
             FailureClass::Other => Self::Other(error),
-        }
-    }
-
-    pub fn class(&self) -> FailureClass {
-        match self {
-            Self::Full(_) => FailureClass::Full,
-            Self::Busy(_) => FailureClass::Busy,
-            Self::Unavailable(_) => FailureClass::Unavailable,
-            Self::Other(_) => FailureClass::Other,
         }
     }
 }
@@ -324,7 +315,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// The storage every backend provides. One method is one transaction where atomicity matters.
 #[async_trait]
@@ -532,15 +523,15 @@ pub trait Store: Send + Sync {
 pub struct StoreStats {
     /// Bytes the store takes: SQLite's database file (its free pages included, the write-ahead
     /// log not); PostgreSQL's tables of the store's schema with their indexes and TOAST.
-    pub bytes: i64,
+    pub(crate) bytes: i64,
     /// Stored call records by tenant, most first.
-    pub call_records_by_tenant: Vec<(TenantId, i64)>,
+    pub(crate) call_records_by_tenant: Vec<(TenantId, i64)>,
     /// Stored usage-log rows by kind (`LogKind::as_str`), all tenants together.
-    pub log_rows_by_kind: Vec<(String, i64)>,
+    pub(crate) log_rows_by_kind: Vec<(String, i64)>,
 }
 
 impl StoreStats {
-    pub fn call_records(&self) -> i64 {
+    pub(crate) fn call_records(&self) -> i64 {
         self.call_records_by_tenant.iter().map(|(_, count)| count).sum()
     }
 }
@@ -587,10 +578,10 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 pub struct StoreOptions {
     /// SQLite only: the most the database file may grow to, in bytes. Past it, writes are
     /// refused as full (ingest answers 507) and reads go on.
-    pub sqlite_max_size: Option<u64>,
+    pub(crate) sqlite_max_size: Option<u64>,
 }
 
-pub async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(
             sqlite::SqliteStore::open_with(path, options.sqlite_max_size).await?,
@@ -606,6 +597,6 @@ pub async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<
 }
 
 /// Ticks of the oldest start time visible under a retention of `days` (0 keeps everything).
-pub fn visible_from(retention_days: u32, now: DateTimeOffset) -> Option<i64> {
+pub(crate) fn visible_from(retention_days: u32, now: DateTimeOffset) -> Option<i64> {
     (retention_days > 0).then(|| now.unix_ticks() - i64::from(retention_days) * 86_400 * 10_000_000)
 }

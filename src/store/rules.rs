@@ -17,13 +17,13 @@ use super::{
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct UpsertPlan {
     /// One outcome per record of the batch, in its order.
-    pub outcomes: Vec<UpsertOutcome>,
+    pub(crate) outcomes: Vec<UpsertOutcome>,
     /// The records to write, by index into the batch, in batch order: each accepted id's last
     /// accepted version (an earlier accepted copy is superseded within the batch).
-    pub writes: Vec<usize>,
+    pub(crate) writes: Vec<usize>,
     /// Stored ids that a write replaces, with the start they are stored under, so the old row
     /// and its children can be removed first (a new version may start at another time).
-    pub replaces: Vec<(String, i64)>,
+    pub(crate) replaces: Vec<(String, i64)>,
 }
 
 /// Plans a batch against the `(version, start)` of the ids already stored.
@@ -66,9 +66,9 @@ pub(crate) fn plan_upsert(stored: &HashMap<String, (i64, i64)>, batch: &[Prepare
 /// One change notification to queue: `change` of `record_id` for `subscription_id`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct PlannedNotification<'a> {
-    pub subscription_id: &'a str,
-    pub change: ChangeType,
-    pub record_id: &'a str,
+    pub(crate) subscription_id: &'a str,
+    pub(crate) change: ChangeType,
+    pub(crate) record_id: &'a str,
 }
 
 /// The change notifications a planned batch gives, in batch order and, for one record, in the
@@ -112,18 +112,18 @@ pub(crate) fn quota_allows(unexpired: i64, quota: u32) -> bool {
 /// An outbox row as claimed, before its delivery target is known.
 #[derive(Debug)]
 pub(crate) struct ClaimedRow {
-    pub id: i64,
-    pub tenant_id: String,
-    pub subscription_id: String,
-    pub event: String,
-    pub call_record_id: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) tenant_id: String,
+    pub(crate) subscription_id: String,
+    pub(crate) event: String,
+    pub(crate) call_record_id: Option<String>,
     /// A lifecycle row's own target; `None` for a change row.
-    pub target_url: Option<String>,
-    pub client_state: Option<String>,
-    pub expiration_ticks: Option<i64>,
-    pub created_ticks: i64,
-    pub first_attempt_ticks: Option<i64>,
-    pub attempts: i64,
+    pub(crate) target_url: Option<String>,
+    pub(crate) client_state: Option<String>,
+    pub(crate) expiration_ticks: Option<i64>,
+    pub(crate) created_ticks: i64,
+    pub(crate) first_attempt_ticks: Option<i64>,
+    pub(crate) attempts: i64,
 }
 
 impl ClaimedRow {
@@ -207,8 +207,8 @@ pub(crate) enum SqlValue {
 /// SQL text with its values, every value a placeholder in the text and never spliced into it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Statement {
-    pub sql: String,
-    pub values: Vec<SqlValue>,
+    pub(crate) sql: String,
+    pub(crate) values: Vec<SqlValue>,
 }
 
 impl Statement {

@@ -17,7 +17,7 @@ use sqlx::{Database, Executor, Pool};
 
 /// An open write transaction on a pooled connection. Dropped without `commit` (an error
 /// returned early, a cancelled request), it closes the connection instead of returning it.
-pub struct WriteTransaction<DB: Database> {
+pub(crate) struct WriteTransaction<DB: Database> {
     connection: PoolConnection<DB>,
     /// Set once COMMIT or ROLLBACK succeeded: only then may the connection be reused.
     ended: bool,
@@ -32,7 +32,10 @@ macro_rules! write_transaction_methods {
             /// Takes a connection from `pool` and runs `begin` on it (`BEGIN IMMEDIATE` on
             /// SQLite, so the write lock is taken before the first read rather than upgraded
             /// later).
-            pub fn begin(pool: &Pool<$db>, begin: &'static str) -> BoxFuture<'static, Result<Self, sqlx::Error>> {
+            pub(crate) fn begin(
+                pool: &Pool<$db>,
+                begin: &'static str,
+            ) -> BoxFuture<'static, Result<Self, sqlx::Error>> {
                 let pool = pool.clone();
                 Box::pin(async move {
                     let mut connection = pool.acquire().await?;
@@ -49,13 +52,13 @@ macro_rules! write_transaction_methods {
 
             /// Commits. Only an `Ok` here means the transaction is durable; on an error the
             /// connection is closed, which rolls back whatever the database still holds open.
-            pub fn commit(self) -> BoxFuture<'static, Result<(), sqlx::Error>> {
+            pub(crate) fn commit(self) -> BoxFuture<'static, Result<(), sqlx::Error>> {
                 self.end("COMMIT")
             }
 
             /// Ends the transaction without keeping anything, for a path that decided not to
             /// write.
-            pub fn rollback(self) -> BoxFuture<'static, Result<(), sqlx::Error>> {
+            pub(crate) fn rollback(self) -> BoxFuture<'static, Result<(), sqlx::Error>> {
                 self.end("ROLLBACK")
             }
 

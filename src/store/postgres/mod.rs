@@ -42,7 +42,7 @@ use partitions::{Family, Month};
 /// `max_connections` of 100.
 const POOL_SIZE: u32 = 10;
 
-pub struct PgStore {
+pub(crate) struct PgStore {
     pool: PgPool,
     /// Months whose call-record partitions exist, as far as this process knows: the hot path
     /// checks here and does no DDL. Another node may drop a month; an insert that then finds no

@@ -65,7 +65,7 @@ impl SqliteStore {
 
     /// `open`, with the file capped at `max_size` bytes: past it, writes fail as if the disk
     /// were full (`StoreError::Full`) and reads go on.
-    pub async fn open_with(path: &str, max_size: Option<u64>) -> anyhow::Result<Self> {
+    pub(crate) async fn open_with(path: &str, max_size: Option<u64>) -> anyhow::Result<Self> {
         let max_size = Arc::new(AtomicU64::new(max_size.unwrap_or(0)));
         // The file is created, its directory is not: a mistyped path should be an error rather
         // than a new empty store in a new directory.
