@@ -369,32 +369,8 @@ where
 }
 
 async fn purges_remove_what_started_before_the_cutoff_in_batches(store: &dyn Store) {
+    store_purge_fixture(store).await;
     let t = tenant();
-    let mut batch = vec![
-        record("jan-1", 1, "2024-01-05T00:00:00Z", &["s"], &["p"]),
-        record("jan-2", 1, "2024-01-31T23:59:59Z", &["s"], &["p"]),
-        record("feb-1", 1, "2024-02-10T00:00:00Z", &["s"], &["p"]),
-        record("mar-late", 1, "2024-03-20T00:00:00Z", &["s"], &["p"]),
-        record("apr", 1, "2024-04-02T00:00:00Z", &["s"], &["p"]),
-    ];
-    for day in 1..=5 {
-        batch.push(record(
-            &format!("mar-{day}"),
-            1,
-            &format!("2024-03-0{day}T00:00:00Z"),
-            &["s"],
-            &["p"],
-        ));
-    }
-    store.upsert_call_records(&t, &batch, now()).await.unwrap();
-    store
-        .upsert_call_records(
-            &other_tenant(),
-            &[record("feb-x", 1, "2024-02-11T00:00:00Z", &[], &[])],
-            now(),
-        )
-        .await
-        .unwrap();
     let cutoff = ticks("2024-03-10T00:00:00Z");
     // Each call removes at least one batch while there is more; a backend may remove more at
     // once (PostgreSQL drops whole months), never less.

@@ -202,3 +202,27 @@ pub(super) fn scope(created: bool, updated: bool, participants: Option<&[&str]>)
         participant_ids: participants.map(|ids| ids.iter().map(|id| (*id).to_owned()).collect()),
     }
 }
+
+/// The records the purge tests cut at 2024-03-10: nine of them before it (in January, February
+/// and early March, one of another tenant), two after it, each with a session and a participant.
+pub(super) async fn store_purge_fixture(store: &dyn Store) {
+    let mut batch = vec![
+        record("jan-1", 1, "2024-01-05T00:00:00Z", &["s"], &["p"]),
+        record("jan-2", 1, "2024-01-31T23:59:59Z", &["s"], &["p"]),
+        record("feb-1", 1, "2024-02-10T00:00:00Z", &["s"], &["p"]),
+        record("mar-late", 1, "2024-03-20T00:00:00Z", &["s"], &["p"]),
+        record("apr", 1, "2024-04-02T00:00:00Z", &["s"], &["p"]),
+    ];
+    for day in 1..=5 {
+        batch.push(record(
+            &format!("mar-{day}"),
+            1,
+            &format!("2024-03-0{day}T00:00:00Z"),
+            &["s"],
+            &["p"],
+        ));
+    }
+    store.upsert_call_records(&tenant(), &batch, now()).await.unwrap();
+    let other = [record("feb-x", 1, "2024-02-11T00:00:00Z", &[], &[])];
+    store.upsert_call_records(&other_tenant(), &other, now()).await.unwrap();
+}

@@ -60,32 +60,8 @@ async fn a_version_in_another_month_leaves_nothing_in_the_old_months_partitions(
 async fn purge_drops_expired_months_then_deletes_the_boundary_in_batches() {
     let db = TestDb::create().await;
     let store = db.open().await;
+    store_purge_fixture(&store).await;
     let t = tenant();
-    let mut batch = vec![
-        record("jan-1", 1, "2024-01-05T00:00:00Z", &["s"], &["p"]),
-        record("jan-2", 1, "2024-01-31T23:59:59Z", &["s"], &["p"]),
-        record("feb-1", 1, "2024-02-10T00:00:00Z", &["s"], &["p"]),
-        record("mar-late", 1, "2024-03-20T00:00:00Z", &["s"], &["p"]),
-        record("apr", 1, "2024-04-02T00:00:00Z", &["s"], &["p"]),
-    ];
-    for day in 1..=5 {
-        batch.push(record(
-            &format!("mar-{day}"),
-            1,
-            &format!("2024-03-0{day}T00:00:00Z"),
-            &["s"],
-            &["p"],
-        ));
-    }
-    store.upsert_call_records(&t, &batch, now()).await.unwrap();
-    store
-        .upsert_call_records(
-            &other_tenant(),
-            &[record("feb-x", 1, "2024-02-11T00:00:00Z", &[], &[])],
-            now(),
-        )
-        .await
-        .unwrap();
     let cutoff = ticks("2024-03-10T00:00:00Z");
 
     // The first call drops January and February whole (4 records) and deletes 2 March ones.
