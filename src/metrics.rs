@@ -30,8 +30,9 @@ pub(crate) struct RouteLabels {
     pub(crate) route: String,
 }
 
+/// An ingest kind or a usage-log kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct IngestLabels {
+pub(crate) struct KindLabels {
     pub(crate) kind: &'static str,
 }
 
@@ -40,11 +41,6 @@ pub(crate) struct IngestOutcomeLabels {
     pub(crate) kind: &'static str,
     /// `stored`, `replaced`, `ignored` (an older or equal version) or `rejected`.
     pub(crate) outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct LogKindLabels {
-    pub(crate) kind: &'static str,
 }
 
 /// Latency buckets from a cached page (a millisecond) to a large export or ingest (a minute).
@@ -56,11 +52,11 @@ pub(crate) struct Metrics {
     pub(crate) requests: Family<RequestLabels, Counter>,
     pub(crate) request_seconds: Family<RouteLabels, Histogram>,
     pub(crate) ingest_records: Family<IngestOutcomeLabels, Counter>,
-    pub(crate) ingest_bytes: Family<IngestLabels, Counter>,
+    pub(crate) ingest_bytes: Family<KindLabels, Counter>,
     pub(crate) store_bytes: Gauge,
     pub(crate) store_call_records: Gauge,
     pub(crate) store_tenants: Gauge,
-    pub(crate) store_log_rows: Family<LogKindLabels, Gauge>,
+    pub(crate) store_log_rows: Family<KindLabels, Gauge>,
     registry: Registry,
 }
 
@@ -87,7 +83,7 @@ impl Metrics {
             "Ingested records and log rows, by kind and outcome",
             ingest_records.clone(),
         );
-        let ingest_bytes = Family::<IngestLabels, Counter>::default();
+        let ingest_bytes = Family::<KindLabels, Counter>::default();
         registry.register(
             "ingest_bytes",
             "Ingest request body bytes read, by kind",
@@ -107,7 +103,7 @@ impl Metrics {
             "Tenants with at least one call record in the store",
             store_tenants.clone(),
         );
-        let store_log_rows = Family::<LogKindLabels, Gauge>::default();
+        let store_log_rows = Family::<KindLabels, Gauge>::default();
         registry.register(
             "store_log_rows",
             "Usage-log rows in the store, by kind",
@@ -150,7 +146,7 @@ impl Metrics {
     /// Counts what one ingest request read and what became of its records.
     pub(crate) fn observe_ingest(&self, kind: &'static str, bytes: usize, report: &IngestReport) {
         self.ingest_bytes
-            .get_or_create(&IngestLabels { kind })
+            .get_or_create(&KindLabels { kind })
             .inc_by(bytes as u64);
         for (outcome, count) in [
             ("stored", report.stored),
@@ -179,7 +175,7 @@ impl Metrics {
                 .find(|(stored, _)| stored == kind.as_str())
                 .map_or(0, |(_, count)| *count);
             self.store_log_rows
-                .get_or_create(&LogKindLabels { kind: kind.as_str() })
+                .get_or_create(&KindLabels { kind: kind.as_str() })
                 .set(count);
         }
     }

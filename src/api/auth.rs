@@ -23,13 +23,17 @@ use crate::store::TenantId;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OwnErrorBody;
 
-/// Authenticates every request whose path needs a role, and checks the role. The path is
-/// parsed here, once, before anything looks at the store: the roles, the throttle buckets and
-/// (through the request's extensions) the handler all use this one `Target`. The principal goes
+/// Authenticates every request whose path needs a role, and checks the role, before anything
+/// looks at the store. The path was parsed once, by the outermost layer (`count_request`): the
+/// roles, the throttle buckets and (through the request's extensions) the handler all use that
+/// one `Target`. The principal goes
 /// into the extensions too; paths that need no token get the role-less principal of the default
 /// tenant.
 pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let target = Target::of(request.uri().path());
+    let target = match request.extensions_mut().remove::<Target>() {
+        Some(target) => target,
+        None => Target::of(request.uri().path()),
+    };
     let principal = match (required_roles(&target), state.authenticator.as_ref()) {
         (_, Authenticator::None) => Principal::anonymous(),
         (None, _) => Principal::nobody(),
@@ -266,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_need_the_roles_of_spec_section_4() {
+    fn paths_need_the_application_roles_graph_documents() {
         assert_eq!(roles("/healthz"), None);
         assert_eq!(roles("/v1.0/$metadata"), None);
         assert_eq!(roles("/v1.0/communications/callRecords"), Some(&[READ_ALL][..]));

@@ -212,7 +212,7 @@ fn child_paging(
     )
 }
 
-fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) -> RecordSelection {
+pub(super) fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) -> RecordSelection {
     let mut selection = RecordSelection::default();
     if let Some(from) = visible_from {
         selection.start_at_or_after(from);

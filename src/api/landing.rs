@@ -12,10 +12,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::call_records::selection_from;
 use super::error::{ApiError, Result};
 use super::{AppState, AuthMode};
 use crate::model::DateTimeOffset;
-use crate::store::{self, RecordSelection, TenantId};
+use crate::store::{self, TenantId};
 
 /// Tenants listed by name; the rest are counted.
 const LISTED_TENANTS: usize = 20;
@@ -52,6 +53,7 @@ pub(crate) async fn page(
     headers: HeaderMap,
 ) -> Result<Response> {
     let settings = &state.settings;
+    let now = state.clock.now();
     let stats = state.store.stats().await?;
     let open = settings.auth == AuthMode::None;
     let (auth_mode, auth_summary) = match &settings.auth {
@@ -63,7 +65,12 @@ pub(crate) async fn page(
         ),
         AuthMode::Oidc { issuer, audience, .. } => (
             "oidc",
-            format!("tokens of the issuer {issuer} for the audience {audience}, with the application roles CallRecords.Read.All (reads), CallRecord-PstnCalls.Read.All (usage logs) or CallRecords.Ingest (ingest)."),
+            format!(
+                "tokens of the issuer {issuer} for the audience {audience}, with the application roles {} (reads), {} (usage logs) or {} (ingest).",
+                crate::auth::READ_ALL,
+                crate::auth::PSTN_READ_ALL,
+                crate::auth::INGEST
+            ),
         ),
     };
     let retention = match settings.retention_days {
@@ -71,10 +78,7 @@ pub(crate) async fn page(
         days => format!("records are served for {days} days after they start, as Graph does"),
     };
     let example_record = if open {
-        let mut selection = RecordSelection::default();
-        if let Some(from) = store::visible_from(settings.retention_days, state.clock.now()) {
-            selection.start_at_or_after(from);
-        }
+        let selection = selection_from(None, store::visible_from(settings.retention_days, now));
         let newest = state
             .store
             .list_call_records(&TenantId::default_tenant(), &selection, None, 1)
@@ -106,7 +110,7 @@ pub(crate) async fn page(
         tenants,
         log_rows: stats.log_rows_by_kind.clone(),
         needs_token: !open,
-        samples: samples(state.clock.now(), example_record.as_deref()),
+        samples: samples(now, example_record.as_deref()),
     };
     let html = landing
         .render()

@@ -206,14 +206,17 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// Counts every request in `/metrics` under its route template, with its status and the time
-/// to its response's head.
+/// to its response's head. As the outermost layer it is also where the path is parsed, once:
+/// the `Target` goes into the request's extensions for `auth::authenticate` and the handlers.
 async fn count_request(
     axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let route = route_template(req.uri().path());
+    let target = path::Target::of(req.uri().path());
+    let route = route_template(req.uri().path(), &target);
+    req.extensions_mut().insert(target);
     let method = req.method().clone();
     let response = next.run(req).await;
     metrics.observe_request(
@@ -227,13 +230,13 @@ async fn count_request(
 
 /// The route a path is counted under: what it addresses with its ids replaced by placeholders,
 /// so the labels stay few whatever clients send.
-fn route_template(path: &str) -> String {
+fn route_template(path: &str, target: &path::Target) -> String {
     let version = if path.get(..5).is_some_and(|head| head.eq_ignore_ascii_case("/beta")) {
         "/beta"
     } else {
         "/v1.0"
     };
-    match path::Target::of(path) {
+    match target {
         path::Target::Graph(Ok(resource)) => format!("{version}{}", resource.template()),
         path::Target::Graph(Err(_)) => {
             let rest = &path[version.len()..];

@@ -6,6 +6,8 @@
 //! match case-insensitively, ids exactly; each segment is percent-decoded once.
 //! Ingest refuses ids that either form would misread (`model::NAVIGATION_SEGMENTS`).
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 use crate::model::{DateTimeOffset, LogKind, NAVIGATION_SEGMENTS};
@@ -106,8 +108,8 @@ pub(crate) enum Resource {
 impl Resource {
     /// The path after the version with every id replaced by a placeholder: what `/metrics`
     /// labels a request with, so the labels stay few however many records there are.
-    pub(crate) fn template(&self) -> &'static str {
-        match self {
+    pub(crate) fn template(&self) -> Cow<'static, str> {
+        let fixed = match self {
             Resource::ServiceDocument => "",
             Resource::Metadata => "/$metadata",
             Resource::CallRecords => "/communications/callRecords",
@@ -123,14 +125,11 @@ impl Resource {
             Resource::ParticipantsCount(_) => "/communications/callRecords/{id}/participants_v2/$count",
             Resource::Participant(..) => "/communications/callRecords/{id}/participants_v2/{id}",
             Resource::Organizer(_) => "/communications/callRecords/{id}/organizer_v2",
-            Resource::Function(kind, _) => match kind {
-                LogKind::PstnCall => "/communications/callRecords/getPstnCalls(…)",
-                LogKind::DirectRoutingCall => "/communications/callRecords/getDirectRoutingCalls(…)",
-                LogKind::SmsLog => "/communications/callRecords/getSmsLog(…)",
-                LogKind::PstnBlockedUser => "/communications/callRecords/getPstnBlockedUsersLog(…)",
-                LogKind::PstnOnlineMeetingDialout => "/communications/callRecords/getPstnOnlineMeetingDialoutReport(…)",
-            },
-        }
+            Resource::Function(kind, _) => {
+                return format!("/communications/callRecords/{}(…)", function_name(*kind)).into();
+            }
+        };
+        fixed.into()
     }
 }
 

@@ -453,7 +453,7 @@ fn every_record_has_the_required_properties() {
 }
 
 #[test]
-fn enum_values_come_from_the_spec_lists() {
+fn enum_values_come_from_the_schema_lists() {
     let allowed: BTreeMap<&str, &[&str]> = ENUMS.iter().copied().collect();
     let mut checked = 0;
     for record in sample_run() {

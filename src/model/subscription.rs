@@ -82,7 +82,7 @@ mod tests {
     }
 
     #[test]
-    fn one_notification_per_version_as_spec_a16_says() {
+    fn one_notification_per_version() {
         let both = scope(true, true, None);
         assert_eq!(both.notification_for(true, &[]), Some(ChangeType::Created));
         assert_eq!(both.notification_for(false, &[]), Some(ChangeType::Updated));

@@ -678,15 +678,7 @@ async fn leases_expire_and_retries_keep_the_first_attempt(store: &dyn Store) {
 
 async fn released_rows_are_claimed_again_at_once(store: &dyn Store) {
     let t = tenant();
-    store
-        .create_subscription(
-            &t,
-            &subscription("all", now() + 60 * MINUTE, scope(true, true, None)),
-            10,
-            now(),
-        )
-        .await
-        .unwrap();
+    subscribe_to_every_change(store).await;
     let batch: Vec<PreparedRecord> = (0..5)
         .map(|i| record(&format!("r{i}"), 1, "2024-03-01T00:00:00Z", &[], &[]))
         .collect();
@@ -708,15 +700,7 @@ async fn released_rows_are_claimed_again_at_once(store: &dyn Store) {
 
 async fn a_records_later_versions_wait_for_its_retried_one(store: &dyn Store) {
     let t = tenant();
-    store
-        .create_subscription(
-            &t,
-            &subscription("all", now() + 60 * MINUTE, scope(true, true, None)),
-            10,
-            now(),
-        )
-        .await
-        .unwrap();
+    subscribe_to_every_change(store).await;
     store
         .upsert_call_records(
             &t,

@@ -236,6 +236,12 @@ impl Statement {
     }
 }
 
+/// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
+/// text in every dialect; the store's size in bytes is each backend's own.
+pub(crate) const RECORDS_BY_TENANT: &str =
+    "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id";
+pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
+
 /// The columns a call-record read returns, in the order backends map them.
 pub(crate) const RECORD_COLUMNS: &str =
     "r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at";

@@ -226,3 +226,9 @@ pub(super) async fn store_purge_fixture(store: &dyn Store) {
     let other = [record("feb-x", 1, "2024-02-11T00:00:00Z", &[], &[])];
     store.upsert_call_records(&other_tenant(), &other, now()).await.unwrap();
 }
+
+/// A subscription `all` of the default tenant to every change, for an hour.
+pub(super) async fn subscribe_to_every_change(store: &dyn Store) {
+    let all = subscription("all", now() + 60 * MINUTE, scope(true, true, None));
+    store.create_subscription(&tenant(), &all, 10, now()).await.unwrap();
+}

@@ -975,18 +975,15 @@ impl Store for PgStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         let bytes: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')").fetch_one(&self.pool).await?;
-        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(
-            "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
-        .collect();
-        let log_rows_by_kind =
-            sqlx::query_as::<_, (String, i64)>("SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind")
-                .fetch_all(&self.pool)
-                .await?;
+        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(rules::RECORDS_BY_TENANT)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
+            .collect();
+        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(rules::LOG_ROWS_BY_KIND)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(StoreStats {
             bytes,
             call_records_by_tenant,

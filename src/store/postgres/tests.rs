@@ -242,15 +242,7 @@ async fn concurrent_claimers_take_disjoint_rows() {
     let db = TestDb::create().await;
     let (node_a, node_b) = (db.open().await, db.open().await);
     let t = tenant();
-    node_a
-        .create_subscription(
-            &t,
-            &subscription("all", now() + 60 * MINUTE, scope(true, true, None)),
-            10,
-            now(),
-        )
-        .await
-        .unwrap();
+    subscribe_to_every_change(&node_a).await;
     let batch: Vec<PreparedRecord> = (0..300)
         .map(|i| record(&format!("r{i:03}"), 1, "2024-03-01T00:00:00Z", &[], &[]))
         .collect();

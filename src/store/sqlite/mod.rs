@@ -20,7 +20,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -364,8 +364,9 @@ impl Store for SqliteStore {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let scopes = active_scopes(&mut tx, tenant, now_ticks).await?;
         let mut stored = HashMap::new();
+        let mut looked_up = HashSet::new();
         for record in batch {
-            if stored.contains_key(&record.id) {
+            if !looked_up.insert(record.id.as_str()) {
                 continue;
             }
             let existing: Option<(i64, i64)> =
@@ -984,18 +985,15 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
                 .fetch_one(&self.reader)
                 .await?;
-        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(
-            "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id",
-        )
-        .fetch_all(&self.reader)
-        .await?
-        .into_iter()
-        .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
-        .collect();
-        let log_rows_by_kind =
-            sqlx::query_as::<_, (String, i64)>("SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind")
-                .fetch_all(&self.reader)
-                .await?;
+        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(rules::RECORDS_BY_TENANT)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
+            .collect();
+        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(rules::LOG_ROWS_BY_KIND)
+            .fetch_all(&self.reader)
+            .await?;
         Ok(StoreStats {
             bytes,
             call_records_by_tenant,
