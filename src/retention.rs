@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::model::DateTimeOffset;
-use crate::store::{self, Store, StoreResult};
+use crate::store::{self, RetentionStore, StoreResult, Timestamp};
 
 /// How long data is kept and how the purge paces itself.
 #[derive(Clone, Debug)]
@@ -44,7 +43,11 @@ pub struct PurgeReport {
 }
 
 /// One full purge: batches until each kind has nothing left past its window.
-pub async fn purge_once(store: &dyn Store, policy: &RetentionPolicy, now: DateTimeOffset) -> StoreResult<PurgeReport> {
+pub async fn purge_once(
+    store: &dyn RetentionStore,
+    policy: &RetentionPolicy,
+    now: Timestamp,
+) -> StoreResult<PurgeReport> {
     let mut report = PurgeReport::default();
     if let Some(before) = store::visible_from(policy.call_record_days, now) {
         loop {
@@ -73,7 +76,7 @@ pub async fn purge_once(store: &dyn Store, policy: &RetentionPolicy, now: DateTi
 /// Purges every `policy.interval` until `shutdown` turns true. Errors are logged and retried at
 /// the next interval: a failed purge loses nothing.
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn RetentionStore>,
     policy: RetentionPolicy,
     clock: Arc<dyn crate::clock::Clock>,
     mut shutdown: watch::Receiver<bool>,
@@ -82,7 +85,7 @@ pub async fn run(
         return;
     }
     loop {
-        match purge_once(store.as_ref(), &policy, clock.now()).await {
+        match purge_once(store.as_ref(), &policy, clock.timestamp()).await {
             Ok(report) if report != PurgeReport::default() => {
                 tracing::info!(
                     call_records = report.call_records,

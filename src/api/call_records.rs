@@ -23,7 +23,7 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::model::{retired, DateTimeOffset, LogKind, CSDL, CSDL_BETA};
 use crate::query::{self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions};
-use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId};
+use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId, Timestamp};
 
 /// Largest pages Graph serves; the list's maximum is our choice (Graph documents none).
 const MAX_RECORDS_PAGE: u32 = 60;
@@ -212,19 +212,19 @@ fn child_paging(
     )
 }
 
-pub(super) fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<i64>) -> RecordSelection {
+pub(super) fn selection_from(filter: Option<&CallRecordFilter>, visible_from: Option<Timestamp>) -> RecordSelection {
     let mut selection = RecordSelection::default();
     if let Some(from) = visible_from {
         selection.start_at_or_after(from);
     }
     if let Some(filter) = filter {
         for (comparison, at) in &filter.start {
-            let ticks = DateTimeOffset::from_offset_date_time(*at).unix_ticks();
+            let at = Timestamp::from(DateTimeOffset::from_offset_date_time(*at));
             match comparison {
-                Comparison::Ge => selection.start_at_or_after(ticks),
-                Comparison::Gt => selection.start_at_or_after(ticks.saturating_add(1)),
-                Comparison::Lt => selection.start_before(ticks),
-                Comparison::Le => selection.start_before(ticks.saturating_add(1)),
+                Comparison::Ge => selection.start_at_or_after(at),
+                Comparison::Gt => selection.start_at_or_after(at.next_tick()),
+                Comparison::Lt => selection.start_before(at),
+                Comparison::Le => selection.start_before(at.next_tick()),
             }
         }
         selection.participant_ids = filter.participant_ids.clone();
@@ -276,8 +276,8 @@ fn split_page(mut rows: Vec<StoredChild>, size: u32) -> (Vec<StoredChild>, bool)
 }
 
 impl Graph {
-    fn visible_from(&self) -> Option<i64> {
-        store::visible_from(self.state.settings.retention_days, self.state.clock.now())
+    fn visible_from(&self) -> Option<Timestamp> {
+        store::visible_from(self.state.settings.retention_days, self.state.clock.timestamp())
     }
 
     fn parse_select(&self, entity: EntityKind) -> Result<Vec<String>> {
@@ -492,7 +492,7 @@ impl Graph {
         })?;
         if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
             let last = RecordCursor {
-                start_ticks: last.start_ticks,
+                start: last.start,
                 id: last.id.clone(),
             };
             body.string("@odata.nextLink", &paging.next_link(&self.ctx, &last, left));

@@ -16,7 +16,7 @@ use super::call_records::selection_from;
 use super::error::{ApiError, Result};
 use super::{AppState, AuthMode};
 use crate::model::DateTimeOffset;
-use crate::store::{self, TenantId};
+use crate::store::{self, TenantId, Timestamp};
 
 /// Tenants listed by name; the rest are counted.
 const LISTED_TENANTS: usize = 20;
@@ -78,7 +78,7 @@ pub(crate) async fn page(
         days => format!("records are served for {days} days after they start, as Graph does"),
     };
     let example_record = if open {
-        let selection = selection_from(None, store::visible_from(settings.retention_days, now));
+        let selection = selection_from(None, store::visible_from(settings.retention_days, Timestamp::from(now)));
         let newest = state
             .store
             .list_call_records(&TenantId::default_tenant(), &selection, None, 1)

@@ -9,7 +9,7 @@ use super::context::RequestContext;
 use super::error::Result;
 use super::odata::link;
 use crate::query::{self, SkipToken};
-use crate::store::RecordCursor;
+use crate::store::{RecordCursor, Timestamp};
 
 /// The position a page key records, as a skip token holds it.
 pub(super) trait PageKey: Sized {
@@ -20,13 +20,13 @@ pub(super) trait PageKey: Sized {
 /// Records and log rows: after (start, id).
 impl PageKey for RecordCursor {
     fn to_key(&self) -> Vec<String> {
-        vec![self.start_ticks.to_string(), self.id.clone()]
+        vec![self.start.ticks().to_string(), self.id.clone()]
     }
 
     fn from_key(key: &[String]) -> Option<Self> {
         match key {
             [start, id] => Some(RecordCursor {
-                start_ticks: start.parse().ok()?,
+                start: Timestamp::from_ticks(start.parse().ok()?),
                 id: id.clone(),
             }),
             _ => None,
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn keys_round_trip_and_malformed_keys_are_refused() {
         let cursor = RecordCursor {
-            start_ticks: 42,
+            start: Timestamp::from_ticks(42),
             id: "r|1".to_owned(),
         };
         let key = cursor.to_key();

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 
+use crate::clock::Timestamp;
 use crate::model::{DateTimeOffset, LogKind, NAVIGATION_SEGMENTS};
 
 /// Why a path names no resource: a 400 as in OData, with the parameter at fault if there is one.
@@ -222,8 +223,8 @@ pub(crate) fn parse_function_range(text: &str) -> Result<FunctionRange, PathErro
             format!("({to}) must not be before fromDateTime ({from})."),
         ));
     }
-    let ninety_days = MAX_FUNCTION_RANGE_DAYS * 86_400 * 10_000_000;
-    if to.unix_ticks() - from.unix_ticks() > ninety_days {
+    let longest = std::time::Duration::from_secs(MAX_FUNCTION_RANGE_DAYS.unsigned_abs() * 86_400);
+    if Timestamp::from(to).duration_since(Timestamp::from(from)) > longest {
         return Err(PathError::new(format!(
             "The date range cannot exceed {MAX_FUNCTION_RANGE_DAYS} days: fromDateTime is {from} and toDateTime is {to}."
         ))

@@ -19,7 +19,7 @@ use super::path::{function_name, FunctionRange};
 use super::raw::{JsonObject, RawEntity};
 use crate::model::{LogKind, PstnOnlineMeetingDialoutReport};
 use crate::query::QueryOption as Q;
-use crate::store::{LogRowQuery, RecordCursor};
+use crate::store::{LogRowQuery, RecordCursor, Timestamp};
 
 /// Graph's page size for the usage-log functions.
 const LOG_PAGE: u32 = 1000;
@@ -63,8 +63,8 @@ impl Graph {
                 &self.tenant,
                 &LogRowQuery {
                     kind,
-                    from_ticks: range.from.unix_ticks(),
-                    to_ticks: range.to.unix_ticks(),
+                    from: Timestamp::from(range.from),
+                    to: Timestamp::from(range.to),
                     after,
                     skip: if resumed { 0 } else { skip },
                     limit: size + 1,
@@ -90,7 +90,7 @@ impl Graph {
         body.raw_array("value", &values);
         if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
             let last = RecordCursor {
-                start_ticks: last.start_ticks,
+                start: last.start,
                 id: last.id.clone(),
             };
             body.string("@odata.nextLink", &paging.next_link(&self.ctx, &last, left));
@@ -151,8 +151,8 @@ impl Graph {
                     &self.tenant,
                     &LogRowQuery {
                         kind,
-                        from_ticks: range.from.unix_ticks(),
-                        to_ticks: range.to.unix_ticks(),
+                        from: Timestamp::from(range.from),
+                        to: Timestamp::from(range.to),
                         after: cursor.take(),
                         skip: 0,
                         limit: DIALOUT_READ_BATCH,
@@ -177,7 +177,7 @@ impl Graph {
             match rows.last() {
                 Some(last) if rows.len() == DIALOUT_READ_BATCH as usize => {
                     cursor = Some(RecordCursor {
-                        start_ticks: last.start_ticks,
+                        start: last.start,
                         id: last.id.clone(),
                     });
                 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,8 +16,8 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::DateTimeOffset;
-use crate::store::{Store, StoredApp, StoredSigningKey, TenantId};
+use crate::clock::{Clock as _, SystemClock};
+use crate::store::{IssuerStore, StoredApp, StoredSigningKey, TenantId, Timestamp};
 
 /// The audience of the tokens we issue and accept by default: Graph's, so that SDK scopes
 /// (`https://graph.microsoft.com/.default`) need no change.
@@ -32,10 +33,9 @@ pub(crate) const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// How long a rotated-out key keeps verifying: a token's lifetime and some clock skew.
 pub(crate) const ROTATION_OVERLAP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
 
-const TICKS_PER_SECOND: i64 = 10_000_000;
-
-fn now_ticks() -> i64 {
-    DateTimeOffset::now().unix_ticks()
+/// The system's time: jsonwebtoken checks `exp` against it, so keys and tokens are dated by it too.
+fn now() -> Timestamp {
+    SystemClock.timestamp()
 }
 
 /// A new 2048-bit RSA key. Takes about a second in a release build.
@@ -46,8 +46,8 @@ fn new_signing_key() -> anyhow::Result<StoredSigningKey> {
     Ok(StoredSigningKey {
         kid: key_id(&public),
         private_key_pem: pem.to_string(),
-        created_ticks: now_ticks(),
-        retired_ticks: None,
+        created: now(),
+        retired: None,
     })
 }
 
@@ -63,10 +63,10 @@ fn key_id(public: &RsaPublicKey) -> String {
 
 /// Makes sure the store holds a current signing key; creates one on first start. Two nodes
 /// starting together may both create one: both are published and either verifies.
-pub(crate) async fn ensure_signing_key(store: &dyn Store) -> anyhow::Result<()> {
-    let now = now_ticks();
+pub(crate) async fn ensure_signing_key(store: &dyn IssuerStore) -> anyhow::Result<()> {
+    let now = now();
     let keys = store.signing_keys().await?;
-    if keys.iter().any(|key| key.retired_ticks.is_none_or(|at| at > now)) {
+    if keys.iter().any(|key| key.retired.is_none_or(|at| at > now)) {
         return Ok(());
     }
     let key = tokio::task::spawn_blocking(new_signing_key).await??;
@@ -77,10 +77,13 @@ pub(crate) async fn ensure_signing_key(store: &dyn Store) -> anyhow::Result<()> 
 
 /// `callrecords keys rotate`: a new current key; the old ones verify for `ROTATION_OVERLAP_SECS`
 /// more, so tokens already handed out keep working until they expire.
-pub async fn rotate_signing_key(store: &dyn Store) -> anyhow::Result<String> {
+pub async fn rotate_signing_key(store: &dyn IssuerStore) -> anyhow::Result<String> {
     let key = tokio::task::spawn_blocking(new_signing_key).await??;
     store
-        .add_signing_key(&key, Some(now_ticks() + ROTATION_OVERLAP_SECS * TICKS_PER_SECOND))
+        .add_signing_key(
+            &key,
+            Some(now() + Duration::from_secs(ROTATION_OVERLAP_SECS.unsigned_abs())),
+        )
         .await?;
     Ok(key.kid)
 }
@@ -92,11 +95,11 @@ fn public_key(key: &StoredSigningKey) -> anyhow::Result<RsaPublicKey> {
 }
 
 /// The keys that verify tokens now: current ones and those still inside their overlap.
-pub(crate) async fn verification_keys(store: &dyn Store) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
-    let now = now_ticks();
+pub(crate) async fn verification_keys(store: &dyn IssuerStore) -> anyhow::Result<HashMap<String, Arc<DecodingKey>>> {
+    let now = now();
     let mut keys = HashMap::new();
     for key in store.signing_keys().await? {
-        if key.retired_ticks.is_some_and(|at| at <= now) {
+        if key.retired.is_some_and(|at| at <= now) {
             continue;
         }
         let public = public_key(&key)?;
@@ -119,11 +122,11 @@ pub(crate) struct Jwk {
 }
 
 /// The JWKS document: every key that verifies tokens now.
-pub(crate) async fn jwks(store: &dyn Store) -> anyhow::Result<Vec<Jwk>> {
-    let now = now_ticks();
+pub(crate) async fn jwks(store: &dyn IssuerStore) -> anyhow::Result<Vec<Jwk>> {
+    let now = now();
     let mut keys = Vec::new();
     for key in store.signing_keys().await? {
-        if key.retired_ticks.is_some_and(|at| at <= now) {
+        if key.retired.is_some_and(|at| at <= now) {
             continue;
         }
         let public = public_key(&key)?;
@@ -166,18 +169,18 @@ struct Claims<'a> {
 }
 
 /// Signs an application token with the newest current key.
-pub async fn issue_token(store: &dyn Store, request: &TokenRequest) -> anyhow::Result<String> {
-    let now = now_ticks();
+pub async fn issue_token(store: &dyn IssuerStore, request: &TokenRequest) -> anyhow::Result<String> {
+    let now = now();
     let key = store
         .signing_keys()
         .await?
         .into_iter()
-        .find(|key| key.retired_ticks.is_none_or(|at| at > now))
+        .find(|key| key.retired.is_none_or(|at| at > now))
         .context("the local issuer has no signing key; start `callrecords serve --auth local` once")?;
     let encoding = EncodingKey::from_rsa_pem(key.private_key_pem.as_bytes()).context("loading the signing key")?;
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid.clone());
-    let issued_at = now / TICKS_PER_SECOND;
+    let issued_at = now.unix_seconds();
     let claims = Claims {
         aud: &request.audience,
         iss: ISSUER_TEMPLATE.replace("{tenant}", request.tenant.as_str()),
@@ -209,7 +212,12 @@ fn secret_hash(secret: &str) -> String {
 }
 
 /// `callrecords apps add`: registers an app of `tenant` with the given roles.
-pub async fn add_app(store: &dyn Store, tenant: &TenantId, name: &str, roles: &[String]) -> anyhow::Result<NewApp> {
+pub async fn add_app(
+    store: &dyn IssuerStore,
+    tenant: &TenantId,
+    name: &str,
+    roles: &[String],
+) -> anyhow::Result<NewApp> {
     if let Some(unknown) = roles.iter().find(|role| !super::ROLES.contains(&role.as_str())) {
         anyhow::bail!(
             "'{unknown}' is not a role; expected one of: {}",
@@ -228,7 +236,7 @@ pub async fn add_app(store: &dyn Store, tenant: &TenantId, name: &str, roles: &[
                 name: name.to_owned(),
                 roles: roles.to_vec(),
                 secret_sha256: secret_hash(&client_secret),
-                created_ticks: now_ticks(),
+                created: now(),
             },
         )
         .await?;
@@ -240,7 +248,7 @@ pub async fn add_app(store: &dyn Store, tenant: &TenantId, name: &str, roles: &[
 
 /// The app behind a client-credentials request, if the secret matches.
 pub(crate) async fn authenticate_app(
-    store: &dyn Store,
+    store: &dyn IssuerStore,
     tenant: &TenantId,
     client_id: &str,
     client_secret: &str,

@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use crate::model::{self, to_json, CallRecord, DateTimeOffset, LogKind, RecordError};
-use crate::store::{PreparedLogRow, PreparedRecord, Store, StoreError, StoreResult, TenantId, UpsertOutcome};
+use crate::store::{
+    PreparedLogRow, PreparedRecord, Store, StoreError, StoreResult, TenantId, Timestamp, UpsertOutcome,
+};
 
 /// What one ingest stream carries: call records, or one kind of usage-log row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,8 +114,8 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     PreparedRecord {
         id: record.id.clone(),
         version: record.version,
-        start_ticks: record.start_date_time.unix_ticks(),
-        end_ticks: record.end_date_time.unix_ticks(),
+        start: Timestamp::from(record.start_date_time),
+        end: Timestamp::from(record.end_date_time),
         document,
         organizer_at,
         sessions: sessions
@@ -193,8 +195,11 @@ async fn commit_batch(
 ) -> StoreResult<Vec<UpsertOutcome>> {
     let mut outcomes = Vec::new();
     if !batch.records.is_empty() {
-        let now_ticks = clock.now().unix_ticks();
-        outcomes.extend(store.upsert_call_records(tenant, &batch.records, now_ticks).await?);
+        outcomes.extend(
+            store
+                .upsert_call_records(tenant, &batch.records, clock.timestamp())
+                .await?,
+        );
     }
     if let (IngestKind::Log(log_kind), false) = (kind, batch.rows.is_empty()) {
         outcomes.extend(store.upsert_log_rows(tenant, log_kind, &batch.rows).await?);
@@ -217,7 +222,7 @@ fn prepare_line(kind: IngestKind, json: &[u8], now: DateTimeOffset) -> Result<Pr
         IngestKind::Log(log_kind) => model::parse_log_row(log_kind, json).map(|row| {
             Prepared::Row(PreparedLogRow {
                 id: row.id,
-                start_ticks: row.start.unix_ticks(),
+                start: Timestamp::from(row.start),
                 document: row.document,
             })
         }),

@@ -15,8 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::resolve::NonPublicAddress;
 use super::Notifier;
-use crate::model::DateTimeOffset;
-use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId};
+use crate::store::{ClaimedNotification, LifecycleEvent, StoreResult, TenantId, Timestamp};
 
 /// Rows claimed per step.
 const CLAIM_LIMIT: u32 = 500;
@@ -25,10 +24,6 @@ const REAUTHORIZATION_WINDOW: Duration = Duration::from_secs(3600);
 const REMINDER: Duration = Duration::from_secs(15 * 60);
 /// The retry schedule as multiples of the base delay: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min.
 const BACKOFF_FACTORS: [u32; 6] = [1, 3, 6, 12, 30, 60];
-
-fn ticks(duration: Duration) -> i64 {
-    i64::try_from(duration.as_nanos() / 100).unwrap_or(i64::MAX)
-}
 
 /// The delay before attempt `attempts + 1`, with ±10 % jitter so that retries of many rows do
 /// not arrive in lockstep.
@@ -41,7 +36,9 @@ pub(crate) fn backoff(base: Duration, attempts: i64) -> Duration {
 
 /// One item of a changeNotificationCollection: a change or a lifecycle notification.
 fn notification_item(notification: &ClaimedNotification) -> Value {
-    let expiration = DateTimeOffset::from_unix_ticks(notification.subscription_expiration_ticks)
+    let expiration = notification
+        .subscription_expiration
+        .to_date_time()
         .map(|value| value.to_string())
         .unwrap_or_default();
     match &notification.call_record_id {
@@ -90,12 +87,12 @@ enum Attempt {
 /// One pass: claim what is due, deliver it, record the outcome. Public so tests can drain the
 /// outbox deterministically.
 pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<StepReport> {
-    let now = notifier.clock.now().unix_ticks();
+    let now = notifier.clock.timestamp();
     let claimed_at = Instant::now();
     let lease = notifier.settings.lease;
     let claimed = notifier
         .store
-        .claim_notifications(worker, now, ticks(lease), CLAIM_LIMIT)
+        .claim_notifications(worker, now, lease, CLAIM_LIMIT)
         .await?;
     if claimed.is_empty() {
         return Ok(StepReport::default());
@@ -145,7 +142,7 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
     }))
     .await;
 
-    let now_after = notifier.clock.now().unix_ticks();
+    let now_after = notifier.clock.timestamp();
     let mut report = StepReport::default();
     let mut completed = Vec::new();
     let mut retries = Vec::new();
@@ -156,7 +153,7 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
             Attempt::Delivered => {
                 notifier.metrics.deliveries_sent.inc_by(items.len() as u64);
                 for item in &items {
-                    let seconds = (now_after - item.created_ticks).max(0) as f64 / 1e7;
+                    let seconds = now_after.duration_since(item.created).as_secs_f64();
                     notifier.metrics.ingest_to_delivery_seconds.observe(seconds);
                     completed.push(item.id);
                 }
@@ -167,10 +164,10 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
                 notifier.metrics.deliveries_failed.inc();
                 // One due time for the whole batch: per-item jitter could reorder one record's versions.
                 let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0);
-                let due = now_after + ticks(backoff(notifier.settings.backoff_base, attempts));
+                let due = now_after + backoff(notifier.settings.backoff_base, attempts);
                 for item in items {
-                    let first_attempt = item.first_attempt_ticks.unwrap_or(now);
-                    if now_after - first_attempt >= ticks(notifier.settings.retry_window) {
+                    let first_attempt = item.first_attempt.unwrap_or(now);
+                    if now_after.duration_since(first_attempt) >= notifier.settings.retry_window {
                         completed.push(item.id);
                         abandoned.push(item);
                     } else {
@@ -195,7 +192,7 @@ pub async fn deliver_due_once(notifier: &Notifier, worker: &str) -> StoreResult<
 /// A receiver that stayed down past the retry window: its change notifications are `missed`,
 /// and its subscription is removed, with `subscriptionRemoved`. Graph documents neither for call
 /// records, but a dead endpoint should not keep its subscription forever.
-async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i64) -> StoreResult<()> {
+async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: Timestamp) -> StoreResult<()> {
     let mut done = std::collections::BTreeSet::new();
     for notification in abandoned.iter().filter(|n| n.call_record_id.is_some()) {
         if !done.insert((notification.tenant_id.clone(), notification.subscription_id.clone())) {
@@ -216,7 +213,7 @@ async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i
                 event: name.to_owned(),
                 target_url: lifecycle_url.clone(),
                 client_state: parsed.as_ref().and_then(|s| s.client_state.clone()),
-                expiration_ticks: subscription.expiration_ticks,
+                expiration: subscription.expiration,
             };
             notifier
                 .store
@@ -234,11 +231,11 @@ async fn abandon(notifier: &Notifier, abandoned: &[&ClaimedNotification], now: i
 
 /// Housekeeping: expired subscriptions removed, reauthorization reminders queued.
 pub(crate) async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<()> {
-    let now = notifier.clock.now().unix_ticks();
+    let now = notifier.clock.timestamp();
     notifier.store.remove_expired_subscriptions(now).await?;
     let due = notifier
         .store
-        .take_reauthorization_due(now, ticks(REAUTHORIZATION_WINDOW), ticks(REMINDER))
+        .take_reauthorization_due(now, REAUTHORIZATION_WINDOW, REMINDER)
         .await?;
     for (tenant, subscription) in due {
         let parsed: Option<crate::model::Subscription> = serde_json::from_str(&subscription.document).ok();
@@ -249,7 +246,7 @@ pub(crate) async fn maintain_subscriptions(notifier: &Notifier) -> StoreResult<(
                 event: "reauthorizationRequired".to_owned(),
                 target_url: url,
                 client_state: parsed.client_state,
-                expiration_ticks: subscription.expiration_ticks,
+                expiration: subscription.expiration,
             };
             notifier.store.enqueue_lifecycle_events(&tenant, &[event], now).await?;
         }

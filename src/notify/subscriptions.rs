@@ -2,6 +2,7 @@
 //! the validation handshake with the receiver, and the quota.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use rand::RngCore;
@@ -12,7 +13,7 @@ use super::resolve::{is_private, NonPublicAddress};
 use super::Notifier;
 use crate::model::{self, DateTimeOffset, Subscription, SubscriptionScope};
 use crate::query;
-use crate::store::{StoreError, StoredSubscription, TenantId};
+use crate::store::{StoreError, StoredSubscription, TenantId, Timestamp};
 
 /// Graph's limit for call-record subscriptions: at most 4,230 minutes ahead.
 pub(crate) const MAX_EXPIRATION_MINUTES: i64 = 4230;
@@ -263,11 +264,11 @@ pub(crate) async fn validate_endpoint(
 }
 
 fn check_expiration(expiration: DateTimeOffset, now: DateTimeOffset) -> Result<(), SubscriptionError> {
-    let limit = now.unix_ticks() + MAX_EXPIRATION_MINUTES * 60 * 10_000_000;
+    let limit = Timestamp::from(now) + Duration::from_secs(MAX_EXPIRATION_MINUTES.unsigned_abs() * 60);
     if expiration <= now {
         return Err(invalid("Subscription expiration must be in the future."));
     }
-    if expiration.unix_ticks() > limit {
+    if Timestamp::from(expiration) > limit {
         return Err(invalid(format!(
             "Subscription expiration can only be {MAX_EXPIRATION_MINUTES} minutes in the future."
         )));
@@ -307,7 +308,7 @@ fn check_common(input: &SubscriptionInput) -> Result<(), SubscriptionError> {
 fn stored(subscription: &Subscription, scope: SubscriptionScope) -> StoredSubscription {
     StoredSubscription {
         id: subscription.id.clone(),
-        expiration_ticks: subscription.expiration_date_time.unix_ticks(),
+        expiration: Timestamp::from(subscription.expiration_date_time),
         scope,
         document: model::to_json(subscription),
     }
@@ -383,7 +384,7 @@ pub(crate) async fn create(
             tenant,
             &stored(&subscription, scope),
             MAX_SUBSCRIPTIONS_PER_TENANT,
-            now.unix_ticks(),
+            Timestamp::from(now),
         )
         .await?
     {
@@ -398,7 +399,7 @@ pub(crate) async fn create(
 pub(crate) async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Result<Subscription, SubscriptionError> {
     let stored = notifier
         .store
-        .get_subscription(tenant, id, notifier.clock.now().unix_ticks())
+        .get_subscription(tenant, id, notifier.clock.timestamp())
         .await?
         .ok_or_else(not_found)?;
     from_stored(&stored)
@@ -407,7 +408,7 @@ pub(crate) async fn get(notifier: &Notifier, tenant: &TenantId, id: &str) -> Res
 pub(crate) async fn list(notifier: &Notifier, tenant: &TenantId) -> Result<Vec<Subscription>, SubscriptionError> {
     let stored = notifier
         .store
-        .list_subscriptions(tenant, notifier.clock.now().unix_ticks())
+        .list_subscriptions(tenant, notifier.clock.timestamp())
         .await?;
     stored.iter().map(from_stored).collect()
 }

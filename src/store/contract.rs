@@ -111,10 +111,7 @@ async fn upsert_stores_replaces_and_ignores_by_version(store: &dyn Store) {
         [Replaced]
     );
     let a = store.get_call_record(&t, "a", None).await.unwrap().unwrap();
-    assert_eq!(
-        (a.start_ticks, a.document.as_str()),
-        (moved.start_ticks, moved.document.as_str())
-    );
+    assert_eq!((a.start, a.document.as_str()), (moved.start, moved.document.as_str()));
     assert!(a.document.contains("0.00"), "number text kept: {}", a.document);
     assert_eq!(
         store
@@ -129,8 +126,8 @@ async fn upsert_stores_replaces_and_ignores_by_version(store: &dyn Store) {
     let participants = store.list_participants(&t, "a", None, 10).await.unwrap();
     assert_eq!(participants.iter().map(|p| p.ordinal).collect::<Vec<_>>(), [0, 1]);
     let march = RecordSelection {
-        start_from: Some(ticks("2024-03-01T00:00:00Z")),
-        start_before: Some(ticks("2024-04-01T00:00:00Z")),
+        start_from: Some(at("2024-03-01T00:00:00Z")),
+        start_before: Some(at("2024-04-01T00:00:00Z")),
         ..RecordSelection::default()
     };
     assert_eq!(
@@ -177,8 +174,8 @@ async fn list_and_count_follow_selection_order_and_cursor(store: &dyn Store) {
     assert_eq!(store.count_call_records(&t, &everything).await.unwrap(), 5);
 
     let mut march = RecordSelection::default();
-    march.start_at_or_after(ticks("2024-03-01T00:00:00Z"));
-    march.start_before(ticks("2024-04-01T00:00:00Z"));
+    march.start_at_or_after(at("2024-03-01T00:00:00Z"));
+    march.start_before(at("2024-04-01T00:00:00Z"));
     assert_eq!(all_pages(store, &march, 1).await, ["r2", "r3", "r4"]);
     assert_eq!(store.count_call_records(&t, &march).await.unwrap(), 3);
 
@@ -202,12 +199,12 @@ async fn list_and_count_follow_selection_order_and_cursor(store: &dyn Store) {
     assert_eq!(store.count_call_records(&t, &nobody).await.unwrap(), 0);
 
     let mut empty = march.clone();
-    empty.start_before(ticks("2024-01-01T00:00:00Z"));
+    empty.start_before(at("2024-01-01T00:00:00Z"));
     assert!(empty.is_empty_range());
     assert!(store.list_call_records(&t, &empty, None, 10).await.unwrap().is_empty());
     assert_eq!(store.count_call_records(&t, &empty).await.unwrap(), 0);
 
-    let from_march = Some(ticks("2024-03-01T00:00:00Z"));
+    let from_march = Some(at("2024-03-01T00:00:00Z"));
     assert!(store.get_call_record(&t, "r1", from_march).await.unwrap().is_none());
     assert_eq!(
         store.get_call_record(&t, "r2", from_march).await.unwrap().unwrap().id,
@@ -250,7 +247,7 @@ async fn sessions_and_participants_page_by_ordinal(store: &dyn Store) {
         .unwrap();
     assert_eq!(record.id, "r");
     assert_eq!(with_sessions.iter().map(|s| s.ordinal).collect::<Vec<_>>(), [0, 1, 2]);
-    let later = Some(ticks("2024-03-02T00:00:00Z"));
+    let later = Some(at("2024-03-02T00:00:00Z"));
     assert!(store
         .get_call_record_with_sessions(&t, "r", later, 3)
         .await
@@ -303,10 +300,10 @@ async fn log_rows_are_idempotent_by_id_and_page_by_time(store: &dyn Store) {
 
     let query = |after: Option<(&str, &str)>, skip: u64, limit: u32| LogRowQuery {
         kind: LogKind::PstnCall,
-        from_ticks: ticks("2024-02-01T00:00:00Z"),
-        to_ticks: ticks("2024-03-02T00:00:00.0000001Z"),
+        from: at("2024-02-01T00:00:00Z"),
+        to: at("2024-03-02T00:00:00.0000001Z"),
         after: after.map(|(start, id)| RecordCursor {
-            start_ticks: ticks(start),
+            start: at(start),
             id: id.to_owned(),
         }),
         skip,
@@ -332,13 +329,13 @@ async fn log_rows_are_idempotent_by_id_and_page_by_time(store: &dyn Store) {
         ["x3"]
     );
     let narrow = LogRowQuery {
-        to_ticks: ticks("2024-03-02T00:00:00Z"),
+        to: at("2024-03-02T00:00:00Z"),
         ..query(None, 0, 10)
     };
     assert_eq!(listed(store.list_log_rows(&t, &narrow).await.unwrap()), ["x0", "x1"]);
     let sms = LogRowQuery {
         kind: LogKind::SmsLog,
-        to_ticks: ticks("2024-05-01T00:00:00Z"),
+        to: at("2024-05-01T00:00:00Z"),
         ..query(None, 0, 10)
     };
     assert_eq!(listed(store.list_log_rows(&t, &sms).await.unwrap()), ["x1"]);
@@ -371,7 +368,7 @@ where
 async fn purges_remove_what_started_before_the_cutoff_in_batches(store: &dyn Store) {
     store_purge_fixture(store).await;
     let t = tenant();
-    let cutoff = ticks("2024-03-10T00:00:00Z");
+    let cutoff = at("2024-03-10T00:00:00Z");
     // Each call removes at least one batch while there is more; a backend may remove more at
     // once (PostgreSQL drops whole months), never less.
     let first = store.purge_call_records_before(cutoff, 2).await.unwrap();
@@ -415,12 +412,12 @@ async fn purges_remove_what_started_before_the_cutoff_in_batches(store: &dyn Sto
         .upsert_log_rows(&t, LogKind::DirectRoutingCall, &rows)
         .await
         .unwrap();
-    let log_cutoff = ticks("2024-02-25T00:00:00Z");
+    let log_cutoff = at("2024-02-25T00:00:00Z");
     assert_eq!(purge_all(1, || store.purge_log_rows_before(log_cutoff, 1)).await, 5);
     let everything = LogRowQuery {
         kind: LogKind::DirectRoutingCall,
-        from_ticks: ticks("2023-01-01T00:00:00Z"),
-        to_ticks: ticks("2025-01-01T00:00:00Z"),
+        from: at("2023-01-01T00:00:00Z"),
+        to: at("2025-01-01T00:00:00Z"),
         after: None,
         skip: 0,
         limit: 100,
@@ -579,8 +576,8 @@ async fn ingest_plans_notifications_in_the_records_transaction(store: &dyn Store
     assert_eq!(first.tenant_id, t.as_str());
     assert_eq!(first.url, "https://receiver.example/all");
     assert_eq!(first.client_state.as_deref(), Some("state-all"));
-    assert_eq!(first.subscription_expiration_ticks, later);
-    assert_eq!((first.attempts, first.first_attempt_ticks), (0, None));
+    assert_eq!(first.subscription_expiration, later);
+    assert_eq!((first.attempts, first.first_attempt), (0, None));
 
     // Deleting a subscription drops its pending change rows.
     assert!(store.delete_subscription(&t, "all").await.unwrap());
@@ -603,7 +600,7 @@ async fn leases_expire_and_retries_keep_the_first_attempt(store: &dyn Store) {
         event: "subscriptionRemoved".to_owned(),
         target_url: "https://receiver.example/lifecycle".to_owned(),
         client_state: None,
-        expiration_ticks: 42,
+        expiration: Timestamp::from_ticks(42),
     };
     let t0 = now();
     store.enqueue_lifecycle_events(&t, &[lifecycle], t0).await.unwrap();
@@ -617,10 +614,15 @@ async fn leases_expire_and_retries_keep_the_first_attempt(store: &dyn Store) {
         (
             removed.event.as_str(),
             removed.url.as_str(),
-            removed.subscription_expiration_ticks,
+            removed.subscription_expiration,
             removed.call_record_id.as_deref()
         ),
-        ("subscriptionRemoved", "https://receiver.example/lifecycle", 42, None)
+        (
+            "subscriptionRemoved",
+            "https://receiver.example/lifecycle",
+            Timestamp::from_ticks(42),
+            None
+        )
     );
 
     // Leased rows stay with their worker until the lease lapses, then anyone may take them.
@@ -646,14 +648,14 @@ async fn leases_expire_and_retries_keep_the_first_attempt(store: &dyn Store) {
     let retried = store.claim_notifications("w3", t1 + MINUTE, MINUTE, 10).await.unwrap();
     assert_eq!(retried.len(), 2, "the other row's lease lapsed too");
     assert_eq!(
-        (retried[0].id, retried[0].attempts, retried[0].first_attempt_ticks),
+        (retried[0].id, retried[0].attempts, retried[0].first_attempt),
         (ids[0], 1, Some(t1))
     );
     let t2 = t1 + 2 * MINUTE;
     store.retry_notifications(&[(ids[0], t2)], t2).await.unwrap();
     let retried = store.claim_notifications("w4", t2, MINUTE, 1).await.unwrap();
     assert_eq!(
-        (retried[0].id, retried[0].attempts, retried[0].first_attempt_ticks),
+        (retried[0].id, retried[0].attempts, retried[0].first_attempt),
         (ids[0], 2, Some(t1))
     );
 
@@ -695,7 +697,7 @@ async fn released_rows_are_claimed_again_at_once(store: &dyn Store) {
     store.release_notifications("w1", &[]).await.unwrap();
     let again = store.claim_notifications("w3", t0, 10 * MINUTE, 10).await.unwrap();
     assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), &ids[..2]);
-    assert!(again.iter().all(|n| n.attempts == 0 && n.first_attempt_ticks.is_none()));
+    assert!(again.iter().all(|n| n.attempts == 0 && n.first_attempt.is_none()));
 }
 
 async fn a_records_later_versions_wait_for_its_retried_one(store: &dyn Store) {
@@ -791,7 +793,7 @@ async fn reauthorization_is_due_once_per_interval(store: &dyn Store) {
         1
     );
     assert!(store
-        .take_reauthorization_due(t0 + 31 * MINUTE, within, 0)
+        .take_reauthorization_due(t0 + 31 * MINUTE, within, Duration::ZERO)
         .await
         .unwrap()
         .is_empty());
@@ -799,11 +801,11 @@ async fn reauthorization_is_due_once_per_interval(store: &dyn Store) {
 
 async fn signing_keys_rotate_and_apps_are_per_tenant(store: &dyn Store) {
     assert!(store.signing_keys().await.unwrap().is_empty());
-    let key = |kid: &str, created_ticks: i64| StoredSigningKey {
+    let key = |kid: &str, created: Timestamp| StoredSigningKey {
         kid: kid.to_owned(),
         private_key_pem: format!("pem of {kid}"),
-        created_ticks,
-        retired_ticks: None,
+        created,
+        retired: None,
     };
     let t0 = now();
     store.add_signing_key(&key("k1", t0), None).await.unwrap();
@@ -814,9 +816,7 @@ async fn signing_keys_rotate_and_apps_are_per_tenant(store: &dyn Store) {
         .unwrap();
     let keys = store.signing_keys().await.unwrap();
     assert_eq!(
-        keys.iter()
-            .map(|k| (k.kid.as_str(), k.retired_ticks))
-            .collect::<Vec<_>>(),
+        keys.iter().map(|k| (k.kid.as_str(), k.retired)).collect::<Vec<_>>(),
         [
             ("k3", None),
             ("k2", Some(t0 + 60 * MINUTE)),
@@ -830,7 +830,7 @@ async fn signing_keys_rotate_and_apps_are_per_tenant(store: &dyn Store) {
         name: "reporting".to_owned(),
         roles: vec!["CallRecords.Read.All".to_owned(), "CallRecords.Ingest".to_owned()],
         secret_sha256: "ab".repeat(32),
-        created_ticks: t0,
+        created: t0,
     };
     store.add_app(&tenant(), &app).await.unwrap();
     let found = store.get_app(&tenant(), "client-1").await.unwrap().unwrap();
@@ -839,7 +839,7 @@ async fn signing_keys_rotate_and_apps_are_per_tenant(store: &dyn Store) {
             found.name.as_str(),
             found.roles.clone(),
             found.secret_sha256.as_str(),
-            found.created_ticks
+            found.created
         ),
         ("reporting", app.roles.clone(), app.secret_sha256.as_str(), t0)
     );

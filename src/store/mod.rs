@@ -1,4 +1,4 @@
-//! Storage: the `Store` trait every backend implements, its input and output types, and
+//! Storage: the capability traits every backend implements (together, `Store`), its input and output types, and
 //! `StoreError`. Backends keep each record as its serialized JSON document beside the indexed
 //! columns that filtering and paging need, and each session and participant as a row of its own
 //! so a record's sessions and participants can be paged.
@@ -18,11 +18,13 @@ mod transaction;
 pub(crate) use transaction::WriteTransaction;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::error::DatabaseError as _;
 
-use crate::model::{DateTimeOffset, LogKind, SubscriptionScope};
+pub use crate::clock::Timestamp;
+use crate::model::{LogKind, SubscriptionScope};
 
 /// Whose data a request sees and writes. Every key in every table starts with it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,8 +62,8 @@ impl TenantId {
 pub struct PreparedRecord {
     pub id: String,
     pub version: i64,
-    pub start_ticks: i64,
-    pub end_ticks: i64,
+    pub start: Timestamp,
+    pub end: Timestamp,
     /// The record without `sessions` and `participants_v2` (which are rows of their own), with
     /// `organizer_v2` inline because Graph auto-expands it.
     pub document: String,
@@ -77,17 +79,17 @@ pub struct PreparedRecord {
 #[derive(Clone, Debug)]
 pub struct PreparedLogRow {
     pub(crate) id: String,
-    pub(crate) start_ticks: i64,
+    pub(crate) start: Timestamp,
     pub(crate) document: String,
 }
 
-/// A page request over one kind of log row: `[from, to)` in ticks, after a keyset position or
+/// A page request over one kind of log row: `[from, to)`, after a keyset position or
 /// after skipping `skip` rows (the `$skip` a client may send).
 #[derive(Clone, Debug)]
 pub struct LogRowQuery {
     pub(crate) kind: LogKind,
-    pub(crate) from_ticks: i64,
-    pub(crate) to_ticks: i64,
+    pub(crate) from: Timestamp,
+    pub(crate) to: Timestamp,
     pub(crate) after: Option<RecordCursor>,
     pub(crate) skip: u64,
     pub(crate) limit: u32,
@@ -97,7 +99,7 @@ pub struct LogRowQuery {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSubscription {
     pub id: String,
-    pub expiration_ticks: i64,
+    pub expiration: Timestamp,
     pub scope: SubscriptionScope,
     /// The `microsoft.graph.subscription` JSON as served.
     pub document: String,
@@ -111,7 +113,7 @@ pub struct LifecycleEvent {
     pub(crate) event: String,
     pub(crate) target_url: String,
     pub(crate) client_state: Option<String>,
-    pub(crate) expiration_ticks: i64,
+    pub(crate) expiration: Timestamp,
 }
 
 /// An outbox row leased to one worker, with everything its delivery needs.
@@ -126,9 +128,9 @@ pub struct ClaimedNotification {
     /// Where to POST: the subscription's current notificationUrl, or the lifecycle target.
     pub(crate) url: String,
     pub(crate) client_state: Option<String>,
-    pub(crate) subscription_expiration_ticks: i64,
-    pub(crate) created_ticks: i64,
-    pub(crate) first_attempt_ticks: Option<i64>,
+    pub(crate) subscription_expiration: Timestamp,
+    pub(crate) created: Timestamp,
+    pub(crate) first_attempt: Option<Timestamp>,
     pub attempts: i64,
 }
 
@@ -144,23 +146,23 @@ pub enum UpsertOutcome {
 }
 
 /// Which call records a list or count addresses: a conjunction of a start-time range
-/// (`[start_from, start_before)` in ticks) and participants that must all be present.
+/// (`[start_from, start_before)`) and participants that must all be present.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordSelection {
-    pub(crate) start_from: Option<i64>,
-    pub(crate) start_before: Option<i64>,
+    pub(crate) start_from: Option<Timestamp>,
+    pub(crate) start_before: Option<Timestamp>,
     pub(crate) participant_ids: Vec<String>,
 }
 
 impl RecordSelection {
-    /// Narrows the range to records starting at or after `ticks`.
-    pub(crate) fn start_at_or_after(&mut self, ticks: i64) {
-        self.start_from = Some(self.start_from.map_or(ticks, |current| current.max(ticks)));
+    /// Narrows the range to records starting at or after `instant`.
+    pub(crate) fn start_at_or_after(&mut self, instant: Timestamp) {
+        self.start_from = Some(self.start_from.map_or(instant, |current| current.max(instant)));
     }
 
-    /// Narrows the range to records starting before `ticks`.
-    pub(crate) fn start_before(&mut self, ticks: i64) {
-        self.start_before = Some(self.start_before.map_or(ticks, |current| current.min(ticks)));
+    /// Narrows the range to records starting before `instant`.
+    pub(crate) fn start_before(&mut self, instant: Timestamp) {
+        self.start_before = Some(self.start_before.map_or(instant, |current| current.min(instant)));
     }
 
     /// True when the range is empty, so no query needs to run.
@@ -172,14 +174,14 @@ impl RecordSelection {
 /// The keyset position of the last record of a page: the list's sort key (start time, then id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordCursor {
-    pub(crate) start_ticks: i64,
+    pub(crate) start: Timestamp,
     pub(crate) id: String,
 }
 
 #[derive(Clone, Debug)]
 pub struct StoredRecord {
     pub(crate) id: String,
-    pub(crate) start_ticks: i64,
+    pub(crate) start: Timestamp,
     pub(crate) document: String,
     /// Where `organizer_v2` starts in `document` (see `PreparedRecord::organizer_at`); `None` for
     /// records stored before the store kept it.
@@ -191,7 +193,7 @@ pub struct StoredRecord {
 #[derive(Clone, Debug)]
 pub struct StoredLogRow {
     pub(crate) id: String,
-    pub(crate) start_ticks: i64,
+    pub(crate) start: Timestamp,
     pub(crate) document: String,
 }
 
@@ -208,9 +210,9 @@ pub struct StoredSigningKey {
     pub kid: String,
     /// PKCS#8 PEM. The store is the key's only home, so whoever can read the store can mint tokens.
     pub private_key_pem: String,
-    pub(crate) created_ticks: i64,
+    pub(crate) created: Timestamp,
     /// When the key stops verifying tokens; `None` while it is current.
-    pub(crate) retired_ticks: Option<i64>,
+    pub(crate) retired: Option<Timestamp>,
 }
 
 /// An application registered with the local token issuer.
@@ -221,7 +223,7 @@ pub struct StoredApp {
     pub(crate) roles: Vec<String>,
     /// SHA-256 of the secret, hex: secrets are 256 random bits, so a fast hash is enough.
     pub(crate) secret_sha256: String,
-    pub(crate) created_ticks: i64,
+    pub(crate) created: Timestamp,
 }
 
 /// Why a store operation failed, in the classes a caller can act on. The API names the class to
@@ -317,21 +319,21 @@ impl From<sqlx::Error> for StoreError {
 
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
-/// The storage every backend provides. One method is one transaction where atomicity matters.
+/// Call records with their sessions and participants: the version rule on write, pages on read.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait CallRecordStore: Send + Sync {
     /// Applies Graph's version rule to each record in order (`rules::plan_upsert`), in one
     /// transaction, and returns only once that transaction is durable. A record whose id is new is
     /// stored; one with a higher version than the stored one replaces it and all its sessions and
     /// participants; one with an equal or lower version changes nothing (idempotent replays). In
     /// the same transaction it queues the change notifications the tenant's subscriptions
-    /// unexpired at `now_ticks` want (`rules::plan_notifications`), and records `now_ticks` as the
+    /// unexpired at `now` want (`rules::plan_notifications`), and records `now` as the
     /// time of storage.
     async fn upsert_call_records(
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>>;
 
     /// Up to `limit` records matching `selection`, after `cursor` in (start, id) order.
@@ -350,7 +352,7 @@ pub trait Store: Send + Sync {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
     ) -> StoreResult<Option<StoredRecord>>;
 
     /// The record and its first `limit` sessions, read from one snapshot where the backend can,
@@ -360,7 +362,7 @@ pub trait Store: Send + Sync {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
         limit: u32,
     ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
         let Some(record) = self.get_call_record(tenant, id, visible_from).await? else {
@@ -401,7 +403,11 @@ pub trait Store: Send + Sync {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>>;
+}
 
+/// PSTN and Direct Routing usage-log rows.
+#[async_trait]
+pub trait UsageLogStore: Send + Sync {
     /// Stores usage-log rows of one kind in one durable transaction. A row whose id is already
     /// stored is acknowledged and ignored: rows have no version, so a replay changes nothing.
     async fn upsert_log_rows(
@@ -413,38 +419,46 @@ pub trait Store: Send + Sync {
 
     /// Up to `query.limit` rows of one kind in `[from, to)`, in (time, id) order.
     async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>>;
+}
 
+/// The purge of data past its retention window.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
     /// Removes up to `limit` call records (with their sessions and participants) of every
-    /// tenant that started before `before_ticks`, in one short transaction, and returns how many
+    /// tenant that started before `before`, in one short transaction, and returns how many
     /// it removed. Callers repeat until fewer than `limit` come back, so reads never wait long.
-    async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
+    async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 
     /// Removes up to `limit` usage-log rows of every tenant and kind whose time is before
-    /// `before_ticks`; returns how many it removed. A backend that partitions by time may drop
+    /// `before`; returns how many it removed. A backend that partitions by time may drop
     /// whole partitions at once and report their rows.
-    async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64>;
+    async fn purge_log_rows_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+}
 
+/// Change-notification subscriptions and their expiry.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
     /// Stores a new subscription unless the tenant already has `quota` subscriptions unexpired at
-    /// `now_ticks` (`rules::quota_allows`), atomically even when several nodes create at once;
+    /// `now` (`rules::quota_allows`), atomically even when several nodes create at once;
     /// returns whether it was stored.
     async fn create_subscription(
         &self,
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// The subscription, if it exists and has not expired at `now_ticks`.
+    /// The subscription, if it exists and has not expired at `now`.
     async fn get_subscription(
         &self,
         tenant: &TenantId,
         id: &str,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Option<StoredSubscription>>;
 
     /// The tenant's unexpired subscriptions, by id.
-    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>>;
+    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>>;
 
     /// Replaces a subscription's stored form; returns false when it does not exist.
     async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool>;
@@ -452,26 +466,30 @@ pub trait Store: Send + Sync {
     /// Deletes a subscription and its pending change notifications; returns whether it existed.
     async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
 
-    /// Deletes every subscription expired at `now_ticks` (of every tenant) with its pending
+    /// Deletes every subscription expired at `now` (of every tenant) with its pending
     /// change notifications; returns how many subscriptions it deleted.
-    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64>;
+    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64>;
 
     /// Marks and returns the unexpired subscriptions (of every tenant, with their tenant ids)
     /// that expire before `now + within` and were not reminded since `now - every`, so that a
     /// `reauthorizationRequired` event goes out at most once per `every` for each.
     async fn take_reauthorization_due(
         &self,
-        now_ticks: i64,
-        within_ticks: i64,
-        every_ticks: i64,
+        now: Timestamp,
+        within: Duration,
+        every: Duration,
     ) -> StoreResult<Vec<(TenantId, StoredSubscription)>>;
+}
 
+/// The notification outbox: queued change and lifecycle notifications, leased to one worker at a time.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Queues lifecycle events, due at once.
     async fn enqueue_lifecycle_events(
         &self,
         tenant: &TenantId,
         events: &[LifecycleEvent],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<()>;
 
     /// Leases up to `limit` due outbox rows to `worker` until `now + lease`, oldest first, so
@@ -480,8 +498,8 @@ pub trait Store: Send + Sync {
     async fn claim_notifications(
         &self,
         worker: &str,
-        now_ticks: i64,
-        lease_ticks: i64,
+        now: Timestamp,
+        lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedNotification>>;
 
@@ -493,29 +511,54 @@ pub trait Store: Send + Sync {
     async fn release_notifications(&self, worker: &str, ids: &[i64]) -> StoreResult<()>;
 
     /// Reschedules failed rows: one more attempt counted, due again at the given time, lease
-    /// released, and the first attempt's time kept (or set to `now_ticks`).
-    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()>;
+    /// released, and the first attempt's time kept (or set to `now`).
+    async fn retry_notifications(&self, retries: &[(i64, Timestamp)], now: Timestamp) -> StoreResult<()>;
 
     /// Rows waiting in the outbox.
     async fn outbox_depth(&self) -> StoreResult<i64>;
+}
 
+/// Whether the store answers, and what it holds.
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
     /// Whether the store answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
 
     /// The store's size and what it holds, for `/metrics` and the start page. Counts every
     /// stored row, including rows past retention that the purge has not removed yet.
     async fn stats(&self) -> StoreResult<StoreStats>;
+}
 
+/// The local token issuer's signing keys and registered apps.
+#[async_trait]
+pub trait IssuerStore: Send + Sync {
     /// Every signing key of the local issuer, newest first, retired ones included.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
 
     /// Adds a signing key and, in the same transaction, retires every current key at
     /// `retire_others_at` (a rotation), or leaves them current (`None`).
-    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()>;
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()>;
 
     async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()>;
 
     async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>>;
+}
+
+/// The storage every backend provides: the capability traits above, together. One method is one
+/// transaction where atomicity matters. A part of the service that needs one capability takes
+/// that trait (`&dyn OutboxStore`); the app holds the whole store.
+///
+/// A new backend implements each capability and passes `store::contract`, run against it through
+/// this trait; the rules it must apply are in `store::rules`, the SQL they share in
+/// `rules::selection_statement` and `rules::log_rows_statement`.
+pub trait Store:
+    CallRecordStore + UsageLogStore + RetentionStore + SubscriptionStore + OutboxStore + StoreHealth + IssuerStore
+{
+}
+
+impl<T> Store for T where
+    T: CallRecordStore + UsageLogStore + RetentionStore + SubscriptionStore + OutboxStore + StoreHealth + IssuerStore
+{
 }
 
 /// What `Store::stats` reports.
@@ -546,8 +589,8 @@ where
     Ok(StoredSigningKey {
         kid: row.try_get("kid")?,
         private_key_pem: row.try_get("private_key_pem")?,
-        created_ticks: row.try_get("created_ticks")?,
-        retired_ticks: row.try_get("retired_ticks")?,
+        created: Timestamp::from_ticks(row.try_get("created_ticks")?),
+        retired: rules::instant_or_none(row.try_get("retired_ticks")?),
     })
 }
 
@@ -563,7 +606,7 @@ where
         name: row.try_get("name")?,
         roles: serde_json::from_str(&roles).map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
         secret_sha256: row.try_get("secret_sha256")?,
-        created_ticks: row.try_get("created_ticks")?,
+        created: Timestamp::from_ticks(row.try_get("created_ticks")?),
     })
 }
 
@@ -596,7 +639,7 @@ pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Resu
     }
 }
 
-/// Ticks of the oldest start time visible under a retention of `days` (0 keeps everything).
-pub(crate) fn visible_from(retention_days: u32, now: DateTimeOffset) -> Option<i64> {
-    (retention_days > 0).then(|| now.unix_ticks() - i64::from(retention_days) * 86_400 * 10_000_000)
+/// The oldest start time visible under a retention of `days` (0 keeps everything).
+pub(crate) fn visible_from(retention_days: u32, now: Timestamp) -> Option<Timestamp> {
+    (retention_days > 0).then(|| now - Duration::from_secs(u64::from(retention_days) * 86_400))
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::model::{ChangeType, SubscriptionScope};
 
 use super::{
-    ClaimedNotification, LogRowQuery, PreparedRecord, RecordCursor, RecordSelection, StoreError, TenantId,
+    ClaimedNotification, LogRowQuery, PreparedRecord, RecordCursor, RecordSelection, StoreError, TenantId, Timestamp,
     UpsertOutcome,
 };
 
@@ -120,9 +120,9 @@ pub(crate) struct ClaimedRow {
     /// A lifecycle row's own target; `None` for a change row.
     pub(crate) target_url: Option<String>,
     pub(crate) client_state: Option<String>,
-    pub(crate) expiration_ticks: Option<i64>,
-    pub(crate) created_ticks: i64,
-    pub(crate) first_attempt_ticks: Option<i64>,
+    pub(crate) expiration: Option<Timestamp>,
+    pub(crate) created: Timestamp,
+    pub(crate) first_attempt: Option<Timestamp>,
     pub(crate) attempts: i64,
 }
 
@@ -144,9 +144,9 @@ impl ClaimedRow {
             call_record_id: row.try_get("call_record_id")?,
             target_url: row.try_get("target_url")?,
             client_state: row.try_get("client_state")?,
-            expiration_ticks: row.try_get("expiration_ticks")?,
-            created_ticks: row.try_get("created_ticks")?,
-            first_attempt_ticks: row.try_get("first_attempt_ticks")?,
+            expiration: instant_or_none(row.try_get("expiration_ticks")?),
+            created: Timestamp::from_ticks(row.try_get("created_ticks")?),
+            first_attempt: instant_or_none(row.try_get("first_attempt_ticks")?),
             attempts: row.try_get("attempts")?,
         })
     }
@@ -158,10 +158,14 @@ impl ClaimedRow {
     /// gone, and then so is the row's delivery.
     pub(crate) fn deliver_to(
         self,
-        subscription: Option<(i64, &str)>,
+        subscription: Option<(Timestamp, &str)>,
     ) -> Result<Option<ClaimedNotification>, StoreError> {
-        let (url, client_state, subscription_expiration_ticks) = match self.target_url {
-            Some(url) => (url, self.client_state, self.expiration_ticks.unwrap_or(0)),
+        let (url, client_state, subscription_expiration) = match self.target_url {
+            Some(url) => (
+                url,
+                self.client_state,
+                self.expiration.unwrap_or(Timestamp::from_ticks(0)),
+            ),
             None => {
                 let Some((expiration, document)) = subscription else {
                     return Ok(None);
@@ -179,12 +183,17 @@ impl ClaimedRow {
             call_record_id: self.call_record_id,
             url,
             client_state,
-            subscription_expiration_ticks,
-            created_ticks: self.created_ticks,
-            first_attempt_ticks: self.first_attempt_ticks,
+            subscription_expiration,
+            created: self.created,
+            first_attempt: self.first_attempt,
             attempts: self.attempts,
         }))
     }
+}
+
+/// An optional instant column, read generically as the integer it is stored as.
+pub(crate) fn instant_or_none(ticks: Option<i64>) -> Option<Timestamp> {
+    ticks.map(Timestamp::from_ticks)
 }
 
 /// What differs between the backends' SQL for the statements built here.
@@ -233,6 +242,10 @@ impl Statement {
 
     fn bind_integer(&mut self, dialect: Dialect, value: i64) {
         self.bind(dialect, SqlValue::Integer(value));
+    }
+
+    fn bind_instant(&mut self, dialect: Dialect, value: Timestamp) {
+        self.bind_integer(dialect, value.ticks());
     }
 }
 
@@ -297,18 +310,18 @@ pub(crate) fn selection_statement(
     };
     if let Some(from) = selection.start_from {
         statement.push(&format!(" AND {start_column} >= "));
-        statement.bind_integer(dialect, from);
+        statement.bind_instant(dialect, from);
     }
     if let Some(before) = selection.start_before {
         statement.push(&format!(" AND {start_column} < "));
-        statement.bind_integer(dialect, before);
+        statement.bind_instant(dialect, before);
     }
     if let SelectionRead::Page {
         cursor: Some(cursor), ..
     } = read
     {
         statement.push(&format!(" AND ({start_column}, {id_column}) > ("));
-        statement.bind_integer(dialect, cursor.start_ticks);
+        statement.bind_instant(dialect, cursor.start);
         statement.push(", ");
         statement.bind_text(dialect, &cursor.id);
         statement.push(")");
@@ -340,12 +353,12 @@ pub(crate) fn log_rows_statement(dialect: Dialect, tenant: &TenantId, query: &Lo
     statement.push(" AND kind = ");
     statement.bind_text(dialect, query.kind.as_str());
     statement.push(" AND start_ticks >= ");
-    statement.bind_integer(dialect, query.from_ticks);
+    statement.bind_instant(dialect, query.from);
     statement.push(" AND start_ticks < ");
-    statement.bind_integer(dialect, query.to_ticks);
+    statement.bind_instant(dialect, query.to);
     if let Some(after) = &query.after {
         statement.push(" AND (start_ticks, id) > (");
-        statement.bind_integer(dialect, after.start_ticks);
+        statement.bind_instant(dialect, after.start);
         statement.push(", ");
         statement.bind_text(dialect, &after.id);
         statement.push(")");
@@ -428,12 +441,12 @@ mod tests {
     fn a_selection_is_one_statement_in_either_dialect() {
         let tenant = TenantId::default_tenant();
         let selection = RecordSelection {
-            start_from: Some(10),
-            start_before: Some(20),
+            start_from: Some(Timestamp::from_ticks(10)),
+            start_before: Some(Timestamp::from_ticks(20)),
             participant_ids: vec!["alice".to_owned(), "bob".to_owned()],
         };
         let cursor = RecordCursor {
-            start_ticks: 15,
+            start: Timestamp::from_ticks(15),
             id: "r".to_owned(),
         };
         let page = SelectionRead::Page {

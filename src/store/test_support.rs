@@ -4,10 +4,13 @@
 //! store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::*;
+use crate::clock::{Clock as _, SystemClock};
+use crate::model::DateTimeOffset;
 
 pub(super) fn admin_url() -> String {
     std::env::var("CALLRECORDS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -99,15 +102,15 @@ impl FreshStore {
     }
 }
 
-pub(super) const SECOND: i64 = 10_000_000;
-pub(super) const MINUTE: i64 = 60 * SECOND;
+pub(super) const SECOND: Duration = Duration::from_secs(1);
+pub(super) const MINUTE: Duration = Duration::from_secs(60);
 
-pub(super) fn ticks(text: &str) -> i64 {
-    DateTimeOffset::parse(text).expect("test time").unix_ticks()
+pub(super) fn at(text: &str) -> Timestamp {
+    Timestamp::from(DateTimeOffset::parse(text).expect("test time"))
 }
 
-pub(super) fn now() -> i64 {
-    DateTimeOffset::now().unix_ticks()
+pub(super) fn now() -> Timestamp {
+    SystemClock.timestamp()
 }
 
 pub(super) fn tenant() -> TenantId {
@@ -124,8 +127,8 @@ pub(super) fn record(id: &str, version: i64, start: &str, sessions: &[&str], par
     PreparedRecord {
         id: id.to_owned(),
         version,
-        start_ticks: ticks(start),
-        end_ticks: ticks(start) + 600_000_000,
+        start: at(start),
+        end: at(start) + MINUTE,
         document: format!(r#"{{"id":"{id}","version":{version},"startDateTime":"{start}","cost":0.00}}"#),
         organizer_at: 0,
         sessions: sessions.iter().map(child).collect(),
@@ -136,7 +139,7 @@ pub(super) fn record(id: &str, version: i64, start: &str, sessions: &[&str], par
 pub(super) fn log_row(id: &str, start: &str) -> PreparedLogRow {
     PreparedLogRow {
         id: id.to_owned(),
-        start_ticks: ticks(start),
+        start: at(start),
         document: format!(r#"{{"id":"{id}","startDateTime":"{start}","charge":0.00}}"#),
     }
 }
@@ -158,7 +161,7 @@ pub(super) async fn all_pages(store: &dyn Store, selection: &RecordSelection, li
         match page.last() {
             Some(last) if page.len() == limit as usize => {
                 cursor = Some(RecordCursor {
-                    start_ticks: last.start_ticks,
+                    start: last.start,
                     id: last.id.clone(),
                 })
             }
@@ -167,9 +170,9 @@ pub(super) async fn all_pages(store: &dyn Store, selection: &RecordSelection, li
     }
 }
 
-/// A subscription expiring at `expiration_ticks`, delivering to a URL and clientState named after it.
-pub(super) fn subscription(id: &str, expiration_ticks: i64, scope: SubscriptionScope) -> StoredSubscription {
-    let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).expect("expiration");
+/// A subscription expiring at `expiration`, delivering to a URL and clientState named after it.
+pub(super) fn subscription(id: &str, expiration: Timestamp, scope: SubscriptionScope) -> StoredSubscription {
+    let expires = expiration.to_date_time().expect("expiration");
     let document = crate::model::Subscription {
         id: id.to_owned(),
         resource: "/communications/callRecords".to_owned(),
@@ -178,7 +181,7 @@ pub(super) fn subscription(id: &str, expiration_ticks: i64, scope: SubscriptionS
         notification_url: format!("https://receiver.example/{id}"),
         notification_query_options: None,
         lifecycle_notification_url: None,
-        expiration_date_time: expiration,
+        expiration_date_time: expires,
         application_id: None,
         creator_id: None,
         include_resource_data: None,
@@ -189,7 +192,7 @@ pub(super) fn subscription(id: &str, expiration_ticks: i64, scope: SubscriptionS
     };
     StoredSubscription {
         id: id.to_owned(),
-        expiration_ticks,
+        expiration,
         scope,
         document: crate::model::to_json(&document),
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use callrecords::clock::Clock;
 use callrecords::model::{DateTimeOffset, SubscriptionScope};
 use callrecords::notify::{NotifySettings, Resolver};
-use callrecords::store::{StoredSubscription, TenantId};
+use callrecords::store::{StoredSubscription, TenantId, Timestamp};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -485,7 +485,7 @@ async fn a_host_that_turns_private_later_gets_no_delivery_and_fails_like_any_rec
     let expiration = in_minutes(120);
     let stored = StoredSubscription {
         id: "rebound".to_owned(),
-        expiration_ticks: DateTimeOffset::parse(&expiration).unwrap().unix_ticks(),
+        expiration: Timestamp::from(DateTimeOffset::parse(&expiration).unwrap()),
         scope: SubscriptionScope {
             created: true,
             updated: true,
@@ -503,7 +503,7 @@ async fn a_host_that_turns_private_later_gets_no_delivery_and_fails_like_any_rec
             &TenantId::default_tenant(),
             &stored,
             100,
-            callrecords::model::DateTimeOffset::now().unix_ticks()
+            callrecords::clock::system().timestamp()
         )
         .await
         .unwrap());

@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 
 use callrecords::model::{DateTimeOffset, SubscriptionScope};
 use callrecords::notify::{delivery::deliver_due_once, Notifier, NotifySettings};
-use callrecords::store::{ClaimedNotification, PreparedRecord, StoredSubscription, TenantId};
+use callrecords::store::{ClaimedNotification, PreparedRecord, StoredSubscription, TenantId, Timestamp};
 use serde_json::json;
 
 use crate::support::*;
 
-const SECOND: i64 = 10_000_000;
-const MINUTE: i64 = 60 * SECOND;
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn prepared(id: &str, version: i64) -> PreparedRecord {
-    let start = DateTimeOffset::parse("2024-03-10T00:00:00Z").unwrap().unix_ticks();
+    let start = Timestamp::from(DateTimeOffset::parse("2024-03-10T00:00:00Z").unwrap());
     PreparedRecord {
         id: id.to_owned(),
         version,
-        start_ticks: start,
-        end_ticks: start + MINUTE,
+        start,
+        end: start + MINUTE,
         document: json!({ "id": id, "version": version }).to_string(),
         organizer_at: 0,
         sessions: Vec::new(),
@@ -28,15 +28,14 @@ fn prepared(id: &str, version: i64) -> PreparedRecord {
     }
 }
 
-fn every_change(id: &str, expiration_ticks: i64) -> StoredSubscription {
-    sending_to(id, &format!("https://receiver.example/{id}"), expiration_ticks)
+fn every_change(id: &str, expiration: Timestamp) -> StoredSubscription {
+    sending_to(id, &format!("https://receiver.example/{id}"), expiration)
 }
 
-fn sending_to(id: &str, url: &str, expiration_ticks: i64) -> StoredSubscription {
-    let expiration = DateTimeOffset::from_unix_ticks(expiration_ticks).unwrap();
+fn sending_to(id: &str, url: &str, expiration: Timestamp) -> StoredSubscription {
     StoredSubscription {
         id: id.to_owned(),
-        expiration_ticks,
+        expiration,
         scope: SubscriptionScope {
             created: true,
             updated: true,
@@ -47,7 +46,7 @@ fn sending_to(id: &str, url: &str, expiration_ticks: i64) -> StoredSubscription 
             "resource": "/communications/callRecords",
             "changeType": "created,updated",
             "notificationUrl": url,
-            "expirationDateTime": expiration.to_string(),
+            "expirationDateTime": expiration.to_date_time().unwrap().to_string(),
         })
         .to_string(),
     }
@@ -69,7 +68,7 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let store = callrecords::store::open(&database.url).await.unwrap();
     let tenant = TenantId::default_tenant();
-    let now = || DateTimeOffset::now().unix_ticks();
+    let now = || callrecords::clock::system().timestamp();
     store
         .create_subscription(&tenant, &every_change("s", now() + 60 * MINUTE), 10, now())
         .await
@@ -92,7 +91,7 @@ async fn a_records_later_version_waits_for_its_earlier_one(backend: Backend) {
     assert_eq!(events(&while_leased), expected(&[("created", "y")]));
 
     // Waiting for a retry: still held back, and sent after the earlier version once it is due.
-    let retries: Vec<(i64, i64)> = first.iter().map(|n| (n.id, t1 + MINUTE)).collect();
+    let retries: Vec<(i64, Timestamp)> = first.iter().map(|n| (n.id, t1 + MINUTE)).collect();
     store.retry_notifications(&retries, t1).await.unwrap();
     store.complete_notifications(&[while_leased[0].id]).await.unwrap();
     assert!(store
@@ -128,7 +127,7 @@ async fn a_step_sends_no_batch_that_could_outlast_its_lease(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let store = callrecords::store::open(&database.url).await.unwrap();
     let tenant = TenantId::default_tenant();
-    let now = || DateTimeOffset::now().unix_ticks();
+    let now = || callrecords::clock::system().timestamp();
     // Four receivers that never answer in time, one batch each, sent one at a time: 2 s apiece
     // against a 7 s lease. A batch may start until 3 s (7 - 2 x 2), so two are sent and fail, and
     // the other two would have ended after the lease.

@@ -2,7 +2,7 @@
 
 use callrecords::model::DateTimeOffset;
 use callrecords::retention::{purge_once, PurgeReport, RetentionPolicy};
-use callrecords::store::{RecordSelection, TenantId};
+use callrecords::store::{RecordSelection, TenantId, Timestamp};
 
 use crate::support::*;
 
@@ -28,7 +28,9 @@ async fn purge_removes_records_and_rows_past_their_windows_in_batches(backend: B
         ..RetentionPolicy::default()
     };
 
-    let report = purge_once(app.store.as_ref(), &policy, now).await.unwrap();
+    let report = purge_once(app.store.as_ref(), &policy, Timestamp::from(now))
+        .await
+        .unwrap();
 
     assert_eq!(
         report,
@@ -56,7 +58,9 @@ async fn purge_removes_records_and_rows_past_their_windows_in_batches(backend: B
         .json();
     assert_eq!(ids(rows["value"].as_array().unwrap()), ["new-row"]);
     assert_eq!(
-        purge_once(app.store.as_ref(), &policy, now).await.unwrap(),
+        purge_once(app.store.as_ref(), &policy, Timestamp::from(now))
+            .await
+            .unwrap(),
         PurgeReport::default()
     );
 }

@@ -154,7 +154,7 @@ async fn documents_stored_with_derived_values_are_served_by_the_same_rule(backen
         .upsert_call_records(
             &TenantId::default_tenant(),
             &[prepared],
-            callrecords::model::DateTimeOffset::now().unix_ticks(),
+            callrecords::clock::system().timestamp(),
         )
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 //! `0002_subscriptions_outbox.sql` (change notifications).
 //!
 //! What differs from SQLite, and why:
-//! - Tables are partitioned by calendar month of `start_ticks`, so retention drops whole months
+//! - Tables are partitioned by calendar month of `start`, so retention drops whole months
 //!   instead of deleting rows; `partitions` creates months on demand and drops expired ones.
 //! - A partitioned table cannot declare `(tenant_id, id)` unique, so an upsert serialises on a
 //!   transaction-scoped advisory lock per id, then deletes and inserts (a new version may start
@@ -91,12 +91,12 @@ impl PgStore {
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
-        let scopes = active_scopes(&mut tx, tenant, now_ticks).await?;
+        let scopes = active_scopes(&mut tx, tenant, now).await?;
         let stored: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT id, version, start_ticks FROM call_record WHERE tenant_id = $1 AND id = ANY($2)")
                 .bind(tenant.as_str())
@@ -105,7 +105,7 @@ impl PgStore {
                 .await?;
         let stored: HashMap<String, (i64, i64)> = stored
             .into_iter()
-            .map(|(id, version, start_ticks)| (id, (version, start_ticks)))
+            .map(|(id, version, start)| (id, (version, start)))
             .collect();
         let plan = rules::plan_upsert(&stored, batch);
 
@@ -132,12 +132,12 @@ impl PgStore {
 
         let writes: Vec<&PreparedRecord> = plan.writes.iter().map(|&index| &batch[index]).collect();
         if !writes.is_empty() {
-            insert_records(&mut tx, tenant, &writes, now_ticks).await?;
+            insert_records(&mut tx, tenant, &writes, now).await?;
             insert_children(&mut tx, tenant, &writes, "session", |r| &r.sessions).await?;
             insert_children(&mut tx, tenant, &writes, "participant", |r| &r.participants).await?;
         }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
-        insert_planned_notifications(&mut tx, tenant, &planned, now_ticks).await?;
+        insert_planned_notifications(&mut tx, tenant, &planned, now).await?;
         tx.commit().await?;
         Ok(plan.outcomes)
     }
@@ -165,7 +165,7 @@ impl PgStore {
         for row in batch {
             if seen.insert(&row.id) {
                 new_ids.push(row.id.as_str());
-                new_starts.push(row.start_ticks);
+                new_starts.push(row.start);
                 new_documents.push(row.document.as_str());
                 outcomes.push(UpsertOutcome::Stored);
             } else {
@@ -216,7 +216,7 @@ async fn insert_records(
     tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     records: &[&PreparedRecord],
-    stored_at: i64,
+    stored_at: Timestamp,
 ) -> Result<(), sqlx::Error> {
     let column = |f: fn(&PreparedRecord) -> i64| records.iter().map(|r| f(r)).collect::<Vec<_>>();
     sqlx::query(
@@ -230,8 +230,8 @@ async fn insert_records(
     .bind(stored_at)
     .bind(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind(column(|r| r.version))
-    .bind(column(|r| r.start_ticks))
-    .bind(column(|r| r.end_ticks))
+    .bind(column(|r| r.start.ticks()))
+    .bind(column(|r| r.end.ticks()))
     .bind(column(|r| r.sessions.len() as i64))
     .bind(column(|r| r.participants.len() as i64))
     .bind(records.iter().map(|r| r.document.as_str()).collect::<Vec<_>>())
@@ -262,7 +262,7 @@ async fn insert_children(
     for record in records {
         for (ordinal, (id, document)) in children(record).iter().enumerate() {
             record_ids.push(record.id.as_str());
-            starts.push(record.start_ticks);
+            starts.push(record.start);
             ordinals.push(ordinal as i64);
             ids.push(id.as_str());
             documents.push(document.as_str());
@@ -290,14 +290,14 @@ async fn insert_children(
 async fn active_scopes(
     tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
-    now_ticks: i64,
+    now: Timestamp,
 ) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, wants_created, wants_updated, participant_ids FROM subscription
          WHERE tenant_id = $1 AND expiration_ticks > $2 ORDER BY id",
     )
     .bind(tenant.as_str())
-    .bind(now_ticks)
+    .bind(now)
     .fetch_all(&mut **tx)
     .await?;
     rows.iter()
@@ -311,7 +311,7 @@ async fn insert_planned_notifications(
     tx: &mut WriteTransaction<Postgres>,
     tenant: &TenantId,
     planned: &[rules::PlannedNotification<'_>],
-    now_ticks: i64,
+    now: Timestamp,
 ) -> Result<(), sqlx::Error> {
     if planned.is_empty() {
         return Ok(());
@@ -326,7 +326,7 @@ async fn insert_planned_notifications(
          ORDER BY u.n",
     )
     .bind(tenant.as_str())
-    .bind(now_ticks)
+    .bind(now)
     .bind(&subscription_ids)
     .bind(&events)
     .bind(&record_ids)
@@ -346,7 +346,7 @@ fn subscription_scope(row: &PgRow) -> Result<SubscriptionScope, sqlx::Error> {
 fn stored_subscription(row: &PgRow) -> Result<StoredSubscription, sqlx::Error> {
     Ok(StoredSubscription {
         id: row.try_get("id")?,
-        expiration_ticks: row.try_get("expiration_ticks")?,
+        expiration: row.try_get("expiration_ticks")?,
         scope: subscription_scope(row)?,
         document: row.try_get("document")?,
     })
@@ -363,7 +363,7 @@ fn is_missing_partition(error: &sqlx::Error) -> bool {
 fn stored_record(row: &PgRow) -> Result<StoredRecord, sqlx::Error> {
     Ok(StoredRecord {
         id: row.try_get("id")?,
-        start_ticks: row.try_get("start_ticks")?,
+        start: row.try_get("start_ticks")?,
         document: row.try_get("document")?,
         n_sessions: row.try_get("n_sessions")?,
         n_participants: row.try_get("n_participants")?,
@@ -390,19 +390,19 @@ fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Postgres, sqlx:
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl CallRecordStore for PgStore {
     #[tracing::instrument(skip_all, fields(n_records = batch.len()))]
     async fn upsert_call_records(
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut retried = false;
         loop {
-            self.ensure_partitions(Family::Records, batch.iter().map(|r| r.start_ticks))
+            self.ensure_partitions(Family::Records, batch.iter().map(|r| r.start))
                 .await?;
-            match self.write_call_records(tenant, batch, now_ticks).await {
+            match self.write_call_records(tenant, batch, now).await {
                 Err(error) if !retried && is_missing_partition(&error) => {
                     self.forget_months(Family::Records);
                     retried = true;
@@ -442,7 +442,7 @@ impl Store for PgStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
     ) -> StoreResult<Option<StoredRecord>> {
         let row = sqlx::query(
             "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
@@ -450,7 +450,7 @@ impl Store for PgStore {
         )
         .bind(tenant.as_str())
         .bind(id)
-        .bind(visible_from.unwrap_or(i64::MIN))
+        .bind(visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN)))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(stored_record).transpose()?)
@@ -460,7 +460,7 @@ impl Store for PgStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
         limit: u32,
     ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
         // One statement sees one snapshot (READ COMMITTED), so the sessions are those of the
@@ -478,7 +478,7 @@ impl Store for PgStore {
         )
         .bind(tenant.as_str())
         .bind(id)
-        .bind(visible_from.unwrap_or(i64::MIN))
+        .bind(visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN)))
         .bind(i64::from(limit))
         .fetch_optional(&self.pool)
         .await?;
@@ -576,7 +576,10 @@ impl Store for PgStore {
         .await?;
         Ok(row.as_ref().map(stored_child).transpose()?)
     }
+}
 
+#[async_trait]
+impl UsageLogStore for PgStore {
     #[tracing::instrument(skip_all, fields(kind = kind.as_str(), n_rows = batch.len()))]
     async fn upsert_log_rows(
         &self,
@@ -586,7 +589,7 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut retried = false;
         loop {
-            self.ensure_partitions(Family::Logs, batch.iter().map(|r| r.start_ticks))
+            self.ensure_partitions(Family::Logs, batch.iter().map(|r| r.start))
                 .await?;
             match self.write_log_rows(tenant, kind, batch).await {
                 Err(error) if !retried && is_missing_partition(&error) => {
@@ -606,18 +609,21 @@ impl Store for PgStore {
             .map(|row| {
                 Ok(StoredLogRow {
                     id: row.try_get("id")?,
-                    start_ticks: row.try_get("start_ticks")?,
+                    start: row.try_get("start_ticks")?,
                     document: row.try_get("document")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
 
-    /// Drops every month that ended by `before_ticks` (reporting its records), then deletes up
+#[async_trait]
+impl RetentionStore for PgStore {
+    /// Drops every month that ended by `before` (reporting its records), then deletes up
     /// to `limit` records of the month that straddles it, with their children, in one statement.
     #[tracing::instrument(skip(self))]
-    async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
-        let dropped = self.drop_expired_months(Family::Records, before_ticks).await?;
+    async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let dropped = self.drop_expired_months(Family::Records, before).await?;
         // `start_ticks < $1` on each DELETE prunes the plan to the months the cutoff reaches.
         // A record replaced concurrently is left alone: its old row is gone (not counted) and
         // its new rows are not in this statement's snapshot.
@@ -638,18 +644,18 @@ impl Store for PgStore {
              )
              SELECT count(*) FROM deleted_record",
         )
-        .bind(before_ticks)
+        .bind(before)
         .bind(i64::from(limit))
         .fetch_one(&self.pool)
         .await?;
         Ok(dropped + deleted.unsigned_abs())
     }
 
-    /// Drops every month that ended by `before_ticks` (reporting its rows), then deletes up to
+    /// Drops every month that ended by `before` (reporting its rows), then deletes up to
     /// `limit` rows of the month that straddles it.
     #[tracing::instrument(skip(self))]
-    async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
-        let dropped = self.drop_expired_months(Family::Logs, before_ticks).await?;
+    async fn purge_log_rows_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let dropped = self.drop_expired_months(Family::Logs, before).await?;
         let deleted = sqlx::query(
             "WITH victim AS (
                  SELECT tenant_id, kind, id, start_ticks FROM log_row
@@ -659,14 +665,17 @@ impl Store for PgStore {
              WHERE l.start_ticks < $1 AND l.tenant_id = v.tenant_id AND l.kind = v.kind AND l.id = v.id
                AND l.start_ticks = v.start_ticks",
         )
-        .bind(before_ticks)
+        .bind(before)
         .bind(i64::from(limit))
         .execute(&self.pool)
         .await?
         .rows_affected();
         Ok(dropped + deleted)
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for PgStore {
     /// Counts and inserts under a transaction-scoped advisory lock on the tenant, so that nodes
     /// creating subscriptions for one tenant at once take turns and the quota holds.
     async fn create_subscription(
@@ -674,7 +683,7 @@ impl Store for PgStore {
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('subscription-quota:' || $1, 0))")
@@ -684,7 +693,7 @@ impl Store for PgStore {
         let unexpired: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2")
                 .bind(tenant.as_str())
-                .bind(now_ticks)
+                .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
         if !rules::quota_allows(unexpired, quota) {
@@ -697,7 +706,7 @@ impl Store for PgStore {
         )
         .bind(tenant.as_str())
         .bind(&subscription.id)
-        .bind(subscription.expiration_ticks)
+        .bind(subscription.expiration)
         .bind(subscription.scope.created)
         .bind(subscription.scope.updated)
         .bind(&subscription.scope.participant_ids)
@@ -712,25 +721,25 @@ impl Store for PgStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Option<StoredSubscription>> {
         let row = sqlx::query(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND id = $2 AND expiration_ticks > $3"
         ))
         .bind(tenant.as_str())
         .bind(id)
-        .bind(now_ticks)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(stored_subscription).transpose()?)
     }
 
-    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>> {
+    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>> {
         let rows = sqlx::query(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2 ORDER BY id"
         ))
         .bind(tenant.as_str())
-        .bind(now_ticks)
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
@@ -742,7 +751,7 @@ impl Store for PgStore {
                document = $5, reauthorization_notice_ticks = 0
              WHERE tenant_id = $6 AND id = $7",
         )
-        .bind(subscription.expiration_ticks)
+        .bind(subscription.expiration)
         .bind(subscription.scope.created)
         .bind(subscription.scope.updated)
         .bind(&subscription.scope.participant_ids)
@@ -772,18 +781,18 @@ impl Store for PgStore {
         Ok(deleted == 1)
     }
 
-    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
+    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         sqlx::query(
             "DELETE FROM outbox o USING subscription s
              WHERE o.target_url IS NULL AND s.tenant_id = o.tenant_id AND s.id = o.subscription_id
                AND s.expiration_ticks <= $1",
         )
-        .bind(now_ticks)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= $1")
-            .bind(now_ticks)
+            .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -796,18 +805,18 @@ impl Store for PgStore {
     /// row) and leaves it, so each subscription is reminded once per interval across nodes.
     async fn take_reauthorization_due(
         &self,
-        now_ticks: i64,
-        within_ticks: i64,
-        every_ticks: i64,
+        now: Timestamp,
+        within: Duration,
+        every: Duration,
     ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
         let rows = sqlx::query(&format!(
             "UPDATE subscription SET reauthorization_notice_ticks = $1
              WHERE expiration_ticks > $1 AND expiration_ticks <= $2 AND reauthorization_notice_ticks <= $3
              RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
         ))
-        .bind(now_ticks)
-        .bind(now_ticks.saturating_add(within_ticks))
-        .bind(now_ticks.saturating_sub(every_ticks))
+        .bind(now)
+        .bind(now + within)
+        .bind(now - every)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -820,12 +829,15 @@ impl Store for PgStore {
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
 
+#[async_trait]
+impl OutboxStore for PgStore {
     async fn enqueue_lifecycle_events(
         &self,
         tenant: &TenantId,
         events: &[LifecycleEvent],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -838,12 +850,12 @@ impl Store for PgStore {
              ORDER BY u.n",
         )
         .bind(tenant.as_str())
-        .bind(now_ticks)
+        .bind(now)
         .bind(events.iter().map(|e| e.subscription_id.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.target_url.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.client_state.as_deref()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.expiration_ticks).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.expiration).collect::<Vec<_>>())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -857,8 +869,8 @@ impl Store for PgStore {
     async fn claim_notifications(
         &self,
         worker: &str,
-        now_ticks: i64,
-        lease_ticks: i64,
+        now: Timestamp,
+        lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedNotification>> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
@@ -872,7 +884,7 @@ impl Store for PgStore {
                  FOR UPDATE OF o SKIP LOCKED
              )",
         )
-        .bind(now_ticks)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         // Change rows take the subscription's current notificationUrl and clientState, read in
@@ -900,15 +912,15 @@ impl Store for PgStore {
              ORDER BY c.id",
         )
         .bind(worker)
-        .bind(now_ticks.saturating_add(lease_ticks))
-        .bind(now_ticks)
+        .bind(now + lease)
+        .bind(now)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let expiration: Option<i64> = row.try_get("subscription_expiration_ticks")?;
+            let expiration: Option<Timestamp> = row.try_get("subscription_expiration_ticks")?;
             let document: Option<String> = row.try_get("subscription_document")?;
             // A change row whose subscription was deleted since the sweep above has none: it
             // stays leased, and a later claim drops it.
@@ -943,11 +955,11 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
+    async fn retry_notifications(&self, retries: &[(i64, Timestamp)], now: Timestamp) -> StoreResult<()> {
         if retries.is_empty() {
             return Ok(());
         }
-        let (ids, due): (Vec<i64>, Vec<i64>) = retries.iter().copied().unzip();
+        let (ids, due): (Vec<i64>, Vec<i64>) = retries.iter().map(|&(id, due)| (id, due.ticks())).unzip();
         sqlx::query(
             "UPDATE outbox o SET attempts = o.attempts + 1, due_ticks = u.due_ticks, lease_owner = NULL,
                lease_until_ticks = 0, first_attempt_ticks = COALESCE(o.first_attempt_ticks, $3)
@@ -956,7 +968,7 @@ impl Store for PgStore {
         )
         .bind(&ids)
         .bind(&due)
-        .bind(now_ticks)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -967,7 +979,10 @@ impl Store for PgStore {
             .fetch_one(&self.pool)
             .await?)
     }
+}
 
+#[async_trait]
+impl StoreHealth for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -990,7 +1005,10 @@ impl Store for PgStore {
             log_rows_by_kind,
         })
     }
+}
 
+#[async_trait]
+impl IssuerStore for PgStore {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         let rows = sqlx::query(
             "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid",
@@ -1000,7 +1018,7 @@ impl Store for PgStore {
         Ok(rows.iter().map(stored_signing_key).collect::<Result<_, _>>()?)
     }
 
-    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()> {
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         if let Some(at) = retire_others_at {
             sqlx::query("UPDATE signing_key SET retired_ticks = $1 WHERE retired_ticks IS NULL OR retired_ticks > $2")
@@ -1014,8 +1032,8 @@ impl Store for PgStore {
         )
         .bind(&key.kid)
         .bind(&key.private_key_pem)
-        .bind(key.created_ticks)
-        .bind(key.retired_ticks)
+        .bind(key.created)
+        .bind(key.retired)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1031,7 +1049,7 @@ impl Store for PgStore {
         .bind(&app.name)
         .bind(serde_json::to_string(&app.roles).map_err(anyhow::Error::new)?)
         .bind(&app.secret_sha256)
-        .bind(app.created_ticks)
+        .bind(app.created)
         .execute(&self.pool)
         .await?;
         Ok(())

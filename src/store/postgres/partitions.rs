@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use sqlx::{PgPool, Postgres};
 
-use super::{PgStore, StoreError, StoreResult, WriteTransaction};
+use super::{PgStore, StoreError, StoreResult, Timestamp, WriteTransaction};
 
 const TICKS_PER_DAY: i64 = 864_000_000_000;
 
@@ -44,14 +44,14 @@ impl Month {
 
     /// The first tick of the month. Wider than `i64` because the months holding `i64::MIN` and
     /// `i64::MAX` start or end beyond it.
-    fn start_ticks(self) -> i128 {
+    fn start(self) -> i128 {
         let (year, month) = self.year_and_month();
         i128::from(days_from_civil(year, month, 1)) * i128::from(TICKS_PER_DAY)
     }
 
     /// The range bound a partition's `FOR VALUES` takes for this month's first tick.
     fn bound(self) -> String {
-        let start = self.start_ticks();
+        let start = self.start();
         if start < i128::from(i64::MIN) {
             "MINVALUE".to_owned()
         } else if start > i128::from(i64::MAX) {
@@ -63,7 +63,7 @@ impl Month {
 
     /// Whether every tick of the month is before `ticks`.
     fn ends_by(self, ticks: i64) -> bool {
-        self.next().start_ticks() <= i128::from(ticks)
+        self.next().start() <= i128::from(ticks)
     }
 
     /// `y2024m03`; a year before 0 is written `yn0001`, keeping the name a plain identifier.
@@ -167,17 +167,17 @@ async fn exists(tx: &mut WriteTransaction<Postgres>, name: &str) -> Result<bool,
 }
 
 impl PgStore {
-    /// Makes sure `family` has partitions for the month of every tick given, and for the current
+    /// Makes sure `family` has partitions for the month of every instant given, and for the current
     /// and next month so that a month's first writes rarely pay for DDL. Months this process
     /// already knows cost a set lookup; each missing month is created in its own short
     /// transaction.
     pub(super) async fn ensure_partitions(
         &self,
         family: Family,
-        ticks: impl IntoIterator<Item = i64>,
+        instants: impl IntoIterator<Item = Timestamp>,
     ) -> StoreResult<()> {
-        let this_month = Month::of_ticks(crate::model::DateTimeOffset::now().unix_ticks());
-        let mut wanted: BTreeSet<Month> = ticks.into_iter().map(Month::of_ticks).collect();
+        let this_month = Month::of_ticks(Timestamp::from(crate::model::DateTimeOffset::now()).ticks());
+        let mut wanted: BTreeSet<Month> = instants.into_iter().map(|at| Month::of_ticks(at.ticks())).collect();
         wanted.insert(this_month);
         wanted.insert(this_month.next());
         let missing: Vec<Month> = {
@@ -218,10 +218,10 @@ impl PgStore {
         self.known_months(family).lock().expect("months cache poisoned").clear();
     }
 
-    /// Drops every month of `family` that ends by `before_ticks`, one month per transaction, and
+    /// Drops every month of `family` that ends by `before`, one month per transaction, and
     /// returns how many rows of the counted table went with them. Months are read from the
     /// catalog, not the cache, because other nodes create partitions too.
-    pub(super) async fn drop_expired_months(&self, family: Family, before_ticks: i64) -> StoreResult<u64> {
+    pub(super) async fn drop_expired_months(&self, family: Family, before: Timestamp) -> StoreResult<u64> {
         let mut expired = BTreeSet::new();
         for table in family.tables() {
             let names: Vec<String> = sqlx::query_scalar(
@@ -236,7 +236,7 @@ impl PgStore {
                     .iter()
                     .filter_map(|name| name.strip_prefix(table)?.strip_prefix('_'))
                     .filter_map(Month::parse_suffix)
-                    .filter(|month| month.ends_by(before_ticks)),
+                    .filter(|month| month.ends_by(before.ticks())),
             );
         }
         let mut removed = 0;

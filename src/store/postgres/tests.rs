@@ -62,7 +62,7 @@ async fn purge_drops_expired_months_then_deletes_the_boundary_in_batches() {
     let store = db.open().await;
     store_purge_fixture(&store).await;
     let t = tenant();
-    let cutoff = ticks("2024-03-10T00:00:00Z");
+    let cutoff = at("2024-03-10T00:00:00Z");
 
     // The first call drops January and February whole (4 records) and deletes 2 March ones.
     assert_eq!(store.purge_call_records_before(cutoff, 2).await.unwrap(), 6);
@@ -107,7 +107,7 @@ async fn purge_drops_expired_months_then_deletes_the_boundary_in_batches() {
         .upsert_log_rows(&t, LogKind::DirectRoutingCall, &rows)
         .await
         .unwrap();
-    let log_cutoff = ticks("2024-02-25T00:00:00Z");
+    let log_cutoff = at("2024-02-25T00:00:00Z");
     assert_eq!(store.purge_log_rows_before(log_cutoff, 1).await.unwrap(), 4);
     assert_eq!(store.purge_log_rows_before(log_cutoff, 1).await.unwrap(), 1);
     assert_eq!(store.purge_log_rows_before(log_cutoff, 1).await.unwrap(), 0);
@@ -141,14 +141,14 @@ async fn nodes_open_one_fresh_database_together_and_survive_each_others_drops() 
         .unwrap();
     assert_eq!(
         node_b
-            .purge_call_records_before(ticks("2024-02-01T00:00:00Z"), 10)
+            .purge_call_records_before(at("2024-02-01T00:00:00Z"), 10)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         node_b
-            .purge_log_rows_before(ticks("2024-02-01T00:00:00Z"), 10)
+            .purge_log_rows_before(at("2024-02-01T00:00:00Z"), 10)
             .await
             .unwrap(),
         1
@@ -250,7 +250,7 @@ async fn concurrent_claimers_take_disjoint_rows() {
     assert_eq!(node_b.outbox_depth().await.unwrap(), 300);
 
     let at = now();
-    async fn drain(node: &PgStore, worker: &str, at: i64) -> Vec<i64> {
+    async fn drain(node: &PgStore, worker: &str, at: Timestamp) -> Vec<i64> {
         let mut ids = Vec::new();
         loop {
             let claimed = node.claim_notifications(worker, at, MINUTE, 7).await.unwrap();
@@ -331,7 +331,7 @@ async fn reauthorization_is_due_once_per_interval_across_nodes() {
         1
     );
     assert!(node_a
-        .take_reauthorization_due(t0 + 31 * MINUTE, within, 0)
+        .take_reauthorization_due(t0 + 31 * MINUTE, within, Duration::ZERO)
         .await
         .unwrap()
         .is_empty());

@@ -189,7 +189,7 @@ fn store_error(error: rusqlite::Error) -> StoreError {
 fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     Ok(StoredRecord {
         id: row.get(0)?,
-        start_ticks: row.get(1)?,
+        start: row.get(1)?,
         document: row.get(2)?,
         n_sessions: row.get(3)?,
         n_participants: row.get(4)?,
@@ -280,14 +280,14 @@ impl HotReader {
 async fn active_scopes(
     tx: &mut sqlx::SqliteConnection,
     tenant: &TenantId,
-    now_ticks: i64,
+    now: Timestamp,
 ) -> Result<Vec<(String, SubscriptionScope)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, wants_created, wants_updated, participant_ids FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?
          ORDER BY id",
     )
     .bind(tenant.as_str())
-    .bind(now_ticks)
+    .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     rows.iter()
@@ -309,7 +309,7 @@ fn stored_subscription(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSubscripti
     let participant_ids: Option<String> = row.try_get("participant_ids")?;
     Ok(StoredSubscription {
         id: row.try_get("id")?,
-        expiration_ticks: row.try_get("expiration_ticks")?,
+        expiration: row.try_get("expiration_ticks")?,
         scope: SubscriptionScope {
             created: row.try_get("wants_created")?,
             updated: row.try_get("wants_updated")?,
@@ -353,16 +353,16 @@ fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::s
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl CallRecordStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(n_records = batch.len()))]
     async fn upsert_call_records(
         &self,
         tenant: &TenantId,
         batch: &[PreparedRecord],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let scopes = active_scopes(&mut tx, tenant, now_ticks).await?;
+        let scopes = active_scopes(&mut tx, tenant, now).await?;
         let mut stored = HashMap::new();
         let mut looked_up = HashSet::new();
         for record in batch {
@@ -404,11 +404,11 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(&record.id)
             .bind(record.version)
-            .bind(record.start_ticks)
-            .bind(record.end_ticks)
+            .bind(record.start)
+            .bind(record.end)
             .bind(record.sessions.len() as i64)
             .bind(record.participants.len() as i64)
-            .bind(now_ticks)
+            .bind(now)
             .bind(&record.document)
             .bind(record.organizer_at)
             .execute(&mut *tx)
@@ -436,7 +436,7 @@ impl Store for SqliteStore {
                         .push_bind(&record.id)
                         .push_bind((chunk_index * 1000 + i) as i64)
                         .push_bind(id)
-                        .push_bind(record.start_ticks)
+                        .push_bind(record.start)
                         .push_bind(document);
                 });
                 insert.build().execute(&mut *tx).await?;
@@ -451,8 +451,8 @@ impl Store for SqliteStore {
             .bind(planned.subscription_id)
             .bind(planned.change.as_str())
             .bind(planned.record_id)
-            .bind(now_ticks)
-            .bind(now_ticks)
+            .bind(now)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
@@ -503,11 +503,11 @@ impl Store for SqliteStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
     ) -> StoreResult<Option<StoredRecord>> {
         use rusqlite::OptionalExtension;
         let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
-        let visible_from = visible_from.unwrap_or(i64::MIN);
+        let visible_from = visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN));
         self.hot_reader
             .read(move |connection| {
                 connection
@@ -525,12 +525,12 @@ impl Store for SqliteStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        visible_from: Option<i64>,
+        visible_from: Option<Timestamp>,
         limit: u32,
     ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
         use rusqlite::OptionalExtension;
         let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
-        let visible_from = visible_from.unwrap_or(i64::MIN);
+        let visible_from = visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN));
         self.hot_reader
             .read(move |connection| {
                 // One read transaction: one snapshot of the WAL for both statements.
@@ -603,7 +603,10 @@ impl Store for SqliteStore {
             .child(ChildTable::Participant, tenant, call_record_id, participant_id)
             .await
     }
+}
 
+#[async_trait]
+impl UsageLogStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(kind = kind.as_str(), n_rows = batch.len()))]
     async fn upsert_log_rows(
         &self,
@@ -621,7 +624,7 @@ impl Store for SqliteStore {
             .bind(tenant.as_str())
             .bind(kind.as_str())
             .bind(&row.id)
-            .bind(row.start_ticks)
+            .bind(row.start)
             .bind(&row.document)
             .execute(&mut *tx)
             .await?
@@ -644,19 +647,22 @@ impl Store for SqliteStore {
             .map(|row| {
                 Ok(StoredLogRow {
                     id: row.try_get("id")?,
-                    start_ticks: row.try_get("start_ticks")?,
+                    start: row.try_get("start_ticks")?,
                     document: row.try_get("document")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
 
+#[async_trait]
+impl RetentionStore for SqliteStore {
     #[tracing::instrument(skip(self))]
-    async fn purge_call_records_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
+    async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let victims: Vec<(String, String)> =
             sqlx::query_as("SELECT tenant_id, id FROM call_record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
-                .bind(before_ticks)
+                .bind(before)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
@@ -681,29 +687,32 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn purge_log_rows_before(&self, before_ticks: i64, limit: u32) -> StoreResult<u64> {
+    async fn purge_log_rows_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let removed =
             sqlx::query("DELETE FROM log_row WHERE rowid IN (SELECT rowid FROM log_row WHERE start_ticks < ? LIMIT ?)")
-                .bind(before_ticks)
+                .bind(before)
                 .bind(i64::from(limit))
                 .execute(&self.writer)
                 .await?
                 .rows_affected();
         Ok(removed)
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
     async fn create_subscription(
         &self,
         tenant: &TenantId,
         subscription: &StoredSubscription,
         quota: u32,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let unexpired: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?")
                 .bind(tenant.as_str())
-                .bind(now_ticks)
+                .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
         if !rules::quota_allows(unexpired, quota) {
@@ -716,7 +725,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(&subscription.id)
-        .bind(subscription.expiration_ticks)
+        .bind(subscription.expiration)
         .bind(subscription.scope.created)
         .bind(subscription.scope.updated)
         .bind(participant_ids_column(&subscription.scope))
@@ -731,25 +740,25 @@ impl Store for SqliteStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<Option<StoredSubscription>> {
         let row = sqlx::query(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND id = ? AND expiration_ticks > ?"
         ))
         .bind(tenant.as_str())
         .bind(id)
-        .bind(now_ticks)
+        .bind(now)
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.as_ref().map(stored_subscription).transpose()?)
     }
 
-    async fn list_subscriptions(&self, tenant: &TenantId, now_ticks: i64) -> StoreResult<Vec<StoredSubscription>> {
+    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>> {
         let rows = sqlx::query(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND expiration_ticks > ? ORDER BY id"
         ))
         .bind(tenant.as_str())
-        .bind(now_ticks)
+        .bind(now)
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
@@ -761,7 +770,7 @@ impl Store for SqliteStore {
                reauthorization_notice_ticks = 0
              WHERE tenant_id = ? AND id = ?",
         )
-        .bind(subscription.expiration_ticks)
+        .bind(subscription.expiration)
         .bind(subscription.scope.created)
         .bind(subscription.scope.updated)
         .bind(participant_ids_column(&subscription.scope))
@@ -791,17 +800,17 @@ impl Store for SqliteStore {
         Ok(deleted == 1)
     }
 
-    async fn remove_expired_subscriptions(&self, now_ticks: i64) -> StoreResult<u64> {
+    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         sqlx::query(
             "DELETE FROM outbox WHERE target_url IS NULL AND EXISTS (SELECT 1 FROM subscription s
                WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks <= ?)",
         )
-        .bind(now_ticks)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= ?")
-            .bind(now_ticks)
+            .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -811,19 +820,19 @@ impl Store for SqliteStore {
 
     async fn take_reauthorization_due(
         &self,
-        now_ticks: i64,
-        within_ticks: i64,
-        every_ticks: i64,
+        now: Timestamp,
+        within: Duration,
+        every: Duration,
     ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
         let rows = sqlx::query(&format!(
             "UPDATE subscription SET reauthorization_notice_ticks = ?
              WHERE expiration_ticks > ? AND expiration_ticks <= ? AND reauthorization_notice_ticks <= ?
              RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
         ))
-        .bind(now_ticks)
-        .bind(now_ticks)
-        .bind(now_ticks.saturating_add(within_ticks))
-        .bind(now_ticks.saturating_sub(every_ticks))
+        .bind(now)
+        .bind(now)
+        .bind(now + within)
+        .bind(now - every)
         .fetch_all(&self.writer)
         .await?;
         Ok(rows
@@ -836,12 +845,15 @@ impl Store for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
 
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn enqueue_lifecycle_events(
         &self,
         tenant: &TenantId,
         events: &[LifecycleEvent],
-        now_ticks: i64,
+        now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         for event in events {
@@ -854,9 +866,9 @@ impl Store for SqliteStore {
             .bind(&event.event)
             .bind(&event.target_url)
             .bind(&event.client_state)
-            .bind(event.expiration_ticks)
-            .bind(now_ticks)
-            .bind(now_ticks)
+            .bind(event.expiration)
+            .bind(now)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
@@ -867,8 +879,8 @@ impl Store for SqliteStore {
     async fn claim_notifications(
         &self,
         worker: &str,
-        now_ticks: i64,
-        lease_ticks: i64,
+        now: Timestamp,
+        lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedNotification>> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
@@ -877,7 +889,7 @@ impl Store for SqliteStore {
             "DELETE FROM outbox WHERE target_url IS NULL AND NOT EXISTS (SELECT 1 FROM subscription s
                WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks > ?)",
         )
-        .bind(now_ticks)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         // A row waits while an earlier row of its record and subscription waits for a retry or
@@ -895,15 +907,15 @@ impl Store for SqliteStore {
                        created_ticks, first_attempt_ticks, attempts",
         )
         .bind(worker)
-        .bind(now_ticks.saturating_add(lease_ticks))
-        .bind(now_ticks)
+        .bind(now + lease)
+        .bind(now)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             let row = rules::ClaimedRow::from_row(row)?;
-            let subscription: Option<(i64, String)> = match row.target_url {
+            let subscription: Option<(Timestamp, String)> = match row.target_url {
                 Some(_) => None,
                 None => {
                     sqlx::query_as("SELECT expiration_ticks, document FROM subscription WHERE tenant_id = ? AND id = ?")
@@ -951,16 +963,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn retry_notifications(&self, retries: &[(i64, i64)], now_ticks: i64) -> StoreResult<()> {
+    async fn retry_notifications(&self, retries: &[(i64, Timestamp)], now: Timestamp) -> StoreResult<()> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        for (id, due_ticks) in retries {
+        for (id, due) in retries {
             sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, due_ticks = ?, lease_owner = NULL, lease_until_ticks = 0,
                    first_attempt_ticks = COALESCE(first_attempt_ticks, ?)
                  WHERE id = ?",
             )
-            .bind(due_ticks)
-            .bind(now_ticks)
+            .bind(due)
+            .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -974,7 +986,10 @@ impl Store for SqliteStore {
             .fetch_one(&self.reader)
             .await?)
     }
+}
 
+#[async_trait]
+impl StoreHealth for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
@@ -1000,7 +1015,10 @@ impl Store for SqliteStore {
             log_rows_by_kind,
         })
     }
+}
 
+#[async_trait]
+impl IssuerStore for SqliteStore {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         let rows = sqlx::query(
             "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid",
@@ -1010,7 +1028,7 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(stored_signing_key).collect::<Result<_, _>>()?)
     }
 
-    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<i64>) -> StoreResult<()> {
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         if let Some(at) = retire_others_at {
             sqlx::query("UPDATE signing_key SET retired_ticks = ? WHERE retired_ticks IS NULL OR retired_ticks > ?")
@@ -1022,8 +1040,8 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO signing_key (kid, private_key_pem, created_ticks, retired_ticks) VALUES (?, ?, ?, ?)")
             .bind(&key.kid)
             .bind(&key.private_key_pem)
-            .bind(key.created_ticks)
-            .bind(key.retired_ticks)
+            .bind(key.created)
+            .bind(key.retired)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -1039,7 +1057,7 @@ impl Store for SqliteStore {
         .bind(&app.name)
         .bind(serde_json::to_string(&app.roles).map_err(anyhow::Error::new)?)
         .bind(&app.secret_sha256)
-        .bind(app.created_ticks)
+        .bind(app.created)
         .execute(&self.writer)
         .await?;
         Ok(())
