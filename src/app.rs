@@ -226,6 +226,29 @@ impl App {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM with the signal's name: how `serve` and `callrecords bench`
+/// learn they should stop.
+pub async fn termination_signal() -> &'static str {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => "SIGINT",
+        _ = terminate => "SIGTERM",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

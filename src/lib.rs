@@ -7,9 +7,8 @@ pub mod api;
 pub mod app;
 /// Bearer tokens, application roles and tenants; the local token issuer and external OIDC issuers' keys.
 pub mod auth;
-/// `callrecords bench`: stores, a child server, an HTTP load generator and a report against targets.
-pub mod bench;
-/// The command line: serve, import, generate, migrate.
+/// The command line: serve, import, generate, migrate, the local issuer, and `bench`, which runs
+/// the benchmark's own binary (the workspace's `bench` crate).
 pub mod cli;
 /// Where time is read: the system clock, or a test's manual one.
 pub mod clock;

@@ -22,7 +22,10 @@ use super::raw::{self, JsonObject, RawEntity};
 use super::AppState;
 use crate::auth::Principal;
 use crate::model::{retired, DateTimeOffset, LogKind, CSDL, CSDL_BETA};
-use crate::query::{self, CallRecordFilter, Comparison, EntityKind, ExpandItem, QueryOption as Q, RawQueryOptions};
+use crate::query::{
+    self, CallRecordFilter, Comparison, EntityKind, ExpandItem, OptionRules, QueryOption, QueryOption as Q,
+    QueryOptions,
+};
 use crate::store::{self, RecordCursor, RecordSelection, StoredChild, StoredRecord, TenantId, Timestamp};
 
 /// Largest pages Graph serves; the list's maximum is our choice (Graph documents none).
@@ -87,9 +90,14 @@ async fn serve(
         return Err(ApiError::method_not_allowed("GET"));
     }
     let query = uri.query().unwrap_or_default();
-    let options = match version {
+    let raw = match version {
         ApiVersion::V1 => query::parse_query_string(query)?,
         ApiVersion::Beta => query::parse_query_string(&with_dollar_prefixes(query))?,
+    };
+    let options = match option_rules(&resource) {
+        Some(rules) => QueryOptions::parse(raw, &rules)?,
+        // The documents read no option: any that splits cleanly is ignored.
+        None => QueryOptions::default(),
     };
     let graph = Graph {
         state,
@@ -117,6 +125,56 @@ async fn serve(
         Resource::Function(LogKind::PstnOnlineMeetingDialout, range) => graph.dialout_report(&range).await,
         Resource::Function(kind, range) => graph.call_log_function(kind, &range).await,
     }
+}
+
+/// The query options each resource takes, the entity its `$select` and `$expand` name
+/// properties of, and what it may expand. Graph's listed records never carry sessions or
+/// participants (`organizer_v2` is inlined anyway); participants expand nothing. `None` for the
+/// service and metadata documents, which read no option.
+fn option_rules(resource: &Resource) -> Option<OptionRules> {
+    let rules = |supported: &'static [QueryOption], entity, expandable: &'static [&'static str]| OptionRules {
+        supported,
+        entity: Some(entity),
+        expandable,
+    };
+    Some(match resource {
+        Resource::ServiceDocument | Resource::Metadata => return None,
+        Resource::CallRecords => rules(
+            &[Q::Filter, Q::Select, Q::Expand, Q::Top, Q::SkipToken, Q::Count],
+            EntityKind::CallRecord,
+            &["organizer_v2"],
+        ),
+        Resource::CallRecordsCount => rules(&[Q::Filter], EntityKind::CallRecord, &[]),
+        Resource::CallRecord(_) => rules(
+            &[Q::Select, Q::Expand],
+            EntityKind::CallRecord,
+            &["sessions", "participants_v2", "organizer_v2"],
+        ),
+        Resource::Sessions(_) => rules(
+            &[Q::Select, Q::Top, Q::SkipToken, Q::Count, Q::Expand],
+            EntityKind::Session,
+            &["segments"],
+        ),
+        Resource::Participants(_) => rules(
+            &[Q::Select, Q::Top, Q::SkipToken, Q::Count],
+            EntityKind::Participant,
+            &[],
+        ),
+        Resource::SessionsCount(_) | Resource::ParticipantsCount(_) | Resource::SegmentsCount(..) => OptionRules::NONE,
+        Resource::Session(..) => rules(&[Q::Select, Q::Expand], EntityKind::Session, &["segments"]),
+        Resource::Segments(..) => rules(&[Q::Select, Q::Count], EntityKind::Segment, &[]),
+        Resource::Segment(..) => rules(&[Q::Select], EntityKind::Segment, &[]),
+        Resource::Participant(..) => rules(&[Q::Select], EntityKind::Participant, &[]),
+        Resource::Organizer(_) => rules(&[Q::Select], EntityKind::Organizer, &[]),
+        Resource::Function(LogKind::PstnOnlineMeetingDialout, _) => OptionRules {
+            supported: &[Q::Top, Q::Count, Q::SkipToken],
+            ..OptionRules::NONE
+        },
+        Resource::Function(..) => OptionRules {
+            supported: &[Q::Top, Q::Skip, Q::Count, Q::SkipToken],
+            ..OptionRules::NONE
+        },
+    })
 }
 
 /// On beta the `$` of system query options is optional: `top=2` means `$top=2`.
@@ -190,7 +248,7 @@ enum Child {
 pub(super) struct Graph {
     pub(super) state: AppState,
     pub(super) ctx: RequestContext,
-    pub(super) options: RawQueryOptions,
+    pub(super) options: QueryOptions,
     pub(super) tenant: TenantId,
     pub(super) version: ApiVersion,
 }
@@ -278,42 +336,6 @@ fn split_page(mut rows: Vec<StoredChild>, size: u32) -> (Vec<StoredChild>, bool)
 impl Graph {
     fn visible_from(&self) -> Option<Timestamp> {
         store::visible_from(self.state.settings.retention_days, self.state.clock.timestamp())
-    }
-
-    fn parse_select(&self, entity: EntityKind) -> Result<Vec<String>> {
-        Ok(self
-            .options
-            .select
-            .as_deref()
-            .map(|text| query::parse_select(text, entity))
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    fn parse_expand(&self, entity: EntityKind, allowed: &[&str]) -> Result<Vec<ExpandItem>> {
-        let items = self
-            .options
-            .expand
-            .as_deref()
-            .map(|text| query::parse_expand(text, entity))
-            .transpose()?
-            .unwrap_or_default();
-        query::ensure_expand_only(&items, allowed)?;
-        Ok(items)
-    }
-
-    pub(super) fn parse_top(&self) -> Result<Option<u64>> {
-        Ok(self.options.top.as_deref().map(query::parse_top).transpose()?)
-    }
-
-    pub(super) fn parse_count(&self) -> Result<bool> {
-        Ok(self
-            .options
-            .count
-            .as_deref()
-            .map(query::parse_count)
-            .transpose()?
-            .unwrap_or(false))
     }
 
     /// The record `id`, after its throttle budget: every handler of a record or a sub-resource
@@ -435,30 +457,26 @@ impl Graph {
     }
 
     async fn list_call_records(&self) -> Result<Response> {
-        self.options
-            .ensure_only(&[Q::Filter, Q::Select, Q::Expand, Q::Top, Q::SkipToken, Q::Count])?;
-        let filter = self
-            .options
-            .filter
-            .as_deref()
-            .map(query::parse_call_record_filter)
-            .transpose()?;
-        let select = self.parse_select(EntityKind::CallRecord)?;
-        // Graph's listed records never carry sessions or participants; organizer_v2 is inlined anyway.
-        let expand = self.parse_expand(EntityKind::CallRecord, &["organizer_v2"])?;
-        let top = self.parse_top()?;
-        let with_count = self.parse_count()?;
+        let QueryOptions {
+            filter,
+            select,
+            expand,
+            top,
+            count: with_count,
+            raw,
+            ..
+        } = &self.options;
         let paging = Paging::new(
             "callRecords",
             "communications/callRecords",
             &[
-                ("$filter", self.options.filter.as_deref()),
-                ("$select", self.options.select.as_deref()),
-                ("$expand", self.options.expand.as_deref()),
-                ("$count", self.options.count.as_deref()),
+                ("$filter", raw.filter.as_deref()),
+                ("$select", raw.select.as_deref()),
+                ("$expand", raw.expand.as_deref()),
+                ("$count", raw.count.as_deref()),
             ],
         );
-        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), top)?;
+        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), *top)?;
         let (cursor, remaining) = (position.after, position.remaining);
         let selection = selection_from(filter.as_ref(), self.visible_from());
         let (size, max_page_applied) = page_size(&self.ctx, MAX_RECORDS_PAGE, remaining);
@@ -470,25 +488,25 @@ impl Graph {
         let more = rows.len() > size as usize;
         rows.truncate(size as usize);
 
-        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        let projection = query::context_projection(select, &[]).unwrap_or_default();
         let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 256).sum());
         body.string(
             "@odata.context",
             &context_url(&self.ctx, &format!("communications/callRecords{projection}")),
         );
-        if with_count {
+        if *with_count {
             let total = self.state.store.count_call_records(&self.tenant, &selection).await?;
             body.integer("@odata.count", total);
         }
-        let organizer = OrganizerExpansion::of(&expand);
+        let organizer = OrganizerExpansion::of(expand);
         let mut derived = Vec::with_capacity(rows.len());
         for row in &rows {
-            derived.push(self.derived_participants(&row.id, &select).await?);
+            derived.push(self.derived_participants(&row.id, select).await?);
         }
         let mut derived = derived.into_iter();
         body.object_array("value", &rows, |item, row| {
             let participants = derived.next().flatten();
-            self.write_record(item, row, &select, organizer, participants.as_deref())
+            self.write_record(item, row, select, organizer, participants.as_deref())
         })?;
         if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
             let last = RecordCursor {
@@ -505,22 +523,13 @@ impl Graph {
     }
 
     async fn count_call_records(&self) -> Result<Response> {
-        self.options.ensure_only(&[Q::Filter])?;
-        let filter = self
-            .options
-            .filter
-            .as_deref()
-            .map(query::parse_call_record_filter)
-            .transpose()?;
-        let selection = selection_from(filter.as_ref(), self.visible_from());
+        let selection = selection_from(self.options.filter.as_ref(), self.visible_from());
         let count = self.state.store.count_call_records(&self.tenant, &selection).await?;
         Ok(odata::count_response(count))
     }
 
     async fn get_call_record(&self, id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select, Q::Expand])?;
-        let select = self.parse_select(EntityKind::CallRecord)?;
-        let expand = self.parse_expand(EntityKind::CallRecord, &["sessions", "participants_v2", "organizer_v2"])?;
+        let QueryOptions { select, expand, .. } = &self.options;
         let expanded = |name: &str| expand.iter().any(|item| item.property == name);
         // `odata.maxpagesize` sizes the expanded collections as it sizes listed ones.
         let (sessions_size, _) = page_size(&self.ctx, MAX_SESSIONS_PAGE, None);
@@ -549,7 +558,7 @@ impl Graph {
         } else {
             (self.require_record(id).await?, None)
         };
-        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        let projection = query::context_projection(select, expand).unwrap_or_default();
         // Sized for the whole answer when sessions come with it, so the buffer is never regrown.
         let sessions_len: usize = first_sessions
             .iter()
@@ -561,16 +570,16 @@ impl Graph {
             "@odata.context",
             &context_url(&self.ctx, &format!("communications/callRecords{projection}/$entity")),
         );
-        let participants = self.derived_participants(id, &select).await?;
+        let participants = self.derived_participants(id, select).await?;
         self.write_record(
             &mut body,
             &record,
-            &select,
-            OrganizerExpansion::of(&expand),
+            select,
+            OrganizerExpansion::of(expand),
             participants.as_deref(),
         )?;
         let record_path = format!("communications/{}", keyed("callRecords", id));
-        for item in &expand {
+        for item in expand {
             match item.property.as_str() {
                 "sessions" => {
                     let first_page = match first_sessions.take() {
@@ -654,29 +663,28 @@ impl Graph {
 
     /// Lists sessions or participants of a record, keyset-paged by their ordinal.
     async fn list_children(&self, id: &str, child: Child) -> Result<Response> {
-        let (name, entity, max, allowed_expand): (&str, EntityKind, u32, &[&str]) = match child {
-            Child::Sessions => ("sessions", EntityKind::Session, MAX_SESSIONS_PAGE, &["segments"]),
-            Child::Participants => ("participants_v2", EntityKind::Participant, MAX_PARTICIPANTS_PAGE, &[]),
+        let (name, max) = match child {
+            Child::Sessions => ("sessions", MAX_SESSIONS_PAGE),
+            Child::Participants => ("participants_v2", MAX_PARTICIPANTS_PAGE),
         };
-        let mut supported = vec![Q::Select, Q::Top, Q::SkipToken, Q::Count];
-        if !allowed_expand.is_empty() {
-            supported.push(Q::Expand);
-        }
-        self.options.ensure_only(&supported)?;
-        let select = self.parse_select(entity)?;
-        let expand = self.parse_expand(entity, allowed_expand)?;
-        let top = self.parse_top()?;
-        let with_count = self.parse_count()?;
+        let QueryOptions {
+            select,
+            expand,
+            top,
+            count: with_count,
+            raw,
+            ..
+        } = &self.options;
         let record_path = format!("communications/{}", keyed("callRecords", id));
         let paging = child_paging(
             &record_path,
             name,
             id,
-            self.options.select.as_deref(),
-            self.options.expand.as_deref(),
-            self.options.count.as_deref(),
+            raw.select.as_deref(),
+            raw.expand.as_deref(),
+            raw.count.as_deref(),
         );
-        let position = paging.position::<i64>(self.options.skiptoken.as_deref(), top)?;
+        let position = paging.position::<i64>(self.options.skiptoken.as_deref(), *top)?;
         let (after, remaining) = (position.after, position.remaining);
         let record = self.require_record(id).await?;
         let (size, max_page_applied) = page_size(&self.ctx, max, remaining);
@@ -695,13 +703,13 @@ impl Graph {
             }
         };
         let (rows, more) = split_page(fetched, size);
-        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        let projection = query::context_projection(select, expand).unwrap_or_default();
         let mut body = JsonObject::with_capacity(rows.iter().map(|row| row.document.len() + 1).sum::<usize>() + 512);
         body.string(
             "@odata.context",
             &context_url(&self.ctx, &format!("{record_path}/{name}{projection}")),
         );
-        if with_count {
+        if *with_count {
             let total = match child {
                 Child::Sessions => record.n_sessions,
                 Child::Participants => record.n_participants,
@@ -709,8 +717,8 @@ impl Graph {
             body.integer("@odata.count", total);
         }
         let items = match child {
-            Child::Sessions => self.render_sessions(&rows, &select, &expand)?,
-            Child::Participants => render_participants(&rows, &select)?,
+            Child::Sessions => self.render_sessions(&rows, select, expand)?,
+            Child::Participants => render_participants(&rows, select)?,
         };
         body.raw_array("value", &items);
         if let (Some(left), Some(last)) = (after_page(more, remaining, u64::from(size)), rows.last()) {
@@ -732,7 +740,6 @@ impl Graph {
     }
 
     async fn count_children(&self, id: &str, child: Child) -> Result<Response> {
-        self.options.ensure_only(&[])?;
         let record = self.require_record(id).await?;
         Ok(odata::count_response(match child {
             Child::Sessions => record.n_sessions,
@@ -754,12 +761,10 @@ impl Graph {
     }
 
     async fn get_session(&self, id: &str, session_id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select, Q::Expand])?;
-        let select = self.parse_select(EntityKind::Session)?;
-        let expand = self.parse_expand(EntityKind::Session, &["segments"])?;
+        let QueryOptions { select, expand, .. } = &self.options;
         let mut session = self.require_session(id, session_id).await?;
-        project_session(&mut session, &select, expand.first());
-        let projection = query::context_projection(&select, &expand).unwrap_or_default();
+        project_session(&mut session, select, expand.first());
+        let projection = query::context_projection(select, expand).unwrap_or_default();
         let context = context_url(
             &self.ctx,
             &format!(
@@ -783,16 +788,18 @@ impl Graph {
     }
 
     async fn list_segments(&self, id: &str, session_id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select, Q::Count])?;
-        let select = self.parse_select(EntityKind::Segment)?;
-        let with_count = self.parse_count()?;
+        let QueryOptions {
+            select,
+            count: with_count,
+            ..
+        } = &self.options;
         let mut segments = self.session_segments(id, session_id).await?;
         for segment in &mut segments {
             if let Value::Object(entity) = segment {
-                project(entity, &select);
+                project(entity, select);
             }
         }
-        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        let projection = query::context_projection(select, &[]).unwrap_or_default();
         let mut body = Map::new();
         body.insert(
             "@odata.context".into(),
@@ -806,7 +813,7 @@ impl Graph {
             )
             .into(),
         );
-        if with_count {
+        if *with_count {
             body.insert("@odata.count".into(), segments.len().into());
         }
         body.insert("value".into(), Value::Array(segments));
@@ -814,14 +821,12 @@ impl Graph {
     }
 
     async fn count_segments(&self, id: &str, session_id: &str) -> Result<Response> {
-        self.options.ensure_only(&[])?;
         let segments = self.session_segments(id, session_id).await?;
         Ok(odata::count_response(segments.len() as i64))
     }
 
     async fn get_segment(&self, id: &str, session_id: &str, segment_id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select])?;
-        let select = self.parse_select(EntityKind::Segment)?;
+        let select = &self.options.select;
         let segment = self
             .session_segments(id, session_id)
             .await?
@@ -832,8 +837,8 @@ impl Graph {
             })
             .ok_or_else(ApiError::resource_not_found)?;
         let mut segment = segment;
-        project(&mut segment, &select);
-        let projection = query::context_projection(&select, &[]).unwrap_or_default();
+        project(&mut segment, select);
+        let projection = query::context_projection(select, &[]).unwrap_or_default();
         let context = context_url(
             &self.ctx,
             &format!(
@@ -850,8 +855,7 @@ impl Graph {
     }
 
     async fn get_participant(&self, id: &str, participant_id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select])?;
-        let select = self.parse_select(EntityKind::Participant)?;
+        let select = &self.options.select;
         self.require_record(id).await?;
         let row = self
             .state
@@ -860,7 +864,7 @@ impl Graph {
             .await?
             .ok_or_else(ApiError::resource_not_found)?;
         let mut participant = parse_document(&row.document).map_err(ApiError::internal)?;
-        project(&mut participant, &select);
+        project(&mut participant, select);
         let context = context_url(
             &self.ctx,
             &format!("communications/{}/participants_v2/$entity", keyed("callRecords", id)),
@@ -873,14 +877,13 @@ impl Graph {
     }
 
     async fn get_organizer(&self, id: &str) -> Result<Response> {
-        self.options.ensure_only(&[Q::Select])?;
-        let select = self.parse_select(EntityKind::Organizer)?;
+        let select = &self.options.select;
         let record = self.require_record(id).await?;
         let mut document = parse_document(&record.document).map_err(ApiError::internal)?;
         let Some(Value::Object(mut organizer)) = document.remove("organizer_v2") else {
             return Err(ApiError::resource_not_found());
         };
-        project(&mut organizer, &select);
+        project(&mut organizer, select);
         let context = context_url(
             &self.ctx,
             &format!("communications/{}/organizer_v2/$entity", keyed("callRecords", id)),

@@ -18,7 +18,6 @@ use super::paging::{after_page, Paging};
 use super::path::{function_name, FunctionRange};
 use super::raw::{JsonObject, RawEntity};
 use crate::model::{LogKind, PstnOnlineMeetingDialoutReport};
-use crate::query::QueryOption as Q;
 use crate::store::{LogRowQuery, RecordCursor, Timestamp};
 
 /// Graph's page size for the usage-log functions.
@@ -34,24 +33,10 @@ fn function_paging(kind: LogKind, range: &FunctionRange, count: Option<&str>) ->
 impl Graph {
     // Graph's getPstnCalls and getDirectRoutingCalls pages.
     pub(super) async fn call_log_function(&self, kind: LogKind, range: &FunctionRange) -> Result<Response> {
-        self.options.ensure_only(&[Q::Top, Q::Skip, Q::Count, Q::SkipToken])?;
-        let top = self.parse_top()?;
         // `$count=true` is accepted; the count of the page is always written (Graph's docs
         // define it as the rows in this response, not the total).
-        self.parse_count()?;
-        let skip = match self.options.skip.as_deref() {
-            Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("$skip '{text}' is too large.")).with_target("$skip"))?,
-            Some(text) => {
-                return Err(
-                    ApiError::bad_request(format!("$skip must be a non-negative integer, not '{text}'."))
-                        .with_target("$skip"),
-                )
-            }
-            None => 0,
-        };
-        let paging = function_paging(kind, range, self.options.count.as_deref());
+        let (top, skip) = (self.options.top, self.options.skip);
+        let paging = function_paging(kind, range, self.options.raw.count.as_deref());
         let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), top)?;
         let resumed = position.resumed();
         let (after, remaining) = (position.after, position.remaining);
@@ -135,10 +120,8 @@ impl Graph {
     /// keys; 1,000 entries a page, a `$skiptoken` holding the last entry's key.
     pub(super) async fn dialout_report(&self, range: &FunctionRange) -> Result<Response> {
         let kind = LogKind::PstnOnlineMeetingDialout;
-        self.options.ensure_only(&[Q::Top, Q::Count, Q::SkipToken])?;
-        let top = self.parse_top()?;
-        self.parse_count()?;
-        let paging = function_paging(kind, range, self.options.count.as_deref());
+        let top = self.options.top;
+        let paging = function_paging(kind, range, self.options.raw.count.as_deref());
         let position = paging.position::<Vec<Option<String>>>(self.options.skiptoken.as_deref(), top)?;
         let after = position.after;
         let mut groups: BTreeMap<Vec<Option<String>>, PstnOnlineMeetingDialoutReport> = BTreeMap::new();

@@ -4,7 +4,10 @@
 //! one that writes to stdout.
 
 mod auth;
+mod bench;
 mod import;
+
+pub use bench::BENCH_SERVER_ENV;
 
 use std::net::SocketAddr;
 
@@ -14,9 +17,9 @@ use time::OffsetDateTime;
 
 use crate::api::ApiSettings;
 use crate::app::{redact_url, App, ServeConfig};
-use crate::generate::{self, GenerateOptions, Generated};
-use crate::ingest::{BatchIngest, IngestKind, IngestReport};
-use crate::model::{DateTimeOffset, LogKind};
+use crate::generate::{self, GenerateOptions};
+use crate::ingest::IngestKind;
+use crate::model::DateTimeOffset;
 use crate::notify::NotifySettings;
 use crate::retention::RetentionPolicy;
 use crate::store::{self, RecordSelection, Store, TenantId};
@@ -61,10 +64,7 @@ pub(crate) enum Command {
     Keys(auth::KeysCommand),
     /// Measure a server over HTTP against the project's performance targets, each figure also as
     /// a ratio to a minimal server measured in the same run, and print a Markdown report.
-    Bench(crate::bench::BenchArgs),
-    /// The bench's baseline: a minimal server answering pre-built bytes (started by `bench`).
-    #[command(hide = true)]
-    BenchBaseline(crate::bench::BaselineArgs),
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -77,7 +77,7 @@ impl Command {
             Command::Migrate(db) | Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
             Command::Token(args) => Some(&args.db.db_url),
             Command::Apps(auth::AppsCommand::Add(args)) => Some(&args.db.db_url),
-            Command::Bench(_) | Command::BenchBaseline(_) => None,
+            Command::Bench(_) => None,
         }
     }
 }
@@ -256,11 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied to {}", redact_url(&args.db_url));
             Ok(())
         }
-        Command::Bench(args) => {
-            let report = crate::bench::run(args).await?;
-            std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes()).context("writing to stdout")
-        }
-        Command::BenchBaseline(args) => crate::bench::serve_baseline(args).await,
+        Command::Bench(args) => bench::run(args),
         Command::Token(args) => print_line(&auth::token(args).await?),
         Command::Apps(command) => print_line(&auth::apps(command).await?),
         Command::Keys(command) => print_line(&auth::keys(command).await?),
@@ -441,7 +437,11 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
             eprintln!("{summary}");
         }
     }
-    app.run(shutdown_signal()).await
+    app.run(async {
+        let signal = crate::app::termination_signal().await;
+        tracing::info!(signal, "shutting down");
+    })
+    .await
 }
 
 fn days_or_forever(days: u32) -> String {
@@ -450,29 +450,6 @@ fn days_or_forever(days: u32) -> String {
         1 => "1 day".to_owned(),
         days => format!("{days} days"),
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
 
 /// The demo month: enough calls to page through, with every long-tail shape the generator makes.
@@ -493,7 +470,7 @@ async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
         days: DEMO_DAYS,
         until: OffsetDateTime::now_utc(),
     };
-    let report = generate_into(store, &tenant, options).await?;
+    let report = crate::ingest::ingest_generated(store, &tenant, options).await?;
     tracing::info!(
         stored = report.stored,
         replaced = report.replaced,
@@ -533,7 +510,7 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
         Some(db_url) => {
             let store = store::open(&db_url).await?;
             let started = std::time::Instant::now();
-            let report = generate_into(store.as_ref(), &TenantId::default_tenant(), options).await?;
+            let report = crate::ingest::ingest_generated(store.as_ref(), &TenantId::default_tenant(), options).await?;
             eprintln!(
                 "generated into {}: {} stored, {} replaced, {} ignored, {} rejected in {:.1}s",
                 redact_url(&db_url),
@@ -560,7 +537,7 @@ fn write_ndjson(options: &GenerateOptions, kind: IngestKind) -> anyhow::Result<(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut result = Ok(());
     generate::generate(options, |item| {
-        if result.is_ok() && kind_of(&item) == kind {
+        if result.is_ok() && IngestKind::of_generated(&item) == kind {
             result = serde_json::to_writer(&mut out, item.value())
                 .map_err(anyhow::Error::from)
                 .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
@@ -569,74 +546,6 @@ fn write_ndjson(options: &GenerateOptions, kind: IngestKind) -> anyhow::Result<(
     result?;
     out.flush().context("writing to stdout")?;
     Ok(())
-}
-
-fn kind_of(item: &Generated) -> IngestKind {
-    match item {
-        Generated::CallRecord(_) => IngestKind::CallRecords,
-        Generated::PstnCall(_) => IngestKind::Log(LogKind::PstnCall),
-        Generated::DirectRoutingCall(_) => IngestKind::Log(LogKind::DirectRoutingCall),
-        Generated::SmsLog(_) => IngestKind::Log(LogKind::SmsLog),
-        Generated::PstnBlockedUser(_) => IngestKind::Log(LogKind::PstnBlockedUser),
-        Generated::PstnOnlineMeetingDialout(_) => IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
-    }
-}
-
-/// Runs the generator on a blocking thread and feeds everything it makes through ingest, each
-/// kind in its own batches. Returns the call records' report; the log rows' counts are logged.
-pub(crate) async fn generate_into(
-    store: &dyn Store,
-    tenant: &TenantId,
-    options: GenerateOptions,
-) -> anyhow::Result<IngestReport> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(IngestKind, Vec<u8>)>(1024);
-    let producer = tokio::task::spawn_blocking(move || {
-        generate::generate(&options, |item| {
-            let kind = kind_of(&item);
-            // A closed channel means the consumer failed; its error is the one reported.
-            let _ = sender.blocking_send((kind, serde_json::to_vec(item.value()).unwrap_or_default()));
-        });
-    });
-    let kinds = [
-        IngestKind::CallRecords,
-        IngestKind::Log(LogKind::PstnCall),
-        IngestKind::Log(LogKind::DirectRoutingCall),
-        IngestKind::Log(LogKind::SmsLog),
-        IngestKind::Log(LogKind::PstnBlockedUser),
-        IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
-    ];
-    let mut batches: Vec<BatchIngest> = kinds
-        .iter()
-        .map(|kind| BatchIngest::of_kind(store, tenant, *kind, &crate::clock::SystemClock))
-        .collect();
-    let mut line = 0;
-    while let Some((kind, json)) = receiver.recv().await {
-        line += 1;
-        let index = kinds.iter().position(|k| *k == kind).expect("every kind has a batch");
-        batches[index].push_line(line, &json).await?;
-    }
-    producer.await.context("the generator thread panicked")?;
-    let mut reports = Vec::with_capacity(kinds.len());
-    for batch in batches {
-        reports.push(batch.finish().await?);
-    }
-    for report in &reports {
-        if let Some(error) = report.errors.first() {
-            anyhow::bail!(
-                "the generator made a record the model refuses (line {}): {}: {}",
-                error.line,
-                error.path,
-                error.reason
-            );
-        }
-    }
-    tracing::info!(
-        pstn_calls = reports[1].stored,
-        direct_routing_calls = reports[2].stored,
-        sms_logs = reports[3].stored,
-        "generated usage-log rows"
-    );
-    Ok(reports.swap_remove(0))
 }
 
 #[cfg(test)]

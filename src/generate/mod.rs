@@ -30,20 +30,20 @@ use serde_json::Value;
 
 /// What to generate.
 #[derive(Clone, Debug)]
-pub(crate) struct GenerateOptions {
+pub struct GenerateOptions {
     /// Number of distinct calls; re-published versions of some calls come on top.
-    pub(crate) calls: u64,
+    pub calls: u64,
     /// Seeds everything: directory, calls and order.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Length of the window that start times fall in; 0 counts as 1.
-    pub(crate) days: u32,
+    pub days: u32,
     /// Start times fall in `[until - days, until)`. Ends may fall later, as real calls do.
-    pub(crate) until: time::OffsetDateTime,
+    pub until: time::OffsetDateTime,
 }
 
 /// One generated item: a callRecord or a usage-log row, each a JSON object in its ingest shape.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Generated {
+pub enum Generated {
     /// A callRecord with `sessions` (and their `segments`) and `participants_v2` inline.
     CallRecord(Value),
     /// A v1.0 `pstnCallLogRow` (Calling Plan, Audio Conferencing or Operator Connect).
@@ -87,7 +87,7 @@ impl Generated {
 /// After them come the beta-only kinds: users blocked from (and let back to) PSTN calling, and
 /// the daily dial-out report tallied from the `conf_out` rows. Every row starts inside
 /// `[until - days, until)`.
-pub(crate) fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
+pub fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated)) {
     let mut rng = sample::Rng::seed_from_u64(options.seed);
     let n_users = usize::try_from(options.calls / 20).unwrap_or(usize::MAX).max(20);
     let directory = directory::build(&mut rng, n_users);
@@ -124,7 +124,7 @@ pub(crate) fn generate(options: &GenerateOptions, mut emit: impl FnMut(Generated
 }
 
 /// The NDJSON text of one record or row: compact JSON and a trailing newline.
-pub(crate) fn ndjson_line(record: &Value) -> String {
+pub fn ndjson_line(record: &Value) -> String {
     // Records run to tens of kilobytes; starting large spares the doubling copies.
     let mut line = Vec::with_capacity(64 * 1024);
     serde_json::to_writer(&mut line, record).expect("a serde_json::Value always serializes");

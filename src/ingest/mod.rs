@@ -3,8 +3,10 @@
 //!
 //! Never: HTTP status codes or headers (the api module maps our results), SQL.
 
+use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::generate::{self, GenerateOptions, Generated};
 use crate::model::{self, to_json, CallRecord, DateTimeOffset, LogKind, RecordError};
 use crate::store::{
     PreparedLogRow, PreparedRecord, Store, StoreError, StoreResult, TenantId, Timestamp, UpsertOutcome,
@@ -53,26 +55,26 @@ pub(crate) const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// One refused line of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub(crate) struct LineError {
+pub struct LineError {
     /// 1-based line number in the NDJSON body (1 for a single JSON document).
-    pub(crate) line: u64,
+    pub line: u64,
     /// The record's id, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) id: Option<String>,
-    pub(crate) path: String,
-    pub(crate) reason: String,
+    pub id: Option<String>,
+    pub path: String,
+    pub reason: String,
 }
 
 /// What a batch did: counts by outcome, and the refused lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct IngestReport {
-    pub(crate) stored: u64,
-    pub(crate) replaced: u64,
-    pub(crate) ignored: u64,
-    pub(crate) rejected: u64,
-    pub(crate) errors: Vec<LineError>,
+pub struct IngestReport {
+    pub stored: u64,
+    pub replaced: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub errors: Vec<LineError>,
     #[serde(rename = "errorsTruncated", skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) errors_truncated: bool,
+    pub errors_truncated: bool,
 }
 
 impl IngestReport {
@@ -99,7 +101,7 @@ impl IngestReport {
 }
 
 /// Parses and checks one record's JSON, and makes it ready for the store.
-pub(crate) fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord, RecordError> {
+pub fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord, RecordError> {
     let record = model::parse_call_record(json)?;
     record.validate()?;
     Ok(prepare(record, now))
@@ -361,6 +363,77 @@ impl<'a> BatchIngest<'a> {
         self.commit_pending().await?;
         Ok(self.report)
     }
+}
+
+impl IngestKind {
+    /// The kind a generated item is ingested as.
+    pub(crate) fn of_generated(item: &Generated) -> IngestKind {
+        match item {
+            Generated::CallRecord(_) => IngestKind::CallRecords,
+            Generated::PstnCall(_) => IngestKind::Log(LogKind::PstnCall),
+            Generated::DirectRoutingCall(_) => IngestKind::Log(LogKind::DirectRoutingCall),
+            Generated::SmsLog(_) => IngestKind::Log(LogKind::SmsLog),
+            Generated::PstnBlockedUser(_) => IngestKind::Log(LogKind::PstnBlockedUser),
+            Generated::PstnOnlineMeetingDialout(_) => IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
+        }
+    }
+}
+
+/// Runs the generator on a blocking thread and feeds everything it makes through ingest, each
+/// kind in its own batches. Returns the call records' report; the log rows' counts are logged.
+pub async fn ingest_generated(
+    store: &dyn Store,
+    tenant: &TenantId,
+    options: GenerateOptions,
+) -> anyhow::Result<IngestReport> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(IngestKind, Vec<u8>)>(1024);
+    let producer = tokio::task::spawn_blocking(move || {
+        generate::generate(&options, |item| {
+            let kind = IngestKind::of_generated(&item);
+            // A closed channel means the consumer failed; its error is the one reported.
+            let _ = sender.blocking_send((kind, serde_json::to_vec(item.value()).unwrap_or_default()));
+        });
+    });
+    let kinds = [
+        IngestKind::CallRecords,
+        IngestKind::Log(LogKind::PstnCall),
+        IngestKind::Log(LogKind::DirectRoutingCall),
+        IngestKind::Log(LogKind::SmsLog),
+        IngestKind::Log(LogKind::PstnBlockedUser),
+        IngestKind::Log(LogKind::PstnOnlineMeetingDialout),
+    ];
+    let mut batches: Vec<BatchIngest> = kinds
+        .iter()
+        .map(|kind| BatchIngest::of_kind(store, tenant, *kind, &crate::clock::SystemClock))
+        .collect();
+    let mut line = 0;
+    while let Some((kind, json)) = receiver.recv().await {
+        line += 1;
+        let index = kinds.iter().position(|k| *k == kind).expect("every kind has a batch");
+        batches[index].push_line(line, &json).await?;
+    }
+    producer.await.context("the generator thread panicked")?;
+    let mut reports = Vec::with_capacity(kinds.len());
+    for batch in batches {
+        reports.push(batch.finish().await?);
+    }
+    for report in &reports {
+        if let Some(error) = report.errors.first() {
+            anyhow::bail!(
+                "the generator made a record the model refuses (line {}): {}: {}",
+                error.line,
+                error.path,
+                error.reason
+            );
+        }
+    }
+    tracing::info!(
+        pstn_calls = reports[1].stored,
+        direct_routing_calls = reports[2].stored,
+        sms_logs = reports[3].stored,
+        "generated usage-log rows"
+    );
+    Ok(reports.swap_remove(0))
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ pub(crate) fn context_expand_suffix(items: &[ExpandItem]) -> String {
 
 /// The parenthesised projection that follows the entity set in
 /// `@odata.context`, e.g. `(id,startDateTime)` or `(sessions(segments()))`;
-/// `None` when neither a `$select` (non-empty, as [`parse_select`](super::parse_select)
+/// `None` when neither a `$select` (non-empty, as [`parse_select`](super::select::parse_select)
 /// returns it) nor an `$expand` applies.
 pub(crate) fn context_projection(select: &[String], expand: &[ExpandItem]) -> Option<String> {
     let mut parts: Vec<String> = select.to_vec();
@@ -298,7 +298,7 @@ fn supported_list(entity: EntityKind) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse_select;
+    use super::super::select::parse_select;
     use super::*;
     use expect_test::{expect, Expect};
     use proptest::prelude::*;

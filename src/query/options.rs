@@ -1,7 +1,12 @@
-//! Splitting the raw query string into the `$`-options, and the
-//! scalar options `$top` and `$count`.
+//! Splitting the raw query string into the `$`-options, the scalar options `$top`, `$count`
+//! and `$skip`, and `QueryOptions`: all of a request's options parsed against the rules of its
+//! resource, before a handler sees them.
 
 use super::error::QueryError;
+use super::expand::{ensure_expand_only, parse_expand, ExpandItem};
+use super::filter::{parse_call_record_filter, CallRecordFilter};
+use super::select::parse_select;
+use super::EntityKind;
 
 /// A system query option this module knows by name.
 ///
@@ -207,6 +212,92 @@ pub(crate) fn parse_query_string(raw: &str) -> Result<RawQueryOptions, QueryErro
         *slot = Some(value.into_owned());
     }
     Ok(res)
+}
+
+/// What one resource accepts: the options it supports, the entity whose properties its `$select`
+/// and `$expand` name, and the navigation properties it may expand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OptionRules {
+    pub(crate) supported: &'static [QueryOption],
+    /// `None` for a resource that takes neither `$select` nor `$expand`.
+    pub(crate) entity: Option<EntityKind>,
+    pub(crate) expandable: &'static [&'static str],
+}
+
+impl OptionRules {
+    /// A resource that takes no query option.
+    pub(crate) const NONE: OptionRules = OptionRules {
+        supported: &[],
+        entity: None,
+        expandable: &[],
+    };
+}
+
+/// A request's query options, parsed into typed values and checked against its resource's
+/// rules: what the handlers read.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QueryOptions {
+    pub(crate) filter: Option<CallRecordFilter>,
+    pub(crate) select: Vec<String>,
+    pub(crate) expand: Vec<ExpandItem>,
+    pub(crate) top: Option<u64>,
+    pub(crate) count: bool,
+    pub(crate) skip: u64,
+    /// Opaque here: `api::paging` decodes it against the collection it was issued for.
+    pub(crate) skiptoken: Option<String>,
+    /// The options as sent: next links repeat them and skip tokens are bound to them.
+    pub(crate) raw: RawQueryOptions,
+}
+
+impl QueryOptions {
+    /// Checks `raw` against `rules` and parses each option given. The first fault is reported:
+    /// an unsupported option, then `$filter`, `$select`, `$expand`, `$top`, `$count`, `$skip`.
+    pub(crate) fn parse(raw: RawQueryOptions, rules: &OptionRules) -> Result<Self, QueryError> {
+        raw.ensure_only(rules.supported)?;
+        let filter = raw.filter.as_deref().map(parse_call_record_filter).transpose()?;
+        let (select, expand) = match rules.entity {
+            Some(entity) => {
+                let select = raw
+                    .select
+                    .as_deref()
+                    .map(|text| parse_select(text, entity))
+                    .transpose()?;
+                let expand = raw
+                    .expand
+                    .as_deref()
+                    .map(|text| parse_expand(text, entity))
+                    .transpose()?;
+                (select.unwrap_or_default(), expand.unwrap_or_default())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        ensure_expand_only(&expand, rules.expandable)?;
+        let top = raw.top.as_deref().map(parse_top).transpose()?;
+        let count = raw.count.as_deref().map(parse_count).transpose()?.unwrap_or(false);
+        let skip = raw.skip.as_deref().map(parse_skip).transpose()?.unwrap_or(0);
+        Ok(Self {
+            filter,
+            select,
+            expand,
+            top,
+            count,
+            skip,
+            skiptoken: raw.skiptoken.clone(),
+            raw,
+        })
+    }
+}
+
+/// Parses `$skip`: a non-negative decimal integer.
+fn parse_skip(text: &str) -> Result<u64, QueryError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(QueryError::new(
+            "$skip",
+            format!("$skip must be a non-negative integer, not '{text}'."),
+        ));
+    }
+    text.parse::<u64>()
+        .map_err(|_| QueryError::new("$skip", format!("$skip '{text}' is too large.")))
 }
 
 /// Parses `$top`: a positive decimal integer.
@@ -481,5 +572,59 @@ mod tests {
             "",
             expect!["error $count: Invalid value '' for query option '$count': expected true or false."],
         );
+    }
+
+    const LIST: OptionRules = OptionRules {
+        supported: &[
+            QueryOption::Filter,
+            QueryOption::Select,
+            QueryOption::Expand,
+            QueryOption::Top,
+            QueryOption::Count,
+            QueryOption::SkipToken,
+        ],
+        entity: Some(EntityKind::CallRecord),
+        expandable: &["organizer_v2"],
+    };
+
+    fn parsed(raw: &str, rules: &OptionRules) -> Result<QueryOptions, QueryError> {
+        QueryOptions::parse(parse_query_string(raw).unwrap(), rules)
+    }
+
+    #[test]
+    fn options_reach_handlers_typed_with_the_text_they_came_as() {
+        let options = parsed(
+            "$top=5&$count=true&$select=id,version&$expand=organizer_v2&$skiptoken=abc&$filter=startDateTime ge 2024-01-01T00:00:00Z",
+            &LIST,
+        )
+        .unwrap();
+        assert_eq!(options.top, Some(5));
+        assert!(options.count);
+        assert_eq!(options.select, ["id", "version"]);
+        assert_eq!(options.expand.len(), 1);
+        assert_eq!(options.filter.unwrap().start.len(), 1);
+        assert_eq!(options.skiptoken.as_deref(), Some("abc"));
+        assert_eq!(options.raw.select.as_deref(), Some("id,version"));
+        let none = parsed("", &LIST).unwrap();
+        assert_eq!((none.top, none.count, none.skip), (None, false, 0));
+        assert!(none.select.is_empty() && none.expand.is_empty() && none.filter.is_none());
+    }
+
+    #[test]
+    fn the_first_fault_is_reported_in_a_fixed_order() {
+        let fault = |raw: &str, rules: &OptionRules| parsed(raw, rules).map(|_| ()).unwrap_err().option;
+        // An option the resource does not take comes before any value's fault.
+        assert_eq!(fault("$top=x&$skip=1", &LIST), "$skip");
+        assert_eq!(fault("$top=x&$select=nope", &LIST), "$select");
+        assert_eq!(fault("$top=0&$count=maybe", &LIST), "$top");
+        assert_eq!(fault("$expand=sessions", &LIST), "$expand");
+        let function = OptionRules {
+            supported: &[QueryOption::Top, QueryOption::Skip, QueryOption::Count],
+            ..OptionRules::NONE
+        };
+        assert_eq!(fault("$count=true&$skip=-1", &function), "$skip");
+        assert_eq!(fault("$skip=99999999999999999999999", &function), "$skip");
+        assert_eq!(parsed("$skip=20", &function).unwrap().skip, 20);
+        assert_eq!(fault("$top=1", &OptionRules::NONE), "$top");
     }
 }

@@ -121,3 +121,27 @@ fn json_logs_are_one_object_a_line_with_the_summary_as_fields() {
     assert!(fields["start_page"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     assert!(fields["authentication"].as_str().unwrap().starts_with("local"));
 }
+
+/// `callrecords bench` runs the benchmark's own binary, built beside it by the test command,
+/// with every argument passed on, help included.
+#[test]
+fn bench_runs_the_benchmark_binary_with_its_arguments() {
+    let help = Command::new(BIN).args(["bench", "--help"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&help.stderr);
+    assert!(help.status.success(), "{stderr}");
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.contains("--quick") && text.contains("--records"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(BIN)
+        .args(["bench", "--quick", "--small", "0", "--db"])
+        .arg(format!("sqlite://{}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: --records and --small must be at least 1"),
+        "{stderr}"
+    );
+}

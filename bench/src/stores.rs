@@ -15,8 +15,8 @@ use anyhow::Context;
 use sqlx::Connection as _;
 use time::OffsetDateTime;
 
-use crate::generate::GenerateOptions;
-use crate::store::{self, RecordSelection, TenantId};
+use callrecords::generate::GenerateOptions;
+use callrecords::store::{self, RecordSelection, TenantId};
 
 /// Where the bench's stores live.
 #[derive(Clone, Debug)]
@@ -44,8 +44,8 @@ impl StoreServer {
                 dir: PathBuf::from(dir),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let base_url =
-                reqwest::Url::parse(url).with_context(|| format!("parsing --db {}", crate::app::redact_url(url)))?;
+            let base_url = reqwest::Url::parse(url)
+                .with_context(|| format!("parsing --db {}", callrecords::app::redact_url(url)))?;
             Ok(Self::Postgres { base_url })
         } else {
             anyhow::bail!("unsupported --db '{url}': expected sqlite://DIRECTORY or postgres://USER@HOST:PORT/DB")
@@ -64,7 +64,7 @@ impl StoreServer {
                     .context("asking PostgreSQL for its version")?;
                 Ok(format!(
                     "PostgreSQL {version} at {}",
-                    crate::app::redact_url(base_url.as_str())
+                    callrecords::app::redact_url(base_url.as_str())
                 ))
             }
         }
@@ -98,12 +98,13 @@ impl StoreServer {
         eprintln!(
             "bench: building a store of {} records in {} (seed {}); this is done once and reused",
             options.calls,
-            crate::app::redact_url(&url),
+            callrecords::app::redact_url(&url),
             options.seed
         );
         let started = Instant::now();
         let store = store::open(&url).await?;
-        let report = crate::cli::generate_into(store.as_ref(), &TenantId::default_tenant(), options.clone()).await?;
+        let report =
+            callrecords::ingest::ingest_generated(store.as_ref(), &TenantId::default_tenant(), options.clone()).await?;
         drop(store);
         self.settle(&url).await?;
         let build_time = started.elapsed();
@@ -111,7 +112,7 @@ impl StoreServer {
         anyhow::ensure!(
             records == options.calls,
             "the store at {} holds {records} records after building, not {}",
-            crate::app::redact_url(&url),
+            callrecords::app::redact_url(&url),
             options.calls
         );
         eprintln!(
@@ -146,11 +147,11 @@ impl StoreServer {
             Self::Postgres { .. } => {
                 let mut db = sqlx::PgConnection::connect(url)
                     .await
-                    .with_context(|| format!("connecting to {}", crate::app::redact_url(url)))?;
+                    .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
                 sqlx::query("VACUUM (ANALYZE)")
                     .execute(&mut db)
                     .await
-                    .with_context(|| format!("vacuuming {}", crate::app::redact_url(url)))?;
+                    .with_context(|| format!("vacuuming {}", callrecords::app::redact_url(url)))?;
                 db.close().await.context("closing the PostgreSQL connection")?;
             }
         }
@@ -210,7 +211,10 @@ pub(crate) fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn reused(url: String, records: u64) -> BuiltStore {
-    eprintln!("bench: reusing {} ({records} records)", crate::app::redact_url(&url));
+    eprintln!(
+        "bench: reusing {} ({records} records)",
+        callrecords::app::redact_url(&url)
+    );
     BuiltStore {
         url,
         records,
@@ -227,7 +231,7 @@ async fn count_records(url: &str) -> anyhow::Result<u64> {
     let count = store
         .count_call_records(&TenantId::default_tenant(), &RecordSelection::default())
         .await
-        .with_context(|| format!("counting the records in {}", crate::app::redact_url(url)))?;
+        .with_context(|| format!("counting the records in {}", callrecords::app::redact_url(url)))?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
@@ -253,7 +257,7 @@ fn database_url(base_url: &reqwest::Url, database: &str) -> String {
 async fn connect(base_url: &reqwest::Url) -> anyhow::Result<sqlx::PgConnection> {
     sqlx::PgConnection::connect(base_url.as_str())
         .await
-        .with_context(|| format!("connecting to {}", crate::app::redact_url(base_url.as_str())))
+        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(base_url.as_str())))
 }
 
 async fn database_exists(base_url: &reqwest::Url, database: &str) -> anyhow::Result<bool> {

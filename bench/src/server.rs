@@ -3,7 +3,7 @@
 //! from `/proc/PID/` without counting the load generator. `ChildServer` kills its process when
 //! dropped, so an error anywhere in the bench never leaves a server behind.
 //!
-//! Also here: the baselines themselves (`callrecords bench-baseline`, hidden), the least a server
+//! Also here: the baselines themselves (`callrecords-bench baseline`, hidden), the least a server
 //! on this machine can do for the same request shapes: one route answering pre-built bytes, and
 //! (with `--sink-dir`) one writing each posted body to a file of its own and syncing it to disk.
 
@@ -29,6 +29,26 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Lines of stderr kept to explain a child that died before it listened.
 const KEPT_STDERR_LINES: usize = 20;
+
+/// The `callrecords` binary to measure: the one `callrecords bench` ran from, else the one built
+/// beside this benchmark.
+fn server_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(callrecords::cli::BENCH_SERVER_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let beside = bench_binary()?.with_file_name(format!("callrecords{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        beside.is_file(),
+        "no callrecords binary to measure: {} is missing; run the bench as `callrecords bench`",
+        beside.display()
+    );
+    Ok(beside)
+}
+
+/// This benchmark's own binary, which also serves the baselines.
+fn bench_binary() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding the callrecords-bench executable")
+}
 
 /// A server running as a child process, killed on drop.
 pub(crate) struct ChildServer {
@@ -59,8 +79,9 @@ impl ChildServer {
             "off",
         ];
         Self::spawn(
+            &server_binary()?,
             &args,
-            format!("callrecords serve --db {}", crate::app::redact_url(db_url)),
+            format!("callrecords serve --db {}", callrecords::app::redact_url(db_url)),
         )
         .await
     }
@@ -68,15 +89,20 @@ impl ChildServer {
     /// The baseline server answering `bytes` bytes to every GET.
     pub(crate) async fn baseline(bytes: usize) -> anyhow::Result<Self> {
         let bytes = bytes.to_string();
-        let args = ["bench-baseline", "--listen", "127.0.0.1:0", "--bytes", &bytes];
-        Self::spawn(&args, format!("callrecords bench-baseline --bytes {bytes}")).await
+        let args = ["baseline", "--listen", "127.0.0.1:0", "--bytes", &bytes];
+        Self::spawn(
+            &bench_binary()?,
+            &args,
+            format!("callrecords-bench baseline --bytes {bytes}"),
+        )
+        .await
     }
 
     /// The baseline server writing every POSTed body durably into a file under `dir`.
     pub(crate) async fn ingest_baseline(dir: &Path) -> anyhow::Result<Self> {
         let dir = dir.to_string_lossy();
         let args = [
-            "bench-baseline",
+            "baseline",
             "--listen",
             "127.0.0.1:0",
             "--bytes",
@@ -84,12 +110,16 @@ impl ChildServer {
             "--sink-dir",
             &dir,
         ];
-        Self::spawn(&args, format!("callrecords bench-baseline --sink-dir {dir}")).await
+        Self::spawn(
+            &bench_binary()?,
+            &args,
+            format!("callrecords-bench baseline --sink-dir {dir}"),
+        )
+        .await
     }
 
-    async fn spawn(args: &[&str], what: String) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("finding the callrecords executable")?;
-        let mut command = Command::new(&exe);
+    async fn spawn(exe: &Path, args: &[&str], what: String) -> anyhow::Result<Self> {
+        let mut command = Command::new(exe);
         command
             .args(args)
             .stdin(Stdio::null())

@@ -1,4 +1,5 @@
-//! `callrecords bench`: builds stores of a given size with the generator, starts the real server
+//! `callrecords bench` (this crate's binary, `callrecords-bench`, which `callrecords bench` runs):
+//! builds stores of a given size with the generator, starts the real server
 //! on them as a child process, drives it over HTTP with the load generator in this process, and
 //! reports requests/s, latency percentiles and the server's peak memory against the project's
 //! performance targets (`report`), each figure also as a ratio to a minimal server measured in
@@ -7,13 +8,14 @@
 //! The cases, in the order they run: (1) one record with its sessions and segments by random
 //! id; (2) list pages, unfiltered, in a `startDateTime` window and by participant, following
 //! next links; (3) NDJSON ingest in batches of 1,000 into a fresh store; (4) the list queries
-//! again on a small store; (5) the baseline (`bench-baseline`, hidden), pre-built bytes of the
+//! again on a small store; (5) the baseline (`callrecords-bench baseline`, hidden), pre-built bytes of the
 //! size of case 1's answers.
 //!
 //! This module owns orchestration only: `stores` builds and names the stores, `server` runs and
 //! measures the child processes, `load` generates the load, `stats` does the arithmetic and
-//! `report` prints. It never writes to stdout (the CLI prints the report it returns) and never
-//! changes a store it did not create. See BENCHMARKS.md for figures and what they mean.
+//! `report` prints. It never writes to stdout (`main` prints the report it returns) and never
+//! changes a store it did not create. It shares the generator, ingest and the store with the
+//! service as the `callrecords` library, and reaches the server only over HTTP. See BENCHMARKS.md for figures and what they mean.
 
 mod load;
 mod report;
@@ -31,14 +33,37 @@ use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use time::OffsetDateTime;
 
-use crate::generate::{self, Generated};
-use crate::model::DateTimeOffset;
+use callrecords::generate::{self, Generated};
+use callrecords::model::DateTimeOffset;
 use load::{BatchReuse, IngestBatch, ListQuery, Timing, Workload};
 use report::{BenchReport, CaseResult, Machine, LIST_CASES};
 use server::{ChildServer, ProcessUsage};
 use stores::{BuiltStore, StoreServer};
 
-/// `callrecords bench`.
+/// `callrecords bench`: the benchmark's command line.
+#[derive(clap::Parser)]
+#[command(
+    name = "callrecords bench",
+    version,
+    about = "Measure a server over HTTP against the project's performance targets, each figure also as a ratio \
+             to a minimal server measured in the same run, and print a Markdown report.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub baseline: Option<Baseline>,
+    #[command(flatten)]
+    pub args: BenchArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Baseline {
+    /// The minimal server of case 5, started by the bench itself.
+    #[command(hide = true)]
+    Baseline(BaselineArgs),
+}
+
+/// What to measure, and how long.
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Records in the main store [default: 1000000; 2000 with --quick].
@@ -84,7 +109,7 @@ impl std::fmt::Debug for BenchArgs {
             .field("ingest_connections", &self.ingest_connections)
             .field("duration_secs", &self.duration_secs)
             .field("warmup_secs", &self.warmup_secs)
-            .field("db", &crate::app::redact_url(&self.db))
+            .field("db", &callrecords::app::redact_url(&self.db))
             .field("quick", &self.quick)
             .field("seed", &self.seed)
             .field("json", &self.json)
@@ -92,9 +117,9 @@ impl std::fmt::Debug for BenchArgs {
     }
 }
 
-/// `callrecords bench-baseline` (hidden): the minimal server of case 5.
+/// `callrecords-bench baseline` (hidden): the minimal server of case 5.
 #[derive(clap::Args, Debug)]
-pub(crate) struct BaselineArgs {
+pub struct BaselineArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) listen: SocketAddr,
@@ -107,7 +132,7 @@ pub(crate) struct BaselineArgs {
 }
 
 /// Serves the baseline until killed.
-pub(crate) async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
+pub async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
     server::serve_baseline(args.listen, server::baseline_body(args.bytes), args.sink_dir).await
 }
 
@@ -159,29 +184,7 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> anyhow::Result<String> {
     tokio::select! {
         res = run_cases(args) => res,
-        signal = interrupted() => anyhow::bail!("interrupted by {signal}; the bench's servers were stopped"),
-    }
-}
-
-/// Resolves with the signal's name on SIGINT or SIGTERM.
-async fn interrupted() -> &'static str {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => "SIGINT",
-        _ = terminate => "SIGTERM",
+        signal = callrecords::app::termination_signal() => anyhow::bail!("interrupted by {signal}; the bench's servers were stopped"),
     }
 }
 
@@ -620,7 +623,7 @@ async fn one_core_ingest_rates(batches: Arc<Vec<IngestBatch>>, budget: Duration)
                 let _ = std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(line));
             }),
             prepared_per_sec: rate(&|line| {
-                let _ = std::hint::black_box(crate::ingest::prepare_record(line, now));
+                let _ = std::hint::black_box(callrecords::ingest::prepare_record(line, now));
             }),
         }
     })
