@@ -100,6 +100,7 @@ impl App {
                     crate::auth::KeySource::Local(store.clone()),
                     crate::auth::local::ISSUER_TEMPLATE.to_owned(),
                     audience.clone(),
+                    config.clock.clone(),
                 ))
             }
             crate::api::AuthMode::Oidc {
@@ -114,6 +115,7 @@ impl App {
                     crate::auth::KeySource::Remote(Arc::new(remote)),
                     issuer.clone(),
                     audience.clone(),
+                    config.clock.clone(),
                 );
                 // An issuer that is down at start may be up by the first request: warn, go on.
                 match jwt.preload().await {

@@ -15,13 +15,14 @@ pub(crate) mod oidc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use crate::store::{Store, TenantId};
+use crate::clock::Clock;
+use crate::store::{Store, TenantId, Timestamp};
 
 /// Read call records, sessions, segments, participants and subscriptions (and, as Graph's
 /// function pages list it, the usage-log functions).
@@ -136,18 +137,20 @@ pub(crate) struct JwtAuthenticator {
     issuer_template: String,
     source: KeySource,
     keys: RwLock<KeyCache>,
+    /// Times the cache's reloads; jsonwebtoken checks `exp` against the system clock itself.
+    clock: Arc<dyn Clock>,
 }
 
 struct KeyCache {
     by_kid: HashMap<String, Arc<DecodingKey>>,
-    loaded_at: Option<Instant>,
+    loaded_at: Option<Timestamp>,
 }
 
 /// Keys held this long are loaded again before the next check, even if the token's key is known.
 const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 
 impl JwtAuthenticator {
-    pub fn new(source: KeySource, issuer_template: String, audience: String) -> Self {
+    pub fn new(source: KeySource, issuer_template: String, audience: String, clock: Arc<dyn Clock>) -> Self {
         Self {
             audience,
             issuer_template,
@@ -156,7 +159,12 @@ impl JwtAuthenticator {
                 by_kid: HashMap::new(),
                 loaded_at: None,
             }),
+            clock,
         }
+    }
+
+    fn age(&self, cache: &KeyCache) -> Option<Duration> {
+        cache.loaded_at.map(|at| self.clock.timestamp().duration_since(at))
     }
 
     pub(crate) fn issuer_for(&self, tenant: &TenantId) -> String {
@@ -171,7 +179,7 @@ impl JwtAuthenticator {
         let refresh_after = self.source.refresh_after();
         {
             let cache = self.keys.read().await;
-            let age = cache.loaded_at.map(|at| at.elapsed());
+            let age = self.age(&cache);
             if let Some(key) = cache.by_kid.get(kid) {
                 if age.is_some_and(|age| age < MAX_KEY_AGE) {
                     return Ok(Some(key.clone()));
@@ -182,7 +190,7 @@ impl JwtAuthenticator {
         }
         let mut cache = self.keys.write().await;
         // Another request may have reloaded while this one waited for the lock.
-        let stale = cache.loaded_at.is_none_or(|at| at.elapsed() >= refresh_after);
+        let stale = self.age(&cache).is_none_or(|age| age >= refresh_after);
         if stale {
             match self.source.load().await {
                 Ok(keys) => cache.by_kid = keys,
@@ -192,7 +200,7 @@ impl JwtAuthenticator {
                 }
                 Err(error) => return Err(error),
             }
-            cache.loaded_at = Some(Instant::now());
+            cache.loaded_at = Some(self.clock.timestamp());
         }
         Ok(cache.by_kid.get(kid).cloned())
     }
@@ -204,7 +212,7 @@ impl JwtAuthenticator {
         let count = keys.len();
         let mut cache = self.keys.write().await;
         cache.by_kid = keys;
-        cache.loaded_at = Some(Instant::now());
+        cache.loaded_at = Some(self.clock.timestamp());
         Ok(count)
     }
 

@@ -142,10 +142,19 @@ impl TestApp {
 
     /// A server that is its own token issuer (`--auth local`) for `audience`, retention off.
     pub async fn spawn_local_issuer(backend: Backend, audience: &str) -> Self {
+        Self::spawn_local_issuer_with_clock(backend, audience, callrecords::clock::system()).await
+    }
+
+    pub async fn spawn_local_issuer_with_clock(
+        backend: Backend,
+        audience: &str,
+        clock: Arc<dyn callrecords::clock::Clock>,
+    ) -> Self {
         let auth = callrecords::api::AuthMode::Local {
             audience: audience.to_owned(),
         };
-        Self::spawn_with(backend, settings_with_auth(auth)).await
+        let database = Arc::new(TestDatabase::new(backend).await);
+        Self::spawn_configured(database, settings_with_auth(auth), notify_settings(), None, clock).await
     }
 
     pub async fn spawn_with(backend: Backend, api: ApiSettings) -> Self {
