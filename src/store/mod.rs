@@ -10,6 +10,7 @@
 mod contract;
 pub(crate) mod postgres;
 mod rules;
+mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod test_support;
@@ -550,7 +551,7 @@ pub trait IssuerStore: Send + Sync {
 ///
 /// A new backend implements each capability and passes `store::contract`, run against it through
 /// this trait; the rules it must apply are in `store::rules`, the SQL they share in
-/// `rules::selection_statement` and `rules::log_rows_statement`.
+/// `sql::selection_statement` and `sql::log_rows_statement`.
 pub trait Store:
     CallRecordStore + UsageLogStore + RetentionStore + SubscriptionStore + OutboxStore + StoreHealth + IssuerStore
 {

@@ -1,16 +1,13 @@
 //! The storage rules every backend applies, as pure code: Graph's version rule over a batch, the
-//! change notifications a batch plans, where an outbox row is delivered, and the SQL of a record
-//! selection and a usage-log page, written once over the small difference between the backends'
-//! dialects. A backend runs what these return and maps rows; it decides none of it itself.
+//! change notifications a batch plans, the subscription quota and where an outbox row is
+//! delivered. A backend runs what these return and maps rows; it decides none of it itself. The
+//! SQL they share is in `sql`.
 
 use std::collections::HashMap;
 
 use crate::model::{ChangeType, SubscriptionScope};
 
-use super::{
-    ClaimedNotification, LogRowQuery, PreparedRecord, RecordCursor, RecordSelection, StoreError, TenantId, Timestamp,
-    UpsertOutcome,
-};
+use super::{ClaimedNotification, PreparedRecord, StoreError, Timestamp, UpsertOutcome};
 
 /// What a batch of call records does, by Graph's version rule applied in order, as if record by
 /// record: a later copy of an id in the same batch is judged against the earlier one.
@@ -196,180 +193,6 @@ pub(crate) fn instant_or_none(ticks: Option<i64>) -> Option<Timestamp> {
     ticks.map(Timestamp::from_ticks)
 }
 
-/// What differs between the backends' SQL for the statements built here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    /// `?` placeholders.
-    Sqlite,
-    /// `$1`, `$2`… placeholders; children are partitioned by their record's start, so every join
-    /// from a participant to its record also matches on `start_ticks` and stays in one month.
-    Postgres,
-}
-
-/// A value bound to a statement built here.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum SqlValue {
-    Text(String),
-    Integer(i64),
-}
-
-/// SQL text with its values, every value a placeholder in the text and never spliced into it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Statement {
-    pub(crate) sql: String,
-    pub(crate) values: Vec<SqlValue>,
-}
-
-impl Statement {
-    fn push(&mut self, text: &str) {
-        self.sql.push_str(text);
-    }
-
-    fn bind(&mut self, dialect: Dialect, value: SqlValue) {
-        self.values.push(value);
-        match dialect {
-            Dialect::Sqlite => self.sql.push('?'),
-            Dialect::Postgres => {
-                self.sql.push('$');
-                self.sql.push_str(&self.values.len().to_string());
-            }
-        }
-    }
-
-    fn bind_text(&mut self, dialect: Dialect, text: &str) {
-        self.bind(dialect, SqlValue::Text(text.to_owned()));
-    }
-
-    fn bind_integer(&mut self, dialect: Dialect, value: i64) {
-        self.bind(dialect, SqlValue::Integer(value));
-    }
-
-    fn bind_instant(&mut self, dialect: Dialect, value: Timestamp) {
-        self.bind_integer(dialect, value.ticks());
-    }
-}
-
-/// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
-/// text in every dialect; the store's size in bytes is each backend's own.
-pub(crate) const RECORDS_BY_TENANT: &str =
-    "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id";
-pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
-
-/// The columns a call-record read returns, in the order backends map them.
-pub(crate) const RECORD_COLUMNS: &str =
-    "r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at";
-
-/// What a record selection reads: a page of records (`limit` of them after `cursor`, in (start,
-/// id) order) or their count.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum SelectionRead<'a> {
-    Page {
-        cursor: Option<&'a RecordCursor>,
-        limit: u32,
-    },
-    Count,
-}
-
-/// The statement of a record selection over `r` (call_record): driven from the participant
-/// index `p` when a participant is named (the most selective access), the others required by
-/// `EXISTS`, the start range and the keyset cursor on the driving table's columns so the index
-/// walk starts at the cursor.
-pub(crate) fn selection_statement(
-    dialect: Dialect,
-    tenant: &TenantId,
-    selection: &RecordSelection,
-    read: SelectionRead<'_>,
-) -> Statement {
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND r.start_ticks = p.start_ticks",
-    };
-    let mut statement = Statement::default();
-    statement.push(match read {
-        SelectionRead::Page { .. } => "SELECT ",
-        SelectionRead::Count => "SELECT COUNT(*)",
-    });
-    if let SelectionRead::Page { .. } = read {
-        statement.push(RECORD_COLUMNS);
-    }
-    let (start_column, id_column) = match selection.participant_ids.first() {
-        Some(first) => {
-            statement.push(&format!(
-                " FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id{same_month} WHERE p.tenant_id = "
-            ));
-            statement.bind_text(dialect, tenant.as_str());
-            statement.push(" AND p.id = ");
-            statement.bind_text(dialect, first);
-            ("p.start_ticks", "p.call_record_id")
-        }
-        None => {
-            statement.push(" FROM call_record r WHERE r.tenant_id = ");
-            statement.bind_text(dialect, tenant.as_str());
-            ("r.start_ticks", "r.id")
-        }
-    };
-    if let Some(from) = selection.start_from {
-        statement.push(&format!(" AND {start_column} >= "));
-        statement.bind_instant(dialect, from);
-    }
-    if let Some(before) = selection.start_before {
-        statement.push(&format!(" AND {start_column} < "));
-        statement.bind_instant(dialect, before);
-    }
-    if let SelectionRead::Page {
-        cursor: Some(cursor), ..
-    } = read
-    {
-        statement.push(&format!(" AND ({start_column}, {id_column}) > ("));
-        statement.bind_instant(dialect, cursor.start);
-        statement.push(", ");
-        statement.bind_text(dialect, &cursor.id);
-        statement.push(")");
-    }
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND q.start_ticks = r.start_ticks",
-    };
-    for other in selection.participant_ids.iter().skip(1) {
-        statement.push(&format!(
-            " AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id{same_month} AND q.id = "
-        ));
-        statement.bind_text(dialect, other);
-        statement.push(")");
-    }
-    if let SelectionRead::Page { limit, .. } = read {
-        statement.push(&format!(" ORDER BY {start_column}, {id_column} LIMIT "));
-        statement.bind_integer(dialect, i64::from(limit));
-    }
-    statement
-}
-
-/// The statement of a usage-log page: rows of one kind in `[from, to)`, in (time, id) order,
-/// after the keyset position and the client's `$skip`.
-pub(crate) fn log_rows_statement(dialect: Dialect, tenant: &TenantId, query: &LogRowQuery) -> Statement {
-    let mut statement = Statement::default();
-    statement.push("SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ");
-    statement.bind_text(dialect, tenant.as_str());
-    statement.push(" AND kind = ");
-    statement.bind_text(dialect, query.kind.as_str());
-    statement.push(" AND start_ticks >= ");
-    statement.bind_instant(dialect, query.from);
-    statement.push(" AND start_ticks < ");
-    statement.bind_instant(dialect, query.to);
-    if let Some(after) = &query.after {
-        statement.push(" AND (start_ticks, id) > (");
-        statement.bind_instant(dialect, after.start);
-        statement.push(", ");
-        statement.bind_text(dialect, &after.id);
-        statement.push(")");
-    }
-    statement.push(" ORDER BY start_ticks, id LIMIT ");
-    statement.bind_integer(dialect, i64::from(query.limit));
-    statement.push(" OFFSET ");
-    statement.bind_integer(dialect, i64::try_from(query.skip).unwrap_or(i64::MAX));
-    statement
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,52 +258,5 @@ mod tests {
         assert!(quota_allows(2, 3));
         assert!(!quota_allows(3, 3));
         assert!(!quota_allows(0, 0));
-    }
-
-    #[test]
-    fn a_selection_is_one_statement_in_either_dialect() {
-        let tenant = TenantId::default_tenant();
-        let selection = RecordSelection {
-            start_from: Some(Timestamp::from_ticks(10)),
-            start_before: Some(Timestamp::from_ticks(20)),
-            participant_ids: vec!["alice".to_owned(), "bob".to_owned()],
-        };
-        let cursor = RecordCursor {
-            start: Timestamp::from_ticks(15),
-            id: "r".to_owned(),
-        };
-        let page = SelectionRead::Page {
-            cursor: Some(&cursor),
-            limit: 7,
-        };
-        let sqlite = selection_statement(Dialect::Sqlite, &tenant, &selection, page);
-        let postgres = selection_statement(Dialect::Postgres, &tenant, &selection, page);
-        assert_eq!(sqlite.values, postgres.values);
-        assert_eq!(
-            sqlite.values,
-            [
-                SqlValue::Text(tenant.as_str().to_owned()),
-                SqlValue::Text("alice".to_owned()),
-                SqlValue::Integer(10),
-                SqlValue::Integer(20),
-                SqlValue::Integer(15),
-                SqlValue::Text("r".to_owned()),
-                SqlValue::Text("bob".to_owned()),
-                SqlValue::Integer(7),
-            ]
-        );
-        assert_eq!(sqlite.sql.matches('?').count(), 8);
-        assert!(postgres.sql.contains("$8") && !postgres.sql.contains('?'));
-        assert!(postgres.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(!sqlite.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.call_record_id LIMIT ?"));
-
-        let count = selection_statement(
-            Dialect::Postgres,
-            &tenant,
-            &RecordSelection::default(),
-            SelectionRead::Count,
-        );
-        assert_eq!(count.sql, "SELECT COUNT(*) FROM call_record r WHERE r.tenant_id = $1");
     }
 }

@@ -352,8 +352,6 @@ fn stored_subscription(row: &PgRow) -> Result<StoredSubscription, sqlx::Error> {
     })
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
-
 /// Whether an insert met a month with no partition: another node dropped one we had cached.
 fn is_missing_partition(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db)
@@ -378,14 +376,17 @@ fn stored_child(row: &PgRow) -> Result<StoredChild, sqlx::Error> {
     })
 }
 
-/// A statement built by `rules`, with its values bound.
-fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+/// A statement from `sql`, with its values bound; a list of texts is a `text[]`.
+fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
     statement
         .values
         .iter()
         .fold(sqlx::query(&statement.sql), |query, value| match value {
-            rules::SqlValue::Text(text) => query.bind(text.as_str()),
-            rules::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::Text(text) => query.bind(text.as_str()),
+            sql::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
+            sql::SqlValue::Bool(value) => query.bind(*value),
+            sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
         })
 }
 
@@ -422,8 +423,8 @@ impl CallRecordStore for PgStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let read = rules::SelectionRead::Page { cursor, limit };
-        let statement = rules::selection_statement(rules::Dialect::Postgres, tenant, selection, read);
+        let read = sql::SelectionRead::Page { cursor, limit };
+        let statement = sql::selection_statement(sql::Dialect::Postgres, tenant, selection, read);
         let rows = bound(&statement).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
     }
@@ -432,8 +433,7 @@ impl CallRecordStore for PgStore {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        let statement =
-            rules::selection_statement(rules::Dialect::Postgres, tenant, selection, rules::SelectionRead::Count);
+        let statement = sql::selection_statement(sql::Dialect::Postgres, tenant, selection, sql::SelectionRead::Count);
         let row = bound(&statement).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
     }
@@ -602,7 +602,7 @@ impl UsageLogStore for PgStore {
     }
 
     async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>> {
-        let statement = rules::log_rows_statement(rules::Dialect::Postgres, tenant, query);
+        let statement = sql::log_rows_statement(sql::Dialect::Postgres, tenant, query);
         let rows = bound(&statement).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
@@ -675,159 +675,74 @@ impl RetentionStore for PgStore {
 }
 
 #[async_trait]
-impl SubscriptionStore for PgStore {
-    /// Counts and inserts under a transaction-scoped advisory lock on the tenant, so that nodes
-    /// creating subscriptions for one tenant at once take turns and the quota holds.
-    async fn create_subscription(
+impl sql::SqlBackend for PgStore {
+    const DIALECT: sql::Dialect = sql::Dialect::Postgres;
+    type Row = PgRow;
+
+    async fn fetch_all(&self, statement: sql::Statement) -> StoreResult<Vec<Self::Row>> {
+        Ok(bound(&statement).fetch_all(&self.pool).await?)
+    }
+
+    async fn fetch_optional(&self, statement: sql::Statement) -> StoreResult<Option<Self::Row>> {
+        Ok(bound(&statement).fetch_optional(&self.pool).await?)
+    }
+
+    async fn count(&self, statement: sql::Statement) -> StoreResult<i64> {
+        Ok(bound(&statement).fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    async fn write_returning(&self, statement: sql::Statement) -> StoreResult<Vec<Self::Row>> {
+        Ok(bound(&statement).fetch_all(&self.pool).await?)
+    }
+
+    async fn write_all(&self, statements: Vec<sql::Statement>) -> StoreResult<Vec<u64>> {
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            changed.push(bound(statement).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn insert_within_quota(
         &self,
         tenant: &TenantId,
-        subscription: &StoredSubscription,
+        count: sql::Statement,
         quota: u32,
-        now: Timestamp,
+        insert: sql::Statement,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
+        // A transaction-scoped advisory lock on the tenant: nodes creating subscriptions for
+        // one tenant at once take turns, so the quota holds.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('subscription-quota:' || $1, 0))")
             .bind(tenant.as_str())
             .execute(&mut *tx)
             .await?;
-        let unexpired: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2")
-                .bind(tenant.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+        let unexpired: i64 = bound(&count).fetch_one(&mut *tx).await?.try_get(0)?;
         if !rules::quota_allows(unexpired, quota) {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO subscription (tenant_id, id, expiration_ticks, wants_created, wants_updated, participant_ids, document)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .bind(subscription.expiration)
-        .bind(subscription.scope.created)
-        .bind(subscription.scope.updated)
-        .bind(&subscription.scope.participant_ids)
-        .bind(&subscription.document)
-        .execute(&mut *tx)
-        .await?;
+        bound(&insert).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn get_subscription(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<StoredSubscription>> {
-        let row = sqlx::query(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND id = $2 AND expiration_ticks > $3"
-        ))
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(stored_subscription).transpose()?)
+    fn subscription(row: &Self::Row) -> Result<StoredSubscription, sqlx::Error> {
+        stored_subscription(row)
     }
 
-    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = $1 AND expiration_ticks > $2 ORDER BY id"
-        ))
-        .bind(tenant.as_str())
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
+    fn tenant(row: &Self::Row) -> Result<TenantId, sqlx::Error> {
+        Ok(TenantId::from_stored(row.try_get("tenant_id")?))
     }
 
-    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE subscription SET expiration_ticks = $1, wants_created = $2, wants_updated = $3, participant_ids = $4,
-               document = $5, reauthorization_notice_ticks = 0
-             WHERE tenant_id = $6 AND id = $7",
-        )
-        .bind(subscription.expiration)
-        .bind(subscription.scope.created)
-        .bind(subscription.scope.updated)
-        .bind(&subscription.scope.participant_ids)
-        .bind(&subscription.document)
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+    fn signing_key(row: &Self::Row) -> Result<StoredSigningKey, sqlx::Error> {
+        stored_signing_key(row)
     }
 
-    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
-        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
-        let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM outbox WHERE tenant_id = $1 AND subscription_id = $2 AND target_url IS NULL")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted == 1)
-    }
-
-    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
-        sqlx::query(
-            "DELETE FROM outbox o USING subscription s
-             WHERE o.target_url IS NULL AND s.tenant_id = o.tenant_id AND s.id = o.subscription_id
-               AND s.expiration_ticks <= $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    /// One statement: a node that meets a row another node is marking waits for it, then
-    /// re-checks the row's new notice time (READ COMMITTED re-evaluates the WHERE on the updated
-    /// row) and leaves it, so each subscription is reminded once per interval across nodes.
-    async fn take_reauthorization_due(
-        &self,
-        now: Timestamp,
-        within: Duration,
-        every: Duration,
-    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE subscription SET reauthorization_notice_ticks = $1
-             WHERE expiration_ticks > $1 AND expiration_ticks <= $2 AND reauthorization_notice_ticks <= $3
-             RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(now + within)
-        .bind(now - every)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    TenantId::from_stored(row.try_get("tenant_id")?),
-                    stored_subscription(row)?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+    fn app(row: &Self::Row) -> Result<StoredApp, sqlx::Error> {
+        stored_app(row)
     }
 }
 
@@ -975,9 +890,8 @@ impl OutboxStore for PgStore {
     }
 
     async fn outbox_depth(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.pool)
-            .await?)
+        let depth = sql::Statement::new(<Self as sql::SqlBackend>::DIALECT, sql::OUTBOX_DEPTH, Vec::new());
+        sql::SqlBackend::count(self, depth).await
     }
 }
 
@@ -990,13 +904,13 @@ impl StoreHealth for PgStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         let bytes: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')").fetch_one(&self.pool).await?;
-        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(rules::RECORDS_BY_TENANT)
+        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(sql::RECORDS_BY_TENANT)
             .fetch_all(&self.pool)
             .await?
             .into_iter()
             .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
             .collect();
-        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(rules::LOG_ROWS_BY_KIND)
+        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(sql::LOG_ROWS_BY_KIND)
             .fetch_all(&self.pool)
             .await?;
         Ok(StoreStats {
@@ -1004,65 +918,5 @@ impl StoreHealth for PgStore {
             call_records_by_tenant,
             log_rows_by_kind,
         })
-    }
-}
-
-#[async_trait]
-impl IssuerStore for PgStore {
-    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(stored_signing_key).collect::<Result<_, _>>()?)
-    }
-
-    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()> {
-        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
-        if let Some(at) = retire_others_at {
-            sqlx::query("UPDATE signing_key SET retired_ticks = $1 WHERE retired_ticks IS NULL OR retired_ticks > $2")
-                .bind(at)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO signing_key (kid, private_key_pem, created_ticks, retired_ticks) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_key_pem)
-        .bind(key.created)
-        .bind(key.retired)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app (tenant_id, client_id, name, roles, secret_sha256, created_ticks) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(tenant.as_str())
-        .bind(&app.client_id)
-        .bind(&app.name)
-        .bind(serde_json::to_string(&app.roles).map_err(anyhow::Error::new)?)
-        .bind(&app.secret_sha256)
-        .bind(app.created)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>> {
-        let row = sqlx::query(
-            "SELECT client_id, name, roles, secret_sha256, created_ticks FROM app WHERE tenant_id = $1 AND client_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(stored_app).transpose()?)
     }
 }

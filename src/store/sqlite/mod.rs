@@ -319,36 +319,39 @@ fn stored_subscription(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSubscripti
     })
 }
 
-fn participant_ids_column(scope: &SubscriptionScope) -> Option<String> {
-    scope
-        .participant_ids
-        .as_ref()
-        .map(|ids| serde_json::Value::from(ids.clone()).to_string())
+/// A list of texts as SQLite keeps it: a JSON array in a text column.
+fn json_text_list(list: &Option<Vec<String>>) -> Option<String> {
+    list.as_ref()
+        .map(|items| serde_json::Value::from(items.clone()).to_string())
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
-
-/// The values of a statement built by `rules`, as rusqlite binds them.
-fn rusqlite_values(statement: &rules::Statement) -> Vec<rusqlite::types::Value> {
+/// The values of a statement from `sql`, as rusqlite binds them.
+fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
     statement
         .values
         .iter()
         .map(|value| match value {
-            rules::SqlValue::Text(text) => Value::Text(text.clone()),
-            rules::SqlValue::Integer(integer) => Value::Integer(*integer),
+            sql::SqlValue::Text(text) => Value::Text(text.clone()),
+            sql::SqlValue::Integer(integer) => Value::Integer(*integer),
+            sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
+            sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
+            sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
         })
         .collect()
 }
 
-/// A statement built by `rules`, with its values bound, for sqlx.
-fn bound(statement: &rules::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+/// A statement from `sql`, with its values bound, for sqlx.
+fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     statement
         .values
         .iter()
         .fold(sqlx::query(&statement.sql), |query, value| match value {
-            rules::SqlValue::Text(text) => query.bind(text.as_str()),
-            rules::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::Text(text) => query.bind(text.as_str()),
+            sql::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
+            sql::SqlValue::Bool(value) => query.bind(*value),
+            sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
         })
 }
 
@@ -470,8 +473,8 @@ impl CallRecordStore for SqliteStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
-        let read = rules::SelectionRead::Page { cursor, limit };
-        let statement = rules::selection_statement(rules::Dialect::Sqlite, tenant, selection, read);
+        let read = sql::SelectionRead::Page { cursor, limit };
+        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant, selection, read);
         let values = rusqlite_values(&statement);
         self.hot_reader
             .read(move |connection| {
@@ -487,8 +490,8 @@ impl CallRecordStore for SqliteStore {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        let read = rules::SelectionRead::Count;
-        let statement = rules::selection_statement(rules::Dialect::Sqlite, tenant, selection, read);
+        let read = sql::SelectionRead::Count;
+        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant, selection, read);
         let values = rusqlite_values(&statement);
         self.hot_reader
             .read(move |connection| {
@@ -640,7 +643,7 @@ impl UsageLogStore for SqliteStore {
     }
 
     async fn list_log_rows(&self, tenant: &TenantId, query: &LogRowQuery) -> StoreResult<Vec<StoredLogRow>> {
-        let statement = rules::log_rows_statement(rules::Dialect::Sqlite, tenant, query);
+        let statement = sql::log_rows_statement(sql::Dialect::Sqlite, tenant, query);
         let rows = bound(&statement).fetch_all(&self.reader).await?;
         Ok(rows
             .iter()
@@ -700,150 +703,69 @@ impl RetentionStore for SqliteStore {
 }
 
 #[async_trait]
-impl SubscriptionStore for SqliteStore {
-    async fn create_subscription(
+impl sql::SqlBackend for SqliteStore {
+    const DIALECT: sql::Dialect = sql::Dialect::Sqlite;
+    type Row = sqlx::sqlite::SqliteRow;
+
+    async fn fetch_all(&self, statement: sql::Statement) -> StoreResult<Vec<Self::Row>> {
+        Ok(bound(&statement).fetch_all(&self.reader).await?)
+    }
+
+    async fn fetch_optional(&self, statement: sql::Statement) -> StoreResult<Option<Self::Row>> {
+        Ok(bound(&statement).fetch_optional(&self.reader).await?)
+    }
+
+    async fn count(&self, statement: sql::Statement) -> StoreResult<i64> {
+        Ok(bound(&statement).fetch_one(&self.reader).await?.try_get(0)?)
+    }
+
+    async fn write_returning(&self, statement: sql::Statement) -> StoreResult<Vec<Self::Row>> {
+        Ok(bound(&statement).fetch_all(&self.writer).await?)
+    }
+
+    async fn write_all(&self, statements: Vec<sql::Statement>) -> StoreResult<Vec<u64>> {
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            changed.push(bound(statement).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn insert_within_quota(
         &self,
-        tenant: &TenantId,
-        subscription: &StoredSubscription,
+        _tenant: &TenantId,
+        count: sql::Statement,
         quota: u32,
-        now: Timestamp,
+        insert: sql::Statement,
     ) -> StoreResult<bool> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let unexpired: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?")
-                .bind(tenant.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+        // The one writer connection takes the write lock at BEGIN, so creators take turns.
+        let unexpired: i64 = bound(&count).fetch_one(&mut *tx).await?.try_get(0)?;
         if !rules::quota_allows(unexpired, quota) {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO subscription (tenant_id, id, expiration_ticks, wants_created, wants_updated, participant_ids, document)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .bind(subscription.expiration)
-        .bind(subscription.scope.created)
-        .bind(subscription.scope.updated)
-        .bind(participant_ids_column(&subscription.scope))
-        .bind(&subscription.document)
-        .execute(&mut *tx)
-        .await?;
+        bound(&insert).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn get_subscription(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<StoredSubscription>> {
-        let row = sqlx::query(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND id = ? AND expiration_ticks > ?"
-        ))
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(stored_subscription).transpose()?)
+    fn subscription(row: &Self::Row) -> Result<StoredSubscription, sqlx::Error> {
+        stored_subscription(row)
     }
 
-    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND expiration_ticks > ? ORDER BY id"
-        ))
-        .bind(tenant.as_str())
-        .bind(now)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(stored_subscription).collect::<Result<_, _>>()?)
+    fn tenant(row: &Self::Row) -> Result<TenantId, sqlx::Error> {
+        Ok(TenantId::from_stored(row.try_get("tenant_id")?))
     }
 
-    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE subscription SET expiration_ticks = ?, wants_created = ?, wants_updated = ?, participant_ids = ?, document = ?,
-               reauthorization_notice_ticks = 0
-             WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(subscription.expiration)
-        .bind(subscription.scope.created)
-        .bind(subscription.scope.updated)
-        .bind(participant_ids_column(&subscription.scope))
-        .bind(&subscription.document)
-        .bind(tenant.as_str())
-        .bind(&subscription.id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+    fn signing_key(row: &Self::Row) -> Result<StoredSigningKey, sqlx::Error> {
+        stored_signing_key(row)
     }
 
-    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
-        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let deleted = sqlx::query("DELETE FROM subscription WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM outbox WHERE tenant_id = ? AND subscription_id = ? AND target_url IS NULL")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted == 1)
-    }
-
-    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        sqlx::query(
-            "DELETE FROM outbox WHERE target_url IS NULL AND EXISTS (SELECT 1 FROM subscription s
-               WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks <= ?)",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query("DELETE FROM subscription WHERE expiration_ticks <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    async fn take_reauthorization_due(
-        &self,
-        now: Timestamp,
-        within: Duration,
-        every: Duration,
-    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE subscription SET reauthorization_notice_ticks = ?
-             WHERE expiration_ticks > ? AND expiration_ticks <= ? AND reauthorization_notice_ticks <= ?
-             RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(now + within)
-        .bind(now - every)
-        .fetch_all(&self.writer)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    TenantId::from_stored(row.try_get("tenant_id")?),
-                    stored_subscription(row)?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+    fn app(row: &Self::Row) -> Result<StoredApp, sqlx::Error> {
+        stored_app(row)
     }
 }
 
@@ -982,9 +904,8 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.reader)
-            .await?)
+        let depth = sql::Statement::new(<Self as sql::SqlBackend>::DIALECT, sql::OUTBOX_DEPTH, Vec::new());
+        sql::SqlBackend::count(self, depth).await
     }
 }
 
@@ -1000,13 +921,13 @@ impl StoreHealth for SqliteStore {
             sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
                 .fetch_one(&self.reader)
                 .await?;
-        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(rules::RECORDS_BY_TENANT)
+        let call_records_by_tenant = sqlx::query_as::<_, (String, i64)>(sql::RECORDS_BY_TENANT)
             .fetch_all(&self.reader)
             .await?
             .into_iter()
             .map(|(tenant, count)| (TenantId::from_stored(tenant), count))
             .collect();
-        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(rules::LOG_ROWS_BY_KIND)
+        let log_rows_by_kind = sqlx::query_as::<_, (String, i64)>(sql::LOG_ROWS_BY_KIND)
             .fetch_all(&self.reader)
             .await?;
         Ok(StoreStats {
@@ -1014,63 +935,5 @@ impl StoreHealth for SqliteStore {
             call_records_by_tenant,
             log_rows_by_kind,
         })
-    }
-}
-
-#[async_trait]
-impl IssuerStore for SqliteStore {
-    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(stored_signing_key).collect::<Result<_, _>>()?)
-    }
-
-    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()> {
-        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        if let Some(at) = retire_others_at {
-            sqlx::query("UPDATE signing_key SET retired_ticks = ? WHERE retired_ticks IS NULL OR retired_ticks > ?")
-                .bind(at)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("INSERT INTO signing_key (kid, private_key_pem, created_ticks, retired_ticks) VALUES (?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.private_key_pem)
-            .bind(key.created)
-            .bind(key.retired)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app (tenant_id, client_id, name, roles, secret_sha256, created_ticks) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(tenant.as_str())
-        .bind(&app.client_id)
-        .bind(&app.name)
-        .bind(serde_json::to_string(&app.roles).map_err(anyhow::Error::new)?)
-        .bind(&app.secret_sha256)
-        .bind(app.created)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>> {
-        let row = sqlx::query(
-            "SELECT client_id, name, roles, secret_sha256, created_ticks FROM app WHERE tenant_id = ? AND client_id = ?",
-        )
-        .bind(tenant.as_str())
-        .bind(client_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(stored_app).transpose()?)
     }
 }

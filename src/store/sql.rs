@@ -1,0 +1,629 @@
+//! The SQL both backends run, written once over the small difference between their dialects
+//! (`Dialect`): the selection of records, a usage-log page, and the statements of subscriptions,
+//! the outbox's depth and the local issuer. A backend binds what these return (`SqlValue` in its
+//! driver's types), runs it in the transaction the trait method asks for, and maps the rows.
+//!
+//! Where a capability is nothing but these statements (subscriptions, the issuer), it is
+//! implemented here once for every `SqlBackend`: a backend says how it runs a statement, a
+//! transaction and a quota-guarded insert, and how it maps a row, and gets the capability.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
+    StoredSubscription, SubscriptionStore, TenantId, Timestamp,
+};
+
+/// What differs between the backends' SQL for the statements written here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?` placeholders.
+    Sqlite,
+    /// `$1`, `$2`… placeholders; children are partitioned by their record's start, so every join
+    /// from a participant to its record also matches on `start_ticks` and stays in one month.
+    Postgres,
+}
+
+/// A value bound to a statement built here. A list of texts is a `text[]` on PostgreSQL and a
+/// JSON array in a text column on SQLite; each backend's binder says so once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SqlValue {
+    Text(String),
+    Integer(i64),
+    OptionalInteger(Option<i64>),
+    Bool(bool),
+    TextList(Option<Vec<String>>),
+}
+
+impl From<&str> for SqlValue {
+    fn from(text: &str) -> Self {
+        SqlValue::Text(text.to_owned())
+    }
+}
+
+impl From<&String> for SqlValue {
+    fn from(text: &String) -> Self {
+        SqlValue::Text(text.clone())
+    }
+}
+
+impl From<&TenantId> for SqlValue {
+    fn from(tenant: &TenantId) -> Self {
+        SqlValue::Text(tenant.as_str().to_owned())
+    }
+}
+
+impl From<Timestamp> for SqlValue {
+    fn from(instant: Timestamp) -> Self {
+        SqlValue::Integer(instant.ticks())
+    }
+}
+
+impl From<Option<Timestamp>> for SqlValue {
+    fn from(instant: Option<Timestamp>) -> Self {
+        SqlValue::OptionalInteger(instant.map(Timestamp::ticks))
+    }
+}
+
+impl From<bool> for SqlValue {
+    fn from(value: bool) -> Self {
+        SqlValue::Bool(value)
+    }
+}
+
+/// SQL text with its values, every value a placeholder in the text and never spliced into it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) values: Vec<SqlValue>,
+}
+
+impl Statement {
+    /// `sql` written with `?` for each value in order, in the dialect's placeholders. The text is
+    /// ours, so a `?` is always a placeholder.
+    pub(crate) fn new(dialect: Dialect, sql: &str, values: Vec<SqlValue>) -> Self {
+        let mut statement = Statement::default();
+        let mut values = values.into_iter();
+        let mut parts = sql.split('?');
+        statement.push(parts.next().unwrap_or_default());
+        for part in parts {
+            let value = values.next().expect("a value for every placeholder");
+            statement.bind(dialect, value);
+            statement.push(part);
+        }
+        debug_assert!(values.next().is_none(), "a placeholder for every value");
+        statement
+    }
+
+    fn push(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    fn bind(&mut self, dialect: Dialect, value: SqlValue) {
+        self.values.push(value);
+        match dialect {
+            Dialect::Sqlite => self.sql.push('?'),
+            Dialect::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.values.len().to_string());
+            }
+        }
+    }
+
+    fn bind_text(&mut self, dialect: Dialect, text: &str) {
+        self.bind(dialect, SqlValue::Text(text.to_owned()));
+    }
+
+    fn bind_integer(&mut self, dialect: Dialect, value: i64) {
+        self.bind(dialect, SqlValue::Integer(value));
+    }
+
+    fn bind_instant(&mut self, dialect: Dialect, value: Timestamp) {
+        self.bind_integer(dialect, value.ticks());
+    }
+}
+
+/// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
+/// text in every dialect; the store's size in bytes is each backend's own.
+pub(crate) const RECORDS_BY_TENANT: &str =
+    "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id";
+pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
+
+/// The columns a call-record read returns, in the order backends map them.
+pub(crate) const RECORD_COLUMNS: &str =
+    "r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at";
+
+/// What a record selection reads: a page of records (`limit` of them after `cursor`, in (start,
+/// id) order) or their count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SelectionRead<'a> {
+    Page {
+        cursor: Option<&'a RecordCursor>,
+        limit: u32,
+    },
+    Count,
+}
+
+/// The statement of a record selection over `r` (call_record): driven from the participant
+/// index `p` when a participant is named (the most selective access), the others required by
+/// `EXISTS`, the start range and the keyset cursor on the driving table's columns so the index
+/// walk starts at the cursor.
+pub(crate) fn selection_statement(
+    dialect: Dialect,
+    tenant: &TenantId,
+    selection: &RecordSelection,
+    read: SelectionRead<'_>,
+) -> Statement {
+    let same_month = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " AND r.start_ticks = p.start_ticks",
+    };
+    let mut statement = Statement::default();
+    statement.push(match read {
+        SelectionRead::Page { .. } => "SELECT ",
+        SelectionRead::Count => "SELECT COUNT(*)",
+    });
+    if let SelectionRead::Page { .. } = read {
+        statement.push(RECORD_COLUMNS);
+    }
+    let (start_column, id_column) = match selection.participant_ids.first() {
+        Some(first) => {
+            statement.push(&format!(
+                " FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id{same_month} WHERE p.tenant_id = "
+            ));
+            statement.bind_text(dialect, tenant.as_str());
+            statement.push(" AND p.id = ");
+            statement.bind_text(dialect, first);
+            ("p.start_ticks", "p.call_record_id")
+        }
+        None => {
+            statement.push(" FROM call_record r WHERE r.tenant_id = ");
+            statement.bind_text(dialect, tenant.as_str());
+            ("r.start_ticks", "r.id")
+        }
+    };
+    if let Some(from) = selection.start_from {
+        statement.push(&format!(" AND {start_column} >= "));
+        statement.bind_instant(dialect, from);
+    }
+    if let Some(before) = selection.start_before {
+        statement.push(&format!(" AND {start_column} < "));
+        statement.bind_instant(dialect, before);
+    }
+    if let SelectionRead::Page {
+        cursor: Some(cursor), ..
+    } = read
+    {
+        statement.push(&format!(" AND ({start_column}, {id_column}) > ("));
+        statement.bind_instant(dialect, cursor.start);
+        statement.push(", ");
+        statement.bind_text(dialect, &cursor.id);
+        statement.push(")");
+    }
+    let same_month = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " AND q.start_ticks = r.start_ticks",
+    };
+    for other in selection.participant_ids.iter().skip(1) {
+        statement.push(&format!(
+            " AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id{same_month} AND q.id = "
+        ));
+        statement.bind_text(dialect, other);
+        statement.push(")");
+    }
+    if let SelectionRead::Page { limit, .. } = read {
+        statement.push(&format!(" ORDER BY {start_column}, {id_column} LIMIT "));
+        statement.bind_integer(dialect, i64::from(limit));
+    }
+    statement
+}
+
+/// The statement of a usage-log page: rows of one kind in `[from, to)`, in (time, id) order,
+/// after the keyset position and the client's `$skip`.
+pub(crate) fn log_rows_statement(dialect: Dialect, tenant: &TenantId, query: &LogRowQuery) -> Statement {
+    let mut statement = Statement::default();
+    statement.push("SELECT id, start_ticks, document FROM log_row WHERE tenant_id = ");
+    statement.bind_text(dialect, tenant.as_str());
+    statement.push(" AND kind = ");
+    statement.bind_text(dialect, query.kind.as_str());
+    statement.push(" AND start_ticks >= ");
+    statement.bind_instant(dialect, query.from);
+    statement.push(" AND start_ticks < ");
+    statement.bind_instant(dialect, query.to);
+    if let Some(after) = &query.after {
+        statement.push(" AND (start_ticks, id) > (");
+        statement.bind_instant(dialect, after.start);
+        statement.push(", ");
+        statement.bind_text(dialect, &after.id);
+        statement.push(")");
+    }
+    statement.push(" ORDER BY start_ticks, id LIMIT ");
+    statement.bind_integer(dialect, i64::from(query.limit));
+    statement.push(" OFFSET ");
+    statement.bind_integer(dialect, i64::try_from(query.skip).unwrap_or(i64::MAX));
+    statement
+}
+
+/// The columns a subscription read returns, named as `stored_subscription` maps them.
+pub(crate) const SUBSCRIPTION_COLUMNS: &str =
+    "id, expiration_ticks, wants_created, wants_updated, participant_ids, document";
+
+/// A tenant's subscriptions unexpired at `now`, counted for the quota.
+pub(crate) fn count_unexpired_subscriptions(dialect: Dialect, tenant: &TenantId, now: Timestamp) -> Statement {
+    Statement::new(
+        dialect,
+        "SELECT COUNT(*) FROM subscription WHERE tenant_id = ? AND expiration_ticks > ?",
+        vec![tenant.into(), now.into()],
+    )
+}
+
+pub(crate) fn insert_subscription(dialect: Dialect, tenant: &TenantId, subscription: &StoredSubscription) -> Statement {
+    Statement::new(
+        dialect,
+        "INSERT INTO subscription (tenant_id, id, expiration_ticks, wants_created, wants_updated, participant_ids, document)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            tenant.into(),
+            (&subscription.id).into(),
+            subscription.expiration.into(),
+            subscription.scope.created.into(),
+            subscription.scope.updated.into(),
+            SqlValue::TextList(subscription.scope.participant_ids.clone()),
+            (&subscription.document).into(),
+        ],
+    )
+}
+
+/// The subscription, unless it expired by `now` (an expired one is gone, whether or not the
+/// sweep removed it yet).
+pub(crate) fn get_subscription(dialect: Dialect, tenant: &TenantId, id: &str, now: Timestamp) -> Statement {
+    Statement::new(
+        dialect,
+        &format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND id = ? AND expiration_ticks > ?"
+        ),
+        vec![tenant.into(), id.into(), now.into()],
+    )
+}
+
+pub(crate) fn list_subscriptions(dialect: Dialect, tenant: &TenantId, now: Timestamp) -> Statement {
+    Statement::new(
+        dialect,
+        &format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscription WHERE tenant_id = ? AND expiration_ticks > ? ORDER BY id"
+        ),
+        vec![tenant.into(), now.into()],
+    )
+}
+
+/// A renewal or update: the new form, and the reauthorization reminder due again.
+pub(crate) fn replace_subscription(
+    dialect: Dialect,
+    tenant: &TenantId,
+    subscription: &StoredSubscription,
+) -> Statement {
+    Statement::new(
+        dialect,
+        "UPDATE subscription SET expiration_ticks = ?, wants_created = ?, wants_updated = ?, participant_ids = ?,
+           document = ?, reauthorization_notice_ticks = 0
+         WHERE tenant_id = ? AND id = ?",
+        vec![
+            subscription.expiration.into(),
+            subscription.scope.created.into(),
+            subscription.scope.updated.into(),
+            SqlValue::TextList(subscription.scope.participant_ids.clone()),
+            (&subscription.document).into(),
+            tenant.into(),
+            (&subscription.id).into(),
+        ],
+    )
+}
+
+/// A deletion: the subscription, then its pending change rows (lifecycle rows carry their own
+/// target and still go out). One transaction.
+pub(crate) fn delete_subscription(dialect: Dialect, tenant: &TenantId, id: &str) -> [Statement; 2] {
+    [
+        Statement::new(
+            dialect,
+            "DELETE FROM subscription WHERE tenant_id = ? AND id = ?",
+            vec![tenant.into(), id.into()],
+        ),
+        Statement::new(
+            dialect,
+            "DELETE FROM outbox WHERE tenant_id = ? AND subscription_id = ? AND target_url IS NULL",
+            vec![tenant.into(), id.into()],
+        ),
+    ]
+}
+
+/// The sweep: the pending change rows of every subscription expired by `now`, then those
+/// subscriptions. One transaction; the second statement's count is the answer.
+pub(crate) fn remove_expired_subscriptions(dialect: Dialect, now: Timestamp) -> [Statement; 2] {
+    [
+        Statement::new(
+            dialect,
+            "DELETE FROM outbox WHERE target_url IS NULL AND EXISTS (SELECT 1 FROM subscription s
+               WHERE s.tenant_id = outbox.tenant_id AND s.id = outbox.subscription_id AND s.expiration_ticks <= ?)",
+            vec![now.into()],
+        ),
+        Statement::new(
+            dialect,
+            "DELETE FROM subscription WHERE expiration_ticks <= ?",
+            vec![now.into()],
+        ),
+    ]
+}
+
+/// Marks and returns, in one statement, the subscriptions that expire within `within` of `now`
+/// and were not reminded in the last `every`. On PostgreSQL a node meeting a row another node is
+/// marking waits, then re-checks the WHERE on the updated row (READ COMMITTED) and leaves it, so
+/// each subscription is reminded once per interval across nodes.
+pub(crate) fn take_reauthorization_due(
+    dialect: Dialect,
+    now: Timestamp,
+    within: Duration,
+    every: Duration,
+) -> Statement {
+    Statement::new(
+        dialect,
+        &format!(
+            "UPDATE subscription SET reauthorization_notice_ticks = ?
+             WHERE expiration_ticks > ? AND expiration_ticks <= ? AND reauthorization_notice_ticks <= ?
+             RETURNING tenant_id, {SUBSCRIPTION_COLUMNS}"
+        ),
+        vec![now.into(), now.into(), (now + within).into(), (now - every).into()],
+    )
+}
+
+/// Rows waiting in the outbox.
+pub(crate) const OUTBOX_DEPTH: &str = "SELECT COUNT(*) FROM outbox";
+
+/// Every signing key, newest first, as `stored_signing_key` maps them.
+pub(crate) const SIGNING_KEYS: &str =
+    "SELECT kid, private_key_pem, created_ticks, retired_ticks FROM signing_key ORDER BY created_ticks DESC, kid";
+
+/// A rotation: every key still current at `at` is retired at `at`.
+pub(crate) fn retire_signing_keys(dialect: Dialect, at: Timestamp) -> Statement {
+    Statement::new(
+        dialect,
+        "UPDATE signing_key SET retired_ticks = ? WHERE retired_ticks IS NULL OR retired_ticks > ?",
+        vec![at.into(), at.into()],
+    )
+}
+
+pub(crate) fn insert_signing_key(dialect: Dialect, key: &StoredSigningKey) -> Statement {
+    Statement::new(
+        dialect,
+        "INSERT INTO signing_key (kid, private_key_pem, created_ticks, retired_ticks) VALUES (?, ?, ?, ?)",
+        vec![
+            (&key.kid).into(),
+            (&key.private_key_pem).into(),
+            key.created.into(),
+            key.retired.into(),
+        ],
+    )
+}
+
+/// An app of the local issuer; its roles are kept as a JSON array of text on both stores.
+pub(crate) fn insert_app(dialect: Dialect, tenant: &TenantId, app: &StoredApp) -> Statement {
+    let roles = serde_json::Value::from(app.roles.clone()).to_string();
+    Statement::new(
+        dialect,
+        "INSERT INTO app (tenant_id, client_id, name, roles, secret_sha256, created_ticks) VALUES (?, ?, ?, ?, ?, ?)",
+        vec![
+            tenant.into(),
+            (&app.client_id).into(),
+            (&app.name).into(),
+            SqlValue::Text(roles),
+            (&app.secret_sha256).into(),
+            app.created.into(),
+        ],
+    )
+}
+
+pub(crate) fn get_app(dialect: Dialect, tenant: &TenantId, client_id: &str) -> Statement {
+    Statement::new(
+        dialect,
+        "SELECT client_id, name, roles, secret_sha256, created_ticks FROM app WHERE tenant_id = ? AND client_id = ?",
+        vec![tenant.into(), client_id.into()],
+    )
+}
+
+/// How a SQL backend runs the statements above and maps their rows: all a backend provides to
+/// have `SubscriptionStore` and `IssuerStore`.
+#[async_trait]
+pub(crate) trait SqlBackend: Send + Sync {
+    const DIALECT: Dialect;
+    type Row: Send + Sync;
+
+    /// Runs a read, on the backend's read connections.
+    async fn fetch_all(&self, statement: Statement) -> StoreResult<Vec<Self::Row>>;
+    async fn fetch_optional(&self, statement: Statement) -> StoreResult<Option<Self::Row>>;
+    /// The one integer a `SELECT COUNT(*)` answers.
+    async fn count(&self, statement: Statement) -> StoreResult<i64>;
+    /// Runs a write that returns rows (`UPDATE … RETURNING`), durably.
+    async fn write_returning(&self, statement: Statement) -> StoreResult<Vec<Self::Row>>;
+    /// Runs writes in one transaction, durably; the rows each one changed.
+    async fn write_all(&self, statements: Vec<Statement>) -> StoreResult<Vec<u64>>;
+    /// Runs `insert` only if `count` answers less than `quota` allows (`rules::quota_allows`),
+    /// in one write transaction that no other creator for `tenant` interleaves with, on any node.
+    async fn insert_within_quota(
+        &self,
+        tenant: &TenantId,
+        count: Statement,
+        quota: u32,
+        insert: Statement,
+    ) -> StoreResult<bool>;
+
+    fn subscription(row: &Self::Row) -> Result<StoredSubscription, sqlx::Error>;
+    /// The `tenant_id` column of a row.
+    fn tenant(row: &Self::Row) -> Result<TenantId, sqlx::Error>;
+    fn signing_key(row: &Self::Row) -> Result<StoredSigningKey, sqlx::Error>;
+    fn app(row: &Self::Row) -> Result<StoredApp, sqlx::Error>;
+}
+
+#[async_trait]
+impl<B: SqlBackend> SubscriptionStore for B {
+    async fn create_subscription(
+        &self,
+        tenant: &TenantId,
+        subscription: &StoredSubscription,
+        quota: u32,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let count = count_unexpired_subscriptions(B::DIALECT, tenant, now);
+        let insert = insert_subscription(B::DIALECT, tenant, subscription);
+        self.insert_within_quota(tenant, count, quota, insert).await
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        let row = self
+            .fetch_optional(get_subscription(B::DIALECT, tenant, id, now))
+            .await?;
+        Ok(row.as_ref().map(B::subscription).transpose()?)
+    }
+
+    async fn list_subscriptions(&self, tenant: &TenantId, now: Timestamp) -> StoreResult<Vec<StoredSubscription>> {
+        let rows = self.fetch_all(list_subscriptions(B::DIALECT, tenant, now)).await?;
+        Ok(rows.iter().map(B::subscription).collect::<Result<_, _>>()?)
+    }
+
+    async fn replace_subscription(&self, tenant: &TenantId, subscription: &StoredSubscription) -> StoreResult<bool> {
+        let changed = self
+            .write_all(vec![replace_subscription(B::DIALECT, tenant, subscription)])
+            .await?;
+        Ok(changed.first() == Some(&1))
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let changed = self
+            .write_all(delete_subscription(B::DIALECT, tenant, id).into())
+            .await?;
+        Ok(changed.first() == Some(&1))
+    }
+
+    async fn remove_expired_subscriptions(&self, now: Timestamp) -> StoreResult<u64> {
+        let changed = self
+            .write_all(remove_expired_subscriptions(B::DIALECT, now).into())
+            .await?;
+        Ok(changed.get(1).copied().unwrap_or(0))
+    }
+
+    async fn take_reauthorization_due(
+        &self,
+        now: Timestamp,
+        within: Duration,
+        every: Duration,
+    ) -> StoreResult<Vec<(TenantId, StoredSubscription)>> {
+        let rows = self
+            .write_returning(take_reauthorization_due(B::DIALECT, now, within, every))
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((B::tenant(row)?, B::subscription(row)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> IssuerStore for B {
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let rows = self
+            .fetch_all(Statement::new(B::DIALECT, SIGNING_KEYS, Vec::new()))
+            .await?;
+        Ok(rows.iter().map(B::signing_key).collect::<Result<_, _>>()?)
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey, retire_others_at: Option<Timestamp>) -> StoreResult<()> {
+        let retire = retire_others_at.map(|at| retire_signing_keys(B::DIALECT, at));
+        let insert = insert_signing_key(B::DIALECT, key);
+        self.write_all(retire.into_iter().chain([insert]).collect()).await?;
+        Ok(())
+    }
+
+    async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()> {
+        self.write_all(vec![insert_app(B::DIALECT, tenant, app)]).await?;
+        Ok(())
+    }
+
+    async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>> {
+        let row = self.fetch_optional(get_app(B::DIALECT, tenant, client_id)).await?;
+        Ok(row.as_ref().map(B::app).transpose()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_is_one_statement_in_either_dialect() {
+        let tenant = TenantId::default_tenant();
+        let selection = RecordSelection {
+            start_from: Some(Timestamp::from_ticks(10)),
+            start_before: Some(Timestamp::from_ticks(20)),
+            participant_ids: vec!["alice".to_owned(), "bob".to_owned()],
+        };
+        let cursor = RecordCursor {
+            start: Timestamp::from_ticks(15),
+            id: "r".to_owned(),
+        };
+        let page = SelectionRead::Page {
+            cursor: Some(&cursor),
+            limit: 7,
+        };
+        let sqlite = selection_statement(Dialect::Sqlite, &tenant, &selection, page);
+        let postgres = selection_statement(Dialect::Postgres, &tenant, &selection, page);
+        assert_eq!(sqlite.values, postgres.values);
+        assert_eq!(
+            sqlite.values,
+            [
+                SqlValue::Text(tenant.as_str().to_owned()),
+                SqlValue::Text("alice".to_owned()),
+                SqlValue::Integer(10),
+                SqlValue::Integer(20),
+                SqlValue::Integer(15),
+                SqlValue::Text("r".to_owned()),
+                SqlValue::Text("bob".to_owned()),
+                SqlValue::Integer(7),
+            ]
+        );
+        assert_eq!(sqlite.sql.matches('?').count(), 8);
+        assert!(postgres.sql.contains("$8") && !postgres.sql.contains('?'));
+        assert!(postgres.sql.contains("r.start_ticks = p.start_ticks"));
+        assert!(!sqlite.sql.contains("r.start_ticks = p.start_ticks"));
+        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.call_record_id LIMIT ?"));
+
+        let count = selection_statement(
+            Dialect::Postgres,
+            &tenant,
+            &RecordSelection::default(),
+            SelectionRead::Count,
+        );
+        assert_eq!(count.sql, "SELECT COUNT(*) FROM call_record r WHERE r.tenant_id = $1");
+    }
+
+    #[test]
+    fn a_statement_is_written_once_with_question_marks() {
+        let tenant = TenantId::default_tenant();
+        let sqlite = get_subscription(Dialect::Sqlite, &tenant, "s", Timestamp::from_ticks(5));
+        let postgres = get_subscription(Dialect::Postgres, &tenant, "s", Timestamp::from_ticks(5));
+        assert_eq!(sqlite.values, postgres.values);
+        assert!(sqlite
+            .sql
+            .ends_with("WHERE tenant_id = ? AND id = ? AND expiration_ticks > ?"));
+        assert!(postgres
+            .sql
+            .ends_with("WHERE tenant_id = $1 AND id = $2 AND expiration_ticks > $3"));
+        let [first, second] = remove_expired_subscriptions(Dialect::Postgres, Timestamp::from_ticks(9));
+        assert!(first.sql.ends_with("s.expiration_ticks <= $1)"));
+        assert_eq!(second.sql, "DELETE FROM subscription WHERE expiration_ticks <= $1");
+    }
+}
