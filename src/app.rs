@@ -137,7 +137,10 @@ impl App {
             retention: config.retention,
             state: AppState {
                 authenticator: Arc::new(authenticator),
-                throttle: Arc::new(crate::api::throttle::Throttle::new(config.api.throttle.clone())),
+                throttle: Arc::new(crate::api::throttle::Throttle::new(
+                    config.api.throttle.clone(),
+                    config.clock.clone(),
+                )),
                 store,
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 ingest_memory: Arc::new(tokio::sync::Semaphore::new(config.api.ingest_memory_bytes.max(1))),

@@ -18,6 +18,10 @@ use crate::model::DateTimeOffset;
 pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> DateTimeOffset;
 
+    /// Time since a fixed point of this clock's, never going back even when the system's time is
+    /// set back: what rate limits and cache ages measure with.
+    fn monotonic(&self) -> Duration;
+
     /// Now, as the stores compare and keep it.
     fn timestamp(&self) -> Timestamp {
         Timestamp::from(self.now())
@@ -110,6 +114,11 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTimeOffset {
         DateTimeOffset::now()
     }
+
+    fn monotonic(&self) -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
 }
 
 /// The system clock, shared.
@@ -147,6 +156,11 @@ impl Clock for ManualClock {
         let ticks = self.ticks.load(Ordering::SeqCst);
         DateTimeOffset::from_unix_ticks(ticks).expect("a manual clock stays within the calendar")
     }
+
+    /// A manual clock only moves forward, so its time since the epoch serves.
+    fn monotonic(&self) -> Duration {
+        Timestamp(self.ticks.load(Ordering::SeqCst)).duration_since(Timestamp(0))
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +175,10 @@ mod tests {
         clock.advance(Duration::from_millis(1500));
         assert_eq!(clock.now().to_string(), "2024-03-01T00:00:01.5Z");
         assert!(SystemClock.now() > start);
+        let before = clock.monotonic();
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(clock.monotonic() - before, Duration::from_secs(2));
+        assert!(SystemClock.monotonic() <= SystemClock.monotonic());
     }
 
     #[test]

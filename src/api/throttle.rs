@@ -9,11 +9,13 @@
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 
 use super::error::ApiError;
 use super::path::{Resource, Target};
@@ -142,7 +144,20 @@ impl ThrottleSettings {
     }
 }
 
-type Bucket = DefaultKeyedRateLimiter<String>;
+/// The App's clock as governor reads it: its monotonic time, so tests move time instead of
+/// waiting for a bucket to refill.
+#[derive(Clone, Debug)]
+struct BucketClock(Arc<dyn crate::clock::Clock>);
+
+impl governor::clock::Clock for BucketClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.0.monotonic()
+    }
+}
+
+type Bucket = RateLimiter<String, DefaultKeyedStateStore<String>, BucketClock, NoOpMiddleware<Duration>>;
 
 /// Every bucket of one process.
 pub(crate) struct Throttle {
@@ -154,6 +169,7 @@ pub(crate) struct Throttle {
     functions_app_tenant: Bucket,
     ingest_tenant: Bucket,
     checks: AtomicU64,
+    clock: BucketClock,
 }
 
 /// Buckets untouched for a while are dropped every this many checks, so memory follows the
@@ -161,8 +177,9 @@ pub(crate) struct Throttle {
 const HOUSEKEEPING_EVERY: u64 = 10_000;
 
 impl Throttle {
-    pub fn new(settings: ThrottleSettings) -> Self {
-        let bucket = |limit: Limit| RateLimiter::keyed(limit.quota());
+    pub fn new(settings: ThrottleSettings, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        let clock = BucketClock(clock);
+        let bucket = |limit: Limit| RateLimiter::dashmap_with_clock(limit.quota(), clock.clone());
         Self {
             tenant: bucket(settings.tenant),
             app_tenant: bucket(settings.app_tenant),
@@ -172,6 +189,7 @@ impl Throttle {
             ingest_tenant: bucket(settings.ingest_tenant),
             settings,
             checks: AtomicU64::new(0),
+            clock,
         }
     }
 
@@ -189,19 +207,19 @@ impl Throttle {
         let tenant = principal.tenant.as_str().to_owned();
         let app = format!("{tenant}|{}", principal.app_id);
         let parsed = match target {
-            Target::Ingest => return take(&self.ingest_tenant, &tenant),
+            Target::Ingest => return self.take(&self.ingest_tenant, &tenant),
             Target::Other => return Ok(()),
             Target::Graph(parsed) => parsed,
         };
         match parsed {
             Ok(Resource::Function(..)) => {
-                take(&self.functions_tenant, &tenant)?;
-                take(&self.functions_app_tenant, &app)
+                self.take(&self.functions_tenant, &tenant)?;
+                self.take(&self.functions_app_tenant, &app)
             }
             Ok(Resource::Metadata | Resource::ServiceDocument) => Ok(()),
             _ => {
-                take(&self.tenant, &tenant)?;
-                take(&self.app_tenant, &app)
+                self.take(&self.tenant, &tenant)?;
+                self.take(&self.app_tenant, &app)
             }
         }
     }
@@ -213,7 +231,7 @@ impl Throttle {
         if !self.settings.enabled {
             return Ok(());
         }
-        take(&self.record, &format!("{}|{record_id}", tenant.as_str()))
+        self.take(&self.record, &format!("{}|{record_id}", tenant.as_str()))
     }
 
     fn housekeeping(&self) {
@@ -231,11 +249,13 @@ impl Throttle {
     }
 }
 
-fn take(bucket: &Bucket, key: &String) -> Result<(), ApiError> {
-    bucket.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        too_many_requests(wait)
-    })
+impl Throttle {
+    fn take(&self, bucket: &Bucket, key: &String) -> Result<(), ApiError> {
+        bucket.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.clock));
+            too_many_requests(wait)
+        })
+    }
 }
 
 /// Graph's 429, with the body of its throttling docs' sample.
@@ -273,7 +293,7 @@ mod tests {
     fn a_record_allows_its_burst_then_asks_to_wait() {
         let mut settings = ThrottleSettings::default();
         settings.set("record=3/60").unwrap();
-        let throttle = Throttle::new(settings);
+        let throttle = Throttle::new(settings, crate::clock::system());
         let tenant = Principal::anonymous().tenant;
         for _ in 0..3 {
             throttle.check_record(&tenant, "r1").unwrap();

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use crate::clock::Clock;
-use crate::store::{Store, TenantId, Timestamp};
+use crate::store::{Store, TenantId};
 
 /// Read call records, sessions, segments, participants and subscriptions (and, as Graph's
 /// function pages list it, the usage-log functions).
@@ -137,13 +137,15 @@ pub(crate) struct JwtAuthenticator {
     issuer_template: String,
     source: KeySource,
     keys: RwLock<KeyCache>,
-    /// Times the cache's reloads; jsonwebtoken checks `exp` against the system clock itself.
+    /// Times the cache's reloads (`Clock::monotonic`); jsonwebtoken checks `exp` against the
+    /// system clock itself.
     clock: Arc<dyn Clock>,
 }
 
 struct KeyCache {
     by_kid: HashMap<String, Arc<DecodingKey>>,
-    loaded_at: Option<Timestamp>,
+    /// `Clock::monotonic` at the last load.
+    loaded_at: Option<Duration>,
 }
 
 /// Keys held this long are loaded again before the next check, even if the token's key is known.
@@ -164,7 +166,7 @@ impl JwtAuthenticator {
     }
 
     fn age(&self, cache: &KeyCache) -> Option<Duration> {
-        cache.loaded_at.map(|at| self.clock.timestamp().duration_since(at))
+        cache.loaded_at.map(|at| self.clock.monotonic().saturating_sub(at))
     }
 
     pub(crate) fn issuer_for(&self, tenant: &TenantId) -> String {
@@ -200,7 +202,7 @@ impl JwtAuthenticator {
                 }
                 Err(error) => return Err(error),
             }
-            cache.loaded_at = Some(self.clock.timestamp());
+            cache.loaded_at = Some(self.clock.monotonic());
         }
         Ok(cache.by_kid.get(kid).cloned())
     }
@@ -212,7 +214,7 @@ impl JwtAuthenticator {
         let count = keys.len();
         let mut cache = self.keys.write().await;
         cache.by_kid = keys;
-        cache.loaded_at = Some(self.clock.timestamp());
+        cache.loaded_at = Some(self.clock.monotonic());
         Ok(count)
     }
 

@@ -177,8 +177,16 @@ impl TestApp {
 
     /// A server whose time is `clock`: a test moves it instead of sleeping.
     pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn callrecords::clock::Clock>) -> Self {
+        Self::spawn_with_settings_and_clock(backend, settings_with_retention(0), clock).await
+    }
+
+    pub async fn spawn_with_settings_and_clock(
+        backend: Backend,
+        api: ApiSettings,
+        clock: Arc<dyn callrecords::clock::Clock>,
+    ) -> Self {
         let database = Arc::new(TestDatabase::new(backend).await);
-        Self::spawn_configured(database, settings_with_retention(0), notify_settings(), None, clock).await
+        Self::spawn_configured(database, api, notify_settings(), None, clock).await
     }
 
     /// A server with TLS; its client trusts the self-signed CA when there is one.
