@@ -198,6 +198,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
         records: plan.records,
         small_records: plan.small,
         build_secs: Vec::new(),
+        footprints: Vec::new(),
         concurrency: plan.concurrency,
         ingest_connections: plan.ingest_connections,
         warmup_secs: plan.timing.warmup.as_secs_f64(),
@@ -219,6 +220,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
     report
         .build_secs
         .push((large.records, large.build_time.map(|time| time.as_secs_f64())));
+    report.footprints.push((large.records, large.footprint.clone()));
     let sample = bench.sample(&large).await?;
     bench
         .read_case(
@@ -244,6 +246,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
     report
         .build_secs
         .push((small.records, small.build_time.map(|time| time.as_secs_f64())));
+    report.footprints.push((small.records, small.footprint.clone()));
     let small_sample = bench.sample(&small).await?;
     bench.list_cases(&small, &small_sample, "small-", 4).await?;
 

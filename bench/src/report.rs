@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::stats::{self, LatencySummary};
+use super::stores::Footprint;
 
 /// Everything a run measured, with what it ran on.
 #[derive(Clone, Debug, Serialize)]
@@ -17,6 +18,8 @@ pub(crate) struct BenchReport {
     pub(crate) small_records: u64,
     /// Seconds spent building each store in this run; absent for a store that was reused.
     pub(crate) build_secs: Vec<(u64, Option<f64>)>,
+    /// What each store (by its records) takes on disk, beside the NDJSON it was built from.
+    pub(crate) footprints: Vec<(u64, Footprint)>,
     pub(crate) concurrency: usize,
     pub(crate) ingest_connections: usize,
     pub(crate) warmup_secs: f64,
@@ -96,6 +99,9 @@ const LIST_P99_MS: f64 = 10.0;
 const LARGE_TO_SMALL_P99: f64 = 1.5;
 const INGEST_RECORDS_PER_SEC: f64 = 20_000.0;
 const PEAK_RSS_MB: f64 = 150.0;
+/// Bytes on disk per stored record, indexes included.
+const SQLITE_BYTES_PER_RECORD: f64 = 4_000.0;
+const POSTGRES_BYTES_PER_RECORD: f64 = 5_000.0;
 
 impl BenchReport {
     fn case(&self, key: &str) -> Option<&CaseResult> {
@@ -152,6 +158,14 @@ impl BenchReport {
             builds.join(", "),
             self.seed
         );
+        for (records, footprint) in &self.footprints {
+            let _ = writeln!(
+                out,
+                "- On disk, {} records: {}.",
+                thousands(*records),
+                footprint_text(*records, footprint)
+            );
+        }
         let _ = writeln!(
             out,
             "- Load: {} concurrent keep-alive connections (ingest: {}), closed loop, {} s warm-up then {} s measured per case; each case on a freshly started server.",
@@ -283,6 +297,24 @@ impl BenchReport {
                 &|ratio| ratio <= LARGE_TO_SMALL_P99,
             );
         }
+        let (per_record_target, store) = if self.store_kind.starts_with("SQLite") {
+            (SQLITE_BYTES_PER_RECORD, "SQLite")
+        } else {
+            (POSTGRES_BYTES_PER_RECORD, "PostgreSQL")
+        };
+        row(
+            format!(
+                "bytes on disk per record, indexes included: ≤ {} KB on {store} ({} records)",
+                per_record_target / 1000.0,
+                thousands(self.records)
+            ),
+            self.footprints
+                .iter()
+                .find(|(records, _)| *records == self.records)
+                .and_then(|(records, footprint)| per_record(footprint.store_bytes, *records))
+                .map(|bytes| (bytes, kilobytes(bytes))),
+            &|bytes| bytes <= per_record_target,
+        );
         let peak = self
             .cases
             .iter()
@@ -342,6 +374,38 @@ fn millis(micros: u64) -> String {
     }
 }
 
+fn per_record(bytes: u64, records: u64) -> Option<f64> {
+    (records > 0).then(|| bytes as f64 / records as f64)
+}
+
+fn kilobytes(bytes: f64) -> String {
+    format!("{:.1} KB", bytes / 1e3)
+}
+
+/// `113.9 MB, 56.9 KB a record (file … + write-ahead log …); NDJSON 30.7 KB a record over 2,065
+/// lines: the store takes 1.85 × the NDJSON`.
+fn footprint_text(records: u64, footprint: &Footprint) -> String {
+    let mut text = format!("{:.1} MB", footprint.store_bytes as f64 / 1e6);
+    if let Some(bytes) = per_record(footprint.store_bytes, records) {
+        let _ = write!(text, ", {} a record", kilobytes(bytes));
+    }
+    let _ = write!(text, " ({})", footprint.counted);
+    if let (Some(ndjson), Some(lines)) = (footprint.ndjson_bytes, footprint.ndjson_lines) {
+        if let (Some(line_bytes), Some(store_bytes)) =
+            (per_record(ndjson, lines), per_record(footprint.store_bytes, records))
+        {
+            let _ = write!(
+                text,
+                "; NDJSON {} a record over {} lines: the store takes {:.2} × the NDJSON",
+                kilobytes(line_bytes),
+                thousands(lines),
+                store_bytes / line_bytes
+            );
+        }
+    }
+    text
+}
+
 fn megabytes(bytes: u64) -> String {
     format!("{:.0} MB", bytes as f64 / 1e6)
 }
@@ -373,5 +437,27 @@ mod tests {
         assert_eq!(millis(12_345), "12.3 ms");
         assert_eq!(millis(1_234_567), "1,235 ms");
         assert_eq!(megabytes(150_400_000), "150 MB");
+    }
+
+    #[test]
+    fn a_footprint_is_told_per_record_and_against_its_ndjson() {
+        let footprint = Footprint {
+            store_bytes: 113_876_992,
+            counted: "file 113.9 MB + write-ahead log 0.0 MB, after a checkpoint".to_owned(),
+            ndjson_bytes: Some(63_400_000),
+            ndjson_lines: Some(2_065),
+        };
+        assert_eq!(
+            footprint_text(2_000, &footprint),
+            "113.9 MB, 56.9 KB a record (file 113.9 MB + write-ahead log 0.0 MB, after a checkpoint); \
+             NDJSON 30.7 KB a record over 2,065 lines: the store takes 1.85 × the NDJSON"
+        );
+        let reused = Footprint {
+            ndjson_bytes: None,
+            ndjson_lines: None,
+            ..footprint
+        };
+        assert!(footprint_text(2_000, &reused).ends_with("after a checkpoint)"));
+        assert_eq!(per_record(1, 0), None);
     }
 }

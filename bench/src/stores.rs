@@ -34,6 +34,22 @@ pub(crate) struct BuiltStore {
     pub(crate) records: u64,
     /// Time spent building it now; None when an existing store was reused.
     pub(crate) build_time: Option<Duration>,
+    pub(crate) footprint: Footprint,
+}
+
+/// What a store of generated records takes on disk, beside the NDJSON it was built from.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct Footprint {
+    /// SQLite: the database file and its write-ahead log after a checkpoint. PostgreSQL: the
+    /// database's size less that of an empty, migrated one.
+    pub(crate) store_bytes: u64,
+    /// How `store_bytes` was counted, for the report.
+    pub(crate) counted: String,
+    /// Bytes of the call records' NDJSON lines it was built from, every version included; None
+    /// for a store reused from before the bench kept that figure.
+    pub(crate) ndjson_bytes: Option<u64>,
+    /// Call-record lines in that NDJSON (later versions of a record included).
+    pub(crate) ndjson_lines: Option<u64>,
 }
 
 impl StoreServer {
@@ -80,7 +96,8 @@ impl StoreServer {
                 let url = sqlite_url(&path);
                 if path.exists() && count_records(&url).await? == options.calls {
                     self.settle(&url).await?;
-                    return Ok(reused(url, options.calls));
+                    let footprint = self.footprint(&url, read_ndjson_figures(&path)).await?;
+                    return Ok(reused(url, options.calls, footprint));
                 }
                 remove_sqlite_files(&path)?;
                 url
@@ -89,7 +106,9 @@ impl StoreServer {
                 let database = format!("callrecords_bench_{}", name.replace('-', "_"));
                 let url = database_url(base_url, &database);
                 if database_exists(base_url, &database).await? && count_records(&url).await? == options.calls {
-                    return Ok(reused(url, options.calls));
+                    let figures = read_database_comment(&url).await?;
+                    let footprint = self.footprint(&url, figures).await?;
+                    return Ok(reused(url, options.calls, footprint));
                 }
                 recreate_database(base_url, &database).await?;
                 url
@@ -103,11 +122,17 @@ impl StoreServer {
         );
         let started = Instant::now();
         let store = store::open(&url).await?;
-        let report =
+        let generated =
             callrecords::ingest::ingest_generated(store.as_ref(), &TenantId::default_tenant(), options.clone()).await?;
         drop(store);
         self.settle(&url).await?;
         let build_time = started.elapsed();
+        let report = &generated.call_records;
+        let figures = NdjsonFigures {
+            bytes: generated.call_record_bytes,
+            lines: report.accepted(),
+        };
+        self.keep_ndjson_figures(&url, figures).await?;
         let records = count_records(&url).await?;
         anyhow::ensure!(
             records == options.calls,
@@ -121,11 +146,84 @@ impl StoreServer {
             report.replaced,
             build_time.as_secs_f64()
         );
+        let footprint = self.footprint(&url, Some(figures)).await?;
         Ok(BuiltStore {
             url,
             records,
             build_time: Some(build_time),
+            footprint,
         })
+    }
+
+    /// What the store at `url` takes on disk; it has been settled.
+    async fn footprint(&self, url: &str, ndjson: Option<NdjsonFigures>) -> anyhow::Result<Footprint> {
+        let (store_bytes, counted) = match self {
+            Self::Sqlite { .. } => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                let file = file_size(std::path::Path::new(path))?;
+                let wal = file_size(std::path::Path::new(&format!("{path}-wal")))?;
+                (
+                    file + wal,
+                    format!(
+                        "file {} + write-ahead log {}, after a checkpoint",
+                        bytes(file),
+                        bytes(wal)
+                    ),
+                )
+            }
+            Self::Postgres { base_url } => {
+                let size = database_size(url).await?;
+                let empty = self.empty_database_size(base_url).await?;
+                (
+                    size.saturating_sub(empty),
+                    format!("database {} less an empty migrated one, {}", bytes(size), bytes(empty)),
+                )
+            }
+        };
+        Ok(Footprint {
+            store_bytes,
+            counted,
+            ndjson_bytes: ndjson.map(|figures| figures.bytes),
+            ndjson_lines: ndjson.map(|figures| figures.lines),
+        })
+    }
+
+    /// The size of a freshly migrated, empty database on this server: what every store holds
+    /// before its first record (catalog, empty tables and partitions).
+    async fn empty_database_size(&self, base_url: &reqwest::Url) -> anyhow::Result<u64> {
+        recreate_database(base_url, EMPTY_DATABASE).await?;
+        let url = database_url(base_url, EMPTY_DATABASE);
+        drop(store::open(&url).await?);
+        let size = database_size(&url).await?;
+        drop_database(base_url, EMPTY_DATABASE).await?;
+        Ok(size)
+    }
+
+    /// Keeps the NDJSON figures of a store it built beside the store, so a reused store reports
+    /// them too: a file next to a SQLite store, the database's comment on PostgreSQL.
+    async fn keep_ndjson_figures(&self, url: &str, figures: NdjsonFigures) -> anyhow::Result<()> {
+        let text = format!("{NDJSON_FIGURES_PREFIX}{} {}", figures.bytes, figures.lines);
+        match self {
+            Self::Sqlite { .. } => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                let sidecar = ndjson_sidecar(std::path::Path::new(path));
+                std::fs::write(&sidecar, text).with_context(|| format!("writing {}", sidecar.display()))
+            }
+            Self::Postgres { .. } => {
+                let mut db = sqlx::PgConnection::connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+                let database: String = sqlx::query_scalar("SELECT current_database()")
+                    .fetch_one(&mut db)
+                    .await?;
+                // Identifiers and COMMENT's literal cannot be bound; both are the bench's own text.
+                sqlx::query(&format!("COMMENT ON DATABASE \"{database}\" IS '{text}'"))
+                    .execute(&mut db)
+                    .await
+                    .context("commenting the bench database")?;
+                Ok(())
+            }
+        }
     }
 
     /// Leaves a store as a long-running deployment would have it, so that every run reads the
@@ -200,6 +298,68 @@ impl StoreServer {
 }
 
 const INGEST_DATABASE: &str = "callrecords_bench_ingest";
+const EMPTY_DATABASE: &str = "callrecords_bench_empty";
+
+/// The NDJSON a store was built from, as the bench keeps it beside the store.
+#[derive(Clone, Copy, Debug)]
+struct NdjsonFigures {
+    bytes: u64,
+    lines: u64,
+}
+
+const NDJSON_FIGURES_PREFIX: &str = "callrecords-bench ndjson bytes and lines: ";
+
+fn parse_ndjson_figures(text: &str) -> Option<NdjsonFigures> {
+    let (bytes, lines) = text.trim().strip_prefix(NDJSON_FIGURES_PREFIX)?.split_once(' ')?;
+    Some(NdjsonFigures {
+        bytes: bytes.parse().ok()?,
+        lines: lines.parse().ok()?,
+    })
+}
+
+fn ndjson_sidecar(store: &std::path::Path) -> PathBuf {
+    PathBuf::from(format!("{}.ndjson-figures", store.display()))
+}
+
+fn read_ndjson_figures(store: &std::path::Path) -> Option<NdjsonFigures> {
+    parse_ndjson_figures(&std::fs::read_to_string(ndjson_sidecar(store)).ok()?)
+}
+
+async fn read_database_comment(url: &str) -> anyhow::Result<Option<NdjsonFigures>> {
+    let mut db = sqlx::PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+    let comment: Option<String> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut db)
+    .await
+    .context("reading the bench database's comment")?;
+    Ok(comment.as_deref().and_then(parse_ndjson_figures))
+}
+
+async fn database_size(url: &str) -> anyhow::Result<u64> {
+    let mut db = sqlx::PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+    let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(&mut db)
+        .await
+        .context("reading the database's size")?;
+    Ok(u64::try_from(size).unwrap_or(0))
+}
+
+fn file_size(path: &std::path::Path) -> anyhow::Result<u64> {
+    match std::fs::metadata(path) {
+        Ok(metadata) => Ok(metadata.len()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(error).with_context(|| format!("reading the size of {}", path.display())),
+    }
+}
+
+fn bytes(count: u64) -> String {
+    format!("{:.1} MB", count as f64 / 1e6)
+}
 
 /// Removes the ingest baseline's directory and its files; a missing one is fine.
 pub(crate) fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -210,7 +370,7 @@ pub(crate) fn remove_sink_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn reused(url: String, records: u64) -> BuiltStore {
+fn reused(url: String, records: u64, footprint: Footprint) -> BuiltStore {
     eprintln!(
         "bench: reusing {} ({records} records)",
         callrecords::app::redact_url(&url)
@@ -219,6 +379,7 @@ fn reused(url: String, records: u64) -> BuiltStore {
         url,
         records,
         build_time: None,
+        footprint,
     }
 }
 
@@ -236,7 +397,7 @@ async fn count_records(url: &str) -> anyhow::Result<u64> {
 }
 
 fn remove_sqlite_files(path: &std::path::Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".ndjson-figures"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         match std::fs::remove_file(&file) {
             Ok(()) => {}
@@ -305,3 +466,17 @@ pub(crate) fn generate_options(calls: u64, seed: u64) -> GenerateOptions {
 /// Start times of the bench's records fall in `[WINDOW_UNTIL - WINDOW_DAYS, WINDOW_UNTIL)`.
 pub(crate) const WINDOW_UNTIL: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
 pub(crate) const WINDOW_DAYS: u32 = 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_figures_are_kept_as_text_and_read_back() {
+        let text = format!("{NDJSON_FIGURES_PREFIX}63400000 2065");
+        let figures = parse_ndjson_figures(&text).unwrap();
+        assert_eq!((figures.bytes, figures.lines), (63_400_000, 2_065));
+        assert!(parse_ndjson_figures("a comment of someone else's").is_none());
+        assert!(parse_ndjson_figures(&format!("{NDJSON_FIGURES_PREFIX}63400000")).is_none());
+    }
+}

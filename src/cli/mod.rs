@@ -470,7 +470,9 @@ async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
         days: DEMO_DAYS,
         until: OffsetDateTime::now_utc(),
     };
-    let report = crate::ingest::ingest_generated(store, &tenant, options).await?;
+    let report = crate::ingest::ingest_generated(store, &tenant, options)
+        .await?
+        .call_records;
     tracing::info!(
         stored = report.stored,
         replaced = report.replaced,
@@ -510,7 +512,9 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
         Some(db_url) => {
             let store = store::open(&db_url).await?;
             let started = std::time::Instant::now();
-            let report = crate::ingest::ingest_generated(store.as_ref(), &TenantId::default_tenant(), options).await?;
+            let report = crate::ingest::ingest_generated(store.as_ref(), &TenantId::default_tenant(), options)
+                .await?
+                .call_records;
             eprintln!(
                 "generated into {}: {} stored, {} replaced, {} ignored, {} rejected in {:.1}s",
                 redact_url(&db_url),

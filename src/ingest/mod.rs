@@ -78,7 +78,7 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    pub(crate) fn accepted(&self) -> u64 {
+    pub fn accepted(&self) -> u64 {
         self.stored + self.replaced + self.ignored
     }
 
@@ -365,6 +365,15 @@ impl<'a> BatchIngest<'a> {
     }
 }
 
+/// What `ingest_generated` fed through ingest.
+#[derive(Clone, Debug)]
+pub struct GeneratedIngest {
+    /// The call records' report; the usage-log rows' counts are logged.
+    pub call_records: IngestReport,
+    /// The call records as NDJSON: bytes of their lines, newlines included.
+    pub call_record_bytes: u64,
+}
+
 impl IngestKind {
     /// The kind a generated item is ingested as.
     pub(crate) fn of_generated(item: &Generated) -> IngestKind {
@@ -385,7 +394,7 @@ pub async fn ingest_generated(
     store: &dyn Store,
     tenant: &TenantId,
     options: GenerateOptions,
-) -> anyhow::Result<IngestReport> {
+) -> anyhow::Result<GeneratedIngest> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(IngestKind, Vec<u8>)>(1024);
     let producer = tokio::task::spawn_blocking(move || {
         generate::generate(&options, |item| {
@@ -407,8 +416,12 @@ pub async fn ingest_generated(
         .map(|kind| BatchIngest::of_kind(store, tenant, *kind, &crate::clock::SystemClock))
         .collect();
     let mut line = 0;
+    let mut call_record_bytes = 0;
     while let Some((kind, json)) = receiver.recv().await {
         line += 1;
+        if kind == IngestKind::CallRecords {
+            call_record_bytes += json.len() as u64 + 1;
+        }
         let index = kinds.iter().position(|k| *k == kind).expect("every kind has a batch");
         batches[index].push_line(line, &json).await?;
     }
@@ -433,7 +446,10 @@ pub async fn ingest_generated(
         sms_logs = reports[3].stored,
         "generated usage-log rows"
     );
-    Ok(reports.swap_remove(0))
+    Ok(GeneratedIngest {
+        call_records: reports.swap_remove(0),
+        call_record_bytes,
+    })
 }
 
 #[cfg(test)]
