@@ -60,7 +60,7 @@ pub enum Generated {
 
 impl Generated {
     /// The JSON object, whatever its kind.
-    pub(crate) fn value(&self) -> &Value {
+    pub fn value(&self) -> &Value {
         match self {
             Generated::CallRecord(value)
             | Generated::PstnCall(value)

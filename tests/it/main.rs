@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod answers;
 mod auth;
 mod beta;
 mod call_records;
