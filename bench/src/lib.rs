@@ -136,6 +136,9 @@ pub async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
     server::serve_baseline(args.listen, server::baseline_body(args.bytes), args.sink_dir).await
 }
 
+/// Calls the generator is timed on: enough for a steady rate, few enough to take seconds.
+const GENERATOR_CALLS: u64 = 20_000;
+
 /// The run's settings with `--quick`'s defaults applied.
 #[derive(Clone, Debug)]
 struct Plan {
@@ -199,6 +202,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
         small_records: plan.small,
         build_secs: Vec::new(),
         footprints: Vec::new(),
+        generator: None,
         concurrency: plan.concurrency,
         ingest_connections: plan.ingest_connections,
         warmup_secs: plan.timing.warmup.as_secs_f64(),
@@ -249,6 +253,15 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
     report.footprints.push((small.records, small.footprint.clone()));
     let small_sample = bench.sample(&small).await?;
     bench.list_cases(&small, &small_sample, "small-", 4).await?;
+
+    // The generator, as `callrecords generate` runs into a pipe.
+    eprintln!(
+        "bench: callrecords generate --calls {}…",
+        plan.records.min(GENERATOR_CALLS)
+    );
+    let generator = server::generator_rate(plan.records.min(GENERATOR_CALLS), plan.seed).await?;
+    eprintln!("bench:   {} records in {:.1} s", generator.records, generator.secs);
+    report.generator = Some(generator);
 
     // Case 5.
     let body_bytes = bench

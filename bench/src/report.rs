@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::server::GeneratorRate;
 use super::stats::{self, LatencySummary};
 use super::stores::Footprint;
 
@@ -20,6 +21,8 @@ pub(crate) struct BenchReport {
     pub(crate) build_secs: Vec<(u64, Option<f64>)>,
     /// What each store (by its records) takes on disk, beside the NDJSON it was built from.
     pub(crate) footprints: Vec<(u64, Footprint)>,
+    /// `callrecords generate` into a pipe.
+    pub(crate) generator: Option<GeneratorRate>,
     pub(crate) concurrency: usize,
     pub(crate) ingest_connections: usize,
     pub(crate) warmup_secs: f64,
@@ -99,6 +102,7 @@ const LIST_P99_MS: f64 = 10.0;
 const LARGE_TO_SMALL_P99: f64 = 1.5;
 const INGEST_RECORDS_PER_SEC: f64 = 20_000.0;
 const PEAK_RSS_MB: f64 = 150.0;
+const GENERATOR_RECORDS_PER_SEC: f64 = 6_000.0;
 /// Bytes on disk per stored record, indexes included.
 const SQLITE_BYTES_PER_RECORD: f64 = 4_000.0;
 const POSTGRES_BYTES_PER_RECORD: f64 = 5_000.0;
@@ -297,6 +301,27 @@ impl BenchReport {
                 &|ratio| ratio <= LARGE_TO_SMALL_P99,
             );
         }
+        row(
+            format!(
+                "generate: ≥ {} records/s to stdout",
+                thousands(GENERATOR_RECORDS_PER_SEC as u64)
+            ),
+            self.generator.as_ref().and_then(|rate| {
+                let per_sec = stats::rate(rate.records, std::time::Duration::from_secs_f64(rate.secs));
+                (per_sec > 0.0).then(|| {
+                    (
+                        per_sec,
+                        format!(
+                            "{} records/s ({} records in {:.1} s)",
+                            thousands(per_sec.round() as u64),
+                            thousands(rate.records),
+                            rate.secs
+                        ),
+                    )
+                })
+            }),
+            &|rate| rate >= GENERATOR_RECORDS_PER_SEC,
+        );
         let (per_record_target, store) = if self.store_kind.starts_with("SQLite") {
             (SQLITE_BYTES_PER_RECORD, "SQLite")
         } else {

@@ -45,6 +45,51 @@ fn server_binary() -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
+/// How fast `callrecords generate` writes NDJSON to a pipe.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct GeneratorRate {
+    pub(crate) records: u64,
+    pub(crate) secs: f64,
+}
+
+/// Runs `callrecords generate --calls CALLS` into a pipe read to the end, counting its lines:
+/// the generator as an operator runs it, allocator and serialization included.
+pub(crate) async fn generator_rate(calls: u64, seed: u64) -> anyhow::Result<GeneratorRate> {
+    use tokio::io::AsyncReadExt as _;
+    let (calls, seed) = (calls.to_string(), seed.to_string());
+    let mut child = Command::new(server_binary()?)
+        .args([
+            "generate",
+            "--calls",
+            &calls,
+            "--seed",
+            &seed,
+            "--until",
+            "2026-01-01T00:00:00Z",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting callrecords generate")?;
+    let mut stdout = child.stdout.take().context("generate's stdout is not piped")?;
+    let started = std::time::Instant::now();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut records = 0u64;
+    loop {
+        let read = stdout.read(&mut buffer).await.context("reading generate's output")?;
+        if read == 0 {
+            break;
+        }
+        records += memchr::memchr_iter(b'\n', &buffer[..read]).count() as u64;
+    }
+    let status = child.wait().await.context("waiting for callrecords generate")?;
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "callrecords generate failed: {status}");
+    Ok(GeneratorRate { records, secs })
+}
+
 /// This benchmark's own binary, which also serves the baselines.
 fn bench_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the callrecords-bench executable")
