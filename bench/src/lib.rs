@@ -221,10 +221,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
     let large = store_server
         .ensure(&stores::generate_options(plan.records, plan.seed))
         .await?;
-    report
-        .build_secs
-        .push((large.records, large.build_time.map(|time| time.as_secs_f64())));
-    report.footprints.push((large.records, large.footprint.clone()));
+    report.add_store(&large);
     let sample = bench.sample(&large).await?;
     bench
         .read_case(
@@ -247,10 +244,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
     let small = store_server
         .ensure(&stores::generate_options(plan.small, plan.seed))
         .await?;
-    report
-        .build_secs
-        .push((small.records, small.build_time.map(|time| time.as_secs_f64())));
-    report.footprints.push((small.records, small.footprint.clone()));
+    report.add_store(&small);
     let small_sample = bench.sample(&small).await?;
     bench.list_cases(&small, &small_sample, "small-", 4).await?;
 

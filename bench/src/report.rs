@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::server::GeneratorRate;
 use super::stats::{self, LatencySummary};
-use super::stores::Footprint;
+use super::stores::{BuiltStore, Footprint};
 
 /// Everything a run measured, with what it ran on.
 #[derive(Clone, Debug, Serialize)]
@@ -108,6 +108,13 @@ const SQLITE_BYTES_PER_RECORD: f64 = 4_000.0;
 const POSTGRES_BYTES_PER_RECORD: f64 = 5_000.0;
 
 impl BenchReport {
+    /// Records how a store was come by: its build time and what it takes on disk.
+    pub(crate) fn add_store(&mut self, store: &BuiltStore) {
+        self.build_secs
+            .push((store.records, store.build_time.map(|time| time.as_secs_f64())));
+        self.footprints.push((store.records, store.footprint.clone()));
+    }
+
     fn case(&self, key: &str) -> Option<&CaseResult> {
         self.cases.iter().find(|case| case.key == key)
     }

@@ -24,7 +24,11 @@ pub(crate) enum StoreServer {
     /// A directory of SQLite files.
     Sqlite { dir: PathBuf },
     /// A PostgreSQL server, reached through the URL of any database on it.
-    Postgres { base_url: reqwest::Url },
+    Postgres {
+        base_url: reqwest::Url,
+        /// The size of an empty, migrated database there, measured once per run.
+        empty_bytes: std::sync::Arc<tokio::sync::OnceCell<u64>>,
+    },
 }
 
 /// A store of generated records, ready to serve.
@@ -62,7 +66,10 @@ impl StoreServer {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let base_url = reqwest::Url::parse(url)
                 .with_context(|| format!("parsing --db {}", callrecords::app::redact_url(url)))?;
-            Ok(Self::Postgres { base_url })
+            Ok(Self::Postgres {
+                base_url,
+                empty_bytes: Default::default(),
+            })
         } else {
             anyhow::bail!("unsupported --db '{url}': expected sqlite://DIRECTORY or postgres://USER@HOST:PORT/DB")
         }
@@ -72,8 +79,8 @@ impl StoreServer {
     pub(crate) async fn describe(&self) -> anyhow::Result<String> {
         match self {
             Self::Sqlite { dir } => Ok(format!("SQLite (files under {})", dir.display())),
-            Self::Postgres { base_url } => {
-                let mut db = connect(base_url).await?;
+            Self::Postgres { base_url, .. } => {
+                let mut db = connect(base_url.as_str()).await?;
                 let version: String = sqlx::query_scalar("SHOW server_version")
                     .fetch_one(&mut db)
                     .await
@@ -102,7 +109,7 @@ impl StoreServer {
                 remove_sqlite_files(&path)?;
                 url
             }
-            Self::Postgres { base_url } => {
+            Self::Postgres { base_url, .. } => {
                 let database = format!("callrecords_bench_{}", name.replace('-', "_"));
                 let url = database_url(base_url, &database);
                 if database_exists(base_url, &database).await? && count_records(&url).await? == options.calls {
@@ -171,9 +178,9 @@ impl StoreServer {
                     ),
                 )
             }
-            Self::Postgres { base_url } => {
+            Self::Postgres { base_url, empty_bytes } => {
                 let size = database_size(url).await?;
-                let empty = self.empty_database_size(base_url).await?;
+                let empty = *empty_bytes.get_or_try_init(|| empty_database_size(base_url)).await?;
                 (
                     size.saturating_sub(empty),
                     format!("database {} less an empty migrated one, {}", bytes(size), bytes(empty)),
@@ -188,17 +195,6 @@ impl StoreServer {
         })
     }
 
-    /// The size of a freshly migrated, empty database on this server: what every store holds
-    /// before its first record (catalog, empty tables and partitions).
-    async fn empty_database_size(&self, base_url: &reqwest::Url) -> anyhow::Result<u64> {
-        recreate_database(base_url, EMPTY_DATABASE).await?;
-        let url = database_url(base_url, EMPTY_DATABASE);
-        drop(store::open(&url).await?);
-        let size = database_size(&url).await?;
-        drop_database(base_url, EMPTY_DATABASE).await?;
-        Ok(size)
-    }
-
     /// Keeps the NDJSON figures of a store it built beside the store, so a reused store reports
     /// them too: a file next to a SQLite store, the database's comment on PostgreSQL.
     async fn keep_ndjson_figures(&self, url: &str, figures: NdjsonFigures) -> anyhow::Result<()> {
@@ -210,9 +206,7 @@ impl StoreServer {
                 std::fs::write(&sidecar, text).with_context(|| format!("writing {}", sidecar.display()))
             }
             Self::Postgres { .. } => {
-                let mut db = sqlx::PgConnection::connect(url)
-                    .await
-                    .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+                let mut db = connect(url).await?;
                 let database: String = sqlx::query_scalar("SELECT current_database()")
                     .fetch_one(&mut db)
                     .await?;
@@ -243,9 +237,7 @@ impl StoreServer {
                 db.close().await.with_context(|| format!("closing {url}"))?;
             }
             Self::Postgres { .. } => {
-                let mut db = sqlx::PgConnection::connect(url)
-                    .await
-                    .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+                let mut db = connect(url).await?;
                 sqlx::query("VACUUM (ANALYZE)")
                     .execute(&mut db)
                     .await
@@ -265,7 +257,7 @@ impl StoreServer {
                 remove_sqlite_files(&path)?;
                 sqlite_url(&path)
             }
-            Self::Postgres { base_url } => {
+            Self::Postgres { base_url, .. } => {
                 recreate_database(base_url, INGEST_DATABASE).await?;
                 database_url(base_url, INGEST_DATABASE)
             }
@@ -279,7 +271,7 @@ impl StoreServer {
     pub(crate) async fn remove_ingest_store(&self) -> anyhow::Result<()> {
         match self {
             Self::Sqlite { dir } => remove_sqlite_files(&dir.join("ingest.db")),
-            Self::Postgres { base_url } => drop_database(base_url, INGEST_DATABASE).await,
+            Self::Postgres { base_url, .. } => drop_database(base_url, INGEST_DATABASE).await,
         }
     }
 
@@ -326,9 +318,7 @@ fn read_ndjson_figures(store: &std::path::Path) -> Option<NdjsonFigures> {
 }
 
 async fn read_database_comment(url: &str) -> anyhow::Result<Option<NdjsonFigures>> {
-    let mut db = sqlx::PgConnection::connect(url)
-        .await
-        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+    let mut db = connect(url).await?;
     let comment: Option<String> = sqlx::query_scalar(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()",
     )
@@ -338,10 +328,19 @@ async fn read_database_comment(url: &str) -> anyhow::Result<Option<NdjsonFigures
     Ok(comment.as_deref().and_then(parse_ndjson_figures))
 }
 
+/// The size of a freshly migrated, empty database on this server: what every store holds
+/// before its first record (catalog, empty tables and partitions).
+async fn empty_database_size(base_url: &reqwest::Url) -> anyhow::Result<u64> {
+    recreate_database(base_url, EMPTY_DATABASE).await?;
+    let url = database_url(base_url, EMPTY_DATABASE);
+    drop(store::open(&url).await?);
+    let size = database_size(&url).await?;
+    drop_database(base_url, EMPTY_DATABASE).await?;
+    Ok(size)
+}
+
 async fn database_size(url: &str) -> anyhow::Result<u64> {
-    let mut db = sqlx::PgConnection::connect(url)
-        .await
-        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))?;
+    let mut db = connect(url).await?;
     let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
         .fetch_one(&mut db)
         .await
@@ -415,14 +414,14 @@ fn database_url(base_url: &reqwest::Url, database: &str) -> String {
     url.to_string()
 }
 
-async fn connect(base_url: &reqwest::Url) -> anyhow::Result<sqlx::PgConnection> {
-    sqlx::PgConnection::connect(base_url.as_str())
+async fn connect(url: &str) -> anyhow::Result<sqlx::PgConnection> {
+    sqlx::PgConnection::connect(url)
         .await
-        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(base_url.as_str())))
+        .with_context(|| format!("connecting to {}", callrecords::app::redact_url(url)))
 }
 
 async fn database_exists(base_url: &reqwest::Url, database: &str) -> anyhow::Result<bool> {
-    let mut db = connect(base_url).await?;
+    let mut db = connect(base_url.as_str()).await?;
     let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(database)
         .fetch_optional(&mut db)
@@ -433,7 +432,7 @@ async fn database_exists(base_url: &reqwest::Url, database: &str) -> anyhow::Res
 
 async fn recreate_database(base_url: &reqwest::Url, database: &str) -> anyhow::Result<()> {
     drop_database(base_url, database).await?;
-    let mut db = connect(base_url).await?;
+    let mut db = connect(base_url.as_str()).await?;
     // Identifiers cannot be bound; the name is made by the bench from digits and ASCII letters.
     sqlx::query(&format!("CREATE DATABASE \"{database}\""))
         .execute(&mut db)
@@ -443,7 +442,7 @@ async fn recreate_database(base_url: &reqwest::Url, database: &str) -> anyhow::R
 }
 
 async fn drop_database(base_url: &reqwest::Url, database: &str) -> anyhow::Result<()> {
-    let mut db = connect(base_url).await?;
+    let mut db = connect(base_url.as_str()).await?;
     // FORCE ends the sessions a killed server may have left behind (PostgreSQL 13 and later).
     sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
         .execute(&mut db)

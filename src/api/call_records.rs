@@ -476,7 +476,7 @@ impl Graph {
                 ("$count", raw.count.as_deref()),
             ],
         );
-        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), *top)?;
+        let position = paging.position::<RecordCursor>(self.options.raw.skiptoken.as_deref(), *top)?;
         let (cursor, remaining) = (position.after, position.remaining);
         let selection = selection_from(filter.as_ref(), self.visible_from());
         let (size, max_page_applied) = page_size(&self.ctx, MAX_RECORDS_PAGE, remaining);
@@ -684,7 +684,7 @@ impl Graph {
             raw.expand.as_deref(),
             raw.count.as_deref(),
         );
-        let position = paging.position::<i64>(self.options.skiptoken.as_deref(), *top)?;
+        let position = paging.position::<i64>(self.options.raw.skiptoken.as_deref(), *top)?;
         let (after, remaining) = (position.after, position.remaining);
         let record = self.require_record(id).await?;
         let (size, max_page_applied) = page_size(&self.ctx, max, remaining);

@@ -247,9 +247,7 @@ impl Throttle {
             bucket.shrink_to_fit();
         }
     }
-}
 
-impl Throttle {
     fn take(&self, bucket: &Bucket, key: &String) -> Result<(), ApiError> {
         bucket.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.clock));

@@ -37,7 +37,7 @@ impl Graph {
         // define it as the rows in this response, not the total).
         let (top, skip) = (self.options.top, self.options.skip);
         let paging = function_paging(kind, range, self.options.raw.count.as_deref());
-        let position = paging.position::<RecordCursor>(self.options.skiptoken.as_deref(), top)?;
+        let position = paging.position::<RecordCursor>(self.options.raw.skiptoken.as_deref(), top)?;
         let resumed = position.resumed();
         let (after, remaining) = (position.after, position.remaining);
         let size = remaining.map_or(LOG_PAGE, |r| LOG_PAGE.min(u32::try_from(r).unwrap_or(u32::MAX)));
@@ -122,7 +122,7 @@ impl Graph {
         let kind = LogKind::PstnOnlineMeetingDialout;
         let top = self.options.top;
         let paging = function_paging(kind, range, self.options.raw.count.as_deref());
-        let position = paging.position::<Vec<Option<String>>>(self.options.skiptoken.as_deref(), top)?;
+        let position = paging.position::<Vec<Option<String>>>(self.options.raw.skiptoken.as_deref(), top)?;
         let after = position.after;
         let mut groups: BTreeMap<Vec<Option<String>>, PstnOnlineMeetingDialoutReport> = BTreeMap::new();
         let mut cursor = None;

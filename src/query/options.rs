@@ -243,9 +243,8 @@ pub(crate) struct QueryOptions {
     pub(crate) top: Option<u64>,
     pub(crate) count: bool,
     pub(crate) skip: u64,
-    /// Opaque here: `api::paging` decodes it against the collection it was issued for.
-    pub(crate) skiptoken: Option<String>,
-    /// The options as sent: next links repeat them and skip tokens are bound to them.
+    /// The options as sent: next links repeat them, skip tokens are bound to them, and
+    /// `$skiptoken` itself stays text here (`api::paging` decodes it against its collection).
     pub(crate) raw: RawQueryOptions,
 }
 
@@ -282,7 +281,6 @@ impl QueryOptions {
             top,
             count,
             skip,
-            skiptoken: raw.skiptoken.clone(),
             raw,
         })
     }
@@ -603,7 +601,7 @@ mod tests {
         assert_eq!(options.select, ["id", "version"]);
         assert_eq!(options.expand.len(), 1);
         assert_eq!(options.filter.unwrap().start.len(), 1);
-        assert_eq!(options.skiptoken.as_deref(), Some("abc"));
+        assert_eq!(options.raw.skiptoken.as_deref(), Some("abc"));
         assert_eq!(options.raw.select.as_deref(), Some("id,version"));
         let none = parsed("", &LIST).unwrap();
         assert_eq!((none.top, none.count, none.skip), (None, false, 0));

@@ -176,7 +176,7 @@ impl PgStore {
         family: Family,
         instants: impl IntoIterator<Item = Timestamp>,
     ) -> StoreResult<()> {
-        let this_month = Month::of_ticks(Timestamp::from(crate::model::DateTimeOffset::now()).ticks());
+        let this_month = Month::of_ticks(crate::model::DateTimeOffset::now().unix_ticks());
         let mut wanted: BTreeSet<Month> = instants.into_iter().map(|at| Month::of_ticks(at.ticks())).collect();
         wanted.insert(this_month);
         wanted.insert(this_month.next());
