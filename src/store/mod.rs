@@ -1,11 +1,12 @@
 //! Storage: the capability traits every backend implements (together, `Store`), its input and output types, and
-//! `StoreError`. Backends keep each record as its serialized JSON document beside the indexed
-//! columns that filtering and paging need, and each session and participant as a row of its own
-//! so a record's sessions and participants can be paged.
+//! `StoreError`. Backends keep each record as its serialized JSON document, compressed
+//! (`codec`), beside the indexed columns that filtering and paging need, and a record's sessions
+//! and participants in compressed parts of a page each, so they can be paged.
 //!
 //! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
 //! value bound as a parameter. Next: `sqlite` for the embedded backend.
 
+pub(crate) mod codec;
 #[cfg(test)]
 mod contract;
 pub(crate) mod postgres;
@@ -18,7 +19,8 @@ mod transaction;
 
 pub(crate) use transaction::WriteTransaction;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -609,6 +611,89 @@ where
         secret_sha256: row.try_get("secret_sha256")?,
         created: Timestamp::from_ticks(row.try_get("created_ticks")?),
     })
+}
+
+/// The small integer that stands for a tenant in the keys of records and their parts (table
+/// `tenant`), so that no index repeats a 36-character tenant id. Keys are never changed or
+/// reused, so a node caches them for as long as it runs.
+#[derive(Debug, Default)]
+pub(crate) struct TenantKeys {
+    known: RwLock<HashMap<String, i64>>,
+}
+
+impl TenantKeys {
+    pub(crate) fn cached(&self, tenant: &TenantId) -> Option<i64> {
+        self.known.read().expect("tenant keys lock").get(tenant.as_str()).copied()
+    }
+
+    pub(crate) fn remember(&self, tenant: &TenantId, key: i64) {
+        self.known
+            .write()
+            .expect("tenant keys lock")
+            .insert(tenant.as_str().to_owned(), key);
+    }
+}
+
+/// Where a backend keeps the dictionaries that `codec` trains.
+#[async_trait]
+pub(crate) trait DictionaryStore: Send + Sync {
+    /// Stores a newly trained dictionary under the next free id (ids count from 1, without
+    /// gaps, even when several nodes train at once), in a transaction of its own that commits
+    /// before any document is written with it, and returns it as stored.
+    async fn add_dictionary(
+        &self,
+        kind: codec::DocumentKind,
+        trained: Vec<u8>,
+        now: Timestamp,
+    ) -> StoreResult<codec::StoredDictionary>;
+}
+
+/// Compresses a batch of records for storage, off the async workers: first trains, stores and
+/// installs the dictionaries that are due (`Codec::training_due`), then compresses every
+/// record with the current ones. Runs before the write transaction, so concurrent ingests
+/// compress in parallel while another commits.
+pub(crate) async fn compress_for_storage(
+    codec: &Arc<codec::Codec>,
+    dictionaries: &dyn DictionaryStore,
+    batch: &[PreparedRecord],
+    now: Timestamp,
+) -> StoreResult<Vec<codec::CompressedRecord>> {
+    let batch = batch.to_vec();
+    let codec_for_training = codec.clone();
+    let (batch, due) = blocking(move || {
+        let due = codec_for_training.training_due(&batch);
+        let trained: Result<Vec<_>, _> = due
+            .into_iter()
+            .map(|(kind, samples)| codec::train(&samples).map(|body| (kind, body)))
+            .collect();
+        (batch, trained)
+    })
+    .await?;
+    for (kind, body) in due.map_err(codec_failure)? {
+        let dictionary = dictionaries.add_dictionary(kind, body, now).await?;
+        tracing::info!(
+            dictionary = dictionary.id,
+            kind = kind.as_str(),
+            bytes = dictionary.body.len(),
+            "trained a compression dictionary"
+        );
+        codec.install(&dictionary);
+    }
+    let codec = codec.clone();
+    blocking(move || codec.compress_batch(&batch)).await
+}
+
+/// Runs CPU-bound work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Other(anyhow::anyhow!("a store task stopped: {error}")))
+}
+
+/// A document that cannot be decoded, or a dictionary that cannot be trained: never a wrong
+/// answer, always this error.
+pub(crate) fn codec_failure(error: codec::CodecError) -> StoreError {
+    StoreError::Other(anyhow::Error::new(error))
 }
 
 /// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and

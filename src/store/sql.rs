@@ -21,8 +21,7 @@ use super::{
 pub(crate) enum Dialect {
     /// `?` placeholders.
     Sqlite,
-    /// `$1`, `$2`… placeholders; children are partitioned by their record's start, so every join
-    /// from a participant to its record also matches on `start_ticks` and stays in one month.
+    /// `$1`, `$2`… placeholders.
     Postgres,
 }
 
@@ -127,8 +126,8 @@ impl Statement {
 
 /// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
 /// text in every dialect; the store's size in bytes is each backend's own.
-pub(crate) const RECORDS_BY_TENANT: &str =
-    "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id";
+pub(crate) const RECORDS_BY_TENANT: &str = "SELECT t.id, COUNT(*) FROM record r JOIN tenant t ON t.key = r.tenant_key
+     GROUP BY t.id ORDER BY COUNT(*) DESC, t.id";
 pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
 
 /// The columns a call-record read returns, in the order backends map them.
@@ -146,20 +145,16 @@ pub(crate) enum SelectionRead<'a> {
     Count,
 }
 
-/// The statement of a record selection over `r` (call_record): driven from the participant
-/// index `p` when a participant is named (the most selective access), the others required by
+/// The statement of a record selection over `r` (record) of the tenant with key `tenant_key`:
+/// driven from the participant index `p` (participant_ref) when a participant is named (the most selective access), the others required by
 /// `EXISTS`, the start range and the keyset cursor on the driving table's columns so the index
 /// walk starts at the cursor.
 pub(crate) fn selection_statement(
     dialect: Dialect,
-    tenant: &TenantId,
+    tenant_key: i64,
     selection: &RecordSelection,
     read: SelectionRead<'_>,
 ) -> Statement {
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND r.start_ticks = p.start_ticks",
-    };
     let mut statement = Statement::default();
     statement.push(match read {
         SelectionRead::Page { .. } => "SELECT ",
@@ -168,19 +163,22 @@ pub(crate) fn selection_statement(
     if let SelectionRead::Page { .. } = read {
         statement.push(RECORD_COLUMNS);
     }
+    // A reference carries its record's start and id, which are also the record's key on
+    // PostgreSQL (with the partition key) and its unique index on SQLite.
+    const SAME_RECORD: &str = "r.tenant_key = p.tenant_key AND r.id = p.record_id AND r.start_ticks = p.start_ticks";
     let (start_column, id_column) = match selection.participant_ids.first() {
         Some(first) => {
             statement.push(&format!(
-                " FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id{same_month} WHERE p.tenant_id = "
+                " FROM participant_ref p JOIN record r ON {SAME_RECORD} WHERE p.tenant_key = "
             ));
-            statement.bind_text(dialect, tenant.as_str());
-            statement.push(" AND p.id = ");
+            statement.bind_integer(dialect, tenant_key);
+            statement.push(" AND p.participant_id = ");
             statement.bind_text(dialect, first);
-            ("p.start_ticks", "p.call_record_id")
+            ("p.start_ticks", "p.record_id")
         }
         None => {
-            statement.push(" FROM call_record r WHERE r.tenant_id = ");
-            statement.bind_text(dialect, tenant.as_str());
+            statement.push(" FROM record r WHERE r.tenant_key = ");
+            statement.bind_integer(dialect, tenant_key);
             ("r.start_ticks", "r.id")
         }
     };
@@ -202,16 +200,12 @@ pub(crate) fn selection_statement(
         statement.bind_text(dialect, &cursor.id);
         statement.push(")");
     }
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND q.start_ticks = r.start_ticks",
-    };
     for other in selection.participant_ids.iter().skip(1) {
-        statement.push(&format!(
-            " AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id{same_month} AND q.id = "
-        ));
+        statement.push(
+            " AND EXISTS (SELECT 1 FROM participant_ref q WHERE q.tenant_key = r.tenant_key AND q.participant_id = ",
+        );
         statement.bind_text(dialect, other);
-        statement.push(")");
+        statement.push(" AND q.start_ticks = r.start_ticks AND q.record_id = r.id)");
     }
     if let SelectionRead::Page { limit, .. } = read {
         statement.push(&format!(" ORDER BY {start_column}, {id_column} LIMIT "));
@@ -565,7 +559,6 @@ mod tests {
 
     #[test]
     fn a_selection_is_one_statement_in_either_dialect() {
-        let tenant = TenantId::default_tenant();
         let selection = RecordSelection {
             start_from: Some(Timestamp::from_ticks(10)),
             start_before: Some(Timestamp::from_ticks(20)),
@@ -579,13 +572,13 @@ mod tests {
             cursor: Some(&cursor),
             limit: 7,
         };
-        let sqlite = selection_statement(Dialect::Sqlite, &tenant, &selection, page);
-        let postgres = selection_statement(Dialect::Postgres, &tenant, &selection, page);
+        let sqlite = selection_statement(Dialect::Sqlite, 3, &selection, page);
+        let postgres = selection_statement(Dialect::Postgres, 3, &selection, page);
         assert_eq!(sqlite.values, postgres.values);
         assert_eq!(
             sqlite.values,
             [
-                SqlValue::Text(tenant.as_str().to_owned()),
+                SqlValue::Integer(3),
                 SqlValue::Text("alice".to_owned()),
                 SqlValue::Integer(10),
                 SqlValue::Integer(20),
@@ -598,16 +591,10 @@ mod tests {
         assert_eq!(sqlite.sql.matches('?').count(), 8);
         assert!(postgres.sql.contains("$8") && !postgres.sql.contains('?'));
         assert!(postgres.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(!sqlite.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.call_record_id LIMIT ?"));
+        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.record_id LIMIT ?"));
 
-        let count = selection_statement(
-            Dialect::Postgres,
-            &tenant,
-            &RecordSelection::default(),
-            SelectionRead::Count,
-        );
-        assert_eq!(count.sql, "SELECT COUNT(*) FROM call_record r WHERE r.tenant_id = $1");
+        let count = selection_statement(Dialect::Postgres, 3, &RecordSelection::default(), SelectionRead::Count);
+        assert_eq!(count.sql, "SELECT COUNT(*) FROM record r WHERE r.tenant_key = $1");
     }
 
     #[test]
