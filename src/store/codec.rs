@@ -234,9 +234,11 @@ impl Training {
     fn add_sample(&mut self, document: &[u8]) {
         self.samples.push_back(document.to_vec());
         self.sample_bytes += document.len();
-        while self.sample_bytes > SAMPLE_BYTES {
-            let Some(oldest) = self.samples.pop_front() else { break };
-            self.sample_bytes -= oldest.len();
+        // The oldest go while the rest still make up the sample's size.
+        while self.samples.front().is_some_and(|oldest| self.sample_bytes - oldest.len() >= SAMPLE_BYTES) {
+            if let Some(oldest) = self.samples.pop_front() {
+                self.sample_bytes -= oldest.len();
+            }
         }
     }
 
@@ -480,7 +482,7 @@ fn frame_part(items: &[(String, String)]) -> Vec<u8> {
 
 fn unframe_part(mut framed: &[u8]) -> Result<Vec<(String, String)>, CodecError> {
     let corrupt = || CodecError::CorruptDocument("a part's framing is cut short".into());
-    let mut next_text = |framed: &mut &[u8]| -> Result<String, CodecError> {
+    let next_text = |framed: &mut &[u8]| -> Result<String, CodecError> {
         let (length, rest) = framed.split_first_chunk::<4>().ok_or_else(corrupt)?;
         let length = u32::from_le_bytes(*length) as usize;
         if rest.len() < length {
@@ -555,7 +557,7 @@ mod tests {
         }
         assert_eq!(sessions, batch[0].sessions);
         assert_eq!(participants, batch[0].participants);
-        compressed[0].parts.iter().map(|part| part.body.len()).sum()
+        compressed[0].document.len()
     }
 
     #[test]
@@ -578,7 +580,7 @@ mod tests {
             }
             frames.push(codec.compress_batch(&[record(&sample)]));
             let size = round_trip(&codec, &sample);
-            assert!(size * 2 < plain_size, "a dictionary compresses better: {size} vs {plain_size}");
+            assert!(size * 2 < plain_size, "a dictionary compresses a document better: {size} vs {plain_size}");
         }
         // A codec opened afresh on the same dictionaries reads every frame ever written.
         let reopened = Codec::with_dictionaries(dictionaries).unwrap();

@@ -703,17 +703,32 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// How a store is opened, beyond its URL.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// SQLite only: the most the database file may grow to, in bytes. Past it, writes are
     /// refused as full (ingest answers 507) and reads go on.
     pub(crate) sqlite_max_size: Option<u64>,
+    /// Records moved per transaction when a store of the previous layout is converted on open.
+    pub(crate) conversion_batch: u32,
 }
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_max_size: None,
+            conversion_batch: CONVERSION_BATCH,
+        }
+    }
+}
+
+/// Records moved to the compact layout per transaction when an older store is opened: a few
+/// megabytes of documents, so each commit is short and an interruption repeats little.
+pub(crate) const CONVERSION_BATCH: u32 = 200;
 
 pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(
-            sqlite::SqliteStore::open_with(path, options.sqlite_max_size).await?,
+            sqlite::SqliteStore::open_with(path, options).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         if options.sqlite_max_size.is_some() {

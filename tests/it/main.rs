@@ -27,4 +27,5 @@ mod store_full;
 mod sub_resources;
 mod throttling;
 mod tls;
+mod upgrade;
 mod usage_logs;
