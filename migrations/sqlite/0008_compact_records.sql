@@ -61,11 +61,13 @@ CREATE TABLE record_part (
 );
 
 -- participants_v2/any(p:p/id eq '…'): one entry per participant of a record, in the list's order
--- (start, then record id), so a filtered page walks this index from its cursor.
+-- of start (ties, which are rare, are put in record id order by a sort of just those rows), so a
+-- filtered page walks this index from its cursor. The record is named by its key rather than its
+-- id: these entries are the most numerous rows of the store.
 CREATE TABLE participant_ref (
     tenant_key      INTEGER NOT NULL,
     participant_id  TEXT    NOT NULL,
     start_ticks     INTEGER NOT NULL,
-    record_id       TEXT    NOT NULL,
-    PRIMARY KEY (tenant_key, participant_id, start_ticks, record_id)
+    record_key      INTEGER NOT NULL,
+    PRIMARY KEY (tenant_key, participant_id, start_ticks, record_key)
 ) WITHOUT ROWID;

@@ -28,13 +28,17 @@ use super::{PreparedRecord, Timestamp};
 /// percent of level 9 at a third of the CPU, with a dictionary; ingest pays it on every record.
 const LEVEL: i32 = 3;
 
-/// The size of a trained dictionary.
+/// The size of a dictionary trained from a full sample.
 const DICTIONARY_BYTES: usize = 64 * 1024;
 
-/// The documents of one kind kept as training samples, the most recent first to go: a new
-/// dictionary is trained from them once they reach this size (zstd wants about a hundred times
-/// the dictionary's size in samples).
+/// The documents of one kind kept as training samples, the most recent first to go. zstd wants
+/// about a hundred times the dictionary's size in samples.
 const SAMPLE_BYTES: usize = 6 * 1024 * 1024;
+
+/// The first dictionary of a kind is trained as soon as this much is sampled, smaller (a
+/// thirty-second of the sample), so that a young store does not write thousands of records
+/// without one; a full-size dictionary replaces it once the sample is full.
+const FIRST_SAMPLE_BYTES: usize = 1024 * 1024;
 
 /// Samples of fewer than this many documents train no dictionary.
 const MIN_SAMPLES: usize = 64;
@@ -204,7 +208,7 @@ pub(crate) struct Codec {
 struct CodecState {
     decoders: HashMap<u32, Arc<DecoderDictionary<'static>>>,
     /// The newest dictionary of each kind, which writes use.
-    encoders: HashMap<DocumentKind, (u32, Arc<EncoderDictionary<'static>>)>,
+    encoders: HashMap<DocumentKind, Encoder>,
     training: HashMap<DocumentKind, Training>,
 }
 
@@ -214,6 +218,15 @@ impl std::fmt::Debug for CodecState {
         ids.sort();
         formatter.debug_struct("CodecState").field("dictionaries", &ids).finish()
     }
+}
+
+/// A dictionary ready for compression.
+#[derive(Clone)]
+struct Encoder {
+    id: u32,
+    dictionary: Arc<EncoderDictionary<'static>>,
+    /// The dictionary's size: one smaller than `DICTIONARY_BYTES` came from a small sample.
+    bytes: usize,
 }
 
 /// Recent documents of one kind and how well the current dictionary compresses them.
@@ -228,6 +241,9 @@ struct Training {
     window_out: u64,
     /// A window drifted past the tolerance: train from the current samples.
     drifted: bool,
+    /// A full-size dictionary was asked for since this process started, so a small one is not
+    /// replaced again and again when training keeps giving less than asked.
+    grown: bool,
 }
 
 impl Training {
@@ -294,15 +310,14 @@ impl Codec {
         let newer = state
             .encoders
             .get(&dictionary.kind)
-            .is_none_or(|(current, _)| *current < dictionary.id);
+            .is_none_or(|current| current.id < dictionary.id);
         if newer {
-            state.encoders.insert(
-                dictionary.kind,
-                (
-                    dictionary.id,
-                    Arc::new(EncoderDictionary::copy(&dictionary.body, LEVEL)),
-                ),
-            );
+            let encoder = Encoder {
+                id: dictionary.id,
+                dictionary: Arc::new(EncoderDictionary::copy(&dictionary.body, LEVEL)),
+                bytes: dictionary.body.len(),
+            };
+            state.encoders.insert(dictionary.kind, encoder);
             let training = state.training.entry(dictionary.kind).or_default();
             training.baseline = None;
             training.window_in = 0;
@@ -314,18 +329,19 @@ impl Codec {
     /// The id of the dictionary that writes of `kind` use now, if any.
     pub(crate) fn current_dictionary(&self, kind: DocumentKind) -> Option<u32> {
         let state = self.state.read().expect("codec lock");
-        state.encoders.get(&kind).map(|(id, _)| *id)
+        state.encoders.get(&kind).map(|encoder| encoder.id)
     }
 
     /// Keeps the batch's documents as training samples, and returns, for each kind that needs a
-    /// new dictionary (none yet and enough samples, or the current one drifted), the samples to
-    /// train it from.
+    /// new dictionary, the samples to train it from: a kind with none yet once
+    /// `FIRST_SAMPLE_BYTES` are sampled; a kind whose dictionary came from a small sample once
+    /// the sample is full; a kind whose documents drifted away from its dictionary.
     pub(crate) fn training_due(&self, batch: &[PreparedRecord]) -> Vec<(DocumentKind, Vec<Vec<u8>>)> {
         let mut state = self.state.write().expect("codec lock");
         let state = &mut *state;
         let mut due = Vec::new();
         for kind in DocumentKind::ALL {
-            let has_dictionary = state.encoders.contains_key(&kind);
+            let current_bytes = state.encoders.get(&kind).map(|encoder| encoder.bytes);
             let training = state.training.entry(kind).or_default();
             for record in batch {
                 match kind {
@@ -342,8 +358,19 @@ impl Codec {
                     }
                 }
             }
-            let enough = training.sample_bytes >= SAMPLE_BYTES && training.samples.len() >= MIN_SAMPLES;
-            if enough && (!has_dictionary || training.drifted) {
+            if training.samples.len() < MIN_SAMPLES || training.sample_bytes < FIRST_SAMPLE_BYTES {
+                continue;
+            }
+            let full = training.sample_bytes >= SAMPLE_BYTES;
+            let wanted = match current_bytes {
+                None => true,
+                Some(bytes) if bytes < DICTIONARY_BYTES && full && !training.grown => {
+                    training.grown = true;
+                    true
+                }
+                Some(_) => training.drifted,
+            };
+            if wanted {
                 training.drifted = false;
                 training.baseline = None;
                 due.push((kind, training.samples.iter().cloned().collect()));
@@ -446,18 +473,21 @@ impl Codec {
     }
 }
 
-/// Trains a dictionary of `DICTIONARY_BYTES` from samples (zstd's COVER training).
+/// Trains a dictionary from samples (zstd's COVER training): `DICTIONARY_BYTES`, or a
+/// thirty-second of a smaller sample.
 pub(crate) fn train(samples: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
-    zstd::dict::from_samples(samples, DICTIONARY_BYTES).map_err(|error| CodecError::Training(error.to_string()))
+    let sampled: usize = samples.iter().map(Vec::len).sum();
+    let size = (sampled / 32).clamp(4 * 1024, DICTIONARY_BYTES);
+    zstd::dict::from_samples(samples, size).map_err(|error| CodecError::Training(error.to_string()))
 }
 
-fn compress(dictionary: Option<&(u32, Arc<EncoderDictionary<'static>>)>, input: &[u8]) -> Vec<u8> {
+fn compress(encoder: Option<&Encoder>, input: &[u8]) -> Vec<u8> {
     let mut output = Vec::with_capacity(zstd::zstd_safe::compress_bound(input.len()));
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let context = cell.get_or_insert_with(CCtx::create);
-        let written = match dictionary {
-            Some((_, dictionary)) => context.compress_using_cdict(&mut output, input, dictionary.as_cdict()),
+        let written = match encoder {
+            Some(encoder) => context.compress_using_cdict(&mut output, input, encoder.dictionary.as_cdict()),
             None => context.compress(&mut output, input, LEVEL),
         };
         // The output has room for zstd's bound, so compression cannot fail for want of space.
@@ -647,8 +677,22 @@ mod tests {
         let kinds: Vec<_> = due.iter().map(|(kind, _)| *kind).collect();
         assert!(kinds.contains(&DocumentKind::Session), "sessions come first: {kinds:?}");
         let (_, samples) = due.into_iter().find(|(kind, _)| *kind == DocumentKind::Session).unwrap();
+        let first = train(&samples).unwrap();
+        assert!(first.len() < DICTIONARY_BYTES, "the first dictionary is small: {}", first.len());
+        codec.install(&StoredDictionary::new(1, DocumentKind::Session, first, Timestamp::from_ticks(0)));
+        // Once the sample is full, a full-size dictionary replaces the small one, once.
+        let mut batches = 0;
+        let samples = loop {
+            batches += 1;
+            assert!(batches < 200, "a full sample asks for a full-size dictionary");
+            let due = codec.training_due(&[record(&sample)]);
+            if let Some((_, samples)) = due.into_iter().find(|(kind, _)| *kind == DocumentKind::Session) {
+                break samples;
+            }
+        };
+        assert!(samples.iter().map(Vec::len).sum::<usize>() >= SAMPLE_BYTES);
         codec.install(&StoredDictionary::new(
-            1,
+            2,
             DocumentKind::Session,
             train(&samples).unwrap(),
             Timestamp::from_ticks(0),
@@ -656,8 +700,9 @@ mod tests {
         // Documents like the samples keep the dictionary; documents unlike them drift.
         for _ in 0..100 {
             codec.compress_batch(&[record(&sample)]);
+            let due = codec.training_due(&[record(&sample)]);
+            assert!(!due.iter().any(|(kind, _)| *kind == DocumentKind::Session));
         }
-        assert!(!codec.training_due(&[record(&sample)]).iter().any(|(kind, _)| *kind == DocumentKind::Session));
         // Pseudo-random hex: nothing like the samples, and only about 2 x compressible.
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let other: Vec<String> = (0..400)

@@ -163,18 +163,24 @@ pub(crate) fn selection_statement(
     if let SelectionRead::Page { .. } = read {
         statement.push(RECORD_COLUMNS);
     }
-    // A reference carries its record's start and id, which are also the record's key on
-    // PostgreSQL (with the partition key) and its unique index on SQLite.
-    const SAME_RECORD: &str = "r.tenant_key = p.tenant_key AND r.id = p.record_id AND r.start_ticks = p.start_ticks";
+    let (same_record, id_column) = match dialect {
+        // A reference names its record by the record's rowid, the smallest key there is.
+        Dialect::Sqlite => ("r.key = p.record_key", "r.id"),
+        // Records have no single-column key on PostgreSQL: their key is (tenant, id, start).
+        Dialect::Postgres => (
+            "r.tenant_key = p.tenant_key AND r.id = p.record_id AND r.start_ticks = p.start_ticks",
+            "p.record_id",
+        ),
+    };
     let (start_column, id_column) = match selection.participant_ids.first() {
         Some(first) => {
             statement.push(&format!(
-                " FROM participant_ref p JOIN record r ON {SAME_RECORD} WHERE p.tenant_key = "
+                " FROM participant_ref p JOIN record r ON {same_record} WHERE p.tenant_key = "
             ));
             statement.bind_integer(dialect, tenant_key);
             statement.push(" AND p.participant_id = ");
             statement.bind_text(dialect, first);
-            ("p.start_ticks", "p.record_id")
+            ("p.start_ticks", id_column)
         }
         None => {
             statement.push(" FROM record r WHERE r.tenant_key = ");
@@ -194,18 +200,25 @@ pub(crate) fn selection_statement(
         cursor: Some(cursor), ..
     } = read
     {
+        // The first comparison alone is what lets the index walk start at the cursor.
+        statement.push(&format!(" AND {start_column} >= "));
+        statement.bind_instant(dialect, cursor.start);
         statement.push(&format!(" AND ({start_column}, {id_column}) > ("));
         statement.bind_instant(dialect, cursor.start);
         statement.push(", ");
         statement.bind_text(dialect, &cursor.id);
         statement.push(")");
     }
+    let names_record = match dialect {
+        Dialect::Sqlite => "q.record_key = r.key",
+        Dialect::Postgres => "q.record_id = r.id",
+    };
     for other in selection.participant_ids.iter().skip(1) {
         statement.push(
             " AND EXISTS (SELECT 1 FROM participant_ref q WHERE q.tenant_key = r.tenant_key AND q.participant_id = ",
         );
         statement.bind_text(dialect, other);
-        statement.push(" AND q.start_ticks = r.start_ticks AND q.record_id = r.id)");
+        statement.push(&format!(" AND q.start_ticks = r.start_ticks AND {names_record})"));
     }
     if let SelectionRead::Page { limit, .. } = read {
         statement.push(&format!(" ORDER BY {start_column}, {id_column} LIMIT "));
@@ -583,15 +596,17 @@ mod tests {
                 SqlValue::Integer(10),
                 SqlValue::Integer(20),
                 SqlValue::Integer(15),
+                SqlValue::Integer(15),
                 SqlValue::Text("r".to_owned()),
                 SqlValue::Text("bob".to_owned()),
                 SqlValue::Integer(7),
             ]
         );
-        assert_eq!(sqlite.sql.matches('?').count(), 8);
-        assert!(postgres.sql.contains("$8") && !postgres.sql.contains('?'));
+        assert_eq!(sqlite.sql.matches('?').count(), 9);
+        assert!(postgres.sql.contains("$9") && !postgres.sql.contains('?'));
         assert!(postgres.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.record_id LIMIT ?"));
+        assert!(postgres.sql.ends_with("ORDER BY p.start_ticks, p.record_id LIMIT $9"));
+        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, r.id LIMIT ?"));
 
         let count = selection_statement(Dialect::Postgres, 3, &RecordSelection::default(), SelectionRead::Count);
         assert_eq!(count.sql, "SELECT COUNT(*) FROM record r WHERE r.tenant_key = $1");
