@@ -216,7 +216,10 @@ impl std::fmt::Debug for CodecState {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ids: Vec<_> = self.decoders.keys().collect();
         ids.sort();
-        formatter.debug_struct("CodecState").field("dictionaries", &ids).finish()
+        formatter
+            .debug_struct("CodecState")
+            .field("dictionaries", &ids)
+            .finish()
     }
 }
 
@@ -251,7 +254,11 @@ impl Training {
         self.samples.push_back(document.to_vec());
         self.sample_bytes += document.len();
         // The oldest go while the rest still make up the sample's size.
-        while self.samples.front().is_some_and(|oldest| self.sample_bytes - oldest.len() >= SAMPLE_BYTES) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|oldest| self.sample_bytes - oldest.len() >= SAMPLE_BYTES)
+        {
             if let Some(oldest) = self.samples.pop_front() {
                 self.sample_bytes -= oldest.len();
             }
@@ -326,6 +333,7 @@ impl Codec {
         }
     }
 
+    #[cfg(test)]
     /// The id of the dictionary that writes of `kind` use now, if any.
     pub(crate) fn current_dictionary(&self, kind: DocumentKind) -> Option<u32> {
         let state = self.state.read().expect("codec lock");
@@ -610,7 +618,10 @@ mod tests {
             }
             frames.push(codec.compress_batch(&[record(&sample)]));
             let size = round_trip(&codec, &sample);
-            assert!(size * 2 < plain_size, "a dictionary compresses a document better: {size} vs {plain_size}");
+            assert!(
+                size * 2 < plain_size,
+                "a dictionary compresses a document better: {size} vs {plain_size}"
+            );
         }
         // A codec opened afresh on the same dictionaries reads every frame ever written.
         let reopened = Codec::with_dictionaries(dictionaries).unwrap();
@@ -622,7 +633,10 @@ mod tests {
         }
         // The frame names its dictionary: the last batch's record frame used the newest one.
         let last = &frames.last().unwrap()[0].document;
-        assert_eq!(zstd::zstd_safe::get_dict_id_from_frame(last).map(|id| id.get()), Some(7));
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(last).map(|id| id.get()),
+            Some(7)
+        );
     }
 
     #[test]
@@ -633,8 +647,14 @@ mod tests {
         let frame = codec.compress_batch(&[record(&sample)]).remove(0).document;
         let stranger = Codec::default();
         assert!(matches!(stranger.decode(&frame), Err(CodecError::UnknownDictionary(1))));
-        assert!(matches!(codec.decode(&frame[..frame.len() - 3]), Err(CodecError::CorruptDocument(_))));
-        assert!(matches!(codec.decode(b"{\"id\":1}"), Err(CodecError::CorruptDocument(_))));
+        assert!(matches!(
+            codec.decode(&frame[..frame.len() - 3]),
+            Err(CodecError::CorruptDocument(_))
+        ));
+        assert!(matches!(
+            codec.decode(b"{\"id\":1}"),
+            Err(CodecError::CorruptDocument(_))
+        ));
     }
 
     #[test]
@@ -676,10 +696,22 @@ mod tests {
         }
         let kinds: Vec<_> = due.iter().map(|(kind, _)| *kind).collect();
         assert!(kinds.contains(&DocumentKind::Session), "sessions come first: {kinds:?}");
-        let (_, samples) = due.into_iter().find(|(kind, _)| *kind == DocumentKind::Session).unwrap();
+        let (_, samples) = due
+            .into_iter()
+            .find(|(kind, _)| *kind == DocumentKind::Session)
+            .unwrap();
         let first = train(&samples).unwrap();
-        assert!(first.len() < DICTIONARY_BYTES, "the first dictionary is small: {}", first.len());
-        codec.install(&StoredDictionary::new(1, DocumentKind::Session, first, Timestamp::from_ticks(0)));
+        assert!(
+            first.len() < DICTIONARY_BYTES,
+            "the first dictionary is small: {}",
+            first.len()
+        );
+        codec.install(&StoredDictionary::new(
+            1,
+            DocumentKind::Session,
+            first,
+            Timestamp::from_ticks(0),
+        ));
         // Once the sample is full, a full-size dictionary replaces the small one, once.
         let mut batches = 0;
         let samples = loop {
@@ -709,7 +741,9 @@ mod tests {
             .map(|_| {
                 let text: String = (0..8)
                     .map(|_| {
-                        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
                         format!("{:016x}", state >> 1)
                     })
                     .collect();
@@ -719,7 +753,11 @@ mod tests {
         let mut drifted = false;
         for _ in 0..400 {
             codec.compress_batch(&[record(&other)]);
-            if codec.training_due(&[record(&other)]).iter().any(|(kind, _)| *kind == DocumentKind::Session) {
+            if codec
+                .training_due(&[record(&other)])
+                .iter()
+                .any(|(kind, _)| *kind == DocumentKind::Session)
+            {
                 drifted = true;
                 break;
             }

@@ -623,7 +623,11 @@ pub(crate) struct TenantKeys {
 
 impl TenantKeys {
     pub(crate) fn cached(&self, tenant: &TenantId) -> Option<i64> {
-        self.known.read().expect("tenant keys lock").get(tenant.as_str()).copied()
+        self.known
+            .read()
+            .expect("tenant keys lock")
+            .get(tenant.as_str())
+            .copied()
     }
 
     pub(crate) fn remember(&self, tenant: &TenantId, key: i64) {
@@ -727,14 +731,12 @@ pub(crate) const CONVERSION_BATCH: u32 = 200;
 
 pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open_with(path, options).await?,
-        ))
+        Ok(Arc::new(sqlite::SqliteStore::open_with(path, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         if options.sqlite_max_size.is_some() {
             anyhow::bail!("a size limit applies to SQLite stores only; PostgreSQL's comes from its disk or quota")
         }
-        Ok(Arc::new(postgres::PgStore::open(url).await?))
+        Ok(Arc::new(postgres::PgStore::open_with(url, options).await?))
     } else {
         anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH, postgres://… or postgresql://…")
     }

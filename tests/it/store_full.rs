@@ -241,7 +241,7 @@ async fn postgres_failed_writes_are_never_acknowledged() {
                END IF;
                RETURN NEW;
              END $$;
-             CREATE TRIGGER test_failures BEFORE INSERT ON call_record FOR EACH ROW EXECUTE FUNCTION test_failures();",
+             CREATE TRIGGER test_failures BEFORE INSERT ON record FOR EACH ROW EXECUTE FUNCTION test_failures();",
         )
         .await
         .unwrap();

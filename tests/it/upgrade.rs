@@ -27,7 +27,10 @@ fn assert_same_answers(upgraded: &BTreeMap<String, String>) {
     assert!(previous.len() > 300, "the walk covers {} answers", previous.len());
     for (request, answer) in &previous {
         let now = upgraded.get(request).map(String::as_str).unwrap_or("(no answer)");
-        assert!(now == answer, "{request}: the upgraded store answers\n{now:.2000}\nwhere the previous release answered\n{answer:.2000}");
+        assert!(
+            now == answer,
+            "{request}: the upgraded store answers\n{now:.2000}\nwhere the previous release answered\n{answer:.2000}"
+        );
     }
     assert_eq!(previous.len(), upgraded.len(), "the same requests were answered");
 }
@@ -53,7 +56,7 @@ async fn an_upgrade_killed_part_way_resumes_and_loses_nothing(backend: Backend) 
     let log = BufReader::new(migrate.stderr.take().expect("stderr"));
     let mut batches = 0;
     for line in log.lines().map_while(Result::ok) {
-        if line.contains("converting records") {
+        if line.contains("moved call records to the compact layout") {
             batches += 1;
             if batches == 25 {
                 break;

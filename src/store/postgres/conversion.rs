@@ -27,10 +27,9 @@ pub(super) struct Conversion {
 }
 
 impl Default for Conversion {
-    /// Batches of 200 records: a few megabytes of documents, a transaction of a second or so.
     fn default() -> Self {
         Self {
-            batch: 200,
+            batch: i64::from(super::CONVERSION_BATCH),
             max_batches: None,
         }
     }
@@ -45,6 +44,7 @@ struct Previous {
 }
 
 impl PgStore {
+    #[cfg(test)]
     /// Moves every record of the previous layout to the compact one and drops the previous
     /// tables; returns how many records it moved. Nothing to do on a store created with the
     /// compact layout, or already converted.

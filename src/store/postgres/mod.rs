@@ -71,14 +71,24 @@ pub(crate) struct PgStore {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PgStore {
+    #[cfg(test)]
     /// Connects with the URL as given, applies pending migrations (sqlx's migrator holds an
     /// advisory lock, so nodes starting together take turns), loads the compression
     /// dictionaries, creates the partitions of the current and next month, and moves any
     /// records of the previous layout to the compact one.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// `open`, converting `options.conversion_batch` records per transaction.
+    pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         let store = Self::connect(url).await?;
+        let conversion = conversion::Conversion {
+            batch: i64::from(options.conversion_batch),
+            max_batches: None,
+        };
         store
-            .convert_previous_layout()
+            .convert(conversion)
             .await
             .context("moving call records of the previous layout to the compact one")?;
         Ok(store)
@@ -214,7 +224,7 @@ impl PgStore {
             .collect();
         let plan = rules::plan_upsert(&stored, batch);
         for &index in &plan.writes {
-            refuse_repeated_ids(&batch[index])?;
+            rules::refuse_repeated_ids(&batch[index])?;
         }
 
         if !plan.replaces.is_empty() {
@@ -331,22 +341,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(outcomes)
     }
-}
-
-/// Refuses a record that names one session or participant twice, as a unique key would: in
-/// parts nothing else would, and a read by id could not tell the two apart. Ingest refuses such
-/// records first; this keeps the store from holding one whatever writes to it.
-fn refuse_repeated_ids(record: &PreparedRecord) -> StoreResult<()> {
-    for (what, children) in [("session", &record.sessions), ("participant", &record.participants)] {
-        let mut seen = HashSet::with_capacity(children.len());
-        if let Some((id, _)) = children.iter().find(|(id, _)| !seen.insert(id.as_str())) {
-            return Err(StoreError::Other(anyhow::anyhow!(
-                "call record {} names {what} {id} twice",
-                record.id
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Takes a transaction-scoped advisory lock on `prefix:id` for each id, in ascending key order

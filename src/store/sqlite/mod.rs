@@ -120,7 +120,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening read connections to {path}"))?;
-        let codec = Arc::new(load_codec(&writer).await.with_context(|| format!("opening the SQLite file {path}"))?);
+        let codec = Arc::new(
+            load_codec(&writer)
+                .await
+                .with_context(|| format!("opening the SQLite file {path}"))?,
+        );
         let hot_reader = HotReader::open(path, codec.clone());
         let store = Self {
             writer,
@@ -163,18 +167,21 @@ impl SqliteStore {
                 }
                 tx.commit().await?;
                 if converted > 0 {
-                    tracing::info!(converted, "the compact layout holds every record; the previous tables are gone");
+                    tracing::info!(
+                        converted,
+                        "the compact layout holds every record; the previous tables are gone"
+                    );
                 }
                 return Ok(converted);
             }
             converted += moved;
-            tracing::info!(converted, "converting records to the compact layout");
+            tracing::info!(converted, "moved call records to the compact layout");
         }
     }
 
     /// Converts up to `batch` records of the previous layout in one transaction.
     async fn convert_batch(&self, batch: u32) -> anyhow::Result<u64> {
-        let rows: Vec<(String, String, i64, i64, i64, i64, Option<i64>, String)> = sqlx::query_as(
+        let rows: Vec<PreviousRecordRow> = sqlx::query_as(
             "SELECT tenant_id, id, version, start_ticks, end_ticks, stored_at_ticks, organizer_at, document
              FROM call_record ORDER BY tenant_id, id LIMIT ?",
         )
@@ -185,7 +192,17 @@ impl SqliteStore {
             return Ok(0);
         }
         let mut by_tenant: Vec<(TenantId, Vec<LegacyRecord>)> = Vec::new();
-        for (tenant_id, id, version, start, end, stored_at, organizer_at, document) in rows {
+        for PreviousRecordRow {
+            tenant_id,
+            id,
+            version,
+            start_ticks: start,
+            end_ticks: end,
+            stored_at_ticks: stored_at,
+            organizer_at,
+            document,
+        } in rows
+        {
             let mut children = Vec::new();
             for table in ["session", "participant"] {
                 let rows: Vec<(String, String)> = sqlx::query_as(&format!(
@@ -233,11 +250,13 @@ impl SqliteStore {
                 };
                 insert_record(&mut tx, tenant_key, &row).await?;
                 for table in ["session", "participant"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"))
-                        .bind(tenant.as_str())
-                        .bind(&record.prepared.id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(&record.prepared.id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 sqlx::query("DELETE FROM call_record WHERE tenant_id = ? AND id = ?")
                     .bind(tenant.as_str())
@@ -472,7 +491,11 @@ struct RecordWrite<'a> {
 }
 
 /// Inserts a record, its parts and its participant references.
-async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> Result<(), sqlx::Error> {
+async fn insert_record(
+    tx: &mut sqlx::SqliteConnection,
+    tenant_key: i64,
+    row: &RecordWrite<'_>,
+) -> Result<(), sqlx::Error> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
         "INSERT INTO record (tenant_key, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks,
@@ -492,19 +515,22 @@ async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &R
     .fetch_one(&mut *tx)
     .await?;
     for part in &row.compressed.parts {
-        sqlx::query("INSERT INTO record_part (tenant_key, record_key, kind, first_ordinal, body) VALUES (?, ?, ?, ?, ?)")
-            .bind(tenant_key)
-            .bind(key)
-            .bind(part.kind.code())
-            .bind(part.first_ordinal)
-            .bind(&part.body)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO record_part (tenant_key, record_key, kind, first_ordinal, body) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(tenant_key)
+        .bind(key)
+        .bind(part.kind.code())
+        .bind(part.first_ordinal)
+        .bind(&part.body)
+        .execute(&mut *tx)
+        .await?;
     }
     // SQLite allows 32,766 bound values a statement; 4 a reference keeps chunks well under.
     for chunk in record.participants.chunks(1000) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO participant_ref (tenant_key, participant_id, start_ticks, record_key) ");
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO participant_ref (tenant_key, participant_id, start_ticks, record_key) ",
+        );
         insert.push_values(chunk, |mut row, (id, _)| {
             row.push_bind(tenant_key)
                 .push_bind(id)
@@ -558,6 +584,19 @@ async fn delete_record(
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// A row of the previous layout's `call_record` table.
+#[derive(sqlx::FromRow)]
+struct PreviousRecordRow {
+    tenant_id: String,
+    id: String,
+    version: i64,
+    start_ticks: i64,
+    end_ticks: i64,
+    stored_at_ticks: i64,
+    organizer_at: Option<i64>,
+    document: String,
 }
 
 /// A record of the previous layout on its way to the compact one.
@@ -732,6 +771,7 @@ impl CallRecordStore for SqliteStore {
             delete_record(&mut tx, &self.codec, tenant_key, keys[id.as_str()]).await?;
         }
         for index in plan.writes.iter().copied() {
+            rules::refuse_repeated_ids(&batch[index])?;
             let row = RecordWrite {
                 prepared: &batch[index],
                 organizer_at: Some(batch[index].organizer_at),
