@@ -25,6 +25,14 @@ CREATE TABLE dictionary (
     body           BLOB    NOT NULL
 );
 
+-- Facts about the store as a whole. dictionaries_issued: the id of the newest dictionary ever
+-- stored, written in the transaction that stores it, so that a lost dictionary, the newest
+-- included, is noticed when the store is opened.
+CREATE TABLE store_fact (
+    name   TEXT   PRIMARY KEY,
+    value  BIGINT NOT NULL
+);
+
 CREATE TABLE record (
     -- The rowid (declared, so VACUUM keeps it): what the record's parts are keyed by.
     key              INTEGER PRIMARY KEY,

@@ -288,23 +288,30 @@ thread_local! {
 }
 
 impl Codec {
-    /// A codec with the store's dictionaries, checked: a dictionary whose bytes changed, or a
-    /// gap in their ids (dictionaries are numbered from 1 and never deleted), is an error, so a
-    /// damaged store is refused at startup rather than failing, or worse, one read at a time.
-    pub(crate) fn with_dictionaries(dictionaries: Vec<StoredDictionary>) -> Result<Self, CodecError> {
+    /// A codec with the store's dictionaries, which `check` has passed.
+    pub(crate) fn with_dictionaries(dictionaries: &[StoredDictionary]) -> Self {
         let codec = Codec::default();
+        for dictionary in dictionaries {
+            codec.install(dictionary);
+        }
+        codec
+    }
+
+    /// Whether the store's dictionaries can be trusted: each one's bytes as stored, and every id
+    /// from 1 to `issued` (the newest ever stored; dictionaries are numbered from 1 and never
+    /// deleted) present, so that a damaged store is refused when it is opened rather than
+    /// failing one read at a time.
+    pub(crate) fn check(dictionaries: &[StoredDictionary], issued: u32) -> Result<(), CodecError> {
         let mut ids: Vec<u32> = dictionaries.iter().map(|dictionary| dictionary.id).collect();
         ids.sort_unstable();
-        for (expected, id) in (1..).zip(&ids) {
-            if *id != expected {
+        let newest = ids.last().copied().unwrap_or(0).max(issued);
+        let mut present = ids.iter().peekable();
+        for expected in 1..=newest {
+            if present.next_if_eq(&&expected).is_none() {
                 return Err(CodecError::MissingDictionary(expected));
             }
         }
-        for dictionary in &dictionaries {
-            dictionary.check()?;
-            codec.install(dictionary);
-        }
-        Ok(codec)
+        dictionaries.iter().try_for_each(StoredDictionary::check)
     }
 
     /// Makes a dictionary available for reading and, when it is the newest of its kind, for
@@ -603,7 +610,7 @@ mod tests {
         let sample = documents(3, 150);
         // Without a dictionary, then through each of three versions of each kind: every frame
         // written at any point still decodes once newer dictionaries are installed.
-        let codec = Codec::with_dictionaries(Vec::new()).unwrap();
+        let codec = Codec::with_dictionaries(&[]);
         let mut frames = vec![codec.compress_batch(&[record(&sample)])];
         let plain_size = round_trip(&codec, &sample);
         let mut id = 0;
@@ -624,7 +631,8 @@ mod tests {
             );
         }
         // A codec opened afresh on the same dictionaries reads every frame ever written.
-        let reopened = Codec::with_dictionaries(dictionaries).unwrap();
+        Codec::check(&dictionaries, 9).unwrap();
+        let reopened = Codec::with_dictionaries(&dictionaries);
         for batch in &frames {
             assert_eq!(reopened.decode(&batch[0].document).unwrap(), sample[0]);
             for part in &batch[0].parts {
@@ -665,22 +673,27 @@ mod tests {
         let middle = corrupt.body.len() / 2;
         corrupt.body[middle] ^= 0x55;
         assert!(matches!(
-            Codec::with_dictionaries(vec![first.clone(), corrupt]),
+            Codec::check(&[first.clone(), corrupt], 2),
             Err(CodecError::CorruptDictionary(2, _))
         ));
         assert!(matches!(
-            Codec::with_dictionaries(vec![second.clone()]),
+            Codec::check(std::slice::from_ref(&second), 2),
             Err(CodecError::MissingDictionary(1))
+        ));
+        // The newest lost leaves no gap; the count of those issued still tells.
+        assert!(matches!(
+            Codec::check(std::slice::from_ref(&first), 2),
+            Err(CodecError::MissingDictionary(2))
         ));
         let renamed = StoredDictionary {
             id: 3,
             ..second.clone()
         };
         assert!(matches!(
-            Codec::with_dictionaries(vec![first.clone(), second.clone(), renamed]),
+            Codec::check(&[first.clone(), second.clone(), renamed], 3),
             Err(CodecError::CorruptDictionary(3, _))
         ));
-        Codec::with_dictionaries(vec![first, second]).unwrap();
+        Codec::check(&[first, second], 2).unwrap();
     }
 
     #[test]

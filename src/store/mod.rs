@@ -687,6 +687,38 @@ pub(crate) async fn compress_for_storage(
     blocking(move || codec.compress_batch(&batch)).await
 }
 
+/// A row of `sql::DICTIONARIES`.
+pub(crate) type DictionaryRow = (i64, String, i64, String, Vec<u8>);
+
+/// The dictionaries of `sql::DICTIONARIES`, checked against each other and against the newest
+/// id ever issued (`sql::DICTIONARIES_ISSUED`): a damaged or lost dictionary is an error here,
+/// when the store is opened, rather than a failure of every read that needs it.
+pub(crate) fn checked_dictionaries(
+    rows: Vec<DictionaryRow>,
+    issued: Option<i64>,
+) -> anyhow::Result<Vec<codec::StoredDictionary>> {
+    use anyhow::Context;
+    let dictionaries = rows
+        .into_iter()
+        .map(|(id, kind, created, sha256, body)| {
+            Ok(codec::StoredDictionary {
+                id: u32::try_from(id).with_context(|| format!("dictionary id {id} is out of range"))?,
+                kind: codec::DocumentKind::parse(&kind)
+                    .with_context(|| format!("dictionary {id} is of an unknown kind '{kind}'"))?,
+                body,
+                sha256,
+                created: Timestamp::from_ticks(created),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let issued = u32::try_from(issued.unwrap_or(0)).context("the count of dictionaries issued is out of range")?;
+    codec::Codec::check(&dictionaries, issued).context(
+        "the compression dictionaries (table dictionary) are damaged or incomplete, so stored call records \
+         cannot be read; restore the table from a backup",
+    )?;
+    Ok(dictionaries)
+}
+
 /// Runs CPU-bound work on the blocking pool.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
     tokio::task::spawn_blocking(work)

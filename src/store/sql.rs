@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
+    codec, IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
     StoredSubscription, SubscriptionStore, TenantId, Timestamp,
 };
 
@@ -34,6 +34,7 @@ pub(crate) enum SqlValue {
     OptionalInteger(Option<i64>),
     Bool(bool),
     TextList(Option<Vec<String>>),
+    Bytes(Vec<u8>),
 }
 
 impl From<&str> for SqlValue {
@@ -129,6 +130,38 @@ impl Statement {
 pub(crate) const RECORDS_BY_TENANT: &str = "SELECT t.id, COUNT(*) FROM record r JOIN tenant t ON t.key = r.tenant_key
      GROUP BY t.id ORDER BY COUNT(*) DESC, t.id";
 pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
+
+/// Every compression dictionary, as `store::dictionary_from_row` maps them.
+pub(crate) const DICTIONARIES: &str = "SELECT id, kind, created_ticks, sha256, body FROM dictionary ORDER BY id";
+
+/// The id of the newest dictionary ever stored, if any was.
+pub(crate) const DICTIONARIES_ISSUED: &str = "SELECT value FROM store_fact WHERE name = 'dictionaries_issued'";
+
+/// The id the next dictionary gets, read under the lock that serialises their writers.
+pub(crate) const NEXT_DICTIONARY_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM dictionary";
+
+/// Stores a dictionary and records it as the newest issued, in one transaction.
+pub(crate) fn insert_dictionary(dialect: Dialect, dictionary: &codec::StoredDictionary) -> [Statement; 2] {
+    [
+        Statement::new(
+            dialect,
+            "INSERT INTO dictionary (id, kind, created_ticks, sha256, body) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                SqlValue::Integer(i64::from(dictionary.id)),
+                dictionary.kind.as_str().into(),
+                dictionary.created.into(),
+                (&dictionary.sha256).into(),
+                SqlValue::Bytes(dictionary.body.clone()),
+            ],
+        ),
+        Statement::new(
+            dialect,
+            "INSERT INTO store_fact (name, value) VALUES ('dictionaries_issued', ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            vec![SqlValue::Integer(i64::from(dictionary.id))],
+        ),
+    ]
+}
 
 /// The columns a call-record read returns, in the order backends map them.
 pub(crate) const RECORD_COLUMNS: &str =

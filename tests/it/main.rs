@@ -11,6 +11,7 @@ mod call_records;
 mod cli;
 mod connections;
 mod crash;
+mod dictionaries;
 mod errors;
 mod front_door;
 mod http_habits;

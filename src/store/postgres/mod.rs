@@ -111,15 +111,8 @@ impl PgStore {
             .await
             .context("connecting to PostgreSQL")?;
         MIGRATOR.run(&pool).await.context("migrating the PostgreSQL database")?;
-        let dictionaries = load_dictionaries(&pool)
-            .await
-            .context("reading the compression dictionaries (table dictionary)")?;
-        // Every stored document may name any of them: without all of them intact, reads would
-        // fail one by one, so the store is refused at once.
-        let codec = Codec::with_dictionaries(dictionaries).context(
-            "the compression dictionaries in table dictionary are damaged or incomplete, so stored call records \
-             cannot be read; restore the table from a backup",
-        )?;
+        let dictionaries = load_dictionaries(&pool).await?;
+        let codec = Codec::with_dictionaries(&dictionaries);
         let store = Self {
             pool,
             codec: Arc::new(codec),
@@ -190,10 +183,9 @@ impl PgStore {
     }
 
     async fn load_new_dictionaries(&self) -> StoreResult<()> {
-        let dictionaries = load_dictionaries(&self.pool).await.map_err(StoreError::Other)?;
         // Checked as a whole, as at startup; installing one this node holds already changes
         // nothing.
-        Codec::with_dictionaries(dictionaries.clone()).map_err(codec_failure)?;
+        let dictionaries = load_dictionaries(&self.pool).await.map_err(StoreError::Other)?;
         for dictionary in &dictionaries {
             self.codec.install(dictionary);
         }
@@ -475,24 +467,13 @@ async fn insert_records(tx: &mut WriteTransaction<Postgres>, writes: &[RecordWri
     Ok(())
 }
 
-/// Every dictionary of the store, as stored.
+/// The store's dictionaries, checked (`store::checked_dictionaries`).
 async fn load_dictionaries(pool: &PgPool) -> anyhow::Result<Vec<StoredDictionary>> {
-    let rows: Vec<(i64, String, i64, String, Vec<u8>)> =
-        sqlx::query_as("SELECT id, kind, created_ticks, sha256, body FROM dictionary ORDER BY id")
-            .fetch_all(pool)
-            .await?;
-    rows.into_iter()
-        .map(|(id, kind, created, sha256, body)| {
-            Ok(StoredDictionary {
-                id: u32::try_from(id).with_context(|| format!("dictionary id {id} is out of range"))?,
-                kind: DocumentKind::parse(&kind)
-                    .with_context(|| format!("dictionary {id} is of an unknown kind '{kind}'"))?,
-                body,
-                sha256,
-                created: Timestamp::from_ticks(created),
-            })
-        })
-        .collect()
+    let rows: Vec<DictionaryRow> = sqlx::query_as(sql::DICTIONARIES).fetch_all(pool).await?;
+    let issued: Option<i64> = sqlx::query_scalar(sql::DICTIONARIES_ISSUED)
+        .fetch_optional(pool)
+        .await?;
+    checked_dictionaries(rows, issued)
 }
 
 #[async_trait]
@@ -508,23 +489,12 @@ impl DictionaryStore for PgStore {
             .bind(DICTIONARY_LOCK)
             .execute(&mut *tx)
             .await?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM dictionary")
-            .fetch_one(&mut *tx)
-            .await?;
-        let id = u32::try_from(last + 1).map_err(|_| {
-            StoreError::Other(anyhow::anyhow!(
-                "the store holds {last} dictionaries, the most there can be"
-            ))
-        })?;
+        let id: i64 = sqlx::query_scalar(sql::NEXT_DICTIONARY_ID).fetch_one(&mut *tx).await?;
+        let id = u32::try_from(id).map_err(|_| StoreError::Other(anyhow::anyhow!("dictionary ids are exhausted")))?;
         let dictionary = StoredDictionary::new(id, kind, trained, now);
-        sqlx::query("INSERT INTO dictionary (id, kind, created_ticks, sha256, body) VALUES ($1, $2, $3, $4, $5)")
-            .bind(i64::from(dictionary.id))
-            .bind(kind.as_str())
-            .bind(dictionary.created)
-            .bind(&dictionary.sha256)
-            .bind(&dictionary.body)
-            .execute(&mut *tx)
-            .await?;
+        for statement in sql::insert_dictionary(sql::Dialect::Postgres, &dictionary) {
+            bound(&statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(dictionary)
     }
@@ -689,6 +659,7 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
+            sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }
 

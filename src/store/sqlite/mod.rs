@@ -606,26 +606,13 @@ struct LegacyRecord {
     stored_at: Timestamp,
 }
 
-/// The store's dictionaries, checked (`Codec::with_dictionaries`).
+/// The store's dictionaries, checked (`store::checked_dictionaries`).
 async fn load_codec(pool: &SqlitePool) -> anyhow::Result<codec::Codec> {
-    let rows: Vec<(i64, String, i64, String, Vec<u8>)> =
-        sqlx::query_as("SELECT id, kind, created_ticks, sha256, body FROM dictionary ORDER BY id")
-            .fetch_all(pool)
-            .await?;
-    let dictionaries = rows
-        .into_iter()
-        .map(|(id, kind, created, sha256, body)| {
-            Ok(codec::StoredDictionary {
-                id: u32::try_from(id).with_context(|| format!("dictionary id {id} is out of range"))?,
-                kind: codec::DocumentKind::parse(&kind)
-                    .with_context(|| format!("dictionary {id} is of an unknown kind '{kind}'"))?,
-                body,
-                sha256,
-                created: Timestamp::from_ticks(created),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(codec::Codec::with_dictionaries(dictionaries)?)
+    let rows: Vec<DictionaryRow> = sqlx::query_as(sql::DICTIONARIES).fetch_all(pool).await?;
+    let issued: Option<i64> = sqlx::query_scalar(sql::DICTIONARIES_ISSUED)
+        .fetch_optional(pool)
+        .await?;
+    Ok(codec::Codec::with_dictionaries(&checked_dictionaries(rows, issued)?))
 }
 
 #[async_trait]
@@ -636,20 +623,14 @@ impl DictionaryStore for SqliteStore {
         trained: Vec<u8>,
         now: Timestamp,
     ) -> StoreResult<codec::StoredDictionary> {
+        // The one writer connection takes the write lock at BEGIN, so ids are taken in turn.
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM dictionary")
-            .fetch_one(&mut *tx)
-            .await?;
+        let id: i64 = sqlx::query_scalar(sql::NEXT_DICTIONARY_ID).fetch_one(&mut *tx).await?;
         let id = u32::try_from(id).map_err(|_| StoreError::Other(anyhow::anyhow!("dictionary ids are exhausted")))?;
         let dictionary = codec::StoredDictionary::new(id, kind, trained, now);
-        sqlx::query("INSERT INTO dictionary (id, kind, created_ticks, sha256, body) VALUES (?, ?, ?, ?, ?)")
-            .bind(i64::from(dictionary.id))
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(&dictionary.sha256)
-            .bind(&dictionary.body)
-            .execute(&mut *tx)
-            .await?;
+        for statement in sql::insert_dictionary(sql::Dialect::Sqlite, &dictionary) {
+            bound(&statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(dictionary)
     }
@@ -717,6 +698,7 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
+            sql::SqlValue::Bytes(bytes) => Value::Blob(bytes.clone()),
         })
         .collect()
 }
@@ -732,6 +714,7 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sql
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
+            sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }
 
