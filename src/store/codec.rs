@@ -283,7 +283,7 @@ impl Training {
 }
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(CCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
@@ -358,20 +358,30 @@ impl Codec {
         for kind in DocumentKind::ALL {
             let current_bytes = state.encoders.get(&kind).map(|encoder| encoder.bytes);
             let training = state.training.entry(kind).or_default();
-            for record in batch {
-                match kind {
-                    DocumentKind::Record => training.add_sample(record.document.as_bytes()),
-                    DocumentKind::Session => {
-                        for (_, document) in &record.sessions {
-                            training.add_sample(document.as_bytes());
-                        }
-                    }
-                    DocumentKind::Participant => {
-                        for (_, document) in &record.participants {
-                            training.add_sample(document.as_bytes());
-                        }
-                    }
-                }
+            let documents: Vec<&str> = match kind {
+                DocumentKind::Record => batch.iter().map(|record| record.document.as_str()).collect(),
+                DocumentKind::Session => batch
+                    .iter()
+                    .flat_map(|record| record.sessions.iter().map(|(_, document)| document.as_str()))
+                    .collect(),
+                DocumentKind::Participant => batch
+                    .iter()
+                    .flat_map(|record| record.participants.iter().map(|(_, document)| document.as_str()))
+                    .collect(),
+            };
+            // Only the newest SAMPLE_BYTES of a large batch could stay in the sample.
+            let mut kept = 0;
+            let newest = documents
+                .iter()
+                .rev()
+                .take_while(|document| {
+                    let take = kept < SAMPLE_BYTES;
+                    kept += document.len();
+                    take
+                })
+                .count();
+            for document in &documents[documents.len() - newest..] {
+                training.add_sample(document.as_bytes());
             }
             if training.samples.len() < MIN_SAMPLES || training.sample_bytes < FIRST_SAMPLE_BYTES {
                 continue;
@@ -388,7 +398,9 @@ impl Codec {
             if wanted {
                 training.drifted = false;
                 training.baseline = None;
-                due.push((kind, training.samples.iter().cloned().collect()));
+                // The sample goes to training and fills again from the documents that follow.
+                training.sample_bytes = 0;
+                due.push((kind, std::mem::take(&mut training.samples).into()));
             }
         }
         due
@@ -497,18 +509,22 @@ pub(crate) fn train(samples: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
 }
 
 fn compress(encoder: Option<&Encoder>, input: &[u8]) -> Vec<u8> {
-    let mut output = Vec::with_capacity(zstd::zstd_safe::compress_bound(input.len()));
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let context = cell.get_or_insert_with(CCtx::create);
+        let (context, scratch) = cell.get_or_insert_with(|| (CCtx::create(), Vec::new()));
+        // Compressed into a scratch buffer with room for zstd's bound, then copied out at its
+        // size: a batch holds thousands of frames until it commits, and each at the bound's
+        // capacity would hold ten times the memory it uses.
+        scratch.clear();
+        scratch.reserve(zstd::zstd_safe::compress_bound(input.len()));
         let written = match encoder {
-            Some(encoder) => context.compress_using_cdict(&mut output, input, encoder.dictionary.as_cdict()),
-            None => context.compress(&mut output, input, LEVEL),
+            Some(encoder) => context.compress_using_cdict(scratch, input, encoder.dictionary.as_cdict()),
+            None => context.compress(scratch, input, LEVEL),
         };
-        // The output has room for zstd's bound, so compression cannot fail for want of space.
+        // The buffer has room for zstd's bound, so compression cannot fail for want of space.
         written.expect("zstd compresses into a buffer of its bound");
-    });
-    output
+        scratch.to_vec()
+    })
 }
 
 /// A part's items as one text to compress: for each, its id's length and id, then its

@@ -662,17 +662,13 @@ pub(crate) async fn compress_for_storage(
     batch: &[PreparedRecord],
     now: Timestamp,
 ) -> StoreResult<Vec<codec::CompressedRecord>> {
-    let batch = batch.to_vec();
-    let codec_for_training = codec.clone();
-    let (batch, due) = blocking(move || {
-        let due = codec_for_training.training_due(&batch);
-        let trained: Result<Vec<_>, _> = due
+    let due = cpu_bound(|| {
+        codec
+            .training_due(batch)
             .into_iter()
             .map(|(kind, samples)| codec::train(&samples).map(|body| (kind, body)))
-            .collect();
-        (batch, trained)
-    })
-    .await?;
+            .collect::<Result<Vec<_>, _>>()
+    });
     for (kind, body) in due.map_err(codec_failure)? {
         let dictionary = dictionaries.add_dictionary(kind, body, now).await?;
         tracing::info!(
@@ -683,8 +679,17 @@ pub(crate) async fn compress_for_storage(
         );
         codec.install(&dictionary);
     }
-    let codec = codec.clone();
-    blocking(move || codec.compress_batch(&batch)).await
+    Ok(cpu_bound(|| codec.compress_batch(batch)))
+}
+
+/// Runs CPU-bound work without holding up the tasks queued behind it: on a multi-threaded
+/// runtime this worker first hands them to another (`block_in_place`), so the batch need not be
+/// copied to move it to the blocking pool; on a current-thread runtime (tests) it runs inline.
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// A row of `sql::DICTIONARIES`.
@@ -717,13 +722,6 @@ pub(crate) fn checked_dictionaries(
          cannot be read; restore the table from a backup",
     )?;
     Ok(dictionaries)
-}
-
-/// Runs CPU-bound work on the blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| StoreError::Other(anyhow::anyhow!("a store task stopped: {error}")))
 }
 
 /// A document that cannot be decoded, or a dictionary that cannot be trained: never a wrong

@@ -471,6 +471,28 @@ pub(crate) fn get_app(dialect: Dialect, tenant: &TenantId, client_id: &str) -> S
     )
 }
 
+/// The tenant's key, or `None` for a tenant that never stored a record (keys count from 1),
+/// remembered once found.
+pub(crate) async fn tenant_key<B: SqlBackend>(
+    backend: &B,
+    keys: &super::TenantKeys,
+    tenant: &TenantId,
+) -> StoreResult<Option<i64>> {
+    if let Some(key) = keys.cached(tenant) {
+        return Ok(Some(key));
+    }
+    let lookup = Statement::new(
+        B::DIALECT,
+        "SELECT COALESCE(MAX(key), 0) FROM tenant WHERE id = ?",
+        vec![tenant.into()],
+    );
+    let key = Some(backend.count(lookup).await?).filter(|key| *key > 0);
+    if let Some(key) = key {
+        keys.remember(tenant, key);
+    }
+    Ok(key)
+}
+
 /// How a SQL backend runs the statements above and maps their rows: all a backend provides to
 /// have `SubscriptionStore` and `IssuerStore`.
 #[async_trait]

@@ -138,17 +138,7 @@ impl PgStore {
 
     /// The tenant's key, if it ever wrote a record.
     async fn tenant_key(&self, tenant: &TenantId) -> StoreResult<Option<i64>> {
-        if let Some(key) = self.tenant_keys.cached(tenant) {
-            return Ok(Some(key));
-        }
-        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM tenant WHERE id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(key) = key {
-            self.tenant_keys.remember(tenant, key);
-        }
-        Ok(key)
+        sql::tenant_key(self, &self.tenant_keys, tenant).await
     }
 
     /// The tenant's key, given one first if it has none. The key is committed on its own,

@@ -290,17 +290,7 @@ impl SqliteStore {
 
     /// The tenant's key, or `None` for a tenant that never stored a record.
     async fn tenant_key(&self, tenant: &TenantId) -> StoreResult<Option<i64>> {
-        if let Some(key) = self.tenant_keys.cached(tenant) {
-            return Ok(Some(key));
-        }
-        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM tenant WHERE id = ?")
-            .bind(tenant.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
-        if let Some(key) = key {
-            self.tenant_keys.remember(tenant, key);
-        }
-        Ok(key)
+        sql::tenant_key(self, &self.tenant_keys, tenant).await
     }
 
     /// Changes the size limit (`None`: no limit) for the writer connection and any it is
