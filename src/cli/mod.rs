@@ -53,7 +53,7 @@ pub(crate) enum Command {
     /// Write realistic, deterministic call records as NDJSON to stdout, or into a store.
     Generate(GenerateArgs),
     /// Apply pending database migrations and exit.
-    Migrate(DbArgs),
+    Migrate(MigrateArgs),
     /// Print an access token of the local issuer (for scripts and tests).
     Token(auth::TokenArgs),
     /// Applications of the local issuer.
@@ -74,12 +74,23 @@ impl Command {
             Command::Serve(args) => Some(&args.db.db_url),
             Command::Import(args) => Some(&args.db.db_url),
             Command::Generate(args) => args.db_url.as_deref(),
-            Command::Migrate(db) | Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
+            Command::Migrate(args) => Some(&args.db.db_url),
+            Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
             Command::Token(args) => Some(&args.db.db_url),
             Command::Apps(auth::AppsCommand::Add(args)) => Some(&args.db.db_url),
             Command::Bench(_) => None,
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+    /// Records converted per transaction when the store holds records in the previous, larger
+    /// layout: each batch commits on its own, so an interrupted conversion resumes where it was.
+    #[arg(long, default_value_t = store::CONVERSION_BATCH, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) conversion_batch: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -252,8 +263,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Generate(args) => generate_command(args).await,
         Command::Migrate(args) => {
-            store::open(&args.db_url).await?;
-            eprintln!("migrations applied to {}", redact_url(&args.db_url));
+            let options = store::StoreOptions {
+                conversion_batch: args.conversion_batch,
+                ..Default::default()
+            };
+            store::open_with(&args.db.db_url, &options).await?;
+            eprintln!("migrations applied to {}", redact_url(&args.db.db_url));
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
@@ -377,6 +392,7 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
         },
         store: crate::store::StoreOptions {
             sqlite_max_size: args.sqlite_max_size.map(|size| size.as_u64()),
+            ..Default::default()
         },
         api: ApiSettings {
             retention_days: args.retention_days,

@@ -546,9 +546,9 @@ async fn ingest_plans_notifications_in_the_records_transaction(store: &dyn Store
         .upsert_call_records(&t, &[record("a", 2, "2024-03-10T00:00:00Z", &[], &["p8"])], now())
         .await
         .unwrap();
-    // Two sessions with one id break a unique key in every backend (ingest refuses such a
+    // Two participants with one id break a unique key in every backend (ingest refuses such a
     // record before it reaches a store; the store must still not keep half of it).
-    let broken = record("b", 1, "2024-03-10T00:00:00Z", &["s", "s"], &["p9"]);
+    let broken = record("b", 1, "2024-03-10T00:00:00Z", &["s"], &["p9", "p9"]);
     assert!(store
         .upsert_call_records(&t, &[record("c", 1, "2024-03-10T00:00:00Z", &[], &[]), broken], now())
         .await

@@ -1,11 +1,12 @@
 //! Storage: the capability traits every backend implements (together, `Store`), its input and output types, and
-//! `StoreError`. Backends keep each record as its serialized JSON document beside the indexed
-//! columns that filtering and paging need, and each session and participant as a row of its own
-//! so a record's sessions and participants can be paged.
+//! `StoreError`. Backends keep each record as its serialized JSON document, compressed
+//! (`codec`), beside the indexed columns that filtering and paging need, and a record's sessions
+//! and participants in compressed parts of a page each, so they can be paged.
 //!
 //! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
 //! value bound as a parameter. Next: `sqlite` for the embedded backend.
 
+pub(crate) mod codec;
 #[cfg(test)]
 mod contract;
 pub(crate) mod postgres;
@@ -18,7 +19,8 @@ mod transaction;
 
 pub(crate) use transaction::WriteTransaction;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -611,6 +613,123 @@ where
     })
 }
 
+/// The small integer that stands for a tenant in the keys of records and their parts (table
+/// `tenant`), so that no index repeats a 36-character tenant id. Keys are never changed or
+/// reused, so a node caches them for as long as it runs.
+#[derive(Debug, Default)]
+pub(crate) struct TenantKeys {
+    known: RwLock<HashMap<String, i64>>,
+}
+
+impl TenantKeys {
+    pub(crate) fn cached(&self, tenant: &TenantId) -> Option<i64> {
+        self.known
+            .read()
+            .expect("tenant keys lock")
+            .get(tenant.as_str())
+            .copied()
+    }
+
+    pub(crate) fn remember(&self, tenant: &TenantId, key: i64) {
+        self.known
+            .write()
+            .expect("tenant keys lock")
+            .insert(tenant.as_str().to_owned(), key);
+    }
+}
+
+/// Where a backend keeps the dictionaries that `codec` trains.
+#[async_trait]
+pub(crate) trait DictionaryStore: Send + Sync {
+    /// Stores a newly trained dictionary under the next free id (ids count from 1, without
+    /// gaps, even when several nodes train at once), in a transaction of its own that commits
+    /// before any document is written with it, and returns it as stored.
+    async fn add_dictionary(
+        &self,
+        kind: codec::DocumentKind,
+        trained: Vec<u8>,
+        now: Timestamp,
+    ) -> StoreResult<codec::StoredDictionary>;
+}
+
+/// Compresses a batch of records for storage, off the async workers: first trains, stores and
+/// installs the dictionaries that are due (`Codec::training_due`), then compresses every
+/// record with the current ones. Runs before the write transaction, so concurrent ingests
+/// compress in parallel while another commits.
+pub(crate) async fn compress_for_storage(
+    codec: &Arc<codec::Codec>,
+    dictionaries: &dyn DictionaryStore,
+    batch: &[PreparedRecord],
+    now: Timestamp,
+) -> StoreResult<Vec<codec::CompressedRecord>> {
+    let due = cpu_bound(|| {
+        codec
+            .training_due(batch)
+            .into_iter()
+            .map(|(kind, samples)| codec::train(&samples).map(|body| (kind, body)))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    for (kind, body) in due.map_err(codec_failure)? {
+        let dictionary = dictionaries.add_dictionary(kind, body, now).await?;
+        tracing::info!(
+            dictionary = dictionary.id,
+            kind = kind.as_str(),
+            bytes = dictionary.body.len(),
+            "trained a compression dictionary"
+        );
+        codec.install(&dictionary);
+    }
+    Ok(cpu_bound(|| codec.compress_batch(batch)))
+}
+
+/// Runs CPU-bound work without holding up the tasks queued behind it: on a multi-threaded
+/// runtime this worker first hands them to another (`block_in_place`), so the batch need not be
+/// copied to move it to the blocking pool; on a current-thread runtime (tests) it runs inline.
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+/// A row of `sql::DICTIONARIES`.
+pub(crate) type DictionaryRow = (i64, String, i64, String, Vec<u8>);
+
+/// The dictionaries of `sql::DICTIONARIES`, checked against each other and against the newest
+/// id ever issued (`sql::DICTIONARIES_ISSUED`): a damaged or lost dictionary is an error here,
+/// when the store is opened, rather than a failure of every read that needs it.
+pub(crate) fn checked_dictionaries(
+    rows: Vec<DictionaryRow>,
+    issued: Option<i64>,
+) -> anyhow::Result<Vec<codec::StoredDictionary>> {
+    use anyhow::Context;
+    let dictionaries = rows
+        .into_iter()
+        .map(|(id, kind, created, sha256, body)| {
+            Ok(codec::StoredDictionary {
+                id: u32::try_from(id).with_context(|| format!("dictionary id {id} is out of range"))?,
+                kind: codec::DocumentKind::parse(&kind)
+                    .with_context(|| format!("dictionary {id} is of an unknown kind '{kind}'"))?,
+                body,
+                sha256,
+                created: Timestamp::from_ticks(created),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let issued = u32::try_from(issued.unwrap_or(0)).context("the count of dictionaries issued is out of range")?;
+    codec::Codec::check(&dictionaries, issued).context(
+        "the compression dictionaries (table dictionary) are damaged or incomplete, so stored call records \
+         cannot be read; restore the table from a backup",
+    )?;
+    Ok(dictionaries)
+}
+
+/// A document that cannot be decoded, or a dictionary that cannot be trained: never a wrong
+/// answer, always this error.
+pub(crate) fn codec_failure(error: codec::CodecError) -> StoreError {
+    StoreError::Other(anyhow::Error::new(error))
+}
+
 /// Opens the store a `--db` URL names. Supported schemes: `sqlite://PATH`, and
 /// `postgres://…` or `postgresql://…` (passed to the driver as given).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -618,23 +737,36 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// How a store is opened, beyond its URL.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// SQLite only: the most the database file may grow to, in bytes. Past it, writes are
     /// refused as full (ingest answers 507) and reads go on.
     pub(crate) sqlite_max_size: Option<u64>,
+    /// Records moved per transaction when a store of the previous layout is converted on open.
+    pub(crate) conversion_batch: u32,
 }
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_max_size: None,
+            conversion_batch: CONVERSION_BATCH,
+        }
+    }
+}
+
+/// Records moved to the compact layout per transaction when an older store is opened: a few
+/// megabytes of documents, so each commit is short and an interruption repeats little.
+pub(crate) const CONVERSION_BATCH: u32 = 200;
 
 pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open_with(path, options.sqlite_max_size).await?,
-        ))
+        Ok(Arc::new(sqlite::SqliteStore::open_with(path, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         if options.sqlite_max_size.is_some() {
             anyhow::bail!("a size limit applies to SQLite stores only; PostgreSQL's comes from its disk or quota")
         }
-        Ok(Arc::new(postgres::PgStore::open(url).await?))
+        Ok(Arc::new(postgres::PgStore::open_with(url, options).await?))
     } else {
         anyhow::bail!("unsupported database URL '{url}': expected sqlite://PATH, postgres://… or postgresql://…")
     }

@@ -60,6 +60,22 @@ pub(crate) fn plan_upsert(stored: &HashMap<String, (i64, i64)>, batch: &[Prepare
     }
 }
 
+/// Refuses a record that names one session or participant twice, as a unique key would: in
+/// parts nothing else would, and a read by id could not tell the two apart. Ingest refuses such
+/// records first; this keeps a store from holding one whatever writes to it.
+pub(crate) fn refuse_repeated_ids(record: &PreparedRecord) -> Result<(), StoreError> {
+    for (what, children) in [("session", &record.sessions), ("participant", &record.participants)] {
+        let mut seen = std::collections::HashSet::with_capacity(children.len());
+        if let Some((id, _)) = children.iter().find(|(id, _)| !seen.insert(id.as_str())) {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "call record {} names {what} {id} twice",
+                record.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One change notification to queue: `change` of `record_id` for `subscription_id`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct PlannedNotification<'a> {

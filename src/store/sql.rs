@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
+    codec, IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
     StoredSubscription, SubscriptionStore, TenantId, Timestamp,
 };
 
@@ -21,8 +21,7 @@ use super::{
 pub(crate) enum Dialect {
     /// `?` placeholders.
     Sqlite,
-    /// `$1`, `$2`… placeholders; children are partitioned by their record's start, so every join
-    /// from a participant to its record also matches on `start_ticks` and stays in one month.
+    /// `$1`, `$2`… placeholders.
     Postgres,
 }
 
@@ -35,6 +34,7 @@ pub(crate) enum SqlValue {
     OptionalInteger(Option<i64>),
     Bool(bool),
     TextList(Option<Vec<String>>),
+    Bytes(Vec<u8>),
 }
 
 impl From<&str> for SqlValue {
@@ -127,9 +127,41 @@ impl Statement {
 
 /// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
 /// text in every dialect; the store's size in bytes is each backend's own.
-pub(crate) const RECORDS_BY_TENANT: &str =
-    "SELECT tenant_id, COUNT(*) FROM call_record GROUP BY tenant_id ORDER BY COUNT(*) DESC, tenant_id";
+pub(crate) const RECORDS_BY_TENANT: &str = "SELECT t.id, COUNT(*) FROM record r JOIN tenant t ON t.key = r.tenant_key
+     GROUP BY t.id ORDER BY COUNT(*) DESC, t.id";
 pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
+
+/// Every compression dictionary, as `store::dictionary_from_row` maps them.
+pub(crate) const DICTIONARIES: &str = "SELECT id, kind, created_ticks, sha256, body FROM dictionary ORDER BY id";
+
+/// The id of the newest dictionary ever stored, if any was.
+pub(crate) const DICTIONARIES_ISSUED: &str = "SELECT value FROM store_fact WHERE name = 'dictionaries_issued'";
+
+/// The id the next dictionary gets, read under the lock that serialises their writers.
+pub(crate) const NEXT_DICTIONARY_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM dictionary";
+
+/// Stores a dictionary and records it as the newest issued, in one transaction.
+pub(crate) fn insert_dictionary(dialect: Dialect, dictionary: &codec::StoredDictionary) -> [Statement; 2] {
+    [
+        Statement::new(
+            dialect,
+            "INSERT INTO dictionary (id, kind, created_ticks, sha256, body) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                SqlValue::Integer(i64::from(dictionary.id)),
+                dictionary.kind.as_str().into(),
+                dictionary.created.into(),
+                (&dictionary.sha256).into(),
+                SqlValue::Bytes(dictionary.body.clone()),
+            ],
+        ),
+        Statement::new(
+            dialect,
+            "INSERT INTO store_fact (name, value) VALUES ('dictionaries_issued', ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            vec![SqlValue::Integer(i64::from(dictionary.id))],
+        ),
+    ]
+}
 
 /// The columns a call-record read returns, in the order backends map them.
 pub(crate) const RECORD_COLUMNS: &str =
@@ -146,20 +178,16 @@ pub(crate) enum SelectionRead<'a> {
     Count,
 }
 
-/// The statement of a record selection over `r` (call_record): driven from the participant
-/// index `p` when a participant is named (the most selective access), the others required by
+/// The statement of a record selection over `r` (record) of the tenant with key `tenant_key`:
+/// driven from the participant index `p` (participant_ref) when a participant is named (the most selective access), the others required by
 /// `EXISTS`, the start range and the keyset cursor on the driving table's columns so the index
 /// walk starts at the cursor.
 pub(crate) fn selection_statement(
     dialect: Dialect,
-    tenant: &TenantId,
+    tenant_key: i64,
     selection: &RecordSelection,
     read: SelectionRead<'_>,
 ) -> Statement {
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND r.start_ticks = p.start_ticks",
-    };
     let mut statement = Statement::default();
     statement.push(match read {
         SelectionRead::Page { .. } => "SELECT ",
@@ -168,19 +196,28 @@ pub(crate) fn selection_statement(
     if let SelectionRead::Page { .. } = read {
         statement.push(RECORD_COLUMNS);
     }
+    let (same_record, id_column) = match dialect {
+        // A reference names its record by the record's rowid, the smallest key there is.
+        Dialect::Sqlite => ("r.key = p.record_key", "r.id"),
+        // Records have no single-column key on PostgreSQL: their key is (tenant, id, start).
+        Dialect::Postgres => (
+            "r.tenant_key = p.tenant_key AND r.id = p.record_id AND r.start_ticks = p.start_ticks",
+            "p.record_id",
+        ),
+    };
     let (start_column, id_column) = match selection.participant_ids.first() {
         Some(first) => {
             statement.push(&format!(
-                " FROM participant p JOIN call_record r ON r.tenant_id = p.tenant_id AND r.id = p.call_record_id{same_month} WHERE p.tenant_id = "
+                " FROM participant_ref p JOIN record r ON {same_record} WHERE p.tenant_key = "
             ));
-            statement.bind_text(dialect, tenant.as_str());
-            statement.push(" AND p.id = ");
+            statement.bind_integer(dialect, tenant_key);
+            statement.push(" AND p.participant_id = ");
             statement.bind_text(dialect, first);
-            ("p.start_ticks", "p.call_record_id")
+            ("p.start_ticks", id_column)
         }
         None => {
-            statement.push(" FROM call_record r WHERE r.tenant_id = ");
-            statement.bind_text(dialect, tenant.as_str());
+            statement.push(" FROM record r WHERE r.tenant_key = ");
+            statement.bind_integer(dialect, tenant_key);
             ("r.start_ticks", "r.id")
         }
     };
@@ -196,22 +233,25 @@ pub(crate) fn selection_statement(
         cursor: Some(cursor), ..
     } = read
     {
+        // The first comparison alone is what lets the index walk start at the cursor.
+        statement.push(&format!(" AND {start_column} >= "));
+        statement.bind_instant(dialect, cursor.start);
         statement.push(&format!(" AND ({start_column}, {id_column}) > ("));
         statement.bind_instant(dialect, cursor.start);
         statement.push(", ");
         statement.bind_text(dialect, &cursor.id);
         statement.push(")");
     }
-    let same_month = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " AND q.start_ticks = r.start_ticks",
+    let names_record = match dialect {
+        Dialect::Sqlite => "q.record_key = r.key",
+        Dialect::Postgres => "q.record_id = r.id",
     };
     for other in selection.participant_ids.iter().skip(1) {
-        statement.push(&format!(
-            " AND EXISTS (SELECT 1 FROM participant q WHERE q.tenant_id = r.tenant_id AND q.call_record_id = r.id{same_month} AND q.id = "
-        ));
+        statement.push(
+            " AND EXISTS (SELECT 1 FROM participant_ref q WHERE q.tenant_key = r.tenant_key AND q.participant_id = ",
+        );
         statement.bind_text(dialect, other);
-        statement.push(")");
+        statement.push(&format!(" AND q.start_ticks = r.start_ticks AND {names_record})"));
     }
     if let SelectionRead::Page { limit, .. } = read {
         statement.push(&format!(" ORDER BY {start_column}, {id_column} LIMIT "));
@@ -431,6 +471,28 @@ pub(crate) fn get_app(dialect: Dialect, tenant: &TenantId, client_id: &str) -> S
     )
 }
 
+/// The tenant's key, or `None` for a tenant that never stored a record (keys count from 1),
+/// remembered once found.
+pub(crate) async fn tenant_key<B: SqlBackend>(
+    backend: &B,
+    keys: &super::TenantKeys,
+    tenant: &TenantId,
+) -> StoreResult<Option<i64>> {
+    if let Some(key) = keys.cached(tenant) {
+        return Ok(Some(key));
+    }
+    let lookup = Statement::new(
+        B::DIALECT,
+        "SELECT COALESCE(MAX(key), 0) FROM tenant WHERE id = ?",
+        vec![tenant.into()],
+    );
+    let key = Some(backend.count(lookup).await?).filter(|key| *key > 0);
+    if let Some(key) = key {
+        keys.remember(tenant, key);
+    }
+    Ok(key)
+}
+
 /// How a SQL backend runs the statements above and maps their rows: all a backend provides to
 /// have `SubscriptionStore` and `IssuerStore`.
 #[async_trait]
@@ -565,7 +627,6 @@ mod tests {
 
     #[test]
     fn a_selection_is_one_statement_in_either_dialect() {
-        let tenant = TenantId::default_tenant();
         let selection = RecordSelection {
             start_from: Some(Timestamp::from_ticks(10)),
             start_before: Some(Timestamp::from_ticks(20)),
@@ -579,35 +640,31 @@ mod tests {
             cursor: Some(&cursor),
             limit: 7,
         };
-        let sqlite = selection_statement(Dialect::Sqlite, &tenant, &selection, page);
-        let postgres = selection_statement(Dialect::Postgres, &tenant, &selection, page);
+        let sqlite = selection_statement(Dialect::Sqlite, 3, &selection, page);
+        let postgres = selection_statement(Dialect::Postgres, 3, &selection, page);
         assert_eq!(sqlite.values, postgres.values);
         assert_eq!(
             sqlite.values,
             [
-                SqlValue::Text(tenant.as_str().to_owned()),
+                SqlValue::Integer(3),
                 SqlValue::Text("alice".to_owned()),
                 SqlValue::Integer(10),
                 SqlValue::Integer(20),
+                SqlValue::Integer(15),
                 SqlValue::Integer(15),
                 SqlValue::Text("r".to_owned()),
                 SqlValue::Text("bob".to_owned()),
                 SqlValue::Integer(7),
             ]
         );
-        assert_eq!(sqlite.sql.matches('?').count(), 8);
-        assert!(postgres.sql.contains("$8") && !postgres.sql.contains('?'));
+        assert_eq!(sqlite.sql.matches('?').count(), 9);
+        assert!(postgres.sql.contains("$9") && !postgres.sql.contains('?'));
         assert!(postgres.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(!sqlite.sql.contains("r.start_ticks = p.start_ticks"));
-        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, p.call_record_id LIMIT ?"));
+        assert!(postgres.sql.ends_with("ORDER BY p.start_ticks, p.record_id LIMIT $9"));
+        assert!(sqlite.sql.ends_with("ORDER BY p.start_ticks, r.id LIMIT ?"));
 
-        let count = selection_statement(
-            Dialect::Postgres,
-            &tenant,
-            &RecordSelection::default(),
-            SelectionRead::Count,
-        );
-        assert_eq!(count.sql, "SELECT COUNT(*) FROM call_record r WHERE r.tenant_id = $1");
+        let count = selection_statement(Dialect::Postgres, 3, &RecordSelection::default(), SelectionRead::Count);
+        assert_eq!(count.sql, "SELECT COUNT(*) FROM record r WHERE r.tenant_key = $1");
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The PostgreSQL store, for deployments that outgrow one SQLite file: several API nodes over one
-//! database (or a Citus cluster sharded on `tenant_id`). Its semantics are the `Store` contract
+//! database (or a Citus cluster sharded on the tenant). Its semantics are the `Store` contract
 //! (checked by `store::contract`), its rules those of `store::rules`; the schema and its reasons
-//! are in `migrations/postgres/0001_init.sql` (records and logs) and
-//! `0002_subscriptions_outbox.sql` (change notifications).
+//! are in `migrations/postgres/0001_init.sql` (logs, and the partitioning every family shares),
+//! `0002_subscriptions_outbox.sql` (change notifications) and `0006_compact_records.sql` (call
+//! records: compressed documents, sessions and participants in parts, integer tenant keys).
 //!
 //! What differs from SQLite, and why:
 //! - Tables are partitioned by calendar month of `start`, so retention drops whole months
 //!   instead of deleting rows; `partitions` creates months on demand and drops expired ones.
-//! - A partitioned table cannot declare `(tenant_id, id)` unique, so an upsert serialises on a
+//! - A partitioned table cannot declare `(tenant_key, id)` unique, so an upsert serialises on a
 //!   transaction-scoped advisory lock per id, then deletes and inserts (a new version may start
 //!   in another month).
 //! - Writes are set-based (`UNNEST` of arrays, one statement per table), so a batch costs a few
@@ -16,16 +17,22 @@
 //!   concurrent claimers take disjoint rows without waiting on each other, and the quota and
 //!   reauthorization reminders are made atomic across nodes by locks instead of SQLite's single
 //!   writer.
+//! - Several nodes train compression dictionaries: ids are handed out under an advisory lock, and
+//!   a node that meets a frame naming a dictionary it does not hold loads the new ones.
+//! - A store written by the previous layout is moved to this one when it is opened
+//!   (`conversion`), in batches that each commit on their own, so several nodes may start at
+//!   once and an interrupted start loses nothing.
 //!
 //! Never: HTTP, or SQL text from anything but our own constants and integers; every value is a
 //! bind parameter.
 
+mod conversion;
 mod partitions;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,8 +40,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
 
+use super::codec::{Codec, CodecError, CompressedRecord, DocumentKind, PartKind, StoredDictionary};
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
+#[cfg(test)]
+use conversion::Conversion;
 use partitions::{Family, Month};
 
 /// Connections per node. Each request holds one for a single statement or short transaction,
@@ -42,8 +52,14 @@ use partitions::{Family, Month};
 /// `max_connections` of 100.
 const POOL_SIZE: u32 = 10;
 
+/// The advisory lock under which a node gives a new dictionary the next id, so that nodes
+/// training at once never take the same one. The value spells "cr-dicts".
+const DICTIONARY_LOCK: i64 = 0x6372_2d64_6963_7473;
+
 pub(crate) struct PgStore {
     pool: PgPool,
+    codec: Arc<Codec>,
+    tenant_keys: TenantKeys,
     /// Months whose call-record partitions exist, as far as this process knows: the hot path
     /// checks here and does no DDL. Another node may drop a month; an insert that then finds no
     /// partition clears this and retries once.
@@ -55,10 +71,39 @@ pub(crate) struct PgStore {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PgStore {
+    #[cfg(test)]
     /// Connects with the URL as given, applies pending migrations (sqlx's migrator holds an
-    /// advisory lock, so nodes starting together take turns) and creates the partitions of the
-    /// current and next month.
+    /// advisory lock, so nodes starting together take turns), loads the compression
+    /// dictionaries, creates the partitions of the current and next month, and moves any
+    /// records of the previous layout to the compact one.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// `open`, converting `options.conversion_batch` records per transaction.
+    pub(crate) async fn open_with(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let store = Self::connect(url).await?;
+        let conversion = conversion::Conversion {
+            batch: i64::from(options.conversion_batch),
+            max_batches: None,
+        };
+        store
+            .convert(conversion)
+            .await
+            .context("moving call records of the previous layout to the compact one")?;
+        Ok(store)
+    }
+
+    /// `open`, with the conversion run as a test asks.
+    #[cfg(test)]
+    async fn open_converting(url: &str, conversion: Conversion) -> anyhow::Result<Self> {
+        let store = Self::connect(url).await?;
+        store.convert(conversion).await?;
+        Ok(store)
+    }
+
+    /// `open` but for the conversion.
+    async fn connect(url: &str) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(30))
@@ -66,8 +111,12 @@ impl PgStore {
             .await
             .context("connecting to PostgreSQL")?;
         MIGRATOR.run(&pool).await.context("migrating the PostgreSQL database")?;
+        let dictionaries = load_dictionaries(&pool).await?;
+        let codec = Codec::with_dictionaries(&dictionaries);
         let store = Self {
             pool,
+            codec: Arc::new(codec),
+            tenant_keys: TenantKeys::default(),
             record_months: Mutex::default(),
             log_months: Mutex::default(),
         };
@@ -87,19 +136,67 @@ impl PgStore {
         }
     }
 
+    /// The tenant's key, if it ever wrote a record.
+    async fn tenant_key(&self, tenant: &TenantId) -> StoreResult<Option<i64>> {
+        sql::tenant_key(self, &self.tenant_keys, tenant).await
+    }
+
+    /// The tenant's key, given one first if it has none. The key is committed on its own,
+    /// before any transaction that refers to it, so a key this node caches always exists.
+    async fn tenant_key_for_writing(&self, tenant: &TenantId) -> StoreResult<i64> {
+        if let Some(key) = self.tenant_key(tenant).await? {
+            return Ok(key);
+        }
+        sqlx::query("INSERT INTO tenant (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
+            .bind(tenant.as_str())
+            .execute(&self.pool)
+            .await?;
+        self.tenant_key(tenant).await?.ok_or_else(|| {
+            StoreError::Other(anyhow::anyhow!(
+                "tenant {} has no key right after it was given one",
+                tenant.as_str()
+            ))
+        })
+    }
+
+    /// Runs `decode`, and when it meets a frame naming a dictionary this node does not hold
+    /// (another node trained it since this one loaded its own), loads the store's dictionaries
+    /// and runs it once more.
+    async fn decoded<T>(&self, decode: impl Fn(&Codec) -> Result<T, CodecError> + Send + Sync) -> StoreResult<T> {
+        match decode(&self.codec) {
+            Err(CodecError::UnknownDictionary(_)) => {
+                self.load_new_dictionaries().await?;
+                decode(&self.codec).map_err(codec_failure)
+            }
+            result => result.map_err(codec_failure),
+        }
+    }
+
+    async fn load_new_dictionaries(&self) -> StoreResult<()> {
+        // Checked as a whole, as at startup; installing one this node holds already changes
+        // nothing.
+        let dictionaries = load_dictionaries(&self.pool).await.map_err(StoreError::Other)?;
+        for dictionary in &dictionaries {
+            self.codec.install(dictionary);
+        }
+        Ok(())
+    }
+
     async fn write_call_records(
         &self,
         tenant: &TenantId,
+        tenant_key: i64,
         batch: &[PreparedRecord],
+        compressed: &[CompressedRecord],
         now: Timestamp,
-    ) -> Result<Vec<UpsertOutcome>, sqlx::Error> {
+    ) -> StoreResult<Vec<UpsertOutcome>> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
         let scopes = active_scopes(&mut tx, tenant, now).await?;
         let stored: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT id, version, start_ticks FROM call_record WHERE tenant_id = $1 AND id = ANY($2)")
-                .bind(tenant.as_str())
+            sqlx::query_as("SELECT id, version, start_ticks FROM record WHERE tenant_key = $1 AND id = ANY($2)")
+                .bind(tenant_key)
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -108,21 +205,52 @@ impl PgStore {
             .map(|(id, version, start)| (id, (version, start)))
             .collect();
         let plan = rules::plan_upsert(&stored, batch);
+        for &index in &plan.writes {
+            rules::refuse_repeated_ids(&batch[index])?;
+        }
 
         if !plan.replaces.is_empty() {
             let (old_ids, old_starts): (Vec<&str>, Vec<i64>) =
                 plan.replaces.iter().map(|(id, start)| (id.as_str(), *start)).unzip();
-            // Pairing the two lists loosely is exact: an id has one row, so its children all
-            // carry its own start. The start list is there so only those months are visited.
-            for (table, id_column) in [
-                ("session", "call_record_id"),
-                ("participant", "call_record_id"),
-                ("call_record", "id"),
-            ] {
+            // Pairing the two lists loosely is exact: an id has one record, so its parts and
+            // references all carry its own start. The start list is there so only those months
+            // are visited.
+            let bodies: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT body FROM record_part
+                 WHERE tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3) AND kind = $4",
+            )
+            .bind(tenant_key)
+            .bind(&old_starts)
+            .bind(&old_ids)
+            .bind(part_code(PartKind::Participants))
+            .fetch_all(&mut *tx)
+            .await?;
+            let old_participants: Vec<String> = self
+                .decoded(|codec| {
+                    let mut ids = HashSet::new();
+                    for body in &bodies {
+                        ids.extend(codec.decode_part(body)?.into_iter().map(|(id, _)| id));
+                    }
+                    Ok(ids.into_iter().collect())
+                })
+                .await?;
+            // Every reference naming a replaced id is one of its record's, which goes whole; the
+            // participant ids only let the primary key find them.
+            sqlx::query(
+                "DELETE FROM participant_ref
+                 WHERE tenant_key = $1 AND participant_id = ANY($2) AND start_ticks = ANY($3) AND record_id = ANY($4)",
+            )
+            .bind(tenant_key)
+            .bind(&old_participants)
+            .bind(&old_starts)
+            .bind(&old_ids)
+            .execute(&mut *tx)
+            .await?;
+            for (table, id_column) in [("record_part", "record_id"), ("record", "id")] {
                 sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant_id = $1 AND start_ticks = ANY($2) AND {id_column} = ANY($3)"
+                    "DELETE FROM {table} WHERE tenant_key = $1 AND start_ticks = ANY($2) AND {id_column} = ANY($3)"
                 ))
-                .bind(tenant.as_str())
+                .bind(tenant_key)
                 .bind(&old_starts)
                 .bind(&old_ids)
                 .execute(&mut *tx)
@@ -130,12 +258,18 @@ impl PgStore {
             }
         }
 
-        let writes: Vec<&PreparedRecord> = plan.writes.iter().map(|&index| &batch[index]).collect();
-        if !writes.is_empty() {
-            insert_records(&mut tx, tenant, &writes, now).await?;
-            insert_children(&mut tx, tenant, &writes, "session", |r| &r.sessions).await?;
-            insert_children(&mut tx, tenant, &writes, "participant", |r| &r.participants).await?;
-        }
+        let writes: Vec<RecordWrite<'_>> = plan
+            .writes
+            .iter()
+            .map(|&index| RecordWrite {
+                tenant_key,
+                record: &batch[index],
+                compressed: &compressed[index],
+                stored_at: now.ticks(),
+                organizer_at: Some(batch[index].organizer_at),
+            })
+            .collect();
+        insert_records(&mut tx, &writes).await?;
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
         insert_planned_notifications(&mut tx, tenant, &planned, now).await?;
         tx.commit().await?;
@@ -198,91 +332,162 @@ impl PgStore {
 /// 7,800 by default), so a 500-record ingest batch takes 500: many nodes ingesting at once need
 /// that setting raised, as partitioned databases usually do anyway.
 async fn lock_ids(tx: &mut WriteTransaction<Postgres>, prefix: &str, ids: &[&str]) -> Result<(), sqlx::Error> {
+    let keys: Vec<String> = ids.iter().map(|id| format!("{prefix}:{id}")).collect();
+    lock_keys(tx, &keys).await
+}
+
+/// The advisory locks of `lock_ids`, given whole keys (`tenant:id`), so that a purge can lock
+/// records of several tenants in the same order and the same lock space as their writers.
+async fn lock_keys(tx: &mut WriteTransaction<Postgres>, keys: &[String]) -> Result<(), sqlx::Error> {
     // The ORDER BY sits in a subquery so that the locks are taken in sorted order: PostgreSQL
     // does not flatten a subquery that sorts.
     sqlx::query(
         "SELECT pg_advisory_xact_lock(k) FROM (
-             SELECT DISTINCT hashtextextended($1 || ':' || id, 0) AS k FROM UNNEST($2::text[]) AS u (id) ORDER BY k
+             SELECT DISTINCT hashtextextended(key, 0) AS k FROM UNNEST($1::text[]) AS u (key) ORDER BY k
          ) AS keys",
     )
-    .bind(prefix)
-    .bind(ids)
+    .bind(keys)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn insert_records(
-    tx: &mut WriteTransaction<Postgres>,
-    tenant: &TenantId,
-    records: &[&PreparedRecord],
-    stored_at: Timestamp,
-) -> Result<(), sqlx::Error> {
-    let column = |f: fn(&PreparedRecord) -> i64| records.iter().map(|r| f(r)).collect::<Vec<_>>();
-    sqlx::query(
-        "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document,
-                                  organizer_at)
-         SELECT $1, u.id, u.version, u.start_ticks, u.end_ticks, u.n_sessions, u.n_participants, $2, u.document, u.organizer_at
-         FROM UNNEST($3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::text[], $10::int8[])
-           AS u (id, version, start_ticks, end_ticks, n_sessions, n_participants, document, organizer_at)",
-    )
-    .bind(tenant.as_str())
-    .bind(stored_at)
-    .bind(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-    .bind(column(|r| r.version))
-    .bind(column(|r| r.start.ticks()))
-    .bind(column(|r| r.end.ticks()))
-    .bind(column(|r| r.sessions.len() as i64))
-    .bind(column(|r| r.participants.len() as i64))
-    .bind(records.iter().map(|r| r.document.as_str()).collect::<Vec<_>>())
-    .bind(column(|r| r.organizer_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// A record to insert, compressed, with the columns that are not in `PreparedRecord`: an
+/// upsert stores `now` and the record's own organizer offset, the conversion what the previous
+/// layout held (where the offset may be unknown).
+struct RecordWrite<'a> {
+    tenant_key: i64,
+    record: &'a PreparedRecord,
+    compressed: &'a CompressedRecord,
+    stored_at: i64,
+    organizer_at: Option<i64>,
 }
 
-/// Inserts the sessions or participants of `records`, numbering each record's children from 0
-/// in the order sent, and giving them the record's start so they land in its month.
-async fn insert_children(
-    tx: &mut WriteTransaction<Postgres>,
-    tenant: &TenantId,
-    records: &[&PreparedRecord],
-    table: &'static str,
-    children: fn(&PreparedRecord) -> &Vec<(String, String)>,
-) -> Result<(), sqlx::Error> {
-    let n: usize = records.iter().map(|r| children(r).len()).sum();
-    if n == 0 {
+fn part_code(kind: PartKind) -> i16 {
+    // The codes are 0 and 1.
+    kind.code() as i16
+}
+
+/// Inserts records with their parts and a participant reference for each participant of each
+/// record, one statement per table. A record's parts and references carry its start,
+/// so they land in its month.
+async fn insert_records(tx: &mut WriteTransaction<Postgres>, writes: &[RecordWrite<'_>]) -> Result<(), sqlx::Error> {
+    if writes.is_empty() {
         return Ok(());
     }
-    let mut record_ids = Vec::with_capacity(n);
-    let mut starts = Vec::with_capacity(n);
-    let mut ordinals = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut documents = Vec::with_capacity(n);
-    for record in records {
-        for (ordinal, (id, document)) in children(record).iter().enumerate() {
-            record_ids.push(record.id.as_str());
-            starts.push(record.start);
-            ordinals.push(ordinal as i64);
-            ids.push(id.as_str());
-            documents.push(document.as_str());
-        }
-    }
-    sqlx::query(&format!(
-        "INSERT INTO {table} (tenant_id, call_record_id, start_ticks, ordinal, id, document)
-         SELECT $1, u.call_record_id, u.start_ticks, u.ordinal, u.id, u.document
-         FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[])
-           AS u (call_record_id, start_ticks, ordinal, id, document)"
-    ))
-    .bind(tenant.as_str())
-    .bind(&record_ids)
-    .bind(&starts)
-    .bind(&ordinals)
-    .bind(&ids)
-    .bind(&documents)
+    let column = |f: fn(&RecordWrite<'_>) -> i64| writes.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO record (tenant_key, id, start_ticks, version, end_ticks, n_sessions, n_participants,
+                             stored_at_ticks, organizer_at, document)
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
+                              $8::int8[], $9::int8[], $10::bytea[])",
+    )
+    .bind(column(|w| w.tenant_key))
+    .bind(writes.iter().map(|w| w.record.id.as_str()).collect::<Vec<_>>())
+    .bind(column(|w| w.record.start.ticks()))
+    .bind(column(|w| w.record.version))
+    .bind(column(|w| w.record.end.ticks()))
+    .bind(column(|w| w.record.sessions.len() as i64))
+    .bind(column(|w| w.record.participants.len() as i64))
+    .bind(column(|w| w.stored_at))
+    .bind(writes.iter().map(|w| w.organizer_at).collect::<Vec<_>>())
+    .bind(
+        writes
+            .iter()
+            .map(|w| w.compressed.document.as_slice())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
+
+    let n_parts: usize = writes.iter().map(|w| w.compressed.parts.len()).sum();
+    if n_parts > 0 {
+        let mut tenant_keys = Vec::with_capacity(n_parts);
+        let mut record_ids = Vec::with_capacity(n_parts);
+        let mut starts = Vec::with_capacity(n_parts);
+        let mut kinds = Vec::with_capacity(n_parts);
+        let mut first_ordinals = Vec::with_capacity(n_parts);
+        let mut bodies = Vec::with_capacity(n_parts);
+        for write in writes {
+            for part in &write.compressed.parts {
+                tenant_keys.push(write.tenant_key);
+                record_ids.push(write.record.id.as_str());
+                starts.push(write.record.start.ticks());
+                kinds.push(part_code(part.kind));
+                first_ordinals.push(part.first_ordinal);
+                bodies.push(part.body.as_slice());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO record_part (tenant_key, record_id, start_ticks, kind, first_ordinal, body)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int2[], $5::int8[], $6::bytea[])",
+        )
+        .bind(&tenant_keys)
+        .bind(&record_ids)
+        .bind(&starts)
+        .bind(&kinds)
+        .bind(&first_ordinals)
+        .bind(&bodies)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    let (mut tenant_keys, mut participant_ids, mut starts, mut record_ids) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for write in writes {
+        for (participant_id, _) in &write.record.participants {
+            tenant_keys.push(write.tenant_key);
+            participant_ids.push(participant_id.as_str());
+            starts.push(write.record.start.ticks());
+            record_ids.push(write.record.id.as_str());
+        }
+    }
+    if !participant_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO participant_ref (tenant_key, participant_id, start_ticks, record_id)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[])",
+        )
+        .bind(&tenant_keys)
+        .bind(&participant_ids)
+        .bind(&starts)
+        .bind(&record_ids)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
+}
+
+/// The store's dictionaries, checked (`store::checked_dictionaries`).
+async fn load_dictionaries(pool: &PgPool) -> anyhow::Result<Vec<StoredDictionary>> {
+    let rows: Vec<DictionaryRow> = sqlx::query_as(sql::DICTIONARIES).fetch_all(pool).await?;
+    let issued: Option<i64> = sqlx::query_scalar(sql::DICTIONARIES_ISSUED)
+        .fetch_optional(pool)
+        .await?;
+    checked_dictionaries(rows, issued)
+}
+
+#[async_trait]
+impl DictionaryStore for PgStore {
+    async fn add_dictionary(
+        &self,
+        kind: DocumentKind,
+        trained: Vec<u8>,
+        now: Timestamp,
+    ) -> StoreResult<StoredDictionary> {
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(DICTIONARY_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar(sql::NEXT_DICTIONARY_ID).fetch_one(&mut *tx).await?;
+        let id = u32::try_from(id).map_err(|_| StoreError::Other(anyhow::anyhow!("dictionary ids are exhausted")))?;
+        let dictionary = StoredDictionary::new(id, kind, trained, now);
+        for statement in sql::insert_dictionary(sql::Dialect::Postgres, &dictionary) {
+            bound(&statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(dictionary)
+    }
 }
 
 /// The tenant's unexpired subscriptions, read inside the ingest transaction, by id, so that one
@@ -358,22 +563,79 @@ fn is_missing_partition(error: &sqlx::Error) -> bool {
         if db.code().as_deref() == Some("23514") && db.message().starts_with("no partition of relation"))
 }
 
-fn stored_record(row: &PgRow) -> Result<StoredRecord, sqlx::Error> {
-    Ok(StoredRecord {
-        id: row.try_get("id")?,
-        start: row.try_get("start_ticks")?,
-        document: row.try_get("document")?,
-        n_sessions: row.try_get("n_sessions")?,
-        n_participants: row.try_get("n_participants")?,
-        organizer_at: row.try_get("organizer_at")?,
-    })
+/// `is_missing_partition`, of a write that may also fail for reasons of its own.
+fn store_missing_partition(error: &StoreError) -> bool {
+    matches!(error, StoreError::Other(error) if error.downcast_ref::<sqlx::Error>().is_some_and(is_missing_partition))
 }
 
-fn stored_child(row: &PgRow) -> Result<StoredChild, sqlx::Error> {
-    Ok(StoredChild {
-        ordinal: row.try_get("ordinal")?,
-        document: row.try_get("document")?,
-    })
+/// A record row as read, its document still a frame.
+struct RecordRow {
+    id: String,
+    start: Timestamp,
+    document: Vec<u8>,
+    n_sessions: i64,
+    n_participants: i64,
+    organizer_at: Option<i64>,
+}
+
+impl RecordRow {
+    /// The columns of `sql::RECORD_COLUMNS`.
+    fn read(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            start: row.try_get("start_ticks")?,
+            document: row.try_get("document")?,
+            n_sessions: row.try_get("n_sessions")?,
+            n_participants: row.try_get("n_participants")?,
+            organizer_at: row.try_get("organizer_at")?,
+        })
+    }
+
+    fn decode(&self, codec: &Codec) -> Result<StoredRecord, CodecError> {
+        Ok(StoredRecord {
+            id: self.id.clone(),
+            start: self.start,
+            document: codec.decode(&self.document)?,
+            n_sessions: self.n_sessions,
+            n_participants: self.n_participants,
+            organizer_at: self.organizer_at,
+        })
+    }
+}
+
+/// The items of consecutive parts `(first ordinal, frame)` from ordinal `first` on, at most
+/// `limit` of them.
+fn children_from(
+    codec: &Codec,
+    parts: &[(i64, Vec<u8>)],
+    first: i64,
+    limit: usize,
+) -> Result<Vec<StoredChild>, CodecError> {
+    let mut children = Vec::new();
+    for (first_ordinal, body) in parts {
+        if children.len() >= limit {
+            break;
+        }
+        for (ordinal, (_, document)) in (*first_ordinal..).zip(codec.decode_part(body)?) {
+            if ordinal >= first && children.len() < limit {
+                children.push(StoredChild { ordinal, document });
+            }
+        }
+    }
+    Ok(children)
+}
+
+/// The first item with `id` among consecutive parts, with its ordinal.
+fn child_with_id(codec: &Codec, parts: &[(i64, Vec<u8>)], id: &str) -> Result<Option<StoredChild>, CodecError> {
+    for (first_ordinal, body) in parts {
+        let found = (*first_ordinal..)
+            .zip(codec.decode_part(body)?)
+            .find(|(_, (item_id, _))| item_id == id);
+        if let Some((ordinal, (_, document))) = found {
+            return Ok(Some(StoredChild { ordinal, document }));
+        }
+    }
+    Ok(None)
 }
 
 /// A statement from `sql`, with its values bound; a list of texts is a `text[]`.
@@ -387,7 +649,71 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
+            sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
+}
+
+impl PgStore {
+    /// The parts of one kind of a record, in order, from the part holding ordinal `first` up to
+    /// the one holding ordinal `end - 1`. Joining the record gives its start, which prunes the
+    /// parts to its month.
+    async fn parts(
+        &self,
+        tenant_key: i64,
+        record_id: &str,
+        kind: PartKind,
+        first: i64,
+        end: i64,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.first_ordinal, c.body FROM record r
+             JOIN record_part c ON c.tenant_key = r.tenant_key AND c.record_id = r.id AND c.start_ticks = r.start_ticks
+             WHERE r.tenant_key = $1 AND r.id = $2 AND c.kind = $3 AND c.first_ordinal >= $4 AND c.first_ordinal < $5
+             ORDER BY c.first_ordinal",
+        )
+        .bind(tenant_key)
+        .bind(record_id)
+        .bind(part_code(kind))
+        .bind(kind.part_start(first))
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_children(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        kind: PartKind,
+        after_ordinal: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredChild>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let first = after_ordinal.map_or(0, |after| after.saturating_add(1)).max(0);
+        let end = first.saturating_add(i64::from(limit));
+        let parts = self.parts(tenant_key, call_record_id, kind, first, end).await?;
+        self.decoded(|codec| children_from(codec, &parts, first, limit as usize))
+            .await
+    }
+
+    async fn get_child(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        kind: PartKind,
+        id: &str,
+    ) -> StoreResult<Option<StoredChild>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
+        let parts = self.parts(tenant_key, call_record_id, kind, 0, i64::MAX).await?;
+        self.decoded(|codec| child_with_id(codec, &parts, id)).await
+    }
 }
 
 #[async_trait]
@@ -399,16 +725,21 @@ impl CallRecordStore for PgStore {
         batch: &[PreparedRecord],
         now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>> {
+        let tenant_key = self.tenant_key_for_writing(tenant).await?;
+        let compressed = compress_for_storage(&self.codec, self, batch, now).await?;
         let mut retried = false;
         loop {
             self.ensure_partitions(Family::Records, batch.iter().map(|r| r.start))
                 .await?;
-            match self.write_call_records(tenant, batch, now).await {
-                Err(error) if !retried && is_missing_partition(&error) => {
+            match self
+                .write_call_records(tenant, tenant_key, batch, &compressed, now)
+                .await
+            {
+                Err(error) if !retried && store_missing_partition(&error) => {
                     self.forget_months(Family::Records);
                     retried = true;
                 }
-                res => return Ok(res?),
+                res => return res,
             }
         }
     }
@@ -423,17 +754,26 @@ impl CallRecordStore for PgStore {
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
         let read = sql::SelectionRead::Page { cursor, limit };
-        let statement = sql::selection_statement(sql::Dialect::Postgres, tenant, selection, read);
+        let statement = sql::selection_statement(sql::Dialect::Postgres, tenant_key, selection, read);
         let rows = bound(&statement).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
+        let rows: Vec<RecordRow> = rows.iter().map(RecordRow::read).collect::<Result<_, _>>()?;
+        self.decoded(|codec| rows.iter().map(|row| row.decode(codec)).collect())
+            .await
     }
 
     async fn count_call_records(&self, tenant: &TenantId, selection: &RecordSelection) -> StoreResult<i64> {
         if selection.is_empty_range() {
             return Ok(0);
         }
-        let statement = sql::selection_statement(sql::Dialect::Postgres, tenant, selection, sql::SelectionRead::Count);
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(0);
+        };
+        let statement =
+            sql::selection_statement(sql::Dialect::Postgres, tenant_key, selection, sql::SelectionRead::Count);
         let row = bound(&statement).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
     }
@@ -444,16 +784,22 @@ impl CallRecordStore for PgStore {
         id: &str,
         visible_from: Option<Timestamp>,
     ) -> StoreResult<Option<StoredRecord>> {
-        let row = sqlx::query(
-            "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
-             WHERE tenant_id = $1 AND id = $2 AND start_ticks >= $3",
-        )
-        .bind(tenant.as_str())
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM record r WHERE r.tenant_key = $1 AND r.id = $2 AND r.start_ticks >= $3",
+            sql::RECORD_COLUMNS
+        ))
+        .bind(tenant_key)
         .bind(id)
         .bind(visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN)))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(stored_record).transpose()?)
+        let Some(row) = row.as_ref().map(RecordRow::read).transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some(self.decoded(|codec| row.decode(codec)).await?))
     }
 
     async fn get_call_record_with_sessions(
@@ -463,44 +809,50 @@ impl CallRecordStore for PgStore {
         visible_from: Option<Timestamp>,
         limit: u32,
     ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
         // One statement sees one snapshot (READ COMMITTED), so the sessions are those of the
-        // version of the record returned with them. `s.start_ticks = r.start_ticks` lets the
-        // executor prune the session partitions to the record's month.
-        let row = sqlx::query(
-            "SELECT r.id, r.start_ticks, r.document, r.n_sessions, r.n_participants, r.organizer_at,
-                    ARRAY(SELECT s.ordinal FROM session s
-                          WHERE s.tenant_id = r.tenant_id AND s.call_record_id = r.id AND s.start_ticks = r.start_ticks
-                          ORDER BY s.ordinal LIMIT $4) AS session_ordinals,
-                    ARRAY(SELECT s.document FROM session s
-                          WHERE s.tenant_id = r.tenant_id AND s.call_record_id = r.id AND s.start_ticks = r.start_ticks
-                          ORDER BY s.ordinal LIMIT $4) AS session_documents
-             FROM call_record r WHERE r.tenant_id = $1 AND r.id = $2 AND r.start_ticks >= $3",
-        )
-        .bind(tenant.as_str())
+        // version of the record returned with them. `c.start_ticks = r.start_ticks` lets the
+        // executor prune the parts to the record's month.
+        let row = sqlx::query(&format!(
+            "SELECT {},
+                    ARRAY(SELECT c.first_ordinal FROM record_part c
+                          WHERE c.tenant_key = r.tenant_key AND c.record_id = r.id AND c.start_ticks = r.start_ticks
+                            AND c.kind = $4 AND c.first_ordinal < $5
+                          ORDER BY c.first_ordinal) AS part_ordinals,
+                    ARRAY(SELECT c.body FROM record_part c
+                          WHERE c.tenant_key = r.tenant_key AND c.record_id = r.id AND c.start_ticks = r.start_ticks
+                            AND c.kind = $4 AND c.first_ordinal < $5
+                          ORDER BY c.first_ordinal) AS part_bodies
+             FROM record r WHERE r.tenant_key = $1 AND r.id = $2 AND r.start_ticks >= $3",
+            sql::RECORD_COLUMNS
+        ))
+        .bind(tenant_key)
         .bind(id)
         .bind(visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN)))
+        .bind(part_code(PartKind::Sessions))
         .bind(i64::from(limit))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let record = stored_record(&row)?;
-        let ordinals: Vec<i64> = row.try_get("session_ordinals")?;
-        let documents: Vec<String> = row.try_get("session_documents")?;
-        if ordinals.len() != documents.len() {
+        let record = RecordRow::read(&row)?;
+        let ordinals: Vec<i64> = row.try_get("part_ordinals")?;
+        let bodies: Vec<Vec<u8>> = row.try_get("part_bodies")?;
+        if ordinals.len() != bodies.len() {
             return Err(StoreError::Other(anyhow::anyhow!(
-                "record {id}: {} session ordinals against {} documents",
+                "record {id}: {} session part ordinals against {} parts",
                 ordinals.len(),
-                documents.len()
+                bodies.len()
             )));
         }
-        let sessions = ordinals
-            .into_iter()
-            .zip(documents)
-            .map(|(ordinal, document)| StoredChild { ordinal, document })
-            .collect();
-        Ok(Some((record, sessions)))
+        let parts: Vec<(i64, Vec<u8>)> = ordinals.into_iter().zip(bodies).collect();
+        let decoded = self
+            .decoded(|codec| Ok((record.decode(codec)?, children_from(codec, &parts, 0, limit as usize)?)))
+            .await?;
+        Ok(Some(decoded))
     }
 
     async fn list_sessions(
@@ -510,17 +862,8 @@ impl CallRecordStore for PgStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let rows = sqlx::query(
-            "SELECT ordinal, document FROM session WHERE tenant_id = $1 AND call_record_id = $2 AND ordinal > $3
-             ORDER BY ordinal LIMIT $4",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(after_ordinal.unwrap_or(-1))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+        self.list_children(tenant, call_record_id, PartKind::Sessions, after_ordinal, limit)
+            .await
     }
 
     async fn get_session(
@@ -529,15 +872,8 @@ impl CallRecordStore for PgStore {
         call_record_id: &str,
         session_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row = sqlx::query(
-            "SELECT ordinal, document FROM session WHERE tenant_id = $1 AND call_record_id = $2 AND id = $3",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(session_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(stored_child).transpose()?)
+        self.get_child(tenant, call_record_id, PartKind::Sessions, session_id)
+            .await
     }
 
     async fn list_participants(
@@ -547,17 +883,8 @@ impl CallRecordStore for PgStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let rows = sqlx::query(
-            "SELECT ordinal, document FROM participant WHERE tenant_id = $1 AND call_record_id = $2 AND ordinal > $3
-             ORDER BY ordinal LIMIT $4",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(after_ordinal.unwrap_or(-1))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(stored_child).collect::<Result<_, _>>()?)
+        self.list_children(tenant, call_record_id, PartKind::Participants, after_ordinal, limit)
+            .await
     }
 
     async fn get_participant(
@@ -566,15 +893,8 @@ impl CallRecordStore for PgStore {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let row = sqlx::query(
-            "SELECT ordinal, document FROM participant WHERE tenant_id = $1 AND call_record_id = $2 AND id = $3",
-        )
-        .bind(tenant.as_str())
-        .bind(call_record_id)
-        .bind(participant_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(stored_child).transpose()?)
+        self.get_child(tenant, call_record_id, PartKind::Participants, participant_id)
+            .await
     }
 }
 
@@ -620,35 +940,114 @@ impl UsageLogStore for PgStore {
 #[async_trait]
 impl RetentionStore for PgStore {
     /// Drops every month that ended by `before` (reporting its records), then deletes up
-    /// to `limit` records of the month that straddles it, with their children, in one statement.
+    /// to `limit` records of the month that straddles it, with their parts and references, in
+    /// one transaction.
     #[tracing::instrument(skip(self))]
     async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let dropped = self.drop_expired_months(Family::Records, before).await?;
-        // `start_ticks < $1` on each DELETE prunes the plan to the months the cutoff reaches.
-        // A record replaced concurrently is left alone: its old row is gone (not counted) and
-        // its new rows are not in this statement's snapshot.
-        let deleted: i64 = sqlx::query_scalar(
-            "WITH victim AS (
-                 SELECT tenant_id, id, start_ticks FROM call_record
-                 WHERE start_ticks < $1 ORDER BY start_ticks LIMIT $2
-             ), deleted_session AS (
-                 DELETE FROM session s USING victim v
-                 WHERE s.start_ticks < $1 AND s.tenant_id = v.tenant_id AND s.call_record_id = v.id AND s.start_ticks = v.start_ticks
-             ), deleted_participant AS (
-                 DELETE FROM participant p USING victim v
-                 WHERE p.start_ticks < $1 AND p.tenant_id = v.tenant_id AND p.call_record_id = v.id AND p.start_ticks = v.start_ticks
-             ), deleted_record AS (
-                 DELETE FROM call_record r USING victim v
-                 WHERE r.start_ticks < $1 AND r.tenant_id = v.tenant_id AND r.id = v.id AND r.start_ticks = v.start_ticks
-                 RETURNING 1
-             )
-             SELECT count(*) FROM deleted_record",
+        let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
+        // `start_ticks < $1` on each statement prunes the plan to the months the cutoff reaches.
+        let victims: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT v.tenant_key, t.id, v.id, v.start_ticks FROM (
+                 SELECT tenant_key, id, start_ticks FROM record WHERE start_ticks < $1 ORDER BY start_ticks LIMIT $2
+             ) AS v JOIN tenant t ON t.key = v.tenant_key",
         )
         .bind(before)
         .bind(i64::from(limit))
-        .fetch_one(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(dropped + deleted.unsigned_abs())
+        if victims.is_empty() {
+            tx.rollback().await?;
+            return Ok(dropped);
+        }
+        // The writers' locks: a record being replaced is purged after its writer commits, so
+        // the parts read below are those of the version that is deleted. A version replaced
+        // meanwhile by one of another start is gone and not counted; one of the same start has
+        // expired as well.
+        let keys: Vec<String> = victims
+            .iter()
+            .map(|(_, tenant, id, _)| format!("{tenant}:{id}"))
+            .collect();
+        lock_keys(&mut tx, &keys).await?;
+        let tenant_keys: Vec<i64> = victims.iter().map(|v| v.0).collect();
+        let ids: Vec<&str> = victims.iter().map(|v| v.2.as_str()).collect();
+        let starts: Vec<i64> = victims.iter().map(|v| v.3).collect();
+        let parts: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT u.n, c.body
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[]) WITH ORDINALITY AS u (tenant_key, record_id, start_ticks, n)
+             CROSS JOIN LATERAL (
+                 SELECT c.body FROM record_part c
+                 WHERE c.start_ticks < $4 AND c.tenant_key = u.tenant_key AND c.record_id = u.record_id
+                   AND c.start_ticks = u.start_ticks AND c.kind = $5
+             ) AS c",
+        )
+        .bind(&tenant_keys)
+        .bind(&ids)
+        .bind(&starts)
+        .bind(before)
+        .bind(part_code(PartKind::Participants))
+        .fetch_all(&mut *tx)
+        .await?;
+        // (index of the victim, participant id)
+        let references: Vec<(usize, String)> = self
+            .decoded(|codec| {
+                let mut references = HashSet::new();
+                for (n, body) in &parts {
+                    // WITH ORDINALITY counts the victims from 1.
+                    let Some(victim) = usize::try_from(*n).ok().and_then(|n| n.checked_sub(1)) else {
+                        continue;
+                    };
+                    references.extend(codec.decode_part(body)?.into_iter().map(|(id, _)| (victim, id)));
+                }
+                Ok(references
+                    .into_iter()
+                    .filter(|(victim, _)| *victim < victims.len())
+                    .collect())
+            })
+            .await?;
+        let reference_column = |f: fn(&(i64, String, String, i64)) -> i64| {
+            references
+                .iter()
+                .map(|(victim, _)| f(&victims[*victim]))
+                .collect::<Vec<i64>>()
+        };
+        sqlx::query(
+            "DELETE FROM participant_ref p
+             USING UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[]) AS u (tenant_key, participant_id, start_ticks, record_id)
+             WHERE p.start_ticks < $5 AND p.tenant_key = u.tenant_key AND p.participant_id = u.participant_id
+               AND p.start_ticks = u.start_ticks AND p.record_id = u.record_id",
+        )
+        .bind(reference_column(|v| v.0))
+        .bind(references.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>())
+        .bind(reference_column(|v| v.3))
+        .bind(references.iter().map(|(victim, _)| victims[*victim].2.as_str()).collect::<Vec<_>>())
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM record_part c USING UNNEST($1::int8[], $2::text[], $3::int8[]) AS u (tenant_key, record_id, start_ticks)
+             WHERE c.start_ticks < $4 AND c.tenant_key = u.tenant_key AND c.record_id = u.record_id
+               AND c.start_ticks = u.start_ticks",
+        )
+        .bind(&tenant_keys)
+        .bind(&ids)
+        .bind(&starts)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(
+            "DELETE FROM record r USING UNNEST($1::int8[], $2::text[], $3::int8[]) AS u (tenant_key, id, start_ticks)
+             WHERE r.start_ticks < $4 AND r.tenant_key = u.tenant_key AND r.id = u.id AND r.start_ticks = u.start_ticks",
+        )
+        .bind(&tenant_keys)
+        .bind(&ids)
+        .bind(&starts)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(dropped + deleted)
     }
 
     /// Drops every month that ended by `before` (reporting its rows), then deletes up to

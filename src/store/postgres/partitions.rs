@@ -1,5 +1,5 @@
 //! Month partitions: which month a tick falls in, what its partitions are called, and the DDL
-//! that creates and drops them. Names encode the month (`call_record_y2024m03`), so any node can
+//! that creates and drops them. Names encode the month (`record_y2024m03`), so any node can
 //! tell from the catalog alone which months exist and which have expired.
 //!
 //! Never: decide what expires (the caller passes the cutoff) or touch rows other than by
@@ -96,7 +96,8 @@ impl Month {
 /// Tables partitioned and retained together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Family {
-    /// Call records with their sessions and participants: they share a month by construction.
+    /// Call records with their parts and participant references: they share a month by
+    /// construction.
     Records,
     /// Usage-log rows, kept for their own (longer) window.
     Logs,
@@ -105,12 +106,12 @@ pub(super) enum Family {
 impl Family {
     pub(super) fn tables(self) -> &'static [&'static str] {
         match self {
-            Family::Records => &["call_record", "session", "participant"],
+            Family::Records => &["record", "record_part", "participant_ref"],
             Family::Logs => &["log_row"],
         }
     }
 
-    /// The table whose rows a purge reports: records, not their children.
+    /// The table whose rows a purge reports: records, not their parts.
     fn counted_table(self) -> &'static str {
         self.tables()[0]
     }

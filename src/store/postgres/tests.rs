@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::store::test_support::*;
-use UpsertOutcome::{Ignored, Stored};
+use conversion::Conversion;
+use UpsertOutcome::{Ignored, Replaced, Stored};
 
 async fn count(store: &PgStore, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&store.pool).await.expect(sql)
@@ -35,25 +36,28 @@ async fn a_version_in_another_month_leaves_nothing_in_the_old_months_partitions(
         .unwrap();
     let moved = record("a", 3, "2024-05-02T08:00:00Z", &["s9"], &["p2", "p3"]);
     store.upsert_call_records(&t, &[moved], now()).await.unwrap();
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM call_record WHERE id = 'a'").await,
-        1
-    );
+    assert_eq!(count(&store, "SELECT count(*) FROM record WHERE id = 'a'").await, 1);
     for (sql, expected) in [
-        ("SELECT count(*) FROM call_record_y2024m03 WHERE id = 'a'", 0),
-        ("SELECT count(*) FROM session_y2024m03 WHERE call_record_id = 'a'", 0),
+        ("SELECT count(*) FROM record_y2024m03 WHERE id = 'a'", 0),
+        ("SELECT count(*) FROM record_part_y2024m03 WHERE record_id = 'a'", 0),
+        ("SELECT count(*) FROM participant_ref_y2024m03 WHERE record_id = 'a'", 0),
         (
-            "SELECT count(*) FROM participant_y2024m03 WHERE call_record_id = 'a'",
-            0,
+            "SELECT count(*) FROM record_part_y2024m05 WHERE record_id = 'a' AND kind = 0",
+            1,
         ),
-        ("SELECT count(*) FROM session_y2024m05 WHERE call_record_id = 'a'", 1),
         (
-            "SELECT count(*) FROM participant_y2024m05 WHERE call_record_id = 'a'",
-            2,
+            "SELECT count(*) FROM record_part_y2024m05 WHERE record_id = 'a' AND kind = 1",
+            1,
         ),
+        ("SELECT count(*) FROM participant_ref_y2024m05 WHERE record_id = 'a'", 2),
     ] {
         assert_eq!(count(&store, sql).await, expected, "{sql}");
     }
+    let filtered = RecordSelection {
+        participant_ids: vec!["p1".to_owned()],
+        ..RecordSelection::default()
+    };
+    assert_eq!(store.count_call_records(&t, &filtered).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -66,7 +70,7 @@ async fn purge_drops_expired_months_then_deletes_the_boundary_in_batches() {
 
     // The first call drops January and February whole (4 records) and deletes 2 March ones.
     assert_eq!(store.purge_call_records_before(cutoff, 2).await.unwrap(), 6);
-    for parent in ["call_record", "session", "participant"] {
+    for parent in ["record", "record_part", "participant_ref"] {
         let names = partitions(&store, parent).await;
         assert!(
             !names.iter().any(|n| n.ends_with("y2024m01") || n.ends_with("y2024m02")),
@@ -82,8 +86,15 @@ async fn purge_drops_expired_months_then_deletes_the_boundary_in_batches() {
         .await
         .unwrap();
     assert_eq!(ids(&left), ["mar-late", "apr"]);
-    assert_eq!(count(&store, "SELECT count(*) FROM session").await, 2);
-    assert_eq!(count(&store, "SELECT count(*) FROM participant").await, 2);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM record_part WHERE kind = 0").await,
+        2
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM record_part WHERE kind = 1").await,
+        2
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM participant_ref").await, 2);
     assert_eq!(store.list_sessions(&t, "mar-late", None, 10).await.unwrap().len(), 1);
 
     // A month dropped by the purge is created again for a late arrival.
@@ -335,4 +346,371 @@ async fn reauthorization_is_due_once_per_interval_across_nodes() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A database as the previous release left it: its migrations only, and partitions of the
+/// previous layout's tables for March and April 2024.
+async fn previous_release_database(db: &TestDb) -> PgPool {
+    let pool = PgPool::connect(&db.url()).await.expect("connect");
+    let migrator = sqlx::migrate::Migrator {
+        migrations: MIGRATOR
+            .migrations
+            .iter()
+            .filter(|migration| migration.version <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    migrator.run(&pool).await.expect("previous migrations");
+    let months = [
+        ("y2024m03", "2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z"),
+        ("y2024m04", "2024-04-01T00:00:00Z", "2024-05-01T00:00:00Z"),
+    ];
+    for table in ["call_record", "session", "participant"] {
+        for (suffix, from, to) in months {
+            let ddl = format!(
+                "CREATE TABLE {table}_{suffix} PARTITION OF {table} FOR VALUES FROM ({}) TO ({})",
+                at(from).ticks(),
+                at(to).ticks()
+            );
+            sqlx::query(&ddl).execute(&pool).await.expect("partition");
+        }
+    }
+    pool
+}
+
+/// A record as the previous release stored it: a row for it and one per session and
+/// participant, documents as text.
+async fn store_previously(
+    pool: &PgPool,
+    tenant: &TenantId,
+    record: &PreparedRecord,
+    stored_at: Timestamp,
+    organizer_at: Option<i64>,
+) {
+    sqlx::query(
+        "INSERT INTO call_record (tenant_id, id, start_ticks, version, end_ticks, n_sessions, n_participants,
+                                  stored_at_ticks, document, organizer_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant.as_str())
+    .bind(&record.id)
+    .bind(record.start)
+    .bind(record.version)
+    .bind(record.end)
+    .bind(record.sessions.len() as i64)
+    .bind(record.participants.len() as i64)
+    .bind(stored_at)
+    .bind(&record.document)
+    .bind(organizer_at)
+    .execute(pool)
+    .await
+    .expect("previous record");
+    for (table, children) in [("session", &record.sessions), ("participant", &record.participants)] {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (tenant_id, call_record_id, start_ticks, ordinal, id, document)
+             SELECT $1, $2, $3, u.n - 1, u.id, u.document FROM UNNEST($4::text[], $5::text[]) WITH ORDINALITY AS u (id, document, n)"
+        ))
+        .bind(tenant.as_str())
+        .bind(&record.id)
+        .bind(record.start)
+        .bind(children.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>())
+        .bind(children.iter().map(|(_, document)| document.as_str()).collect::<Vec<_>>())
+        .execute(pool)
+        .await
+        .expect("previous children");
+    }
+}
+
+/// Every child of a record, read page by page.
+async fn every_child(store: &PgStore, tenant: &TenantId, id: &str, sessions: bool, page: u32) -> Vec<(i64, String)> {
+    let mut children = Vec::new();
+    let mut after = None;
+    loop {
+        let found = if sessions {
+            store.list_sessions(tenant, id, after, page).await.unwrap()
+        } else {
+            store.list_participants(tenant, id, after, page).await.unwrap()
+        };
+        assert!(found.len() <= page as usize);
+        children.extend(found.iter().map(|child| (child.ordinal, child.document.clone())));
+        match found.last() {
+            Some(last) if found.len() == page as usize => after = Some(last.ordinal),
+            _ => return children,
+        }
+    }
+}
+
+fn numbered(children: &[(String, String)]) -> Vec<(i64, String)> {
+    (0..)
+        .zip(children.iter().map(|(_, document)| document.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_the_previous_layout_are_moved_once_and_read_back_the_same() {
+    let db = TestDb::create().await;
+    let pool = previous_release_database(&db).await;
+    let (t, other) = (tenant(), other_tenant());
+    let session_ids: Vec<String> = (0..125).map(|i| format!("s{i:03}")).collect();
+    let participant_ids: Vec<String> = (0..270).map(|i| format!("p{i:03}")).collect();
+    let session_ids: Vec<&str> = session_ids.iter().map(String::as_str).collect();
+    let participant_ids: Vec<&str> = participant_ids.iter().map(String::as_str).collect();
+    // (tenant, record, stored at, organizer offset)
+    let mut previous = vec![(
+        t.clone(),
+        record("big", 4, "2024-03-15T10:00:00Z", &session_ids, &participant_ids),
+        at("2024-03-15T11:00:00Z"),
+        None,
+    )];
+    for i in 0..5 {
+        previous.push((
+            t.clone(),
+            record(
+                &format!("r{i}"),
+                i + 1,
+                &format!("2024-04-0{}T00:00:00Z", i + 1),
+                &["a", "b"],
+                &["shared", "p001"],
+            ),
+            at("2024-04-10T00:00:00Z"),
+            Some(i * 7),
+        ));
+    }
+    previous.push((
+        other.clone(),
+        record("r0", 9, "2024-03-02T00:00:00Z", &[], &["shared"]),
+        at("2024-03-03T00:00:00Z"),
+        Some(0),
+    ));
+    for (tenant, record, stored_at, organizer_at) in &previous {
+        store_previously(&pool, tenant, record, *stored_at, *organizer_at).await;
+    }
+
+    // A start that stops after one batch, as a node killed between batches would.
+    let interrupted = PgStore::open_converting(
+        &db.url(),
+        Conversion {
+            batch: 3,
+            max_batches: Some(1),
+        },
+    )
+    .await
+    .expect("open");
+    assert_eq!(count(&interrupted, "SELECT count(*) FROM record").await, 3);
+    assert_eq!(count(&interrupted, "SELECT count(*) FROM call_record").await, 4);
+    drop(interrupted);
+
+    let store = db.open().await;
+    let legacy: Option<String> = sqlx::query_scalar("SELECT to_regclass('call_record')::text")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(legacy, None, "the previous tables are dropped once empty");
+    assert_eq!(count(&store, "SELECT count(*) FROM record").await, 7);
+    assert_eq!(store.convert_previous_layout().await.unwrap(), 0);
+
+    for (tenant, record, stored_at, organizer_at) in &previous {
+        let stored = store
+            .get_call_record(tenant, &record.id, None)
+            .await
+            .unwrap()
+            .expect("converted");
+        assert_eq!(stored.document, record.document);
+        assert_eq!(stored.start, record.start);
+        assert_eq!(stored.organizer_at, *organizer_at);
+        assert_eq!(stored.n_sessions, record.sessions.len() as i64);
+        assert_eq!(stored.n_participants, record.participants.len() as i64);
+        let columns: (i64, i64, i64) = sqlx::query_as(
+            "SELECT r.version, r.end_ticks, r.stored_at_ticks FROM record r JOIN tenant t ON t.key = r.tenant_key
+             WHERE t.id = $1 AND r.id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(&record.id)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(columns, (record.version, record.end.ticks(), stored_at.ticks()));
+        assert_eq!(
+            every_child(&store, tenant, &record.id, true, 50).await,
+            numbered(&record.sessions)
+        );
+        assert_eq!(
+            every_child(&store, tenant, &record.id, false, 100).await,
+            numbered(&record.participants)
+        );
+        for (ordinal, (id, document)) in (0..).zip(&record.sessions) {
+            if ordinal % 40 == 1 {
+                let found = store.get_session(tenant, &record.id, id).await.unwrap().unwrap();
+                assert_eq!((found.ordinal, &found.document), (ordinal, document));
+            }
+        }
+        for (ordinal, (id, document)) in (0..).zip(&record.participants) {
+            if ordinal % 90 == 1 || ordinal == 269 {
+                let found = store.get_participant(tenant, &record.id, id).await.unwrap().unwrap();
+                assert_eq!((found.ordinal, &found.document), (ordinal, document));
+            }
+        }
+        // Versions are kept: a replay is ignored, the next version replaces.
+        let replay = [record.clone()];
+        assert_eq!(
+            store.upsert_call_records(tenant, &replay, now()).await.unwrap(),
+            [Ignored]
+        );
+    }
+
+    let (_, big, _, _) = &previous[0];
+    let (_, first) = store
+        .get_call_record_with_sessions(&t, "big", None, 70)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|s| (s.ordinal, s.document.clone()))
+            .collect::<Vec<_>>(),
+        numbered(&big.sessions)[..70]
+    );
+    let with = |ids: &[&str]| RecordSelection {
+        participant_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        ..RecordSelection::default()
+    };
+    assert_eq!(store.count_call_records(&t, &with(&["shared"])).await.unwrap(), 5);
+    assert_eq!(store.count_call_records(&t, &with(&["p001"])).await.unwrap(), 6);
+    assert_eq!(store.count_call_records(&t, &with(&["p269", "p001"])).await.unwrap(), 1);
+    assert_eq!(store.count_call_records(&other, &with(&["shared"])).await.unwrap(), 1);
+    assert_eq!(
+        all_pages(&store, &RecordSelection::default(), 2).await,
+        ["big", "r0", "r1", "r2", "r3", "r4"]
+    );
+    let mut next = previous[0].1.clone();
+    next.version = 5;
+    next.participants.truncate(3);
+    assert_eq!(store.upsert_call_records(&t, &[next], now()).await.unwrap(), [Replaced]);
+    assert_eq!(store.count_call_records(&t, &with(&["p269"])).await.unwrap(), 0);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM participant_ref WHERE record_id = 'big'").await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_database_has_nothing_to_convert() {
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    assert_eq!(store.convert_previous_layout().await.unwrap(), 0);
+    for table in ["call_record", "session", "participant"] {
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(table)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(found, None, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_dictionary_stops_the_store_from_opening() {
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    sqlx::query(
+        "INSERT INTO dictionary (id, kind, created_ticks, sha256, body) VALUES (1, 'record', 0, '00', '\\x00')",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let error = PgStore::open(&db.url()).await.err().expect("refused");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("compression dictionaries") && message.contains("dictionary 1 of the store is corrupt"),
+        "{message}"
+    );
+}
+
+fn training_samples() -> Vec<Vec<u8>> {
+    (0..2000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{i:08x}-0000-4000-8000-{:012x}","version":1,"startDateTime":"2024-03-01T00:00:00Z","cost":0.00,"modalities":["audio","video"],"media":[{{"label":"main-audio","jitter":"PT0.{:03}S"}}]}}"#,
+                i * 7919,
+                i % 1000
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_what_another_wrote_with_a_dictionary_it_trained_since() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.open().await, db.open().await);
+    let t = tenant();
+    let trained = codec::train(&training_samples()).unwrap();
+
+    // Nodes training at once take ids one after the other.
+    let (first, second) = tokio::join!(
+        node_a.add_dictionary(DocumentKind::Record, trained.clone(), now()),
+        node_b.add_dictionary(DocumentKind::Record, trained.clone(), now())
+    );
+    let mut ids = vec![first.unwrap().id, second.unwrap().id];
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2]);
+    for kind in [DocumentKind::Session, DocumentKind::Participant] {
+        let dictionary = node_a.add_dictionary(kind, trained.clone(), now()).await.unwrap();
+        node_a.codec.install(&dictionary);
+    }
+    node_a.load_new_dictionaries().await.unwrap();
+
+    let written = record("d", 1, "2024-03-01T00:00:00Z", &["s1", "s2"], &["p1"]);
+    node_a
+        .upsert_call_records(&t, std::slice::from_ref(&written), now())
+        .await
+        .unwrap();
+    let frame: Vec<u8> = sqlx::query_scalar("SELECT document FROM record WHERE id = 'd'")
+        .fetch_one(&node_a.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        zstd::zstd_safe::get_dict_id_from_frame(&frame).map(|id| id.get()),
+        Some(2),
+        "the newest record dictionary"
+    );
+
+    let read = node_b.get_call_record(&t, "d", None).await.unwrap().unwrap();
+    assert_eq!(read.document, written.document);
+    let sessions = node_b.list_sessions(&t, "d", None, 10).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let third = db.open().await;
+    let participant = third.get_participant(&t, "d", "p1").await.unwrap().unwrap();
+    assert_eq!(participant.document, written.participants[0].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_share_the_conversion() {
+    let db = TestDb::create().await;
+    let pool = previous_release_database(&db).await;
+    let t = tenant();
+    let records: Vec<PreparedRecord> = (0..60)
+        .map(|i| record(&format!("r{i:02}"), 1, "2024-03-05T00:00:00Z", &["s1", "s2"], &["p1"]))
+        .collect();
+    for record in &records {
+        store_previously(&pool, &t, record, at("2024-03-06T00:00:00Z"), Some(0)).await;
+    }
+    let conversion = Conversion {
+        batch: 4,
+        max_batches: None,
+    };
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        PgStore::open_converting(&url, conversion),
+        PgStore::open_converting(&url, conversion)
+    );
+    let (node_a, node_b) = (a.expect("first node opens"), b.expect("second node opens"));
+    assert_eq!(count(&node_a, "SELECT count(*) FROM record").await, 60);
+    assert_eq!(count(&node_a, "SELECT count(*) FROM record_part").await, 120);
+    assert_eq!(count(&node_a, "SELECT count(*) FROM participant_ref").await, 60);
+    assert_eq!(all_pages(&node_b, &RecordSelection::default(), 25).await.len(), 60);
+    assert_eq!(node_b.list_sessions(&t, "r59", None, 5).await.unwrap().len(), 2);
 }

@@ -29,6 +29,8 @@ pub struct SqliteStore {
     max_size: Arc<AtomicU64>,
     reader: SqlitePool,
     hot_reader: HotReader,
+    codec: Arc<codec::Codec>,
+    tenant_keys: TenantKeys,
 }
 
 /// Takes the write lock at the start, so a transaction that reads before it writes never has to
@@ -60,13 +62,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file in an existing directory and applies pending
     /// migrations.
     pub async fn open(path: &str) -> anyhow::Result<Self> {
-        Self::open_with(path, None).await
+        Self::open_with(path, &StoreOptions::default()).await
     }
 
-    /// `open`, with the file capped at `max_size` bytes: past it, writes fail as if the disk
-    /// were full (`StoreError::Full`) and reads go on.
-    pub(crate) async fn open_with(path: &str, max_size: Option<u64>) -> anyhow::Result<Self> {
-        let max_size = Arc::new(AtomicU64::new(max_size.unwrap_or(0)));
+    /// `open`, with the file capped at `options.sqlite_max_size` bytes (past it, writes fail as
+    /// if the disk were full, `StoreError::Full`, and reads go on).
+    pub(crate) async fn open_with(path: &str, store_options: &StoreOptions) -> anyhow::Result<Self> {
+        let max_size = Arc::new(AtomicU64::new(store_options.sqlite_max_size.unwrap_or(0)));
         // The file is created, its directory is not: a mistyped path should be an error rather
         // than a new empty store in a new directory.
         if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -87,6 +89,10 @@ impl SqliteStore {
             // 8 MB a connection, seven connections: the OS page cache holds the rest of a warm
             // store, shared and outside our resident set (32 MB each cost 160 MB of RSS).
             .pragma("cache_size", "-8000")
+            // For a store created now (SQLite fixes the page size at creation): most parts of a
+            // record's sessions are a few kilobytes compressed, and on 4 KB pages a quarter of
+            // them spilled into overflow pages, half of whose last page was left empty.
+            .page_size(16384)
             // SQLite checkpoints on the committing connection once the WAL passes this many
             // pages. At the default (1,000 pages, 4 MB) nearly every 4 MB ingest batch paid for a
             // checkpoint and its fsync; at 64 MB they come several batches apart, and a page
@@ -114,13 +120,177 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening read connections to {path}"))?;
-        let hot_reader = HotReader::open(path);
-        Ok(Self {
+        let codec = Arc::new(
+            load_codec(&writer)
+                .await
+                .with_context(|| format!("opening the SQLite file {path}"))?,
+        );
+        let hot_reader = HotReader::open(path, codec.clone());
+        let store = Self {
             writer,
             max_size,
             reader,
             hot_reader,
-        })
+            codec,
+            tenant_keys: TenantKeys::default(),
+        };
+        store
+            .convert_previous_layout(store_options.conversion_batch)
+            .await
+            .with_context(|| format!("converting the SQLite file {path} to the compact layout"))?;
+        Ok(store)
+    }
+
+    /// Moves records kept in the previous layout (a row per record, session and participant, as
+    /// text) into the compact one, `batch` records per transaction, each of which inserts them
+    /// compressed and deletes their old rows together: an interruption at any point leaves every
+    /// record in exactly one layout, and the next open carries on. Drops the old tables once they
+    /// are empty. Returns how many records it moved.
+    pub(crate) async fn convert_previous_layout(&self, batch: u32) -> anyhow::Result<u64> {
+        let mut converted = 0;
+        loop {
+            let legacy: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_record')",
+            )
+            .fetch_one(&self.writer)
+            .await?;
+            if !legacy {
+                return Ok(converted);
+            }
+            let moved = self.convert_batch(batch).await?;
+            if moved == 0 {
+                let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+                for table in ["session", "participant", "call_record"] {
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                if converted > 0 {
+                    tracing::info!(
+                        converted,
+                        "the compact layout holds every record; the previous tables are gone"
+                    );
+                }
+                return Ok(converted);
+            }
+            converted += moved;
+            tracing::info!(converted, "moved call records to the compact layout");
+        }
+    }
+
+    /// Converts up to `batch` records of the previous layout in one transaction.
+    async fn convert_batch(&self, batch: u32) -> anyhow::Result<u64> {
+        let rows: Vec<PreviousRecordRow> = sqlx::query_as(
+            "SELECT tenant_id, id, version, start_ticks, end_ticks, stored_at_ticks, organizer_at, document
+             FROM call_record ORDER BY tenant_id, id LIMIT ?",
+        )
+        .bind(i64::from(batch))
+        .fetch_all(&self.writer)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut by_tenant: Vec<(TenantId, Vec<LegacyRecord>)> = Vec::new();
+        for PreviousRecordRow {
+            tenant_id,
+            id,
+            version,
+            start_ticks: start,
+            end_ticks: end,
+            stored_at_ticks: stored_at,
+            organizer_at,
+            document,
+        } in rows
+        {
+            let mut children = Vec::new();
+            for table in ["session", "participant"] {
+                let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+                    "SELECT id, document FROM {table} WHERE tenant_id = ? AND call_record_id = ? ORDER BY ordinal"
+                ))
+                .bind(&tenant_id)
+                .bind(&id)
+                .fetch_all(&self.writer)
+                .await?;
+                children.push(rows);
+            }
+            let participants = children.pop().unwrap_or_default();
+            let sessions = children.pop().unwrap_or_default();
+            let record = LegacyRecord {
+                prepared: PreparedRecord {
+                    id,
+                    version,
+                    start: Timestamp::from_ticks(start),
+                    end: Timestamp::from_ticks(end),
+                    document,
+                    organizer_at: organizer_at.unwrap_or(0),
+                    sessions,
+                    participants,
+                },
+                organizer_at,
+                stored_at: Timestamp::from_ticks(stored_at),
+            };
+            match by_tenant.last_mut() {
+                Some((tenant, records)) if tenant.as_str() == tenant_id => records.push(record),
+                _ => by_tenant.push((TenantId::from_stored(tenant_id), vec![record])),
+            }
+        }
+        let mut moved = 0;
+        for (tenant, records) in by_tenant {
+            let prepared: Vec<PreparedRecord> = records.iter().map(|record| record.prepared.clone()).collect();
+            let compressed = compress_for_storage(&self.codec, self, &prepared, records[0].stored_at).await?;
+            let tenant_key = self.tenant_key_for_writing(&tenant).await?;
+            let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+            for (record, compressed) in records.iter().zip(&compressed) {
+                let row = RecordWrite {
+                    prepared: &record.prepared,
+                    organizer_at: record.organizer_at,
+                    stored_at: record.stored_at,
+                    compressed,
+                };
+                insert_record(&mut tx, tenant_key, &row).await?;
+                for table in ["session", "participant"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(&record.prepared.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM call_record WHERE tenant_id = ? AND id = ?")
+                    .bind(tenant.as_str())
+                    .bind(&record.prepared.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            moved += records.len() as u64;
+        }
+        Ok(moved)
+    }
+
+    /// The tenant's key, made in a transaction of its own when the tenant is new (a key is never
+    /// reused, so one that outlives a failed write is harmless).
+    async fn tenant_key_for_writing(&self, tenant: &TenantId) -> StoreResult<i64> {
+        if let Some(key) = self.tenant_keys.cached(tenant) {
+            return Ok(key);
+        }
+        sqlx::query("INSERT INTO tenant (id) VALUES (?) ON CONFLICT (id) DO NOTHING")
+            .bind(tenant.as_str())
+            .execute(&self.writer)
+            .await?;
+        let key: i64 = sqlx::query_scalar("SELECT key FROM tenant WHERE id = ?")
+            .bind(tenant.as_str())
+            .fetch_one(&self.writer)
+            .await?;
+        self.tenant_keys.remember(tenant, key);
+        Ok(key)
+    }
+
+    /// The tenant's key, or `None` for a tenant that never stored a record.
+    async fn tenant_key(&self, tenant: &TenantId) -> StoreResult<Option<i64>> {
+        sql::tenant_key(self, &self.tenant_keys, tenant).await
     }
 
     /// Changes the size limit (`None`: no limit) for the writer connection and any it is
@@ -138,13 +308,14 @@ impl SqliteStore {
 #[derive(Clone)]
 struct HotReader {
     pool: r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>,
+    codec: Arc<codec::Codec>,
 }
 
 /// Connections of the hot reader: as many as cores are likely to use them at once.
 const HOT_READ_CONNECTIONS: u32 = 4;
 
 impl HotReader {
-    fn open(path: &str) -> Self {
+    fn open(path: &str, codec: Arc<codec::Codec>) -> Self {
         use rusqlite::OpenFlags;
         let manager = r2d2_sqlite::SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
@@ -159,20 +330,21 @@ impl HotReader {
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
             .build_unchecked(manager);
-        Self { pool }
+        Self { pool, codec }
     }
 
-    /// Runs `read` on a pooled connection on the blocking pool.
+    /// Runs `read` on a pooled connection on the blocking pool, where documents are decoded too.
     async fn read<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        read: impl FnOnce(&rusqlite::Connection, &codec::Codec) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let pool = self.pool.clone();
+        let codec = self.codec.clone();
         tokio::task::spawn_blocking(move || {
             let connection = pool
                 .get()
                 .map_err(|error| StoreError::Unavailable(anyhow::Error::new(error)))?;
-            read(&connection).map_err(store_error)
+            read(&connection, &codec)
         })
         .await
         .map_err(|error| StoreError::Other(anyhow::anyhow!("a store read stopped: {error}")))?
@@ -186,8 +358,25 @@ fn store_error(error: rusqlite::Error) -> StoreError {
     StoreError::classified(class, anyhow::Error::new(error))
 }
 
-fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
-    Ok(StoredRecord {
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        store_error(error)
+    }
+}
+
+/// A record row as read, its document still compressed.
+struct RecordRow {
+    id: String,
+    start: Timestamp,
+    document: Vec<u8>,
+    n_sessions: i64,
+    n_participants: i64,
+    organizer_at: Option<i64>,
+}
+
+/// Maps the columns of `sql::RECORD_COLUMNS`.
+fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
         id: row.get(0)?,
         start: row.get(1)?,
         document: row.get(2)?,
@@ -197,81 +386,243 @@ fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     })
 }
 
-fn child_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChild> {
-    Ok(StoredChild {
-        ordinal: row.get(0)?,
-        document: row.get(1)?,
-    })
+impl RecordRow {
+    fn decode(self, codec: &codec::Codec) -> StoreResult<StoredRecord> {
+        Ok(StoredRecord {
+            id: self.id,
+            start: self.start,
+            document: codec.decode(&self.document).map_err(codec_failure)?,
+            n_sessions: self.n_sessions,
+            n_participants: self.n_participants,
+            organizer_at: self.organizer_at,
+        })
+    }
 }
 
-/// Which child table a hot read looks in.
-#[derive(Clone, Copy)]
-enum ChildTable {
-    Session,
-    Participant,
+/// What a child read wants of a record's parts of one kind.
+#[derive(Clone)]
+enum ChildRead {
+    /// Up to `limit` children after `after` (all, for `None`), in order.
+    Page { after: Option<i64>, limit: u32 },
+    /// The child with this id.
+    Id(String),
+}
+
+/// Reads a record's children of one kind from its parts, decoding only the parts it needs.
+fn read_children(
+    connection: &rusqlite::Connection,
+    codec: &codec::Codec,
+    tenant_key: i64,
+    record_id: &str,
+    kind: codec::PartKind,
+    read: &ChildRead,
+) -> StoreResult<Vec<StoredChild>> {
+    let first_part = match read {
+        ChildRead::Page { after: Some(after), .. } => kind.part_start(after + 1),
+        _ => 0,
+    };
+    let mut statement = connection.prepare_cached(
+        "SELECT p.first_ordinal, p.body FROM record r
+         JOIN record_part p ON p.tenant_key = r.tenant_key AND p.record_key = r.key
+         WHERE r.tenant_key = ?1 AND r.id = ?2 AND p.kind = ?3 AND p.first_ordinal >= ?4
+         ORDER BY p.first_ordinal",
+    )?;
+    let mut parts = statement.query(rusqlite::params![tenant_key, record_id, kind.code(), first_part])?;
+    let mut children = Vec::new();
+    while let Some(part) = parts.next()? {
+        let first_ordinal: i64 = part.get(0)?;
+        let body = part.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        let items = codec.decode_part(body).map_err(codec_failure)?;
+        for (offset, (id, document)) in items.into_iter().enumerate() {
+            let ordinal = first_ordinal + offset as i64;
+            match read {
+                ChildRead::Page { after, limit } => {
+                    if after.is_some_and(|after| ordinal <= after) {
+                        continue;
+                    }
+                    children.push(StoredChild { ordinal, document });
+                    if children.len() >= *limit as usize {
+                        return Ok(children);
+                    }
+                }
+                ChildRead::Id(wanted) => {
+                    if id == *wanted {
+                        return Ok(vec![StoredChild { ordinal, document }]);
+                    }
+                }
+            }
+        }
+    }
+    Ok(children)
 }
 
 impl HotReader {
-    async fn child(
-        &self,
-        table: ChildTable,
-        tenant: &TenantId,
-        call_record_id: &str,
-        child_id: &str,
-    ) -> StoreResult<Option<StoredChild>> {
-        use rusqlite::OptionalExtension;
-        let sql = match table {
-            ChildTable::Session => {
-                "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND id = ?3"
-            }
-            ChildTable::Participant => {
-                "SELECT ordinal, document FROM participant WHERE tenant_id = ?1 AND call_record_id = ?2 AND id = ?3"
-            }
-        };
-        let keys = [
-            tenant.as_str().to_owned(),
-            call_record_id.to_owned(),
-            child_id.to_owned(),
-        ];
-        self.read(move |connection| {
-            connection
-                .prepare_cached(sql)?
-                .query_row(rusqlite::params![keys[0], keys[1], keys[2]], child_from)
-                .optional()
-        })
-        .await
-    }
-
     async fn children(
         &self,
-        table: ChildTable,
-        tenant: &TenantId,
+        kind: codec::PartKind,
+        tenant_key: i64,
         call_record_id: &str,
-        after_ordinal: Option<i64>,
-        limit: u32,
+        read: ChildRead,
     ) -> StoreResult<Vec<StoredChild>> {
-        let sql = match table {
-            ChildTable::Session => {
-                "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
-                 ORDER BY ordinal LIMIT ?4"
-            }
-            ChildTable::Participant => {
-                "SELECT ordinal, document FROM participant WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
-                 ORDER BY ordinal LIMIT ?4"
-            }
-        };
-        let (tenant, call_record_id) = (tenant.as_str().to_owned(), call_record_id.to_owned());
-        let after = after_ordinal.unwrap_or(-1);
-        self.read(move |connection| {
-            connection
-                .prepare_cached(sql)?
-                .query_map(
-                    rusqlite::params![tenant, call_record_id, after, i64::from(limit)],
-                    child_from,
-                )?
-                .collect()
-        })
-        .await
+        let call_record_id = call_record_id.to_owned();
+        self.read(move |connection, codec| read_children(connection, codec, tenant_key, &call_record_id, kind, &read))
+            .await
+    }
+}
+
+/// A record about to be written: what ingest prepared, as compressed, with what the row keeps
+/// beside it.
+struct RecordWrite<'a> {
+    prepared: &'a PreparedRecord,
+    /// `None` only for records converted from a layout that did not know it.
+    organizer_at: Option<i64>,
+    stored_at: Timestamp,
+    compressed: &'a codec::CompressedRecord,
+}
+
+/// Inserts a record, its parts and its participant references.
+async fn insert_record(
+    tx: &mut sqlx::SqliteConnection,
+    tenant_key: i64,
+    row: &RecordWrite<'_>,
+) -> Result<(), sqlx::Error> {
+    let record = row.prepared;
+    let key: i64 = sqlx::query_scalar(
+        "INSERT INTO record (tenant_key, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks,
+                             organizer_at, document)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING key",
+    )
+    .bind(tenant_key)
+    .bind(&record.id)
+    .bind(record.version)
+    .bind(record.start)
+    .bind(record.end)
+    .bind(record.sessions.len() as i64)
+    .bind(record.participants.len() as i64)
+    .bind(row.stored_at)
+    .bind(row.organizer_at)
+    .bind(&row.compressed.document)
+    .fetch_one(&mut *tx)
+    .await?;
+    for part in &row.compressed.parts {
+        sqlx::query(
+            "INSERT INTO record_part (tenant_key, record_key, kind, first_ordinal, body) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(tenant_key)
+        .bind(key)
+        .bind(part.kind.code())
+        .bind(part.first_ordinal)
+        .bind(&part.body)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // SQLite allows 32,766 bound values a statement; 4 a reference keeps chunks well under.
+    for chunk in record.participants.chunks(1000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO participant_ref (tenant_key, participant_id, start_ticks, record_key) ",
+        );
+        insert.push_values(chunk, |mut row, (id, _)| {
+            row.push_bind(tenant_key)
+                .push_bind(id)
+                .push_bind(record.start)
+                .push_bind(key);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a record with its parts and participant references (whose ids are read from its
+/// participant parts, the one place they are kept).
+async fn delete_record(
+    tx: &mut sqlx::SqliteConnection,
+    codec: &codec::Codec,
+    tenant_key: i64,
+    key: i64,
+) -> StoreResult<()> {
+    let start: i64 = sqlx::query_scalar("SELECT start_ticks FROM record WHERE key = ?")
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+    let parts: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM record_part WHERE tenant_key = ? AND record_key = ? AND kind = ?")
+            .bind(tenant_key)
+            .bind(key)
+            .bind(codec::PartKind::Participants.code())
+            .fetch_all(&mut *tx)
+            .await?;
+    for part in parts {
+        for (participant_id, _) in codec.decode_part(&part).map_err(codec_failure)? {
+            sqlx::query(
+                "DELETE FROM participant_ref WHERE tenant_key = ? AND participant_id = ? AND start_ticks = ? AND record_key = ?",
+            )
+            .bind(tenant_key)
+            .bind(participant_id)
+            .bind(start)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query("DELETE FROM record_part WHERE tenant_key = ? AND record_key = ?")
+        .bind(tenant_key)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM record WHERE key = ?")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A row of the previous layout's `call_record` table.
+#[derive(sqlx::FromRow)]
+struct PreviousRecordRow {
+    tenant_id: String,
+    id: String,
+    version: i64,
+    start_ticks: i64,
+    end_ticks: i64,
+    stored_at_ticks: i64,
+    organizer_at: Option<i64>,
+    document: String,
+}
+
+/// A record of the previous layout on its way to the compact one.
+struct LegacyRecord {
+    prepared: PreparedRecord,
+    organizer_at: Option<i64>,
+    stored_at: Timestamp,
+}
+
+/// The store's dictionaries, checked (`store::checked_dictionaries`).
+async fn load_codec(pool: &SqlitePool) -> anyhow::Result<codec::Codec> {
+    let rows: Vec<DictionaryRow> = sqlx::query_as(sql::DICTIONARIES).fetch_all(pool).await?;
+    let issued: Option<i64> = sqlx::query_scalar(sql::DICTIONARIES_ISSUED)
+        .fetch_optional(pool)
+        .await?;
+    Ok(codec::Codec::with_dictionaries(&checked_dictionaries(rows, issued)?))
+}
+
+#[async_trait]
+impl DictionaryStore for SqliteStore {
+    async fn add_dictionary(
+        &self,
+        kind: codec::DocumentKind,
+        trained: Vec<u8>,
+        now: Timestamp,
+    ) -> StoreResult<codec::StoredDictionary> {
+        // The one writer connection takes the write lock at BEGIN, so ids are taken in turn.
+        let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+        let id: i64 = sqlx::query_scalar(sql::NEXT_DICTIONARY_ID).fetch_one(&mut *tx).await?;
+        let id = u32::try_from(id).map_err(|_| StoreError::Other(anyhow::anyhow!("dictionary ids are exhausted")))?;
+        let dictionary = codec::StoredDictionary::new(id, kind, trained, now);
+        for statement in sql::insert_dictionary(sql::Dialect::Sqlite, &dictionary) {
+            bound(&statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(dictionary)
     }
 }
 
@@ -337,6 +688,7 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
+            sql::SqlValue::Bytes(bytes) => Value::Blob(bytes.clone()),
         })
         .collect()
 }
@@ -352,6 +704,7 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sql
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
+            sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }
 
@@ -364,86 +717,41 @@ impl CallRecordStore for SqliteStore {
         batch: &[PreparedRecord],
         now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>> {
+        let compressed = compress_for_storage(&self.codec, self, batch, now).await?;
+        let tenant_key = self.tenant_key_for_writing(tenant).await?;
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let scopes = active_scopes(&mut tx, tenant, now).await?;
         let mut stored = HashMap::new();
+        let mut keys = HashMap::new();
         let mut looked_up = HashSet::new();
         for record in batch {
             if !looked_up.insert(record.id.as_str()) {
                 continue;
             }
-            let existing: Option<(i64, i64)> =
-                sqlx::query_as("SELECT version, start_ticks FROM call_record WHERE tenant_id = ? AND id = ?")
-                    .bind(tenant.as_str())
+            let existing: Option<(i64, i64, i64)> =
+                sqlx::query_as("SELECT key, version, start_ticks FROM record WHERE tenant_key = ? AND id = ?")
+                    .bind(tenant_key)
                     .bind(&record.id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            if let Some(existing) = existing {
-                stored.insert(record.id.clone(), existing);
+            if let Some((key, version, start)) = existing {
+                stored.insert(record.id.clone(), (version, start));
+                keys.insert(record.id.as_str(), key);
             }
         }
         let plan = rules::plan_upsert(&stored, batch);
         for (id, _) in &plan.replaces {
-            for table in ["session", "participant"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
-                ))
-                .bind(tenant.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            delete_record(&mut tx, &self.codec, tenant_key, keys[id.as_str()]).await?;
         }
-        for record in plan.writes.iter().map(|&index| &batch[index]) {
-            sqlx::query(
-                "INSERT INTO call_record (tenant_id, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks, document,
-                                          organizer_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (tenant_id, id) DO UPDATE SET version = excluded.version, start_ticks = excluded.start_ticks,
-                   end_ticks = excluded.end_ticks, n_sessions = excluded.n_sessions, n_participants = excluded.n_participants,
-                   stored_at_ticks = excluded.stored_at_ticks, document = excluded.document,
-                   organizer_at = excluded.organizer_at",
-            )
-            .bind(tenant.as_str())
-            .bind(&record.id)
-            .bind(record.version)
-            .bind(record.start)
-            .bind(record.end)
-            .bind(record.sessions.len() as i64)
-            .bind(record.participants.len() as i64)
-            .bind(now)
-            .bind(&record.document)
-            .bind(record.organizer_at)
-            .execute(&mut *tx)
-            .await?;
-            // SQLite allows 32,766 bound values a statement; 5 a session row keeps chunks well under.
-            for (chunk_index, chunk) in record.sessions.chunks(1000).enumerate() {
-                let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO session (tenant_id, call_record_id, ordinal, id, document) ",
-                );
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (id, document))| {
-                    row.push_bind(tenant.as_str())
-                        .push_bind(&record.id)
-                        .push_bind((chunk_index * 1000 + i) as i64)
-                        .push_bind(id)
-                        .push_bind(document);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            for (chunk_index, chunk) in record.participants.chunks(1000).enumerate() {
-                let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO participant (tenant_id, call_record_id, ordinal, id, start_ticks, document) ",
-                );
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (id, document))| {
-                    row.push_bind(tenant.as_str())
-                        .push_bind(&record.id)
-                        .push_bind((chunk_index * 1000 + i) as i64)
-                        .push_bind(id)
-                        .push_bind(record.start)
-                        .push_bind(document);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+        for index in plan.writes.iter().copied() {
+            rules::refuse_repeated_ids(&batch[index])?;
+            let row = RecordWrite {
+                prepared: &batch[index],
+                organizer_at: Some(batch[index].organizer_at),
+                stored_at: now,
+                compressed: &compressed[index],
+            };
+            insert_record(&mut tx, tenant_key, &row).await?;
         }
         for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
             sqlx::query(
@@ -470,34 +778,41 @@ impl CallRecordStore for SqliteStore {
         cursor: Option<&RecordCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredRecord>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
         if selection.is_empty_range() {
             return Ok(Vec::new());
         }
         let read = sql::SelectionRead::Page { cursor, limit };
-        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant, selection, read);
+        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant_key, selection, read);
         let values = rusqlite_values(&statement);
         self.hot_reader
-            .read(move |connection| {
-                connection
+            .read(move |connection, codec| {
+                let rows = connection
                     .prepare_cached(&statement.sql)?
-                    .query_map(rusqlite::params_from_iter(values), record_from)?
-                    .collect()
+                    .query_map(rusqlite::params_from_iter(values), record_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(|row| row.decode(codec)).collect()
             })
             .await
     }
 
     async fn count_call_records(&self, tenant: &TenantId, selection: &RecordSelection) -> StoreResult<i64> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(0);
+        };
         if selection.is_empty_range() {
             return Ok(0);
         }
         let read = sql::SelectionRead::Count;
-        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant, selection, read);
+        let statement = sql::selection_statement(sql::Dialect::Sqlite, tenant_key, selection, read);
         let values = rusqlite_values(&statement);
         self.hot_reader
-            .read(move |connection| {
-                connection
+            .read(move |connection, _| {
+                Ok(connection
                     .prepare_cached(&statement.sql)?
-                    .query_row(rusqlite::params_from_iter(values), |row| row.get(0))
+                    .query_row(rusqlite::params_from_iter(values), |row| row.get(0))?)
             })
             .await
     }
@@ -508,20 +823,10 @@ impl CallRecordStore for SqliteStore {
         id: &str,
         visible_from: Option<Timestamp>,
     ) -> StoreResult<Option<StoredRecord>> {
-        use rusqlite::OptionalExtension;
-        let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
-        let visible_from = visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN));
-        self.hot_reader
-            .read(move |connection| {
-                connection
-                    .prepare_cached(
-                        "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
-                         WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
-                    )?
-                    .query_row(rusqlite::params![tenant, id, visible_from], record_from)
-                    .optional()
-            })
-            .await
+        Ok(self
+            .get_call_record_with_sessions(tenant, id, visible_from, 0)
+            .await?
+            .map(|(record, _)| record))
     }
 
     async fn get_call_record_with_sessions(
@@ -532,31 +837,33 @@ impl CallRecordStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Option<(StoredRecord, Vec<StoredChild>)>> {
         use rusqlite::OptionalExtension;
-        let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
+        let id = id.to_owned();
         let visible_from = visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN));
         self.hot_reader
-            .read(move |connection| {
-                // One read transaction: one snapshot of the WAL for both statements.
+            .read(move |connection, codec| {
+                // One read transaction: one snapshot of the WAL for the record and its parts.
                 let snapshot = connection.unchecked_transaction()?;
                 let record = snapshot
-                    .prepare_cached(
-                        "SELECT id, start_ticks, document, n_sessions, n_participants, organizer_at FROM call_record
-                         WHERE tenant_id = ?1 AND id = ?2 AND start_ticks >= ?3",
-                    )?
-                    .query_row(rusqlite::params![tenant, id, visible_from], record_from)
+                    .prepare_cached(&format!(
+                        "SELECT {} FROM record r WHERE r.tenant_key = ?1 AND r.id = ?2 AND r.start_ticks >= ?3",
+                        sql::RECORD_COLUMNS
+                    ))?
+                    .query_row(rusqlite::params![tenant_key, id, visible_from], record_row)
                     .optional()?;
                 let Some(record) = record else {
                     return Ok(None);
                 };
-                let sessions = snapshot
-                    .prepare_cached(
-                        "SELECT ordinal, document FROM session WHERE tenant_id = ?1 AND call_record_id = ?2 AND ordinal > ?3
-                         ORDER BY ordinal LIMIT ?4",
-                    )?
-                    .query_map(rusqlite::params![tenant, id, -1_i64, i64::from(limit)], child_from)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let sessions = if limit == 0 {
+                    Vec::new()
+                } else {
+                    let page = ChildRead::Page { after: None, limit };
+                    read_children(&snapshot, codec, tenant_key, &id, codec::PartKind::Sessions, &page)?
+                };
                 snapshot.finish()?;
-                Ok(Some((record, sessions)))
+                Ok(Some((record.decode(codec)?, sessions)))
             })
             .await
     }
@@ -568,8 +875,15 @@ impl CallRecordStore for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        let read = ChildRead::Page {
+            after: after_ordinal,
+            limit,
+        };
         self.hot_reader
-            .children(ChildTable::Session, tenant, call_record_id, after_ordinal, limit)
+            .children(codec::PartKind::Sessions, tenant_key, call_record_id, read)
             .await
     }
 
@@ -579,9 +893,15 @@ impl CallRecordStore for SqliteStore {
         call_record_id: &str,
         session_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        self.hot_reader
-            .child(ChildTable::Session, tenant, call_record_id, session_id)
-            .await
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
+        let read = ChildRead::Id(session_id.to_owned());
+        let found = self
+            .hot_reader
+            .children(codec::PartKind::Sessions, tenant_key, call_record_id, read)
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     async fn list_participants(
@@ -591,8 +911,15 @@ impl CallRecordStore for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        let read = ChildRead::Page {
+            after: after_ordinal,
+            limit,
+        };
         self.hot_reader
-            .children(ChildTable::Participant, tenant, call_record_id, after_ordinal, limit)
+            .children(codec::PartKind::Participants, tenant_key, call_record_id, read)
             .await
     }
 
@@ -602,9 +929,15 @@ impl CallRecordStore for SqliteStore {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        self.hot_reader
-            .child(ChildTable::Participant, tenant, call_record_id, participant_id)
-            .await
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(None);
+        };
+        let read = ChildRead::Id(participant_id.to_owned());
+        let found = self
+            .hot_reader
+            .children(codec::PartKind::Participants, tenant_key, call_record_id, read)
+            .await?;
+        Ok(found.into_iter().next())
     }
 }
 
@@ -663,27 +996,14 @@ impl RetentionStore for SqliteStore {
     #[tracing::instrument(skip(self))]
     async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let victims: Vec<(String, String)> =
-            sqlx::query_as("SELECT tenant_id, id FROM call_record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
+        let victims: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT key, tenant_key FROM record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
                 .bind(before)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-        for (tenant_id, id) in &victims {
-            for table in ["session", "participant"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
-                ))
-                .bind(tenant_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("DELETE FROM call_record WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        for (key, tenant_key) in &victims {
+            delete_record(&mut tx, &self.codec, *tenant_key, *key).await?;
         }
         tx.commit().await?;
         Ok(victims.len() as u64)

@@ -163,6 +163,46 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A database holding the store that the previous release wrote (`tests/fixtures`): a copy
+    /// of its SQLite file, or its PostgreSQL dump restored into a new, empty database.
+    pub async fn previous_release(backend: Backend) -> Self {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        match backend {
+            Backend::Sqlite => {
+                let database = Self::new(Backend::Sqlite).await;
+                let path = database.url.strip_prefix("sqlite://").expect("a SQLite URL");
+                let file = std::fs::File::open(format!("{fixtures}/store-v0-sqlite.db.zst")).expect("the fixture");
+                let mut output = std::fs::File::create(path).expect("the copy");
+                zstd::stream::copy_decode(file, &mut output).expect("the fixture decompresses");
+                database
+            }
+            Backend::Postgres => {
+                let name = format!("callrecords_test_{}", uuid::Uuid::new_v4().simple());
+                admin()
+                    .await
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create database");
+                let database = Self {
+                    url: database_url(&name),
+                    _dir: None,
+                    postgres_name: Some(name),
+                };
+                let file = std::fs::File::open(format!("{fixtures}/store-v0-postgres.sql.zst")).expect("the fixture");
+                let dump = zstd::stream::decode_all(file).expect("the fixture decompresses");
+                let dump = String::from_utf8(dump).expect("the dump is text");
+                let mut connection = PgConnection::connect(&database.url).await.expect("connect");
+                sqlx::raw_sql(&dump)
+                    .execute(&mut connection)
+                    .await
+                    .expect("the dump restores");
+                database
+            }
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.postgres_name.take() else { return };
