@@ -42,6 +42,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// SQLite's own ceiling on `max_page_count`, which "no limit" restores.
 const UNLIMITED_PAGES: u64 = 4_294_967_294;
 
+/// How much write-ahead log SQLite lets grow before the committing connection copies it into the
+/// file. At SQLite's default (1,000 pages, 4 MB on 4 KB pages) nearly every 4 MB ingest batch paid
+/// for a checkpoint and its fsync; at 64 MB they come several batches apart, and a page rewritten
+/// by several batches is copied once. Set in pages, so it depends on the file's page size.
+const WAL_BYTES_BEFORE_CHECKPOINT: i64 = 64 << 20;
+
+/// Sets the checkpoint interval of a writer connection (`WAL_BYTES_BEFORE_CHECKPOINT`).
+async fn apply_checkpoint_interval(connection: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *connection)
+        .await?;
+    let pages = WAL_BYTES_BEFORE_CHECKPOINT / page_size.max(512);
+    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {pages}"))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
 /// Applies the size limit to one writer connection. A limit below the file's current size
 /// leaves it at the current size (SQLite's rule), so the file never has to shrink.
 async fn apply_max_size(connection: &mut sqlx::SqliteConnection, max_size: u64) -> Result<(), sqlx::Error> {
@@ -92,18 +110,16 @@ impl SqliteStore {
             // For a store created now (SQLite fixes the page size at creation): most parts of a
             // record's sessions are a few kilobytes compressed, and on 4 KB pages a quarter of
             // them spilled into overflow pages, half of whose last page was left empty.
-            .page_size(16384)
-            // SQLite checkpoints on the committing connection once the WAL passes this many
-            // pages. At the default (1,000 pages, 4 MB) nearly every 4 MB ingest batch paid for a
-            // checkpoint and its fsync; at 64 MB they come several batches apart, and a page
-            // rewritten by several batches is copied once.
-            .pragma("wal_autocheckpoint", "16384");
+            .page_size(16384);
         let limit = max_size.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(move |connection, _| {
                 let limit = limit.clone();
-                Box::pin(async move { apply_max_size(connection, limit.load(Ordering::Relaxed)).await })
+                Box::pin(async move {
+                    apply_checkpoint_interval(connection).await?;
+                    apply_max_size(connection, limit.load(Ordering::Relaxed)).await
+                })
             })
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
