@@ -193,6 +193,29 @@ pub struct StoredRecord {
     pub(crate) n_participants: i64,
 }
 
+/// A record row as a backend reads it, its document still a zstd frame (`codec`).
+pub(crate) struct EncodedRecord {
+    pub(crate) id: String,
+    pub(crate) start: Timestamp,
+    pub(crate) document: Vec<u8>,
+    pub(crate) n_sessions: i64,
+    pub(crate) n_participants: i64,
+    pub(crate) organizer_at: Option<i64>,
+}
+
+impl EncodedRecord {
+    pub(crate) fn decode(&self, codec: &codec::Codec) -> Result<StoredRecord, codec::CodecError> {
+        Ok(StoredRecord {
+            id: self.id.clone(),
+            start: self.start,
+            document: codec.decode(&self.document)?,
+            n_sessions: self.n_sessions,
+            n_participants: self.n_participants,
+            organizer_at: self.organizer_at,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StoredLogRow {
     pub(crate) id: String,

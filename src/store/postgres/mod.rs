@@ -568,39 +568,16 @@ fn store_missing_partition(error: &StoreError) -> bool {
     matches!(error, StoreError::Other(error) if error.downcast_ref::<sqlx::Error>().is_some_and(is_missing_partition))
 }
 
-/// A record row as read, its document still a frame.
-struct RecordRow {
-    id: String,
-    start: Timestamp,
-    document: Vec<u8>,
-    n_sessions: i64,
-    n_participants: i64,
-    organizer_at: Option<i64>,
-}
-
-impl RecordRow {
-    /// The columns of `sql::RECORD_COLUMNS`.
-    fn read(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            start: row.try_get("start_ticks")?,
-            document: row.try_get("document")?,
-            n_sessions: row.try_get("n_sessions")?,
-            n_participants: row.try_get("n_participants")?,
-            organizer_at: row.try_get("organizer_at")?,
-        })
-    }
-
-    fn decode(&self, codec: &Codec) -> Result<StoredRecord, CodecError> {
-        Ok(StoredRecord {
-            id: self.id.clone(),
-            start: self.start,
-            document: codec.decode(&self.document)?,
-            n_sessions: self.n_sessions,
-            n_participants: self.n_participants,
-            organizer_at: self.organizer_at,
-        })
-    }
+/// Maps the columns of `sql::RECORD_COLUMNS`.
+fn encoded_record(row: &PgRow) -> Result<EncodedRecord, sqlx::Error> {
+    Ok(EncodedRecord {
+        id: row.try_get("id")?,
+        start: row.try_get("start_ticks")?,
+        document: row.try_get("document")?,
+        n_sessions: row.try_get("n_sessions")?,
+        n_participants: row.try_get("n_participants")?,
+        organizer_at: row.try_get("organizer_at")?,
+    })
 }
 
 /// The items of consecutive parts `(first ordinal, frame)` from ordinal `first` on, at most
@@ -760,7 +737,7 @@ impl CallRecordStore for PgStore {
         let read = sql::SelectionRead::Page { cursor, limit };
         let statement = sql::selection_statement(sql::Dialect::Postgres, tenant_key, selection, read);
         let rows = bound(&statement).fetch_all(&self.pool).await?;
-        let rows: Vec<RecordRow> = rows.iter().map(RecordRow::read).collect::<Result<_, _>>()?;
+        let rows: Vec<EncodedRecord> = rows.iter().map(encoded_record).collect::<Result<_, _>>()?;
         self.decoded(|codec| rows.iter().map(|row| row.decode(codec)).collect())
             .await
     }
@@ -796,7 +773,7 @@ impl CallRecordStore for PgStore {
         .bind(visible_from.unwrap_or(Timestamp::from_ticks(i64::MIN)))
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row.as_ref().map(RecordRow::read).transpose()? else {
+        let Some(row) = row.as_ref().map(encoded_record).transpose()? else {
             return Ok(None);
         };
         Ok(Some(self.decoded(|codec| row.decode(codec)).await?))
@@ -838,7 +815,7 @@ impl CallRecordStore for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let record = RecordRow::read(&row)?;
+        let record = encoded_record(&row)?;
         let ordinals: Vec<i64> = row.try_get("part_ordinals")?;
         let bodies: Vec<Vec<u8>> = row.try_get("part_bodies")?;
         if ordinals.len() != bodies.len() {

@@ -380,19 +380,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A record row as read, its document still compressed.
-struct RecordRow {
-    id: String,
-    start: Timestamp,
-    document: Vec<u8>,
-    n_sessions: i64,
-    n_participants: i64,
-    organizer_at: Option<i64>,
-}
-
 /// Maps the columns of `sql::RECORD_COLUMNS`.
-fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
-    Ok(RecordRow {
+fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EncodedRecord> {
+    Ok(EncodedRecord {
         id: row.get(0)?,
         start: row.get(1)?,
         document: row.get(2)?,
@@ -400,19 +390,6 @@ fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
         n_participants: row.get(4)?,
         organizer_at: row.get(5)?,
     })
-}
-
-impl RecordRow {
-    fn decode(self, codec: &codec::Codec) -> StoreResult<StoredRecord> {
-        Ok(StoredRecord {
-            id: self.id,
-            start: self.start,
-            document: codec.decode(&self.document).map_err(codec_failure)?,
-            n_sessions: self.n_sessions,
-            n_participants: self.n_participants,
-            organizer_at: self.organizer_at,
-        })
-    }
 }
 
 /// What a child read wants of a record's parts of one kind.
@@ -809,7 +786,9 @@ impl CallRecordStore for SqliteStore {
                     .prepare_cached(&statement.sql)?
                     .query_map(rusqlite::params_from_iter(values), record_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows.into_iter().map(|row| row.decode(codec)).collect()
+                rows.iter()
+                    .map(|row| row.decode(codec).map_err(codec_failure))
+                    .collect()
             })
             .await
     }
@@ -879,7 +858,7 @@ impl CallRecordStore for SqliteStore {
                     read_children(&snapshot, codec, tenant_key, &id, codec::PartKind::Sessions, &page)?
                 };
                 snapshot.finish()?;
-                Ok(Some((record.decode(codec)?, sessions)))
+                Ok(Some((record.decode(codec).map_err(codec_failure)?, sessions)))
             })
             .await
     }
