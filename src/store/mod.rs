@@ -675,9 +675,9 @@ pub(crate) trait DictionaryStore: Send + Sync {
     ) -> StoreResult<codec::StoredDictionary>;
 }
 
-/// Compresses a batch of records for storage, off the async workers: first trains, stores and
-/// installs the dictionaries that are due (`Codec::training_due`), then compresses every
-/// record with the current ones. Runs before the write transaction, so concurrent ingests
+/// Compresses a batch of records for storage without holding up other tasks (`cpu_bound`):
+/// first trains, stores and installs the dictionaries that are due (`Codec::training_due`), then
+/// compresses every record with the current ones. Runs before the write transaction, so concurrent ingests
 /// compress in parallel while another commits.
 pub(crate) async fn compress_for_storage(
     codec: &Arc<codec::Codec>,

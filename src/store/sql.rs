@@ -131,7 +131,7 @@ pub(crate) const RECORDS_BY_TENANT: &str = "SELECT t.id, COUNT(*) FROM record r 
      GROUP BY t.id ORDER BY COUNT(*) DESC, t.id";
 pub(crate) const LOG_ROWS_BY_KIND: &str = "SELECT kind, COUNT(*) FROM log_row GROUP BY kind ORDER BY kind";
 
-/// Every compression dictionary, as `store::dictionary_from_row` maps them.
+/// Every compression dictionary, as `store::checked_dictionaries` takes them.
 pub(crate) const DICTIONARIES: &str = "SELECT id, kind, created_ticks, sha256, body FROM dictionary ORDER BY id";
 
 /// The id of the newest dictionary ever stored, if any was.
@@ -179,9 +179,9 @@ pub(crate) enum SelectionRead<'a> {
 }
 
 /// The statement of a record selection over `r` (record) of the tenant with key `tenant_key`:
-/// driven from the participant index `p` (participant_ref) when a participant is named (the most selective access), the others required by
-/// `EXISTS`, the start range and the keyset cursor on the driving table's columns so the index
-/// walk starts at the cursor.
+/// driven from the participant index `p` (participant_ref) when a participant is named (the most
+/// selective access), the others required by `EXISTS`, the start range and the keyset cursor on
+/// the driving table's columns so the index walk starts at the cursor.
 pub(crate) fn selection_statement(
     dialect: Dialect,
     tenant_key: i64,
@@ -491,6 +491,31 @@ pub(crate) async fn tenant_key<B: SqlBackend>(
         keys.remember(tenant, key);
     }
     Ok(key)
+}
+
+/// The tenant's key, given one first if it has none. The key is committed on its own, before any
+/// transaction that refers to it, so a key a node caches always exists (and one that outlives a
+/// failed write is harmless: keys are never reused).
+pub(crate) async fn tenant_key_for_writing<B: SqlBackend>(
+    backend: &B,
+    keys: &super::TenantKeys,
+    tenant: &TenantId,
+) -> StoreResult<i64> {
+    if let Some(key) = tenant_key(backend, keys, tenant).await? {
+        return Ok(key);
+    }
+    let insert = Statement::new(
+        B::DIALECT,
+        "INSERT INTO tenant (id) VALUES (?) ON CONFLICT (id) DO NOTHING",
+        vec![tenant.into()],
+    );
+    backend.write_all(vec![insert]).await?;
+    tenant_key(backend, keys, tenant).await?.ok_or_else(|| {
+        super::StoreError::Other(anyhow::anyhow!(
+            "tenant {} has no key right after it was given one",
+            tenant.as_str()
+        ))
+    })
 }
 
 /// How a SQL backend runs the statements above and maps their rows: all a backend provides to

@@ -35,12 +35,11 @@ impl Default for Conversion {
     }
 }
 
-/// A record of the previous layout with what `PreparedRecord` does not carry.
+/// What a record of the previous layout keeps that `PreparedRecord` does not carry.
 struct Previous {
     tenant: String,
     stored_at: i64,
     organizer_at: Option<i64>,
-    record: PreparedRecord,
 }
 
 impl PgStore {
@@ -109,30 +108,33 @@ impl PgStore {
             tx.rollback().await?;
             return Ok(0);
         }
-        let mut previous = rows
+        let (previous, mut records): (Vec<Previous>, Vec<PreparedRecord>) = rows
             .iter()
             .map(|row| {
-                Ok(Previous {
+                let previous = Previous {
                     tenant: row.try_get("tenant_id")?,
                     stored_at: row.try_get("stored_at_ticks")?,
                     organizer_at: row.try_get("organizer_at")?,
-                    record: PreparedRecord {
-                        id: row.try_get("id")?,
-                        version: row.try_get("version")?,
-                        start: row.try_get("start_ticks")?,
-                        end: row.try_get("end_ticks")?,
-                        document: row.try_get("document")?,
-                        // Not stored by this write: `Previous::organizer_at` is.
-                        organizer_at: 0,
-                        sessions: Vec::new(),
-                        participants: Vec::new(),
-                    },
-                })
+                };
+                let record = PreparedRecord {
+                    id: row.try_get("id")?,
+                    version: row.try_get("version")?,
+                    start: row.try_get("start_ticks")?,
+                    end: row.try_get("end_ticks")?,
+                    document: row.try_get("document")?,
+                    // Not stored by this write: `Previous::organizer_at` is.
+                    organizer_at: 0,
+                    sessions: Vec::new(),
+                    participants: Vec::new(),
+                };
+                Ok((previous, record))
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+            .into_iter()
+            .unzip();
         let tenants: Vec<String> = previous.iter().map(|p| p.tenant.clone()).collect();
-        let ids: Vec<String> = previous.iter().map(|p| p.record.id.clone()).collect();
-        let starts: Vec<i64> = previous.iter().map(|p| p.record.start.ticks()).collect();
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let starts: Vec<i64> = records.iter().map(|r| r.start.ticks()).collect();
 
         let mut children: [Vec<(i64, String, String)>; 2] = Default::default();
         for (table, rows) in ["session", "participant"].into_iter().zip(&mut children) {
@@ -155,18 +157,15 @@ impl PgStore {
             .with_context(|| format!("reading the {table}s of records of the previous layout"))?;
         }
         let [sessions, participants] = children;
-        let n_records = previous.len();
+        let n_records = records.len();
         for (n, id, document) in sessions {
-            previous[position(n, n_records)?].record.sessions.push((id, document));
+            records[position(n, n_records)?].sessions.push((id, document));
         }
         for (n, id, document) in participants {
-            previous[position(n, n_records)?]
-                .record
-                .participants
-                .push((id, document));
+            records[position(n, n_records)?].participants.push((id, document));
         }
 
-        self.ensure_partitions(Family::Records, previous.iter().map(|p| p.record.start))
+        self.ensure_partitions(Family::Records, records.iter().map(|r| r.start))
             .await?;
         let mut tenant_keys = Vec::with_capacity(previous.len());
         for p in &previous {
@@ -175,16 +174,17 @@ impl PgStore {
                     .await?,
             );
         }
-        let records: Vec<PreparedRecord> = previous.iter().map(|p| p.record.clone()).collect();
-        let now = Timestamp::from_ticks(crate::model::DateTimeOffset::now().unix_ticks());
-        let compressed = compress_for_storage(&self.codec, self, &records, now).await?;
+        // A dictionary trained here dates from when the records it learnt from were stored.
+        let trained_at = Timestamp::from_ticks(previous[0].stored_at);
+        let compressed = compress_for_storage(&self.codec, self, &records, trained_at).await?;
         let writes: Vec<RecordWrite<'_>> = previous
             .iter()
+            .zip(&records)
             .zip(&tenant_keys)
             .zip(&compressed)
-            .map(|((p, &tenant_key), compressed)| RecordWrite {
+            .map(|(((p, record), &tenant_key), compressed)| RecordWrite {
                 tenant_key,
-                record: &p.record,
+                record,
                 compressed,
                 stored_at: p.stored_at,
                 organizer_at: p.organizer_at,

@@ -141,22 +141,8 @@ impl PgStore {
         sql::tenant_key(self, &self.tenant_keys, tenant).await
     }
 
-    /// The tenant's key, given one first if it has none. The key is committed on its own,
-    /// before any transaction that refers to it, so a key this node caches always exists.
     async fn tenant_key_for_writing(&self, tenant: &TenantId) -> StoreResult<i64> {
-        if let Some(key) = self.tenant_key(tenant).await? {
-            return Ok(key);
-        }
-        sqlx::query("INSERT INTO tenant (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
-            .bind(tenant.as_str())
-            .execute(&self.pool)
-            .await?;
-        self.tenant_key(tenant).await?.ok_or_else(|| {
-            StoreError::Other(anyhow::anyhow!(
-                "tenant {} has no key right after it was given one",
-                tenant.as_str()
-            ))
-        })
+        sql::tenant_key_for_writing(self, &self.tenant_keys, tenant).await
     }
 
     /// Runs `decode`, and when it meets a frame naming a dictionary this node does not hold

@@ -165,12 +165,12 @@ impl SqliteStore {
     pub(crate) async fn convert_previous_layout(&self, batch: u32) -> anyhow::Result<u64> {
         let mut converted = 0;
         loop {
-            let legacy: bool = sqlx::query_scalar(
+            let previous_layout: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_record')",
             )
             .fetch_one(&self.writer)
             .await?;
-            if !legacy {
+            if !previous_layout {
                 return Ok(converted);
             }
             let moved = self.convert_batch(batch).await?;
@@ -195,7 +195,8 @@ impl SqliteStore {
         }
     }
 
-    /// Converts up to `batch` records of the previous layout in one transaction.
+    /// Converts up to `batch` records of the previous layout, in one transaction per tenant among
+    /// them.
     async fn convert_batch(&self, batch: u32) -> anyhow::Result<u64> {
         let rows: Vec<PreviousRecordRow> = sqlx::query_as(
             "SELECT tenant_id, id, version, start_ticks, end_ticks, stored_at_ticks, organizer_at, document
@@ -207,7 +208,7 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut by_tenant: Vec<(TenantId, Vec<LegacyRecord>)> = Vec::new();
+        let mut by_tenant: Vec<PreviousRecords> = Vec::new();
         for PreviousRecordRow {
             tenant_id,
             id,
@@ -232,36 +233,39 @@ impl SqliteStore {
             }
             let participants = children.pop().unwrap_or_default();
             let sessions = children.pop().unwrap_or_default();
-            let record = LegacyRecord {
-                prepared: PreparedRecord {
-                    id,
-                    version,
-                    start: Timestamp::from_ticks(start),
-                    end: Timestamp::from_ticks(end),
-                    document,
-                    organizer_at: organizer_at.unwrap_or(0),
-                    sessions,
-                    participants,
-                },
-                organizer_at,
-                stored_at: Timestamp::from_ticks(stored_at),
+            let record = PreparedRecord {
+                id,
+                version,
+                start: Timestamp::from_ticks(start),
+                end: Timestamp::from_ticks(end),
+                document,
+                organizer_at: organizer_at.unwrap_or(0),
+                sessions,
+                participants,
             };
-            match by_tenant.last_mut() {
-                Some((tenant, records)) if tenant.as_str() == tenant_id => records.push(record),
-                _ => by_tenant.push((TenantId::from_stored(tenant_id), vec![record])),
+            if by_tenant.last().is_none_or(|group| group.tenant.as_str() != tenant_id) {
+                by_tenant.push(PreviousRecords {
+                    tenant: TenantId::from_stored(tenant_id),
+                    records: Vec::new(),
+                    kept: Vec::new(),
+                });
+            }
+            if let Some(group) = by_tenant.last_mut() {
+                group.records.push(record);
+                group.kept.push((organizer_at, Timestamp::from_ticks(stored_at)));
             }
         }
         let mut moved = 0;
-        for (tenant, records) in by_tenant {
-            let prepared: Vec<PreparedRecord> = records.iter().map(|record| record.prepared.clone()).collect();
-            let compressed = compress_for_storage(&self.codec, self, &prepared, records[0].stored_at).await?;
+        for PreviousRecords { tenant, records, kept } in by_tenant {
+            // A dictionary trained here dates from when the records it learnt from were stored.
+            let compressed = compress_for_storage(&self.codec, self, &records, kept[0].1).await?;
             let tenant_key = self.tenant_key_for_writing(&tenant).await?;
             let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-            for (record, compressed) in records.iter().zip(&compressed) {
+            for ((record, (organizer_at, stored_at)), compressed) in records.iter().zip(&kept).zip(&compressed) {
                 let row = RecordWrite {
-                    prepared: &record.prepared,
-                    organizer_at: record.organizer_at,
-                    stored_at: record.stored_at,
+                    prepared: record,
+                    organizer_at: *organizer_at,
+                    stored_at: *stored_at,
                     compressed,
                 };
                 insert_record(&mut tx, tenant_key, &row).await?;
@@ -270,13 +274,13 @@ impl SqliteStore {
                         "DELETE FROM {table} WHERE tenant_id = ? AND call_record_id = ?"
                     ))
                     .bind(tenant.as_str())
-                    .bind(&record.prepared.id)
+                    .bind(&record.id)
                     .execute(&mut *tx)
                     .await?;
                 }
                 sqlx::query("DELETE FROM call_record WHERE tenant_id = ? AND id = ?")
                     .bind(tenant.as_str())
-                    .bind(&record.prepared.id)
+                    .bind(&record.id)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -286,22 +290,26 @@ impl SqliteStore {
         Ok(moved)
     }
 
-    /// The tenant's key, made in a transaction of its own when the tenant is new (a key is never
-    /// reused, so one that outlives a failed write is harmless).
     async fn tenant_key_for_writing(&self, tenant: &TenantId) -> StoreResult<i64> {
-        if let Some(key) = self.tenant_keys.cached(tenant) {
-            return Ok(key);
-        }
-        sqlx::query("INSERT INTO tenant (id) VALUES (?) ON CONFLICT (id) DO NOTHING")
-            .bind(tenant.as_str())
-            .execute(&self.writer)
-            .await?;
-        let key: i64 = sqlx::query_scalar("SELECT key FROM tenant WHERE id = ?")
-            .bind(tenant.as_str())
-            .fetch_one(&self.writer)
-            .await?;
-        self.tenant_keys.remember(tenant, key);
-        Ok(key)
+        sql::tenant_key_for_writing(self, &self.tenant_keys, tenant).await
+    }
+
+    /// A record's children of one kind, as `read` wants them (none for a tenant that never
+    /// stored a record).
+    async fn children(
+        &self,
+        tenant: &TenantId,
+        call_record_id: &str,
+        kind: codec::PartKind,
+        read: ChildRead,
+    ) -> StoreResult<Vec<StoredChild>> {
+        let Some(tenant_key) = self.tenant_key(tenant).await? else {
+            return Ok(Vec::new());
+        };
+        let call_record_id = call_record_id.to_owned();
+        self.hot_reader
+            .read(move |connection, codec| read_children(connection, codec, tenant_key, &call_record_id, kind, &read))
+            .await
     }
 
     /// The tenant's key, or `None` for a tenant that never stored a record.
@@ -449,20 +457,6 @@ fn read_children(
     Ok(children)
 }
 
-impl HotReader {
-    async fn children(
-        &self,
-        kind: codec::PartKind,
-        tenant_key: i64,
-        call_record_id: &str,
-        read: ChildRead,
-    ) -> StoreResult<Vec<StoredChild>> {
-        let call_record_id = call_record_id.to_owned();
-        self.read(move |connection, codec| read_children(connection, codec, tenant_key, &call_record_id, kind, &read))
-            .await
-    }
-}
-
 /// A record about to be written: what ingest prepared, as compressed, with what the row keeps
 /// beside it.
 struct RecordWrite<'a> {
@@ -525,18 +519,15 @@ async fn insert_record(
     Ok(())
 }
 
-/// Deletes a record with its parts and participant references (whose ids are read from its
-/// participant parts, the one place they are kept).
+/// Deletes the record with `key` and start `start`, with its parts and participant references
+/// (whose ids are read from its participant parts, the one place they are kept).
 async fn delete_record(
     tx: &mut sqlx::SqliteConnection,
     codec: &codec::Codec,
     tenant_key: i64,
     key: i64,
+    start: i64,
 ) -> StoreResult<()> {
-    let start: i64 = sqlx::query_scalar("SELECT start_ticks FROM record WHERE key = ?")
-        .bind(key)
-        .fetch_one(&mut *tx)
-        .await?;
     let parts: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT body FROM record_part WHERE tenant_key = ? AND record_key = ? AND kind = ?")
             .bind(tenant_key)
@@ -582,11 +573,13 @@ struct PreviousRecordRow {
     document: String,
 }
 
-/// A record of the previous layout on its way to the compact one.
-struct LegacyRecord {
-    prepared: PreparedRecord,
-    organizer_at: Option<i64>,
-    stored_at: Timestamp,
+/// One tenant's records of the previous layout on their way to the compact one, with what each
+/// keeps that `PreparedRecord` does not carry: its organizer offset (unknown for the oldest) and
+/// its time of storage.
+struct PreviousRecords {
+    tenant: TenantId,
+    records: Vec<PreparedRecord>,
+    kept: Vec<(Option<i64>, Timestamp)>,
 }
 
 /// The store's dictionaries, checked (`store::checked_dictionaries`).
@@ -733,8 +726,8 @@ impl CallRecordStore for SqliteStore {
             }
         }
         let plan = rules::plan_upsert(&stored, batch);
-        for (id, _) in &plan.replaces {
-            delete_record(&mut tx, &self.codec, tenant_key, keys[id.as_str()]).await?;
+        for (id, start) in &plan.replaces {
+            delete_record(&mut tx, &self.codec, tenant_key, keys[id.as_str()], *start).await?;
         }
         for index in plan.writes.iter().copied() {
             rules::refuse_repeated_ids(&batch[index])?;
@@ -870,15 +863,11 @@ impl CallRecordStore for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let Some(tenant_key) = self.tenant_key(tenant).await? else {
-            return Ok(Vec::new());
-        };
         let read = ChildRead::Page {
             after: after_ordinal,
             limit,
         };
-        self.hot_reader
-            .children(codec::PartKind::Sessions, tenant_key, call_record_id, read)
+        self.children(tenant, call_record_id, codec::PartKind::Sessions, read)
             .await
     }
 
@@ -888,13 +877,9 @@ impl CallRecordStore for SqliteStore {
         call_record_id: &str,
         session_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let Some(tenant_key) = self.tenant_key(tenant).await? else {
-            return Ok(None);
-        };
         let read = ChildRead::Id(session_id.to_owned());
         let found = self
-            .hot_reader
-            .children(codec::PartKind::Sessions, tenant_key, call_record_id, read)
+            .children(tenant, call_record_id, codec::PartKind::Sessions, read)
             .await?;
         Ok(found.into_iter().next())
     }
@@ -906,15 +891,11 @@ impl CallRecordStore for SqliteStore {
         after_ordinal: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<StoredChild>> {
-        let Some(tenant_key) = self.tenant_key(tenant).await? else {
-            return Ok(Vec::new());
-        };
         let read = ChildRead::Page {
             after: after_ordinal,
             limit,
         };
-        self.hot_reader
-            .children(codec::PartKind::Participants, tenant_key, call_record_id, read)
+        self.children(tenant, call_record_id, codec::PartKind::Participants, read)
             .await
     }
 
@@ -924,13 +905,9 @@ impl CallRecordStore for SqliteStore {
         call_record_id: &str,
         participant_id: &str,
     ) -> StoreResult<Option<StoredChild>> {
-        let Some(tenant_key) = self.tenant_key(tenant).await? else {
-            return Ok(None);
-        };
         let read = ChildRead::Id(participant_id.to_owned());
         let found = self
-            .hot_reader
-            .children(codec::PartKind::Participants, tenant_key, call_record_id, read)
+            .children(tenant, call_record_id, codec::PartKind::Participants, read)
             .await?;
         Ok(found.into_iter().next())
     }
@@ -991,14 +968,15 @@ impl RetentionStore for SqliteStore {
     #[tracing::instrument(skip(self))]
     async fn purge_call_records_before(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
-        let victims: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT key, tenant_key FROM record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?")
-                .bind(before)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-        for (key, tenant_key) in &victims {
-            delete_record(&mut tx, &self.codec, *tenant_key, *key).await?;
+        let victims: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT key, tenant_key, start_ticks FROM record WHERE start_ticks < ? ORDER BY start_ticks LIMIT ?",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (key, tenant_key, start) in &victims {
+            delete_record(&mut tx, &self.codec, *tenant_key, *key, *start).await?;
         }
         tx.commit().await?;
         Ok(victims.len() as u64)
