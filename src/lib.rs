@@ -30,6 +30,8 @@ pub mod query;
 pub mod retention;
 /// The `Store` trait and its backends (SQLite). Knows the model, never HTTP.
 pub mod store;
+/// `callrecords sync`: the collector that copies Graph tenants into the store.
+pub mod sync;
 /// Logging setup.
 pub mod telemetry;
 /// HTTPS: an operator's certificate (reloaded on renewal) or a self-signed local CA and certificate.

@@ -15,7 +15,7 @@ mod ingest;
 mod landing;
 mod odata;
 mod paging;
-mod path;
+pub(crate) mod path;
 mod raw;
 mod subscriptions;
 pub mod throttle;

@@ -6,6 +6,7 @@
 mod auth;
 mod bench;
 mod import;
+mod sync;
 
 pub use bench::BENCH_SERVER_ENV;
 
@@ -62,6 +63,9 @@ pub(crate) enum Command {
     /// Signing keys of the local issuer.
     #[command(subcommand)]
     Keys(auth::KeysCommand),
+    /// Collect Graph tenants' call records, PSTN and Direct Routing logs into the store, and keep
+    /// them past Graph's 30 days.
+    Sync(Box<sync::SyncArgs>),
     /// Measure a server over HTTP against the project's performance targets, each figure also as
     /// a ratio to a minimal server measured in the same run, and print a Markdown report.
     Bench(bench::BenchArgs),
@@ -78,6 +82,7 @@ impl Command {
             Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
             Command::Token(args) => Some(&args.db.db_url),
             Command::Apps(auth::AppsCommand::Add(args)) => Some(&args.db.db_url),
+            Command::Sync(args) => Some(&args.db.db_url),
             Command::Bench(_) => None,
         }
     }
@@ -272,6 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
+        Command::Sync(args) => sync::run(*args).await,
         Command::Token(args) => print_line(&auth::token(args).await?),
         Command::Apps(command) => print_line(&auth::apps(command).await?),
         Command::Keys(command) => print_line(&auth::keys(command).await?),

@@ -570,6 +570,43 @@ pub trait IssuerStore: Send + Sync {
     async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>>;
 }
 
+/// What `callrecords sync` keeps to resume where it was: per collected tenant, named values (the
+/// windows completed, a sweep's resume point, the subscription held upstream), the records a
+/// notification named and that are not fetched yet, and the lease that lets one collector at a
+/// time collect a tenant.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// The stored version of each of `ids` the tenant has; ids it does not have are absent.
+    async fn stored_versions(&self, tenant: &TenantId, ids: &[String]) -> StoreResult<HashMap<String, i64>>;
+
+    async fn sync_value(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<String>>;
+
+    async fn set_sync_value(&self, tenant: &TenantId, name: &str, value: &str) -> StoreResult<()>;
+
+    /// Notes records to fetch, at `now`; a record noted again is noted at the later time.
+    async fn note_pending_records(&self, tenant: &TenantId, ids: &[String], now: Timestamp) -> StoreResult<()>;
+
+    /// Up to `limit` noted records, oldest note first, with the time each was noted.
+    async fn pending_records(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<(String, Timestamp)>>;
+
+    /// Forgets the notes of `ids` made at or before `noted_by`: a record noted again while it was
+    /// being fetched stays noted.
+    async fn clear_pending_records(&self, tenant: &TenantId, ids: &[String], noted_by: Timestamp) -> StoreResult<()>;
+
+    /// Takes or renews the tenant's lease for `holder` until `until`; false while another holder's
+    /// lease runs past `now`.
+    async fn take_sync_lease(
+        &self,
+        tenant: &TenantId,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Gives the lease back, if `holder` has it.
+    async fn release_sync_lease(&self, tenant: &TenantId, holder: &str) -> StoreResult<()>;
+}
+
 /// The storage every backend provides: the capability traits above, together. One method is one
 /// transaction where atomicity matters. A part of the service that needs one capability takes
 /// that trait (`&dyn OutboxStore`); the app holds the whole store.
@@ -578,12 +615,26 @@ pub trait IssuerStore: Send + Sync {
 /// this trait; the rules it must apply are in `store::rules`, the SQL they share in
 /// `sql::selection_statement` and `sql::log_rows_statement`.
 pub trait Store:
-    CallRecordStore + UsageLogStore + RetentionStore + SubscriptionStore + OutboxStore + StoreHealth + IssuerStore
+    CallRecordStore
+    + UsageLogStore
+    + RetentionStore
+    + SubscriptionStore
+    + OutboxStore
+    + StoreHealth
+    + IssuerStore
+    + SyncStore
 {
 }
 
 impl<T> Store for T where
-    T: CallRecordStore + UsageLogStore + RetentionStore + SubscriptionStore + OutboxStore + StoreHealth + IssuerStore
+    T: CallRecordStore
+        + UsageLogStore
+        + RetentionStore
+        + SubscriptionStore
+        + OutboxStore
+        + StoreHealth
+        + IssuerStore
+        + SyncStore
 {
 }
 

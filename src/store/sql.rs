@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use super::{
     codec, IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
-    StoredSubscription, SubscriptionStore, TenantId, Timestamp,
+    StoredSubscription, SubscriptionStore, SyncStore, TenantId, Timestamp,
 };
 
 /// What differs between the backends' SQL for the statements written here.
@@ -549,6 +549,10 @@ pub(crate) trait SqlBackend: Send + Sync {
     fn tenant(row: &Self::Row) -> Result<TenantId, sqlx::Error>;
     fn signing_key(row: &Self::Row) -> Result<StoredSigningKey, sqlx::Error>;
     fn app(row: &Self::Row) -> Result<StoredApp, sqlx::Error>;
+    /// The text in column `index` of a row.
+    fn text_at(row: &Self::Row, index: usize) -> Result<String, sqlx::Error>;
+    /// The integer in column `index` of a row.
+    fn integer_at(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error>;
 }
 
 #[async_trait]
@@ -643,6 +647,136 @@ impl<B: SqlBackend> IssuerStore for B {
     async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>> {
         let row = self.fetch_optional(get_app(B::DIALECT, tenant, client_id)).await?;
         Ok(row.as_ref().map(B::app).transpose()?)
+    }
+}
+
+/// The stored versions of some of a tenant's records, by id.
+pub(crate) fn stored_versions(dialect: Dialect, tenant: &TenantId, ids: &[String]) -> Statement {
+    let among = match dialect {
+        Dialect::Sqlite => "r.id IN (SELECT value FROM json_each(?))",
+        Dialect::Postgres => "r.id = ANY(?)",
+    };
+    Statement::new(
+        dialect,
+        &format!(
+            "SELECT r.id, r.version FROM record r JOIN tenant t ON t.key = r.tenant_key WHERE t.id = ? AND {among}"
+        ),
+        vec![tenant.into(), SqlValue::TextList(Some(ids.to_vec()))],
+    )
+}
+
+#[async_trait]
+impl<B: SqlBackend> SyncStore for B {
+    async fn stored_versions(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, i64>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = self.fetch_all(stored_versions(B::DIALECT, tenant, ids)).await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((B::text_at(row, 0)?, B::integer_at(row, 1)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn sync_value(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<String>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT value FROM sync_state WHERE tenant_id = ? AND name = ?",
+            vec![tenant.into(), name.into()],
+        );
+        let row = self.fetch_optional(statement).await?;
+        Ok(row.as_ref().map(|row| B::text_at(row, 0)).transpose()?)
+    }
+
+    async fn set_sync_value(&self, tenant: &TenantId, name: &str, value: &str) -> StoreResult<()> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "INSERT INTO sync_state (tenant_id, name, value) VALUES (?, ?, ?)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET value = excluded.value",
+            vec![tenant.into(), name.into(), value.into()],
+        );
+        self.write_all(vec![statement]).await?;
+        Ok(())
+    }
+
+    async fn note_pending_records(&self, tenant: &TenantId, ids: &[String], now: Timestamp) -> StoreResult<()> {
+        let statements = ids
+            .iter()
+            .map(|id| {
+                Statement::new(
+                    B::DIALECT,
+                    "INSERT INTO sync_pending (tenant_id, record_id, noted_ticks) VALUES (?, ?, ?)
+                     ON CONFLICT (tenant_id, record_id) DO UPDATE SET noted_ticks = excluded.noted_ticks",
+                    vec![tenant.into(), id.into(), now.into()],
+                )
+            })
+            .collect::<Vec<_>>();
+        if !statements.is_empty() {
+            self.write_all(statements).await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_records(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<(String, Timestamp)>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT record_id, noted_ticks FROM sync_pending WHERE tenant_id = ? ORDER BY noted_ticks, record_id LIMIT ?",
+            vec![tenant.into(), SqlValue::Integer(i64::from(limit))],
+        );
+        let rows = self.fetch_all(statement).await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((B::text_at(row, 0)?, Timestamp::from_ticks(B::integer_at(row, 1)?))))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn clear_pending_records(&self, tenant: &TenantId, ids: &[String], noted_by: Timestamp) -> StoreResult<()> {
+        let statements = ids
+            .iter()
+            .map(|id| {
+                Statement::new(
+                    B::DIALECT,
+                    "DELETE FROM sync_pending WHERE tenant_id = ? AND record_id = ? AND noted_ticks <= ?",
+                    vec![tenant.into(), id.into(), noted_by.into()],
+                )
+            })
+            .collect::<Vec<_>>();
+        if !statements.is_empty() {
+            self.write_all(statements).await?;
+        }
+        Ok(())
+    }
+
+    async fn take_sync_lease(
+        &self,
+        tenant: &TenantId,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "INSERT INTO sync_lease (tenant_id, holder, expires_ticks) VALUES (?, ?, ?)
+             ON CONFLICT (tenant_id) DO UPDATE SET holder = excluded.holder, expires_ticks = excluded.expires_ticks
+             WHERE sync_lease.holder = excluded.holder OR sync_lease.expires_ticks <= ?",
+            vec![tenant.into(), holder.into(), until.into(), now.into()],
+        );
+        let changed = self.write_all(vec![statement]).await?;
+        Ok(changed.first() == Some(&1))
+    }
+
+    async fn release_sync_lease(&self, tenant: &TenantId, holder: &str) -> StoreResult<()> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "DELETE FROM sync_lease WHERE tenant_id = ? AND holder = ?",
+            vec![tenant.into(), holder.into()],
+        );
+        self.write_all(vec![statement]).await?;
+        Ok(())
     }
 }
 

@@ -1106,6 +1106,14 @@ impl sql::SqlBackend for PgStore {
     fn app(row: &Self::Row) -> Result<StoredApp, sqlx::Error> {
         stored_app(row)
     }
+
+    fn text_at(row: &Self::Row, index: usize) -> Result<String, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn integer_at(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
+    }
 }
 
 #[async_trait]
