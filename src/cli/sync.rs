@@ -293,7 +293,14 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
         });
     }
     if args.once {
-        return once(&collectors).await;
+        let outcome = once(&collectors).await;
+        eprintln!(
+            "upstream requests: {}, throttled (429): {}, given up: {}",
+            metrics.requests.get(),
+            metrics.throttled.get(),
+            metrics.errors.get()
+        );
+        return outcome;
     }
     let notifications = settings.notification_url.is_some().then_some(inbox);
     sync::run(collectors, notifications, async {

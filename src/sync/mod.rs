@@ -39,6 +39,8 @@ pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 /// Records fetched at once per tenant: enough to hide each request's latency, few enough to stay
 /// far inside Graph's per-app budget.
 const FETCH_CONCURRENCY: usize = 4;
+/// Fetched records are committed this many at a time.
+const COMMIT_EVERY: usize = 4 * FETCH_CONCURRENCY;
 /// Graph's longest window for the log functions.
 const LOG_WINDOW: Duration = Duration::from_secs(90 * 86_400);
 /// Log rows can be written late; each pass reads again this far behind its watermark.
@@ -489,37 +491,38 @@ impl Collector {
         }
     }
 
-    /// Fetches `ids` (a few at a time, each waiting out its own throttling) and stores them in
-    /// one ingest, committed before this returns.
+    /// Fetches `ids` (a few at a time, each waiting out its own throttling) and stores them,
+    /// committing every `COMMIT_EVERY` records, so that a slow upstream's progress is kept as it
+    /// comes; everything is committed before this returns.
     async fn fetch_and_store(&self, ids: &[String], summary: &mut PassSummary) -> Result<(), SyncError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let documents: Vec<Option<Vec<u8>>> = futures::stream::iter(ids.iter())
-            .map(|id| self.fetch_record(id))
-            .buffered(FETCH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut ingest = BatchIngest::of_kind(
-            self.store.as_ref(),
-            self.tenant(),
-            IngestKind::CallRecords,
-            self.clock.as_ref(),
-        );
-        let mut line = 0;
-        for document in documents {
-            match document {
-                Some(document) => {
-                    line += 1;
-                    ingest.push_owned_line(line, document).await?;
+        for chunk in ids.chunks(COMMIT_EVERY) {
+            self.lease().await?;
+            let documents: Vec<Option<Vec<u8>>> = futures::stream::iter(chunk.iter())
+                .map(|id| self.fetch_record(id))
+                .buffered(FETCH_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let mut ingest = BatchIngest::of_kind(
+                self.store.as_ref(),
+                self.tenant(),
+                IngestKind::CallRecords,
+                self.clock.as_ref(),
+            );
+            let mut line = 0;
+            for document in documents {
+                match document {
+                    Some(document) => {
+                        line += 1;
+                        ingest.push_owned_line(line, document).await?;
+                    }
+                    None => summary.gone += 1,
                 }
-                None => summary.gone += 1,
             }
+            let report = ingest.finish().await?;
+            summary.fetched += line;
+            self.metrics.records_fetched.inc_by(line);
+            summary.absorb(&report);
         }
-        let report = ingest.finish().await?;
-        summary.fetched += line;
-        self.metrics.records_fetched.inc_by(line);
-        summary.absorb(&report);
         Ok(())
     }
 

@@ -26,6 +26,7 @@ mod retention;
 mod retired;
 mod store_full;
 mod sub_resources;
+mod sync;
 mod throttling;
 mod tls;
 mod upgrade;

@@ -59,22 +59,33 @@ pub fn spawn_server_with_file_limit(db_url: &str, extra: &[&str], open_files: u6
 }
 
 fn start(mut command: Command, db_url: &str, extra: &[&str]) -> (ServerProcess, String) {
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db_url,
+        "--retention-days",
+        "0",
+        "--auth",
+        "none",
+        // Retries come quickly, so a delivery that failed before the kill is retried soon after.
+        "--webhook-retry-base-ms",
+        "100",
+    ]);
+    command.args(extra);
+    run_until_listening(command)
+}
+
+/// `serve` with only `args` (listen address, store and everything else as the caller gives them).
+pub fn spawn_serve(args: &[&str]) -> (ServerProcess, String) {
+    let mut command = Command::new(BIN);
+    command.arg("serve").args(args);
+    run_until_listening(command)
+}
+
+fn run_until_listening(mut command: Command) -> (ServerProcess, String) {
     let mut child = command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db_url,
-            "--retention-days",
-            "0",
-            "--auth",
-            "none",
-            // Retries come quickly, so a delivery that failed before the kill is retried soon after.
-            "--webhook-retry-base-ms",
-            "100",
-        ])
-        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
