@@ -113,9 +113,11 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: SocketAddr,
     #[command(flatten)]
     pub(crate) db: DbArgs,
-    /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything.
-    #[arg(long, env = "CALLRECORDS_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
-    pub(crate) retention_days: u32,
+    /// Days a call record stays visible after it started (Graph: 30); 0 keeps and shows everything
+    /// [default: 30, or 0 for a store that `callrecords sync` collects into, whose records are
+    /// kept to outlive Graph's 30 days].
+    #[arg(long, env = "CALLRECORDS_RETENTION_DAYS")]
+    pub(crate) retention_days: Option<u32>,
     /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
     #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
     pub(crate) log_retention_days: u32,
@@ -339,7 +341,29 @@ fn parse_origin(text: &str) -> Result<axum::http::HeaderValue, String> {
     axum::http::HeaderValue::from_str(text).map_err(|error| error.to_string())
 }
 
-async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyhow::Result<()> {
+/// `--retention-days` as given, or its default: Graph's 30 days, except in a store that a
+/// collector fills, where purging after 30 days would throw away what it was run to keep.
+async fn retention_days(args: &ServeArgs) -> anyhow::Result<u32> {
+    let collected = store::open(&args.db.db_url).await?.collected_tenants().await?;
+    Ok(match (args.retention_days, collected.is_empty()) {
+        (Some(days), true) => days,
+        (Some(0), false) => 0,
+        (Some(days), false) => {
+            tracing::warn!(
+                days,
+                collected_tenants = collected.len(),
+                "this store holds tenants collected from Graph; their records are purged after {days} days here too"
+            );
+            days
+        }
+        (None, true) => DEFAULT_RETENTION_DAYS,
+        (None, false) => 0,
+    })
+}
+
+async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyhow::Result<()> {
+    args.retention_days = Some(retention_days(&args).await?);
+    let retention = args.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     let auth = auth_mode(&args)?;
     let without_auth = auth == crate::api::AuthMode::None;
     if without_auth {
@@ -381,7 +405,7 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
     };
     let retention_summary = format!(
         "call records {}, usage-log rows {}",
-        days_or_forever(args.retention_days),
+        days_or_forever(retention),
         days_or_forever(args.log_retention_days)
     );
     let store_summary = redact_url(&args.db.db_url);
@@ -401,7 +425,7 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
             ..Default::default()
         },
         api: ApiSettings {
-            retention_days: args.retention_days,
+            retention_days: retention,
             public_base_url: args.public_base_url,
             max_ingest_bytes: args.max_ingest_bytes,
             max_concurrent_ingests: usize::from(args.max_concurrent_ingests),
@@ -420,7 +444,7 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
             ..NotifySettings::default()
         },
         retention: RetentionPolicy {
-            call_record_days: args.retention_days,
+            call_record_days: retention,
             log_row_days: args.log_retention_days,
             interval: std::time::Duration::from_secs(args.purge_interval_secs.max(1)),
             ..RetentionPolicy::default()

@@ -67,7 +67,7 @@ pub(crate) struct SyncArgs {
     #[arg(long, env = "CALLRECORDS_SYNC_NOTIFICATION_URL", requires = "listen")]
     pub(crate) notification_url: Option<String>,
     /// Seconds between passes.
-    #[arg(long, env = "CALLRECORDS_SYNC_INTERVAL_SECS", default_value_t = 300)]
+    #[arg(long, env = "CALLRECORDS_SYNC_INTERVAL_SECS", default_value_t = 600)]
     pub(crate) interval_secs: u64,
     /// Hours back a trailing pass lists (later versions arrive for hours after a call).
     #[arg(long, env = "CALLRECORDS_SYNC_TRAILING_HOURS", default_value_t = 24)]

@@ -41,6 +41,7 @@ on_every_backend!(
     reauthorization_is_due_once_per_interval,
     signing_keys_rotate_and_apps_are_per_tenant,
     stats_count_what_is_stored,
+    the_collectors_progress_leases_and_notes_are_per_tenant,
 );
 
 /// The outbox as (subscription, event, call record), in id order, read through a claim that is
@@ -875,4 +876,78 @@ async fn stats_count_what_is_stored(store: &dyn Store) {
         "most first"
     );
     assert_eq!(stats.log_rows_by_kind, [(LogKind::PstnCall.as_str().to_owned(), 1)]);
+}
+
+async fn the_collectors_progress_leases_and_notes_are_per_tenant(store: &dyn Store) {
+    let (t, other) = (tenant(), other_tenant());
+    store
+        .upsert_call_records(
+            &t,
+            &[
+                record("a", 3, "2024-03-10T00:00:00Z", &[], &[]),
+                record("b", 1, "2024-03-11T00:00:00Z", &[], &[]),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    let wanted = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    let versions = store.stored_versions(&t, &wanted).await.unwrap();
+    assert_eq!(versions, HashMap::from([("a".to_owned(), 3), ("b".to_owned(), 1)]));
+    assert!(store.stored_versions(&other, &wanted).await.unwrap().is_empty());
+    assert!(store.stored_versions(&t, &[]).await.unwrap().is_empty());
+
+    assert_eq!(store.sync_value(&t, "sweep").await.unwrap(), None);
+    store.set_sync_value(&t, "sweep", "1").await.unwrap();
+    store.set_sync_value(&t, "sweep", "2").await.unwrap();
+    assert_eq!(store.sync_value(&t, "sweep").await.unwrap().as_deref(), Some("2"));
+    assert_eq!(store.sync_value(&other, "sweep").await.unwrap(), None);
+    assert_eq!(store.collected_tenants().await.unwrap(), [t.clone()]);
+
+    // One holder at a time, until the lease runs out or is given back.
+    let until = now() + MINUTE;
+    assert!(store.take_sync_lease(&t, "node-1", now(), until).await.unwrap());
+    assert!(
+        store.take_sync_lease(&t, "node-1", now(), until).await.unwrap(),
+        "renewed"
+    );
+    assert!(!store.take_sync_lease(&t, "node-2", now(), until).await.unwrap());
+    assert!(store.take_sync_lease(&other, "node-2", now(), until).await.unwrap());
+    assert!(
+        store
+            .take_sync_lease(&t, "node-2", until, until + MINUTE)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    store.release_sync_lease(&t, "node-1").await.unwrap();
+    assert!(
+        !store
+            .take_sync_lease(&t, "node-1", until, until + MINUTE)
+            .await
+            .unwrap(),
+        "not node-1's to give back"
+    );
+    store.release_sync_lease(&t, "node-2").await.unwrap();
+    assert!(store
+        .take_sync_lease(&t, "node-1", until, until + MINUTE)
+        .await
+        .unwrap());
+
+    // A note made again while its record was being fetched survives the clearing.
+    let first = now();
+    let later = first + MINUTE;
+    store
+        .note_pending_records(&t, &["x".to_owned(), "y".to_owned()], first)
+        .await
+        .unwrap();
+    let pending = store.pending_records(&t, 10).await.unwrap();
+    assert_eq!(pending, [("x".to_owned(), first), ("y".to_owned(), first)]);
+    store.note_pending_records(&t, &["y".to_owned()], later).await.unwrap();
+    store
+        .clear_pending_records(&t, &["x".to_owned(), "y".to_owned()], first)
+        .await
+        .unwrap();
+    assert_eq!(store.pending_records(&t, 10).await.unwrap(), [("y".to_owned(), later)]);
+    assert!(store.pending_records(&other, 10).await.unwrap().is_empty());
 }

@@ -605,6 +605,9 @@ pub trait SyncStore: Send + Sync {
 
     /// Gives the lease back, if `holder` has it.
     async fn release_sync_lease(&self, tenant: &TenantId, holder: &str) -> StoreResult<()>;
+
+    /// The tenants a collector has ever collected into this store.
+    async fn collected_tenants(&self) -> StoreResult<Vec<TenantId>>;
 }
 
 /// The storage every backend provides: the capability traits above, together. One method is one

@@ -769,6 +769,16 @@ impl<B: SqlBackend> SyncStore for B {
         Ok(changed.first() == Some(&1))
     }
 
+    async fn collected_tenants(&self) -> StoreResult<Vec<TenantId>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT DISTINCT tenant_id FROM sync_state ORDER BY tenant_id",
+            Vec::new(),
+        );
+        let rows = self.fetch_all(statement).await?;
+        Ok(rows.iter().map(B::tenant).collect::<Result<_, _>>()?)
+    }
+
     async fn release_sync_lease(&self, tenant: &TenantId, holder: &str) -> StoreResult<()> {
         let statement = Statement::new(
             B::DIALECT,

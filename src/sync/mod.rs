@@ -120,7 +120,7 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(300),
+            interval: Duration::from_secs(600),
             trailing: Duration::from_secs(86_400),
             sweep: Duration::from_secs(30 * 86_400),
             sweep_every: Duration::from_secs(86_400),
@@ -705,5 +705,50 @@ impl Collector {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn control_information_goes_and_types_stay() {
+        let mut record = json!({
+            "@odata.context": "https://graph/$metadata#x",
+            "id": "r",
+            "sessions@odata.context": "c",
+            "sessions@odata.nextLink": "n",
+            "sessions": [{"id": "s", "segments@odata.context": "c", "caller": {"@odata.type": "#t"}}],
+        });
+        strip_control_information(&mut record);
+        assert_eq!(
+            record,
+            json!({"id": "r", "sessions": [{"id": "s", "caller": {"@odata.type": "#t"}}]})
+        );
+    }
+
+    #[test]
+    fn filters_are_encoded_for_a_query_string() {
+        assert_eq!(
+            encode_query("startDateTime ge 2024-01-01T00:00:00Z"),
+            "startDateTime%20ge%202024-01-01T00:00:00Z"
+        );
+        assert_eq!(iso(Timestamp::from_ticks(0)), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn versions_are_read_as_numbers_or_text() {
+        assert_eq!(version_of(&json!({"version": 7})), Some(7));
+        assert_eq!(version_of(&json!({"version": "8"})), Some(8));
+        assert_eq!(version_of(&json!({})), None);
+    }
+
+    #[test]
+    fn a_page_without_a_value_array_is_an_error() {
+        let (items, next) = page_of(json!({"value": [1], "@odata.nextLink": "n"}), "u").unwrap();
+        assert_eq!((items.len(), next.as_deref()), (1, Some("n")));
+        assert!(page_of(json!({"error": {}}), "u").is_err());
     }
 }

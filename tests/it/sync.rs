@@ -656,3 +656,35 @@ fn scopeguard(child: &mut std::process::Child) -> impl Drop + '_ {
     }
     Kill(child)
 }
+
+#[tokio::test]
+async fn a_store_collected_into_keeps_and_serves_records_past_30_days() {
+    let upstream = Upstream::start(&[]);
+    let old = record("old-call", &at(Duration::from_secs(40 * 86_400)), 1, &["alice"]);
+    upstream.ingest("callRecords", &[old]).await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let output = upstream
+        .sync(&database.url, &upstream.secret, &["--sweep-days", "60"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // No --retention-days: a store that a collector fills keeps everything.
+    let (_downstream, down) = spawn_serve(&["--listen", "127.0.0.1:0", "--db", &database.url, "--auth", "local"]);
+    let token = cli(&[
+        "token",
+        "--db",
+        &database.url,
+        "--tenant",
+        &upstream.tenant,
+        "--roles",
+        "CallRecords.Read.All",
+    ]);
+    let answer = reqwest::Client::new()
+        .get(format!("{down}/v1.0/communications/callRecords/old-call"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
