@@ -665,6 +665,18 @@ pub(crate) fn stored_versions(dialect: Dialect, tenant: &TenantId, ids: &[String
     )
 }
 
+/// One statement per id, all in one transaction.
+async fn write_each<B: SqlBackend>(
+    backend: &B,
+    ids: &[String],
+    statement: impl Fn(&String) -> Statement,
+) -> StoreResult<()> {
+    if !ids.is_empty() {
+        backend.write_all(ids.iter().map(statement).collect()).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl<B: SqlBackend> SyncStore for B {
     async fn stored_versions(
@@ -704,21 +716,15 @@ impl<B: SqlBackend> SyncStore for B {
     }
 
     async fn note_pending_records(&self, tenant: &TenantId, ids: &[String], now: Timestamp) -> StoreResult<()> {
-        let statements = ids
-            .iter()
-            .map(|id| {
-                Statement::new(
-                    B::DIALECT,
-                    "INSERT INTO sync_pending (tenant_id, record_id, noted_ticks) VALUES (?, ?, ?)
-                     ON CONFLICT (tenant_id, record_id) DO UPDATE SET noted_ticks = excluded.noted_ticks",
-                    vec![tenant.into(), id.into(), now.into()],
-                )
-            })
-            .collect::<Vec<_>>();
-        if !statements.is_empty() {
-            self.write_all(statements).await?;
-        }
-        Ok(())
+        write_each(self, ids, |id| {
+            Statement::new(
+                B::DIALECT,
+                "INSERT INTO sync_pending (tenant_id, record_id, noted_ticks) VALUES (?, ?, ?)
+                 ON CONFLICT (tenant_id, record_id) DO UPDATE SET noted_ticks = excluded.noted_ticks",
+                vec![tenant.into(), id.into(), now.into()],
+            )
+        })
+        .await
     }
 
     async fn pending_records(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<(String, Timestamp)>> {
@@ -735,20 +741,14 @@ impl<B: SqlBackend> SyncStore for B {
     }
 
     async fn clear_pending_records(&self, tenant: &TenantId, ids: &[String], noted_by: Timestamp) -> StoreResult<()> {
-        let statements = ids
-            .iter()
-            .map(|id| {
-                Statement::new(
-                    B::DIALECT,
-                    "DELETE FROM sync_pending WHERE tenant_id = ? AND record_id = ? AND noted_ticks <= ?",
-                    vec![tenant.into(), id.into(), noted_by.into()],
-                )
-            })
-            .collect::<Vec<_>>();
-        if !statements.is_empty() {
-            self.write_all(statements).await?;
-        }
-        Ok(())
+        write_each(self, ids, |id| {
+            Statement::new(
+                B::DIALECT,
+                "DELETE FROM sync_pending WHERE tenant_id = ? AND record_id = ? AND noted_ticks <= ?",
+                vec![tenant.into(), id.into(), noted_by.into()],
+            )
+        })
+        .await
     }
 
     async fn take_sync_lease(

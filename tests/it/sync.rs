@@ -221,14 +221,18 @@ async fn get(client: &reqwest::Client, url: &str, base: &str, token: Option<&str
     }
 }
 
-/// Every page a client reads of a record: the record with its first sessions (and their
-/// segments), further session pages, every page of participants.
-async fn record_pages(client: &reqwest::Client, base: &str, id: &str, token: Option<&str>) -> Vec<String> {
+/// The text of every page from `first` on, following `first_link` on the first page and
+/// `@odata.nextLink` after it.
+async fn pages(
+    client: &reqwest::Client,
+    base: &str,
+    first: String,
+    first_link: &str,
+    token: Option<&str>,
+) -> Vec<String> {
     let mut pages = Vec::new();
-    let mut next = Some(format!(
-        "{base}/v1.0/communications/callRecords/{id}?$expand=sessions($expand=segments)"
-    ));
-    let mut link_name = "sessions@odata.nextLink";
+    let mut next = Some(first);
+    let mut link_name = first_link;
     while let Some(url) = next.take() {
         let text = get(client, &url, base, token).await;
         let page: Value = serde_json::from_str(&text).expect("JSON");
@@ -236,84 +240,84 @@ async fn record_pages(client: &reqwest::Client, base: &str, id: &str, token: Opt
         link_name = "@odata.nextLink";
         pages.push(text);
     }
-    let mut next = Some(format!("{base}/v1.0/communications/callRecords/{id}/participants_v2"));
-    while let Some(url) = next.take() {
-        let text = get(client, &url, base, token).await;
-        let page: Value = serde_json::from_str(&text).expect("JSON");
-        next = page["@odata.nextLink"].as_str().map(|link| link.replace("BASE", base));
-        pages.push(text);
-    }
     pages
 }
 
+/// The items of every page of a collection.
+async fn items(client: &reqwest::Client, base: &str, first: String, token: Option<&str>) -> Vec<Value> {
+    let mut items = Vec::new();
+    for page in pages(client, base, first, "@odata.nextLink", token).await {
+        let page: Value = serde_json::from_str(&page).expect("JSON");
+        items.extend(page["value"].as_array().expect("a collection").iter().cloned());
+    }
+    items
+}
+
+/// Every page a client reads of a record: the record with its first sessions (and their
+/// segments), further session pages, every page of participants.
+async fn record_pages(client: &reqwest::Client, base: &str, id: &str, token: Option<&str>) -> Vec<String> {
+    let record = format!("{base}/v1.0/communications/callRecords/{id}");
+    let mut read = pages(
+        client,
+        base,
+        format!("{record}?$expand=sessions($expand=segments)"),
+        "sessions@odata.nextLink",
+        token,
+    )
+    .await;
+    read.extend(
+        pages(
+            client,
+            base,
+            format!("{record}/participants_v2"),
+            "@odata.nextLink",
+            token,
+        )
+        .await,
+    );
+    read
+}
+
 async fn log_pages(client: &reqwest::Client, base: &str, function: &str, token: Option<&str>) -> Vec<String> {
-    let mut pages = Vec::new();
-    let mut next = Some(format!(
+    let first = format!(
         "{base}/v1.0/communications/callRecords/{function}(fromDateTime={},toDateTime={})",
         at(Duration::from_secs(20 * 86_400)),
         at(Duration::ZERO)
-    ));
-    while let Some(url) = next.take() {
-        let text = get(client, &url, base, token).await;
-        let page: Value = serde_json::from_str(&text).expect("JSON");
-        next = page["@odata.nextLink"].as_str().map(|link| link.replace("BASE", base));
-        pages.push(text);
-    }
-    pages
+    );
+    pages(client, base, first, "@odata.nextLink", token).await
+}
+
+/// `serve` on a collector's store, and a token for the upstream's tenant there.
+fn serve_collected(db_url: &str, tenant: &str) -> (ServerProcess, String, String) {
+    let (server, base) = spawn_serve(&["--listen", "127.0.0.1:0", "--db", db_url, "--auth", "local"]);
+    let token = cli(&[
+        "token",
+        "--db",
+        db_url,
+        "--tenant",
+        tenant,
+        "--roles",
+        "CallRecords.Read.All",
+    ]);
+    (server, base, token.trim().to_owned())
 }
 
 /// Asserts that the store at `db_url` answers every record (each page of sessions, segments
 /// and participants) and log row exactly as the upstream does; the number of records.
 async fn assert_same(upstream: &Upstream, db_url: &str) -> usize {
-    let (_downstream, down) = spawn_serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db_url,
-        "--auth",
-        "local",
-        "--retention-days",
-        "0",
-    ]);
+    let (_downstream, down, down_token) = serve_collected(db_url, &upstream.tenant);
     let client = reqwest::Client::new();
     let token = upstream.token("CallRecords.Read.All");
-    let down_token = cli(&[
-        "token",
-        "--db",
-        db_url,
-        "--tenant",
-        &upstream.tenant,
-        "--roles",
-        "CallRecords.Read.All",
-    ]);
-    let down_token = Some(down_token.trim());
-    let list = |base: &str| format!("{base}/v1.0/communications/callRecords?$select=id,version");
-    let mut ids = Vec::new();
-    let mut next = Some(list(&upstream.base));
-    while let Some(url) = next.take() {
-        let page: Value = serde_json::from_str(&get(&client, &url, &upstream.base, Some(&token)).await).unwrap();
-        ids.extend(
-            page["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["id"].as_str().unwrap().to_owned()),
-        );
-        next = page["@odata.nextLink"]
-            .as_str()
-            .map(|link| link.replace("BASE", &upstream.base));
-    }
-    let (_, downstream_count) = {
-        let text = get(
-            &client,
-            &format!("{down}/v1.0/communications/callRecords/$count"),
-            &down,
-            down_token,
-        )
-        .await;
-        ((), text.parse::<usize>().expect("a count"))
-    };
-    assert_eq!(downstream_count, ids.len(), "records downstream");
+    let down_token = Some(down_token.as_str());
+    let list = format!("{}/v1.0/communications/callRecords?$select=id", upstream.base);
+    let ids: Vec<String> = items(&client, &upstream.base, list, Some(&token))
+        .await
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let count = format!("{down}/v1.0/communications/callRecords/$count");
+    let stored: usize = get(&client, &count, &down, down_token).await.parse().expect("a count");
+    assert_eq!(stored, ids.len(), "records downstream");
     for id in &ids {
         let expected = record_pages(&client, &upstream.base, id, Some(&token)).await;
         let stored = record_pages(&client, &down, id, down_token).await;
@@ -428,21 +432,12 @@ async fn a_throttled_upstream_slows_the_collector_and_loses_nothing() {
 
 /// The version of each record a server holds.
 async fn versions(base: &str, token: &str) -> Vec<i64> {
-    let client = reqwest::Client::new();
-    let mut versions = Vec::new();
-    let mut next = Some(format!("{base}/v1.0/communications/callRecords?$select=id,version"));
-    while let Some(url) = next.take() {
-        let page: Value = serde_json::from_str(&get(&client, &url, base, Some(token)).await).unwrap();
-        versions.extend(
-            page["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["version"].as_i64().unwrap()),
-        );
-        next = page["@odata.nextLink"].as_str().map(|link| link.replace("BASE", base));
-    }
-    versions
+    let list = format!("{base}/v1.0/communications/callRecords?$select=id,version");
+    items(&reqwest::Client::new(), base, list, Some(token))
+        .await
+        .iter()
+        .map(|r| r["version"].as_i64().unwrap())
+        .collect()
 }
 
 /// Waits until `child` exits, at most `within`.
@@ -485,41 +480,15 @@ async fn an_upstream_killed_mid_sync_and_a_collector_killed_mid_sync_lose_nothin
         call["modalities"] = json!(["audio", "video"]);
     }
     upstream.ingest("callRecords", &later).await;
-    let (_downstream, down) = spawn_serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        &database.url,
-        "--auth",
-        "local",
-        "--retention-days",
-        "0",
-    ]);
-    let down_token = cli(&[
-        "token",
-        "--db",
-        &database.url,
-        "--tenant",
-        &upstream.tenant,
-        "--roles",
-        "CallRecords.Read.All",
-    ]);
+    let (_downstream, down, down_token) = serve_collected(&database.url, &upstream.tenant);
     let mut collector = upstream.sync(&database.url, &upstream.secret, &[]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let updated_at_kill = loop {
-        let updated = versions(&down, down_token.trim())
-            .await
-            .iter()
-            .filter(|v| **v == 2)
-            .count();
+        let updated = versions(&down, &down_token).await.iter().filter(|v| **v == 2).count();
         if updated > 0 {
             collector.kill().unwrap();
             collector.wait().unwrap();
-            break versions(&down, down_token.trim())
-                .await
-                .iter()
-                .filter(|v| **v == 2)
-                .count();
+            break versions(&down, &down_token).await.iter().filter(|v| **v == 2).count();
         }
         assert!(
             collector.try_wait().unwrap().is_none(),
@@ -604,29 +573,11 @@ async fn notifications_bring_a_new_record_before_the_next_pass() {
         .await;
     let metrics_url = format!("http://{listen}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (_downstream, down) = spawn_serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        &database.url,
-        "--auth",
-        "local",
-        "--retention-days",
-        "0",
-    ]);
-    let down_token = cli(&[
-        "token",
-        "--db",
-        &database.url,
-        "--tenant",
-        &upstream.tenant,
-        "--roles",
-        "CallRecords.Read.All",
-    ]);
+    let (_downstream, down, down_token) = serve_collected(&database.url, &upstream.tenant);
     loop {
         let answer = client
             .get(format!("{down}/v1.0/communications/callRecords/notified"))
-            .bearer_auth(down_token.trim())
+            .bearer_auth(&down_token)
             .send()
             .await
             .unwrap();
@@ -670,19 +621,10 @@ async fn a_store_collected_into_keeps_and_serves_records_past_30_days() {
     assert!(output.status.success(), "{}", stderr(&output));
 
     // No --retention-days: a store that a collector fills keeps everything.
-    let (_downstream, down) = spawn_serve(&["--listen", "127.0.0.1:0", "--db", &database.url, "--auth", "local"]);
-    let token = cli(&[
-        "token",
-        "--db",
-        &database.url,
-        "--tenant",
-        &upstream.tenant,
-        "--roles",
-        "CallRecords.Read.All",
-    ]);
+    let (_downstream, down, token) = serve_collected(&database.url, &upstream.tenant);
     let answer = reqwest::Client::new()
         .get(format!("{down}/v1.0/communications/callRecords/old-call"))
-        .bearer_auth(token.trim())
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
