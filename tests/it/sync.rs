@@ -630,3 +630,44 @@ async fn a_store_collected_into_keeps_and_serves_records_past_30_days() {
         .unwrap();
     assert_eq!(answer.status(), 200);
 }
+
+both!(one_collector_at_a_time_collects_a_tenant);
+async fn one_collector_at_a_time_collects_a_tenant(backend: Backend) {
+    let upstream = Upstream::start(&["--throttle-limit", "app-tenant=20/2"]);
+    ingest_calls_and_logs(&upstream).await;
+    let database = TestDatabase::new(backend).await;
+    let mut first = upstream
+        .sync(&database.url, &upstream.secret, &["--node-name", "node-a"])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first collector finished too soon"
+    );
+
+    let second = upstream
+        .sync(&database.url, &upstream.secret, &["--node-name", "node-b"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("another collector holds tenant"),
+        "{}",
+        stderr(&second)
+    );
+
+    let status = wait_for_exit(&mut first, Duration::from_secs(180)).await;
+    assert!(status.success());
+    // The first gave its lease back when it was done.
+    let second = upstream
+        .sync(&database.url, &upstream.secret, &["--node-name", "node-b"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("0 fetched, 100 already current"),
+        "{}",
+        stderr(&second)
+    );
+}
