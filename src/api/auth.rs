@@ -160,8 +160,13 @@ pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
     scope: Option<String>,
 }
+
+/// RFC 7523's client assertion type: a JWT signed with the app's certificate.
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// `POST /{tenant}/oauth2/v2.0/token`: the client-credentials grant, with the client's id and
 /// secret in the form or in HTTP Basic authentication.
@@ -195,24 +200,39 @@ pub(crate) async fn token(
             )
         }
     }
-    let (client_id, client_secret) = match (form.client_id, form.client_secret, basic_credentials(&headers)) {
-        (_, _, Some((id, secret))) => (id, secret),
-        (Some(id), Some(secret), None) => (id, secret),
-        _ => {
+    let authenticated = match (form.client_assertion_type.as_deref(), form.client_assertion) {
+        (Some(JWT_BEARER_ASSERTION), Some(assertion)) => {
+            local::authenticate_assertion(state.store.as_ref(), &tenant, form.client_id.as_deref(), &assertion).await
+        }
+        (Some(_), _) | (None, Some(_)) => {
             return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "Send client_id and client_secret.",
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("client_assertion_type must be '{JWT_BEARER_ASSERTION}', with a client_assertion."),
             )
         }
+        (None, None) => {
+            let (client_id, client_secret) = match (form.client_id, form.client_secret, basic_credentials(&headers)) {
+                (_, _, Some((id, secret))) => (id, secret),
+                (Some(id), Some(secret), None) => (id, secret),
+                _ => {
+                    return oauth_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_client",
+                        "Send client_id and client_secret, or a client_assertion.",
+                    )
+                }
+            };
+            local::authenticate_app(state.store.as_ref(), &tenant, &client_id, &client_secret).await
+        }
     };
-    let app = match local::authenticate_app(state.store.as_ref(), &tenant, &client_id, &client_secret).await {
+    let app = match authenticated {
         Ok(Some(app)) => app,
         Ok(None) => {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
-                "The client id or secret is not valid for this tenant.",
+                "The client credentials are not valid for this tenant.",
             )
         }
         Err(error) => return ApiError::internal(error).into_response(),

@@ -211,6 +211,121 @@ fn secret_hash(secret: &str) -> String {
         .collect()
 }
 
+/// The name a client assertion gives its certificate by (`x5t#S256`): the SHA-256 of the
+/// certificate's DER, base64url.
+pub fn certificate_thumbprint(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+}
+
+/// The DER of the first certificate in a PEM text.
+pub fn certificate_der(pem_text: &str) -> anyhow::Result<Vec<u8>> {
+    pem::parse_many(pem_text)
+        .context("reading PEM")?
+        .into_iter()
+        .find(|block| block.tag() == "CERTIFICATE")
+        .map(pem::Pem::into_contents)
+        .context("no CERTIFICATE block in the PEM")
+}
+
+/// The RSA public key (PKCS#1 DER) of a certificate: Entra ID verifies client assertions with
+/// RSA certificates only, and so do we.
+fn rsa_public_key(certificate_der: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(certificate_der)
+        .map_err(|error| anyhow::anyhow!("not an X.509 certificate: {error}"))?;
+    let key = certificate.public_key();
+    match key.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(_)) => Ok(key.subject_public_key.data.to_vec()),
+        _ => anyhow::bail!("the certificate's key is not RSA; client assertions are signed with RSA keys"),
+    }
+}
+
+/// A certificate checked for use as an app's credential: RSA, named by its thumbprint.
+pub struct AppCertificate {
+    pub thumbprint: String,
+    pem: String,
+}
+
+impl AppCertificate {
+    pub fn from_pem(certificate_pem: &str) -> anyhow::Result<Self> {
+        let der = certificate_der(certificate_pem)?;
+        rsa_public_key(&der)?;
+        Ok(Self {
+            thumbprint: certificate_thumbprint(&der),
+            pem: pem::encode(&pem::Pem::new("CERTIFICATE", der)),
+        })
+    }
+}
+
+/// Lets an app prove itself with a client assertion signed by the certificate's key, as Entra
+/// ID's certificate credentials do.
+pub async fn add_app_certificate(
+    store: &dyn IssuerStore,
+    tenant: &TenantId,
+    client_id: &str,
+    certificate: &AppCertificate,
+) -> anyhow::Result<()> {
+    store
+        .add_app_certificate(tenant, client_id, &certificate.thumbprint, &certificate.pem, now())
+        .await?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+}
+
+/// The app a client assertion (RFC 7523's JWT bearer client authentication) proves, if it does:
+/// signed (RS256 or PS256) by a certificate the app registered and names by `x5t#S256`, issued
+/// by and about the app (`iss` and `sub`), for this tenant's token endpoint (`aud`), and not
+/// expired.
+pub(crate) async fn authenticate_assertion(
+    store: &dyn IssuerStore,
+    tenant: &TenantId,
+    client_id: Option<&str>,
+    assertion: &str,
+) -> anyhow::Result<Option<StoredApp>> {
+    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
+        return Ok(None);
+    };
+    let (Some(thumbprint), Algorithm::RS256 | Algorithm::PS256) = (header.x5t_s256.as_deref(), header.alg) else {
+        return Ok(None);
+    };
+    let claimed_client = match client_id {
+        Some(client_id) => client_id.to_owned(),
+        None => {
+            let payload = assertion.split('.').nth(1).unwrap_or_default();
+            let claims = URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<AssertionClaims>(&bytes).ok());
+            match claims {
+                Some(claims) => claims.sub,
+                None => return Ok(None),
+            }
+        }
+    };
+    let Some(pem) = store.app_certificate(tenant, &claimed_client, thumbprint).await? else {
+        return Ok(None);
+    };
+    let key = DecodingKey::from_rsa_der(&rsa_public_key(&certificate_der(&pem)?)?);
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    // The token endpoint's address depends on how the client reached us; its path does not.
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let Ok(verified) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) else {
+        return Ok(None);
+    };
+    let claims = verified.claims;
+    let endpoint = format!("/{}/oauth2/v2.0/token", tenant.as_str());
+    if claims.iss != claimed_client || claims.sub != claimed_client || !claims.aud.ends_with(&endpoint) {
+        return Ok(None);
+    }
+    Ok(store.get_app(tenant, &claimed_client).await?)
+}
+
 /// `callrecords apps add`: registers an app of `tenant` with the given roles.
 pub async fn add_app(
     store: &dyn IssuerStore,

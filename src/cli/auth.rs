@@ -47,6 +47,10 @@ pub(crate) struct AppsAddArgs {
     /// CallRecord-PstnCalls.Read.All, CallRecords.Ingest.
     #[arg(long, value_delimiter = ',', required = true)]
     pub(crate) roles: Vec<String>,
+    /// A certificate (PEM, RSA) whose private key may sign client assertions for the app, as
+    /// Entra ID's certificate credentials do, besides the secret.
+    #[arg(long)]
+    pub(crate) certificate: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }
@@ -89,15 +93,27 @@ pub(crate) async fn apps(command: AppsCommand) -> anyhow::Result<String> {
             check_roles(&args.roles)?;
             let store = store::open(&args.db.db_url).await?;
             let tenant = tenant(&args.tenant)?;
+            let certificate = match &args.certificate {
+                Some(path) => {
+                    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    Some(local::AppCertificate::from_pem(&pem).with_context(|| format!("{}", path.display()))?)
+                }
+                None => None,
+            };
             let app = local::add_app(store.as_ref(), &tenant, &args.name, &args.roles).await?;
-            Ok(format!(
+            let mut printed = format!(
                 "tenant        {}\nclient_id     {}\nclient_secret {}\ntoken URL     http://HOST:PORT/{}/oauth2/v2.0/token (scope {}/.default)",
                 tenant.as_str(),
                 app.client_id,
                 app.client_secret,
                 tenant.as_str(),
                 local::DEFAULT_AUDIENCE
-            ))
+            );
+            if let Some(certificate) = certificate {
+                local::add_app_certificate(store.as_ref(), &tenant, &app.client_id, &certificate).await?;
+                printed.push_str(&format!("\ncertificate   x5t#S256 {}", certificate.thumbprint));
+            }
+            Ok(printed)
         }
     }
 }

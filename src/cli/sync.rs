@@ -12,7 +12,9 @@ use serde::Deserialize;
 use super::DbArgs;
 use crate::ingest::IngestKind;
 use crate::store::{self, TenantId};
-use crate::sync::{self, ClientCredentials, Collector, PassKind, Secret, SyncError, SyncSettings, Upstream};
+use crate::sync::{
+    self, Certificate, ClientCredentials, Collector, Credential, PassKind, Secret, SyncError, SyncSettings, Upstream,
+};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct SyncArgs {
@@ -38,8 +40,20 @@ pub(crate) struct SyncArgs {
     )]
     pub(crate) client_secret_env: Option<String>,
     /// A file whose first line is the client secret.
-    #[arg(long, env = "CALLRECORDS_SYNC_CLIENT_SECRET_FILE")]
+    #[arg(
+        long,
+        env = "CALLRECORDS_SYNC_CLIENT_SECRET_FILE",
+        conflicts_with = "client_certificate_file"
+    )]
     pub(crate) client_secret_file: Option<PathBuf>,
+    /// Prove the app with a certificate instead of a secret: a PEM file with the certificate and
+    /// its unencrypted RSA private key (`openssl pkcs12 -in app.pfx -nodes` writes one).
+    #[arg(
+        long,
+        env = "CALLRECORDS_SYNC_CLIENT_CERTIFICATE_FILE",
+        conflicts_with = "client_secret_env"
+    )]
+    pub(crate) client_certificate_file: Option<PathBuf>,
     /// Where tokens come from: {authority}/{tenant}/oauth2/v2.0/token.
     #[arg(long, env = "CALLRECORDS_SYNC_AUTHORITY", default_value = sync::DEFAULT_AUTHORITY)]
     pub(crate) authority: String,
@@ -100,6 +114,7 @@ struct TenantTable {
     client_id: String,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
+    client_certificate_file: Option<PathBuf>,
     authority: Option<String>,
     graph_url: Option<String>,
     scope: Option<String>,
@@ -111,36 +126,46 @@ struct ConfigFile {
     tenant: Vec<TenantTable>,
 }
 
-fn read_secret(tenant: &str, env: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<Secret> {
-    let secret = match (env, file) {
-        (Some(name), None) => std::env::var(name)
+/// The app's credential: a secret from an environment variable or a file, or a certificate.
+fn read_credential(tenant: &str, table: &TenantTable) -> anyhow::Result<Credential> {
+    let secret = match (
+        &table.client_secret_env,
+        &table.client_secret_file,
+        &table.client_certificate_file,
+    ) {
+        (Some(name), None, None) => std::env::var(name)
             .with_context(|| format!("tenant {tenant}: the environment variable {name} (the client secret) is not set"))?,
-        (None, Some(path)) => std::fs::read_to_string(path)
+        (None, Some(path), None) => std::fs::read_to_string(path)
             .with_context(|| format!("tenant {tenant}: reading the client secret from {}", path.display()))?
             .lines()
             .next()
             .unwrap_or_default()
             .to_owned(),
-        (Some(_), Some(_)) => anyhow::bail!("tenant {tenant}: give client_secret_env or client_secret_file, not both"),
-        (None, None) => anyhow::bail!(
-            "tenant {tenant}: the client secret comes from an environment variable (--client-secret-env) or a file (--client-secret-file)"
+        (None, None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("tenant {tenant}: reading the client certificate from {}", path.display()))?;
+            let certificate = Certificate::from_pem(&text)
+                .map_err(|error| anyhow::anyhow!("tenant {tenant}: {}: {error}", path.display()))?;
+            return Ok(Credential::Certificate(certificate));
+        }
+        (None, None, None) => anyhow::bail!(
+            "tenant {tenant}: the app proves itself with a client secret from an environment variable (--client-secret-env) or a file (--client-secret-file), or with a certificate (--client-certificate-file)"
+        ),
+        _ => anyhow::bail!(
+            "tenant {tenant}: give one of client_secret_env, client_secret_file and client_certificate_file"
         ),
     };
     let secret = secret.trim().to_owned();
     if secret.is_empty() {
         anyhow::bail!("tenant {tenant}: the client secret is empty");
     }
-    Ok(Secret::new(secret))
+    Ok(Credential::Secret(Secret::new(secret)))
 }
 
 fn upstream_of(args: &SyncArgs, table: TenantTable) -> anyhow::Result<Upstream> {
     let tenant =
         TenantId::parse(&table.tenant_id).with_context(|| format!("tenant id '{}' is not a GUID", table.tenant_id))?;
-    let secret = read_secret(
-        tenant.as_str(),
-        table.client_secret_env.as_deref(),
-        table.client_secret_file.as_ref(),
-    )?;
+    let credential = read_credential(tenant.as_str(), &table)?;
     for (name, url) in [
         ("authority", table.authority.as_deref().unwrap_or(&args.authority)),
         ("graph URL", table.graph_url.as_deref().unwrap_or(&args.graph_url)),
@@ -155,7 +180,7 @@ fn upstream_of(args: &SyncArgs, table: TenantTable) -> anyhow::Result<Upstream> 
             authority: table.authority.unwrap_or_else(|| args.authority.clone()),
             tenant: tenant.as_str().to_owned(),
             client_id: table.client_id,
-            secret,
+            credential,
             scope: table.scope.unwrap_or_else(|| args.scope.clone()),
         },
         tenant,
@@ -176,6 +201,7 @@ fn upstreams(args: &SyncArgs) -> anyhow::Result<Vec<Upstream>> {
             client_id: args.client_id.clone().unwrap_or_default(),
             client_secret_env: args.client_secret_env.clone(),
             client_secret_file: args.client_secret_file.clone(),
+            client_certificate_file: args.client_certificate_file.clone(),
             authority: None,
             graph_url: None,
             scope: None,

@@ -568,6 +568,24 @@ pub trait IssuerStore: Send + Sync {
     async fn add_app(&self, tenant: &TenantId, app: &StoredApp) -> StoreResult<()>;
 
     async fn get_app(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<StoredApp>>;
+
+    /// Adds a certificate an app may sign client assertions with, under its SHA-256 thumbprint.
+    async fn add_app_certificate(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        thumbprint: &str,
+        certificate_pem: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// The certificate (PEM) of the app with that thumbprint, if the app has one.
+    async fn app_certificate(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        thumbprint: &str,
+    ) -> StoreResult<Option<String>>;
 }
 
 /// What `callrecords sync` keeps to resume where it was: per collected tenant, named values (the

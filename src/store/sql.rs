@@ -648,6 +648,45 @@ impl<B: SqlBackend> IssuerStore for B {
         let row = self.fetch_optional(get_app(B::DIALECT, tenant, client_id)).await?;
         Ok(row.as_ref().map(B::app).transpose()?)
     }
+
+    async fn add_app_certificate(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        thumbprint: &str,
+        certificate_pem: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "INSERT INTO app_certificate (tenant_id, client_id, thumbprint_sha256, certificate_pem, added_ticks)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, client_id, thumbprint_sha256) DO NOTHING",
+            vec![
+                tenant.into(),
+                client_id.into(),
+                thumbprint.into(),
+                certificate_pem.into(),
+                at.into(),
+            ],
+        );
+        self.write_all(vec![statement]).await?;
+        Ok(())
+    }
+
+    async fn app_certificate(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        thumbprint: &str,
+    ) -> StoreResult<Option<String>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT certificate_pem FROM app_certificate WHERE tenant_id = ? AND client_id = ? AND thumbprint_sha256 = ?",
+            vec![tenant.into(), client_id.into(), thumbprint.into()],
+        );
+        let row = self.fetch_optional(statement).await?;
+        Ok(row.as_ref().map(|row| B::text_at(row, 0)).transpose()?)
+    }
 }
 
 /// The stored versions of some of a tenant's records, by id.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-pub use credentials::{ClientCredentials, Secret};
+pub use credentials::{Certificate, ClientCredentials, Credential, Secret};
 pub use graph::{Budgets, RetryPolicy};
 
 use crate::clock::{Clock, Timestamp};

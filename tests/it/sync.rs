@@ -671,3 +671,71 @@ async fn one_collector_at_a_time_collects_a_tenant(backend: Backend) {
         stderr(&second)
     );
 }
+
+/// A self-signed RSA certificate and its key, as one PEM text and as the certificate alone.
+fn rsa_certificate() -> (String, String) {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let key_pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
+    let signing = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["collector".to_owned()])
+        .unwrap()
+        .self_signed(&signing)
+        .unwrap()
+        .pem();
+    (format!("{certificate}{key_pem}"), certificate)
+}
+
+#[tokio::test]
+async fn an_app_proves_itself_with_a_certificate_instead_of_a_secret() {
+    let upstream = Upstream::start(&[]);
+    upstream.ingest("callRecords", &calls()[1..4]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (with_key, certificate) = rsa_certificate();
+    std::fs::write(dir.path().join("app.crt"), &certificate).unwrap();
+    std::fs::write(dir.path().join("app.pem"), &with_key).unwrap();
+    let app_crt = dir.path().join("app.crt").display().to_string();
+    let app_pem = dir.path().join("app.pem").display().to_string();
+    let printed = cli(&[
+        "apps",
+        "add",
+        "--tenant",
+        &upstream.tenant,
+        "--name",
+        "cert",
+        "--roles",
+        "CallRecords.Read.All",
+        "--certificate",
+        &app_crt,
+        "--db",
+        &upstream.db_url,
+    ]);
+    assert!(printed.contains("x5t#S256"), "{printed}");
+    let client_id = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("client_id"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let graph_url = format!("{}/v1.0", upstream.base);
+    let sync = |certificate_file: &str| {
+        Command::new(BIN)
+            .args(["sync", "--once", "--db", &database.url, "--tenant-id", &upstream.tenant])
+            .args(["--client-id", &client_id, "--client-certificate-file", certificate_file])
+            .args(["--authority", &upstream.base, "--graph-url", &graph_url])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let output = sync(&app_pem);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("3 fetched"), "{}", stderr(&output));
+
+    // Another key, even with the same subject, proves nothing.
+    let (other, _) = rsa_certificate();
+    std::fs::write(dir.path().join("other.pem"), &other).unwrap();
+    let output = sync(&dir.path().join("other.pem").display().to_string());
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("invalid_client"), "{}", stderr(&output));
+}
