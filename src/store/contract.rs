@@ -860,8 +860,16 @@ async fn signing_keys_rotate_and_apps_are_per_tenant(store: &dyn Store) {
     }
     let found = store.app_certificate(&tenant(), "client-1", "thumb-1").await.unwrap();
     assert_eq!(found.as_deref(), Some("PEM 1"));
-    assert!(store.app_certificate(&tenant(), "client-1", "thumb-2").await.unwrap().is_none());
-    assert!(store.app_certificate(&other_tenant(), "client-1", "thumb-1").await.unwrap().is_none());
+    assert!(store
+        .app_certificate(&tenant(), "client-1", "thumb-2")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .app_certificate(&other_tenant(), "client-1", "thumb-1")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn stats_count_what_is_stored(store: &dyn Store) {

@@ -643,13 +643,17 @@ pub(crate) async fn run(
     inbox: Option<Arc<webhook::Inbox>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let tasks = collectors.into_iter().map(|collector| {
+    let tasks = collectors.iter().cloned().map(|collector| {
         let inbox = inbox.clone();
         async move { collector.run_forever(inbox).await }
     });
     tokio::select! {
         _ = futures::future::join_all(tasks) => {}
         () = shutdown => {}
+    }
+    // Another node may take the tenants over at once rather than when the leases run out.
+    for collector in &collectors {
+        collector.release().await;
     }
 }
 

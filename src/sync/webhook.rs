@@ -184,11 +184,64 @@ async fn handshake_only(Query(handshake): Query<Handshake>) -> Response {
     }
 }
 
-/// The collector's HTTP surface: the notification receiver, `/metrics` and `/healthz`.
+/// What the store says of each collected tenant's progress: `GET /sync/status`.
+async fn status(State(inbox): State<Arc<Inbox>>) -> Response {
+    let mut tenants: Vec<&TenantId> = inbox.slots.keys().collect();
+    tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut answer = Vec::new();
+    for tenant in tenants {
+        match tenant_status(&inbox, tenant).await {
+            Ok(status) => answer.push(status),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the collector's progress");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+    }
+    axum::Json(json!({ "tenants": answer })).into_response()
+}
+
+async fn tenant_status(inbox: &Inbox, tenant: &TenantId) -> Result<Value, SyncError> {
+    let store = inbox.store.as_ref();
+    let instant = |text: Option<String>| {
+        text.and_then(|ticks| ticks.parse().ok())
+            .map(Timestamp::from_ticks)
+            .map(iso)
+    };
+    let mut logs = serde_json::Map::new();
+    for kind in [
+        crate::model::LogKind::PstnCall,
+        crate::model::LogKind::DirectRoutingCall,
+    ] {
+        let until = instant(store.sync_value(tenant, &state::log_watermark(kind)).await?);
+        logs.insert(kind.as_str().to_owned(), json!(until));
+    }
+    let held: Option<Held> = store
+        .sync_value(tenant, state::SUBSCRIPTION)
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let pending = store.pending_records(tenant, 10_000).await?.len();
+    Ok(json!({
+        "tenantId": tenant.as_str(),
+        "lastPassCompleted": instant(store.sync_value(tenant, state::PASS_COMPLETED).await?),
+        "lastSweepCompleted": instant(store.sync_value(tenant, state::SWEEP_COMPLETED).await?),
+        "sweepResumesFrom": instant(store.sync_value(tenant, state::SWEEP_RESUME_FROM).await?),
+        "logsCompleteUntil": logs,
+        "subscription": held.map(|held| json!({
+            "id": held.id,
+            "expirationDateTime": iso(Timestamp::from_ticks(held.expires_ticks)),
+        })),
+        "notifiedRecordsToFetch": pending,
+    }))
+}
+
+/// The collector's HTTP surface: the notification receiver, `/sync/status`, `/metrics` and
+/// `/healthz`.
 pub fn router(inbox: Arc<Inbox>) -> Router {
     let metrics = inbox.metrics.clone();
     Router::new()
         .route(NOTIFICATION_PATH, post(notifications).get(handshake_only))
+        .route("/sync/status", get(status))
         .with_state(inbox)
         .route(
             "/metrics",

@@ -587,6 +587,19 @@ async fn notifications_bring_a_new_record_before_the_next_pass() {
         assert!(Instant::now() < deadline, "the notified record was not fetched");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let status: Value = client
+        .get(format!("http://{listen}/sync/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = &status["tenants"][0];
+    assert_eq!(tenant["tenantId"], upstream.tenant.as_str(), "{status}");
+    assert!(tenant["lastSweepCompleted"].is_string(), "{status}");
+    assert!(tenant["logsCompleteUntil"]["pstnCalls"].is_string(), "{status}");
+    assert!(tenant["subscription"]["id"].is_string(), "{status}");
     let metrics = client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("callrecords_sync_notifications_total"), "{metrics}");
     assert!(
