@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub connections: ConnectionLimits,
     /// What every decision by time reads (`crate::clock`): the system clock, or a test's.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Graph tenants to collect into the store beside serving it (`serve --sync-config`).
+    pub sync: Option<crate::sync::InServe>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("tls", &self.tls)
             .field("connections", &self.connections)
             .field("clock", &self.clock)
+            .field("sync", &self.sync)
             .finish()
     }
 }
@@ -73,6 +76,7 @@ pub struct App {
     retention: RetentionPolicy,
     tls: Option<PreparedTls>,
     connections: ConnectionLimits,
+    sync: Option<crate::sync::Prepared>,
 }
 
 impl App {
@@ -130,11 +134,19 @@ impl App {
         let notifier = Arc::new(
             Notifier::new(store.clone(), config.notify, config.clock.clone()).context("building the webhook client")?,
         );
+        let sync_metrics = config.sync.as_ref().map(|_| Arc::new(crate::sync::Metrics::default()));
+        let sync = match (config.sync.take(), &sync_metrics) {
+            (Some(in_serve), Some(metrics)) => {
+                Some(in_serve.prepare(store.clone(), config.clock.clone(), metrics.clone())?)
+            }
+            _ => None,
+        };
         Ok(Self {
             listener,
             tls,
             connections: config.connections,
             retention: config.retention,
+            sync,
             state: AppState {
                 authenticator: Arc::new(authenticator),
                 throttle: Arc::new(crate::api::throttle::Throttle::new(
@@ -145,7 +157,7 @@ impl App {
                 ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_ingests.max(1))),
                 ingest_memory: Arc::new(tokio::sync::Semaphore::new(config.api.ingest_memory_bytes.max(1))),
                 write_health: Arc::default(),
-                metrics: Arc::new(crate::metrics::Metrics::new(&notifier.metrics)),
+                metrics: Arc::new(crate::metrics::Metrics::new(&notifier.metrics, sync_metrics)),
                 clock: config.clock.clone(),
                 settings: Arc::new(config.api),
                 notifier,
@@ -182,7 +194,14 @@ impl App {
             stop_signal.clone(),
         ));
         let delivery = tokio::spawn(delivery::run(self.state.notifier.clone(), stop_signal.clone()));
-        let router = api::router(self.state);
+        let mut router = api::router(self.state);
+        if let Some(sync) = self.sync {
+            router = router.merge(sync.routes());
+            let mut sync_stop = stop_signal.clone();
+            tokio::spawn(sync.run(async move {
+                let _ = sync_stop.wait_for(|stopping| *stopping).await;
+            }));
+        }
         let mut http_stop = stop_signal.clone();
         tokio::spawn(async move {
             shutdown.await;

@@ -57,12 +57,15 @@ pub(crate) struct Metrics {
     pub(crate) store_call_records: Gauge,
     pub(crate) store_tenants: Gauge,
     pub(crate) store_log_rows: Family<KindLabels, Gauge>,
+    /// The collector's, when `serve` runs it.
+    sync: Option<std::sync::Arc<crate::sync::Metrics>>,
     registry: Registry,
 }
 
 impl Metrics {
-    /// The service's metrics, with `notify`'s registered beside them.
-    pub fn new(delivery: &crate::notify::Metrics) -> Self {
+    /// The service's metrics, with `notify`'s registered beside them, and the collector's when
+    /// `serve` runs one.
+    pub fn new(delivery: &crate::notify::Metrics, sync: Option<std::sync::Arc<crate::sync::Metrics>>) -> Self {
         let mut registry = Registry::with_prefix("callrecords");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -110,6 +113,9 @@ impl Metrics {
             store_log_rows.clone(),
         );
         delivery.register(&mut registry);
+        if let Some(sync) = &sync {
+            sync.register(&mut registry);
+        }
         Self {
             requests,
             request_seconds,
@@ -119,6 +125,7 @@ impl Metrics {
             store_call_records,
             store_tenants,
             store_log_rows,
+            sync,
             registry,
         }
     }
@@ -182,6 +189,9 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub(crate) fn render(&self) -> String {
+        if let Some(sync) = &self.sync {
+            sync.refresh();
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

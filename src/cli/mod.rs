@@ -118,6 +118,14 @@ pub(crate) struct ServeArgs {
     /// kept to outlive Graph's 30 days].
     #[arg(long, env = "CALLRECORDS_RETENTION_DAYS")]
     pub(crate) retention_days: Option<u32>,
+    /// Collect the Graph tenants of this file (as `callrecords sync --config` takes it) into the
+    /// store while serving it; notifications, if --sync-notification-url is set, arrive at this
+    /// server's /sync/notifications.
+    #[arg(long, env = "CALLRECORDS_SYNC_CONFIG")]
+    pub(crate) sync_config: Option<std::path::PathBuf>,
+    /// With --sync-config: the public URL that reaches this server's /sync/notifications.
+    #[arg(long, env = "CALLRECORDS_SYNC_NOTIFICATION_URL", requires = "sync_config")]
+    pub(crate) sync_notification_url: Option<String>,
     /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
     #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
     pub(crate) log_retention_days: u32,
@@ -344,20 +352,21 @@ fn parse_origin(text: &str) -> Result<axum::http::HeaderValue, String> {
 /// `--retention-days` as given, or its default: Graph's 30 days, except in a store that a
 /// collector fills, where purging after 30 days would throw away what it was run to keep.
 async fn retention_days(args: &ServeArgs) -> anyhow::Result<u32> {
-    let collected = store::open(&args.db.db_url).await?.collected_tenants().await?;
-    Ok(match (args.retention_days, collected.is_empty()) {
-        (Some(days), true) => days,
-        (Some(0), false) => 0,
-        (Some(days), false) => {
+    let collected = store::open(&args.db.db_url).await?.collected_tenants().await?.len();
+    let collecting = collected > 0 || args.sync_config.is_some();
+    Ok(match (args.retention_days, collecting) {
+        (Some(days), false) => days,
+        (Some(0), true) => 0,
+        (Some(days), true) => {
             tracing::warn!(
                 days,
-                collected_tenants = collected.len(),
+                collected_tenants = collected,
                 "this store holds tenants collected from Graph; their records are purged after {days} days here too"
             );
             days
         }
-        (None, true) => DEFAULT_RETENTION_DAYS,
-        (None, false) => 0,
+        (None, false) => DEFAULT_RETENTION_DAYS,
+        (None, true) => 0,
     })
 }
 
@@ -409,7 +418,12 @@ async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> 
         days_or_forever(args.log_retention_days)
     );
     let store_summary = redact_url(&args.db.db_url);
+    let sync = match &args.sync_config {
+        Some(path) => Some(sync::in_serve(path, args.sync_notification_url.clone())?),
+        None => None,
+    };
     let config = ServeConfig {
+        sync,
         listen: args.listen,
         clock: crate::clock::system(),
         tls,

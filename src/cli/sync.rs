@@ -2,7 +2,7 @@
 //! TOML file (`--config`); the secret comes from an environment variable or a file, never argv.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,14 +162,31 @@ fn read_credential(tenant: &str, table: &TenantTable) -> anyhow::Result<Credenti
     Ok(Credential::Secret(Secret::new(secret)))
 }
 
-fn upstream_of(args: &SyncArgs, table: TenantTable) -> anyhow::Result<Upstream> {
+/// Where tenants go that do not say: the command line's `--authority`, `--graph-url` and
+/// `--scope`, or their defaults.
+struct Defaults<'a> {
+    authority: &'a str,
+    graph_url: &'a str,
+    scope: &'a str,
+}
+
+impl Default for Defaults<'static> {
+    fn default() -> Self {
+        Self {
+            authority: sync::DEFAULT_AUTHORITY,
+            graph_url: sync::DEFAULT_GRAPH_URL,
+            scope: sync::DEFAULT_SCOPE,
+        }
+    }
+}
+
+fn upstream_of(defaults: &Defaults<'_>, table: TenantTable) -> anyhow::Result<Upstream> {
     let tenant =
         TenantId::parse(&table.tenant_id).with_context(|| format!("tenant id '{}' is not a GUID", table.tenant_id))?;
     let credential = read_credential(tenant.as_str(), &table)?;
-    for (name, url) in [
-        ("authority", table.authority.as_deref().unwrap_or(&args.authority)),
-        ("graph URL", table.graph_url.as_deref().unwrap_or(&args.graph_url)),
-    ] {
+    let authority = table.authority.unwrap_or_else(|| defaults.authority.to_owned());
+    let graph_url = table.graph_url.unwrap_or_else(|| defaults.graph_url.to_owned());
+    for (name, url) in [("authority", &authority), ("graph URL", &graph_url)] {
         let parsed = reqwest::Url::parse(url).with_context(|| format!("the {name} '{url}' is not a URL"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             anyhow::bail!("the {name} '{url}' is not an http(s) URL");
@@ -177,25 +194,44 @@ fn upstream_of(args: &SyncArgs, table: TenantTable) -> anyhow::Result<Upstream> 
     }
     Ok(Upstream {
         credentials: ClientCredentials {
-            authority: table.authority.unwrap_or_else(|| args.authority.clone()),
+            authority,
             tenant: tenant.as_str().to_owned(),
             client_id: table.client_id,
             credential,
-            scope: table.scope.unwrap_or_else(|| args.scope.clone()),
+            scope: table.scope.unwrap_or_else(|| defaults.scope.to_owned()),
         },
         tenant,
-        graph_url: table.graph_url.unwrap_or_else(|| args.graph_url.clone()),
+        graph_url,
     })
+}
+
+/// The tenants of a config file: a `[[tenant]]` table each.
+fn config_tables(path: &Path) -> anyhow::Result<Vec<TenantTable>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let config: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a sync config", path.display()))?;
+    Ok(config.tenant)
+}
+
+fn upstreams_of(defaults: &Defaults<'_>, tables: Vec<TenantTable>) -> anyhow::Result<Vec<Upstream>> {
+    if tables.is_empty() {
+        anyhow::bail!("the config names no [[tenant]]");
+    }
+    let upstreams = tables
+        .into_iter()
+        .map(|table| upstream_of(defaults, table))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tenants: Vec<&str> = upstreams.iter().map(|upstream| upstream.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    if tenants.windows(2).any(|pair| pair[0] == pair[1]) {
+        anyhow::bail!("a tenant is named twice in the config");
+    }
+    Ok(upstreams)
 }
 
 fn upstreams(args: &SyncArgs) -> anyhow::Result<Vec<Upstream>> {
     let tables = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let config: ConfigFile =
-                toml::from_str(&text).with_context(|| format!("{} is not a sync config", path.display()))?;
-            config.tenant
-        }
+        Some(path) => config_tables(path)?,
         None => vec![TenantTable {
             tenant_id: args.tenant_id.clone().unwrap_or_default(),
             client_id: args.client_id.clone().unwrap_or_default(),
@@ -207,19 +243,24 @@ fn upstreams(args: &SyncArgs) -> anyhow::Result<Vec<Upstream>> {
             scope: None,
         }],
     };
-    if tables.is_empty() {
-        anyhow::bail!("the config names no [[tenant]]");
-    }
-    let upstreams = tables
-        .into_iter()
-        .map(|table| upstream_of(args, table))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut tenants: Vec<&str> = upstreams.iter().map(|upstream| upstream.tenant.as_str()).collect();
-    tenants.sort_unstable();
-    if tenants.windows(2).any(|pair| pair[0] == pair[1]) {
-        anyhow::bail!("a tenant is named twice in the config");
-    }
-    Ok(upstreams)
+    let defaults = Defaults {
+        authority: &args.authority,
+        graph_url: &args.graph_url,
+        scope: &args.scope,
+    };
+    upstreams_of(&defaults, tables)
+}
+
+/// The collectors `serve --sync-config` runs: the config's tenants, the default settings.
+pub(crate) fn in_serve(config: &Path, notification_url: Option<String>) -> anyhow::Result<sync::InServe> {
+    Ok(sync::InServe {
+        upstreams: upstreams_of(&Defaults::default(), config_tables(config)?)?,
+        settings: SyncSettings {
+            notification_url,
+            holder: host_name(),
+            ..SyncSettings::default()
+        },
+    })
 }
 
 fn settings(args: &SyncArgs) -> anyhow::Result<SyncSettings> {
@@ -265,12 +306,7 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let store = store::open(&args.db.db_url).await?;
     let clock = crate::clock::system();
     let metrics = Arc::new(sync::Metrics::default());
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("callrecords-sync/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(120))
-        .build()
-        .context("building the HTTP client")?;
+    let http = sync::http_client()?;
     let collectors: Vec<Arc<Collector>> = upstreams
         .into_iter()
         .map(|upstream| {

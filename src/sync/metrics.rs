@@ -1,18 +1,20 @@
-//! What the collector counts, exposed by `sync --listen` on `GET /metrics`. No label names a
-//! tenant or a record: their number has no bound.
+//! What the collector counts: on `sync --listen`'s `GET /metrics`, or beside the service's own
+//! metrics when `serve` runs the collector. No label names a tenant or a record: their number
+//! has no bound.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use crate::store::TenantId;
 
 #[derive(Default)]
-pub(crate) struct Metrics {
+pub struct Metrics {
     pub(crate) requests: Counter,
     pub(crate) pages: Counter,
     pub(crate) records_fetched: Counter,
@@ -23,6 +25,8 @@ pub(crate) struct Metrics {
     pub(crate) passes: Counter,
     pub(crate) passes_failed: Counter,
     pub(crate) notifications: Counter,
+    /// Set from `completed` at each scrape (`refresh`).
+    lag_seconds: Gauge,
     /// When each collected tenant last completed a pass (or when collecting it began).
     completed: Mutex<HashMap<String, Instant>>,
 }
@@ -39,18 +43,20 @@ impl Metrics {
         completed.insert(tenant.as_str().to_owned(), at);
     }
 
-    /// Seconds since the tenant collected least recently completed a pass.
-    fn lag_seconds(&self) -> i64 {
+    /// Sets the lag: seconds since the tenant collected least recently completed a pass.
+    pub(crate) fn refresh(&self) {
         let completed = self.completed.lock().expect("not poisoned");
-        completed
+        let lag = completed
             .values()
             .map(|at| at.elapsed().as_secs() as i64)
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        self.lag_seconds.set(lag);
     }
 
-    pub(crate) fn render(&self) -> String {
-        let mut registry = Registry::with_prefix("callrecords_sync");
+    /// Registers every metric as `sync_*` in `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("sync");
         let counters: [(&str, &str, &Counter); 10] = [
             ("requests", "Requests sent to the upstream Graph", &self.requests),
             (
@@ -90,13 +96,18 @@ impl Metrics {
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        let lag = Gauge::<i64>::default();
-        lag.set(self.lag_seconds());
         registry.register(
             "lag_seconds",
             "Seconds since the tenant collected least recently last completed a pass",
-            lag,
+            self.lag_seconds.clone(),
         );
+    }
+
+    /// The text exposition, for the collector's own listener.
+    pub(crate) fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("callrecords");
+        self.register(&mut registry);
+        self.refresh();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);

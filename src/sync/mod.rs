@@ -18,7 +18,7 @@ pub(crate) mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 
 pub use credentials::{Certificate, ClientCredentials, Credential, Secret};
@@ -158,6 +158,11 @@ impl PassSummary {
             )
         }));
     }
+}
+
+/// Whether `wake` is notified before `deadline`.
+async fn woken_before(wake: Arc<tokio::sync::Notify>, deadline: tokio::time::Instant) -> bool {
+    tokio::time::timeout_at(deadline, wake.notified()).await.is_ok()
 }
 
 /// Which kind of pass.
@@ -497,11 +502,21 @@ impl Collector {
     async fn fetch_and_store(&self, ids: &[String], summary: &mut PassSummary) -> Result<(), SyncError> {
         for chunk in ids.chunks(COMMIT_EVERY) {
             self.lease().await?;
-            let documents: Vec<Option<Vec<u8>>> = futures::stream::iter(chunk.iter())
-                .map(|id| self.fetch_record(id))
-                .buffered(FETCH_CONCURRENCY)
-                .try_collect()
-                .await?;
+            // FETCH_CONCURRENCY at once, in order. A loop rather than a stream adapter: the
+            // compiler cannot prove a closure's borrowed futures `Send` for any lifetime.
+            let mut fetching = futures::stream::FuturesOrdered::new();
+            let mut documents = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                if fetching.len() >= FETCH_CONCURRENCY {
+                    if let Some(document) = fetching.next().await {
+                        documents.push(document?);
+                    }
+                }
+                fetching.push_back(self.fetch_record(id));
+            }
+            while let Some(document) = fetching.next().await {
+                documents.push(document?);
+            }
             let mut ingest = BatchIngest::of_kind(
                 self.store.as_ref(),
                 self.tenant(),
@@ -634,6 +649,81 @@ impl Collector {
     }
 }
 
+/// The collectors `serve` runs beside the API (`serve --sync-config`), against its store.
+#[derive(Clone, Debug)]
+pub struct InServe {
+    pub upstreams: Vec<Upstream>,
+    pub settings: SyncSettings,
+}
+
+/// Collectors ready to run, with the receiver of their notifications.
+pub(crate) struct Prepared {
+    collectors: Vec<Arc<Collector>>,
+    inbox: Arc<webhook::Inbox>,
+    notifications: bool,
+}
+
+/// The HTTP client every collector of a process shares.
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
+    reqwest::Client::builder()
+        .user_agent(concat!("callrecords-sync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("building the HTTP client")
+}
+
+impl InServe {
+    pub(crate) fn prepare(
+        self,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Prepared> {
+        let http = http_client()?;
+        let notifications = self.settings.notification_url.is_some();
+        let collectors: Vec<Arc<Collector>> = self
+            .upstreams
+            .into_iter()
+            .map(|upstream| {
+                metrics.collecting(&upstream.tenant);
+                Arc::new(Collector::new(
+                    store.clone(),
+                    clock.clone(),
+                    upstream,
+                    self.settings.clone(),
+                    http.clone(),
+                    metrics.clone(),
+                ))
+            })
+            .collect();
+        let inbox = Arc::new(webhook::Inbox::new(
+            store,
+            clock,
+            metrics,
+            collectors.iter().map(|collector| collector.tenant().clone()),
+        ));
+        Ok(Prepared {
+            collectors,
+            inbox,
+            notifications,
+        })
+    }
+}
+
+impl Prepared {
+    /// The notification receiver, to serve beside the API.
+    pub(crate) fn routes(&self) -> axum::Router {
+        webhook::notification_routes(self.inbox.clone())
+    }
+
+    pub(crate) async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let inbox = self.notifications.then_some(self.inbox);
+        run(self.collectors, inbox, shutdown).await
+    }
+}
+
 /// Runs collectors until `shutdown` resolves: a pass per tenant every `interval` (a sweep when
 /// due), the notified records as soon as a notification wakes their tenant, the subscription
 /// kept alive when there is a notification URL. A failed pass is logged and tried again at the
@@ -643,13 +733,13 @@ pub(crate) async fn run(
     inbox: Option<Arc<webhook::Inbox>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let tasks = collectors.iter().cloned().map(|collector| {
-        let inbox = inbox.clone();
-        async move { collector.run_forever(inbox).await }
-    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for collector in &collectors {
+        tasks.spawn(collector.clone().run_forever(inbox.clone()));
+    }
     tokio::select! {
-        _ = futures::future::join_all(tasks) => {}
-        () = shutdown => {}
+        () = async { while tasks.join_next().await.is_some() {} } => {}
+        () = shutdown => tasks.abort_all(),
     }
     // Another node may take the tenants over at once rather than when the leases run out.
     for collector in &collectors {
@@ -659,6 +749,9 @@ pub(crate) async fn run(
 
 impl Collector {
     async fn run_forever(self: Arc<Self>, inbox: Option<Arc<webhook::Inbox>>) {
+        if let Err(error) = self.check_access().await {
+            tracing::error!(tenant = %self.tenant().as_str(), %error, "cannot collect the tenant; trying again at each pass");
+        }
         let wake = inbox.as_ref().map(|inbox| inbox.waker(self.tenant()));
         loop {
             let kind = match self.due().await {
@@ -669,8 +762,8 @@ impl Collector {
                 }
             };
             let _ = self.pass(kind).await;
-            if let Some(inbox) = &inbox {
-                if let Err(error) = self.keep_subscription(inbox).await {
+            if inbox.is_some() {
+                if let Err(error) = self.keep_subscription().await {
                     tracing::warn!(tenant = %self.tenant().as_str(), %error, "cannot keep the subscription");
                 }
             }
@@ -678,7 +771,7 @@ impl Collector {
             // Notifications wake the tenant for its notified records until the next pass is due.
             loop {
                 let woken = match &wake {
-                    Some(wake) => tokio::time::timeout_at(deadline, wake.notified()).await.is_ok(),
+                    Some(wake) => woken_before(wake.clone(), deadline).await,
                     None => {
                         tokio::time::sleep_until(deadline).await;
                         false
@@ -692,9 +785,9 @@ impl Collector {
                     // Notifications were lost: list again now rather than at the next interval.
                     break;
                 }
-                if let (Some(inbox), Some(events)) = (&inbox, lifecycle) {
+                if let Some(events) = lifecycle {
                     if events.reauthorize || events.removed {
-                        if let Err(error) = self.keep_subscription_after(inbox, events).await {
+                        if let Err(error) = self.keep_subscription_after(events).await {
                             tracing::warn!(tenant = %self.tenant().as_str(), %error, "cannot renew the subscription");
                         }
                     }

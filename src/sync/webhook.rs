@@ -235,14 +235,19 @@ async fn tenant_status(inbox: &Inbox, tenant: &TenantId) -> Result<Value, SyncEr
     }))
 }
 
-/// The collector's HTTP surface: the notification receiver, `/sync/status`, `/metrics` and
+/// The notification receiver alone, as `serve` mounts it when it runs the collector.
+pub(crate) fn notification_routes(inbox: Arc<Inbox>) -> Router {
+    Router::new()
+        .route(NOTIFICATION_PATH, post(notifications).get(handshake_only))
+        .with_state(inbox)
+}
+
+/// The collector's own listener: the notification receiver, `/sync/status`, `/metrics` and
 /// `/healthz`.
 pub fn router(inbox: Arc<Inbox>) -> Router {
     let metrics = inbox.metrics.clone();
-    Router::new()
-        .route(NOTIFICATION_PATH, post(notifications).get(handshake_only))
-        .route("/sync/status", get(status))
-        .with_state(inbox)
+    notification_routes(inbox.clone())
+        .merge(Router::new().route("/sync/status", get(status)).with_state(inbox))
         .route(
             "/metrics",
             get(move || {
@@ -276,7 +281,7 @@ impl Collector {
     }
 
     /// Makes sure the tenant has a subscription upstream that lasts a day more at least.
-    pub(crate) async fn keep_subscription(&self, _inbox: &Inbox) -> Result<(), SyncError> {
+    pub(crate) async fn keep_subscription(&self) -> Result<(), SyncError> {
         if self.settings.notification_url.is_none() {
             return Ok(());
         }
@@ -290,7 +295,7 @@ impl Collector {
 
     /// Acts on lifecycle events: a removed subscription is made again, one that needs
     /// reauthorizing is renewed.
-    pub(crate) async fn keep_subscription_after(&self, _inbox: &Inbox, events: Lifecycle) -> Result<(), SyncError> {
+    pub(crate) async fn keep_subscription_after(&self, events: Lifecycle) -> Result<(), SyncError> {
         match (events.removed, self.held().await?) {
             (true, _) | (false, None) => self.subscribe().await,
             (false, Some(held)) => self.renew(held).await,

@@ -752,3 +752,112 @@ async fn an_app_proves_itself_with_a_certificate_instead_of_a_secret() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("invalid_client"), "{}", stderr(&output));
 }
+
+#[tokio::test]
+async fn serve_collects_from_the_same_config_and_takes_notifications_itself() {
+    let upstream = Upstream::start(&[]);
+    upstream.ingest("callRecords", &calls()[1..6]).await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{}\n", upstream.secret)).unwrap();
+    let config = dir.path().join("sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nauthority = \"{}\"\ngraph_url = \"{}/v1.0\"\n",
+            upstream.tenant,
+            upstream.client_id,
+            secret_file.display(),
+            upstream.base,
+            upstream.base
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let notification_url = format!("http://{listen}/sync/notifications");
+    let (_server, base) = spawn_serve(&[
+        "--listen",
+        &listen,
+        "--db",
+        &database.url,
+        "--auth",
+        "local",
+        "--sync-config",
+        &config.display().to_string(),
+        "--sync-notification-url",
+        &notification_url,
+    ]);
+    let token = cli(&[
+        "token",
+        "--db",
+        &database.url,
+        "--tenant",
+        &upstream.tenant,
+        "--roles",
+        "CallRecords.Read.All",
+    ]);
+    let client = reqwest::Client::new();
+    let fetched = |id: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/v1.0/communications/callRecords/{id}");
+        let token = token.trim().to_owned();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let answer = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                if answer.status() == 200 {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{url} was not collected");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    fetched("call-005").await;
+
+    // The first pass is done and the subscription made; a new record comes by notification
+    // (the next pass is ten minutes away).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let upstream_token = upstream.token("CallRecords.Read.All");
+    loop {
+        let subscriptions: Value = client
+            .get(format!("{}/v1.0/subscriptions", upstream.base))
+            .bearer_auth(&upstream_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if subscriptions["value"].as_array().is_some_and(|list| !list.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no subscription was made");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    upstream
+        .ingest("callRecords", &[record("notified", &recent(300), 1, &["erin"])])
+        .await;
+    fetched("notified").await;
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("callrecords_sync_passes_total 1"), "{metrics}");
+    assert!(metrics.contains("callrecords_http_requests_total"), "{metrics}");
+    assert!(
+        !metrics.contains("callrecords_sync_notifications_total 0\n"),
+        "{metrics}"
+    );
+}

@@ -120,6 +120,7 @@ async fn a_missing_certificate_file_stops_the_start_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
     let config = callrecords::app::ServeConfig {
+        sync: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         clock: callrecords::clock::system(),
         db_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),

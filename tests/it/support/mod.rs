@@ -207,6 +207,7 @@ impl TestApp {
         clock: Arc<dyn callrecords::clock::Clock>,
     ) -> Self {
         let config = ServeConfig {
+            sync: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             clock,
             db_url: database.url.clone(),
@@ -224,6 +225,7 @@ impl TestApp {
     /// A server over a store the test opened itself (to reach what only that backend has).
     pub async fn spawn_with_store(store: Arc<dyn Store>, api: ApiSettings) -> Self {
         let config = ServeConfig {
+            sync: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             clock: callrecords::clock::system(),
             db_url: String::new(),
