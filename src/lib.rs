@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod model;
 /// Change notifications: subscription rules, the validation handshake, outbox delivery.
 pub mod notify;
+/// Call quality as Microsoft's Call Quality Dashboard measures it: streams placed and classified.
+pub mod quality;
 /// OData query options (`$filter`, `$select`, `$expand`, `$top`, skip tokens, `Prefer`) parsed to a typed AST. No IO, no SQL.
 pub mod query;
 /// The background purge of data past its retention window.

@@ -43,6 +43,20 @@ pub(crate) struct IngestOutcomeLabels {
     pub(crate) outcome: &'static str,
 }
 
+/// A stream's media type and CQD classification.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StreamLabels {
+    pub(crate) media_type: &'static str,
+    pub(crate) classification: &'static str,
+}
+
+/// A poor stream's media type and one condition it is poor due to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PoorStreamLabels {
+    pub(crate) media_type: &'static str,
+    pub(crate) condition: &'static str,
+}
+
 /// Latency buckets from a cached page (a millisecond) to a large export or ingest (a minute).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
@@ -53,6 +67,8 @@ pub(crate) struct Metrics {
     pub(crate) request_seconds: Family<RouteLabels, Histogram>,
     pub(crate) ingest_records: Family<IngestOutcomeLabels, Counter>,
     pub(crate) ingest_bytes: Family<KindLabels, Counter>,
+    pub(crate) ingest_streams: Family<StreamLabels, Counter>,
+    pub(crate) ingest_poor_streams: Family<PoorStreamLabels, Counter>,
     pub(crate) store_bytes: Gauge,
     pub(crate) store_call_records: Gauge,
     pub(crate) store_tenants: Gauge,
@@ -92,6 +108,18 @@ impl Metrics {
             "Ingest request body bytes read, by kind",
             ingest_bytes.clone(),
         );
+        let ingest_streams = Family::<StreamLabels, Counter>::default();
+        registry.register(
+            "ingest_streams",
+            "Streams of the call records ingest stored, by media type and CQD classification (good, poor, unclassified)",
+            ingest_streams.clone(),
+        );
+        let ingest_poor_streams = Family::<PoorStreamLabels, Counter>::default();
+        registry.register(
+            "ingest_poor_streams",
+            "Poor streams of the call records ingest stored, by media type and each condition they are poor due to",
+            ingest_poor_streams.clone(),
+        );
         let store_bytes = Gauge::default();
         registry.register("store_bytes", "Bytes the store takes on disk", store_bytes.clone());
         let store_call_records = Gauge::default();
@@ -121,6 +149,8 @@ impl Metrics {
             request_seconds,
             ingest_records,
             ingest_bytes,
+            ingest_streams,
+            ingest_poor_streams,
             store_bytes,
             store_call_records,
             store_tenants,
@@ -155,6 +185,22 @@ impl Metrics {
         self.ingest_bytes
             .get_or_create(&KindLabels { kind })
             .inc_by(bytes as u64);
+        for (media, classification, count) in report.streams.by_class() {
+            self.ingest_streams
+                .get_or_create(&StreamLabels {
+                    media_type: media.as_str(),
+                    classification: classification.as_str(),
+                })
+                .inc_by(count);
+        }
+        for (media, condition, count) in report.streams.poor_due_to() {
+            self.ingest_poor_streams
+                .get_or_create(&PoorStreamLabels {
+                    media_type: media.as_str(),
+                    condition: condition.as_str(),
+                })
+                .inc_by(count);
+        }
         for (outcome, count) in [
             ("stored", report.stored),
             ("replaced", report.replaced),

@@ -75,6 +75,9 @@ pub struct IngestReport {
     pub errors: Vec<LineError>,
     #[serde(rename = "errorsTruncated", skip_serializing_if = "std::ops::Not::not")]
     pub errors_truncated: bool,
+    /// The streams of the records stored or replaced, by CQD's classification (for `/metrics`).
+    #[serde(skip)]
+    pub(crate) streams: crate::quality::StreamTally,
 }
 
 impl IngestReport {
@@ -91,12 +94,16 @@ impl IngestReport {
         }
     }
 
-    fn count(&mut self, outcome: UpsertOutcome) {
-        match outcome {
-            UpsertOutcome::Stored => self.stored += 1,
-            UpsertOutcome::Replaced => self.replaced += 1,
-            UpsertOutcome::Ignored => self.ignored += 1,
+    /// Counts what a committed batch came to.
+    fn counted(&mut self, (outcomes, streams): (Vec<UpsertOutcome>, crate::quality::StreamTally)) {
+        for outcome in outcomes {
+            match outcome {
+                UpsertOutcome::Stored => self.stored += 1,
+                UpsertOutcome::Replaced => self.replaced += 1,
+                UpsertOutcome::Ignored => self.ignored += 1,
+            }
         }
+        self.streams.add(&streams);
     }
 }
 
@@ -110,6 +117,7 @@ pub fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord
 /// Splits a valid record into the documents the store keeps, filling derived properties.
 pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     record.fill_derived(now);
+    let streams = crate::quality::StreamTally::of(&record);
     let sessions = record.sessions.take().unwrap_or_default();
     let participants = record.participants_v2.take().unwrap_or_default();
     let (document, organizer_at) = record_document(&mut record);
@@ -131,6 +139,7 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
             .into_iter()
             .map(|participant| (participant.id.clone(), to_json(&participant)))
             .collect(),
+        streams,
     }
 }
 
@@ -188,25 +197,32 @@ struct ReadyBatch {
     rows: Vec<PreparedLogRow>,
 }
 
+/// Commits a batch; the outcome of each record and row, and the streams of the records that
+/// were stored or replaced.
 async fn commit_batch(
     store: &dyn Store,
     tenant: &TenantId,
     kind: IngestKind,
     batch: ReadyBatch,
     clock: &dyn crate::clock::Clock,
-) -> StoreResult<Vec<UpsertOutcome>> {
+) -> StoreResult<(Vec<UpsertOutcome>, crate::quality::StreamTally)> {
     let mut outcomes = Vec::new();
+    let mut streams = crate::quality::StreamTally::default();
     if !batch.records.is_empty() {
-        outcomes.extend(
-            store
-                .upsert_call_records(tenant, &batch.records, clock.timestamp())
-                .await?,
-        );
+        let recorded = store
+            .upsert_call_records(tenant, &batch.records, clock.timestamp())
+            .await?;
+        for (record, outcome) in batch.records.iter().zip(&recorded) {
+            if *outcome != UpsertOutcome::Ignored {
+                streams.add(&record.streams);
+            }
+        }
+        outcomes.extend(recorded);
     }
     if let (IngestKind::Log(log_kind), false) = (kind, batch.rows.is_empty()) {
         outcomes.extend(store.upsert_log_rows(tenant, log_kind, &batch.rows).await?);
     }
-    Ok(outcomes)
+    Ok((outcomes, streams))
 }
 
 /// A batch is parsed and committed when it holds this many bytes, even before `BATCH_SIZE`
@@ -214,13 +230,13 @@ async fn commit_batch(
 pub(crate) const BATCH_BYTES: usize = 4 << 20;
 
 enum Prepared {
-    Record(PreparedRecord),
+    Record(Box<PreparedRecord>),
     Row(PreparedLogRow),
 }
 
 fn prepare_line(kind: IngestKind, json: &[u8], now: DateTimeOffset) -> Result<Prepared, RecordError> {
     match kind {
-        IngestKind::CallRecords => prepare_record(json, now).map(Prepared::Record),
+        IngestKind::CallRecords => prepare_record(json, now).map(|record| Prepared::Record(Box::new(record))),
         IngestKind::Log(log_kind) => model::parse_log_row(log_kind, json).map(|row| {
             Prepared::Row(PreparedLogRow {
                 id: row.id,
@@ -325,18 +341,18 @@ impl<'a> BatchIngest<'a> {
         let (store, tenant, clock) = (self.store, self.tenant, self.clock);
         let commit = async move {
             match previous {
-                Some(batch) => commit_batch(store, tenant, kind, batch, clock).await,
-                None => Ok(Vec::new()),
+                Some(batch) => commit_batch(store, tenant, kind, batch, clock).await.map(Some),
+                None => Ok(None),
             }
         };
         let (parsed, committed) = tokio::join!(parse, commit);
-        for outcome in committed? {
-            self.report.count(outcome);
+        if let Some(committed) = committed? {
+            self.report.counted(committed);
         }
         let mut batch = ReadyBatch::default();
         for item in parsed? {
             match item {
-                Ok(Prepared::Record(record)) => batch.records.push(record),
+                Ok(Prepared::Record(record)) => batch.records.push(*record),
                 Ok(Prepared::Row(row)) => batch.rows.push(row),
                 Err(error) => self.report.reject(error),
             }
@@ -351,9 +367,8 @@ impl<'a> BatchIngest<'a> {
     pub(crate) async fn commit_pending(&mut self) -> StoreResult<()> {
         self.flush().await?;
         if let Some(batch) = self.ready.take() {
-            for outcome in commit_batch(self.store, self.tenant, self.kind, batch, self.clock).await? {
-                self.report.count(outcome);
-            }
+            let committed = commit_batch(self.store, self.tenant, self.kind, batch, self.clock).await?;
+            self.report.counted(committed);
         }
         Ok(())
     }

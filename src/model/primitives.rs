@@ -119,6 +119,11 @@ impl Duration {
         Self { ticks }
     }
 
+    /// The length in 100 ns ticks, Graph's resolution.
+    pub(crate) fn ticks(self) -> i64 {
+        self.ticks
+    }
+
     /// Parses `[-]P[nD][T[nH][nM][n[.f]S]]`. Years and months are refused: their length in
     /// seconds is not fixed, and no call-quality figure is measured in them.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -595,6 +595,7 @@ mod tests {
             organizer_at: 0,
             sessions: documents.iter().map(|d| (d[7..43].to_owned(), d.clone())).collect(),
             participants: documents.iter().take(3).map(|d| ("p".to_owned(), d.clone())).collect(),
+            streams: Default::default(),
         }
     }
 

@@ -76,6 +76,8 @@ pub struct PreparedRecord {
     pub sessions: Vec<(String, String)>,
     /// `(participant id, participant document)`, in the order sent.
     pub participants: Vec<(String, String)>,
+    /// Its streams, counted by CQD's classification (for `/metrics`; not stored).
+    pub streams: crate::quality::StreamTally,
 }
 
 /// One usage-log row made ready for storage.

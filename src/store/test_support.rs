@@ -133,6 +133,7 @@ pub(super) fn record(id: &str, version: i64, start: &str, sessions: &[&str], par
         organizer_at: 0,
         sessions: sessions.iter().map(child).collect(),
         participants: participants.iter().map(child).collect(),
+        streams: Default::default(),
     }
 }
 

@@ -192,6 +192,11 @@ async fn metrics_count_requests_by_route_ingest_and_the_store(backend: Backend) 
         1.0
     );
     assert!(value(r#"callrecords_ingest_bytes_total{kind="callRecords"}"#) > 100.0);
+    assert_eq!(
+        value(r#"callrecords_ingest_streams_total{media_type="audio",classification="good"}"#),
+        2.0,
+        "m1's two audio streams (jitter 16 ms, loss 1.4 %)"
+    );
     assert_eq!(value("callrecords_store_call_records "), 1.0);
     assert_eq!(value("callrecords_store_tenants "), 1.0);
     assert!(value("callrecords_store_bytes ") > 0.0);
@@ -200,4 +205,40 @@ async fn metrics_count_requests_by_route_ingest_and_the_store(backend: Backend) 
     // Labels hold templates, never ids.
     assert!(!text.contains("m1") && !text.contains("nobody"), "{text}");
     assert!(text.contains("callrecords_deliveries_sent_total"), "{text}");
+}
+
+#[tokio::test]
+async fn ingest_counts_the_streams_it_stores_by_cqd_classification() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut poor = record("q1", "2024-01-01T00:00:00Z", 3, &["a"]);
+    poor["sessions"][0]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("PT0.045S");
+    poor["sessions"][1]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!("PT0.05S");
+    poor["sessions"][1]["segments"][0]["media"][0]["streams"][0]["averageRoundTripTime"] = json!("PT0.6S");
+    poor["sessions"][2]["segments"][0]["media"][0]["streams"][0]["averagePacketLossRate"] = json!("NaN");
+    poor["sessions"][2]["segments"][0]["media"][0]["streams"][0]["averageJitter"] = json!(null);
+    app.ingest_ok(&[poor.clone()]).await;
+    // A replay is ignored by the version rule, and its streams are not counted again.
+    app.ingest_ok(&[poor]).await;
+    let text = app.get_with("/metrics", &[]).await.text;
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(line_start))
+            .unwrap_or_else(|| panic!("no line {line_start}:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let streams = |class: &str| {
+        value(&format!(
+            r#"callrecords_ingest_streams_total{{media_type="audio",classification="{class}"}}"#
+        ))
+    };
+    assert_eq!((streams("poor"), streams("unclassified")), (2.0, 1.0));
+    let poor_due_to = |condition: &str| {
+        value(&format!(
+            r#"callrecords_ingest_poor_streams_total{{media_type="audio",condition="{condition}"}}"#
+        ))
+    };
+    assert_eq!((poor_due_to("jitter"), poor_due_to("roundTrip")), (2.0, 1.0));
+    assert!(!text.contains(r#"classification="good""#), "{text}");
 }

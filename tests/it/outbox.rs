@@ -25,6 +25,7 @@ fn prepared(id: &str, version: i64) -> PreparedRecord {
         organizer_at: 0,
         sessions: Vec::new(),
         participants: Vec::new(),
+        streams: Default::default(),
     }
 }
 

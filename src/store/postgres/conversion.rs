@@ -126,6 +126,7 @@ impl PgStore {
                     organizer_at: 0,
                     sessions: Vec::new(),
                     participants: Vec::new(),
+                    streams: Default::default(),
                 };
                 Ok((previous, record))
             })

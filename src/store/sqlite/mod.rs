@@ -242,6 +242,7 @@ impl SqliteStore {
                 organizer_at: organizer_at.unwrap_or(0),
                 sessions,
                 participants,
+                streams: Default::default(),
             };
             if by_tenant.last().is_none_or(|group| group.tenant.as_str() != tenant_id) {
                 by_tenant.push(PreviousRecords {
