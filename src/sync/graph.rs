@@ -28,7 +28,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// About four minutes of failures in a row before a request is given up: long enough for an
+    /// About three minutes of failures (waits of 1, 2, 4 … 32, 60 and 60 s) in a row before a request is given up: long enough for an
     /// upstream restart or a network blip, short enough that a broken upstream is reported.
     fn default() -> Self {
         Self {
