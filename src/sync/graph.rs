@@ -28,8 +28,9 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// About three minutes of failures (waits of 1, 2, 4 … 32, 60 and 60 s) in a row before a request is given up: long enough for an
-    /// upstream restart or a network blip, short enough that a broken upstream is reported.
+    /// About three minutes of failures in a row (waits of 1, 2, 4 … 32, 60 and 60 s) before a
+    /// request is given up: long enough for an upstream restart or a network blip, short enough
+    /// that a broken upstream is reported.
     fn default() -> Self {
         Self {
             attempts: 9,
