@@ -861,3 +861,150 @@ async fn serve_collects_from_the_same_config_and_takes_notifications_itself() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn lifecycle_events_recreate_renew_and_list_again() {
+    let upstream = Upstream::start(&[]);
+    upstream.ingest("callRecords", &calls()[1..3]).await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let receiver = format!("http://{listen}/sync/notifications");
+    let graph_url = format!("{}/v1.0", upstream.base);
+    let mut collector = Command::new(BIN)
+        .args(["sync", "--db", &database.url, "--tenant-id", &upstream.tenant])
+        .args([
+            "--client-id",
+            &upstream.client_id,
+            "--client-secret-env",
+            SECRET_VARIABLE,
+        ])
+        .args(["--authority", &upstream.base, "--graph-url", &graph_url])
+        .args([
+            "--listen",
+            &listen,
+            "--notification-url",
+            &receiver,
+            "--interval-secs",
+            "3600",
+        ])
+        .env(SECRET_VARIABLE, &upstream.secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _killer = scopeguard(&mut collector);
+    let client = reqwest::Client::new();
+    // Null until the collector listens.
+    let status = || async {
+        let Ok(answer) = client.get(format!("http://{listen}/sync/status")).send().await else {
+            return Value::Null;
+        };
+        let status: Value = answer.json().await.unwrap();
+        status["tenants"][0]["subscription"].clone()
+    };
+    let metrics_url = format!("http://{listen}/metrics");
+    let metric = |name: &'static str| {
+        let url = metrics_url.clone();
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let until = |what: &'static str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        move || assert!(Instant::now() < deadline, "{what}")
+    };
+    let check = until("no subscription was made");
+    let first = loop {
+        let subscription = status().await;
+        if subscription["id"].as_str().is_some_and(|id| !id.is_empty()) {
+            break subscription;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The client state a notification must carry is the one kept with the subscription.
+    let held: String = {
+        let path = database.url.trim_start_matches("sqlite://").to_owned();
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection
+            .query_row("SELECT value FROM sync_state WHERE name = 'subscription'", [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    let client_state = serde_json::from_str::<Value>(&held).unwrap()["client_state"].clone();
+    let lifecycle = |event: &str, client_state: &Value| {
+        json!({ "value": [{
+            "subscriptionId": first["id"], "tenantId": upstream.tenant, "clientState": client_state,
+            "lifecycleEvent": event,
+        }]})
+    };
+    let post = |body: Value| {
+        let client = client.clone();
+        let receiver = receiver.clone();
+        async move {
+            let answer = client.post(&receiver).json(&body).send().await.unwrap();
+            assert_eq!(answer.status(), 202);
+        }
+    };
+
+    // A notification without our client state is ignored.
+    post(lifecycle("subscriptionRemoved", &json!("forged"))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status().await["id"], first["id"]);
+
+    post(lifecycle("subscriptionRemoved", &client_state)).await;
+    let check = until("the removed subscription was not made again");
+    let second = loop {
+        let subscription = status().await;
+        if subscription["id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty() && subscription["id"] != first["id"])
+        {
+            break subscription;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let held: String = {
+        let path = database.url.trim_start_matches("sqlite://").to_owned();
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection
+            .query_row("SELECT value FROM sync_state WHERE name = 'subscription'", [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    let client_state = serde_json::from_str::<Value>(&held).unwrap()["client_state"].clone();
+    post(lifecycle("reauthorizationRequired", &client_state)).await;
+    let check = until("the subscription was not renewed");
+    loop {
+        let subscription = status().await;
+        if subscription["expirationDateTime"] != second["expirationDateTime"] {
+            assert_eq!(subscription["id"], second["id"], "renewed, not made again");
+            break;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let passes = metric("callrecords_sync_passes_total").await;
+    post(lifecycle("missed", &client_state)).await;
+    let check = until("missed notifications did not start a pass");
+    while metric("callrecords_sync_passes_total").await <= passes {
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
