@@ -7,6 +7,7 @@
 //! request-id headers and writes Graph's error body for every error, whoever produced it.
 
 mod auth;
+mod buildings;
 mod call_records;
 mod context;
 pub(crate) mod error;
@@ -29,7 +30,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -173,6 +174,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
+        .route("/ingest/buildings", put(buildings::upload))
+        .route("/analytics/buildings", get(buildings::active))
         .route("/ingest/{kind}", post(ingest::ingest_log_rows))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -248,9 +251,16 @@ fn route_template(path: &str, target: &path::Target) -> String {
                 _ => format!("{version}/(no resource)"),
             }
         }
-        path::Target::Ingest => match path.strip_prefix("/ingest/").and_then(crate::ingest::IngestKind::parse) {
-            Some(kind) => format!("/ingest/{}", kind.name()),
-            None => "/ingest/(unknown)".to_owned(),
+        path::Target::Ingest => match path.strip_prefix("/ingest/") {
+            Some("buildings") => "/ingest/buildings".to_owned(),
+            rest => match rest.and_then(crate::ingest::IngestKind::parse) {
+                Some(kind) => format!("/ingest/{}", kind.name()),
+                None => "/ingest/(unknown)".to_owned(),
+            },
+        },
+        path::Target::Analytics => match path {
+            "/analytics/buildings" => path.to_owned(),
+            _ => "/analytics/(unknown)".to_owned(),
         },
         path::Target::Other => match path {
             "/" | "/healthz" | "/metrics" => path.to_owned(),

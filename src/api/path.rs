@@ -46,6 +46,8 @@ impl PathError {
 pub(crate) enum Target {
     /// `/ingest/…`.
     Ingest,
+    /// `/analytics/…`: what the store computes from the records, read with the records' role.
+    Analytics,
     /// Under `/v1.0/` or `/beta/`: the resource, or why the rest of the path names none.
     Graph(Result<Resource, PathError>),
     /// Anything else: `/healthz`, `/metrics`, the issuer's endpoints, paths nothing serves.
@@ -64,6 +66,8 @@ impl Target {
         };
         if prefix("/ingest/").is_some() {
             Target::Ingest
+        } else if prefix("/analytics/").is_some() {
+            Target::Analytics
         } else if let Some(rest) = prefix("/v1.0/").or_else(|| prefix("/beta/")) {
             Target::Graph(parse(rest))
         } else if path.eq_ignore_ascii_case("/v1.0") || path.eq_ignore_ascii_case("/beta") {
@@ -77,7 +81,7 @@ impl Target {
     pub(crate) fn into_resource(self) -> Result<Resource, PathError> {
         match self {
             Target::Graph(parsed) => parsed,
-            Target::Ingest | Target::Other => Err(PathError::unknown_segment("")),
+            Target::Ingest | Target::Analytics | Target::Other => Err(PathError::unknown_segment("")),
         }
     }
 }

@@ -208,6 +208,10 @@ impl Throttle {
         let app = format!("{tenant}|{}", principal.app_id);
         let parsed = match target {
             Target::Ingest => return self.take(&self.ingest_tenant, &tenant),
+            Target::Analytics => {
+                self.take(&self.tenant, &tenant)?;
+                return self.take(&self.app_tenant, &app);
+            }
             Target::Other => return Ok(()),
             Target::Graph(parsed) => parsed,
         };

@@ -5,6 +5,7 @@
 
 mod auth;
 mod bench;
+mod buildings;
 mod import;
 mod sync;
 
@@ -63,6 +64,9 @@ pub(crate) enum Command {
     /// Signing keys of the local issuer.
     #[command(subcommand)]
     Keys(auth::KeysCommand),
+    /// CQD building data: the subnets a tenant maps to buildings, networks and places.
+    #[command(subcommand)]
+    Buildings(buildings::BuildingsCommand),
     /// Collect Graph tenants' call records, PSTN and Direct Routing logs into the store, and keep
     /// them past Graph's 30 days.
     Sync(Box<sync::SyncArgs>),
@@ -83,6 +87,7 @@ impl Command {
             Command::Token(args) => Some(&args.db.db_url),
             Command::Apps(auth::AppsCommand::Add(args)) => Some(&args.db.db_url),
             Command::Sync(args) => Some(&args.db.db_url),
+            Command::Buildings(buildings::BuildingsCommand::Import(args)) => Some(&args.db.db_url),
             Command::Bench(_) => None,
         }
     }
@@ -291,6 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => print_line(&auth::token(args).await?),
         Command::Apps(command) => print_line(&auth::apps(command).await?),
         Command::Keys(command) => print_line(&auth::keys(command).await?),
+        Command::Buildings(command) => print_line(&buildings::run(command).await?),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Call quality as Microsoft's Call Quality Dashboard (CQD) measures it: every stream of every
 //! media of every segment, classified by CQD's published rules. Pure code over a `CallRecord`.
 
+pub(crate) mod buildings;
 mod classify;
 
 pub(crate) use classify::{classify, Classification, Condition, MediaType, Verdict};

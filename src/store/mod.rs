@@ -630,6 +630,24 @@ pub trait SyncStore: Send + Sync {
     async fn collected_tenants(&self) -> StoreResult<Vec<TenantId>>;
 }
 
+/// A tenant's CQD building file, as uploaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBuildingFile {
+    pub(crate) uploaded: Timestamp,
+    pub(crate) subnets: i64,
+    pub(crate) body: String,
+}
+
+/// Building files: each tenant's uploads, the newest active.
+#[async_trait]
+pub trait BuildingStore: Send + Sync {
+    /// Keeps a checked file as the tenant's active one.
+    async fn add_building_file(&self, tenant: &TenantId, file: &StoredBuildingFile) -> StoreResult<()>;
+
+    /// The tenant's newest file, if it uploaded one.
+    async fn active_building_file(&self, tenant: &TenantId) -> StoreResult<Option<StoredBuildingFile>>;
+}
+
 /// The storage every backend provides: the capability traits above, together. One method is one
 /// transaction where atomicity matters. A part of the service that needs one capability takes
 /// that trait (`&dyn OutboxStore`); the app holds the whole store.
@@ -646,6 +664,7 @@ pub trait Store:
     + StoreHealth
     + IssuerStore
     + SyncStore
+    + BuildingStore
 {
 }
 
@@ -658,6 +677,7 @@ impl<T> Store for T where
         + StoreHealth
         + IssuerStore
         + SyncStore
+        + BuildingStore
 {
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    codec, IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp, StoredSigningKey,
-    StoredSubscription, SubscriptionStore, SyncStore, TenantId, Timestamp,
+    codec, BuildingStore, IssuerStore, LogRowQuery, RecordCursor, RecordSelection, StoreResult, StoredApp,
+    StoredBuildingFile, StoredSigningKey, StoredSubscription, SubscriptionStore, SyncStore, TenantId, Timestamp,
 };
 
 /// What differs between the backends' SQL for the statements written here.
@@ -702,6 +702,45 @@ pub(crate) fn stored_versions(dialect: Dialect, tenant: &TenantId, ids: &[String
         ),
         vec![tenant.into(), SqlValue::TextList(Some(ids.to_vec()))],
     )
+}
+
+#[async_trait]
+impl<B: SqlBackend> BuildingStore for B {
+    async fn add_building_file(&self, tenant: &TenantId, file: &StoredBuildingFile) -> StoreResult<()> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "INSERT INTO building_file (tenant_id, uploaded_ticks, subnets, body) VALUES (?, ?, ?, ?)
+             ON CONFLICT (tenant_id, uploaded_ticks) DO UPDATE SET subnets = excluded.subnets, body = excluded.body",
+            vec![
+                tenant.into(),
+                file.uploaded.into(),
+                SqlValue::Integer(file.subnets),
+                (&file.body).into(),
+            ],
+        );
+        self.write_all(vec![statement]).await?;
+        Ok(())
+    }
+
+    async fn active_building_file(&self, tenant: &TenantId) -> StoreResult<Option<StoredBuildingFile>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT uploaded_ticks, subnets, body FROM building_file WHERE tenant_id = ?
+             ORDER BY uploaded_ticks DESC LIMIT 1",
+            vec![tenant.into()],
+        );
+        let row = self.fetch_optional(statement).await?;
+        Ok(row
+            .as_ref()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(StoredBuildingFile {
+                    uploaded: Timestamp::from_ticks(B::integer_at(row, 0)?),
+                    subnets: B::integer_at(row, 1)?,
+                    body: B::text_at(row, 2)?,
+                })
+            })
+            .transpose()?)
+    }
 }
 
 /// One statement per id, all in one transaction.

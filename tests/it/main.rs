@@ -7,6 +7,7 @@ mod support;
 mod answers;
 mod auth;
 mod beta;
+mod buildings;
 mod call_records;
 mod cli;
 mod connections;
