@@ -160,9 +160,45 @@ impl Upstream {
         command
     }
 
+    /// A collector that listens (a port chosen now) for notifications, with a pass an hour: the
+    /// collector, and the address it listens on.
+    fn collect_continuously(&self, db_url: &str) -> (std::process::Child, String) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let receiver = format!("http://{listen}/sync/notifications");
+        let graph_url = format!("{}/v1.0", self.base);
+        let collector = Command::new(BIN)
+            .args(["sync", "--db", db_url, "--tenant-id", &self.tenant])
+            .args(["--client-id", &self.client_id, "--client-secret-env", SECRET_VARIABLE])
+            .args(["--authority", &self.base, "--graph-url", &graph_url])
+            .args([
+                "--listen",
+                &listen,
+                "--notification-url",
+                &receiver,
+                "--interval-secs",
+                "3600",
+            ])
+            .env(SECRET_VARIABLE, &self.secret)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (collector, listen)
+    }
+
     fn sync_once(&self, db_url: &str) -> Output {
         self.sync(db_url, &self.secret, &[]).output().expect("sync runs")
     }
+}
+
+/// A port nothing listens on, as of now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn at(offset: Duration) -> String {
@@ -386,16 +422,9 @@ async fn a_wrong_secret_a_missing_role_and_an_unreachable_authority_are_clear_er
         "{said}"
     );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("http://127.0.0.1:{}", free_port());
     let output = upstream
-        .sync(
-            &database.url,
-            &upstream.secret,
-            &["--authority", &format!("http://{closed}")],
-        )
+        .sync(&database.url, &upstream.secret, &["--authority", &closed])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -519,31 +548,7 @@ async fn notifications_bring_a_new_record_before_the_next_pass() {
     let upstream = Upstream::start(&[]);
     upstream.ingest("callRecords", &calls()[..3]).await;
     let database = TestDatabase::new(Backend::Sqlite).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let notification_url = format!("http://{listen}/sync/notifications");
-    let graph_url = format!("{}/v1.0", upstream.base);
-    let mut collector = Command::new(BIN)
-        .args(["sync", "--db", &database.url, "--tenant-id", &upstream.tenant])
-        .args([
-            "--client-id",
-            &upstream.client_id,
-            "--client-secret-env",
-            SECRET_VARIABLE,
-        ])
-        .args(["--authority", &upstream.base, "--graph-url", &graph_url])
-        .args(["--listen", &listen, "--notification-url", &notification_url])
-        .args(["--interval-secs", "3600"])
-        .env(SECRET_VARIABLE, &upstream.secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut collector, listen) = upstream.collect_continuously(&database.url);
     let killer = scopeguard(&mut collector);
     let client = reqwest::Client::new();
     let token = upstream.token("CallRecords.Read.All");
@@ -774,12 +779,7 @@ async fn serve_collects_from_the_same_config_and_takes_notifications_itself() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", free_port());
     let notification_url = format!("http://{listen}/sync/notifications");
     let (_server, base) = spawn_serve(&[
         "--listen",
@@ -867,37 +867,8 @@ async fn lifecycle_events_recreate_renew_and_list_again() {
     let upstream = Upstream::start(&[]);
     upstream.ingest("callRecords", &calls()[1..3]).await;
     let database = TestDatabase::new(Backend::Sqlite).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let (mut collector, listen) = upstream.collect_continuously(&database.url);
     let receiver = format!("http://{listen}/sync/notifications");
-    let graph_url = format!("{}/v1.0", upstream.base);
-    let mut collector = Command::new(BIN)
-        .args(["sync", "--db", &database.url, "--tenant-id", &upstream.tenant])
-        .args([
-            "--client-id",
-            &upstream.client_id,
-            "--client-secret-env",
-            SECRET_VARIABLE,
-        ])
-        .args(["--authority", &upstream.base, "--graph-url", &graph_url])
-        .args([
-            "--listen",
-            &listen,
-            "--notification-url",
-            &receiver,
-            "--interval-secs",
-            "3600",
-        ])
-        .env(SECRET_VARIABLE, &upstream.secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let _killer = scopeguard(&mut collector);
     let client = reqwest::Client::new();
     // Null until the collector listens.
@@ -933,16 +904,17 @@ async fn lifecycle_events_recreate_renew_and_list_again() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // The client state a notification must carry is the one kept with the subscription.
-    let held: String = {
-        let path = database.url.trim_start_matches("sqlite://").to_owned();
+    let held_client_state = || {
+        let path = database.url.trim_start_matches("sqlite://");
         let connection = rusqlite::Connection::open(path).unwrap();
-        connection
+        let held: String = connection
             .query_row("SELECT value FROM sync_state WHERE name = 'subscription'", [], |row| {
                 row.get(0)
             })
-            .unwrap()
+            .unwrap();
+        serde_json::from_str::<Value>(&held).unwrap()["client_state"].clone()
     };
-    let client_state = serde_json::from_str::<Value>(&held).unwrap()["client_state"].clone();
+    let client_state = held_client_state();
     let lifecycle = |event: &str, client_state: &Value| {
         json!({ "value": [{
             "subscriptionId": first["id"], "tenantId": upstream.tenant, "clientState": client_state,
@@ -978,16 +950,7 @@ async fn lifecycle_events_recreate_renew_and_list_again() {
     };
 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let held: String = {
-        let path = database.url.trim_start_matches("sqlite://").to_owned();
-        let connection = rusqlite::Connection::open(path).unwrap();
-        connection
-            .query_row("SELECT value FROM sync_state WHERE name = 'subscription'", [], |row| {
-                row.get(0)
-            })
-            .unwrap()
-    };
-    let client_state = serde_json::from_str::<Value>(&held).unwrap()["client_state"].clone();
+    let client_state = held_client_state();
     post(lifecycle("reauthorizationRequired", &client_state)).await;
     let check = until("the subscription was not renewed");
     loop {
