@@ -15,6 +15,10 @@ use crate::auth::Principal;
 use crate::quality::buildings::{self, BuildingMap};
 use crate::store::StoredBuildingFile;
 
+/// The largest building file taken: a file lists one subnet a line, about 100 bytes each, so
+/// this is some 160,000 subnets; a larger body is answered 413 before it is read whole.
+pub(crate) const MAX_FILE_BYTES: usize = 16 << 20;
+
 /// Line problems named in a refusal's message; all of them (up to the parser's limit) are in
 /// its details.
 const PROBLEMS_IN_MESSAGE: usize = 5;

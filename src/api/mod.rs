@@ -174,7 +174,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
-        .route("/ingest/buildings", put(buildings::upload))
+        .route(
+            "/ingest/buildings",
+            put(buildings::upload).layer(DefaultBodyLimit::max(buildings::MAX_FILE_BYTES)),
+        )
         .route("/analytics/buildings", get(buildings::active))
         .route("/ingest/{kind}", post(ingest::ingest_log_rows))
         .route(

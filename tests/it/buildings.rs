@@ -100,6 +100,10 @@ async fn a_building_file_is_taken_whole_or_not_at_all(backend: Backend) {
     let (status, bad) = get(&app, &reader, "?address=somewhere").await;
     assert_eq!((status, bad["error"]["target"].as_str()), (400, Some("address")));
 
+    // A file past the limit is refused before it is read whole.
+    let huge = "10.0.0.0,x,24,,,,,,,,,,1,0,0\n".repeat(600_000);
+    assert_eq!(put(&app, &writer, &huge).await.status, 413);
+
     // Another tenant sees nothing of it; roles are checked.
     let other = token(&app, TENANT_B, &[READ_ALL]).await;
     assert_eq!(get(&app, &other, "").await.0, 404);
