@@ -32,7 +32,7 @@ pub struct ServeConfig {
     /// What every decision by time reads (`crate::clock`): the system clock, or a test's.
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Graph tenants to collect into the store beside serving it (`serve --sync-config`).
-    pub sync: Option<crate::sync::InServe>,
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 impl std::fmt::Debug for ServeConfig {

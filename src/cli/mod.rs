@@ -357,8 +357,8 @@ fn parse_origin(text: &str) -> Result<axum::http::HeaderValue, String> {
 
 /// `--retention-days` as given, or its default: Graph's 30 days, except in a store that a
 /// collector fills, where purging after 30 days would throw away what it was run to keep.
-async fn retention_days(args: &ServeArgs) -> anyhow::Result<u32> {
-    let collected = store::open(&args.db.db_url).await?.collected_tenants().await?.len();
+async fn retention_days(args: &ServeArgs, store: &dyn Store) -> anyhow::Result<u32> {
+    let collected = store.collected_tenants().await?.len();
     let collecting = collected > 0 || args.sync_config.is_some();
     Ok(match (args.retention_days, collecting) {
         (Some(days), false) => days,
@@ -376,9 +376,7 @@ async fn retention_days(args: &ServeArgs) -> anyhow::Result<u32> {
     })
 }
 
-async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyhow::Result<()> {
-    args.retention_days = Some(retention_days(&args).await?);
-    let retention = args.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyhow::Result<()> {
     let auth = auth_mode(&args)?;
     let without_auth = auth == crate::api::AuthMode::None;
     if without_auth {
@@ -418,6 +416,13 @@ async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> 
         }
         crate::api::AuthMode::Oidc { issuer, .. } => format!("oidc: tokens of {issuer}"),
     };
+    let store_options = crate::store::StoreOptions {
+        sqlite_max_size: args.sqlite_max_size.map(|size| size.as_u64()),
+        ..Default::default()
+    };
+    // Opened once, here: the retention default depends on what the store holds.
+    let store = store::open_with(&args.db.db_url, &store_options).await?;
+    let retention = retention_days(&args, store.as_ref()).await?;
     let retention_summary = format!(
         "call records {}, usage-log rows {}",
         days_or_forever(retention),
@@ -440,10 +445,7 @@ async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> 
                 .unwrap_or_else(crate::connections::raise_open_file_limit),
             request_head_timeout: std::time::Duration::from_secs(args.request_head_timeout_secs.max(1)),
         },
-        store: crate::store::StoreOptions {
-            sqlite_max_size: args.sqlite_max_size.map(|size| size.as_u64()),
-            ..Default::default()
-        },
+        store: store_options,
         api: ApiSettings {
             retention_days: retention,
             public_base_url: args.public_base_url,
@@ -471,7 +473,7 @@ async fn serve(mut args: ServeArgs, log_format: crate::telemetry::LogFormat) -> 
         },
     };
     tracing::debug!(?config, "configuration");
-    let app = App::build(config).await?;
+    let app = App::with_store(config, store).await?;
     if args.demo {
         fill_demo(app.store().as_ref()).await?;
     }

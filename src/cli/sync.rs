@@ -252,8 +252,8 @@ fn upstreams(args: &SyncArgs) -> anyhow::Result<Vec<Upstream>> {
 }
 
 /// The collectors `serve --sync-config` runs: the config's tenants, the default settings.
-pub(crate) fn in_serve(config: &Path, notification_url: Option<String>) -> anyhow::Result<sync::InServe> {
-    Ok(sync::InServe {
+pub(crate) fn in_serve(config: &Path, notification_url: Option<String>) -> anyhow::Result<sync::SyncConfig> {
+    Ok(sync::SyncConfig {
         upstreams: upstreams_of(&Defaults::default(), config_tables(config)?)?,
         settings: SyncSettings {
             notification_url,
@@ -306,22 +306,9 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let store = store::open(&args.db.db_url).await?;
     let clock = crate::clock::system();
     let metrics = Arc::new(sync::Metrics::default());
-    let http = sync::http_client()?;
-    let collectors: Vec<Arc<Collector>> = upstreams
-        .into_iter()
-        .map(|upstream| {
-            metrics.collecting(&upstream.tenant);
-            Arc::new(Collector::new(
-                store.clone(),
-                clock.clone(),
-                upstream,
-                settings.clone(),
-                http.clone(),
-                metrics.clone(),
-            ))
-        })
-        .collect();
-    for collector in &collectors {
+    let prepared = sync::SyncConfig { upstreams, settings }.prepare(store, clock, metrics.clone())?;
+    let collectors = prepared.collectors();
+    for collector in collectors {
         match collector.check_access().await {
             Ok(()) => {}
             Err(error @ (SyncError::Credentials(_) | SyncError::Permission(_))) => {
@@ -335,19 +322,13 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let inbox = Arc::new(sync::webhook::Inbox::new(
-        store.clone(),
-        clock.clone(),
-        metrics.clone(),
-        collectors.iter().map(|collector| collector.tenant().clone()),
-    ));
     if let Some(listen) = args.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr()?;
         eprintln!("callrecords sync listening on http://{address}");
-        let router = sync::webhook::router(inbox.clone());
+        let router = prepared.listener_routes();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%error, "the collector's listener stopped");
@@ -355,7 +336,7 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
         });
     }
     if args.once {
-        let outcome = once(&collectors).await;
+        let outcome = once(collectors).await;
         eprintln!(
             "upstream requests: {}, throttled (429): {}, given up: {}",
             metrics.requests.get(),
@@ -364,12 +345,12 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<()> {
         );
         return outcome;
     }
-    let notifications = settings.notification_url.is_some().then_some(inbox);
-    sync::run(collectors, notifications, async {
-        let signal = crate::app::termination_signal().await;
-        tracing::info!(signal, "shutting down");
-    })
-    .await;
+    prepared
+        .run(async {
+            let signal = crate::app::termination_signal().await;
+            tracing::info!(signal, "shutting down");
+        })
+        .await;
     Ok(())
 }
 

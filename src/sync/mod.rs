@@ -649,9 +649,9 @@ impl Collector {
     }
 }
 
-/// The collectors `serve` runs beside the API (`serve --sync-config`), against its store.
+/// The tenants to collect and how: what `callrecords sync` and `serve --sync-config` run.
 #[derive(Clone, Debug)]
-pub struct InServe {
+pub struct SyncConfig {
     pub upstreams: Vec<Upstream>,
     pub settings: SyncSettings,
 }
@@ -674,7 +674,7 @@ pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-impl InServe {
+impl SyncConfig {
     pub(crate) fn prepare(
         self,
         store: Arc<dyn Store>,
@@ -713,6 +713,15 @@ impl InServe {
 }
 
 impl Prepared {
+    pub(crate) fn collectors(&self) -> &[Arc<Collector>] {
+        &self.collectors
+    }
+
+    /// The collector's own listener: notifications, `/sync/status`, `/metrics`, `/healthz`.
+    pub(crate) fn listener_routes(&self) -> axum::Router {
+        webhook::router(self.inbox.clone())
+    }
+
     /// The notification receiver, to serve beside the API.
     pub(crate) fn routes(&self) -> axum::Router {
         webhook::notification_routes(self.inbox.clone())
