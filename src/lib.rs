@@ -1,6 +1,8 @@
 //! callrecords: a self-hostable Microsoft Graph call records API.
 //! Modules in reading order; each one's `//!` says what it owns and what it must never do.
 
+/// Call-quality analytics over the stored streams and legs: dimensions, filters, answers.
+pub mod analytics;
 /// The HTTP surface: routes, OData envelopes, errors. The only module that knows HTTP.
 pub mod api;
 /// `App::build` / `App::run`: the startup seam shared by `serve` and the tests.
@@ -24,6 +26,8 @@ pub mod metrics;
 pub mod model;
 /// Change notifications: subscription rules, the validation handshake, outbox delivery.
 pub mod notify;
+/// The personal-data scrub: identifying values cleared from old records, quality data kept.
+pub mod privacy;
 /// Call quality as Microsoft's Call Quality Dashboard measures it: streams placed and classified.
 pub mod quality;
 /// OData query options (`$filter`, `$select`, `$expand`, `$top`, skip tokens, `Prefer`) parsed to a typed AST. No IO, no SQL.

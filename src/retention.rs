@@ -22,6 +22,9 @@ pub struct RetentionPolicy {
     pub interval: Duration,
     /// Records or rows removed per transaction.
     pub batch: u32,
+    /// Records that started longer ago lose their personal data (`crate::privacy`); `None`
+    /// keeps it for as long as the record is kept.
+    pub scrub_personal_data: Option<crate::privacy::ScrubPolicy>,
 }
 
 impl Default for RetentionPolicy {
@@ -31,6 +34,7 @@ impl Default for RetentionPolicy {
             log_row_days: 365,
             interval: Duration::from_secs(600),
             batch: 1000,
+            scrub_personal_data: None,
         }
     }
 }
@@ -76,15 +80,22 @@ pub async fn purge_once(
 /// Purges every `policy.interval` until `shutdown` turns true. Errors are logged and retried at
 /// the next interval: a failed purge loses nothing.
 pub async fn run(
-    store: Arc<dyn RetentionStore>,
+    store: Arc<dyn store::Store>,
     policy: RetentionPolicy,
     clock: Arc<dyn crate::clock::Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if policy.call_record_days == 0 && policy.log_row_days == 0 {
+    if policy.call_record_days == 0 && policy.log_row_days == 0 && policy.scrub_personal_data.is_none() {
         return;
     }
     loop {
+        if let Some(scrub) = &policy.scrub_personal_data {
+            match crate::privacy::scrub_pass(store.as_ref(), scrub, clock.timestamp()).await {
+                Ok(0) => {}
+                Ok(rewritten) => tracing::info!(rewritten, "scrubbed personal data from call records"),
+                Err(error) => tracing::warn!(%error, "the personal-data scrub failed; retrying at the next interval"),
+            }
+        }
         match purge_once(store.as_ref(), &policy, clock.timestamp()).await {
             Ok(report) if report != PurgeReport::default() => {
                 tracing::info!(

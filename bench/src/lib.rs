@@ -139,6 +139,18 @@ pub async fn serve_baseline(args: BaselineArgs) -> anyhow::Result<()> {
 /// Calls the generator is timed on: enough for a steady rate, few enough to take seconds.
 const GENERATOR_CALLS: u64 = 20_000;
 
+/// Case 6's key.
+const ANALYTICS_CASE: &str = "analytics";
+
+/// The dashboard's heaviest queries, each over the whole window (the range is appended).
+const ANALYTICS_QUERIES: &[&str] = &[
+    "/analytics/quality?groupBy=day",
+    "/analytics/quality?groupBy=insideOutside,wiredWifi",
+    "/analytics/quality?groupBy=callType",
+    "/analytics/reliability?groupBy=day",
+    "/analytics/worst?by=subnet&mediaType=audio",
+];
+
 /// The run's settings with `--quick`'s defaults applied.
 #[derive(Clone, Debug)]
 struct Plan {
@@ -236,6 +248,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
         )
         .await?;
     bench.list_cases(&large, &sample, "", 2).await?;
+    bench.analytics_case(&large).await?;
 
     // Case 3.
     bench.ingest_case(&store_server).await?;
@@ -404,6 +417,28 @@ impl Bench {
         Ok(())
     }
 
+    /// Case 6: the dashboard's analytics queries over the store's whole 30-day window, one at a
+    /// time, as a person waits for each chart.
+    async fn analytics_case(&mut self, store: &BuiltStore) -> anyhow::Result<()> {
+        let server = ChildServer::serve(&store.url).await?;
+        let base = format!("http://{}", server.addr());
+        let from =
+            load::odata_datetime(stores::WINDOW_UNTIL - Duration::from_secs(u64::from(stores::WINDOW_DAYS) * 86_400));
+        let to = load::odata_datetime(stores::WINDOW_UNTIL + Duration::from_secs(86_400));
+        let urls = ANALYTICS_QUERIES
+            .iter()
+            .map(|query| format!("{base}{query}&fromDateTime={from}&toDateTime={to}"))
+            .collect();
+        let workload = Arc::new(Workload::AnyOf { urls });
+        let title = "analytics over 30 days, one query at a time (quality by day, by pairs, poor due to, reliability, worst subnets)";
+        let mut result = self
+            .measure_at(ANALYTICS_CASE, 6, title, Some(store.records), server, workload, 1)
+            .await?;
+        result.note = Some(format!("{} queries", ANALYTICS_QUERIES.len()));
+        self.push(result);
+        Ok(())
+    }
+
     async fn baseline_case(&mut self, body_bytes: usize) -> anyhow::Result<()> {
         let server = ChildServer::baseline(body_bytes).await?;
         let workload = Arc::new(Workload::Fixed {
@@ -421,19 +456,30 @@ impl Bench {
         case: u8,
         title: &str,
         store_records: Option<u64>,
+        server: ChildServer,
+        workload: Arc<Workload>,
+    ) -> anyhow::Result<CaseResult> {
+        let concurrency = self.plan.concurrency;
+        self.measure_at(key, case, title, store_records, server, workload, concurrency)
+            .await
+    }
+
+    /// `measure` with `concurrency` requests in flight.
+    #[allow(clippy::too_many_arguments)]
+    async fn measure_at(
+        &self,
+        key: &str,
+        case: u8,
+        title: &str,
+        store_records: Option<u64>,
         mut server: ChildServer,
         workload: Arc<Workload>,
+        concurrency: usize,
     ) -> anyhow::Result<CaseResult> {
         eprintln!("bench: case {case}, {title}…");
         let before = Usage::read(&mut server)?;
-        let result = load::run_closed_loop(
-            &self.client,
-            workload,
-            self.plan.concurrency,
-            self.plan.timing,
-            self.plan.seed,
-        )
-        .await?;
+        let result =
+            load::run_closed_loop(&self.client, workload, concurrency, self.plan.timing, self.plan.seed).await?;
         let after = Usage::read(&mut server)?;
         server.stop().await?;
         let (server_cores, load_generator_cores) = before.cores_until(&after);

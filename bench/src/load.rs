@@ -58,6 +58,8 @@ pub(crate) enum Workload {
     List { base: String, query: ListQuery },
     /// The same URL every time (the baseline).
     Fixed { url: String },
+    /// One of these URLs at random each time (the dashboard's analytics queries).
+    AnyOf { urls: Vec<String> },
 }
 
 /// The list queries of cases 2 and 4.
@@ -100,6 +102,7 @@ impl Workload {
                 format!("{base}/{id}?$expand=sessions($expand=segments)")
             }
             Workload::Fixed { url } => url.clone(),
+            Workload::AnyOf { urls } => urls[rng.gen_range(0..urls.len())].clone(),
             Workload::List { base, query } => {
                 if let Some(next) = paging.next_link.take().filter(|_| paging.pages < MAX_PAGES_PER_QUERY) {
                     paging.pages += 1;

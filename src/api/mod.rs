@@ -6,10 +6,12 @@
 //! (`/healthz`, `/ingest/...`). Every response passes `odata_envelope`, which stamps the
 //! request-id headers and writes Graph's error body for every error, whoever produced it.
 
+mod analytics;
 mod auth;
 mod buildings;
 mod call_records;
 mod context;
+mod dashboard;
 pub(crate) mod error;
 pub(crate) mod health;
 mod ingest;
@@ -171,6 +173,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/beta/subscriptions", any(subscriptions::collection))
         .route("/beta/subscriptions/{id}", any(subscriptions::item))
         .route("/beta/subscriptions/{id}/reauthorize", any(subscriptions::reauthorize))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/", get(dashboard::page))
+        .route("/dashboard/{*path}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/ingest/callRecords", post(ingest::ingest_call_records))
@@ -179,6 +184,12 @@ pub(crate) fn router(state: AppState) -> Router {
             put(buildings::upload).layer(DefaultBodyLimit::max(buildings::MAX_FILE_BYTES)),
         )
         .route("/analytics/buildings", get(buildings::active))
+        .route("/analytics/quality", get(analytics::quality))
+        .route("/analytics/reliability", get(analytics::reliability))
+        .route("/analytics/rateMyCall", get(analytics::rate_my_call))
+        .route("/analytics/worst", get(analytics::worst))
+        .route("/analytics/calls", get(analytics::calls))
+        .route("/analytics/calls/{id}/streams", get(analytics::call_streams))
         .route("/ingest/{kind}", post(ingest::ingest_log_rows))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -262,11 +273,20 @@ fn route_template(path: &str, target: &path::Target) -> String {
             },
         },
         path::Target::Analytics => match path {
-            "/analytics/buildings" => path.to_owned(),
+            "/analytics/buildings"
+            | "/analytics/quality"
+            | "/analytics/reliability"
+            | "/analytics/rateMyCall"
+            | "/analytics/worst"
+            | "/analytics/calls" => path.to_owned(),
+            _ if path.starts_with("/analytics/calls/") && path.ends_with("/streams") => {
+                "/analytics/calls/{id}/streams".to_owned()
+            }
             _ => "/analytics/(unknown)".to_owned(),
         },
         path::Target::Other => match path {
-            "/" | "/healthz" | "/metrics" => path.to_owned(),
+            "/" | "/healthz" | "/metrics" | "/dashboard" => path.to_owned(),
+            _ if path.starts_with("/dashboard/") => "/dashboard/{asset}".to_owned(),
             _ if path.ends_with("/oauth2/v2.0/token") => "/{tenant}/oauth2/v2.0/token".to_owned(),
             _ if path.ends_with("/discovery/v2.0/keys") => "/{tenant}/discovery/v2.0/keys".to_owned(),
             _ if path.ends_with("/v2.0/.well-known/openid-configuration") => {

@@ -134,6 +134,10 @@ pub(crate) struct ServeArgs {
     /// Days a usage-log row (PSTN, Direct Routing, SMS) is kept; 0 keeps everything.
     #[arg(long, env = "CALLRECORDS_LOG_RETENTION_DAYS", default_value_t = 365)]
     pub(crate) log_retention_days: u32,
+    /// Days after which a call record's personal data (IP and MAC addresses, names, user principal
+    /// names, device names) is cleared, its quality data kept; 0 keeps it as long as the record.
+    #[arg(long, env = "CALLRECORDS_SCRUB_PERSONAL_DATA_DAYS", default_value_t = 0)]
+    pub(crate) scrub_personal_data_days: u32,
     /// Seconds between purges of data past its retention window.
     #[arg(long, env = "CALLRECORDS_PURGE_INTERVAL_SECS", default_value_t = 600)]
     pub(crate) purge_interval_secs: u64,
@@ -469,6 +473,8 @@ async fn serve(args: ServeArgs, log_format: crate::telemetry::LogFormat) -> anyh
             call_record_days: retention,
             log_row_days: args.log_retention_days,
             interval: std::time::Duration::from_secs(args.purge_interval_secs.max(1)),
+            scrub_personal_data: (args.scrub_personal_data_days > 0)
+                .then(|| crate::privacy::ScrubPolicy::after_days(args.scrub_personal_data_days)),
             ..RetentionPolicy::default()
         },
     };
@@ -546,6 +552,17 @@ async fn fill_demo(store: &dyn Store) -> anyhow::Result<()> {
         replaced = report.replaced,
         "--demo: generated a month of calls"
     );
+    // The offices' subnets, so the dashboard can tell inside from outside and name buildings.
+    let buildings = crate::generate::building_file();
+    let subnets = crate::quality::buildings::parse(&buildings)
+        .map_err(|problems| anyhow::anyhow!("the demo building file does not parse: {problems:?}"))?
+        .len();
+    let file = crate::store::StoredBuildingFile {
+        uploaded: crate::clock::Timestamp::from(DateTimeOffset::now()),
+        subnets: subnets as i64,
+        body: buildings,
+    };
+    store.add_building_file(&tenant, &file).await?;
     Ok(())
 }
 

@@ -131,3 +131,28 @@ pub fn ndjson_line(record: &Value) -> String {
     line.push(b'\n');
     String::from_utf8(line).expect("serde_json writes UTF-8")
 }
+
+/// A CQD building file for the generated offices: each office's wired and Wi-Fi subnets (the
+/// addresses `media` gives people in the office) as its building, inside the corporate network,
+/// and the VPN range people tunnel in through. Headerless CSV in CQD's column order.
+pub fn building_file() -> String {
+    let region = |country: &str| match country {
+        "US" => "North America",
+        "SG" => "Asia Pacific",
+        _ => "Europe",
+    };
+    let mut lines = String::new();
+    for (site, (city, _, country)) in vocab::SITES.iter().enumerate() {
+        let country = vocab::COUNTRIES[*country].code;
+        for second in 10 + site * 10..10 + site * 10 + 4 {
+            for (third, network) in [(0, "Wired"), (128, "Wi-Fi")] {
+                lines.push_str(&format!(
+                    "10.{second}.{third}.0,{city} {network},17,{city} Office,Contoso,Office,Main,{city},,{country},,{},1,0,0\n",
+                    region(country)
+                ));
+            }
+        }
+    }
+    lines.push_str("172.16.0.0,Corporate VPN,12,VPN,Contoso,Virtual,VPN,,,,,Global,1,0,1\n");
+    lines
+}

@@ -117,7 +117,8 @@ pub fn prepare_record(json: &[u8], now: DateTimeOffset) -> Result<PreparedRecord
 /// Splits a valid record into the documents the store keeps, filling derived properties.
 pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
     record.fill_derived(now);
-    let streams = crate::quality::StreamTally::of(&record);
+    let quality = crate::quality::QualityRows::of(&record);
+    let streams = crate::quality::StreamTally::of(&quality);
     let sessions = record.sessions.take().unwrap_or_default();
     let participants = record.participants_v2.take().unwrap_or_default();
     let (document, organizer_at) = record_document(&mut record);
@@ -140,6 +141,8 @@ pub fn prepare(mut record: CallRecord, now: DateTimeOffset) -> PreparedRecord {
             .map(|participant| (participant.id.clone(), to_json(&participant)))
             .collect(),
         streams,
+        quality,
+        rewrite: false,
     }
 }
 

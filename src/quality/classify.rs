@@ -127,7 +127,7 @@ const VBSS_FRAME_RATE_BELOW: f32 = 2.0;
 const VIDEO_POST_FEC_LOSS_ABOVE: f32 = 0.15;
 
 /// A reported value: present and finite.
-fn reported(value: Option<Single>) -> Option<f32> {
+pub(crate) fn reported(value: Option<Single>) -> Option<f32> {
     value.map(|value| value.0).filter(|value| value.is_finite())
 }
 

@@ -3,40 +3,11 @@
 
 pub(crate) mod buildings;
 mod classify;
+mod rows;
 
-pub(crate) use classify::{classify, Classification, Condition, MediaType, Verdict};
-
-use crate::model::CallRecord;
-
-/// What one stream came to: its media type and verdict.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamVerdict {
-    pub(crate) media_type: MediaType,
-    pub(crate) verdict: Verdict,
-}
-
-/// The verdict on every stream of a record that CQD classifies (data channels and unlabelled
-/// media are left out), in session, segment, media and stream order.
-pub(crate) fn stream_verdicts(record: &CallRecord) -> Vec<StreamVerdict> {
-    let mut verdicts = Vec::new();
-    for segment in record
-        .sessions
-        .iter()
-        .flatten()
-        .flat_map(|session| session.segments.iter().flatten())
-    {
-        for media in &segment.media {
-            let Some(media_type) = media.label.as_deref().and_then(MediaType::of_label) else {
-                continue;
-            };
-            verdicts.extend(media.streams.iter().map(|stream| StreamVerdict {
-                media_type,
-                verdict: classify(media_type, stream),
-            }));
-        }
-    }
-    verdicts
-}
+pub(crate) use classify::{Classification, Condition, MediaType};
+pub use rows::{EndpointFacts, QualityRows};
+pub(crate) use rows::{LegRow, StreamRow, POOR_RATING_AT_MOST};
 
 /// Streams counted by media type and classification, and poor ones by condition: what ingest
 /// adds to `/metrics` for the records it stores.
@@ -60,13 +31,13 @@ const CONDITIONS: [Condition; 8] = [
 ];
 
 impl StreamTally {
-    pub(crate) fn of(record: &CallRecord) -> Self {
+    pub(crate) fn of(rows: &QualityRows) -> Self {
         let mut tally = Self::default();
-        for stream in stream_verdicts(record) {
+        for stream in &rows.streams {
             let media = stream.media_type as usize;
-            tally.by_class[media][stream.verdict.classification as usize] += 1;
-            for condition in stream.verdict.poor_due_to {
-                tally.poor_due_to[media][condition as usize] += 1;
+            tally.by_class[media][stream.classification as usize] += 1;
+            for condition in &stream.poor_due_to {
+                tally.poor_due_to[media][*condition as usize] += 1;
             }
         }
         tally
@@ -133,12 +104,14 @@ mod tests {
                 "endDateTime": "2024-03-01T10:05:00Z", "segments": [segment("g1", "PT0.05S"), segment("g2", "PT0.01S")] }]
         });
         let record = crate::model::parse_call_record(record.to_string().as_bytes()).expect("a record");
-        let verdicts: Vec<(MediaType, Classification)> = stream_verdicts(&record)
-            .into_iter()
-            .map(|stream| (stream.media_type, stream.verdict.classification))
+        let rows = QualityRows::of(&record);
+        let verdicts: Vec<(MediaType, Classification)> = rows
+            .streams
+            .iter()
+            .map(|stream| (stream.media_type, stream.classification))
             .collect();
         use Classification::*;
-        let tally = StreamTally::of(&record);
+        let tally = StreamTally::of(&rows);
         assert_eq!(
             tally.by_class().collect::<Vec<_>>(),
             [

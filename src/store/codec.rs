@@ -596,6 +596,8 @@ mod tests {
             sessions: documents.iter().map(|d| (d[7..43].to_owned(), d.clone())).collect(),
             participants: documents.iter().take(3).map(|d| ("p".to_owned(), d.clone())).collect(),
             streams: Default::default(),
+            quality: Default::default(),
+            rewrite: false,
         }
     }
 

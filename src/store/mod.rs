@@ -6,6 +6,7 @@
 //! Never: HTTP, status codes, axum. SQL text is built only from our own typed inputs, with every
 //! value bound as a parameter. Next: `sqlite` for the embedded backend.
 
+pub(crate) mod analytics;
 pub(crate) mod codec;
 #[cfg(test)]
 mod contract;
@@ -78,6 +79,11 @@ pub struct PreparedRecord {
     pub participants: Vec<(String, String)>,
     /// Its streams, counted by CQD's classification (for `/metrics`; not stored).
     pub streams: crate::quality::StreamTally,
+    /// Its classified streams and legs, stored beside it for analytics.
+    pub quality: crate::quality::QualityRows,
+    /// A rewrite of the stored version (the personal-data scrub): it replaces that version only,
+    /// and notifies nobody.
+    pub rewrite: bool,
 }
 
 /// One usage-log row made ready for storage.
@@ -665,6 +671,7 @@ pub trait Store:
     + IssuerStore
     + SyncStore
     + BuildingStore
+    + analytics::AnalyticsStore
 {
 }
 
@@ -678,6 +685,7 @@ impl<T> Store for T where
         + IssuerStore
         + SyncStore
         + BuildingStore
+        + analytics::AnalyticsStore
 {
 }
 

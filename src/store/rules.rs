@@ -33,8 +33,13 @@ pub(crate) fn plan_upsert(stored: &HashMap<String, (i64, i64)>, batch: &[Prepare
     let mut outcomes = Vec::with_capacity(batch.len());
     for (index, record) in batch.iter().enumerate() {
         let outcome = match version_of.get(record.id.as_str()) {
+            // A rewrite (the personal-data scrub) replaces the very version it read, never a
+            // newer one that was stored since.
+            Some(&version) if record.rewrite && version == record.version => UpsertOutcome::Replaced,
+            Some(_) if record.rewrite => UpsertOutcome::Ignored,
             Some(&version) if version >= record.version => UpsertOutcome::Ignored,
             Some(_) => UpsertOutcome::Replaced,
+            None if record.rewrite => UpsertOutcome::Ignored,
             None => UpsertOutcome::Stored,
         };
         if outcome != UpsertOutcome::Ignored {
@@ -98,6 +103,10 @@ pub(crate) fn plan_notifications<'a>(
         return planned;
     }
     for (record, &outcome) in batch.iter().zip(outcomes) {
+        if record.rewrite {
+            // The same version, only without personal data: nothing for a subscriber to fetch.
+            continue;
+        }
         let first_version = match outcome {
             UpsertOutcome::Stored => true,
             UpsertOutcome::Replaced => false,

@@ -27,10 +27,12 @@ pub(crate) enum Dialect {
 
 /// A value bound to a statement built here. A list of texts is a `text[]` on PostgreSQL and a
 /// JSON array in a text column on SQLite; each backend's binder says so once.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum SqlValue {
     Text(String),
+    OptionalText(Option<String>),
     Integer(i64),
+    Real(Option<f64>),
     OptionalInteger(Option<i64>),
     Bool(bool),
     TextList(Option<Vec<String>>),
@@ -74,7 +76,7 @@ impl From<bool> for SqlValue {
 }
 
 /// SQL text with its values, every value a placeholder in the text and never spliced into it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Statement {
     pub(crate) sql: String,
     pub(crate) values: Vec<SqlValue>,
@@ -553,6 +555,11 @@ pub(crate) trait SqlBackend: Send + Sync {
     fn text_at(row: &Self::Row, index: usize) -> Result<String, sqlx::Error>;
     /// The integer in column `index` of a row.
     fn integer_at(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error>;
+    fn optional_text_at(row: &Self::Row, index: usize) -> Result<Option<String>, sqlx::Error>;
+    fn optional_integer_at(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error>;
+    /// A boolean column (an integer on SQLite).
+    fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error>;
+    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error>;
 }
 
 #[async_trait]

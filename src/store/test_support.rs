@@ -134,6 +134,8 @@ pub(super) fn record(id: &str, version: i64, start: &str, sessions: &[&str], par
         sessions: sessions.iter().map(child).collect(),
         participants: participants.iter().map(child).collect(),
         streams: Default::default(),
+        quality: Default::default(),
+        rewrite: false,
     }
 }
 

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod analytics;
 mod answers;
 mod auth;
 mod beta;

@@ -26,6 +26,8 @@ fn prepared(id: &str, version: i64) -> PreparedRecord {
         sessions: Vec::new(),
         participants: Vec::new(),
         streams: Default::default(),
+        quality: Default::default(),
+        rewrite: false,
     }
 }
 

@@ -127,6 +127,8 @@ impl PgStore {
                     sessions: Vec::new(),
                     participants: Vec::new(),
                     streams: Default::default(),
+                    quality: Default::default(),
+                    rewrite: false,
                 };
                 Ok((previous, record))
             })

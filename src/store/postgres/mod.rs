@@ -91,7 +91,98 @@ impl PgStore {
             .convert(conversion)
             .await
             .context("moving call records of the previous layout to the compact one")?;
+        store
+            .add_missing_analytics_rows(i64::from(options.conversion_batch))
+            .await
+            .context("adding analytics rows to stored call records")?;
         Ok(store)
+    }
+
+    /// Writes the analytics rows of every record stored before they existed, `batch` records a
+    /// transaction, then removes the pending fact. Each transaction takes the records' write
+    /// locks and reads them under them, so a node ingesting meanwhile is never overwritten with
+    /// an older version's rows; a record's old rows go first, so doing one twice is harmless.
+    async fn add_missing_analytics_rows(&self, batch: i64) -> anyhow::Result<()> {
+        let pending: Option<i64> = sqlx::query_scalar("SELECT value FROM store_fact WHERE name = $1")
+            .bind(analytics::ROWS_PENDING)
+            .fetch_optional(&self.pool)
+            .await?;
+        if pending.is_none() {
+            return Ok(());
+        }
+        let (mut after_tenant, mut after_id) = (i64::MIN, String::new());
+        loop {
+            let candidates: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT r.tenant_key, t.id, r.id FROM record r JOIN tenant t ON t.key = r.tenant_key
+                 WHERE (r.tenant_key, r.id) > ($1, $2) ORDER BY r.tenant_key, r.id LIMIT $3",
+            )
+            .bind(after_tenant)
+            .bind(&after_id)
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
+            let Some((last_tenant, _, last_id)) = candidates.last().cloned() else {
+                sqlx::query("DELETE FROM store_fact WHERE name = $1")
+                    .bind(analytics::ROWS_PENDING)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!("every stored record has its analytics rows");
+                return Ok(());
+            };
+            let keys: Vec<String> = candidates
+                .iter()
+                .map(|(_, tenant, id)| format!("{tenant}:{id}"))
+                .collect();
+            lock_keys(&mut tx, &keys).await?;
+            for (tenant_key, _, id) in &candidates {
+                let Some((start, document)): Option<(i64, Vec<u8>)> =
+                    sqlx::query_as("SELECT start_ticks, document FROM record WHERE tenant_key = $1 AND id = $2")
+                        .bind(tenant_key)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    continue;
+                };
+                let parts: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT body FROM record_part WHERE tenant_key = $1 AND record_id = $2 AND start_ticks = $3
+                       AND kind = $4 ORDER BY first_ordinal",
+                )
+                .bind(tenant_key)
+                .bind(id)
+                .bind(start)
+                .bind(part_code(PartKind::Sessions))
+                .fetch_all(&mut *tx)
+                .await?;
+                let (document, sessions) = self
+                    .decoded(|codec| {
+                        let mut sessions = Vec::new();
+                        for part in &parts {
+                            sessions.extend(codec.decode_part(part)?.into_iter().map(|(_, session)| session));
+                        }
+                        Ok((codec.decode(&document)?, sessions))
+                    })
+                    .await?;
+                let rows = analytics::rows_of_stored(id, &document, sessions);
+                let (record, start) = (analytics::RecordRef::Id(id), Timestamp::from_ticks(start));
+                let statements = analytics::delete_rows(sql::Dialect::Postgres, *tenant_key, record, start)
+                    .into_iter()
+                    .chain(analytics::insert_rows(
+                        sql::Dialect::Postgres,
+                        *tenant_key,
+                        record,
+                        start,
+                        &rows,
+                    ));
+                for statement in statements {
+                    bound(&statement).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            (after_tenant, after_id) = (last_tenant, last_id);
+        }
     }
 
     /// `open`, with the conversion run as a test asks.
@@ -232,7 +323,24 @@ impl PgStore {
             .bind(&old_ids)
             .execute(&mut *tx)
             .await?;
-            for (table, id_column) in [("record_part", "record_id"), ("record", "id")] {
+            for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
+                sqlx::query(&analytics::daily_change(
+                    fact,
+                    -1,
+                    "tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)",
+                ))
+                .bind(tenant_key)
+                .bind(&old_starts)
+                .bind(&old_ids)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (table, id_column) in [
+                ("record_part", "record_id"),
+                ("stream", "record_id"),
+                ("call_leg", "record_id"),
+                ("record", "id"),
+            ] {
                 sqlx::query(&format!(
                     "DELETE FROM {table} WHERE tenant_key = $1 AND start_ticks = ANY($2) AND {id_column} = ANY($3)"
                 ))
@@ -256,6 +364,19 @@ impl PgStore {
             })
             .collect();
         insert_records(&mut tx, &writes).await?;
+        for write in &writes {
+            let record = write.record;
+            let rows = analytics::insert_rows(
+                sql::Dialect::Postgres,
+                tenant_key,
+                analytics::RecordRef::Id(&record.id),
+                record.start,
+                &record.quality,
+            );
+            for statement in &rows {
+                bound(statement).execute(&mut *tx).await?;
+            }
+        }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
         insert_planned_notifications(&mut tx, tenant, &planned, now).await?;
         tx.commit().await?;
@@ -608,7 +729,9 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
         .iter()
         .fold(sqlx::query(&statement.sql), |query, value| match value {
             sql::SqlValue::Text(text) => query.bind(text.as_str()),
+            sql::SqlValue::OptionalText(text) => query.bind(text.as_deref()),
             sql::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::Real(real) => query.bind(*real),
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
@@ -987,6 +1110,33 @@ impl RetentionStore for PgStore {
         .bind(before)
         .execute(&mut *tx)
         .await?;
+        for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
+            sqlx::query(&analytics::daily_change(
+                fact,
+                -1,
+                "start_ticks < $4 AND (tenant_key, record_id, start_ticks) IN
+                     (SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]))",
+            ))
+            .bind(&tenant_keys)
+            .bind(&ids)
+            .bind(&starts)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for table in ["stream", "call_leg"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} c USING UNNEST($1::int8[], $2::text[], $3::int8[]) AS u (tenant_key, record_id, start_ticks)
+                 WHERE c.start_ticks < $4 AND c.tenant_key = u.tenant_key AND c.record_id = u.record_id
+                   AND c.start_ticks = u.start_ticks"
+            ))
+            .bind(&tenant_keys)
+            .bind(&ids)
+            .bind(&starts)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "DELETE FROM record_part c USING UNNEST($1::int8[], $2::text[], $3::int8[]) AS u (tenant_key, record_id, start_ticks)
              WHERE c.start_ticks < $4 AND c.tenant_key = u.tenant_key AND c.record_id = u.record_id
@@ -1112,6 +1262,22 @@ impl sql::SqlBackend for PgStore {
     }
 
     fn integer_at(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_text_at(row: &Self::Row, index: usize) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_integer_at(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error> {
         row.try_get(index)
     }
 }

@@ -96,8 +96,8 @@ impl Month {
 /// Tables partitioned and retained together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Family {
-    /// Call records with their parts and participant references: they share a month by
-    /// construction.
+    /// Call records with their parts, participant references and analytics rows: they share a
+    /// month by construction.
     Records,
     /// Usage-log rows, kept for their own (longer) window.
     Logs,
@@ -106,7 +106,15 @@ pub(super) enum Family {
 impl Family {
     pub(super) fn tables(self) -> &'static [&'static str] {
         match self {
-            Family::Records => &["record", "record_part", "participant_ref"],
+            Family::Records => &[
+                "record",
+                "record_part",
+                "participant_ref",
+                "stream",
+                "call_leg",
+                "stream_day",
+                "call_leg_day",
+            ],
             Family::Logs => &["log_row"],
         }
     }

@@ -154,7 +154,79 @@ impl SqliteStore {
             .convert_previous_layout(store_options.conversion_batch)
             .await
             .with_context(|| format!("converting the SQLite file {path} to the compact layout"))?;
+        store
+            .add_missing_analytics_rows(store_options.conversion_batch)
+            .await
+            .with_context(|| format!("adding analytics rows to the records of the SQLite file {path}"))?;
         Ok(store)
+    }
+
+    /// Writes the analytics rows of every record stored before they existed, `batch` records a
+    /// transaction, in key order from where the last open stopped (the pending fact's value);
+    /// removes the fact when done. Each record's old rows go first, so doing one twice is
+    /// harmless.
+    async fn add_missing_analytics_rows(&self, batch: u32) -> anyhow::Result<()> {
+        loop {
+            let Some(next): Option<i64> = sqlx::query_scalar("SELECT value FROM store_fact WHERE name = ?")
+                .bind(analytics::ROWS_PENDING)
+                .fetch_optional(&self.writer)
+                .await?
+            else {
+                return Ok(());
+            };
+            let records: Vec<(i64, i64, i64, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT key, tenant_key, start_ticks, id, document FROM record WHERE key >= ? ORDER BY key LIMIT ?",
+            )
+            .bind(next)
+            .bind(i64::from(batch))
+            .fetch_all(&self.writer)
+            .await?;
+            let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+            let Some(last) = records.last().map(|(key, ..)| *key) else {
+                sqlx::query("DELETE FROM store_fact WHERE name = ?")
+                    .bind(analytics::ROWS_PENDING)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!("every stored record has its analytics rows");
+                return Ok(());
+            };
+            for (key, tenant_key, start, id, document) in &records {
+                let parts: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT body FROM record_part WHERE tenant_key = ? AND record_key = ? AND kind = ? ORDER BY first_ordinal",
+                )
+                .bind(tenant_key)
+                .bind(key)
+                .bind(codec::PartKind::Sessions.code())
+                .fetch_all(&mut *tx)
+                .await?;
+                let document = self.codec.decode(document)?;
+                let mut sessions = Vec::new();
+                for part in &parts {
+                    sessions.extend(self.codec.decode_part(part)?.into_iter().map(|(_, session)| session));
+                }
+                let rows = analytics::rows_of_stored(id, &document, sessions);
+                let (record, start) = (analytics::RecordRef::Key(*key), Timestamp::from_ticks(*start));
+                let statements = analytics::delete_rows(sql::Dialect::Sqlite, *tenant_key, record, start)
+                    .into_iter()
+                    .chain(analytics::insert_rows(
+                        sql::Dialect::Sqlite,
+                        *tenant_key,
+                        record,
+                        start,
+                        &rows,
+                    ));
+                for statement in statements {
+                    bound(&statement).execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query("UPDATE store_fact SET value = ? WHERE name = ?")
+                .bind(last + 1)
+                .bind(analytics::ROWS_PENDING)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
     }
 
     /// Moves records kept in the previous layout (a row per record, session and participant, as
@@ -243,6 +315,8 @@ impl SqliteStore {
                 sessions,
                 participants,
                 streams: Default::default(),
+                quality: Default::default(),
+                rewrite: false,
             };
             if by_tenant.last().is_none_or(|group| group.tenant.as_str() != tenant_id) {
                 by_tenant.push(PreviousRecords {
@@ -517,6 +591,16 @@ async fn insert_record(
         });
         insert.build().execute(&mut *tx).await?;
     }
+    let rows = analytics::insert_rows(
+        sql::Dialect::Sqlite,
+        tenant_key,
+        analytics::RecordRef::Key(key),
+        record.start,
+        &record.quality,
+    );
+    for statement in &rows {
+        bound(statement).execute(&mut *tx).await?;
+    }
     Ok(())
 }
 
@@ -548,6 +632,15 @@ async fn delete_record(
             .execute(&mut *tx)
             .await?;
         }
+    }
+    let rows = analytics::delete_rows(
+        sql::Dialect::Sqlite,
+        tenant_key,
+        analytics::RecordRef::Key(key),
+        Timestamp::from_ticks(start),
+    );
+    for statement in &rows {
+        bound(statement).execute(&mut *tx).await?;
     }
     sqlx::query("DELETE FROM record_part WHERE tenant_key = ? AND record_key = ?")
         .bind(tenant_key)
@@ -671,7 +764,9 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
         .iter()
         .map(|value| match value {
             sql::SqlValue::Text(text) => Value::Text(text.clone()),
+            sql::SqlValue::OptionalText(text) => text.clone().map_or(Value::Null, Value::Text),
             sql::SqlValue::Integer(integer) => Value::Integer(*integer),
+            sql::SqlValue::Real(real) => real.map_or(Value::Null, Value::Real),
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
@@ -687,7 +782,9 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sql
         .iter()
         .fold(sqlx::query(&statement.sql), |query, value| match value {
             sql::SqlValue::Text(text) => query.bind(text.as_str()),
+            sql::SqlValue::OptionalText(text) => query.bind(text.as_deref()),
             sql::SqlValue::Integer(integer) => query.bind(*integer),
+            sql::SqlValue::Real(real) => query.bind(*real),
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
@@ -1067,6 +1164,22 @@ impl sql::SqlBackend for SqliteStore {
     }
 
     fn integer_at(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_text_at(row: &Self::Row, index: usize) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_integer_at(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error> {
         row.try_get(index)
     }
 }
