@@ -863,6 +863,15 @@
     ov.classList.toggle('error', !!isError);
   }
 
+  // A chart without data (its condition labels stay on "Poor due to").
+  function clearChart(name) {
+    const chart = dashboard.charts[name];
+    dashboard.groups[name] = [];
+    if (name !== 'poorDueTo') chart.data.labels = [];
+    for (const ds of chart.data.datasets) ds.data = [];
+    chart.update('none');
+  }
+
   async function loadChart(name, range, gen) {
     const spec = SPECS[name];
     const chart = dashboard.charts[name];
@@ -880,10 +889,8 @@
       chart.canvas.dataset.ready = 'true';
     } catch (e) {
       if (gen !== generation) return;
-      dashboard.groups[name] = [];
-      chart.data.labels = name === 'poorDueTo' ? chart.data.labels : [];
-      for (const ds of chart.data.datasets) ds.data = [];
-      chart.update('none');
+      clearChart(name);
+      if (name === 'poorDueTo') for (const k of ['streams', 'poor']) setKpi(k, '–', ''); // its rows give these totals
       showOverlay(name, e.status === 401 ? 'Sign in to see this chart' : "Couldn't load this chart: " + e.message, e.status !== 401);
       chart.canvas.dataset.ready = 'error';
       throw new Error(name + ': ' + e.message);
@@ -898,11 +905,16 @@
     const range = timeRange();
     $('#range-text').textContent = longDay(range.fromDay) + ' – ' + longDay(range.toDay) + ' (UTC)';
     if (authRequired && !token()) {
+      // Signed out (or never signed in): nothing of what an earlier token could see stays on the page.
       showSignIn(null);
+      if (drill.open) closeDrawer();
       for (const name of Object.keys(SPECS)) {
+        clearChart(name);
         showOverlay(name, 'Sign in to see this chart', false);
         dashboard.charts[name].canvas.dataset.ready = 'error';
       }
+      for (const k of ['streams', 'poor', 'sessions', 'setup', 'dropped', 'rating']) setKpi(k, '–', '');
+      $('#updated').textContent = '';
       dashboard.ready = Promise.resolve({ ok: false, errors: ['sign in'] });
       return dashboard.ready;
     }

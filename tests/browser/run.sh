@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Runs the dashboard's headless-Chromium test (dashboard.test.mjs) against a running callrecords server.
-# Usage: tests/browser/run.sh      (from any directory)
-# Env:   CALLRECORDS_URL          the server's base URL, e.g. http://127.0.0.1:8080 (required; authentication off)
-#        CALLRECORDS_SCREENSHOTS  a directory for dashboard-desktop.png, -drilldown.png, -phone.png (optional)
+# Runs the dashboard's headless-Chromium tests (tests/browser/*.test.mjs) against a running callrecords server.
+# Usage: tests/browser/run.sh [FILE.test.mjs ...]      (from any directory)
+#        FILE names a test under tests/browser; the default is dashboard.test.mjs.
+#          dashboard.test.mjs  a server with authentication off (serve --demo)
+#          signin.test.mjs     a server with --auth local (serve --demo --auth local) and the CALLRECORDS_TENANT,
+#                              _CLIENT_ID, _CLIENT_SECRET, _OTHER_TENANT, _OTHER_CLIENT_ID, _OTHER_CLIENT_SECRET
+#                              its header describes
+# Env:   CALLRECORDS_URL          the server's base URL, e.g. http://127.0.0.1:8080 (required)
+#        CALLRECORDS_SCREENSHOTS  a directory for the screenshots the tests save (optional): dashboard-desktop.png,
+#                                 -drilldown.png, -phone.png; signin-panel.png, -done.png, -other-tenant.png
 #        CHROMIUM                 the browser puppeteer-core drives (default: /usr/bin/chromium)
 # Needs Node.js 20 and npm; puppeteer-core downloads no browser.
 set -euo pipefail
@@ -25,6 +31,18 @@ if [ -n "${CALLRECORDS_SCREENSHOTS:-}" ]; then
   export CALLRECORDS_SCREENSHOTS
 fi
 
+# The tests to run: names (or paths) of files under tests/browser, checked before anything is installed.
+[ "$#" -gt 0 ] || set -- dashboard.test.mjs
+tests=()
+for name in "$@"; do
+  file="$here/$(basename -- "$name")"
+  if [ ! -f "$file" ]; then
+    echo "browser: no test $name in $here" >&2
+    exit 2
+  fi
+  tests+=("tests/browser/$(basename -- "$name")")
+done
+
 cd "$root"
 
 # Install puppeteer-core from package-lock.json, only when the lock changed since the last successful install.
@@ -36,4 +54,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-exec node --test tests/browser/dashboard.test.mjs
+# One file at a time: each drives its own Chromium against the one server.
+exec node --test --test-concurrency=1 "${tests[@]}"
