@@ -736,7 +736,7 @@ fn key_at<B: SqlBackend>(row: &B::Row, index: usize, column: Column) -> Result<V
 #[async_trait]
 impl<B: SqlBackend> AnalyticsStore for B {
     async fn group(&self, tenant: &TenantId, query: &GroupQuery) -> StoreResult<Vec<GroupRow>> {
-        let rows = self.fetch_all(group_statement(B::DIALECT, tenant, query)).await?;
+        let rows = self.fetch_analytics(group_statement(B::DIALECT, tenant, query)).await?;
         let width = query.group_by.len();
         let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -778,7 +778,7 @@ impl<B: SqlBackend> AnalyticsStore for B {
                 ),
                 vec![tenant.into(), from.into(), to.into()],
             );
-            for row in self.fetch_all(statement).await? {
+            for row in self.fetch_analytics(statement).await? {
                 found.insert(B::text_at(&row, 0)?);
             }
         }
@@ -805,7 +805,7 @@ impl<B: SqlBackend> AnalyticsStore for B {
              ) m {join}
              ORDER BY m.poor DESC, m.first_start DESC, 1"
         );
-        let rows = self.fetch_all(Statement::new(B::DIALECT, &sql, values)).await?;
+        let rows = self.fetch_analytics(Statement::new(B::DIALECT, &sql, values)).await?;
         rows.iter()
             .map(|row| {
                 Ok(CallSummary {

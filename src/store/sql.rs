@@ -529,6 +529,11 @@ pub(crate) trait SqlBackend: Send + Sync {
 
     /// Runs a read, on the backend's read connections.
     async fn fetch_all(&self, statement: Statement) -> StoreResult<Vec<Self::Row>>;
+    /// Runs an analytics read, which may scan for seconds: where the backend has few read
+    /// connections, on connections of its own, so such a scan never holds up the other reads.
+    async fn fetch_analytics(&self, statement: Statement) -> StoreResult<Vec<Self::Row>> {
+        self.fetch_all(statement).await
+    }
     async fn fetch_optional(&self, statement: Statement) -> StoreResult<Option<Self::Row>>;
     /// The one integer a `SELECT COUNT(*)` answers.
     async fn count(&self, statement: Statement) -> StoreResult<i64>;

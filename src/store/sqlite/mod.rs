@@ -28,6 +28,9 @@ pub struct SqliteStore {
     /// Every writer connection applies it as it opens; `set_max_size` changes it at run time.
     max_size: Arc<AtomicU64>,
     reader: SqlitePool,
+    /// Analytics scans (`AnalyticsStore`), apart from `reader` so that a long one waits only
+    /// behind another.
+    analytics_reader: SqlitePool,
     hot_reader: HotReader,
     codec: Arc<codec::Codec>,
     tenant_keys: TenantKeys,
@@ -36,6 +39,9 @@ pub struct SqliteStore {
 /// Takes the write lock at the start, so a transaction that reads before it writes never has to
 /// upgrade its lock (an upgrade that another process blocks fails at once instead of waiting).
 const BEGIN: &str = "BEGIN IMMEDIATE";
+
+/// Connections analytics scans run on at once; more would only share the two cores.
+const ANALYTICS_READ_CONNECTIONS: u32 = 2;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -133,9 +139,16 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .with_context(|| format!("opening read connections to {path}"))?;
+        let analytics_reader = SqlitePoolOptions::new()
+            .max_connections(ANALYTICS_READ_CONNECTIONS)
+            // A scan over a large store's rows can take tens of seconds (BENCHMARKS.md).
+            .acquire_timeout(Duration::from_secs(120))
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("opening analytics read connections to {path}"))?;
         let codec = Arc::new(
             load_codec(&writer)
                 .await
@@ -146,6 +159,7 @@ impl SqliteStore {
             writer,
             max_size,
             reader,
+            analytics_reader,
             hot_reader,
             codec,
             tenant_keys: TenantKeys::default(),
@@ -1104,6 +1118,10 @@ impl sql::SqlBackend for SqliteStore {
 
     async fn fetch_optional(&self, statement: sql::Statement) -> StoreResult<Option<Self::Row>> {
         Ok(bound(&statement).fetch_optional(&self.reader).await?)
+    }
+
+    async fn fetch_analytics(&self, statement: sql::Statement) -> StoreResult<Vec<Self::Row>> {
+        Ok(bound(&statement).fetch_all(&self.analytics_reader).await?)
     }
 
     async fn count(&self, statement: sql::Statement) -> StoreResult<i64> {
