@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
+use crate::store::codec::PartKind;
 use crate::store::{RecordCursor, RecordSelection, Store, StoreResult, TenantId};
 
 /// Members whose values identify a person, cleared (set to null) wherever they appear.
@@ -153,8 +154,13 @@ async fn scrub_tenant(
             let mut whole: Value = serde_json::from_str(&record.document).map_err(|error| {
                 crate::store::StoreError::Other(anyhow::anyhow!("a stored record does not parse: {error}"))
             })?;
-            let sessions = all_children(|after| store.list_sessions(tenant, &record.id, after, 60)).await?;
-            let participants = all_children(|after| store.list_participants(tenant, &record.id, after, 130)).await?;
+            // A part's worth a read: the store decodes whole parts anyway.
+            let page = |kind: PartKind| kind.per_part() as u32;
+            let sessions =
+                all_children(|after| store.list_sessions(tenant, &record.id, after, page(PartKind::Sessions))).await?;
+            let participants =
+                all_children(|after| store.list_participants(tenant, &record.id, after, page(PartKind::Participants)))
+                    .await?;
             if let Value::Object(object) = &mut whole {
                 object.insert("sessions".to_owned(), Value::Array(sessions));
                 object.insert("participants_v2".to_owned(), Value::Array(participants));

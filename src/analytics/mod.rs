@@ -21,7 +21,7 @@ use crate::quality::{Classification, Condition as PoorCondition, MediaType};
 use crate::store::analytics::{
     AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, Side, Value, TICKS_PER_DAY,
 };
-use crate::store::{StoreResult, TenantId};
+use crate::store::{StoreError, TenantId};
 
 /// A place a subnet maps to through the building file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,7 +202,10 @@ impl Dimension {
                 _ => Json::Null,
             },
             Dimension::Month => match &keys[0] {
-                Value::Integer(day) => Json::from(day_name(*day)[..7].to_owned()),
+                Value::Integer(day) => {
+                    let day = day_name(*day);
+                    Json::from(day.get(..7).unwrap_or(&day).to_owned())
+                }
                 _ => Json::Null,
             },
             Dimension::MediaType => match &keys[0] {
@@ -341,6 +344,27 @@ pub(crate) struct ParamError {
     pub(crate) message: String,
 }
 
+/// Why an analytics answer could not be given: a parameter at fault, or the store.
+#[derive(Debug)]
+pub(crate) enum AnalyticsError {
+    Param(ParamError),
+    Store(StoreError),
+}
+
+impl From<ParamError> for AnalyticsError {
+    fn from(error: ParamError) -> Self {
+        AnalyticsError::Param(error)
+    }
+}
+
+impl From<StoreError> for AnalyticsError {
+    fn from(error: StoreError) -> Self {
+        AnalyticsError::Store(error)
+    }
+}
+
+type Answer<T> = Result<T, AnalyticsError>;
+
 impl ParamError {
     pub(crate) fn new(parameter: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -358,15 +382,16 @@ async fn conditions(
     params: &Params,
     fact: Fact,
     places: &Places,
-) -> StoreResult<Result<Vec<Condition>, ParamError>> {
+) -> Answer<Vec<Condition>> {
     let mut conditions = Vec::new();
     let mut subnets: Option<Vec<String>> = None;
     for clause in &params.filter {
         if !clause.dimension.available_on(fact) {
-            return Ok(Err(ParamError::new(
+            return Err(ParamError::new(
                 "filter",
                 format!("'{}' is not known for this measure", clause.dimension.name()),
-            )));
+            )
+            .into());
         }
         let needs_subnets = clause.dimension.needs_places();
         if needs_subnets && subnets.is_none() {
@@ -376,12 +401,13 @@ async fn conditions(
                     .await?,
             );
         }
-        match clause_conditions(clause, places, subnets.as_deref().unwrap_or_default()) {
-            Ok(more) => conditions.extend(more),
-            Err(error) => return Ok(Err(error)),
-        }
+        conditions.extend(clause_conditions(
+            clause,
+            places,
+            subnets.as_deref().unwrap_or_default(),
+        )?);
     }
-    Ok(Ok(conditions))
+    Ok(conditions)
 }
 
 fn clause_conditions(clause: &Clause, places: &Places, subnets: &[String]) -> Result<Vec<Condition>, ParamError> {
@@ -592,19 +618,17 @@ async fn grouped(
     fact: Fact,
     dimensions: &[Dimension],
     places: &Places,
-) -> StoreResult<Result<Vec<(Vec<Json>, Vec<i64>)>, ParamError>> {
+) -> Answer<Vec<(Vec<Json>, Vec<i64>)>> {
     for dimension in dimensions {
         if !dimension.available_on(fact) {
-            return Ok(Err(ParamError::new(
+            return Err(ParamError::new(
                 "groupBy",
                 format!("'{}' is not known for this measure", dimension.name()),
-            )));
+            )
+            .into());
         }
     }
-    let conditions = match conditions(store, tenant, params, fact, places).await? {
-        Ok(conditions) => conditions,
-        Err(error) => return Ok(Err(error)),
-    };
+    let conditions = conditions(store, tenant, params, fact, places).await?;
     let mut columns: Vec<Column> = Vec::new();
     let spans: Vec<std::ops::Range<usize>> = dimensions
         .iter()
@@ -623,7 +647,7 @@ async fn grouped(
         default_filters: params.default_filters,
     };
     let rows = store.group(tenant, &query).await?;
-    Ok(Ok(merge(rows, dimensions, &spans, places)))
+    Ok(merge(rows, dimensions, &spans, places))
 }
 
 /// Adds up groups whose dimension values are the same (two subnets of one building, the days
@@ -705,16 +729,13 @@ pub(crate) async fn quality(
     tenant: &TenantId,
     params: &Params,
     places: &Places,
-) -> StoreResult<Result<Vec<Json>, ParamError>> {
+) -> Answer<Vec<Json>> {
     let mut dimensions = params.group_by.clone();
     if !dimensions.contains(&Dimension::MediaType) {
         dimensions.push(Dimension::MediaType);
     }
-    let groups = match grouped(store, tenant, params, Fact::Streams, &dimensions, places).await? {
-        Ok(groups) => groups,
-        Err(error) => return Ok(Err(error)),
-    };
-    Ok(Ok(groups
+    let groups = grouped(store, tenant, params, Fact::Streams, &dimensions, places).await?;
+    Ok(groups
         .into_iter()
         .map(|(keys, measures)| {
             let mut row = keyed(&dimensions, keys);
@@ -731,7 +752,7 @@ pub(crate) async fn quality(
             row.insert("poorDueTo".into(), Json::Object(due));
             Json::Object(row)
         })
-        .collect()))
+        .collect())
 }
 
 /// Legs that failed to set up or dropped.
@@ -740,12 +761,9 @@ pub(crate) async fn reliability(
     tenant: &TenantId,
     params: &Params,
     places: &Places,
-) -> StoreResult<Result<Vec<Json>, ParamError>> {
-    let groups = match grouped(store, tenant, params, Fact::Legs, &params.group_by, places).await? {
-        Ok(groups) => groups,
-        Err(error) => return Ok(Err(error)),
-    };
-    Ok(Ok(groups
+) -> Answer<Vec<Json>> {
+    let groups = grouped(store, tenant, params, Fact::Legs, &params.group_by, places).await?;
+    Ok(groups
         .into_iter()
         .map(|(keys, measures)| {
             let mut row = keyed(&params.group_by, keys);
@@ -757,7 +775,7 @@ pub(crate) async fn reliability(
             row.insert("droppedRatio".into(), ratio(dropped, sessions));
             Json::Object(row)
         })
-        .collect()))
+        .collect())
 }
 
 /// Rate My Call: ratings from 1 to 5, poor at `quality::POOR_RATING_AT_MOST` or below.
@@ -766,12 +784,9 @@ pub(crate) async fn rate_my_call(
     tenant: &TenantId,
     params: &Params,
     places: &Places,
-) -> StoreResult<Result<Vec<Json>, ParamError>> {
-    let groups = match grouped(store, tenant, params, Fact::Legs, &params.group_by, places).await? {
-        Ok(groups) => groups,
-        Err(error) => return Ok(Err(error)),
-    };
-    Ok(Ok(groups
+) -> Answer<Vec<Json>> {
+    let groups = grouped(store, tenant, params, Fact::Legs, &params.group_by, places).await?;
+    Ok(groups
         .into_iter()
         .filter(|(_, measures)| measures[3] > 0)
         .map(|(keys, measures)| {
@@ -790,7 +805,7 @@ pub(crate) async fn rate_my_call(
             row.insert("poorRatingRatio".into(), ratio(poor, ratings));
             Json::Object(row)
         })
-        .collect()))
+        .collect())
 }
 
 /// What the worst list ranks.
@@ -826,11 +841,8 @@ pub(crate) async fn worst(
     by: Worst,
     min_streams: i64,
     top: usize,
-) -> StoreResult<Result<Vec<Json>, ParamError>> {
-    let conditions = match conditions(store, tenant, params, Fact::Streams, places).await? {
-        Ok(conditions) => conditions,
-        Err(error) => return Ok(Err(error)),
-    };
+) -> Answer<Vec<Json>> {
+    let conditions = conditions(store, tenant, params, Fact::Streams, places).await?;
     let per_side: &[EndpointColumn] = match by {
         Worst::Subnet | Worst::Building => &[EndpointColumn::Server, EndpointColumn::Subnet],
         Worst::User => &[EndpointColumn::Server, EndpointColumn::UserId, EndpointColumn::UserName],
@@ -892,7 +904,7 @@ pub(crate) async fn worst(
         Worst::Building => "building",
         Worst::User => "user",
     };
-    Ok(Ok(ranked
+    Ok(ranked
         .into_iter()
         .take(top)
         .map(|((key, display), [streams, good, poor])| {
@@ -907,7 +919,7 @@ pub(crate) async fn worst(
             row.insert("poorRatio".into(), ratio(poor, poor + good));
             Json::Object(row)
         })
-        .collect()))
+        .collect())
 }
 
 /// The calls behind a group: those with streams matching the filter (and the classification).
@@ -918,11 +930,8 @@ pub(crate) async fn calls(
     places: &Places,
     classification: Option<Classification>,
     top: u32,
-) -> StoreResult<Result<Vec<Json>, ParamError>> {
-    let mut conditions = match conditions(store, tenant, params, Fact::Streams, places).await? {
-        Ok(conditions) => conditions,
-        Err(error) => return Ok(Err(error)),
-    };
+) -> Answer<Vec<Json>> {
+    let mut conditions = conditions(store, tenant, params, Fact::Streams, places).await?;
     if let Some(classification) = classification {
         conditions.push(Condition {
             column: Column::Classification,
@@ -939,7 +948,7 @@ pub(crate) async fn calls(
         default_filters: params.default_filters,
     };
     let calls = store.calls(tenant, &query, top).await?;
-    Ok(Ok(calls
+    Ok(calls
         .into_iter()
         .map(|call| {
             json!({
@@ -950,7 +959,7 @@ pub(crate) async fn calls(
                 "poorStreams": call.poor_streams,
             })
         })
-        .collect()))
+        .collect())
 }
 
 /// Every classified stream of one call, with its endpoints and metrics.
@@ -959,7 +968,7 @@ pub(crate) async fn call_streams(
     tenant: &TenantId,
     id: &str,
     places: &Places,
-) -> StoreResult<Vec<Json>> {
+) -> Answer<Vec<Json>> {
     let streams = store.call_streams(tenant, id).await?;
     let metric_names = [
         "averageJitterMs",

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::AppState;
-use crate::analytics::{self, Dimension, ParamError, Params, Places, Worst};
+use crate::analytics::{self, AnalyticsError, Dimension, ParamError, Params, Places, Worst};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::quality::buildings::{self, BuildingMap};
@@ -32,6 +32,15 @@ const COMMON: &[&str] = &["fromDateTime", "toDateTime", "groupBy", "filter", "de
 impl From<ParamError> for ApiError {
     fn from(error: ParamError) -> Self {
         ApiError::bad_request(format!("{}: {}", error.parameter, error.message)).with_target(error.parameter)
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(error: AnalyticsError) -> Self {
+        match error {
+            AnalyticsError::Param(error) => error.into(),
+            AnalyticsError::Store(error) => error.into(),
+        }
     }
 }
 
@@ -165,7 +174,7 @@ async fn measure(state: AppState, principal: Principal, raw: Option<String>, mea
         Measure::Quality => analytics::quality(store, &principal.tenant, &params, &places).await?,
         Measure::Reliability => analytics::reliability(store, &principal.tenant, &params, &places).await?,
         Measure::RateMyCall => analytics::rate_my_call(store, &principal.tenant, &params, &places).await?,
-    }?;
+    };
     Ok(answer(&params, rows))
 }
 
@@ -241,7 +250,7 @@ pub(crate) async fn worst(
         min_streams,
         top,
     )
-    .await??;
+    .await?;
     Ok(answer(&params, rows))
 }
 
@@ -279,7 +288,7 @@ pub(crate) async fn calls(
         classification,
         top,
     )
-    .await??;
+    .await?;
     Ok(answer(&params, rows))
 }
 

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::sql::{Dialect, SqlBackend, SqlValue, Statement};
 use super::{StoreResult, TenantId, Timestamp};
+use crate::model::{ClientPlatform, NetworkConnectionType, ProductFamily, ServiceRole, WifiBand};
 use crate::quality::{EndpointFacts, LegRow, QualityRows, StreamRow, POOR_RATING_AT_MOST};
 
 /// A day in 100 ns ticks: `start_ticks / TICKS_PER_DAY` is a day number since 1970-01-01.
@@ -855,13 +856,25 @@ impl<B: SqlBackend> AnalyticsStore for B {
             let text = |index: usize| B::optional_text_at(row, at + index);
             Ok(EndpointFacts {
                 server: B::optional_bool_at(row, at)?.unwrap_or(false),
-                connection_type: text(1)?.and_then(|value| static_name(&value)),
+                connection_type: text(1)?
+                    .as_deref()
+                    .and_then(NetworkConnectionType::parse)
+                    .map(NetworkConnectionType::as_str),
                 subnet: text(2)?,
-                wifi_band: text(3)?.and_then(|value| static_name(&value)),
-                product_family: text(4)?.and_then(|value| static_name(&value)),
-                platform: text(5)?.and_then(|value| static_name(&value)),
+                wifi_band: text(3)?.as_deref().and_then(WifiBand::parse).map(WifiBand::as_str),
+                product_family: text(4)?
+                    .as_deref()
+                    .and_then(ProductFamily::parse)
+                    .map(ProductFamily::as_str),
+                platform: text(5)?
+                    .as_deref()
+                    .and_then(ClientPlatform::parse)
+                    .map(ClientPlatform::as_str),
                 version: text(6)?,
-                service_role: text(7)?.and_then(|value| static_name(&value)),
+                service_role: text(7)?
+                    .as_deref()
+                    .and_then(ServiceRole::parse)
+                    .map(ServiceRole::as_str),
                 ip_address: text(8)?,
                 mac_address: text(9)?,
                 user_id: text(10)?,
@@ -918,17 +931,6 @@ impl<B: SqlBackend> AnalyticsStore for B {
         }
         Ok(self.write_all(statements).await?.into_iter().sum())
     }
-}
-
-/// The `&'static str` of a stored enum member name, as `EndpointFacts` holds them.
-fn static_name(value: &str) -> Option<&'static str> {
-    use crate::model::{ClientPlatform, NetworkConnectionType, ProductFamily, ServiceRole, WifiBand};
-    NetworkConnectionType::parse(value)
-        .map(NetworkConnectionType::as_str)
-        .or_else(|| WifiBand::parse(value).map(WifiBand::as_str))
-        .or_else(|| ProductFamily::parse(value).map(ProductFamily::as_str))
-        .or_else(|| ClientPlatform::parse(value).map(ClientPlatform::as_str))
-        .or_else(|| ServiceRole::parse(value).map(ServiceRole::as_str))
 }
 
 /// The analytics rows of a stored record, from its document and its sessions' documents: how
