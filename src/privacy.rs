@@ -2,9 +2,9 @@
 //! (IP and MAC addresses, names, user principal names, device names), as CQD removes them
 //! after 30 days, while their quality data and the streams' classification stay.
 //!
-//! A pass runs with each retention purge (`crate::retention`). It clears the analytics rows' personal columns (`AnalyticsStore::scrub_personal_data`)
-//! and rewrites each record that still has such values, tenant by tenant from where the last
-//! pass stopped: the record is read whole, scrubbed and stored again as the same version
+//! A pass runs with each retention purge (`crate::retention`). It rewrites each record that
+//! still has such values, tenant by tenant from where the last pass stopped (the analytics rows
+//! keep nothing personal but user ids): the record is read whole, scrubbed and stored again as the same version
 //! (`PreparedRecord::rewrite`), which replaces only that version and notifies nobody.
 //! Ids are kept: the Graph surface is addressed by them (`participants_v2/any(...)`, paths).
 
@@ -103,7 +103,6 @@ where
 /// One pass over every tenant; returns how many records were rewritten.
 pub async fn scrub_pass(store: &dyn Store, policy: &ScrubPolicy, now: Timestamp) -> StoreResult<u64> {
     let before = now - policy.after;
-    store.scrub_personal_data(before).await?;
     let mut rewritten = 0;
     let tenants: Vec<TenantId> = store
         .stats()

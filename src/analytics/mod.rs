@@ -18,10 +18,12 @@ pub(crate) use filter::{parse_filter, Clause, Operator};
 use crate::clock::Timestamp;
 use crate::quality::buildings::{Building, BuildingMap};
 use crate::quality::{Classification, Condition as PoorCondition, MediaType};
+use crate::store::analytics::rows_of_stored;
 use crate::store::analytics::{
     AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, Side, Value, TICKS_PER_DAY,
 };
-use crate::store::{StoreError, TenantId};
+use crate::store::codec::PartKind;
+use crate::store::{Store, StoreError, TenantId};
 
 /// A place a subnet maps to through the building file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -395,11 +397,7 @@ async fn conditions(
         }
         let needs_subnets = clause.dimension.needs_places();
         if needs_subnets && subnets.is_none() {
-            subnets = Some(
-                store
-                    .distinct_values(tenant, params.from, params.to, EndpointColumn::Subnet)
-                    .await?,
-            );
+            subnets = Some(store.distinct_values(tenant, EndpointColumn::Subnet).await?);
         }
         conditions.extend(clause_conditions(
             clause,
@@ -827,10 +825,6 @@ impl Worst {
     }
 }
 
-/// What `worst` ranks (a subnet, a building, or a user id with its display name), with its
-/// streams, good and poor counts.
-type Ranked = (String, Option<String>);
-
 /// The client subnets, buildings or users with the highest poor ratio among those with at
 /// least `min_streams` classified streams. A stream counts for each client side it has.
 pub(crate) async fn worst(
@@ -845,7 +839,7 @@ pub(crate) async fn worst(
     let conditions = conditions(store, tenant, params, Fact::Streams, places).await?;
     let per_side: &[EndpointColumn] = match by {
         Worst::Subnet | Worst::Building => &[EndpointColumn::Server, EndpointColumn::Subnet],
-        Worst::User => &[EndpointColumn::Server, EndpointColumn::UserId, EndpointColumn::UserName],
+        Worst::User => &[EndpointColumn::Server, EndpointColumn::UserId],
     };
     let group_by: Vec<Column> = [Side::First, Side::Second]
         .iter()
@@ -860,7 +854,7 @@ pub(crate) async fn worst(
         default_filters: params.default_filters,
     };
     let rows = store.group(tenant, &query).await?;
-    let mut totals: HashMap<Ranked, [i64; 3]> = HashMap::new();
+    let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
     let width = per_side.len();
     for row in &rows {
         for side in row.keys.chunks(width) {
@@ -869,18 +863,11 @@ pub(crate) async fn worst(
             }
             let Value::Text(key) = &side[1] else { continue };
             let key = match by {
-                Worst::Subnet => (key.clone(), None),
+                Worst::Subnet | Worst::User => key.clone(),
                 Worst::Building => match places.value(&side[1], Place::Building) {
-                    Json::String(building) => (building, None),
+                    Json::String(building) => building,
                     _ => continue,
                 },
-                Worst::User => (
-                    key.clone(),
-                    match &side[2] {
-                        Value::Text(name) => Some(name.clone()),
-                        _ => None,
-                    },
-                ),
             };
             let total = totals.entry(key).or_default();
             total[0] += row.measures[0];
@@ -888,7 +875,7 @@ pub(crate) async fn worst(
             total[2] += row.measures[2];
         }
     }
-    let mut ranked: Vec<(Ranked, [i64; 3])> = totals
+    let mut ranked: Vec<(String, [i64; 3])> = totals
         .into_iter()
         .filter(|(_, [_, good, poor])| good + poor >= min_streams.max(1))
         .collect();
@@ -907,12 +894,9 @@ pub(crate) async fn worst(
     Ok(ranked
         .into_iter()
         .take(top)
-        .map(|((key, display), [streams, good, poor])| {
+        .map(|(key, [streams, good, poor])| {
             let mut row = Map::new();
             row.insert(name.into(), key.into());
-            if by == Worst::User {
-                row.insert("userDisplayName".into(), display.map_or(Json::Null, Json::from));
-            }
             row.insert("streams".into(), streams.into());
             row.insert("poorStreams".into(), poor.into());
             row.insert("goodStreams".into(), good.into());
@@ -962,14 +946,25 @@ pub(crate) async fn calls(
         .collect())
 }
 
-/// Every classified stream of one call, with its endpoints and metrics.
-pub(crate) async fn call_streams(
-    store: &dyn AnalyticsStore,
-    tenant: &TenantId,
-    id: &str,
-    places: &Places,
-) -> Answer<Vec<Json>> {
-    let streams = store.call_streams(tenant, id).await?;
+/// Every classified stream of one call, with its endpoints and metrics, classified from the
+/// stored record (the rows keep neither metrics nor addresses); empty when there is no such call.
+pub(crate) async fn call_streams(store: &dyn Store, tenant: &TenantId, id: &str, places: &Places) -> Answer<Vec<Json>> {
+    let Some(record) = store.get_call_record(tenant, id, None).await? else {
+        return Ok(Vec::new());
+    };
+    let mut sessions = Vec::new();
+    let page = PartKind::Sessions.per_part() as u32;
+    let mut after = None;
+    loop {
+        let found = store.list_sessions(tenant, id, after, page).await?;
+        let done = found.len() < page as usize;
+        after = found.last().map(|child| child.ordinal);
+        sessions.extend(found.into_iter().map(|child| child.document));
+        if done || after.is_none() {
+            break;
+        }
+    }
+    let streams = rows_of_stored(id, &record.document, sessions).streams;
     let metric_names = [
         "averageJitterMs",
         "maxJitterMs",
@@ -1004,28 +999,24 @@ pub(crate) async fn call_streams(
     Ok(streams
         .iter()
         .map(|stream| {
-            let classification = [Classification::Good, Classification::Poor, Classification::Unclassified]
-                .into_iter()
-                .find(|class| *class as i64 == stream.classification)
-                .map_or("unclassified", Classification::as_str);
             let mut row = json!({
                 "sessionId": stream.session_id,
                 "segmentId": stream.segment_id,
                 "startDateTime": stream.segment_start.to_date_time().map(|at| at.to_string()),
-                "mediaType": media_type_of(stream.media_type).map(MediaType::as_str),
+                "mediaType": stream.media_type.as_str(),
                 "direction": if stream.first_to_second { "firstToSecond" } else { "secondToFirst" },
-                "firstIsCaller": stream.first_is_caller,
-                "classification": classification,
+                "firstIsCaller": stream.call.first_is_caller,
+                "classification": stream.classification.as_str(),
                 "poorDueTo": CONDITIONS
                     .iter()
-                    .filter(|condition| stream.poor_due_to & (1 << **condition as u8) != 0)
+                    .filter(|condition| stream.poor_due_to.contains(condition))
                     .map(|condition| condition.as_str())
                     .collect::<Vec<_>>(),
-                "first": endpoint(&stream.first),
-                "second": endpoint(&stream.second),
+                "first": endpoint(&stream.call.first),
+                "second": endpoint(&stream.call.second),
             });
             if let Json::Object(row) = &mut row {
-                for (name, value) in metric_names.iter().zip(stream.metrics) {
+                for (name, value) in metric_names.iter().zip(stream.metrics.values()) {
                     row.insert((*name).to_owned(), value.map_or(Json::Null, Json::from));
                 }
             }

@@ -1,12 +1,20 @@
 //! The analytics rows (`stream`, `call_leg`): how they are written beside a record, and the
 //! grouped reads `crate::analytics` asks for. The SQL is written once, over `Dialect`, like the
 //! rest of `sql`; every value is bound and every column name comes from the enums here.
+//!
+//! A row names its two endpoints by key: an endpoint profile (`endpoint_profile`: server or
+//! not, network, client) is what CQD groups an endpoint by, and a tenant has few of them next to
+//! its streams; a user (`analytics_user`) is an Entra user id. Profiles and users are written
+//! before the rows that name them (`resolve_dimensions`) and never deleted. A query over the rows
+//! filters endpoints through their profiles and groups by profile key, then reads the profiles
+//! it found and adds their groups up by the values asked for.
+
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 
 use super::sql::{Dialect, SqlBackend, SqlValue, Statement};
-use super::{StoreResult, TenantId, Timestamp};
-use crate::model::{ClientPlatform, NetworkConnectionType, ProductFamily, ServiceRole, WifiBand};
+use super::{StoreError, StoreResult, TenantId, Timestamp};
 use crate::quality::{EndpointFacts, LegRow, QualityRows, StreamRow, POOR_RATING_AT_MOST};
 
 /// A day in 100 ns ticks: `start_ticks / TICKS_PER_DAY` is a day number since 1970-01-01.
@@ -131,9 +139,21 @@ pub enum EndpointColumn {
     Platform,
     Version,
     ServiceRole,
+    /// Kept apart from the profile: a user's profiles are many.
     UserId,
-    UserName,
 }
+
+/// The columns of an endpoint profile, in the order `profile_values` gives them.
+const PROFILE_COLUMNS: [EndpointColumn; 8] = [
+    EndpointColumn::Server,
+    EndpointColumn::ConnectionType,
+    EndpointColumn::Subnet,
+    EndpointColumn::WifiBand,
+    EndpointColumn::ProductFamily,
+    EndpointColumn::Platform,
+    EndpointColumn::Version,
+    EndpointColumn::ServiceRole,
+];
 
 impl EndpointColumn {
     fn name(self) -> &'static str {
@@ -147,7 +167,6 @@ impl EndpointColumn {
             EndpointColumn::Version => "version",
             EndpointColumn::ServiceRole => "service_role",
             EndpointColumn::UserId => "user_id",
-            EndpointColumn::UserName => "user_name",
         }
     }
 
@@ -182,6 +201,8 @@ pub enum Column {
 }
 
 impl Column {
+    /// The column's name in the daily tables, and its expression over a fact's rows for every
+    /// column but an endpoint's (`row_expression`).
     fn expression(self) -> String {
         match self {
             Column::Day => format!("(start_ticks / {TICKS_PER_DAY})"),
@@ -193,13 +214,7 @@ impl Column {
             Column::FirstIsCaller => "first_is_caller".to_owned(),
             Column::Excluded => "excluded".to_owned(),
             Column::QoeReported => "qoe_reported".to_owned(),
-            Column::Endpoint(side, column) => {
-                let side = match side {
-                    Side::First => "first",
-                    Side::Second => "second",
-                };
-                format!("{side}_{}", column.name())
-            }
+            Column::Endpoint(side, column) => format!("{}_{}", side.prefix(), column.name()),
         }
     }
 
@@ -232,11 +247,31 @@ impl Column {
     fn is_integer(self) -> bool {
         matches!(self, Column::Day | Column::MediaType | Column::Classification)
     }
+
+    /// What a row keeps of the column: an endpoint's value through its profile or user key,
+    /// every other column as itself.
+    fn row_expression(self) -> String {
+        match self {
+            Column::Endpoint(side, EndpointColumn::UserId) => format!("{}_user", side.prefix()),
+            Column::Endpoint(side, _) => format!("{}_endpoint", side.prefix()),
+            other => other.expression(),
+        }
+    }
+}
+
+impl Side {
+    fn prefix(self) -> &'static str {
+        match self {
+            Side::First => "first",
+            Side::Second => "second",
+        }
+    }
 }
 
 /// A value a column is compared with.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
+    #[default]
     Null,
     Bool(bool),
     Integer(i64),
@@ -281,46 +316,17 @@ pub struct CallSummary {
     pub poor_streams: i64,
 }
 
-/// One stream of a call as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredStream {
-    pub session_id: String,
-    pub segment_id: String,
-    pub segment_start: Timestamp,
-    pub media_type: i64,
-    pub classification: i64,
-    pub poor_due_to: i64,
-    pub first_to_second: bool,
-    pub first_is_caller: bool,
-    pub first: EndpointFacts,
-    pub second: EndpointFacts,
-    pub metrics: [Option<f64>; 11],
-}
-
 /// Analytics over the stream and call-leg rows, implemented once for every SQL backend.
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync {
     async fn group(&self, tenant: &TenantId, query: &GroupQuery) -> StoreResult<Vec<GroupRow>>;
 
-    /// The distinct values of an endpoint column of streams in `[from, to)`, both sides.
-    async fn distinct_values(
-        &self,
-        tenant: &TenantId,
-        from: Timestamp,
-        to: Timestamp,
-        column: EndpointColumn,
-    ) -> StoreResult<Vec<String>>;
+    /// Every value an endpoint profile of the tenant has in `column` (not the user id).
+    async fn distinct_values(&self, tenant: &TenantId, column: EndpointColumn) -> StoreResult<Vec<String>>;
 
     /// The calls with streams matching `query`'s range and conditions (its `group_by` unused),
     /// most poor streams first, at most `limit`.
     async fn calls(&self, tenant: &TenantId, query: &GroupQuery, limit: u32) -> StoreResult<Vec<CallSummary>>;
-
-    /// Every stream of a call, in order; empty when the tenant has no such call.
-    async fn call_streams(&self, tenant: &TenantId, id: &str) -> StoreResult<Vec<StoredStream>>;
-
-    /// Clears the personal data (addresses, user ids and names) of rows whose record started
-    /// before `before`; returns how many rows changed.
-    async fn scrub_personal_data(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 /// How a backend's analytics rows name their record: SQLite by the record's integer key,
@@ -347,37 +353,8 @@ impl RecordRef<'_> {
     }
 }
 
-/// An endpoint's columns, in the order `endpoint_values` writes them.
-const ENDPOINT_COLUMN_NAMES: [&str; 12] = [
-    "server",
-    "connection_type",
-    "subnet",
-    "wifi_band",
-    "product_family",
-    "platform",
-    "version",
-    "service_role",
-    "ip_address",
-    "mac_address",
-    "user_id",
-    "user_name",
-];
-
-const METRIC_COLUMNS: [&str; 11] = [
-    "average_jitter_ms",
-    "max_jitter_ms",
-    "average_packet_loss_rate",
-    "max_packet_loss_rate",
-    "average_round_trip_time_ms",
-    "max_round_trip_time_ms",
-    "average_audio_degradation",
-    "average_ratio_of_concealed_samples",
-    "average_video_frame_loss_percentage",
-    "average_video_frame_rate",
-    "post_fec_packet_loss_rate",
-];
-
-fn endpoint_values(facts: &EndpointFacts) -> [SqlValue; 12] {
+/// A profile's values in `PROFILE_COLUMNS` order.
+fn profile_values(facts: &EndpointFacts) -> [SqlValue; 8] {
     let text = |value: Option<&str>| SqlValue::OptionalText(value.map(str::to_owned));
     [
         SqlValue::Bool(facts.server),
@@ -388,27 +365,165 @@ fn endpoint_values(facts: &EndpointFacts) -> [SqlValue; 12] {
         text(facts.platform),
         text(facts.version.as_deref()),
         text(facts.service_role),
-        text(facts.ip_address.as_deref()),
-        text(facts.mac_address.as_deref()),
-        text(facts.user_id.as_deref()),
-        text(facts.user_name.as_deref()),
     ]
 }
 
-fn endpoint_column_list(prefix: &str) -> String {
-    ENDPOINT_COLUMN_NAMES
-        .iter()
-        .map(|name| format!("{prefix}_{name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The profile's unique key: its values as a JSON array, which no two profiles share.
+fn signature(facts: &EndpointFacts) -> String {
+    serde_json::json!([
+        facts.server,
+        facts.connection_type,
+        facts.subnet,
+        facts.wifi_band,
+        facts.product_family,
+        facts.platform,
+        facts.version,
+        facts.service_role,
+    ])
+    .to_string()
 }
 
-fn stream_values(row: &StreamRow, ordinal: usize) -> Vec<SqlValue> {
-    let mut values = vec![
+/// The keys of the endpoint profiles and users some records' rows name.
+#[derive(Debug, Default)]
+pub(crate) struct DimensionKeys {
+    profiles: HashMap<String, i64>,
+    users: HashMap<String, i64>,
+}
+
+impl DimensionKeys {
+    fn profile(&self, facts: &EndpointFacts) -> StoreResult<i64> {
+        self.profiles
+            .get(&signature(facts))
+            .copied()
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("an endpoint profile was not written before its rows")))
+    }
+
+    fn user(&self, facts: &EndpointFacts) -> StoreResult<SqlValue> {
+        let Some(id) = facts.user_id.as_deref() else {
+            return Ok(SqlValue::OptionalInteger(None));
+        };
+        let key = self
+            .users
+            .get(id)
+            .copied()
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("a user was not written before its rows")))?;
+        Ok(SqlValue::OptionalInteger(Some(key)))
+    }
+}
+
+/// Bound values a statement may carry on both backends (SQLite's limit is 32,766).
+const VALUES_PER_STATEMENT: usize = 30_000;
+
+/// Writes the endpoint profiles and users `rows` name that the tenant lacks, and answers the
+/// keys of all of them. Run before the transaction that writes the rows, in statements of its
+/// own: a profile is shared by many records, and taking its lock inside a record's transaction
+/// could deadlock two batches on PostgreSQL. A profile whose rows then fail to commit stays,
+/// unused.
+pub(crate) async fn resolve_dimensions<B: SqlBackend>(
+    backend: &B,
+    tenant_key: i64,
+    rows: &[&QualityRows],
+) -> StoreResult<DimensionKeys> {
+    let mut profiles: HashMap<String, &EndpointFacts> = HashMap::new();
+    let mut users: BTreeSet<&str> = BTreeSet::new();
+    let endpoints = rows.iter().flat_map(|rows| {
+        let streams = rows.streams.iter().map(|row| &row.call);
+        let legs = rows.legs.iter().map(|row| &row.call);
+        streams.chain(legs).flat_map(|call| [&call.first, &call.second])
+    });
+    for facts in endpoints {
+        profiles.entry(signature(facts)).or_insert(facts);
+        users.extend(facts.user_id.as_deref());
+    }
+    let mut keys = DimensionKeys::default();
+    let signatures: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    let users: Vec<&str> = users.into_iter().collect();
+    read_keys(backend, tenant_key, &signatures, &users, &mut keys).await?;
+    let mut missing_profiles: Vec<&str> = signatures
+        .iter()
+        .copied()
+        .filter(|signature| !keys.profiles.contains_key(*signature))
+        .collect();
+    let missing_users: Vec<&str> = users
+        .iter()
+        .copied()
+        .filter(|user| !keys.users.contains_key(*user))
+        .collect();
+    if missing_profiles.is_empty() && missing_users.is_empty() {
+        return Ok(keys);
+    }
+    // In one order everywhere, so two nodes adding the same ones wait rather than deadlock.
+    missing_profiles.sort_unstable();
+    let mut writes = Vec::new();
+    let width = 2 + PROFILE_COLUMNS.len();
+    for chunk in missing_profiles.chunks(VALUES_PER_STATEMENT / width) {
+        let columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
+        let sql = format!(
+            "INSERT INTO endpoint_profile (tenant_key, signature, {}) VALUES {} ON CONFLICT (tenant_key, signature) DO NOTHING",
+            columns.join(", "),
+            vec![format!("({})", vec!["?"; width].join(", ")); chunk.len()].join(", ")
+        );
+        let mut values = Vec::with_capacity(width * chunk.len());
+        for signature in chunk {
+            values.extend([SqlValue::Integer(tenant_key), SqlValue::Text((*signature).to_owned())]);
+            values.extend(profile_values(profiles[*signature]));
+        }
+        writes.push(Statement::new(B::DIALECT, &sql, values));
+    }
+    for chunk in missing_users.chunks(VALUES_PER_STATEMENT / 2) {
+        let sql = format!(
+            "INSERT INTO analytics_user (tenant_key, user_id) VALUES {} ON CONFLICT (tenant_key, user_id) DO NOTHING",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let values = chunk
+            .iter()
+            .flat_map(|user| [SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
+            .collect();
+        writes.push(Statement::new(B::DIALECT, &sql, values));
+    }
+    backend.write_all(writes).await?;
+    read_keys(backend, tenant_key, &missing_profiles, &missing_users, &mut keys).await?;
+    Ok(keys)
+}
+
+async fn read_keys<B: SqlBackend>(
+    backend: &B,
+    tenant_key: i64,
+    signatures: &[&str],
+    users: &[&str],
+    keys: &mut DimensionKeys,
+) -> StoreResult<()> {
+    let lookups = [
+        (
+            "SELECT signature, key FROM endpoint_profile WHERE tenant_key = ? AND signature IN",
+            signatures,
+        ),
+        (
+            "SELECT user_id, key FROM analytics_user WHERE tenant_key = ? AND user_id IN",
+            users,
+        ),
+    ];
+    for (index, (select, wanted)) in lookups.into_iter().enumerate() {
+        for chunk in wanted.chunks(VALUES_PER_STATEMENT) {
+            let sql = format!("{select} ({})", vec!["?"; chunk.len()].join(", "));
+            let mut values = vec![SqlValue::Integer(tenant_key)];
+            values.extend(chunk.iter().map(|text| SqlValue::Text((*text).to_owned())));
+            for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
+                let found = if index == 0 {
+                    &mut keys.profiles
+                } else {
+                    &mut keys.users
+                };
+                found.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stream_values(row: &StreamRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult<Vec<SqlValue>> {
+    Ok(vec![
         SqlValue::Integer(ordinal as i64),
-        SqlValue::Text(row.session_id.clone()),
-        SqlValue::Text(row.segment_id.clone()),
-        row.segment_start.into(),
         SqlValue::Integer(row.media_type as i64),
         SqlValue::Integer(row.classification as i64),
         SqlValue::Integer(row.poor_due_to_bits()),
@@ -418,17 +533,16 @@ fn stream_values(row: &StreamRow, ordinal: usize) -> Vec<SqlValue> {
         SqlValue::Bool(row.call.pstn),
         SqlValue::Bool(row.call.excluded),
         SqlValue::Bool(row.qoe_reported),
-    ];
-    values.extend(endpoint_values(&row.call.first));
-    values.extend(endpoint_values(&row.call.second));
-    values.extend(row.metrics.values().into_iter().map(SqlValue::Real));
-    values
+        SqlValue::Integer(keys.profile(&row.call.first)?),
+        SqlValue::Integer(keys.profile(&row.call.second)?),
+        keys.user(&row.call.first)?,
+        keys.user(&row.call.second)?,
+    ])
 }
 
-fn leg_values(row: &LegRow, ordinal: usize) -> Vec<SqlValue> {
-    let mut values = vec![
+fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult<Vec<SqlValue>> {
+    Ok(vec![
         SqlValue::Integer(ordinal as i64),
-        SqlValue::Text(row.session_id.clone()),
         SqlValue::Integer(row.outcome as i64),
         SqlValue::OptionalInteger(row.first_rating),
         SqlValue::OptionalInteger(row.second_rating),
@@ -436,51 +550,48 @@ fn leg_values(row: &LegRow, ordinal: usize) -> Vec<SqlValue> {
         SqlValue::Bool(row.call.conference),
         SqlValue::Bool(row.call.pstn),
         SqlValue::Bool(row.call.excluded),
-    ];
-    values.extend(endpoint_values(&row.call.first));
-    values.extend(endpoint_values(&row.call.second));
-    values
+        SqlValue::Integer(keys.profile(&row.call.first)?),
+        SqlValue::Integer(keys.profile(&row.call.second)?),
+        keys.user(&row.call.first)?,
+        keys.user(&row.call.second)?,
+    ])
 }
 
-/// Bound values a statement may carry on both backends (SQLite's limit is 32,766).
-const VALUES_PER_STATEMENT: usize = 30_000;
+const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
 
-/// The inserts of a record's analytics rows, in as few statements as the limits allow.
+/// The inserts of a record's analytics rows, in as few statements as the limits allow; `keys`
+/// from `resolve_dimensions` over them.
 pub(crate) fn insert_rows(
     dialect: Dialect,
     tenant_key: i64,
     record: RecordRef<'_>,
     start: Timestamp,
     rows: &QualityRows,
-) -> Vec<Statement> {
+    keys: &DimensionKeys,
+) -> StoreResult<Vec<Statement>> {
     let stream_columns = format!(
-        "tenant_key, start_ticks, {}, ordinal, session_id, segment_id, segment_start_ticks, media_type, classification,
-         poor_due_to, first_to_second, first_is_caller, conference, pstn, excluded, qoe_reported, {}, {}, {}",
+        "tenant_key, start_ticks, {}, ordinal, media_type, classification, poor_due_to, first_to_second,
+         first_is_caller, conference, pstn, excluded, qoe_reported, {ENDPOINT_KEY_COLUMNS}",
         record.column(),
-        endpoint_column_list("first"),
-        endpoint_column_list("second"),
-        METRIC_COLUMNS.join(", ")
     );
     let leg_columns = format!(
-        "tenant_key, start_ticks, {}, ordinal, session_id, outcome, first_rating, second_rating, first_is_caller,
-         conference, pstn, excluded, {}, {}",
+        "tenant_key, start_ticks, {}, ordinal, outcome, first_rating, second_rating, first_is_caller,
+         conference, pstn, excluded, {ENDPOINT_KEY_COLUMNS}",
         record.column(),
-        endpoint_column_list("first"),
-        endpoint_column_list("second"),
     );
     let mut statements = Vec::new();
-    let streams: Vec<Vec<SqlValue>> = rows
+    let streams = rows
         .streams
         .iter()
         .enumerate()
-        .map(|(ordinal, row)| stream_values(row, ordinal))
-        .collect();
-    let legs: Vec<Vec<SqlValue>> = rows
+        .map(|(ordinal, row)| stream_values(row, ordinal, keys))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let legs = rows
         .legs
         .iter()
         .enumerate()
-        .map(|(ordinal, row)| leg_values(row, ordinal))
-        .collect();
+        .map(|(ordinal, row)| leg_values(row, ordinal, keys))
+        .collect::<StoreResult<Vec<_>>>()?;
     for (table, columns, rows) in [("stream", stream_columns, streams), ("call_leg", leg_columns, legs)] {
         let Some(width) = rows.first().map(|row| row.len() + 3) else {
             continue;
@@ -500,7 +611,7 @@ pub(crate) fn insert_rows(
         }
     }
     statements.extend(daily_changes(dialect, tenant_key, record, start, 1));
-    statements
+    Ok(statements)
 }
 
 /// The daily tables' change for one record's rows.
@@ -580,48 +691,109 @@ fn is_daily_text(column: Column) -> bool {
     matches!(column, Column::Endpoint(_, EndpointColumn::ConnectionType))
 }
 
+const TENANT_KEY: &str = "(SELECT key FROM tenant WHERE id = ?)";
+
+/// `expression` as `condition` wants it: among the listed values (`listed` renders the `IN`
+/// over placeholders, after a placeholder for `listed_prefix` when given), missing when
+/// `Value::Null` is listed; a negated condition also takes a missing value, which is never one
+/// listed (unless `missing_is_listed`).
+fn predicate(
+    condition: &Condition,
+    expression: &str,
+    listed: impl Fn(&str) -> String,
+    listed_prefix: Option<SqlValue>,
+    missing_is_listed: bool,
+    values: &mut Vec<SqlValue>,
+) -> String {
+    let has_null = condition.values.contains(&Value::Null);
+    let wanted: Vec<&Value> = condition.values.iter().filter(|v| **v != Value::Null).collect();
+    let mut alternatives = Vec::new();
+    if !wanted.is_empty() {
+        alternatives.push(listed(&vec!["?"; wanted.len()].join(", ")));
+        values.extend(listed_prefix);
+        values.extend(wanted.iter().map(|value| bind_value(condition.column, value)));
+    }
+    if has_null {
+        alternatives.push(format!("{expression} IS NULL"));
+    }
+    let matched = if alternatives.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("({})", alternatives.join(" OR "))
+    };
+    if condition.negated {
+        // NOT (x IN (…)) is unknown for a missing x, and a missing value is not one listed.
+        let missing = if has_null || missing_is_listed {
+            String::new()
+        } else {
+            format!(" OR {expression} IS NULL")
+        };
+        format!("(NOT {matched}{missing})")
+    } else {
+        matched
+    }
+}
+
 /// The `WHERE` of a query over the rows (`daily` false) or the daily table: tenant, range and
 /// every condition.
 fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, Vec<SqlValue>) {
-    let mut sql =
-        String::from("tenant_key = (SELECT key FROM tenant WHERE id = ?) AND start_ticks >= ? AND start_ticks < ?");
+    let mut sql = format!("tenant_key = {TENANT_KEY} AND start_ticks >= ? AND start_ticks < ?");
     let mut values = vec![tenant.into(), query.from.into(), query.to.into()];
     for condition in all_conditions(query) {
-        let expression = condition.column.expression();
-        let mut wanted = condition.values.clone();
-        if daily && is_daily_text(condition.column) {
-            for value in &mut wanted {
-                if *value == Value::Null {
-                    *value = Value::Text(String::new());
-                }
+        let column = condition.column;
+        let clause = match column {
+            Column::Endpoint(_, EndpointColumn::UserId) if !daily => {
+                let expression = column.row_expression();
+                predicate(
+                    &condition,
+                    &expression,
+                    |placeholders| {
+                        format!(
+                            "{expression} IN (SELECT key FROM analytics_user WHERE tenant_key = {TENANT_KEY} AND user_id IN ({placeholders}))"
+                        )
+                    },
+                    Some(tenant.into()),
+                    false,
+                    &mut values,
+                )
             }
-        }
-        let has_null = wanted.contains(&Value::Null);
-        let listed: Vec<&Value> = wanted.iter().filter(|v| **v != Value::Null).collect();
-        let mut alternatives = Vec::new();
-        if !listed.is_empty() {
-            alternatives.push(format!("{expression} IN ({})", vec!["?"; listed.len()].join(", ")));
-            values.extend(listed.iter().map(|value| bind_value(condition.column, value)));
-        }
-        if has_null {
-            alternatives.push(format!("{expression} IS NULL"));
-        }
-        let matched = if alternatives.is_empty() {
-            "1 = 0".to_owned()
-        } else {
-            format!("({})", alternatives.join(" OR "))
+            Column::Endpoint(side, endpoint) if !daily => {
+                values.push(tenant.into());
+                let inner = predicate(
+                    &condition,
+                    endpoint.name(),
+                    |placeholders| format!("{} IN ({placeholders})", endpoint.name()),
+                    None,
+                    false,
+                    &mut values,
+                );
+                format!(
+                    "{}_endpoint IN (SELECT key FROM endpoint_profile WHERE tenant_key = {TENANT_KEY} AND {inner})",
+                    side.prefix()
+                )
+            }
+            _ => {
+                let expression = column.expression();
+                let mut condition = condition.clone();
+                if daily && is_daily_text(column) {
+                    for value in &mut condition.values {
+                        if *value == Value::Null {
+                            *value = Value::Text(String::new());
+                        }
+                    }
+                }
+                predicate(
+                    &condition,
+                    &expression,
+                    |placeholders| format!("{expression} IN ({placeholders})"),
+                    None,
+                    daily,
+                    &mut values,
+                )
+            }
         };
-        if condition.negated {
-            // NOT (x IN (…)) is unknown for a missing x, and a missing value is not one listed.
-            let missing = if has_null || daily {
-                String::new()
-            } else {
-                format!(" OR {expression} IS NULL")
-            };
-            sql.push_str(&format!(" AND (NOT {matched}{missing})"));
-        } else {
-            sql.push_str(&format!(" AND {matched}"));
-        }
+        sql.push_str(" AND ");
+        sql.push_str(&clause);
     }
     (sql, values)
 }
@@ -634,16 +806,48 @@ fn daily_answers(query: &GroupQuery) -> bool {
     whole_days && query.group_by.iter().all(kept) && all_conditions(query).iter().all(|c| kept(&c.column))
 }
 
-fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> Statement {
+/// What a grouped read selects: the distinct expressions it groups by (an endpoint's profile
+/// or user key once a side, however many of its columns the query names) and, for each column
+/// of the query's `group_by`, which of them holds it.
+struct Selected {
+    expressions: Vec<(String, Column)>,
+    slot_of: Vec<usize>,
+}
+
+impl Selected {
+    fn of(query: &GroupQuery, daily: bool) -> Self {
+        let mut expressions: Vec<(String, Column)> = Vec::new();
+        let slot_of = query
+            .group_by
+            .iter()
+            .map(|column| {
+                let expression = if daily {
+                    column.expression()
+                } else {
+                    column.row_expression()
+                };
+                match expressions.iter().position(|(known, _)| *known == expression) {
+                    Some(slot) => slot,
+                    None => {
+                        expressions.push((expression, *column));
+                        expressions.len() - 1
+                    }
+                }
+            })
+            .collect();
+        Self { expressions, slot_of }
+    }
+}
+
+fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery, selected: &Selected) -> Statement {
     let daily = daily_answers(query);
     let (where_sql, values) = where_clause(query, tenant, daily);
-    let keys: Vec<String> = query.group_by.iter().map(|column| column.expression()).collect();
-    let select_keys = query
-        .group_by
+    let select_keys = selected
+        .expressions
         .iter()
-        .zip(&keys)
-        .map(|(column, key)| {
-            if column.is_integer() {
+        .map(|(key, column)| {
+            let endpoint_key = !daily && matches!(column, Column::Endpoint(..));
+            if column.is_integer() || endpoint_key {
                 format!("CAST({key} AS BIGINT), ")
             } else if daily && is_daily_text(*column) {
                 format!("NULLIF({key}, ''), ")
@@ -652,9 +856,10 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
             }
         })
         .collect::<String>();
-    let group = if keys.is_empty() {
+    let group = if selected.expressions.is_empty() {
         String::new()
     } else {
+        let keys: Vec<&str> = selected.expressions.iter().map(|(key, _)| key.as_str()).collect();
         format!(" GROUP BY {}", keys.join(", "))
     };
     let measures = query.fact.measures();
@@ -685,16 +890,23 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
 
 /// Adds (`sign` 1) or takes away (`sign` -1) the fact's rows chosen by `rows_where` to or from
 /// its daily table, a day and key at a time. Run after inserting rows and before deleting them,
-/// in the same transaction, it keeps the daily table the sum of the rows.
+/// in the same transaction, it keeps the daily table the sum of the rows. The endpoint columns
+/// it keeps come from the rows' profiles.
 pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
     let (table, keys) = fact.daily();
     let key_names: Vec<String> = keys.iter().map(|column| column.expression()).collect();
     let key_values: Vec<String> = keys
         .iter()
-        .zip(&key_names)
-        .map(|(column, name)| match is_daily_text(*column) {
-            true => format!("COALESCE({name}, '')"),
-            false => name.clone(),
+        .map(|column| {
+            let value = match column {
+                Column::Endpoint(Side::First, endpoint) => format!("f.{}", endpoint.name()),
+                Column::Endpoint(Side::Second, endpoint) => format!("g.{}", endpoint.name()),
+                other => format!("s.{}", other.expression()),
+            };
+            match is_daily_text(*column) {
+                true => format!("COALESCE({value}, '')"),
+                false => value,
+            }
         })
         .collect();
     let measures = fact.measures();
@@ -703,11 +915,14 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
         .iter()
         .map(|(_, expression)| format!("CAST(SUM({expression}) * {sign} AS BIGINT)"))
         .collect();
-    let day = format!("(start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
+    let day = format!("(s.start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
     format!(
         "INSERT INTO {table} (tenant_key, start_ticks, {}, {})
-         SELECT tenant_key, {day}, {}, {} FROM {} WHERE {rows_where}
-         GROUP BY tenant_key, {day}, {}
+         SELECT s.tenant_key, {day}, {}, {}
+         FROM (SELECT * FROM {} WHERE {rows_where}) s
+         JOIN endpoint_profile f ON f.tenant_key = s.tenant_key AND f.key = s.first_endpoint
+         JOIN endpoint_profile g ON g.tenant_key = s.tenant_key AND g.key = s.second_endpoint
+         GROUP BY s.tenant_key, {day}, {}
          ON CONFLICT (tenant_key, start_ticks, {}) DO UPDATE SET {}",
         key_names.join(", "),
         names.join(", "),
@@ -734,56 +949,175 @@ fn key_at<B: SqlBackend>(row: &B::Row, index: usize, column: Column) -> Result<V
     })
 }
 
+/// The values of the endpoint profiles and users a grouped read found, by key.
+#[derive(Default)]
+struct Endpoints {
+    profiles: HashMap<i64, [Value; 8]>,
+    users: HashMap<i64, String>,
+}
+
+impl Endpoints {
+    async fn read<B: SqlBackend>(
+        backend: &B,
+        tenant: &TenantId,
+        profiles: BTreeSet<i64>,
+        users: BTreeSet<i64>,
+    ) -> StoreResult<Self> {
+        let mut found = Endpoints::default();
+        let profile_columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
+        let profiles: Vec<i64> = profiles.into_iter().collect();
+        // The keys came from the store as integers; written out, they spare the bound values.
+        let listed = |keys: &[i64]| keys.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        for chunk in profiles.chunks(5_000) {
+            let sql = format!(
+                "SELECT key, {} FROM endpoint_profile WHERE tenant_key = {TENANT_KEY} AND key IN ({})",
+                profile_columns.join(", "),
+                listed(chunk)
+            );
+            for row in backend
+                .fetch_analytics(Statement::new(B::DIALECT, &sql, vec![tenant.into()]))
+                .await?
+            {
+                let mut values: [Value; 8] = Default::default();
+                for (index, column) in PROFILE_COLUMNS.iter().enumerate() {
+                    values[index] = key_at::<B>(&row, index + 1, Column::Endpoint(Side::First, *column))?;
+                }
+                found.profiles.insert(B::integer_at(&row, 0)?, values);
+            }
+        }
+        let users: Vec<i64> = users.into_iter().collect();
+        for chunk in users.chunks(5_000) {
+            let sql = format!(
+                "SELECT key, user_id FROM analytics_user WHERE tenant_key = {TENANT_KEY} AND key IN ({})",
+                listed(chunk)
+            );
+            for row in backend
+                .fetch_analytics(Statement::new(B::DIALECT, &sql, vec![tenant.into()]))
+                .await?
+            {
+                found.users.insert(B::integer_at(&row, 0)?, B::text_at(&row, 1)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The value of `column` for the endpoint `key` names.
+    fn value(&self, column: EndpointColumn, key: &Value) -> Value {
+        let Value::Integer(key) = key else {
+            return Value::Null;
+        };
+        match column {
+            EndpointColumn::UserId => self.users.get(key).cloned().map_or(Value::Null, Value::Text),
+            profile => {
+                let index = PROFILE_COLUMNS
+                    .iter()
+                    .position(|known| *known == profile)
+                    .expect("every endpoint column but the user id is a profile's");
+                self.profiles
+                    .get(key)
+                    .map_or(Value::Null, |values| values[index].clone())
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<B: SqlBackend> AnalyticsStore for B {
     async fn group(&self, tenant: &TenantId, query: &GroupQuery) -> StoreResult<Vec<GroupRow>> {
-        let rows = self.fetch_analytics(group_statement(B::DIALECT, tenant, query)).await?;
-        let width = query.group_by.len();
-        let mut groups = Vec::with_capacity(rows.len());
+        let daily = daily_answers(query);
+        let selected = Selected::of(query, daily);
+        let rows = self
+            .fetch_analytics(group_statement(B::DIALECT, tenant, query, &selected))
+            .await?;
+        let width = selected.expressions.len();
+        let mut found = Vec::with_capacity(rows.len());
+        let (mut profiles, mut users) = (BTreeSet::new(), BTreeSet::new());
         for row in &rows {
             let count = B::integer_at(row, width)?;
             if count == 0 {
                 // An aggregate without GROUP BY answers one row even when nothing matched.
                 continue;
             }
-            let keys = query
-                .group_by
-                .iter()
-                .enumerate()
-                .map(|(index, column)| key_at::<B>(row, index, *column))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut keys = Vec::with_capacity(width);
+            for (index, (_, column)) in selected.expressions.iter().enumerate() {
+                let key = match column {
+                    Column::Endpoint(..) if !daily => {
+                        B::optional_integer_at(row, index)?.map_or(Value::Null, Value::Integer)
+                    }
+                    _ => key_at::<B>(row, index, *column)?,
+                };
+                if let (Column::Endpoint(_, endpoint), Value::Integer(key), false) = (column, &key, daily) {
+                    match endpoint {
+                        EndpointColumn::UserId => users.insert(*key),
+                        _ => profiles.insert(*key),
+                    };
+                }
+                keys.push(key);
+            }
             let measures = (0..query.fact.measure_count())
                 .map(|index| B::integer_at(row, width + index))
                 .collect::<Result<Vec<_>, _>>()?;
-            groups.push(GroupRow { keys, measures });
+            found.push((keys, measures));
         }
-        Ok(groups)
-    }
-
-    async fn distinct_values(
-        &self,
-        tenant: &TenantId,
-        from: Timestamp,
-        to: Timestamp,
-        column: EndpointColumn,
-    ) -> StoreResult<Vec<String>> {
-        let mut found = std::collections::BTreeSet::new();
-        for side in [Side::First, Side::Second] {
-            let expression = Column::Endpoint(side, column).expression();
-            let statement = Statement::new(
-                B::DIALECT,
-                &format!(
-                    "SELECT DISTINCT {expression} FROM stream
-                     WHERE tenant_key = (SELECT key FROM tenant WHERE id = ?) AND start_ticks >= ? AND start_ticks < ?
-                       AND {expression} IS NOT NULL"
-                ),
-                vec![tenant.into(), from.into(), to.into()],
-            );
-            for row in self.fetch_analytics(statement).await? {
-                found.insert(B::text_at(&row, 0)?);
+        if daily || (profiles.is_empty() && users.is_empty()) {
+            return Ok(found
+                .into_iter()
+                .map(|(keys, measures)| GroupRow {
+                    keys: selected.slot_of.iter().map(|slot| keys[*slot].clone()).collect(),
+                    measures,
+                })
+                .collect());
+        }
+        let endpoints = Endpoints::read(self, tenant, profiles, users).await?;
+        let mut merged: HashMap<Vec<Value>, Vec<i64>> = HashMap::new();
+        let mut order = Vec::new();
+        for (keys, measures) in found {
+            let values: Vec<Value> = query
+                .group_by
+                .iter()
+                .zip(&selected.slot_of)
+                .map(|(column, slot)| match column {
+                    Column::Endpoint(_, endpoint) => endpoints.value(*endpoint, &keys[*slot]),
+                    _ => keys[*slot].clone(),
+                })
+                .collect();
+            match merged.get_mut(&values) {
+                Some(sums) => {
+                    for (sum, measure) in sums.iter_mut().zip(measures) {
+                        *sum += measure;
+                    }
+                }
+                None => {
+                    order.push(values.clone());
+                    merged.insert(values, measures);
+                }
             }
         }
-        Ok(found.into_iter().collect())
+        Ok(order
+            .into_iter()
+            .map(|keys| {
+                let measures = merged.remove(&keys).unwrap_or_default();
+                GroupRow { keys, measures }
+            })
+            .collect())
+    }
+
+    async fn distinct_values(&self, tenant: &TenantId, column: EndpointColumn) -> StoreResult<Vec<String>> {
+        let name = column.name();
+        let statement = Statement::new(
+            B::DIALECT,
+            &format!(
+                "SELECT DISTINCT {name} FROM endpoint_profile
+                 WHERE tenant_key = {TENANT_KEY} AND {name} IS NOT NULL ORDER BY {name}"
+            ),
+            vec![tenant.into()],
+        );
+        self.fetch_analytics(statement)
+            .await?
+            .iter()
+            .map(|row| B::text_at(row, 0))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     async fn calls(&self, tenant: &TenantId, query: &GroupQuery, limit: u32) -> StoreResult<Vec<CallSummary>> {
@@ -819,117 +1153,6 @@ impl<B: SqlBackend> AnalyticsStore for B {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
-    }
-
-    async fn call_streams(&self, tenant: &TenantId, id: &str) -> StoreResult<Vec<StoredStream>> {
-        let record = match B::DIALECT {
-            Dialect::Sqlite => {
-                "s.record_key = (SELECT r.key FROM record r WHERE r.tenant_key = s.tenant_key AND r.id = ?)"
-            }
-            Dialect::Postgres => "s.record_id = ?",
-        };
-        let endpoint = |prefix: &str| {
-            ENDPOINT_COLUMN_NAMES
-                .iter()
-                .map(|name| format!("s.{prefix}_{name}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let sql = format!(
-            "SELECT s.session_id, s.segment_id, s.segment_start_ticks, CAST(s.media_type AS BIGINT),
-                    CAST(s.classification AS BIGINT), CAST(s.poor_due_to AS BIGINT),
-                    s.first_to_second, s.first_is_caller, {}, {}, {}
-             FROM stream s WHERE s.tenant_key = (SELECT key FROM tenant WHERE id = ?) AND {record}
-             ORDER BY s.start_ticks, s.ordinal",
-            endpoint("first"),
-            endpoint("second"),
-            METRIC_COLUMNS
-                .iter()
-                .map(|name| format!("s.{name}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let rows = self
-            .fetch_all(Statement::new(B::DIALECT, &sql, vec![tenant.into(), id.into()]))
-            .await?;
-        let endpoint_at = |row: &B::Row, at: usize| -> Result<EndpointFacts, sqlx::Error> {
-            let text = |index: usize| B::optional_text_at(row, at + index);
-            Ok(EndpointFacts {
-                server: B::optional_bool_at(row, at)?.unwrap_or(false),
-                connection_type: text(1)?
-                    .as_deref()
-                    .and_then(NetworkConnectionType::parse)
-                    .map(NetworkConnectionType::as_str),
-                subnet: text(2)?,
-                wifi_band: text(3)?.as_deref().and_then(WifiBand::parse).map(WifiBand::as_str),
-                product_family: text(4)?
-                    .as_deref()
-                    .and_then(ProductFamily::parse)
-                    .map(ProductFamily::as_str),
-                platform: text(5)?
-                    .as_deref()
-                    .and_then(ClientPlatform::parse)
-                    .map(ClientPlatform::as_str),
-                version: text(6)?,
-                service_role: text(7)?
-                    .as_deref()
-                    .and_then(ServiceRole::parse)
-                    .map(ServiceRole::as_str),
-                ip_address: text(8)?,
-                mac_address: text(9)?,
-                user_id: text(10)?,
-                user_name: text(11)?,
-            })
-        };
-        rows.iter()
-            .map(|row| {
-                let mut metrics = [None; 11];
-                for (index, metric) in metrics.iter_mut().enumerate() {
-                    *metric = B::optional_real_at(row, 32 + index)?;
-                }
-                Ok(StoredStream {
-                    session_id: B::text_at(row, 0)?,
-                    segment_id: B::text_at(row, 1)?,
-                    segment_start: Timestamp::from_ticks(B::integer_at(row, 2)?),
-                    media_type: B::integer_at(row, 3)?,
-                    classification: B::integer_at(row, 4)?,
-                    poor_due_to: B::integer_at(row, 5)?,
-                    first_to_second: B::optional_bool_at(row, 6)?.unwrap_or(false),
-                    first_is_caller: B::optional_bool_at(row, 7)?.unwrap_or(false),
-                    first: endpoint_at(row, 8)?,
-                    second: endpoint_at(row, 20)?,
-                    metrics,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
-    }
-
-    async fn scrub_personal_data(&self, before: Timestamp) -> StoreResult<u64> {
-        let personal = ["ip_address", "mac_address", "user_id", "user_name"];
-        let mut statements = Vec::new();
-        for table in ["stream", "call_leg"] {
-            let columns: Vec<String> = ["first", "second"]
-                .iter()
-                .flat_map(|side| personal.iter().map(move |name| format!("{side}_{name}")))
-                .collect();
-            let set = columns
-                .iter()
-                .map(|column| format!("{column} = NULL"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let any = columns
-                .iter()
-                .map(|column| format!("{column} IS NOT NULL"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            statements.push(Statement::new(
-                B::DIALECT,
-                &format!("UPDATE {table} SET {set} WHERE start_ticks < ? AND ({any})"),
-                vec![before.into()],
-            ));
-        }
-        Ok(self.write_all(statements).await?.into_iter().sum())
     }
 }
 

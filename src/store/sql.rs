@@ -32,7 +32,6 @@ pub(crate) enum SqlValue {
     Text(String),
     OptionalText(Option<String>),
     Integer(i64),
-    Real(Option<f64>),
     OptionalInteger(Option<i64>),
     Bool(bool),
     TextList(Option<Vec<String>>),
@@ -564,7 +563,6 @@ pub(crate) trait SqlBackend: Send + Sync {
     fn optional_integer_at(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error>;
     /// A boolean column (an integer on SQLite).
     fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error>;
-    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error>;
 }
 
 #[async_trait]

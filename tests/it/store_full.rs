@@ -158,9 +158,10 @@ async fn a_full_sqlite_store_loses_nothing_acknowledged_across_kill_9() {
 /// and this project's development machines run).
 #[tokio::test]
 async fn a_full_filesystem_is_refused_and_recovered_without_loss() {
-    let mount = TmpfsMount::new("6m");
+    let mount = TmpfsMount::new("8m");
     let db_url = format!("sqlite://{}", mount.path().join("calls.db").display());
-    // Ballast that takes most of the space and is deleted later to free it.
+    // Ballast that takes half the space (the rest holds the migrated schema's WAL and some
+    // records) and is deleted later to free it.
     let ballast = mount.path().join("ballast");
     std::fs::write(&ballast, vec![0_u8; 4 << 20]).unwrap();
     let client = reqwest::Client::new();

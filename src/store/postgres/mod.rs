@@ -43,6 +43,7 @@ use sqlx::{Postgres, Row};
 use super::codec::{Codec, CodecError, CompressedRecord, DocumentKind, PartKind, StoredDictionary};
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
+use crate::quality::QualityRows;
 #[cfg(test)]
 use conversion::Conversion;
 use partitions::{Family, Month};
@@ -136,6 +137,7 @@ impl PgStore {
                 .map(|(_, tenant, id)| format!("{tenant}:{id}"))
                 .collect();
             lock_keys(&mut tx, &keys).await?;
+            let mut found = Vec::with_capacity(candidates.len());
             for (tenant_key, _, id) in &candidates {
                 let Some((start, document)): Option<(i64, Vec<u8>)> =
                     sqlx::query_as("SELECT start_ticks, document FROM record WHERE tenant_key = $1 AND id = $2")
@@ -165,8 +167,27 @@ impl PgStore {
                         Ok((codec.decode(&document)?, sessions))
                     })
                     .await?;
-                let rows = analytics::rows_of_stored(id, &document, sessions);
-                let (record, start) = (analytics::RecordRef::Id(id), Timestamp::from_ticks(start));
+                found.push((
+                    *tenant_key,
+                    id,
+                    start,
+                    analytics::rows_of_stored(id, &document, sessions),
+                ));
+            }
+            // Outside the transaction (on other connections), as ingest writes them.
+            let mut by_tenant: HashMap<i64, Vec<&QualityRows>> = HashMap::new();
+            for (tenant_key, _, _, rows) in &found {
+                by_tenant.entry(*tenant_key).or_default().push(rows);
+            }
+            let mut dimensions = HashMap::new();
+            for (tenant_key, rows) in by_tenant {
+                dimensions.insert(
+                    tenant_key,
+                    analytics::resolve_dimensions(self, tenant_key, &rows).await?,
+                );
+            }
+            for (tenant_key, id, start, rows) in &found {
+                let (record, start) = (analytics::RecordRef::Id(id), Timestamp::from_ticks(*start));
                 let statements = analytics::delete_rows(sql::Dialect::Postgres, *tenant_key, record, start)
                     .into_iter()
                     .chain(analytics::insert_rows(
@@ -174,8 +195,9 @@ impl PgStore {
                         *tenant_key,
                         record,
                         start,
-                        &rows,
-                    ));
+                        rows,
+                        &dimensions[tenant_key],
+                    )?);
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -268,6 +290,8 @@ impl PgStore {
         now: Timestamp,
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+        let rows: Vec<&QualityRows> = batch.iter().map(|record| &record.quality).collect();
+        let dimensions = analytics::resolve_dimensions(self, tenant_key, &rows).await?;
         let mut tx = WriteTransaction::<Postgres>::begin(&self.pool, "BEGIN").await?;
         lock_ids(&mut tx, tenant.as_str(), &ids).await?;
         let scopes = active_scopes(&mut tx, tenant, now).await?;
@@ -372,7 +396,8 @@ impl PgStore {
                 analytics::RecordRef::Id(&record.id),
                 record.start,
                 &record.quality,
-            );
+                &dimensions,
+            )?;
             for statement in &rows {
                 bound(statement).execute(&mut *tx).await?;
             }
@@ -731,7 +756,6 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
             sql::SqlValue::Text(text) => query.bind(text.as_str()),
             sql::SqlValue::OptionalText(text) => query.bind(text.as_deref()),
             sql::SqlValue::Integer(integer) => query.bind(*integer),
-            sql::SqlValue::Real(real) => query.bind(*real),
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
@@ -1274,10 +1298,6 @@ impl sql::SqlBackend for PgStore {
     }
 
     fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error> {
-        row.try_get(index)
-    }
-
-    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error> {
         row.try_get(index)
     }
 }

@@ -20,6 +20,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
 use crate::model::{LogKind, SubscriptionScope};
+use crate::quality::QualityRows;
 use std::collections::{HashMap, HashSet};
 
 pub struct SqliteStore {
@@ -195,8 +196,8 @@ impl SqliteStore {
             .bind(i64::from(batch))
             .fetch_all(&self.writer)
             .await?;
-            let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
             let Some(last) = records.last().map(|(key, ..)| *key) else {
+                let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
                 sqlx::query("DELETE FROM store_fact WHERE name = ?")
                     .bind(analytics::ROWS_PENDING)
                     .execute(&mut *tx)
@@ -205,21 +206,45 @@ impl SqliteStore {
                 tracing::info!("every stored record has its analytics rows");
                 return Ok(());
             };
-            for (key, tenant_key, start, id, document) in &records {
+            let mut all_rows = Vec::with_capacity(records.len());
+            for (key, tenant_key, _, id, document) in &records {
                 let parts: Vec<Vec<u8>> = sqlx::query_scalar(
                     "SELECT body FROM record_part WHERE tenant_key = ? AND record_key = ? AND kind = ? ORDER BY first_ordinal",
                 )
                 .bind(tenant_key)
                 .bind(key)
                 .bind(codec::PartKind::Sessions.code())
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.writer)
                 .await?;
                 let document = self.codec.decode(document)?;
                 let mut sessions = Vec::new();
                 for part in &parts {
                     sessions.extend(self.codec.decode_part(part)?.into_iter().map(|(_, session)| session));
                 }
-                let rows = analytics::rows_of_stored(id, &document, sessions);
+                all_rows.push(analytics::rows_of_stored(id, &document, sessions));
+            }
+            let mut dimensions = HashMap::new();
+            for ((_, tenant_key, ..), rows) in records.iter().zip(&all_rows) {
+                dimensions.entry(*tenant_key).or_insert_with(Vec::new).push(rows);
+            }
+            let mut keys = HashMap::new();
+            for (tenant_key, rows) in dimensions {
+                keys.insert(
+                    tenant_key,
+                    analytics::resolve_dimensions(self, tenant_key, &rows).await?,
+                );
+            }
+            // Read again under the write lock: the records a batch ingested meanwhile replaced
+            // are skipped here, their new rows written with them.
+            let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
+            for ((key, tenant_key, start, ..), rows) in records.iter().zip(&all_rows) {
+                let still_there: Option<i64> = sqlx::query_scalar("SELECT key FROM record WHERE key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if still_there.is_none() {
+                    continue;
+                }
                 let (record, start) = (analytics::RecordRef::Key(*key), Timestamp::from_ticks(*start));
                 let statements = analytics::delete_rows(sql::Dialect::Sqlite, *tenant_key, record, start)
                     .into_iter()
@@ -228,8 +253,9 @@ impl SqliteStore {
                         *tenant_key,
                         record,
                         start,
-                        &rows,
-                    ));
+                        rows,
+                        &keys[tenant_key],
+                    )?);
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -349,6 +375,9 @@ impl SqliteStore {
             // A dictionary trained here dates from when the records it learnt from were stored.
             let compressed = compress_for_storage(&self.codec, self, &records, kept[0].1).await?;
             let tenant_key = self.tenant_key_for_writing(&tenant).await?;
+            // Converted records get their analytics rows afterwards, as any record stored before
+            // the rows existed.
+            let dimensions = analytics::DimensionKeys::default();
             let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
             for ((record, (organizer_at, stored_at)), compressed) in records.iter().zip(&kept).zip(&compressed) {
                 let row = RecordWrite {
@@ -356,6 +385,7 @@ impl SqliteStore {
                     organizer_at: *organizer_at,
                     stored_at: *stored_at,
                     compressed,
+                    dimensions: &dimensions,
                 };
                 insert_record(&mut tx, tenant_key, &row).await?;
                 for table in ["session", "participant"] {
@@ -554,14 +584,12 @@ struct RecordWrite<'a> {
     organizer_at: Option<i64>,
     stored_at: Timestamp,
     compressed: &'a codec::CompressedRecord,
+    /// The keys of what its analytics rows name.
+    dimensions: &'a analytics::DimensionKeys,
 }
 
 /// Inserts a record, its parts and its participant references.
-async fn insert_record(
-    tx: &mut sqlx::SqliteConnection,
-    tenant_key: i64,
-    row: &RecordWrite<'_>,
-) -> Result<(), sqlx::Error> {
+async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<()> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
         "INSERT INTO record (tenant_key, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks,
@@ -611,7 +639,8 @@ async fn insert_record(
         analytics::RecordRef::Key(key),
         record.start,
         &record.quality,
-    );
+        row.dimensions,
+    )?;
     for statement in &rows {
         bound(statement).execute(&mut *tx).await?;
     }
@@ -780,7 +809,6 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
             sql::SqlValue::Text(text) => Value::Text(text.clone()),
             sql::SqlValue::OptionalText(text) => text.clone().map_or(Value::Null, Value::Text),
             sql::SqlValue::Integer(integer) => Value::Integer(*integer),
-            sql::SqlValue::Real(real) => real.map_or(Value::Null, Value::Real),
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
@@ -798,7 +826,6 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sql
             sql::SqlValue::Text(text) => query.bind(text.as_str()),
             sql::SqlValue::OptionalText(text) => query.bind(text.as_deref()),
             sql::SqlValue::Integer(integer) => query.bind(*integer),
-            sql::SqlValue::Real(real) => query.bind(*real),
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
@@ -817,6 +844,8 @@ impl CallRecordStore for SqliteStore {
     ) -> StoreResult<Vec<UpsertOutcome>> {
         let compressed = compress_for_storage(&self.codec, self, batch, now).await?;
         let tenant_key = self.tenant_key_for_writing(tenant).await?;
+        let rows: Vec<&QualityRows> = batch.iter().map(|record| &record.quality).collect();
+        let dimensions = analytics::resolve_dimensions(self, tenant_key, &rows).await?;
         let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
         let scopes = active_scopes(&mut tx, tenant, now).await?;
         let mut stored = HashMap::new();
@@ -848,6 +877,7 @@ impl CallRecordStore for SqliteStore {
                 organizer_at: Some(batch[index].organizer_at),
                 stored_at: now,
                 compressed: &compressed[index],
+                dimensions: &dimensions,
             };
             insert_record(&mut tx, tenant_key, &row).await?;
         }
@@ -1194,10 +1224,6 @@ impl sql::SqlBackend for SqliteStore {
     }
 
     fn optional_bool_at(row: &Self::Row, index: usize) -> Result<Option<bool>, sqlx::Error> {
-        row.try_get(index)
-    }
-
-    fn optional_real_at(row: &Self::Row, index: usize) -> Result<Option<f64>, sqlx::Error> {
         row.try_get(index)
     }
 }
