@@ -4,12 +4,13 @@
 -- them and never deleted (an unused one costs a row). A stream's metrics, addresses and names
 -- are not kept here: a call's streams are read from its record (analytics::call_streams), which
 -- also makes the rows free of personal data but for user ids.
--- signature is the profile's values in one text (store::analytics::EndpointProfile::signature),
--- the unique key: a UNIQUE over columns that may be NULL would not be one.
+-- digest is 64 bits of the SHA-256 of the profile's values (store::analytics::profile_digest),
+-- the unique key: a UNIQUE over columns that may be NULL would not be one, and one over the
+-- values would be as large as the table.
 CREATE TABLE endpoint_profile (
     key INTEGER PRIMARY KEY,
     tenant_key INTEGER NOT NULL,
-    signature TEXT NOT NULL,
+    digest INTEGER NOT NULL,
     server INTEGER NOT NULL,
     connection_type TEXT,
     subnet TEXT,
@@ -18,7 +19,7 @@ CREATE TABLE endpoint_profile (
     platform TEXT,
     version TEXT,
     service_role TEXT,
-    UNIQUE (tenant_key, signature)
+    UNIQUE (tenant_key, digest)
 );
 
 CREATE TABLE analytics_user (

@@ -841,30 +841,25 @@ pub(crate) async fn worst(
         Worst::Subnet | Worst::Building => &[EndpointColumn::Server, EndpointColumn::Subnet],
         Worst::User => &[EndpointColumn::Server, EndpointColumn::UserId],
     };
-    let group_by: Vec<Column> = [Side::First, Side::Second]
-        .iter()
-        .flat_map(|side| per_side.iter().map(move |column| Column::Endpoint(*side, *column)))
-        .collect();
-    let query = GroupQuery {
-        fact: Fact::Streams,
-        from: params.from,
-        to: params.to,
-        group_by,
-        conditions,
-        default_filters: params.default_filters,
-    };
-    let rows = store.group(tenant, &query).await?;
+    // A side at a time: grouping both sides together would make a group of nearly every pair.
     let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
-    let width = per_side.len();
-    for row in &rows {
-        for side in row.keys.chunks(width) {
-            if side[0] == Value::Bool(true) || side[0] == Value::Integer(1) {
+    for side in [Side::First, Side::Second] {
+        let query = GroupQuery {
+            fact: Fact::Streams,
+            from: params.from,
+            to: params.to,
+            group_by: per_side.iter().map(|column| Column::Endpoint(side, *column)).collect(),
+            conditions: conditions.clone(),
+            default_filters: params.default_filters,
+        };
+        for row in store.group(tenant, &query).await? {
+            if row.keys[0] == Value::Bool(true) || row.keys[0] == Value::Integer(1) {
                 continue;
             }
-            let Value::Text(key) = &side[1] else { continue };
+            let Value::Text(key) = &row.keys[1] else { continue };
             let key = match by {
                 Worst::Subnet | Worst::User => key.clone(),
-                Worst::Building => match places.value(&side[1], Place::Building) {
+                Worst::Building => match places.value(&row.keys[1], Place::Building) {
                     Json::String(building) => building,
                     _ => continue,
                 },

@@ -6,8 +6,8 @@
 //! not, network, client) is what CQD groups an endpoint by, and a tenant has few of them next to
 //! its streams; a user (`analytics_user`) is an Entra user id. Profiles and users are written
 //! before the rows that name them (`resolve_dimensions`) and never deleted. A query over the rows
-//! filters endpoints through their profiles and groups by profile key, then reads the profiles
-//! it found and adds their groups up by the values asked for.
+//! filters endpoints through their profiles (a subquery per condition) and joins the profiles
+//! and users it groups by.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -257,6 +257,16 @@ impl Column {
             other => other.expression(),
         }
     }
+
+    /// The column's value in a grouped read over the rows joined with their profiles and users
+    /// (`joins`).
+    fn joined_expression(self) -> String {
+        match self {
+            Column::Endpoint(side, EndpointColumn::UserId) => format!("{}.user_id", side.user_alias()),
+            Column::Endpoint(side, column) => format!("{}.{}", side.profile_alias(), column.name()),
+            other => other.expression(),
+        }
+    }
 }
 
 impl Side {
@@ -266,12 +276,50 @@ impl Side {
             Side::Second => "second",
         }
     }
+
+    fn profile_alias(self) -> &'static str {
+        match self {
+            Side::First => "fp",
+            Side::Second => "sp",
+        }
+    }
+
+    fn user_alias(self) -> &'static str {
+        match self {
+            Side::First => "fu",
+            Side::Second => "su",
+        }
+    }
+}
+
+/// The joins a grouped read over the rows needs for its `group_by`: a side's profile when it
+/// groups by one of its columns, its user when by its user id (a row may have none).
+fn joins(group_by: &[Column]) -> String {
+    let mut joins = String::new();
+    for side in [Side::First, Side::Second] {
+        let (profile, user, prefix) = (side.profile_alias(), side.user_alias(), side.prefix());
+        let named = |wanted: fn(&EndpointColumn) -> bool| {
+            group_by
+                .iter()
+                .any(|column| matches!(column, Column::Endpoint(s, c) if *s == side && wanted(c)))
+        };
+        if named(|column| *column != EndpointColumn::UserId) {
+            joins.push_str(&format!(
+                " JOIN endpoint_profile {profile} ON {profile}.tenant_key = s.tenant_key AND {profile}.key = s.{prefix}_endpoint"
+            ));
+        }
+        if named(|column| *column == EndpointColumn::UserId) {
+            joins.push_str(&format!(
+                " LEFT JOIN analytics_user {user} ON {user}.tenant_key = s.tenant_key AND {user}.key = s.{prefix}_user"
+            ));
+        }
+    }
+    joins
 }
 
 /// A value a column is compared with.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
-    #[default]
     Null,
     Bool(bool),
     Integer(i64),
@@ -368,9 +416,12 @@ fn profile_values(facts: &EndpointFacts) -> [SqlValue; 8] {
     ]
 }
 
-/// The profile's unique key: its values as a JSON array, which no two profiles share.
-fn signature(facts: &EndpointFacts) -> String {
-    serde_json::json!([
+/// The profile's unique key: 64 bits of the SHA-256 of its values as a JSON array (which no two
+/// profiles share). Two of a tenant's profiles share a digest with a chance of about n²/2⁶⁵,
+/// 3·10⁻⁸ for a million profiles; the second would then be counted as the first.
+fn profile_digest(facts: &EndpointFacts) -> i64 {
+    use sha2::Digest;
+    let values = serde_json::json!([
         facts.server,
         facts.connection_type,
         facts.subnet,
@@ -380,20 +431,22 @@ fn signature(facts: &EndpointFacts) -> String {
         facts.version,
         facts.service_role,
     ])
-    .to_string()
+    .to_string();
+    let hash = sha2::Sha256::digest(values.as_bytes());
+    i64::from_be_bytes(hash[..8].try_into().expect("a SHA-256 is 32 bytes"))
 }
 
 /// The keys of the endpoint profiles and users some records' rows name.
 #[derive(Debug, Default)]
 pub(crate) struct DimensionKeys {
-    profiles: HashMap<String, i64>,
+    profiles: HashMap<i64, i64>,
     users: HashMap<String, i64>,
 }
 
 impl DimensionKeys {
     fn profile(&self, facts: &EndpointFacts) -> StoreResult<i64> {
         self.profiles
-            .get(&signature(facts))
+            .get(&profile_digest(facts))
             .copied()
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("an endpoint profile was not written before its rows")))
     }
@@ -424,7 +477,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     tenant_key: i64,
     rows: &[&QualityRows],
 ) -> StoreResult<DimensionKeys> {
-    let mut profiles: HashMap<String, &EndpointFacts> = HashMap::new();
+    let mut profiles: HashMap<i64, &EndpointFacts> = HashMap::new();
     let mut users: BTreeSet<&str> = BTreeSet::new();
     let endpoints = rows.iter().flat_map(|rows| {
         let streams = rows.streams.iter().map(|row| &row.call);
@@ -432,17 +485,17 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
         streams.chain(legs).flat_map(|call| [&call.first, &call.second])
     });
     for facts in endpoints {
-        profiles.entry(signature(facts)).or_insert(facts);
+        profiles.entry(profile_digest(facts)).or_insert(facts);
         users.extend(facts.user_id.as_deref());
     }
     let mut keys = DimensionKeys::default();
-    let signatures: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    let digests: Vec<i64> = profiles.keys().copied().collect();
     let users: Vec<&str> = users.into_iter().collect();
-    read_keys(backend, tenant_key, &signatures, &users, &mut keys).await?;
-    let mut missing_profiles: Vec<&str> = signatures
+    read_keys(backend, tenant_key, &digests, &users, &mut keys).await?;
+    let mut missing_profiles: Vec<i64> = digests
         .iter()
         .copied()
-        .filter(|signature| !keys.profiles.contains_key(*signature))
+        .filter(|digest| !keys.profiles.contains_key(digest))
         .collect();
     let missing_users: Vec<&str> = users
         .iter()
@@ -459,14 +512,14 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     for chunk in missing_profiles.chunks(VALUES_PER_STATEMENT / width) {
         let columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
         let sql = format!(
-            "INSERT INTO endpoint_profile (tenant_key, signature, {}) VALUES {} ON CONFLICT (tenant_key, signature) DO NOTHING",
+            "INSERT INTO endpoint_profile (tenant_key, digest, {}) VALUES {} ON CONFLICT (tenant_key, digest) DO NOTHING",
             columns.join(", "),
             vec![format!("({})", vec!["?"; width].join(", ")); chunk.len()].join(", ")
         );
         let mut values = Vec::with_capacity(width * chunk.len());
-        for signature in chunk {
-            values.extend([SqlValue::Integer(tenant_key), SqlValue::Text((*signature).to_owned())]);
-            values.extend(profile_values(profiles[*signature]));
+        for digest in chunk {
+            values.extend([SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]);
+            values.extend(profile_values(profiles[digest]));
         }
         writes.push(Statement::new(B::DIALECT, &sql, values));
     }
@@ -489,33 +542,33 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
 async fn read_keys<B: SqlBackend>(
     backend: &B,
     tenant_key: i64,
-    signatures: &[&str],
+    digests: &[i64],
     users: &[&str],
     keys: &mut DimensionKeys,
 ) -> StoreResult<()> {
-    let lookups = [
-        (
-            "SELECT signature, key FROM endpoint_profile WHERE tenant_key = ? AND signature IN",
-            signatures,
-        ),
-        (
-            "SELECT user_id, key FROM analytics_user WHERE tenant_key = ? AND user_id IN",
-            users,
-        ),
-    ];
-    for (index, (select, wanted)) in lookups.into_iter().enumerate() {
-        for chunk in wanted.chunks(VALUES_PER_STATEMENT) {
-            let sql = format!("{select} ({})", vec!["?"; chunk.len()].join(", "));
-            let mut values = vec![SqlValue::Integer(tenant_key)];
-            values.extend(chunk.iter().map(|text| SqlValue::Text((*text).to_owned())));
-            for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
-                let found = if index == 0 {
-                    &mut keys.profiles
-                } else {
-                    &mut keys.users
-                };
-                found.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
-            }
+    let select = |table_and_column: &str, count: usize| {
+        format!("SELECT {table_and_column} IN ({})", vec!["?"; count].join(", "))
+    };
+    for chunk in digests.chunks(VALUES_PER_STATEMENT) {
+        let sql = select(
+            "digest, key FROM endpoint_profile WHERE tenant_key = ? AND digest",
+            chunk.len(),
+        );
+        let mut values = vec![SqlValue::Integer(tenant_key)];
+        values.extend(chunk.iter().map(|digest| SqlValue::Integer(*digest)));
+        for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
+            keys.profiles.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
+        }
+    }
+    for chunk in users.chunks(VALUES_PER_STATEMENT) {
+        let sql = select(
+            "user_id, key FROM analytics_user WHERE tenant_key = ? AND user_id",
+            chunk.len(),
+        );
+        let mut values = vec![SqlValue::Integer(tenant_key)];
+        values.extend(chunk.iter().map(|user| SqlValue::Text((*user).to_owned())));
+        for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
+            keys.users.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
     }
     Ok(())
@@ -806,48 +859,23 @@ fn daily_answers(query: &GroupQuery) -> bool {
     whole_days && query.group_by.iter().all(kept) && all_conditions(query).iter().all(|c| kept(&c.column))
 }
 
-/// What a grouped read selects: the distinct expressions it groups by (an endpoint's profile
-/// or user key once a side, however many of its columns the query names) and, for each column
-/// of the query's `group_by`, which of them holds it.
-struct Selected {
-    expressions: Vec<(String, Column)>,
-    slot_of: Vec<usize>,
-}
-
-impl Selected {
-    fn of(query: &GroupQuery, daily: bool) -> Self {
-        let mut expressions: Vec<(String, Column)> = Vec::new();
-        let slot_of = query
-            .group_by
-            .iter()
-            .map(|column| {
-                let expression = if daily {
-                    column.expression()
-                } else {
-                    column.row_expression()
-                };
-                match expressions.iter().position(|(known, _)| *known == expression) {
-                    Some(slot) => slot,
-                    None => {
-                        expressions.push((expression, *column));
-                        expressions.len() - 1
-                    }
-                }
-            })
-            .collect();
-        Self { expressions, slot_of }
-    }
-}
-
-fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery, selected: &Selected) -> Statement {
+fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> Statement {
     let daily = daily_answers(query);
     let (where_sql, values) = where_clause(query, tenant, daily);
-    let select_keys = selected
-        .expressions
+    let keys: Vec<String> = query
+        .group_by
         .iter()
-        .map(|(key, column)| {
-            let endpoint_key = !daily && matches!(column, Column::Endpoint(..));
-            if column.is_integer() || endpoint_key {
+        .map(|column| match daily {
+            true => column.expression(),
+            false => column.joined_expression(),
+        })
+        .collect();
+    let select_keys = query
+        .group_by
+        .iter()
+        .zip(&keys)
+        .map(|(column, key)| {
+            if column.is_integer() {
                 format!("CAST({key} AS BIGINT), ")
             } else if daily && is_daily_text(*column) {
                 format!("NULLIF({key}, ''), ")
@@ -856,17 +884,16 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery, sele
             }
         })
         .collect::<String>();
-    let group = if selected.expressions.is_empty() {
+    let group = if keys.is_empty() {
         String::new()
     } else {
-        let keys: Vec<&str> = selected.expressions.iter().map(|(key, _)| key.as_str()).collect();
         format!(" GROUP BY {}", keys.join(", "))
     };
     let measures = query.fact.measures();
-    let (table, sums): (&str, Vec<String>) = if daily {
+    let (source, sums): (String, Vec<String>) = if daily {
         let (table, _) = query.fact.daily();
         (
-            table,
+            format!("{table} WHERE {where_sql}"),
             measures
                 .iter()
                 .map(|(name, _)| format!("CAST(SUM({name}) AS BIGINT)"))
@@ -874,17 +901,18 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery, sele
         )
     } else {
         (
-            query.fact.table(),
+            format!(
+                "(SELECT * FROM {} WHERE {where_sql}) s{}",
+                query.fact.table(),
+                joins(&query.group_by)
+            ),
             measures
                 .iter()
                 .map(|(_, expression)| format!("CAST(SUM({expression}) AS BIGINT)"))
                 .collect(),
         )
     };
-    let sql = format!(
-        "SELECT {select_keys}{} FROM {table} WHERE {where_sql}{group}",
-        sums.join(", ")
-    );
+    let sql = format!("SELECT {select_keys}{} FROM {source}{group}", sums.join(", "));
     Statement::new(dialect, &sql, values)
 }
 
@@ -949,157 +977,30 @@ fn key_at<B: SqlBackend>(row: &B::Row, index: usize, column: Column) -> Result<V
     })
 }
 
-/// The values of the endpoint profiles and users a grouped read found, by key.
-#[derive(Default)]
-struct Endpoints {
-    profiles: HashMap<i64, [Value; 8]>,
-    users: HashMap<i64, String>,
-}
-
-impl Endpoints {
-    async fn read<B: SqlBackend>(
-        backend: &B,
-        tenant: &TenantId,
-        profiles: BTreeSet<i64>,
-        users: BTreeSet<i64>,
-    ) -> StoreResult<Self> {
-        let mut found = Endpoints::default();
-        let profile_columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
-        let profiles: Vec<i64> = profiles.into_iter().collect();
-        // The keys came from the store as integers; written out, they spare the bound values.
-        let listed = |keys: &[i64]| keys.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        for chunk in profiles.chunks(5_000) {
-            let sql = format!(
-                "SELECT key, {} FROM endpoint_profile WHERE tenant_key = {TENANT_KEY} AND key IN ({})",
-                profile_columns.join(", "),
-                listed(chunk)
-            );
-            for row in backend
-                .fetch_analytics(Statement::new(B::DIALECT, &sql, vec![tenant.into()]))
-                .await?
-            {
-                let mut values: [Value; 8] = Default::default();
-                for (index, column) in PROFILE_COLUMNS.iter().enumerate() {
-                    values[index] = key_at::<B>(&row, index + 1, Column::Endpoint(Side::First, *column))?;
-                }
-                found.profiles.insert(B::integer_at(&row, 0)?, values);
-            }
-        }
-        let users: Vec<i64> = users.into_iter().collect();
-        for chunk in users.chunks(5_000) {
-            let sql = format!(
-                "SELECT key, user_id FROM analytics_user WHERE tenant_key = {TENANT_KEY} AND key IN ({})",
-                listed(chunk)
-            );
-            for row in backend
-                .fetch_analytics(Statement::new(B::DIALECT, &sql, vec![tenant.into()]))
-                .await?
-            {
-                found.users.insert(B::integer_at(&row, 0)?, B::text_at(&row, 1)?);
-            }
-        }
-        Ok(found)
-    }
-
-    /// The value of `column` for the endpoint `key` names.
-    fn value(&self, column: EndpointColumn, key: &Value) -> Value {
-        let Value::Integer(key) = key else {
-            return Value::Null;
-        };
-        match column {
-            EndpointColumn::UserId => self.users.get(key).cloned().map_or(Value::Null, Value::Text),
-            profile => {
-                let index = PROFILE_COLUMNS
-                    .iter()
-                    .position(|known| *known == profile)
-                    .expect("every endpoint column but the user id is a profile's");
-                self.profiles
-                    .get(key)
-                    .map_or(Value::Null, |values| values[index].clone())
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl<B: SqlBackend> AnalyticsStore for B {
     async fn group(&self, tenant: &TenantId, query: &GroupQuery) -> StoreResult<Vec<GroupRow>> {
-        let daily = daily_answers(query);
-        let selected = Selected::of(query, daily);
-        let rows = self
-            .fetch_analytics(group_statement(B::DIALECT, tenant, query, &selected))
-            .await?;
-        let width = selected.expressions.len();
-        let mut found = Vec::with_capacity(rows.len());
-        let (mut profiles, mut users) = (BTreeSet::new(), BTreeSet::new());
+        let rows = self.fetch_analytics(group_statement(B::DIALECT, tenant, query)).await?;
+        let width = query.group_by.len();
+        let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
             let count = B::integer_at(row, width)?;
             if count == 0 {
                 // An aggregate without GROUP BY answers one row even when nothing matched.
                 continue;
             }
-            let mut keys = Vec::with_capacity(width);
-            for (index, (_, column)) in selected.expressions.iter().enumerate() {
-                let key = match column {
-                    Column::Endpoint(..) if !daily => {
-                        B::optional_integer_at(row, index)?.map_or(Value::Null, Value::Integer)
-                    }
-                    _ => key_at::<B>(row, index, *column)?,
-                };
-                if let (Column::Endpoint(_, endpoint), Value::Integer(key), false) = (column, &key, daily) {
-                    match endpoint {
-                        EndpointColumn::UserId => users.insert(*key),
-                        _ => profiles.insert(*key),
-                    };
-                }
-                keys.push(key);
-            }
+            let keys = query
+                .group_by
+                .iter()
+                .enumerate()
+                .map(|(index, column)| key_at::<B>(row, index, *column))
+                .collect::<Result<Vec<_>, _>>()?;
             let measures = (0..query.fact.measure_count())
                 .map(|index| B::integer_at(row, width + index))
                 .collect::<Result<Vec<_>, _>>()?;
-            found.push((keys, measures));
+            groups.push(GroupRow { keys, measures });
         }
-        if daily || (profiles.is_empty() && users.is_empty()) {
-            return Ok(found
-                .into_iter()
-                .map(|(keys, measures)| GroupRow {
-                    keys: selected.slot_of.iter().map(|slot| keys[*slot].clone()).collect(),
-                    measures,
-                })
-                .collect());
-        }
-        let endpoints = Endpoints::read(self, tenant, profiles, users).await?;
-        let mut merged: HashMap<Vec<Value>, Vec<i64>> = HashMap::new();
-        let mut order = Vec::new();
-        for (keys, measures) in found {
-            let values: Vec<Value> = query
-                .group_by
-                .iter()
-                .zip(&selected.slot_of)
-                .map(|(column, slot)| match column {
-                    Column::Endpoint(_, endpoint) => endpoints.value(*endpoint, &keys[*slot]),
-                    _ => keys[*slot].clone(),
-                })
-                .collect();
-            match merged.get_mut(&values) {
-                Some(sums) => {
-                    for (sum, measure) in sums.iter_mut().zip(measures) {
-                        *sum += measure;
-                    }
-                }
-                None => {
-                    order.push(values.clone());
-                    merged.insert(values, measures);
-                }
-            }
-        }
-        Ok(order
-            .into_iter()
-            .map(|keys| {
-                let measures = merged.remove(&keys).unwrap_or_default();
-                GroupRow { keys, measures }
-            })
-            .collect())
+        Ok(groups)
     }
 
     async fn distinct_values(&self, tenant: &TenantId, column: EndpointColumn) -> StoreResult<Vec<String>> {
