@@ -9,7 +9,7 @@
 //! filters endpoints through their profiles (a subquery per condition) and joins the profiles
 //! and users it groups by.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -401,52 +401,93 @@ impl RecordRef<'_> {
     }
 }
 
-/// A profile's values in `PROFILE_COLUMNS` order.
-fn profile_values(facts: &EndpointFacts) -> [SqlValue; 8] {
-    let text = |value: Option<&str>| SqlValue::OptionalText(value.map(str::to_owned));
-    [
-        SqlValue::Bool(facts.server),
-        text(facts.connection_type),
-        text(facts.subnet.as_deref()),
-        text(facts.wifi_band),
-        text(facts.product_family),
-        text(facts.platform),
-        text(facts.version.as_deref()),
-        text(facts.service_role),
-    ]
+/// What a row's endpoint profile holds of its `EndpointFacts`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Profile {
+    server: bool,
+    connection_type: Option<&'static str>,
+    subnet: Option<String>,
+    wifi_band: Option<&'static str>,
+    product_family: Option<&'static str>,
+    platform: Option<&'static str>,
+    version: Option<String>,
+    service_role: Option<&'static str>,
 }
 
-/// The profile's unique key: 64 bits of the SHA-256 of its values as a JSON array (which no two
-/// profiles share). Two of a tenant's profiles share a digest with a chance of about n²/2⁶⁵,
-/// 3·10⁻⁸ for a million profiles; the second would then be counted as the first.
-fn profile_digest(facts: &EndpointFacts) -> i64 {
-    use sha2::Digest;
-    let values = serde_json::json!([
-        facts.server,
-        facts.connection_type,
-        facts.subnet,
-        facts.wifi_band,
-        facts.product_family,
-        facts.platform,
-        facts.version,
-        facts.service_role,
-    ])
-    .to_string();
-    let hash = sha2::Sha256::digest(values.as_bytes());
-    i64::from_be_bytes(hash[..8].try_into().expect("a SHA-256 is 32 bytes"))
+impl Profile {
+    fn of(facts: &EndpointFacts) -> Self {
+        Self {
+            server: facts.server,
+            connection_type: facts.connection_type,
+            subnet: facts.subnet.clone(),
+            wifi_band: facts.wifi_band,
+            product_family: facts.product_family,
+            platform: facts.platform,
+            version: facts.version.clone(),
+            service_role: facts.service_role,
+        }
+    }
+
+    /// Its values in `PROFILE_COLUMNS` order.
+    fn values(&self) -> [SqlValue; 8] {
+        let text = |value: Option<&str>| SqlValue::OptionalText(value.map(str::to_owned));
+        [
+            SqlValue::Bool(self.server),
+            text(self.connection_type),
+            text(self.subnet.as_deref()),
+            text(self.wifi_band),
+            text(self.product_family),
+            text(self.platform),
+            text(self.version.as_deref()),
+            text(self.service_role),
+        ]
+    }
+
+    /// Its unique key in the store: 64 bits of the SHA-256 of its values as a JSON array (which
+    /// no two profiles share). Two of a tenant's profiles share a digest with a chance of about
+    /// n²/2⁶⁵, 3·10⁻⁸ for a million profiles; the second would then be counted as the first.
+    fn digest(&self) -> i64 {
+        use sha2::Digest;
+        let values = serde_json::json!([
+            self.server,
+            self.connection_type,
+            self.subnet,
+            self.wifi_band,
+            self.product_family,
+            self.platform,
+            self.version,
+            self.service_role,
+        ])
+        .to_string();
+        let hash = sha2::Sha256::digest(values.as_bytes());
+        i64::from_be_bytes(hash[..8].try_into().expect("a SHA-256 is 32 bytes"))
+    }
 }
 
 /// The keys of the endpoint profiles and users some records' rows name.
 #[derive(Debug, Default)]
 pub(crate) struct DimensionKeys {
-    profiles: HashMap<i64, i64>,
+    /// By digest, as the store finds them.
+    digests: HashMap<i64, i64>,
+    /// By value, for the rows: a digest is worked out once a profile, not once a row.
+    profiles: HashMap<Profile, i64>,
     users: HashMap<String, i64>,
 }
 
 impl DimensionKeys {
+    /// Keys `profiles` (by digest) by value.
+    fn with_profiles(mut self, profiles: HashMap<i64, Profile>) -> Self {
+        for (digest, profile) in profiles {
+            if let Some(key) = self.digests.get(&digest) {
+                self.profiles.insert(profile, *key);
+            }
+        }
+        self
+    }
+
     fn profile(&self, facts: &EndpointFacts) -> StoreResult<i64> {
         self.profiles
-            .get(&profile_digest(facts))
+            .get(&Profile::of(facts))
             .copied()
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("an endpoint profile was not written before its rows")))
     }
@@ -477,7 +518,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     tenant_key: i64,
     rows: &[&QualityRows],
 ) -> StoreResult<DimensionKeys> {
-    let mut profiles: HashMap<i64, &EndpointFacts> = HashMap::new();
+    let mut distinct: HashSet<Profile> = HashSet::new();
     let mut users: BTreeSet<&str> = BTreeSet::new();
     let endpoints = rows.iter().flat_map(|rows| {
         let streams = rows.streams.iter().map(|row| &row.call);
@@ -485,9 +526,15 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
         streams.chain(legs).flat_map(|call| [&call.first, &call.second])
     });
     for facts in endpoints {
-        profiles.entry(profile_digest(facts)).or_insert(facts);
+        if !distinct.contains(&Profile::of(facts)) {
+            distinct.insert(Profile::of(facts));
+        }
         users.extend(facts.user_id.as_deref());
     }
+    let profiles: HashMap<i64, Profile> = distinct
+        .into_iter()
+        .map(|profile| (profile.digest(), profile))
+        .collect();
     let mut keys = DimensionKeys::default();
     let digests: Vec<i64> = profiles.keys().copied().collect();
     let users: Vec<&str> = users.into_iter().collect();
@@ -495,7 +542,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     let mut missing_profiles: Vec<i64> = digests
         .iter()
         .copied()
-        .filter(|digest| !keys.profiles.contains_key(digest))
+        .filter(|digest| !keys.digests.contains_key(digest))
         .collect();
     let missing_users: Vec<&str> = users
         .iter()
@@ -503,7 +550,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
         .filter(|user| !keys.users.contains_key(*user))
         .collect();
     if missing_profiles.is_empty() && missing_users.is_empty() {
-        return Ok(keys);
+        return Ok(keys.with_profiles(profiles));
     }
     // In one order everywhere, so two nodes adding the same ones wait rather than deadlock.
     missing_profiles.sort_unstable();
@@ -519,7 +566,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
         let mut values = Vec::with_capacity(width * chunk.len());
         for digest in chunk {
             values.extend([SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]);
-            values.extend(profile_values(profiles[digest]));
+            values.extend(profiles[digest].values());
         }
         writes.push(Statement::new(B::DIALECT, &sql, values));
     }
@@ -536,7 +583,7 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     }
     backend.write_all(writes).await?;
     read_keys(backend, tenant_key, &missing_profiles, &missing_users, &mut keys).await?;
-    Ok(keys)
+    Ok(keys.with_profiles(profiles))
 }
 
 async fn read_keys<B: SqlBackend>(
@@ -557,7 +604,7 @@ async fn read_keys<B: SqlBackend>(
         let mut values = vec![SqlValue::Integer(tenant_key)];
         values.extend(chunk.iter().map(|digest| SqlValue::Integer(*digest)));
         for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
-            keys.profiles.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
+            keys.digests.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
     }
     for chunk in users.chunks(VALUES_PER_STATEMENT) {
