@@ -42,6 +42,16 @@ async fn the_previous_release_s_store_answers_every_resource_as_it_did(backend: 
 }
 both!(the_previous_release_s_store_answers_every_resource_as_it_did);
 
+/// The release with wide analytics rows (text endpoint values in every row) upgrades to rows
+/// that name endpoint profiles; its records were those of the first fixture, so its answers are
+/// too.
+async fn a_store_with_wide_analytics_rows_answers_every_resource_as_it_did(backend: Backend) {
+    let database = Arc::new(TestDatabase::release_fixture(backend, "v1").await);
+    let app = TestApp::spawn_on(database, settings_with_retention(0)).await;
+    assert_same_answers(&answers(&app).await);
+}
+both!(a_store_with_wide_analytics_rows_answers_every_resource_as_it_did);
+
 async fn an_upgrade_killed_part_way_resumes_and_loses_nothing(backend: Backend) {
     let database = TestDatabase::previous_release(backend).await;
     // One record per transaction, so that the kill lands between committed batches of a

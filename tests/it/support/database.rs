@@ -167,12 +167,18 @@ impl TestDatabase {
     /// A database holding the store that the previous release wrote (`tests/fixtures`): a copy
     /// of its SQLite file, or its PostgreSQL dump restored into a new, empty database.
     pub async fn previous_release(backend: Backend) -> Self {
+        Self::release_fixture(backend, "v0").await
+    }
+
+    /// A store as a release left it: `tests/fixtures/store-{release}-*` (see its README).
+    pub async fn release_fixture(backend: Backend, release: &str) -> Self {
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
         match backend {
             Backend::Sqlite => {
                 let database = Self::new(Backend::Sqlite).await;
                 let path = database.url.strip_prefix("sqlite://").expect("a SQLite URL");
-                let file = std::fs::File::open(format!("{fixtures}/store-v0-sqlite.db.zst")).expect("the fixture");
+                let file =
+                    std::fs::File::open(format!("{fixtures}/store-{release}-sqlite.db.zst")).expect("the fixture");
                 let mut output = std::fs::File::create(path).expect("the copy");
                 zstd::stream::copy_decode(file, &mut output).expect("the fixture decompresses");
                 database
@@ -189,7 +195,8 @@ impl TestDatabase {
                     _dir: None,
                     postgres_name: Some(name),
                 };
-                let file = std::fs::File::open(format!("{fixtures}/store-v0-postgres.sql.zst")).expect("the fixture");
+                let file =
+                    std::fs::File::open(format!("{fixtures}/store-{release}-postgres.sql.zst")).expect("the fixture");
                 let dump = zstd::stream::decode_all(file).expect("the fixture decompresses");
                 let dump = String::from_utf8(dump).expect("the dump is text");
                 let mut connection = PgConnection::connect(&database.url).await.expect("connect");
