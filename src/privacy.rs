@@ -4,8 +4,9 @@
 //!
 //! A pass runs with each retention purge (`crate::retention`). It rewrites each record that
 //! still has such values, tenant by tenant from where the last pass stopped (the analytics rows
-//! keep nothing personal but user ids): the record is read whole, scrubbed and stored again as the same version
-//! (`PreparedRecord::rewrite`), which replaces only that version and notifies nobody.
+//! keep nothing personal but user ids): the record is read whole, scrubbed and stored again as
+//! the same version (`PreparedRecord::rewrite`), which replaces only that version and notifies
+//! nobody.
 //! Ids are kept: the Graph surface is addressed by them (`participants_v2/any(...)`, paths).
 
 use std::time::Duration;
@@ -78,26 +79,21 @@ fn scrub_object(object: &mut Map<String, Value>) -> bool {
     changed
 }
 
-/// Every page of a record's children, through `read(after)`.
-async fn all_children<F, Fut>(mut read: F) -> StoreResult<Vec<Value>>
+/// Every child of a record as JSON, through `read(after)`.
+async fn all_children<F, Fut>(read: F) -> StoreResult<Vec<Value>>
 where
     F: FnMut(Option<i64>) -> Fut,
     Fut: std::future::Future<Output = StoreResult<Vec<crate::store::StoredChild>>>,
 {
-    let mut children = Vec::new();
-    let mut after = None;
-    loop {
-        let page = read(after).await?;
-        let Some(last) = page.last() else {
-            return Ok(children);
-        };
-        after = Some(last.ordinal);
-        for child in &page {
-            children.push(serde_json::from_str(&child.document).map_err(|error| {
+    crate::store::all_children(read)
+        .await?
+        .iter()
+        .map(|child| {
+            serde_json::from_str(&child.document).map_err(|error| {
                 crate::store::StoreError::Other(anyhow::anyhow!("a stored document does not parse: {error}"))
-            })?);
-        }
-    }
+            })
+        })
+        .collect()
 }
 
 /// One pass over every tenant; returns how many records were rewritten.

@@ -23,7 +23,7 @@ use crate::store::analytics::{
     AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, Side, Value, TICKS_PER_DAY,
 };
 use crate::store::codec::PartKind;
-use crate::store::{Store, StoreError, TenantId};
+use crate::store::{all_children, Store, StoreError, TenantId};
 
 /// A place a subnet maps to through the building file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -947,18 +947,9 @@ pub(crate) async fn call_streams(store: &dyn Store, tenant: &TenantId, id: &str,
     let Some(record) = store.get_call_record(tenant, id, None).await? else {
         return Ok(Vec::new());
     };
-    let mut sessions = Vec::new();
     let page = PartKind::Sessions.per_part() as u32;
-    let mut after = None;
-    loop {
-        let found = store.list_sessions(tenant, id, after, page).await?;
-        let done = found.len() < page as usize;
-        after = found.last().map(|child| child.ordinal);
-        sessions.extend(found.into_iter().map(|child| child.document));
-        if done || after.is_none() {
-            break;
-        }
-    }
+    let sessions = all_children(|after| store.list_sessions(tenant, id, after, page)).await?;
+    let sessions = sessions.into_iter().map(|child| child.document).collect();
     let streams = rows_of_stored(id, &record.document, sessions).streams;
     let metric_names = [
         "averageJitterMs",

@@ -143,7 +143,7 @@ pub enum EndpointColumn {
     UserId,
 }
 
-/// The columns of an endpoint profile, in the order `profile_values` gives them.
+/// The columns of an endpoint profile, in the order `Profile::values` gives them.
 const PROFILE_COLUMNS: [EndpointColumn; 8] = [
     EndpointColumn::Server,
     EndpointColumn::ConnectionType,
@@ -467,24 +467,12 @@ impl Profile {
 /// The keys of the endpoint profiles and users some records' rows name.
 #[derive(Debug, Default)]
 pub(crate) struct DimensionKeys {
-    /// By digest, as the store finds them.
-    digests: HashMap<i64, i64>,
     /// By value, for the rows: a digest is worked out once a profile, not once a row.
     profiles: HashMap<Profile, i64>,
     users: HashMap<String, i64>,
 }
 
 impl DimensionKeys {
-    /// Keys `profiles` (by digest) by value.
-    fn with_profiles(mut self, profiles: HashMap<i64, Profile>) -> Self {
-        for (digest, profile) in profiles {
-            if let Some(key) = self.digests.get(&digest) {
-                self.profiles.insert(profile, *key);
-            }
-        }
-        self
-    }
-
     fn profile(&self, facts: &EndpointFacts) -> StoreResult<i64> {
         self.profiles
             .get(&Profile::of(facts))
@@ -526,64 +514,92 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
         streams.chain(legs).flat_map(|call| [&call.first, &call.second])
     });
     for facts in endpoints {
-        if !distinct.contains(&Profile::of(facts)) {
-            distinct.insert(Profile::of(facts));
-        }
+        distinct.insert(Profile::of(facts));
         users.extend(facts.user_id.as_deref());
     }
-    let profiles: HashMap<i64, Profile> = distinct
+    let mut profiles: HashMap<i64, Profile> = distinct
         .into_iter()
         .map(|profile| (profile.digest(), profile))
         .collect();
-    let mut keys = DimensionKeys::default();
+    let (mut digest_keys, mut user_keys) = (HashMap::new(), HashMap::new());
     let digests: Vec<i64> = profiles.keys().copied().collect();
     let users: Vec<&str> = users.into_iter().collect();
-    read_keys(backend, tenant_key, &digests, &users, &mut keys).await?;
+    read_keys(backend, tenant_key, &digests, &users, &mut digest_keys, &mut user_keys).await?;
     let mut missing_profiles: Vec<i64> = digests
         .iter()
         .copied()
-        .filter(|digest| !keys.digests.contains_key(digest))
+        .filter(|digest| !digest_keys.contains_key(digest))
         .collect();
     let missing_users: Vec<&str> = users
         .iter()
         .copied()
-        .filter(|user| !keys.users.contains_key(*user))
+        .filter(|user| !user_keys.contains_key(*user))
         .collect();
-    if missing_profiles.is_empty() && missing_users.is_empty() {
-        return Ok(keys.with_profiles(profiles));
-    }
-    // In one order everywhere, so two nodes adding the same ones wait rather than deadlock.
-    missing_profiles.sort_unstable();
-    let mut writes = Vec::new();
-    let width = 2 + PROFILE_COLUMNS.len();
-    for chunk in missing_profiles.chunks(VALUES_PER_STATEMENT / width) {
-        let columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
-        let sql = format!(
+    if !missing_profiles.is_empty() || !missing_users.is_empty() {
+        // In one order everywhere, so two nodes adding the same ones wait rather than deadlock.
+        missing_profiles.sort_unstable();
+        let mut writes = Vec::new();
+        let width = 2 + PROFILE_COLUMNS.len();
+        for chunk in missing_profiles.chunks(VALUES_PER_STATEMENT / width) {
+            let columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
+            let sql = format!(
             "INSERT INTO endpoint_profile (tenant_key, digest, {}) VALUES {} ON CONFLICT (tenant_key, digest) DO NOTHING",
             columns.join(", "),
             vec![format!("({})", vec!["?"; width].join(", ")); chunk.len()].join(", ")
         );
-        let mut values = Vec::with_capacity(width * chunk.len());
-        for digest in chunk {
-            values.extend([SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]);
-            values.extend(profiles[digest].values());
+            let mut values = Vec::with_capacity(width * chunk.len());
+            for digest in chunk {
+                values.extend([SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]);
+                values.extend(profiles[digest].values());
+            }
+            writes.push(Statement::new(B::DIALECT, &sql, values));
         }
-        writes.push(Statement::new(B::DIALECT, &sql, values));
-    }
-    for chunk in missing_users.chunks(VALUES_PER_STATEMENT / 2) {
-        let sql = format!(
+        for chunk in missing_users.chunks(VALUES_PER_STATEMENT / 2) {
+            let sql = format!(
             "INSERT INTO analytics_user (tenant_key, user_id) VALUES {} ON CONFLICT (tenant_key, user_id) DO NOTHING",
             vec!["(?, ?)"; chunk.len()].join(", ")
         );
-        let values = chunk
-            .iter()
-            .flat_map(|user| [SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
-            .collect();
-        writes.push(Statement::new(B::DIALECT, &sql, values));
+            let values = chunk
+                .iter()
+                .flat_map(|user| [SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
+                .collect();
+            writes.push(Statement::new(B::DIALECT, &sql, values));
+        }
+        backend.write_all(writes).await?;
+        read_keys(
+            backend,
+            tenant_key,
+            &missing_profiles,
+            &missing_users,
+            &mut digest_keys,
+            &mut user_keys,
+        )
+        .await?;
     }
-    backend.write_all(writes).await?;
-    read_keys(backend, tenant_key, &missing_profiles, &missing_users, &mut keys).await?;
-    Ok(keys.with_profiles(profiles))
+    let profiles = digest_keys
+        .into_iter()
+        .filter_map(|(digest, key)| Some((profiles.remove(&digest)?, key)))
+        .collect();
+    Ok(DimensionKeys {
+        profiles,
+        users: user_keys,
+    })
+}
+
+/// `resolve_dimensions` for records of several tenants, each given with its tenant's key.
+pub(crate) async fn resolve_dimensions_by_tenant<B: SqlBackend>(
+    backend: &B,
+    rows: &[(i64, &QualityRows)],
+) -> StoreResult<HashMap<i64, DimensionKeys>> {
+    let mut by_tenant: HashMap<i64, Vec<&QualityRows>> = HashMap::new();
+    for (tenant_key, rows) in rows {
+        by_tenant.entry(*tenant_key).or_default().push(rows);
+    }
+    let mut keys = HashMap::new();
+    for (tenant_key, rows) in by_tenant {
+        keys.insert(tenant_key, resolve_dimensions(backend, tenant_key, &rows).await?);
+    }
+    Ok(keys)
 }
 
 async fn read_keys<B: SqlBackend>(
@@ -591,7 +607,8 @@ async fn read_keys<B: SqlBackend>(
     tenant_key: i64,
     digests: &[i64],
     users: &[&str],
-    keys: &mut DimensionKeys,
+    digest_keys: &mut HashMap<i64, i64>,
+    user_keys: &mut HashMap<String, i64>,
 ) -> StoreResult<()> {
     let select = |table_and_column: &str, count: usize| {
         format!("SELECT {table_and_column} IN ({})", vec!["?"; count].join(", "))
@@ -604,7 +621,7 @@ async fn read_keys<B: SqlBackend>(
         let mut values = vec![SqlValue::Integer(tenant_key)];
         values.extend(chunk.iter().map(|digest| SqlValue::Integer(*digest)));
         for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
-            keys.digests.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
+            digest_keys.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
     }
     for chunk in users.chunks(VALUES_PER_STATEMENT) {
@@ -615,7 +632,7 @@ async fn read_keys<B: SqlBackend>(
         let mut values = vec![SqlValue::Integer(tenant_key)];
         values.extend(chunk.iter().map(|user| SqlValue::Text((*user).to_owned())));
         for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
-            keys.users.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
+            user_keys.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
     }
     Ok(())
@@ -857,7 +874,7 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
                     &mut values,
                 )
             }
-            Column::Endpoint(side, endpoint) if !daily => {
+            Column::Endpoint(_, endpoint) if !daily => {
                 values.push(tenant.into());
                 let inner = predicate(
                     &condition,
@@ -868,8 +885,8 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
                     &mut values,
                 );
                 format!(
-                    "{}_endpoint IN (SELECT key FROM endpoint_profile WHERE tenant_key = {TENANT_KEY} AND {inner})",
-                    side.prefix()
+                    "{} IN (SELECT key FROM endpoint_profile WHERE tenant_key = {TENANT_KEY} AND {inner})",
+                    column.row_expression()
                 )
             }
             _ => {
@@ -973,11 +990,7 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
     let key_values: Vec<String> = keys
         .iter()
         .map(|column| {
-            let value = match column {
-                Column::Endpoint(Side::First, endpoint) => format!("f.{}", endpoint.name()),
-                Column::Endpoint(Side::Second, endpoint) => format!("g.{}", endpoint.name()),
-                other => format!("s.{}", other.expression()),
-            };
+            let value = column.joined_expression();
             match is_daily_text(*column) {
                 true => format!("COALESCE({value}, '')"),
                 false => value,
@@ -994,9 +1007,7 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
     format!(
         "INSERT INTO {table} (tenant_key, start_ticks, {}, {})
          SELECT s.tenant_key, {day}, {}, {}
-         FROM (SELECT * FROM {} WHERE {rows_where}) s
-         JOIN endpoint_profile f ON f.tenant_key = s.tenant_key AND f.key = s.first_endpoint
-         JOIN endpoint_profile g ON g.tenant_key = s.tenant_key AND g.key = s.second_endpoint
+         FROM (SELECT * FROM {} WHERE {rows_where}) s{}
          GROUP BY s.tenant_key, {day}, {}
          ON CONFLICT (tenant_key, start_ticks, {}) DO UPDATE SET {}",
         key_names.join(", "),
@@ -1004,6 +1015,7 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
         key_values.join(", "),
         sums.join(", "),
         fact.table(),
+        joins(keys),
         key_values.join(", "),
         key_names.join(", "),
         names

@@ -238,6 +238,23 @@ pub struct StoredChild {
     pub(crate) document: String,
 }
 
+/// Every page of a record's children, through `read(after)` (`list_sessions` or
+/// `list_participants` after an ordinal).
+pub(crate) async fn all_children<F, Fut>(mut read: F) -> StoreResult<Vec<StoredChild>>
+where
+    F: FnMut(Option<i64>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Vec<StoredChild>>>,
+{
+    let mut children = Vec::new();
+    loop {
+        let page = read(children.last().map(|child: &StoredChild| child.ordinal)).await?;
+        if page.is_empty() {
+            return Ok(children);
+        }
+        children.extend(page);
+    }
+}
+
 /// A signing key of the local token issuer (`crate::auth::local`).
 #[derive(Clone, Debug)]
 pub struct StoredSigningKey {

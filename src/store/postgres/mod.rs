@@ -175,17 +175,11 @@ impl PgStore {
                 ));
             }
             // Outside the transaction (on other connections), as ingest writes them.
-            let mut by_tenant: HashMap<i64, Vec<&QualityRows>> = HashMap::new();
-            for (tenant_key, _, _, rows) in &found {
-                by_tenant.entry(*tenant_key).or_default().push(rows);
-            }
-            let mut dimensions = HashMap::new();
-            for (tenant_key, rows) in by_tenant {
-                dimensions.insert(
-                    tenant_key,
-                    analytics::resolve_dimensions(self, tenant_key, &rows).await?,
-                );
-            }
+            let rows: Vec<(i64, &QualityRows)> = found
+                .iter()
+                .map(|(tenant_key, _, _, rows)| (*tenant_key, rows))
+                .collect();
+            let dimensions = analytics::resolve_dimensions_by_tenant(self, &rows).await?;
             for (tenant_key, id, start, rows) in &found {
                 let (record, start) = (analytics::RecordRef::Id(id), Timestamp::from_ticks(*start));
                 let statements = analytics::delete_rows(sql::Dialect::Postgres, *tenant_key, record, start)

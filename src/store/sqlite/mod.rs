@@ -223,17 +223,12 @@ impl SqliteStore {
                 }
                 all_rows.push(analytics::rows_of_stored(id, &document, sessions));
             }
-            let mut dimensions = HashMap::new();
-            for ((_, tenant_key, ..), rows) in records.iter().zip(&all_rows) {
-                dimensions.entry(*tenant_key).or_insert_with(Vec::new).push(rows);
-            }
-            let mut keys = HashMap::new();
-            for (tenant_key, rows) in dimensions {
-                keys.insert(
-                    tenant_key,
-                    analytics::resolve_dimensions(self, tenant_key, &rows).await?,
-                );
-            }
+            let by_tenant: Vec<(i64, &QualityRows)> = records
+                .iter()
+                .zip(&all_rows)
+                .map(|((_, tenant_key, ..), rows)| (*tenant_key, rows))
+                .collect();
+            let keys = analytics::resolve_dimensions_by_tenant(self, &by_tenant).await?;
             // Read again under the write lock: the records a batch ingested meanwhile replaced
             // are skipped here, their new rows written with them.
             let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
