@@ -16,6 +16,8 @@ pub mod cli;
 pub mod clock;
 /// The served sockets: the connection cap, the request-head timeout, Graph errors for hyper's own refusals.
 pub mod connections;
+/// Exports: records, sessions, streams and usage logs out of the store as NDJSON or Parquet.
+pub mod export;
 /// The seeded, deterministic generator of realistic call records.
 pub mod generate;
 /// Validation and batching of ingested records; shared by HTTP ingest and `import`.

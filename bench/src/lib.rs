@@ -37,7 +37,7 @@ use callrecords::generate::{self, Generated};
 use callrecords::model::DateTimeOffset;
 use load::{BatchReuse, IngestBatch, ListQuery, Timing, Workload};
 use report::{BenchReport, CaseResult, Machine, LIST_CASES};
-use server::{ChildServer, ProcessUsage};
+use server::{ChildServer, ExportRate, ProcessUsage};
 use stores::{BuiltStore, StoreServer};
 
 /// `callrecords bench`: the benchmark's command line.
@@ -215,6 +215,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
         build_secs: Vec::new(),
         footprints: Vec::new(),
         generator: None,
+        exports: Vec::new(),
         concurrency: plan.concurrency,
         ingest_connections: plan.ingest_connections,
         warmup_secs: plan.timing.warmup.as_secs_f64(),
@@ -249,6 +250,7 @@ async fn run_cases(args: BenchArgs) -> anyhow::Result<String> {
         .await?;
     bench.list_cases(&large, &sample, "", 2).await?;
     bench.analytics_case(&large).await?;
+    report.exports = export_rates(&store_server, &large).await?;
 
     // Case 3.
     bench.ingest_case(&store_server).await?;
@@ -685,6 +687,29 @@ async fn one_core_ingest_rates(batches: Arc<Vec<IngestBatch>>, budget: Duration)
     })
     .await
     .context("the ingest CPU measurement panicked")
+}
+
+/// Case 7: the whole store exported by `callrecords export`, as a backup (records as NDJSON)
+/// and for analysts (classified streams as Parquet).
+async fn export_rates(store_server: &StoreServer, store: &BuiltStore) -> anyhow::Result<Vec<ExportRate>> {
+    let dir = store_server.fresh_sink_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut rates = Vec::new();
+    for (what, format) in [("records", "ndjson"), ("streams", "parquet")] {
+        eprintln!("bench: case 7, export {what} as {format}…");
+        let rate = server::export_rate(&store.url, store.records, what, format, &dir).await;
+        if let Ok(rate) = &rate {
+            eprintln!(
+                "bench:   {:.0} records/s, {:.1} MB, peak RSS {:.0} MB",
+                stats::rate(rate.records, Duration::from_secs_f64(rate.secs)),
+                rate.bytes as f64 / 1e6,
+                rate.peak_rss_bytes as f64 / 1e6
+            );
+        }
+        rates.push(rate);
+    }
+    stores::remove_sink_dir(&dir)?;
+    rates.into_iter().collect()
 }
 
 fn records_url(addr: SocketAddr) -> String {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::server::GeneratorRate;
+use super::server::{ExportRate, GeneratorRate};
 use super::stats::{self, LatencySummary};
 use super::stores::{BuiltStore, Footprint};
 
@@ -23,6 +23,8 @@ pub(crate) struct BenchReport {
     pub(crate) footprints: Vec<(u64, Footprint)>,
     /// `callrecords generate` into a pipe.
     pub(crate) generator: Option<GeneratorRate>,
+    /// `callrecords export` of the main store (case 7).
+    pub(crate) exports: Vec<ExportRate>,
     pub(crate) concurrency: usize,
     pub(crate) ingest_connections: usize,
     pub(crate) warmup_secs: f64,
@@ -109,6 +111,8 @@ const GET_OF_BASELINE_BY_STORE: (f64, f64) = (0.35, 0.2);
 const STORE_INGEST_RECORDS_PER_SEC: f64 = 3_000.0;
 const PEAK_RSS_MB: f64 = 150.0;
 const GENERATOR_RECORDS_PER_SEC: f64 = 6_000.0;
+/// An export of any size streams: its process stays under this.
+const EXPORT_PEAK_RSS_MB: f64 = 200.0;
 /// Bytes on disk per stored record, indexes included.
 const SQLITE_BYTES_PER_RECORD: f64 = 4_000.0;
 const POSTGRES_BYTES_PER_RECORD: f64 = 5_000.0;
@@ -236,6 +240,41 @@ impl BenchReport {
             "Latency is per request (per 1,000-record batch for ingest). Mean answer size of case 1: {} bytes; the baseline answers the same number of bytes. Ingest compares with its own baseline, which writes the same batches to disk without reading them.",
             thousands(self.case("get").map_or(0, |case| case.mean_body_bytes))
         );
+        let _ = writeln!(out);
+        self.write_exports(out);
+    }
+
+    /// Case 7: each export's rate, also as a ratio to the generator's in this run (both turn
+    /// records into bytes on one core of this machine), its output and its peak memory.
+    fn write_exports(&self, out: &mut String) {
+        if self.exports.is_empty() {
+            return;
+        }
+        let generator = self
+            .generator
+            .as_ref()
+            .map(|rate| stats::rate(rate.records, std::time::Duration::from_secs_f64(rate.secs)));
+        let _ = writeln!(
+            out,
+            "| # | Export of the {}-record store | Records/s | × generate | Bytes per record | Peak RSS |",
+            thousands(self.records)
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        for export in &self.exports {
+            let rate = stats::rate(export.records, std::time::Duration::from_secs_f64(export.secs));
+            let _ = writeln!(
+                out,
+                "| 7 | {} as {} | {} | {} | {} | {} |",
+                export.what,
+                export.format,
+                thousands(rate.round() as u64),
+                generator
+                    .and_then(|generator| stats::ratio(rate, generator))
+                    .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}×")),
+                per_record(export.bytes, export.records).map_or_else(|| "–".to_owned(), kilobytes),
+                megabytes(export.peak_rss_bytes),
+            );
+        }
         let _ = writeln!(out);
     }
 
@@ -387,6 +426,19 @@ impl BenchReport {
                 .map(|bytes| (bytes, kilobytes(bytes))),
             &|bytes| bytes <= per_record_target,
         );
+        for export in &self.exports {
+            row(
+                format!(
+                    "7. export {} as {}: peak RSS ≤ {EXPORT_PEAK_RSS_MB} MB",
+                    export.what, export.format
+                ),
+                Some((
+                    export.peak_rss_bytes as f64 / 1e6,
+                    megabytes(export.peak_rss_bytes),
+                )),
+                &|mb| mb <= EXPORT_PEAK_RSS_MB,
+            );
+        }
         let peak = self
             .cases
             .iter()

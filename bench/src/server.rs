@@ -90,6 +90,76 @@ pub(crate) async fn generator_rate(calls: u64, seed: u64) -> anyhow::Result<Gene
     Ok(GeneratorRate { records, secs })
 }
 
+/// How fast `callrecords export` writes a store out, and the most memory it took.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct ExportRate {
+    /// `records` or `streams`.
+    pub(crate) what: String,
+    /// `ndjson` or `parquet`.
+    pub(crate) format: String,
+    /// Call records read.
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) secs: f64,
+    /// The export process's `VmHWM`, read every few milliseconds while it ran.
+    pub(crate) peak_rss_bytes: u64,
+}
+
+/// How often a running export's peak resident set is read.
+const EXPORT_POLL: Duration = Duration::from_millis(20);
+
+/// Runs `callrecords export` of a whole store (`records` call records in it) into a file of
+/// `dir`, removed afterwards.
+pub(crate) async fn export_rate(
+    db_url: &str,
+    records: u64,
+    what: &str,
+    format: &str,
+    dir: &Path,
+) -> anyhow::Result<ExportRate> {
+    let file = dir.join(format!("bench-export-{what}.{format}"));
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut child = Command::new(server_binary()?)
+        .args([
+            "export", "--db", db_url, "--what", what, "--format", format, "-o", &file_arg, "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting callrecords export")?;
+    let pid = child.id().context("the export exited at once")?.to_string();
+    let started = std::time::Instant::now();
+    let mut peak_rss_bytes = 0;
+    let status = loop {
+        if let Ok(usage) = ProcessUsage::of(&pid) {
+            peak_rss_bytes = peak_rss_bytes.max(usage.peak_rss_bytes);
+        }
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for callrecords export")?,
+            _ = tokio::time::sleep(EXPORT_POLL) => {}
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use tokio::io::AsyncReadExt as _;
+        let _ = pipe.read_to_string(&mut stderr).await;
+    }
+    anyhow::ensure!(status.success(), "callrecords export failed: {status}: {stderr}");
+    let bytes = std::fs::metadata(&file).map(|meta| meta.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&file);
+    Ok(ExportRate {
+        what: what.to_owned(),
+        format: format.to_owned(),
+        records,
+        bytes,
+        secs,
+        peak_rss_bytes,
+    })
+}
+
 /// This benchmark's own binary, which also serves the baselines.
 fn bench_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the callrecords-bench executable")

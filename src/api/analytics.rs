@@ -45,7 +45,7 @@ impl From<AnalyticsError> for ApiError {
 }
 
 /// The query string as names and values, each name once and known.
-fn parameters(raw: Option<String>, known: &[&str]) -> Result<HashMap<String, String>> {
+pub(super) fn parameters(raw: Option<String>, known: &[&str]) -> Result<HashMap<String, String>> {
     let mut found = HashMap::new();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let Some(name) = known.iter().find(|known| known.eq_ignore_ascii_case(&name)) else {

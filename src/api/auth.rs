@@ -70,7 +70,8 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Req
 pub(crate) fn required_roles(target: &Target) -> Option<&'static [&'static str]> {
     match target {
         Target::Ingest => Some(&[auth::INGEST]),
-        Target::Analytics => Some(&[auth::READ_ALL]),
+        Target::Analytics | Target::Export { logs: false } => Some(&[auth::READ_ALL]),
+        Target::Export { logs: true } => Some(&[auth::READ_ALL, auth::PSTN_READ_ALL]),
         Target::Graph(Ok(Resource::Metadata | Resource::ServiceDocument)) => None,
         Target::Graph(Ok(Resource::Function(..))) => Some(&[auth::READ_ALL, auth::PSTN_READ_ALL]),
         Target::Graph(..) => Some(&[auth::READ_ALL]),

@@ -12,6 +12,7 @@ mod buildings;
 mod call_records;
 mod context;
 mod dashboard;
+mod export;
 pub(crate) mod error;
 pub(crate) mod health;
 mod ingest;
@@ -191,6 +192,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/analytics/calls", get(analytics::calls))
         .route("/analytics/calls/{id}/streams", get(analytics::call_streams))
         .route("/ingest/{kind}", post(ingest::ingest_log_rows))
+        .route("/export/{what}", get(export::export))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(auth::openid_configuration),
@@ -283,6 +285,10 @@ fn route_template(path: &str, target: &path::Target) -> String {
                 "/analytics/calls/{id}/streams".to_owned()
             }
             _ => "/analytics/(unknown)".to_owned(),
+        },
+        path::Target::Export { .. } => match path.strip_prefix("/export/").and_then(crate::export::What::parse) {
+            Some(what) => format!("/export/{}", what.as_str()),
+            None => "/export/(unknown)".to_owned(),
         },
         path::Target::Other => match path {
             "/" | "/healthz" | "/metrics" | "/dashboard" => path.to_owned(),

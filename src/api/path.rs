@@ -48,6 +48,8 @@ pub(crate) enum Target {
     Ingest,
     /// `/analytics/…`: what the store computes from the records, read with the records' role.
     Analytics,
+    /// `/export/…`: the records (or, with `logs`, the usage-log rows) as files.
+    Export { logs: bool },
     /// Under `/v1.0/` or `/beta/`: the resource, or why the rest of the path names none.
     Graph(Result<Resource, PathError>),
     /// Anything else: `/healthz`, `/metrics`, the issuer's endpoints, paths nothing serves.
@@ -68,6 +70,10 @@ impl Target {
             Target::Ingest
         } else if prefix("/analytics/").is_some() {
             Target::Analytics
+        } else if let Some(what) = prefix("/export/") {
+            Target::Export {
+                logs: crate::export::What::parse(what).is_some_and(|what| what.log_kind().is_some()),
+            }
         } else if let Some(rest) = prefix("/v1.0/").or_else(|| prefix("/beta/")) {
             Target::Graph(parse(rest))
         } else if path.eq_ignore_ascii_case("/v1.0") || path.eq_ignore_ascii_case("/beta") {
@@ -81,7 +87,9 @@ impl Target {
     pub(crate) fn into_resource(self) -> Result<Resource, PathError> {
         match self {
             Target::Graph(parsed) => parsed,
-            Target::Ingest | Target::Analytics | Target::Other => Err(PathError::unknown_segment("")),
+            Target::Ingest | Target::Analytics | Target::Export { .. } | Target::Other => {
+                Err(PathError::unknown_segment(""))
+            }
         }
     }
 }

@@ -208,7 +208,7 @@ impl Throttle {
         let app = format!("{tenant}|{}", principal.app_id);
         let parsed = match target {
             Target::Ingest => return self.take(&self.ingest_tenant, &tenant),
-            Target::Analytics => {
+            Target::Analytics | Target::Export { .. } => {
                 self.take(&self.tenant, &tenant)?;
                 return self.take(&self.app_tenant, &app);
             }

@@ -8,11 +8,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use super::ImportArgs;
 use crate::app::redact_url;
 use crate::ingest::{BatchIngest, IngestKind};
-use crate::store::{self, TenantId};
+use crate::store;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let tenant = super::tenant_arg(args.tenant.as_deref())?;
     let store = store::open(&args.db.db_url).await?;
-    let tenant = TenantId::default_tenant();
     let (reader, total_bytes): (Box<dyn AsyncRead + Unpin + Send>, Option<u64>) = if args.file == "-" {
         (Box::new(tokio::io::stdin()), None)
     } else {

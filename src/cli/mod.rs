@@ -6,6 +6,7 @@
 mod auth;
 mod bench;
 mod buildings;
+mod export;
 mod import;
 mod sync;
 
@@ -52,6 +53,9 @@ pub(crate) enum Command {
     Serve(Box<ServeArgs>),
     /// Store records from an NDJSON file (or - for stdin), as POST /ingest/... does.
     Import(ImportArgs),
+    /// Write a tenant's call records, sessions, classified streams or usage-log rows to a file, as
+    /// NDJSON (records: the form import takes back) or Parquet.
+    Export(export::ExportArgs),
     /// Write realistic, deterministic call records as NDJSON to stdout, or into a store.
     Generate(GenerateArgs),
     /// Apply pending database migrations and exit.
@@ -81,6 +85,7 @@ impl Command {
         match self {
             Command::Serve(args) => Some(&args.db.db_url),
             Command::Import(args) => Some(&args.db.db_url),
+            Command::Export(args) => Some(&args.db.db_url),
             Command::Generate(args) => args.db_url.as_deref(),
             Command::Migrate(args) => Some(&args.db.db_url),
             Command::Keys(auth::KeysCommand::Rotate(db)) => Some(&db.db_url),
@@ -247,9 +252,21 @@ pub(crate) struct ImportArgs {
     pub(crate) kind: String,
     #[command(flatten)]
     pub(crate) db: DbArgs,
+    /// The tenant (a GUID) the records belong to [default: the one tenant of a server without
+    /// authentication].
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
+}
+
+/// A `--tenant` as given, or the tenant of a server without authentication.
+pub(crate) fn tenant_arg(tenant: Option<&str>) -> anyhow::Result<TenantId> {
+    match tenant {
+        None => Ok(TenantId::default_tenant()),
+        Some(text) => TenantId::parse(text).ok_or_else(|| anyhow::anyhow!("--tenant: '{text}' is not a tenant id (a GUID)")),
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -285,6 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args, cli.log_format).await,
         Command::Import(args) => import::run(args).await,
+        Command::Export(args) => export::run(args).await,
         Command::Generate(args) => generate_command(args).await,
         Command::Migrate(args) => {
             let options = store::StoreOptions {

@@ -5,9 +5,9 @@ pub(crate) mod buildings;
 mod classify;
 mod rows;
 
-pub(crate) use classify::{Classification, Condition, MediaType};
+pub(crate) use classify::{classify, Classification, Condition, MediaType};
 pub use rows::{EndpointFacts, QualityRows};
-pub(crate) use rows::{LegRow, StreamRow, POOR_RATING_AT_MOST};
+pub(crate) use rows::{CallFacts, LegRow, StreamRow, POOR_RATING_AT_MOST};
 
 /// Streams counted by media type and classification, and poor ones by condition: what ingest
 /// adds to `/metrics` for the records it stores.

@@ -220,6 +220,14 @@ impl QualityRows {
 }
 
 impl LegOutcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LegOutcome::Completed => "completed",
+            LegOutcome::SetupFailed => "setupFailed",
+            LegOutcome::Dropped => "dropped",
+        }
+    }
+
     fn max_by_severity(self, other: LegOutcome) -> LegOutcome {
         // A failed setup says more than a drop: the leg never carried media.
         match (self, other) {
@@ -254,7 +262,7 @@ fn rating_of(rating: UserFeedbackRating) -> Option<i64> {
 pub(crate) const POOR_RATING_AT_MOST: i64 = 2;
 
 impl CallFacts {
-    fn of(
+    pub(crate) fn of(
         conference: bool,
         caller: Option<&Endpoint>,
         callee: Option<&Endpoint>,

@@ -216,6 +216,30 @@ async fn list_and_count_follow_selection_order_and_cursor(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+
+    // What changed since an instant: r3 replaced and r6 added later; both count from the
+    // instant itself on.
+    let later = now() + Duration::from_secs(3600);
+    let changes = [
+        record("r3", 2, "2024-03-01T00:00:00Z", &["s"], &["bob"]),
+        record("r6", 1, "2024-01-01T00:00:00Z", &[], &[]),
+    ];
+    store.upsert_call_records(&t, &changes, later).await.unwrap();
+    let changed = RecordSelection {
+        stored_since: Some(later),
+        ..RecordSelection::default()
+    };
+    assert_eq!(all_pages(store, &changed, 1).await, ["r6", "r3"]);
+    let changed_in_march = RecordSelection {
+        stored_since: Some(later),
+        ..march.clone()
+    };
+    assert_eq!(all_pages(store, &changed_in_march, 10).await, ["r3"]);
+    let after_the_change = RecordSelection {
+        stored_since: Some(later.next_tick()),
+        ..RecordSelection::default()
+    };
+    assert!(store.list_call_records(&t, &after_the_change, None, 10).await.unwrap().is_empty());
 }
 
 async fn sessions_and_participants_page_by_ordinal(store: &dyn Store) {

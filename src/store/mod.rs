@@ -157,12 +157,14 @@ pub enum UpsertOutcome {
 }
 
 /// Which call records a list or count addresses: a conjunction of a start-time range
-/// (`[start_from, start_before)`) and participants that must all be present.
+/// (`[start_from, start_before)`), participants that must all be present and, for exports, a
+/// time of storage at or after `stored_since` (a version stored since then, new or replacing).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordSelection {
     pub(crate) start_from: Option<Timestamp>,
     pub(crate) start_before: Option<Timestamp>,
     pub(crate) participant_ids: Vec<String>,
+    pub(crate) stored_since: Option<Timestamp>,
 }
 
 impl RecordSelection {

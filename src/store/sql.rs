@@ -230,6 +230,10 @@ pub(crate) fn selection_statement(
         statement.push(&format!(" AND {start_column} < "));
         statement.bind_instant(dialect, before);
     }
+    if let Some(since) = selection.stored_since {
+        statement.push(" AND r.stored_at_ticks >= ");
+        statement.bind_instant(dialect, since);
+    }
     if let SelectionRead::Page {
         cursor: Some(cursor), ..
     } = read
@@ -888,6 +892,7 @@ mod tests {
             start_from: Some(Timestamp::from_ticks(10)),
             start_before: Some(Timestamp::from_ticks(20)),
             participant_ids: vec!["alice".to_owned(), "bob".to_owned()],
+            ..RecordSelection::default()
         };
         let cursor = RecordCursor {
             start: Timestamp::from_ticks(15),

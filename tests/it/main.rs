@@ -15,6 +15,7 @@ mod connections;
 mod crash;
 mod dictionaries;
 mod errors;
+mod export;
 mod front_door;
 mod http_habits;
 mod ingest;

@@ -1,0 +1,250 @@
+//! A flat table written a batch of rows at a time: as Parquet (Arrow arrays, zstd, row groups
+//! of `ROW_GROUP_ROWS`) or as NDJSON objects with the same column names. Either way the bytes
+//! are handed out as they are made, so memory holds a batch and, for Parquet, the row group
+//! being encoded, never the export.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{WriterProperties, WriterVersion};
+
+use super::columns::{Cell, Column, Kind, Scopes};
+
+/// Rows turned into Arrow arrays at a time.
+const BATCH_ROWS: usize = 8192;
+/// Rows in a Parquet row group: large enough for good compression and fast scans, small enough
+/// that the group being encoded stays a few tens of megabytes.
+pub(crate) const ROW_GROUP_ROWS: usize = 131_072;
+/// And a row group is closed at this many encoded bytes, whichever comes first.
+const ROW_GROUP_BYTES: usize = 64 << 20;
+/// NDJSON is handed out in pieces of about this size.
+const TEXT_CHUNK: usize = 1 << 20;
+const ZSTD_LEVEL: i32 = 3;
+
+/// The bytes Parquet's writer has written and nobody has taken yet.
+#[derive(Clone, Default)]
+struct Written(Arc<Mutex<Vec<u8>>>);
+
+impl Written {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("parquet output lock"))
+    }
+}
+
+impl Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("parquet output lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Builder {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Time(TimestampMicrosecondBuilder),
+}
+
+impl Builder {
+    fn of(kind: Kind) -> Self {
+        match kind {
+            Kind::Text | Kind::TextList | Kind::TypeName => Builder::Text(StringBuilder::new()),
+            Kind::Int => Builder::Int(Int64Builder::new()),
+            Kind::Float | Kind::DurationMs => Builder::Float(Float64Builder::new()),
+            Kind::Bool => Builder::Bool(BooleanBuilder::new()),
+            Kind::Timestamp => Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+        }
+    }
+
+    fn append(&mut self, cell: Cell<'_>) {
+        match (self, cell) {
+            (Builder::Text(builder), Cell::Text(text)) => builder.append_value(text),
+            (Builder::Int(builder), Cell::Int(value)) => builder.append_value(value),
+            (Builder::Float(builder), Cell::Float(value)) => builder.append_value(value),
+            (Builder::Bool(builder), Cell::Bool(value)) => builder.append_value(value),
+            (Builder::Time(builder), Cell::Micros(value)) => builder.append_value(value),
+            (Builder::Text(builder), _) => builder.append_null(),
+            (Builder::Int(builder), _) => builder.append_null(),
+            (Builder::Float(builder), _) => builder.append_null(),
+            (Builder::Bool(builder), _) => builder.append_null(),
+            (Builder::Time(builder), _) => builder.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Text(builder) => Arc::new(builder.finish()),
+            Builder::Int(builder) => Arc::new(builder.finish()),
+            Builder::Float(builder) => Arc::new(builder.finish()),
+            Builder::Bool(builder) => Arc::new(builder.finish()),
+            Builder::Time(builder) => Arc::new(builder.finish()),
+        }
+    }
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Text | Kind::TextList | Kind::TypeName => DataType::Utf8,
+        Kind::Int => DataType::Int64,
+        Kind::Float | Kind::DurationMs => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
+        Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// The Arrow schema of a table: every column nullable, as every Graph property is.
+pub(crate) fn schema(columns: &[Column]) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|column| Field::new(column.name.clone(), data_type(column.kind), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+enum Encoding {
+    Parquet {
+        writer: Box<ArrowWriter<Written>>,
+        written: Written,
+        builders: Vec<Builder>,
+        schema: Arc<Schema>,
+        rows: usize,
+    },
+    Ndjson {
+        text: Vec<u8>,
+    },
+}
+
+/// A table being written.
+pub(crate) struct TableWriter {
+    columns: &'static [Column],
+    encoding: Encoding,
+    rows: u64,
+}
+
+impl TableWriter {
+    pub(crate) fn parquet(columns: &'static [Column]) -> parquet::errors::Result<Self> {
+        let schema = schema(columns);
+        let properties = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+            .set_created_by(format!("callrecords {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let written = Written::default();
+        let writer = ArrowWriter::try_new(written.clone(), schema.clone(), Some(properties))?;
+        Ok(Self {
+            columns,
+            encoding: Encoding::Parquet {
+                writer: Box::new(writer),
+                written,
+                builders: columns.iter().map(|column| Builder::of(column.kind)).collect(),
+                schema,
+                rows: 0,
+            },
+            rows: 0,
+        })
+    }
+
+    pub(crate) fn ndjson(columns: &'static [Column]) -> Self {
+        Self {
+            columns,
+            encoding: Encoding::Ndjson { text: Vec::new() },
+            rows: 0,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Adds a row; returns bytes ready to be handed out, if a batch was completed.
+    pub(crate) fn push(&mut self, row: &Scopes<'_>) -> parquet::errors::Result<Option<Vec<u8>>> {
+        self.rows += 1;
+        match &mut self.encoding {
+            Encoding::Parquet { builders, rows, .. } => {
+                for (builder, column) in builders.iter_mut().zip(self.columns) {
+                    builder.append(column.cell(row));
+                }
+                *rows += 1;
+                if *rows < BATCH_ROWS {
+                    return Ok(None);
+                }
+                self.write_batch()
+            }
+            Encoding::Ndjson { text } => {
+                let mut object = serde_json::Map::with_capacity(self.columns.len());
+                for column in self.columns {
+                    object.insert(column.name.clone(), json_value(column.cell(row)));
+                }
+                serde_json::to_writer(&mut *text, &object).map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?;
+                text.push(b'\n');
+                Ok((text.len() >= TEXT_CHUNK).then(|| std::mem::take(text)))
+            }
+        }
+    }
+
+    fn write_batch(&mut self) -> parquet::errors::Result<Option<Vec<u8>>> {
+        let Encoding::Parquet {
+            writer,
+            written,
+            builders,
+            schema,
+            rows,
+        } = &mut self.encoding
+        else {
+            return Ok(None);
+        };
+        if *rows > 0 {
+            let arrays = builders.iter_mut().map(Builder::finish).collect::<Vec<_>>();
+            let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+            writer.write(&batch)?;
+            *rows = 0;
+        }
+        let bytes = written.take();
+        Ok((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// Writes what is left (for Parquet, the last row group and the footer) and returns it.
+    pub(crate) fn finish(mut self) -> parquet::errors::Result<Vec<u8>> {
+        let mut tail = self.write_batch()?.unwrap_or_default();
+        match self.encoding {
+            Encoding::Parquet { writer, written, .. } => {
+                writer.close()?;
+                tail.extend(written.take());
+                Ok(tail)
+            }
+            Encoding::Ndjson { text } => Ok(text),
+        }
+    }
+}
+
+/// A cell as NDJSON writes it: instants in Graph's ISO 8601 form, floats that JSON cannot
+/// hold (NaN, infinities) as Graph's strings for them.
+fn json_value(cell: Cell<'_>) -> serde_json::Value {
+    use serde_json::Value;
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Text(text) => Value::String(text.into_owned()),
+        Cell::Int(value) => Value::from(value),
+        Cell::Float(value) if value.is_nan() => Value::String("NaN".to_owned()),
+        Cell::Float(value) if value.is_infinite() => {
+            Value::String(if value > 0.0 { "INF" } else { "-INF" }.to_owned())
+        }
+        Cell::Float(value) => serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+        Cell::Bool(value) => Value::Bool(value),
+        Cell::Micros(micros) => crate::model::DateTimeOffset::from_unix_ticks(micros.saturating_mul(10))
+            .map_or(Value::Null, |at| Value::String(at.to_string())),
+    }
+}
