@@ -432,10 +432,7 @@ impl BenchReport {
                     "7. export {} as {}: peak RSS ≤ {EXPORT_PEAK_RSS_MB} MB",
                     export.what, export.format
                 ),
-                Some((
-                    export.peak_rss_bytes as f64 / 1e6,
-                    megabytes(export.peak_rss_bytes),
-                )),
+                Some((export.peak_rss_bytes as f64 / 1e6, megabytes(export.peak_rss_bytes))),
                 &|mb| mb <= EXPORT_PEAK_RSS_MB,
             );
         }

@@ -91,7 +91,11 @@ pub(crate) async fn export(
     tokio::spawn(async move {
         let mut output = Channel(sender);
         if let Err(error) = export::export(store.as_ref(), &request, visible_from, &mut output).await {
-            tracing::warn!(what = request.what.as_str(), error = format!("{error:#}"), "export failed midway");
+            tracing::warn!(
+                what = request.what.as_str(),
+                error = format!("{error:#}"),
+                "export failed midway"
+            );
             let _ = output.0.send(Err(std::io::Error::other(format!("{error:#}")))).await;
         }
     });

@@ -77,11 +77,7 @@ impl PendingFile {
         if target.is_dir() {
             anyhow::bail!("-o {}: is a directory", target.display());
         }
-        let temporary = target.with_file_name(format!(
-            ".{}.partial-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let temporary = target.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
         let file = tokio::fs::File::create(&temporary)
             .await
             .with_context(|| format!("-o {}: cannot write there", target.display()))?;
@@ -150,7 +146,11 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
             if let Destination::File(pending) = destination {
                 let _ = tokio::fs::remove_file(&pending.temporary).await;
             }
-            return Err(error.context(format!("exporting {} from {}", what.as_str(), redact_url(&args.db.db_url))));
+            return Err(error.context(format!(
+                "exporting {} from {}",
+                what.as_str(),
+                redact_url(&args.db.db_url)
+            )));
         }
     };
     match destination {

@@ -265,7 +265,9 @@ pub(crate) struct ImportArgs {
 pub(crate) fn tenant_arg(tenant: Option<&str>) -> anyhow::Result<TenantId> {
     match tenant {
         None => Ok(TenantId::default_tenant()),
-        Some(text) => TenantId::parse(text).ok_or_else(|| anyhow::anyhow!("--tenant: '{text}' is not a tenant id (a GUID)")),
+        Some(text) => {
+            TenantId::parse(text).ok_or_else(|| anyhow::anyhow!("--tenant: '{text}' is not a tenant id (a GUID)"))
+        }
     }
 }
 

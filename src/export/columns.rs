@@ -114,7 +114,8 @@ impl Kind {
                     .join(","),
             )),
             (Kind::TypeName, Value::String(text)) => Cell::Text(Cow::Borrowed(
-                text.rsplit_once('.').map_or(text.trim_start_matches('#'), |(_, name)| name),
+                text.rsplit_once('.')
+                    .map_or(text.trim_start_matches('#'), |(_, name)| name),
             )),
             (Kind::Int, Value::Number(number)) => number.as_i64().map_or(Cell::Null, Cell::Int),
             (Kind::Float, Value::Number(number)) => number.as_f64().map_or(Cell::Null, Cell::Float),
@@ -125,8 +126,9 @@ impl Kind {
                 _ => Cell::Null,
             },
             (Kind::Bool, Value::Bool(flag)) => Cell::Bool(*flag),
-            (Kind::Timestamp, Value::String(text)) => DateTimeOffset::parse(text)
-                .map_or(Cell::Null, |at| Cell::Micros(at.unix_ticks().div_euclid(10))),
+            (Kind::Timestamp, Value::String(text)) => {
+                DateTimeOffset::parse(text).map_or(Cell::Null, |at| Cell::Micros(at.unix_ticks().div_euclid(10)))
+            }
             (Kind::DurationMs, Value::String(text)) => {
                 Duration::parse(text).map_or(Cell::Null, |length| Cell::Float(length.ticks() as f64 / 10_000.0))
             }
@@ -155,7 +157,11 @@ fn endpoint_columns(prefix: &str, side: &'static str, scope: Scope, columns: &mu
         ("UserAgentPlatform", Text, &["userAgent", "platform"]),
         ("UserAgentProductFamily", Text, &["userAgent", "productFamily"]),
         ("UserAgentRole", Text, &["userAgent", "role"]),
-        ("UserAgentApplicationVersion", Text, &["userAgent", "applicationVersion"]),
+        (
+            "UserAgentApplicationVersion",
+            Text,
+            &["userAgent", "applicationVersion"],
+        ),
         ("UserAgentHeaderValue", Text, &["userAgent", "headerValue"]),
         ("CpuName", Text, &["cpuName"]),
         ("CpuCoresCount", Int, &["cpuCoresCount"]),
@@ -210,19 +216,31 @@ fn device_columns(prefix: &str, device: &'static str, columns: &mut Vec<Column>)
         ("CaptureDeviceDriver", Text, "captureDeviceDriver"),
         ("RenderDeviceName", Text, "renderDeviceName"),
         ("RenderDeviceDriver", Text, "renderDeviceDriver"),
-        ("CaptureNotFunctioningEventRatio", Float, "captureNotFunctioningEventRatio"),
+        (
+            "CaptureNotFunctioningEventRatio",
+            Float,
+            "captureNotFunctioningEventRatio",
+        ),
         ("CpuInsufficentEventRatio", Float, "cpuInsufficentEventRatio"),
         ("DeviceClippingEventRatio", Float, "deviceClippingEventRatio"),
         ("DeviceGlitchEventRatio", Float, "deviceGlitchEventRatio"),
         ("HowlingEventCount", Int, "howlingEventCount"),
-        ("InitialSignalLevelRootMeanSquare", Float, "initialSignalLevelRootMeanSquare"),
+        (
+            "InitialSignalLevelRootMeanSquare",
+            Float,
+            "initialSignalLevelRootMeanSquare",
+        ),
         ("LowSpeechLevelEventRatio", Float, "lowSpeechLevelEventRatio"),
         ("LowSpeechToNoiseEventRatio", Float, "lowSpeechToNoiseEventRatio"),
         ("MicGlitchRate", Float, "micGlitchRate"),
         ("ReceivedNoiseLevel", Int, "receivedNoiseLevel"),
         ("ReceivedSignalLevel", Int, "receivedSignalLevel"),
         ("RenderMuteEventRatio", Float, "renderMuteEventRatio"),
-        ("RenderNotFunctioningEventRatio", Float, "renderNotFunctioningEventRatio"),
+        (
+            "RenderNotFunctioningEventRatio",
+            Float,
+            "renderNotFunctioningEventRatio",
+        ),
         ("RenderZeroVolumeEventRatio", Float, "renderZeroVolumeEventRatio"),
         ("SentNoiseLevel", Int, "sentNoiseLevel"),
         ("SentSignalLevel", Int, "sentSignalLevel"),
@@ -297,18 +315,38 @@ pub(crate) static STREAMS: LazyLock<Vec<Column>> = LazyLock::new(|| {
         ("AverageAudioDegradation", Float, "averageAudioDegradation"),
         ("AverageAudioNetworkJitterMs", DurationMs, "averageAudioNetworkJitter"),
         ("MaxAudioNetworkJitterMs", DurationMs, "maxAudioNetworkJitter"),
-        ("AverageRatioOfConcealedSamples", Float, "averageRatioOfConcealedSamples"),
+        (
+            "AverageRatioOfConcealedSamples",
+            Float,
+            "averageRatioOfConcealedSamples",
+        ),
         ("MaxRatioOfConcealedSamples", Float, "maxRatioOfConcealedSamples"),
         ("AverageBandwidthEstimate", Int, "averageBandwidthEstimate"),
         ("PacketUtilization", Int, "packetUtilization"),
-        ("PostForwardErrorCorrectionPacketLossRate", Float, "postForwardErrorCorrectionPacketLossRate"),
-        ("IsAudioForwardErrorCorrectionUsed", Bool, "isAudioForwardErrorCorrectionUsed"),
+        (
+            "PostForwardErrorCorrectionPacketLossRate",
+            Float,
+            "postForwardErrorCorrectionPacketLossRate",
+        ),
+        (
+            "IsAudioForwardErrorCorrectionUsed",
+            Bool,
+            "isAudioForwardErrorCorrectionUsed",
+        ),
         ("AverageReceivedFrameRate", Float, "averageReceivedFrameRate"),
         ("AverageVideoFrameRate", Float, "averageVideoFrameRate"),
-        ("AverageVideoFrameLossPercentage", Float, "averageVideoFrameLossPercentage"),
+        (
+            "AverageVideoFrameLossPercentage",
+            Float,
+            "averageVideoFrameLossPercentage",
+        ),
         ("AverageVideoPacketLossRate", Float, "averageVideoPacketLossRate"),
         ("LowFrameRateRatio", Float, "lowFrameRateRatio"),
-        ("LowVideoProcessingCapabilityRatio", Float, "lowVideoProcessingCapabilityRatio"),
+        (
+            "LowVideoProcessingCapabilityRatio",
+            Float,
+            "lowVideoProcessingCapabilityRatio",
+        ),
         ("AverageFreezeDurationMs", DurationMs, "averageFreezeDuration"),
         ("RmsFreezeDurationMs", DurationMs, "rmsFreezeDuration"),
         ("WasMediaBypassed", Bool, "wasMediaBypassed"),
@@ -354,7 +392,12 @@ pub(crate) static RECORDS: LazyLock<Vec<Column>> = LazyLock::new(|| {
         Column::new("LastModifiedDateTime", Timestamp, Record, &["lastModifiedDateTime"]),
         Column::new("JoinWebUrl", Text, Record, &["joinWebUrl"]),
         Column::new("OrganizerId", Text, Record, &["organizer_v2", "id"]),
-        Column::new("OrganizerUserId", Text, Record, &["organizer_v2", "identity", "user", "id"]),
+        Column::new(
+            "OrganizerUserId",
+            Text,
+            Record,
+            &["organizer_v2", "identity", "user", "id"],
+        ),
         Column::new(
             "OrganizerUserDisplayName",
             Text,

@@ -217,7 +217,9 @@ pub async fn export(
     };
     match (request.what.log_kind(), request.what, request.format) {
         (Some(kind), _, format) => export_log_rows(store, request, kind, format, visible_from, &mut out).await?,
-        (None, What::Records, Format::Ndjson) => export_record_documents(store, request, visible_from, &mut out).await?,
+        (None, What::Records, Format::Ndjson) => {
+            export_record_documents(store, request, visible_from, &mut out).await?
+        }
         (None, what, format) => export_record_table(store, request, what, format, visible_from, &mut out).await?,
     }
     Ok(out.summary)
@@ -421,9 +423,17 @@ fn record_parts(id: &str, text: &str, what: What, table: &mut TableWriter) -> an
         _ => Vec::new(),
     };
     let mut ready = Vec::new();
-    for (session_index, session) in value.get("sessions").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (session_index, session) in value
+        .get("sessions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let typed_session = typed_sessions.get(session_index);
-        let base = Scopes::default().with(Scope::Record, &value).with(Scope::Session, session);
+        let base = Scopes::default()
+            .with(Scope::Record, &value)
+            .with(Scope::Session, session);
         if what == What::Sessions {
             let leg = legs.get(session_index);
             let facts = leg.map(|leg| &leg.call);
@@ -441,9 +451,21 @@ fn record_parts(id: &str, text: &str, what: What, table: &mut TableWriter) -> an
             continue;
         }
         let typed_segments = typed_session.and_then(|s| s.segments.as_deref()).unwrap_or_default();
-        for (segment_index, segment) in session.get("segments").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (segment_index, segment) in session
+            .get("segments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let typed_segment = typed_segments.get(segment_index);
-            for (media_index, media) in segment.get("media").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (media_index, media) in segment
+                .get("media")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let typed_media = typed_segment.and_then(|s| s.media.get(media_index));
                 let media_type = media.get("label").and_then(Value::as_str).and_then(MediaType::of_label);
                 let facts = typed_segment.map(|segment| {
@@ -455,11 +477,20 @@ fn record_parts(id: &str, text: &str, what: What, table: &mut TableWriter) -> an
                         typed_media.and_then(|m| m.callee_network.as_ref()),
                     )
                 });
-                for (stream_index, stream) in media.get("streams").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                for (stream_index, stream) in media
+                    .get("streams")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     let typed_stream = typed_media.and_then(|m| m.streams.get(stream_index));
-                    let verdict = media_type.zip(typed_stream).map(|(media_type, stream)| classify(media_type, stream));
+                    let verdict = media_type
+                        .zip(typed_stream)
+                        .map(|(media_type, stream)| classify(media_type, stream));
                     let first_to_second = typed_stream.zip(facts.as_ref()).map(|(stream, facts)| {
-                        (stream.stream_direction == crate::model::MediaStreamDirection::CallerToCallee) == facts.first_is_caller
+                        (stream.stream_direction == crate::model::MediaStreamDirection::CallerToCallee)
+                            == facts.first_is_caller
                     });
                     let derived = json!({
                         "mediaType": media_type.map(MediaType::as_str),

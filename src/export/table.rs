@@ -188,7 +188,8 @@ impl TableWriter {
                 for column in self.columns {
                     object.insert(column.name.clone(), json_value(column.cell(row)));
                 }
-                serde_json::to_writer(&mut *text, &object).map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?;
+                serde_json::to_writer(&mut *text, &object)
+                    .map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?;
                 text.push(b'\n');
                 Ok((text.len() >= TEXT_CHUNK).then(|| std::mem::take(text)))
             }
@@ -239,9 +240,7 @@ fn json_value(cell: Cell<'_>) -> serde_json::Value {
         Cell::Text(text) => Value::String(text.into_owned()),
         Cell::Int(value) => Value::from(value),
         Cell::Float(value) if value.is_nan() => Value::String("NaN".to_owned()),
-        Cell::Float(value) if value.is_infinite() => {
-            Value::String(if value > 0.0 { "INF" } else { "-INF" }.to_owned())
-        }
+        Cell::Float(value) if value.is_infinite() => Value::String(if value > 0.0 { "INF" } else { "-INF" }.to_owned()),
         Cell::Float(value) => serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
         Cell::Bool(value) => Value::Bool(value),
         Cell::Micros(micros) => crate::model::DateTimeOffset::from_unix_ticks(micros.saturating_mul(10))

@@ -6,8 +6,8 @@ mod classify;
 mod rows;
 
 pub(crate) use classify::{classify, Classification, Condition, MediaType};
-pub use rows::{EndpointFacts, QualityRows};
 pub(crate) use rows::{CallFacts, LegRow, StreamRow, POOR_RATING_AT_MOST};
+pub use rows::{EndpointFacts, QualityRows};
 
 /// Streams counted by media type and classification, and poor ones by condition: what ingest
 /// adds to `/metrics` for the records it stores.

@@ -239,7 +239,11 @@ async fn list_and_count_follow_selection_order_and_cursor(store: &dyn Store) {
         stored_since: Some(later.next_tick()),
         ..RecordSelection::default()
     };
-    assert!(store.list_call_records(&t, &after_the_change, None, 10).await.unwrap().is_empty());
+    assert!(store
+        .list_call_records(&t, &after_the_change, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn sessions_and_participants_page_by_ordinal(store: &dyn Store) {

@@ -33,7 +33,10 @@ async fn run(args: &[&str]) -> (bool, String) {
         .output()
         .await
         .expect("the binary runs");
-    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 async fn export(db: &str, what: &str, format: &str, file: &Path, extra: &[&str]) {
@@ -83,7 +86,9 @@ async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_or
         .expect("the big meeting is exported");
     assert_eq!(big["sessions"].as_array().unwrap().len(), 75);
     assert_eq!(big["participants_v2"].as_array().unwrap().len(), 140);
-    assert!(big["sessions"][74]["segments"].as_array().is_some_and(|segments| !segments.is_empty()));
+    assert!(big["sessions"][74]["segments"]
+        .as_array()
+        .is_some_and(|segments| !segments.is_empty()));
     assert!(records.iter().all(|record| record.get("@odata.context").is_none()));
 
     let restored = TestApp::spawn_on(restored_db, settings_with_retention(0)).await;
@@ -133,7 +138,12 @@ async fn what_changed_since_an_instant_is_exported_alone(backend: Backend) {
     let ids: Vec<String> = answer
         .text
         .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].as_str().unwrap().to_owned())
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(ids, ["a"]);
 }
@@ -152,7 +162,14 @@ async fn http_streams_what_the_command_line_writes() {
         ("pstnCalls", "parquet", "application/vnd.apache.parquet"),
     ] {
         let file = dir.path().join(format!("{what}.{format}"));
-        export(&database.url, what, format, &file, &["--from", "2024-03-01", "--to", "2024-03-12"]).await;
+        export(
+            &database.url,
+            what,
+            format,
+            &file,
+            &["--from", "2024-03-01", "--to", "2024-03-12"],
+        )
+        .await;
         let response = app
             .client
             .get(app.url(&format!(
@@ -168,7 +185,10 @@ async fn http_streams_what_the_command_line_writes() {
         let body = response.bytes().await.unwrap();
         let written = std::fs::read(&file).unwrap();
         assert!(written.len() > 1000, "{what} as {format}: {} bytes", written.len());
-        assert!(body[..] == written[..], "{what} as {format}: HTTP and the command line differ");
+        assert!(
+            body[..] == written[..],
+            "{what} as {format}: HTTP and the command line differ"
+        );
         if format == "parquet" {
             assert_eq!(&written[..4], b"PAR1");
             assert_eq!(&written[written.len() - 4..], b"PAR1");
@@ -187,7 +207,10 @@ async fn bad_requests_are_refused_before_anything_is_written() {
     let refusals: [(&[&str], &str); 5] = [
         (&["--what", "everything"], "everything"),
         (&["--format", "csv"], "csv"),
-        (&["--from", "2024-03-07", "--to", "2024-03-05"], "--to: must be after --from"),
+        (
+            &["--from", "2024-03-07", "--to", "2024-03-05"],
+            "--to: must be after --from",
+        ),
         (&["--from", "yesterday"], "--from: 'yesterday' is not an ISO 8601"),
         (
             &["--what", "pstnCalls", "--changed-since", "2024-03-01"],
@@ -217,7 +240,10 @@ async fn bad_requests_are_refused_before_anything_is_written() {
     for (query, target) in [
         ("/export/everything", "what"),
         ("/export/records?format=csv", "format"),
-        ("/export/records?fromDateTime=2024-03-07&toDateTime=2024-03-05", "toDateTime"),
+        (
+            "/export/records?fromDateTime=2024-03-07&toDateTime=2024-03-05",
+            "toDateTime",
+        ),
         ("/export/records?fromDateTime=soon", "fromDateTime"),
         ("/export/pstnCalls?changedSince=2024-03-01", "changedSince"),
         ("/export/records?limit=5", "limit"),
@@ -245,7 +271,8 @@ async fn an_export_over_http_holds_the_caller_s_tenant_only(backend: Backend) {
         async move { local::issue_token(store.as_ref(), &request).await.unwrap() }
     };
     app.use_token(Some(&token(TENANT_A, &[INGEST]).await));
-    app.ingest_ok(&[record("mine", "2024-03-05T10:00:00Z", 1, &["p1"])]).await;
+    app.ingest_ok(&[record("mine", "2024-03-05T10:00:00Z", 1, &["p1"])])
+        .await;
     app.use_token(None);
     assert_eq!(app.get_with("/export/records", &[]).await.status, 401);
     app.use_token(Some(&token(TENANT_A, &[INGEST]).await));
