@@ -534,3 +534,62 @@ pub(crate) static PSTN_ONLINE_MEETING_DIALOUT_REPORT: LazyLock<Vec<Column>> = La
         ("TotalCallSeconds", Int, "totalCallSeconds"),
     ])
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README is where analysts look the columns up: every column of every table is there.
+    #[test]
+    fn the_readme_lists_every_column() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split_once("## Export and backup")
+            .and_then(|(_, rest)| rest.split_once("\n## "))
+            .map(|(section, _)| section)
+            .expect("the README has an export section");
+        let tables: [(&str, &[Column]); 8] = [
+            ("streams", &STREAMS),
+            ("sessions", &SESSIONS),
+            ("records", &RECORDS),
+            ("pstnCalls", &PSTN_CALLS),
+            ("directRoutingCalls", &DIRECT_ROUTING_CALLS),
+            ("smsLogs", &SMS_LOGS),
+            ("pstnBlockedUsers", &PSTN_BLOCKED_USERS),
+            ("pstnOnlineMeetingDialoutReport", &PSTN_ONLINE_MEETING_DIALOUT_REPORT),
+        ];
+        for (table, columns) in tables {
+            let mut names = std::collections::HashSet::new();
+            for column in columns {
+                assert!(names.insert(&column.name), "{table}: {} twice", column.name);
+                let side = ["Caller", "Callee"]
+                    .iter()
+                    .find_map(|side| column.name.strip_prefix(side).filter(|rest| !rest.starts_with("Is")));
+                let listed = section.contains(&format!("`{}`", column.name))
+                    || side.is_some_and(|rest| section.contains(&format!("`{rest}`")));
+                assert!(listed, "{table}: the README does not list {}", column.name);
+            }
+        }
+    }
+
+    #[test]
+    fn cells_are_typed_as_their_columns_say() {
+        let value = serde_json::json!({
+            "at": "2024-03-01T10:00:00.1234567Z", "jitter": "PT0.016S", "loss": "NaN", "n": 7,
+            "modalities": ["audio", "video"], "type": "#microsoft.graph.callRecords.serviceEndpoint",
+            "hops": [{"hopCount": 1}], "flag": true
+        });
+        let row = Scopes::default().with(Record, &value);
+        let cell = |kind, member| Column::new("c", kind, Record, &[member]).cell(&row);
+        assert_eq!(cell(Timestamp, "at"), Cell::Micros(1_709_287_200_123_456));
+        assert_eq!(cell(DurationMs, "jitter"), Cell::Float(16.0));
+        assert!(matches!(cell(Float, "loss"), Cell::Float(value) if value.is_nan()));
+        assert_eq!(cell(Int, "n"), Cell::Int(7));
+        assert_eq!(cell(TextList, "modalities"), Cell::Text("audio,video".into()));
+        assert_eq!(cell(TypeName, "type"), Cell::Text("serviceEndpoint".into()));
+        assert_eq!(cell(Text, "hops"), Cell::Text(r#"[{"hopCount":1}]"#.into()));
+        assert_eq!(cell(Bool, "flag"), Cell::Bool(true));
+        assert_eq!(cell(Int, "missing"), Cell::Null);
+        assert_eq!(cell(Timestamp, "n"), Cell::Null);
+    }
+}
