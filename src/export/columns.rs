@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     Int,
     /// A number; Graph's `"NaN"`, `"INF"` and `"-INF"` become the floating-point values.
     Float,
+    /// An `Edm.Decimal` money amount, exactly, to `MONEY_SCALE` places.
+    Money,
     Bool,
     /// A UTC instant, to the microsecond.
     Timestamp,
@@ -65,6 +67,9 @@ impl<'a> Scopes<'a> {
     }
 }
 
+/// Decimal places a money amount keeps (Graph's amounts have two to four).
+pub(crate) const MONEY_SCALE: u32 = 6;
+
 /// One value of a row, typed.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Cell<'a> {
@@ -72,6 +77,8 @@ pub(crate) enum Cell<'a> {
     Text(Cow<'a, str>),
     Int(i64),
     Float(f64),
+    /// A money amount in units of 10^-`MONEY_SCALE`.
+    Money(i128),
     Bool(bool),
     /// Microseconds since the Unix epoch, UTC.
     Micros(i64),
@@ -125,6 +132,14 @@ impl Kind {
                 "-INF" => Cell::Float(f64::NEG_INFINITY),
                 _ => Cell::Null,
             },
+            (Kind::Money, Value::Number(number)) => rust_decimal::Decimal::from_str_exact(&number.to_string())
+                .ok()
+                .map(|mut amount| {
+                    amount.rescale(MONEY_SCALE);
+                    amount
+                })
+                .filter(|amount| amount.scale() == MONEY_SCALE)
+                .map_or(Cell::Null, |amount| Cell::Money(amount.mantissa())),
             (Kind::Bool, Value::Bool(flag)) => Cell::Bool(*flag),
             (Kind::Timestamp, Value::String(text)) => {
                 DateTimeOffset::parse(text).map_or(Cell::Null, |at| Cell::Micros(at.unix_ticks().div_euclid(10)))
@@ -428,8 +443,8 @@ pub(crate) static PSTN_CALLS: LazyLock<Vec<Column>> = LazyLock::new(|| {
         ("StartDateTime", Timestamp, "startDateTime"),
         ("EndDateTime", Timestamp, "endDateTime"),
         ("DurationSeconds", Int, "duration"),
-        ("Charge", Float, "charge"),
-        ("ConnectionCharge", Float, "connectionCharge"),
+        ("Charge", Money, "charge"),
+        ("ConnectionCharge", Money, "connectionCharge"),
         ("Currency", Text, "currency"),
         ("CallType", Text, "callType"),
         ("CallerNumber", Text, "callerNumber"),
@@ -493,7 +508,7 @@ pub(crate) static SMS_LOGS: LazyLock<Vec<Column>> = LazyLock::new(|| {
         ("DestinationNumber", Text, "destinationNumber"),
         ("DestinationContext", Text, "destinationContext"),
         ("DestinationName", Text, "destinationName"),
-        ("CallCharge", Float, "callCharge"),
+        ("CallCharge", Money, "callCharge"),
         ("Currency", Text, "currency"),
         ("LicenseCapability", Text, "licenseCapability"),
         ("OtherPartyCountryCode", Text, "otherPartyCountryCode"),
@@ -529,7 +544,7 @@ pub(crate) static PSTN_ONLINE_MEETING_DIALOUT_REPORT: LazyLock<Vec<Column>> = La
         ("UsageLocation", Text, "usageLocation"),
         ("DestinationContext", Text, "destinationContext"),
         ("Currency", Text, "currency"),
-        ("TotalCallCharge", Float, "totalCallCharge"),
+        ("TotalCallCharge", Money, "totalCallCharge"),
         ("TotalCalls", Int, "totalCalls"),
         ("TotalCallSeconds", Int, "totalCallSeconds"),
     ])
@@ -589,6 +604,12 @@ mod tests {
         assert_eq!(cell(TypeName, "type"), Cell::Text("serviceEndpoint".into()));
         assert_eq!(cell(Text, "hops"), Cell::Text(r#"[{"hopCount":1}]"#.into()));
         assert_eq!(cell(Bool, "flag"), Cell::Bool(true));
+        let money = serde_json::json!({ "charge": serde_json::Number::from_string_unchecked("1.50".to_owned()) });
+        let row = Scopes::default().with(Record, &money);
+        assert_eq!(
+            Column::new("c", Money, Record, &["charge"]).cell(&row),
+            Cell::Money(1_500_000)
+        );
         assert_eq!(cell(Int, "missing"), Cell::Null);
         assert_eq!(cell(Timestamp, "n"), Cell::Null);
     }

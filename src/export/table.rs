@@ -6,14 +6,19 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
-use super::columns::{Cell, Column, Kind, Scopes};
+use super::columns::{Cell, Column, Kind, Scopes, MONEY_SCALE};
+
+/// Digits a money amount may have, all told: Arrow's largest 128-bit decimal.
+const MONEY_PRECISION: u8 = 38;
 
 /// Rows turned into Arrow arrays at a time.
 const BATCH_ROWS: usize = 8192;
@@ -51,6 +56,7 @@ enum Builder {
     Text(StringBuilder),
     Int(Int64Builder),
     Float(Float64Builder),
+    Money(Decimal128Builder),
     Bool(BooleanBuilder),
     Time(TimestampMicrosecondBuilder),
 }
@@ -61,6 +67,11 @@ impl Builder {
             Kind::Text | Kind::TextList | Kind::TypeName => Builder::Text(StringBuilder::new()),
             Kind::Int => Builder::Int(Int64Builder::new()),
             Kind::Float | Kind::DurationMs => Builder::Float(Float64Builder::new()),
+            Kind::Money => Builder::Money(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
+                    .expect("a valid decimal type"),
+            ),
             Kind::Bool => Builder::Bool(BooleanBuilder::new()),
             Kind::Timestamp => Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
         }
@@ -71,11 +82,13 @@ impl Builder {
             (Builder::Text(builder), Cell::Text(text)) => builder.append_value(text),
             (Builder::Int(builder), Cell::Int(value)) => builder.append_value(value),
             (Builder::Float(builder), Cell::Float(value)) => builder.append_value(value),
+            (Builder::Money(builder), Cell::Money(value)) => builder.append_value(value),
             (Builder::Bool(builder), Cell::Bool(value)) => builder.append_value(value),
             (Builder::Time(builder), Cell::Micros(value)) => builder.append_value(value),
             (Builder::Text(builder), _) => builder.append_null(),
             (Builder::Int(builder), _) => builder.append_null(),
             (Builder::Float(builder), _) => builder.append_null(),
+            (Builder::Money(builder), _) => builder.append_null(),
             (Builder::Bool(builder), _) => builder.append_null(),
             (Builder::Time(builder), _) => builder.append_null(),
         }
@@ -86,6 +99,7 @@ impl Builder {
             Builder::Text(builder) => Arc::new(builder.finish()),
             Builder::Int(builder) => Arc::new(builder.finish()),
             Builder::Float(builder) => Arc::new(builder.finish()),
+            Builder::Money(builder) => Arc::new(builder.finish()),
             Builder::Bool(builder) => Arc::new(builder.finish()),
             Builder::Time(builder) => Arc::new(builder.finish()),
         }
@@ -97,6 +111,7 @@ fn data_type(kind: Kind) -> DataType {
         Kind::Text | Kind::TextList | Kind::TypeName => DataType::Utf8,
         Kind::Int => DataType::Int64,
         Kind::Float | Kind::DurationMs => DataType::Float64,
+        Kind::Money => DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8),
         Kind::Bool => DataType::Boolean,
         Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
     }
@@ -242,6 +257,12 @@ fn json_value(cell: Cell<'_>) -> serde_json::Value {
         Cell::Float(value) if value.is_nan() => Value::String("NaN".to_owned()),
         Cell::Float(value) if value.is_infinite() => Value::String(if value > 0.0 { "INF" } else { "-INF" }.to_owned()),
         Cell::Float(value) => serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+        Cell::Money(units) => serde_json::Number::from_string_unchecked(
+            rust_decimal::Decimal::from_i128_with_scale(units, MONEY_SCALE)
+                .normalize()
+                .to_string(),
+        )
+        .into(),
         Cell::Bool(value) => Value::Bool(value),
         Cell::Micros(micros) => crate::model::DateTimeOffset::from_unix_ticks(micros.saturating_mul(10))
             .map_or(Value::Null, |at| Value::String(at.to_string())),
