@@ -84,6 +84,21 @@ pub(crate) enum Cell<'a> {
     Micros(i64),
 }
 
+impl Cell<'_> {
+    /// The cell with its text copied out of the row, so it can leave the thread that read it.
+    pub(crate) fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Null => Cell::Null,
+            Cell::Text(text) => Cell::Text(Cow::Owned(text.into_owned())),
+            Cell::Int(value) => Cell::Int(value),
+            Cell::Float(value) => Cell::Float(value),
+            Cell::Money(value) => Cell::Money(value),
+            Cell::Bool(value) => Cell::Bool(value),
+            Cell::Micros(value) => Cell::Micros(value),
+        }
+    }
+}
+
 impl Column {
     fn new(name: impl Into<String>, kind: Kind, scope: Scope, path: &[&'static str]) -> Self {
         Self {

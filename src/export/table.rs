@@ -21,12 +21,23 @@ use super::columns::{Cell, Column, Kind, Scopes, MONEY_SCALE};
 const MONEY_PRECISION: u8 = 38;
 
 /// Rows turned into Arrow arrays at a time.
-const BATCH_ROWS: usize = 8192;
+const BATCH_ROWS: usize = 4096;
 /// Rows in a Parquet row group: large enough for good compression and fast scans, small enough
 /// that the group being encoded stays a few tens of megabytes.
 pub(crate) const ROW_GROUP_ROWS: usize = 131_072;
 /// And a row group is closed at this many encoded bytes, whichever comes first.
 const ROW_GROUP_BYTES: usize = 64 << 20;
+/// Or once the writer holds this much memory for it (its open pages, dictionaries and the
+/// compressed pages of the group so far): the streams table's 176 columns reach it long before
+/// `ROW_GROUP_ROWS`, and this is what bounds an export's memory.
+const ROW_GROUP_MEMORY: usize = 24 << 20;
+/// A column's page is compressed and set aside at this size. The writer holds every column's
+/// open page: with Parquet's default of a megabyte, the 176 columns of the streams table kept
+/// most of a row group uncompressed (a 188 MB export process, measured).
+const DATA_PAGE_BYTES: usize = 128 << 10;
+/// A column's dictionary stops growing here (and its values are written plainly), for the
+/// same reason.
+const DICTIONARY_PAGE_BYTES: usize = 256 << 10;
 /// NDJSON is handed out in pieces of about this size.
 const TEXT_CHUNK: usize = 1 << 20;
 const ZSTD_LEVEL: i32 = 3;
@@ -155,6 +166,8 @@ impl TableWriter {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_created_by(format!("callrecords {}", env!("CARGO_PKG_VERSION")))
             .build();
         let written = Written::default();
@@ -184,13 +197,23 @@ impl TableWriter {
         self.rows
     }
 
-    /// Adds a row; returns bytes ready to be handed out, if a batch was completed.
+    /// Adds a row read from its objects; returns bytes ready to be handed out, if a batch was
+    /// completed.
     pub(crate) fn push(&mut self, row: &Scopes<'_>) -> parquet::errors::Result<Option<Vec<u8>>> {
+        let columns = self.columns;
+        self.push_cells(columns.iter().map(|column| column.cell(row)))
+    }
+
+    /// Adds a row given as its cells, one a column in the table's order.
+    pub(crate) fn push_cells<'a>(
+        &mut self,
+        cells: impl IntoIterator<Item = Cell<'a>>,
+    ) -> parquet::errors::Result<Option<Vec<u8>>> {
         self.rows += 1;
         match &mut self.encoding {
             Encoding::Parquet { builders, rows, .. } => {
-                for (builder, column) in builders.iter_mut().zip(self.columns) {
-                    builder.append(column.cell(row));
+                for (builder, cell) in builders.iter_mut().zip(cells) {
+                    builder.append(cell);
                 }
                 *rows += 1;
                 if *rows < BATCH_ROWS {
@@ -200,8 +223,12 @@ impl TableWriter {
             }
             Encoding::Ndjson { text } => {
                 let mut object = serde_json::Map::with_capacity(self.columns.len());
-                for column in self.columns {
-                    object.insert(column.name.clone(), json_value(column.cell(row)));
+                // A flat row of a sparse table is mostly nulls; a reader takes a missing member
+                // for one, and the file is a fraction of the size.
+                for (column, cell) in self.columns.iter().zip(cells) {
+                    if cell != Cell::Null {
+                        object.insert(column.name.clone(), json_value(cell));
+                    }
                 }
                 serde_json::to_writer(&mut *text, &object)
                     .map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?;
@@ -227,6 +254,9 @@ impl TableWriter {
             let batch = RecordBatch::try_new(schema.clone(), arrays)?;
             writer.write(&batch)?;
             *rows = 0;
+            if writer.memory_size() >= ROW_GROUP_MEMORY {
+                writer.flush()?;
+            }
         }
         let bytes = written.take();
         Ok((!bytes.is_empty()).then_some(bytes))
