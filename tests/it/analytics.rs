@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use callrecords::auth::local::{self, TokenRequest, DEFAULT_AUDIENCE};
+use callrecords::auth::local::DEFAULT_AUDIENCE;
 use callrecords::auth::{INGEST, READ_ALL};
 use callrecords::generate::{generate, GenerateOptions, Generated};
-use callrecords::store::TenantId;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -706,17 +705,8 @@ async fn one_tenant_sees_none_of_another_s_streams(backend: Backend) {
     const TENANT_A: &str = "11111111-1111-1111-1111-111111111111";
     const TENANT_B: &str = "22222222-2222-2222-2222-222222222222";
     let mut app = TestApp::spawn_local_issuer(backend, DEFAULT_AUDIENCE).await;
-    let token = |tenant: &str, roles: &[&str]| {
-        let request = TokenRequest {
-            tenant: TenantId::parse(tenant).unwrap(),
-            app_id: "test-app".to_owned(),
-            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
-            audience: DEFAULT_AUDIENCE.to_owned(),
-            lifetime_secs: 3600,
-        };
-        let store = app.store.clone();
-        async move { local::issue_token(store.as_ref(), &request).await.unwrap() }
-    };
+    let store = app.store.clone();
+    let token = |tenant, roles| local_token(store.as_ref(), tenant, roles);
     let (writer, reader_a, reader_b) = (
         token(TENANT_A, &[INGEST]).await,
         token(TENANT_A, &[READ_ALL]).await,

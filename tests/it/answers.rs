@@ -87,6 +87,20 @@ pub(crate) async fn ingest_generated(app: &TestApp) {
     }
 }
 
+/// Asserts that `store` (how the second store came to be, for the message) gives every answer
+/// of `expected` and no other: the walk covers more than 300.
+pub(crate) fn assert_same_answers(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>, store: &str) {
+    assert!(expected.len() > 300, "the walk covers {} answers", expected.len());
+    for (request, answer) in expected {
+        let now = actual.get(request).map(String::as_str).unwrap_or("(no answer)");
+        assert!(
+            now == answer,
+            "{request}: {store} answers\n{now:.2000}\nwhere it should answer\n{answer:.2000}"
+        );
+    }
+    assert_eq!(expected.len(), actual.len(), "the same requests were answered");
+}
+
 /// Every answer of the walk over the generated records, by the request that gave it.
 pub(crate) async fn answers(app: &TestApp) -> BTreeMap<String, String> {
     let (records, _) = generated();

@@ -7,12 +7,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use callrecords::auth::local::{self, TokenRequest, DEFAULT_AUDIENCE};
+use callrecords::auth::local::DEFAULT_AUDIENCE;
 use callrecords::auth::{INGEST, READ_ALL};
-use callrecords::store::TenantId;
 use serde_json::Value;
 
-use crate::answers::{answers, ingest_generated};
+use crate::answers::{answers, assert_same_answers, ingest_generated};
 use crate::support::*;
 
 /// What a backup holds: the call records and every kind of usage-log row, each with the kind
@@ -92,16 +91,11 @@ async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_or
     assert!(records.iter().all(|record| record.get("@odata.context").is_none()));
 
     let restored = TestApp::spawn_on(restored_db, settings_with_retention(0)).await;
-    let (before, after) = (answers(&original).await, answers(&restored).await);
-    assert!(before.len() > 300, "the walk covers {} answers", before.len());
-    for (request, answer) in &before {
-        let now = after.get(request).map(String::as_str).unwrap_or("(no answer)");
-        assert!(
-            now == answer,
-            "{request}: the restored store answers\n{now:.2000}\nwhere the original answered\n{answer:.2000}"
-        );
-    }
-    assert_eq!(before.len(), after.len(), "the same requests were answered");
+    assert_same_answers(
+        &answers(&original).await,
+        &answers(&restored).await,
+        "the restored store",
+    );
 }
 
 both!(what_changed_since_an_instant_is_exported_alone);
@@ -259,17 +253,7 @@ async fn an_export_over_http_holds_the_caller_s_tenant_only(backend: Backend) {
     const TENANT_B: &str = "22222222-2222-2222-2222-222222222222";
     let mut app = TestApp::spawn_local_issuer(backend, DEFAULT_AUDIENCE).await;
     let store = app.store.clone();
-    let token = |tenant: &str, roles: &[&str]| {
-        let request = TokenRequest {
-            tenant: TenantId::parse(tenant).unwrap(),
-            app_id: "test-app".to_owned(),
-            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
-            audience: DEFAULT_AUDIENCE.to_owned(),
-            lifetime_secs: 3600,
-        };
-        let store = store.clone();
-        async move { local::issue_token(store.as_ref(), &request).await.unwrap() }
-    };
+    let token = |tenant, roles| local_token(store.as_ref(), tenant, roles);
     app.use_token(Some(&token(TENANT_A, &[INGEST]).await));
     app.ingest_ok(&[record("mine", "2024-03-05T10:00:00Z", 1, &["p1"])])
         .await;

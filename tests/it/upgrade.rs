@@ -23,16 +23,7 @@ fn previous_answers() -> BTreeMap<String, String> {
 }
 
 fn assert_same_answers(upgraded: &BTreeMap<String, String>) {
-    let previous = previous_answers();
-    assert!(previous.len() > 300, "the walk covers {} answers", previous.len());
-    for (request, answer) in &previous {
-        let now = upgraded.get(request).map(String::as_str).unwrap_or("(no answer)");
-        assert!(
-            now == answer,
-            "{request}: the upgraded store answers\n{now:.2000}\nwhere the previous release answered\n{answer:.2000}"
-        );
-    }
-    assert_eq!(previous.len(), upgraded.len(), "the same requests were answered");
+    crate::answers::assert_same_answers(&previous_answers(), upgraded, "the upgraded store");
 }
 
 async fn the_previous_release_s_store_answers_every_resource_as_it_did(backend: Backend) {

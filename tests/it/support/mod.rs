@@ -433,6 +433,19 @@ async fn read(response: reqwest::Response) -> Answer {
     }
 }
 
+/// A token of the store's local issuer for `tenant` with `roles`, valid for an hour.
+pub async fn local_token(store: &dyn Store, tenant: &str, roles: &[&str]) -> String {
+    use callrecords::auth::local::{issue_token, TokenRequest, DEFAULT_AUDIENCE};
+    let request = TokenRequest {
+        tenant: callrecords::store::TenantId::parse(tenant).expect("a tenant id"),
+        app_id: "test-app".to_owned(),
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        audience: DEFAULT_AUDIENCE.to_owned(),
+        lifetime_secs: 3600,
+    };
+    issue_token(store, &request).await.expect("a token")
+}
+
 pub fn ids(items: &[Value]) -> Vec<String> {
     items
         .iter()
