@@ -221,7 +221,9 @@ pub async fn export(
         summary: Summary::default(),
     };
     match (request.what.log_kind(), request.what, request.format) {
-        (Some(kind), _, format) => export_log_rows(store, request, kind, format, visible_from, &mut out).await?,
+        // The log functions show every stored row (the purge alone applies the logs' retention),
+        // so their export does too.
+        (Some(kind), _, format) => export_log_rows(store, request, kind, format, &mut out).await?,
         (None, What::Records, Format::Ndjson) => {
             export_record_documents(store, request, visible_from, &mut out).await?
         }
@@ -631,13 +633,11 @@ async fn export_log_rows(
     request: &ExportRequest,
     kind: LogKind,
     format: Format,
-    visible_from: Option<Timestamp>,
     out: &mut Counted<'_>,
 ) -> anyhow::Result<()> {
-    let from = [request.from, visible_from].into_iter().flatten().max();
     let mut query = LogRowQuery {
         kind,
-        from: from.unwrap_or(Timestamp::from_ticks(i64::MIN)),
+        from: request.from.unwrap_or(Timestamp::from_ticks(i64::MIN)),
         to: request.to.unwrap_or(Timestamp::from_ticks(i64::MAX)),
         after: None,
         skip: 0,
