@@ -60,22 +60,7 @@ async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_or
     let original = TestApp::spawn_on(original_db.clone(), settings_with_retention(0)).await;
     ingest_generated(&original).await;
     let dir = tempfile::tempdir().unwrap();
-    let restored_db = Arc::new(TestDatabase::new(backend).await);
-    for (what, kind) in BACKUP {
-        let file = dir.path().join(format!("{what}.ndjson"));
-        export(&original_db.url, what, "ndjson", &file, &[]).await;
-        let (ok, stderr) = run(&[
-            "import",
-            file.to_str().unwrap(),
-            "--kind",
-            kind,
-            "--db",
-            &restored_db.url,
-            "--quiet",
-        ])
-        .await;
-        assert!(ok, "import of the {what} export failed: {stderr}");
-    }
+    let restored = restored_from_backup(backend, &original_db.url, dir.path()).await;
 
     // The meeting with more sessions and participants than a page holds is exported whole.
     let records = lines(&dir.path().join("records.ndjson"));
@@ -90,12 +75,48 @@ async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_or
         .is_some_and(|segments| !segments.is_empty()));
     assert!(records.iter().all(|record| record.get("@odata.context").is_none()));
 
-    let restored = TestApp::spawn_on(restored_db, settings_with_retention(0)).await;
     assert_same_answers(
         &answers(&original).await,
         &answers(&restored).await,
         "the restored store",
     );
+}
+
+/// A store written by the first release (documents in its layout, retired properties stored as
+/// it stored them) is backed up and restored like a new one.
+both!(a_store_of_the_first_release_is_backed_up_and_restored_as_it_answers);
+async fn a_store_of_the_first_release_is_backed_up_and_restored_as_it_answers(backend: Backend) {
+    let original_db = Arc::new(TestDatabase::previous_release(backend).await);
+    let original = TestApp::spawn_on(original_db.clone(), settings_with_retention(0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let restored = restored_from_backup(backend, &original_db.url, dir.path()).await;
+    assert_same_answers(
+        &answers(&original).await,
+        &answers(&restored).await,
+        "the restored store",
+    );
+}
+
+/// Exports every kind of the store at `url` as NDJSON into `dir` and imports each into a new,
+/// empty store, which it serves.
+async fn restored_from_backup(backend: Backend, url: &str, dir: &Path) -> TestApp {
+    let restored_db = Arc::new(TestDatabase::new(backend).await);
+    for (what, kind) in BACKUP {
+        let file = dir.join(format!("{what}.ndjson"));
+        export(url, what, "ndjson", &file, &[]).await;
+        let (ok, stderr) = run(&[
+            "import",
+            file.to_str().unwrap(),
+            "--kind",
+            kind,
+            "--db",
+            &restored_db.url,
+            "--quiet",
+        ])
+        .await;
+        assert!(ok, "import of the {what} export failed: {stderr}");
+    }
+    TestApp::spawn_on(restored_db, settings_with_retention(0)).await
 }
 
 both!(what_changed_since_an_instant_is_exported_alone);
