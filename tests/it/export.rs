@@ -82,9 +82,9 @@ async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_or
     );
 }
 
+both!(a_store_of_the_first_release_is_backed_up_and_restored_as_it_answers);
 /// A store written by the first release (documents in its layout, retired properties stored as
 /// it stored them) is backed up and restored like a new one.
-both!(a_store_of_the_first_release_is_backed_up_and_restored_as_it_answers);
 async fn a_store_of_the_first_release_is_backed_up_and_restored_as_it_answers(backend: Backend) {
     let original_db = Arc::new(TestDatabase::previous_release(backend).await);
     let original = TestApp::spawn_on(original_db.clone(), settings_with_retention(0)).await;
