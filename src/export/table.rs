@@ -13,7 +13,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 
 use super::columns::{Cell, Column, Kind, Scopes, MONEY_SCALE};
 
@@ -28,16 +28,19 @@ pub(crate) const ROW_GROUP_ROWS: usize = 131_072;
 /// And a row group is closed at this many encoded bytes, whichever comes first.
 const ROW_GROUP_BYTES: usize = 64 << 20;
 /// Or once the writer holds this much memory for it (its open pages, dictionaries and the
-/// compressed pages of the group so far): the streams table's 176 columns reach it long before
+/// compressed pages of the group so far): the streams table's 176 columns reach it before
 /// `ROW_GROUP_ROWS`, and this is what bounds an export's memory.
-const ROW_GROUP_MEMORY: usize = 24 << 20;
+const ROW_GROUP_MEMORY: usize = 16 << 20;
 /// A column's page is compressed and set aside at this size. The writer holds every column's
 /// open page: with Parquet's default of a megabyte, the 176 columns of the streams table kept
-/// most of a row group uncompressed (a 188 MB export process, measured).
-const DATA_PAGE_BYTES: usize = 128 << 10;
+/// most of a row group uncompressed (a 188 MB export process, measured), and at 128 KB the
+/// open pages alone filled `ROW_GROUP_MEMORY`, so row groups were small and many.
+const DATA_PAGE_BYTES: usize = 32 << 10;
 /// A column's dictionary stops growing here (and its values are written plainly), for the
 /// same reason.
-const DICTIONARY_PAGE_BYTES: usize = 256 << 10;
+const DICTIONARY_PAGE_BYTES: usize = 128 << 10;
+/// Minimum and maximum values kept in the footer are cut to this many bytes.
+const STATISTICS_BYTES: usize = 32;
 /// NDJSON is handed out in pieces of about this size.
 const TEXT_CHUNK: usize = 1 << 20;
 const ZSTD_LEVEL: i32 = 3;
@@ -168,6 +171,12 @@ impl TableWriter {
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+            // The footer, with every row group's metadata, is held until the file ends: a
+            // minimum and maximum per column chunk (not per page, and no page index) keeps it
+            // to what readers use to skip row groups, whatever the export's size.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
+            .set_statistics_truncate_length(Some(STATISTICS_BYTES))
             .set_created_by(format!("callrecords {}", env!("CARGO_PKG_VERSION")))
             .build();
         let written = Written::default();
