@@ -54,6 +54,18 @@ fn lines(file: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The ids of an NDJSON export's records, in order.
+fn line_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("each line is JSON")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 both!(an_export_imported_into_an_empty_store_answers_every_resource_as_the_original);
 async fn an_export_imported_into_an_empty_store_answers_every_resource_as_the_original(backend: Backend) {
     let original_db = Arc::new(TestDatabase::new(backend).await);
@@ -150,17 +162,7 @@ async fn what_changed_since_an_instant_is_exported_alone(backend: Backend) {
     let query = format!("/export/records?changedSince={since}&fromDateTime=2024-03-01");
     let answer = app.get_with(&query, &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    let ids: Vec<String> = answer
-        .text
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(ids, ["a"]);
+    assert_eq!(line_ids(&answer.text), ["a"]);
 }
 
 /// `GET /export/{what}` answers the bytes the command line writes.
@@ -311,17 +313,7 @@ async fn http_leaves_out_records_past_retention_and_keeps_log_rows() {
         .await;
     let records = app.get_with("/export/records", &[]).await;
     assert_eq!(records.status, 200);
-    let ids: Vec<String> = records
-        .text
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(ids, ["recent"]);
+    assert_eq!(line_ids(&records.text), ["recent"]);
     let rows = app.get_with("/export/pstnCalls", &[]).await;
     assert_eq!(rows.status, 200);
     assert!(rows.text.contains("\"id\":\"old-row\""), "{}", rows.text);
