@@ -1,7 +1,7 @@
 //! Exports (`callrecords export`, `GET /export/{what}`): a tenant's call records, sessions and
 //! classified streams, and its PSTN and Direct Routing rows, as NDJSON or Parquet. Read a page
 //! at a time and handed to an `Output` as it is written, so an export of any size holds a page
-//! and a Parquet row group in memory, never the whole.
+//! and a Parquet row group's open pages in memory, never the whole.
 //!
 //! `records` as NDJSON is each record as `GET …/callRecords/{id}?$expand=sessions($expand=segments),participants_v2`
 //! serves it with every page merged in and no `@odata` annotations: the form `import` and

@@ -253,6 +253,25 @@ async fn bad_requests_are_refused_before_anything_is_written() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["out.ndjson"]);
+    // A Parquet row group's pages wait in a temporary file: with nowhere to put it, the
+    // export fails and says where, leaving nothing behind.
+    let parquet = dir.path().join("out.parquet");
+    let output = tokio::process::Command::new(BIN)
+        .args(["export", "--db", db, "--what", "streams", "--format", "parquet"])
+        .arg("-o")
+        .arg(&parquet)
+        .env("TMPDIR", dir.path().join("no-such-dir"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("temporary file holding a row group's pages") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+    assert!(!parquet.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
     for (query, target) in [
         ("/export/everything", "what"),
