@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use crate::clock::Timestamp;
 use crate::model::LogKind;
-use crate::model::{Endpoint, MediaStream, MediaStreamDirection, NetworkInfo};
-use crate::quality::{classify, CallFacts, MediaType, QualityRows};
+use crate::model::{CallType, Endpoint, MediaStream, MediaStreamDirection, NetworkInfo};
+use crate::quality::{classify, is_conference, CallFacts, MediaType, QualityRows};
 use crate::store::{
     all_children, LogRowQuery, RecordCursor, RecordSelection, Store, StoreError, StoredRecord, TenantId,
 };
@@ -543,7 +543,9 @@ fn record_parts(id: &str, text: &str, what: What) -> anyhow::Result<Vec<OwnedRow
     let columns = what.columns();
     let unreadable = |error: &dyn std::fmt::Display| anyhow::anyhow!("stored call record {id} does not parse: {error}");
     let value: Value = serde_json::from_str(text).map_err(|error| unreadable(&error))?;
-    let conference = value.get("type").and_then(Value::as_str) == Some("groupCall");
+    let conference = typed::<CallType>(value.get("type"))
+        .map_err(|error| unreadable(&error))?
+        .is_some_and(is_conference);
     let mut rows = Vec::new();
     if what == What::Sessions {
         let typed = crate::model::parse_call_record(text.as_bytes()).map_err(|error| unreadable(&error))?;

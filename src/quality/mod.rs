@@ -6,7 +6,7 @@ mod classify;
 mod rows;
 
 pub(crate) use classify::{classify, Classification, Condition, MediaType};
-pub(crate) use rows::{CallFacts, LegRow, StreamRow, POOR_RATING_AT_MOST};
+pub(crate) use rows::{is_conference, CallFacts, LegRow, StreamRow, POOR_RATING_AT_MOST};
 pub use rows::{EndpointFacts, QualityRows};
 
 /// Streams counted by media type and classification, and poor ones by condition: what ingest

@@ -157,7 +157,7 @@ pub struct QualityRows {
 
 impl QualityRows {
     pub(crate) fn of(record: &CallRecord) -> Self {
-        let conference = record.call_type == CallType::GroupCall;
+        let conference = is_conference(record.call_type);
         let mut rows = QualityRows::default();
         for session in record.sessions.iter().flatten() {
             let segments = session.segments.as_deref().unwrap_or_default();
@@ -256,6 +256,11 @@ fn rating_of(rating: UserFeedbackRating) -> Option<i64> {
         UserFeedbackRating::Excellent => Some(5),
         UserFeedbackRating::NotRated | UserFeedbackRating::UnknownFutureValue => None,
     }
+}
+
+/// CQD's conference: a group call; every other type of call is peer to peer.
+pub(crate) fn is_conference(call_type: CallType) -> bool {
+    call_type == CallType::GroupCall
 }
 
 /// Rate My Call counts ratings of 1 and 2 as poor.
