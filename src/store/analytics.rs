@@ -86,41 +86,133 @@ impl Fact {
         }
     }
 
-    /// The daily table kept beside the fact's rows, and the columns it keeps days apart by.
-    fn daily(self) -> (&'static str, &'static [Column]) {
-        match self {
-            Fact::Streams => ("stream_day", &STREAM_DAY_KEYS),
-            Fact::Legs => ("call_leg_day", &LEG_DAY_KEYS),
-        }
-    }
-
     pub(crate) fn measure_count(self) -> usize {
         self.measures().len()
     }
 }
 
-/// The columns the daily tables keep apart: every one the dashboard's time series and pairs
-/// group or filter by, and those of the default filters. Subnets, versions and people are too
-/// many to keep a day apart by; queries naming them read the rows.
-const STREAM_DAY_KEYS: [Column; 9] = [
-    Column::MediaType,
-    Column::Conference,
-    Column::Pstn,
-    Column::Excluded,
-    Column::QoeReported,
-    Column::Endpoint(Side::First, EndpointColumn::Server),
-    Column::Endpoint(Side::Second, EndpointColumn::Server),
-    Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
-    Column::Endpoint(Side::Second, EndpointColumn::ConnectionType),
+/// A table of daily totals kept beside a fact's rows, in the transactions that write and delete
+/// them (`daily_change`): a query over whole days that groups and filters only by the columns
+/// one keeps apart reads a few rows a day instead of every stream.
+#[derive(Debug)]
+struct Rollup {
+    table: &'static str,
+    fact: Fact,
+    /// A row per side of each stream: the endpoint columns (written here as the first side's)
+    /// are one side's, named without the side, and a `side` column says which. A stream counts
+    /// once in each side's totals, so a query may name one side only.
+    per_side: bool,
+    keys: &'static [Column],
+}
+
+/// The rollups, in the order a query tries them: the first that keeps every column it names
+/// answers it. Kept apart in all of them: CQD's default-filter facts and the call type.
+/// Subnets and versions are too many for one table of both sides (a day's pairs of them are
+/// nearly as many as its streams), so each has a table of one side's; users are never rolled
+/// up.
+const ROLLUPS: [Rollup; 4] = [
+    Rollup {
+        table: "stream_day",
+        fact: Fact::Streams,
+        per_side: false,
+        keys: &[
+            Column::MediaType,
+            Column::Conference,
+            Column::Pstn,
+            Column::Excluded,
+            Column::QoeReported,
+            Column::Endpoint(Side::First, EndpointColumn::Server),
+            Column::Endpoint(Side::Second, EndpointColumn::Server),
+            Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
+            Column::Endpoint(Side::Second, EndpointColumn::ConnectionType),
+        ],
+    },
+    Rollup {
+        table: "stream_client_day",
+        fact: Fact::Streams,
+        per_side: true,
+        keys: &[
+            Column::MediaType,
+            Column::Conference,
+            Column::Pstn,
+            Column::Excluded,
+            Column::QoeReported,
+            Column::Endpoint(Side::First, EndpointColumn::Server),
+            Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
+            Column::Endpoint(Side::First, EndpointColumn::WifiBand),
+            Column::Endpoint(Side::First, EndpointColumn::ProductFamily),
+            Column::Endpoint(Side::First, EndpointColumn::Platform),
+            Column::Endpoint(Side::First, EndpointColumn::Version),
+            Column::Endpoint(Side::First, EndpointColumn::ServiceRole),
+        ],
+    },
+    Rollup {
+        table: "stream_network_day",
+        fact: Fact::Streams,
+        per_side: true,
+        keys: &[
+            Column::MediaType,
+            Column::Conference,
+            Column::Pstn,
+            Column::Excluded,
+            Column::QoeReported,
+            Column::Endpoint(Side::First, EndpointColumn::Server),
+            Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
+            Column::Endpoint(Side::First, EndpointColumn::Subnet),
+        ],
+    },
+    Rollup {
+        table: "call_leg_day",
+        fact: Fact::Legs,
+        per_side: false,
+        keys: &[
+            Column::Conference,
+            Column::Pstn,
+            Column::Excluded,
+            Column::Endpoint(Side::First, EndpointColumn::Server),
+            Column::Endpoint(Side::Second, EndpointColumn::Server),
+        ],
+    },
 ];
 
-const LEG_DAY_KEYS: [Column; 5] = [
-    Column::Conference,
-    Column::Pstn,
-    Column::Excluded,
-    Column::Endpoint(Side::First, EndpointColumn::Server),
-    Column::Endpoint(Side::Second, EndpointColumn::Server),
-];
+/// Which rollup answers a query, and for a rollup of one side's totals, which side.
+#[derive(Clone, Copy, Debug)]
+struct RollupRead {
+    rollup: &'static Rollup,
+    side: Option<Side>,
+}
+
+impl Rollup {
+    fn of(fact: Fact) -> impl Iterator<Item = &'static Rollup> {
+        ROLLUPS.iter().filter(move |rollup| rollup.fact == fact)
+    }
+
+    /// Its key columns as a side's: the side's own for a rollup per side.
+    fn keys_of(&self, side: Option<Side>) -> Vec<Column> {
+        self.keys
+            .iter()
+            .map(|column| match (column, side) {
+                (Column::Endpoint(_, endpoint), Some(side)) => Column::Endpoint(side, *endpoint),
+                (column, _) => *column,
+            })
+            .collect()
+    }
+
+    /// The names of its key columns, `side` first for a rollup per side.
+    fn key_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.per_side.then(|| "side".to_owned()).into_iter().collect();
+        names.extend(self.keys.iter().map(|column| self.column_name(*column)));
+        names
+    }
+
+    /// What the table calls `column` (one of its keys, or the day).
+    fn column_name(&self, column: Column) -> String {
+        match column {
+            Column::Endpoint(_, endpoint) if self.per_side => endpoint.name().to_owned(),
+            other => other.expression(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
@@ -270,6 +362,14 @@ impl Column {
 }
 
 impl Side {
+    /// Its value in a rollup's `side` column.
+    fn code(self) -> i64 {
+        match self {
+            Side::First => 0,
+            Side::Second => 1,
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Side::First => "first",
@@ -741,11 +841,12 @@ fn daily_changes(
 ) -> Vec<Statement> {
     let rows_where = format!("tenant_key = ? AND start_ticks = ? AND {} = ?", record.column());
     [Fact::Streams, Fact::Legs]
-        .iter()
-        .map(|fact| {
+        .into_iter()
+        .flat_map(|fact| daily_change(fact, sign, &rows_where))
+        .map(|sql| {
             Statement::new(
                 dialect,
-                &daily_change(*fact, sign, &rows_where),
+                &sql,
                 vec![SqlValue::Integer(tenant_key), start.into(), record.value()],
             )
         })
@@ -803,9 +904,9 @@ fn all_conditions(query: &GroupQuery) -> Vec<Condition> {
     conditions
 }
 
-/// The daily tables keep a missing text as '' (a key column cannot be NULL).
-fn is_daily_text(column: Column) -> bool {
-    matches!(column, Column::Endpoint(_, EndpointColumn::ConnectionType))
+/// The rollups keep a missing endpoint text as '' (a key column cannot be NULL).
+fn kept_as_text(column: Column) -> bool {
+    matches!(column, Column::Endpoint(_, endpoint) if !matches!(endpoint, EndpointColumn::Server | EndpointColumn::UserId))
 }
 
 const TENANT_KEY: &str = "(SELECT key FROM tenant WHERE id = ?)";
@@ -851,15 +952,19 @@ fn predicate(
     }
 }
 
-/// The `WHERE` of a query over the rows (`daily` false) or the daily table: tenant, range and
+/// The `WHERE` of a query over the rows (`rollup` None) or a rollup: tenant, range, side and
 /// every condition.
-fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, Vec<SqlValue>) {
+fn where_clause(query: &GroupQuery, tenant: &TenantId, rollup: Option<RollupRead>) -> (String, Vec<SqlValue>) {
     let mut sql = format!("tenant_key = {TENANT_KEY} AND start_ticks >= ? AND start_ticks < ?");
     let mut values = vec![tenant.into(), query.from.into(), query.to.into()];
+    if let Some(RollupRead { side: Some(side), .. }) = rollup {
+        sql.push_str(" AND side = ?");
+        values.push(SqlValue::Integer(side.code()));
+    }
     for condition in all_conditions(query) {
         let column = condition.column;
-        let clause = match column {
-            Column::Endpoint(_, EndpointColumn::UserId) if !daily => {
+        let clause = match (column, rollup) {
+            (Column::Endpoint(_, EndpointColumn::UserId), None) => {
                 let expression = column.row_expression();
                 predicate(
                     &condition,
@@ -874,7 +979,7 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
                     &mut values,
                 )
             }
-            Column::Endpoint(_, endpoint) if !daily => {
+            (Column::Endpoint(_, endpoint), None) => {
                 values.push(tenant.into());
                 let inner = predicate(
                     &condition,
@@ -889,10 +994,21 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
                     column.row_expression()
                 )
             }
-            _ => {
+            (_, None) => {
                 let expression = column.expression();
+                predicate(
+                    &condition,
+                    &expression,
+                    |placeholders| format!("{expression} IN ({placeholders})"),
+                    None,
+                    false,
+                    &mut values,
+                )
+            }
+            (_, Some(read)) => {
+                let expression = read.rollup.column_name(column);
                 let mut condition = condition.clone();
-                if daily && is_daily_text(column) {
+                if kept_as_text(column) {
                     for value in &mut condition.values {
                         if *value == Value::Null {
                             *value = Value::Text(String::new());
@@ -904,7 +1020,7 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
                     &expression,
                     |placeholders| format!("{expression} IN ({placeholders})"),
                     None,
-                    daily,
+                    true,
                     &mut values,
                 )
             }
@@ -915,23 +1031,48 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, daily: bool) -> (String, 
     (sql, values)
 }
 
-/// Whether the daily table can answer `query`: whole days, and only the columns it keeps.
-fn daily_answers(query: &GroupQuery) -> bool {
-    let (_, keys) = query.fact.daily();
+/// The rollup that can answer `query`, if any: whole days, and only columns it keeps (of one
+/// side, for a rollup per side).
+fn rollup_for(query: &GroupQuery) -> Option<RollupRead> {
     let whole_days = query.from.ticks() % TICKS_PER_DAY == 0 && query.to.ticks() % TICKS_PER_DAY == 0;
-    let kept = |column: &Column| *column == Column::Day || keys.contains(column);
-    whole_days && query.group_by.iter().all(kept) && all_conditions(query).iter().all(|c| kept(&c.column))
+    if !whole_days {
+        return None;
+    }
+    let mut named: Vec<Column> = query.group_by.clone();
+    named.extend(all_conditions(query).iter().map(|condition| condition.column));
+    named.retain(|column| *column != Column::Day);
+    let mut sides: Vec<Side> = named
+        .iter()
+        .filter_map(|column| match column {
+            Column::Endpoint(side, _) => Some(*side),
+            _ => None,
+        })
+        .collect();
+    sides.sort_unstable();
+    sides.dedup();
+    Rollup::of(query.fact).find_map(|rollup| {
+        let side = match (rollup.per_side, &sides[..]) {
+            (false, _) => None,
+            (true, [side]) => Some(*side),
+            (true, _) => return None,
+        };
+        let keys = rollup.keys_of(side);
+        named
+            .iter()
+            .all(|column| keys.contains(column))
+            .then_some(RollupRead { rollup, side })
+    })
 }
 
 fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> Statement {
-    let daily = daily_answers(query);
-    let (where_sql, values) = where_clause(query, tenant, daily);
+    let rollup = rollup_for(query);
+    let (where_sql, values) = where_clause(query, tenant, rollup);
     let keys: Vec<String> = query
         .group_by
         .iter()
-        .map(|column| match daily {
-            true => column.expression(),
-            false => column.joined_expression(),
+        .map(|column| match rollup {
+            Some(read) => read.rollup.column_name(*column),
+            None => column.joined_expression(),
         })
         .collect();
     let select_keys = query
@@ -941,7 +1082,7 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
         .map(|(column, key)| {
             if column.is_integer() {
                 format!("CAST({key} AS BIGINT), ")
-            } else if daily && is_daily_text(*column) {
+            } else if rollup.is_some() && kept_as_text(*column) {
                 format!("NULLIF({key}, ''), ")
             } else {
                 format!("{key}, ")
@@ -954,17 +1095,15 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
         format!(" GROUP BY {}", keys.join(", "))
     };
     let measures = query.fact.measures();
-    let (source, sums): (String, Vec<String>) = if daily {
-        let (table, _) = query.fact.daily();
-        (
-            format!("{table} WHERE {where_sql}"),
+    let (source, sums): (String, Vec<String>) = match rollup {
+        Some(read) => (
+            format!("{} WHERE {where_sql}", read.rollup.table),
             measures
                 .iter()
                 .map(|(name, _)| format!("CAST(SUM({name}) AS BIGINT)"))
                 .collect(),
-        )
-    } else {
-        (
+        ),
+        None => (
             format!(
                 "(SELECT * FROM {} WHERE {where_sql}) s{}",
                 query.fact.table(),
@@ -974,29 +1113,18 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
                 .iter()
                 .map(|(_, expression)| format!("CAST(SUM({expression}) AS BIGINT)"))
                 .collect(),
-        )
+        ),
     };
     let sql = format!("SELECT {select_keys}{} FROM {source}{group}", sums.join(", "));
     Statement::new(dialect, &sql, values)
 }
 
 /// Adds (`sign` 1) or takes away (`sign` -1) the fact's rows chosen by `rows_where` to or from
-/// its daily table, a day and key at a time. Run after inserting rows and before deleting them,
-/// in the same transaction, it keeps the daily table the sum of the rows. The endpoint columns
-/// it keeps come from the rows' profiles.
-pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
-    let (table, keys) = fact.daily();
-    let key_names: Vec<String> = keys.iter().map(|column| column.expression()).collect();
-    let key_values: Vec<String> = keys
-        .iter()
-        .map(|column| {
-            let value = column.joined_expression();
-            match is_daily_text(*column) {
-                true => format!("COALESCE({value}, '')"),
-                false => value,
-            }
-        })
-        .collect();
+/// each of its rollups, a day and key at a time: a statement per rollup and side, each taking
+/// the values `rows_where` names. Run after inserting rows and before deleting them, in the
+/// same transaction, it keeps every rollup the sum of the rows. The endpoint columns come from
+/// the rows' profiles.
+pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<String> {
     let measures = fact.measures();
     let names: Vec<&str> = measures.iter().map(|(name, _)| *name).collect();
     let sums: Vec<String> = measures
@@ -1004,26 +1132,131 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> String {
         .map(|(_, expression)| format!("CAST(SUM({expression}) * {sign} AS BIGINT)"))
         .collect();
     let day = format!("(s.start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
-    format!(
-        "INSERT INTO {table} (tenant_key, start_ticks, {}, {})
-         SELECT s.tenant_key, {day}, {}, {}
-         FROM (SELECT * FROM {} WHERE {rows_where}) s{}
-         GROUP BY s.tenant_key, {day}, {}
-         ON CONFLICT (tenant_key, start_ticks, {}) DO UPDATE SET {}",
-        key_names.join(", "),
-        names.join(", "),
-        key_values.join(", "),
-        sums.join(", "),
-        fact.table(),
-        joins(keys),
-        key_values.join(", "),
-        key_names.join(", "),
+    let updates = |table: &str| {
         names
             .iter()
             .map(|name| format!("{name} = {table}.{name} + excluded.{name}"))
             .collect::<Vec<_>>()
             .join(", ")
-    )
+    };
+    let mut statements = Vec::new();
+    for rollup in Rollup::of(fact) {
+        let sides: &[Option<Side>] = match rollup.per_side {
+            true => &[Some(Side::First), Some(Side::Second)],
+            false => &[None],
+        };
+        for side in sides {
+            let keys = rollup.keys_of(*side);
+            let key_values: Vec<String> = keys
+                .iter()
+                .map(|column| {
+                    let value = column.joined_expression();
+                    match kept_as_text(*column) {
+                        true => format!("COALESCE({value}, '')"),
+                        false => value,
+                    }
+                })
+                .collect();
+            // The side is a constant of the statement, outside its GROUP BY (where a number
+            // would name a column).
+            let side_value = side.map_or(String::new(), |side| format!("{}, ", side.code()));
+            let key_names = rollup.key_names().join(", ");
+            statements.push(format!(
+                "INSERT INTO {table} (tenant_key, start_ticks, {key_names}, {})
+                 SELECT s.tenant_key, {day}, {side_value}{}, {}
+                 FROM (SELECT * FROM {} WHERE {rows_where}) s{}
+                 GROUP BY s.tenant_key, {day}, {}
+                 ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
+                names.join(", "),
+                key_values.join(", "),
+                sums.join(", "),
+                fact.table(),
+                joins(&keys),
+                key_values.join(", "),
+                updates(rollup.table),
+                table = rollup.table,
+            ));
+        }
+    }
+    statements
+}
+
+/// Every rollup computed again from the rows, a UTC day a transaction, from the day the
+/// pending fact names on: how rollups added to a store with rows get their totals. The days are
+/// those the first rollups (`stream_day`, `call_leg_day`) have, which every write of rows has
+/// kept since the rows exist. Each day's
+/// totals are deleted and summed again under a lock that keeps writers of rows out of the
+/// rollups meanwhile (PostgreSQL; SQLite's writer is one), so a day done twice, or concurrently
+/// by two nodes, ends the same. Removes the fact when done.
+pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> StoreResult<()> {
+    let dialect = B::DIALECT;
+    let fact_statement = Statement::new(
+        dialect,
+        "SELECT value FROM store_fact WHERE name = ?",
+        vec![SqlValue::Text(ROLLUPS_PENDING.to_owned())],
+    );
+    let Some(row) = backend.fetch_optional(fact_statement).await? else {
+        return Ok(());
+    };
+    let mut next = B::integer_at(&row, 0)?;
+    let mut days = 0;
+    loop {
+        let first_row = Statement::new(
+            dialect,
+            "SELECT MIN(start_ticks) FROM (
+                 SELECT MIN(start_ticks) AS start_ticks FROM stream_day WHERE start_ticks >= ?
+                 UNION ALL SELECT MIN(start_ticks) FROM call_leg_day WHERE start_ticks >= ?
+             ) f",
+            vec![SqlValue::Integer(next), SqlValue::Integer(next)],
+        );
+        let first = match backend.fetch_optional(first_row).await? {
+            Some(row) => B::optional_integer_at(&row, 0)?,
+            None => None,
+        };
+        let Some(first) = first else {
+            let done = Statement::new(
+                dialect,
+                "DELETE FROM store_fact WHERE name = ?",
+                vec![SqlValue::Text(ROLLUPS_PENDING.to_owned())],
+            );
+            backend.write_all(vec![done]).await?;
+            tracing::info!(days, "every analytics rollup is summed from the rows");
+            return Ok(());
+        };
+        let day = first.div_euclid(TICKS_PER_DAY) * TICKS_PER_DAY;
+        let range = || vec![SqlValue::Integer(day), SqlValue::Integer(day + TICKS_PER_DAY)];
+        let mut statements = Vec::new();
+        if dialect == Dialect::Postgres {
+            let tables: Vec<&str> = ROLLUPS.iter().map(|rollup| rollup.table).collect();
+            // In the order writers of rows take them (ROLLUPS'), so neither waits on the other
+            // in a cycle.
+            let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
+            statements.push(Statement::new(dialect, &lock, Vec::new()));
+        }
+        for rollup in &ROLLUPS {
+            let delete = format!(
+                "DELETE FROM {} WHERE start_ticks >= ? AND start_ticks < ?",
+                rollup.table
+            );
+            statements.push(Statement::new(dialect, &delete, range()));
+        }
+        for fact in [Fact::Streams, Fact::Legs] {
+            for sql in daily_change(fact, 1, "start_ticks >= ? AND start_ticks < ?") {
+                statements.push(Statement::new(dialect, &sql, range()));
+            }
+        }
+        next = day + TICKS_PER_DAY;
+        statements.push(Statement::new(
+            dialect,
+            "UPDATE store_fact SET value = ? WHERE name = ?",
+            vec![SqlValue::Integer(next), SqlValue::Text(ROLLUPS_PENDING.to_owned())],
+        ));
+        backend.write_all(statements).await?;
+        days += 1;
+        if days % 10 == 0 {
+            tracing::info!(days, "summing the analytics rollups from the rows");
+        }
+    }
 }
 
 fn key_at<B: SqlBackend>(row: &B::Row, index: usize, column: Column) -> Result<Value, sqlx::Error> {
@@ -1081,7 +1314,7 @@ impl<B: SqlBackend> AnalyticsStore for B {
     }
 
     async fn calls(&self, tenant: &TenantId, query: &GroupQuery, limit: u32) -> StoreResult<Vec<CallSummary>> {
-        let (where_sql, mut values) = where_clause(query, tenant, false);
+        let (where_sql, mut values) = where_clause(query, tenant, None);
         values.push(SqlValue::Integer(i64::from(limit)));
         // The calls are found in the stream rows alone; SQLite's rows name their record by key,
         // so its ids come from a join outside.
@@ -1141,3 +1374,120 @@ pub(crate) fn rows_of_stored(id: &str, document: &str, sessions: Vec<String>) ->
 /// The store fact whose presence says that records stored before the analytics rows existed
 /// may still lack theirs.
 pub(crate) const ROWS_PENDING: &str = "quality_rows_pending";
+
+/// The store fact whose presence says that the rollups must be summed from the rows again,
+/// from the day (in ticks) it holds.
+pub(crate) const ROLLUPS_PENDING: &str = "quality_rollups_pending";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(fact: Fact, group_by: Vec<Column>, conditions: Vec<Condition>) -> GroupQuery {
+        GroupQuery {
+            fact,
+            from: Timestamp::from_ticks(20_000 * TICKS_PER_DAY),
+            to: Timestamp::from_ticks(20_030 * TICKS_PER_DAY),
+            group_by,
+            conditions,
+            default_filters: true,
+        }
+    }
+
+    fn chosen(query: &GroupQuery) -> Option<(&'static str, Option<Side>)> {
+        rollup_for(query).map(|read| (read.rollup.table, read.side))
+    }
+
+    const fn endpoint(side: Side, column: EndpointColumn) -> Column {
+        Column::Endpoint(side, column)
+    }
+
+    #[test]
+    fn a_query_is_answered_by_the_first_rollup_that_keeps_what_it_names() {
+        use EndpointColumn::*;
+        use Side::*;
+        let cases = [
+            (vec![Column::Day, Column::MediaType], Some(("stream_day", None))),
+            (
+                vec![endpoint(First, ConnectionType), endpoint(Second, ConnectionType)],
+                Some(("stream_day", None)),
+            ),
+            (vec![endpoint(Second, ConnectionType)], Some(("stream_day", None))),
+            (
+                vec![endpoint(Second, ProductFamily), endpoint(Second, Version)],
+                Some(("stream_client_day", Some(Second))),
+            ),
+            (
+                vec![endpoint(First, WifiBand), Column::Conference],
+                Some(("stream_client_day", Some(First))),
+            ),
+            (
+                vec![endpoint(First, Server), endpoint(First, Subnet)],
+                Some(("stream_network_day", Some(First))),
+            ),
+            // Both sides' subnets, a version with a subnet, users, direction: the rows.
+            (vec![endpoint(First, Subnet), endpoint(Second, Subnet)], None),
+            (vec![endpoint(First, Subnet), endpoint(First, Version)], None),
+            (vec![endpoint(First, UserId)], None),
+            (vec![Column::FirstToSecond], None),
+        ];
+        for (group_by, expected) in cases {
+            assert_eq!(
+                chosen(&query(Fact::Streams, group_by.clone(), Vec::new())),
+                expected,
+                "{group_by:?}"
+            );
+        }
+        // A condition counts as a named column; one on the other side rules a side's rollup out.
+        let subnet_of_first = Condition {
+            column: endpoint(First, Subnet),
+            values: vec![Value::Text("10.0.0.0".into())],
+            negated: false,
+        };
+        let by_version = |side| vec![endpoint(side, Version)];
+        assert_eq!(
+            chosen(&query(Fact::Streams, by_version(First), vec![subnet_of_first.clone()])),
+            None
+        );
+        assert_eq!(
+            chosen(&query(Fact::Streams, vec![Column::Day], vec![subnet_of_first.clone()])),
+            Some(("stream_network_day", Some(First)))
+        );
+        assert_eq!(
+            chosen(&query(Fact::Streams, by_version(Second), vec![subnet_of_first])),
+            None
+        );
+        // Legs have one rollup; a part of a day is read from the rows.
+        assert_eq!(
+            chosen(&query(Fact::Legs, vec![Column::Conference], Vec::new())),
+            Some(("call_leg_day", None))
+        );
+        assert_eq!(
+            chosen(&query(Fact::Legs, vec![endpoint(First, Version)], Vec::new())),
+            None
+        );
+        let mut part_of_a_day = query(Fact::Streams, vec![Column::MediaType], Vec::new());
+        part_of_a_day.to = Timestamp::from_ticks(part_of_a_day.to.ticks() - 1);
+        assert_eq!(chosen(&part_of_a_day), None);
+    }
+
+    #[test]
+    fn a_per_side_rollup_is_changed_once_for_each_side() {
+        let statements = daily_change(Fact::Streams, 1, "tenant_key = ?");
+        let count = |table: &str| {
+            statements
+                .iter()
+                .filter(|sql| sql.contains(&format!("INTO {table} ")))
+                .count()
+        };
+        assert_eq!(
+            (
+                count("stream_day"),
+                count("stream_client_day"),
+                count("stream_network_day")
+            ),
+            (1, 2, 2)
+        );
+        assert_eq!(daily_change(Fact::Legs, -1, "tenant_key = ?").len(), 1);
+    }
+}

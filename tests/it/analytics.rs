@@ -317,6 +317,8 @@ struct Expected {
     media: &'static str,
     conference: bool,
     pair: String,
+    /// The first endpoint's subnet, `null` when it has none.
+    first_subnet: String,
     client_server: String,
     class: &'static str,
     qoe: bool,
@@ -433,6 +435,12 @@ fn expected_streams(records: &[Value]) -> Vec<Expected> {
                 } else {
                     (callee, caller)
                 };
+                let subnet = |network: &Value| network["subnet"].as_str().unwrap_or("null").to_owned();
+                let first_subnet = if first_is_caller {
+                    subnet(&media["callerNetwork"])
+                } else {
+                    subnet(&media["calleeNetwork"])
+                };
                 let role = |server: bool| if server { "server" } else { "client" };
                 let client_server = if first_is_caller {
                     format!("{}:{}", role(caller_server), role(callee_server))
@@ -449,6 +457,7 @@ fn expected_streams(records: &[Value]) -> Vec<Expected> {
                         media: kind,
                         conference,
                         pair: format!("{first}:{second}"),
+                        first_subnet: first_subnet.clone(),
                         client_server: client_server.clone(),
                         class: classify(kind, stream),
                         qoe,
@@ -483,11 +492,22 @@ async fn assert_api_agrees(
     key_of: impl Fn(&Value) -> String,
     expected: BTreeMap<String, [i64; 3]>,
 ) {
-    let answer = get(
+    assert_api_agrees_over(
         app,
-        &format!("/analytics/quality?fromDateTime={FROM}&toDateTime={TO}{query}"),
+        &format!("fromDateTime={FROM}&toDateTime={TO}{query}"),
+        key_of,
+        expected,
     )
     .await;
+}
+
+async fn assert_api_agrees_over(
+    app: &TestApp,
+    query: &str,
+    key_of: impl Fn(&Value) -> String,
+    expected: BTreeMap<String, [i64; 3]>,
+) {
+    let answer = get(app, &format!("/analytics/quality?{query}")).await;
     assert_eq!(answer.status, 200, "{query}: {}", answer.text);
     let mut answered: BTreeMap<String, [i64; 3]> = BTreeMap::new();
     for row in answer.json()["value"].as_array().unwrap() {
@@ -550,6 +570,19 @@ async fn poor_ratios_from_the_raw_records_match_the_api_for_several_groupings(ba
     .await;
     assert_eq!(from_rows.json()["value"], from_days.json()["value"]);
     assert!(!from_days.json()["value"].as_array().unwrap().is_empty());
+    assert_api_agrees(
+        &app,
+        "&groupBy=firstSubnet",
+        |row| {
+            format!(
+                "{} {}",
+                row["firstSubnet"].as_str().unwrap_or("null"),
+                text(&row["mediaType"])
+            )
+        },
+        tally(&streams, |s| Some(format!("{} {}", s.first_subnet, s.media))),
+    )
+    .await;
     assert_api_agrees(
         &app,
         "&groupBy=callType",
@@ -659,6 +692,121 @@ async fn poor_ratios_from_the_raw_records_match_the_api_for_several_groupings(ba
         assert!((1.0..=5.0).contains(&average), "{row}");
         assert!(row["poorRatings"].as_i64() <= row["ratings"].as_i64());
     }
+}
+
+both!(the_rollups_answer_as_the_rows_do);
+async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let options = GenerateOptions {
+        calls: 150,
+        seed: 21,
+        days: 20,
+        until: time::macros::datetime!(2024-03-15 00:00 UTC),
+    };
+    let mut records = Vec::new();
+    generate(&options, |item| {
+        if let Generated::CallRecord(record) = item {
+            records.push(record);
+        }
+    });
+    for chunk in records.chunks(50) {
+        app.ingest_ok(chunk).await;
+    }
+    // Newer versions move a third of the records' first media to another subnet and client
+    // version: their old totals must leave every rollup.
+    let mut newer = Vec::new();
+    for record in records.iter().step_by(3) {
+        let mut record = record.clone();
+        record["version"] = json!(record["version"].as_i64().unwrap() + 1);
+        let Some(segment) = record
+            .pointer_mut("/sessions/0/segments/0")
+            .filter(|segment| segment["media"].as_array().is_some_and(|media| !media.is_empty()))
+        else {
+            continue;
+        };
+        segment["media"][0]["callerNetwork"]["subnet"] = json!("10.99.1.0");
+        segment["caller"]["userAgent"]["applicationVersion"] = json!("9.9.9");
+        newer.push(record);
+    }
+    assert!(newer.len() > 10);
+    app.ingest_ok(&newer).await;
+    let taken = reqwest::Client::new()
+        .put(app.url("/ingest/buildings"))
+        .body(callrecords::generate::building_file())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 200);
+
+    // A range that is not whole days is answered from the rows; the same records over whole
+    // days from the rollups.
+    let queries = [
+        "quality?groupBy=firstSubnet",
+        "quality?groupBy=secondSubnet,secondConnectionType",
+        "quality?groupBy=secondProductFamily,secondVersion",
+        "quality?groupBy=firstPlatform,firstWifiBand&filter=mediaType eq 'audio' and callType eq 'conference'",
+        "quality?groupBy=firstServiceRole&defaultFilters=false",
+        "quality?groupBy=secondBuilding,secondInside",
+        "quality?groupBy=day&filter=firstSubnet ne null and firstVersion ne '9.9.9'",
+        "quality?groupBy=secondWifiBand&filter=secondSubnet eq null",
+        "quality?groupBy=firstVersion&filter=firstIsServer eq false and firstConnectionType in ('wired','wifi')",
+        "quality?groupBy=firstSubnet,secondSubnet",
+        "worst?by=subnet&minStreams=1",
+        "worst?by=building&minStreams=1&mediaType=audio",
+        "worst?by=user&minStreams=1",
+    ];
+    let mut answered_groups = 0;
+    for query in queries {
+        let (path, parameters) = query.split_once('?').unwrap();
+        let parameters: String = parameters
+            .split('&')
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap();
+                format!("&{name}={}", enc(value))
+            })
+            .collect();
+        let from_rows = get(
+            &app,
+            &format!("/analytics/{path}?fromDateTime=2024-02-01T00:00:01Z&toDateTime={TO}{parameters}"),
+        )
+        .await;
+        let from_rollups = get(
+            &app,
+            &format!("/analytics/{path}?fromDateTime={FROM}&toDateTime={TO}{parameters}"),
+        )
+        .await;
+        assert_eq!(from_rows.status, 200, "{query}: {}", from_rows.text);
+        assert_eq!(from_rollups.status, 200, "{query}: {}", from_rollups.text);
+        assert_eq!(from_rows.json()["value"], from_rollups.json()["value"], "{query}");
+        let groups = from_rollups.json()["value"].as_array().unwrap().len();
+        assert!(groups > 0, "{query}: the test data has streams");
+        answered_groups += groups;
+    }
+    assert!(answered_groups > 100, "{answered_groups}");
+    // The moved subnet holds streams of the newer versions only, and fewer than all.
+    let mut streams_there = 0;
+    for side in ["first", "second"] {
+        let moved = get(
+            &app,
+            &format!(
+                "/analytics/quality?fromDateTime={FROM}&toDateTime={TO}&defaultFilters=false&filter={}",
+                enc(&format!("{side}Subnet eq '10.99.1.0'"))
+            ),
+        )
+        .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+        streams_there += moved.json()["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["streams"].as_i64().unwrap())
+            .sum::<i64>();
+    }
+    let all = expected_streams(&records.iter().chain(&newer).cloned().collect::<Vec<_>>());
+    assert!(
+        streams_there > 0 && (streams_there as usize) < all.len(),
+        "{streams_there}"
+    );
 }
 
 both!(bad_parameters_are_400s_that_name_them);
@@ -805,6 +953,20 @@ async fn analysed_like_a_new_one(backend: Backend, release: &str) {
         );
     }
     assert_eq!(answered, tally(&streams, |s| Some(format!("{} {}", s.day, s.media))));
+    // A side's subnets come from the rollups summed again when the store was opened.
+    assert_api_agrees_over(
+        &app,
+        &format!("fromDateTime={first}&toDateTime={after_last}&groupBy=firstSubnet"),
+        |row| {
+            format!(
+                "{} {}",
+                row["firstSubnet"].as_str().unwrap_or("null"),
+                row["mediaType"].as_str().unwrap()
+            )
+        },
+        tally(&streams, |s| Some(format!("{} {}", s.first_subnet, s.media))),
+    )
+    .await;
 }
 
 both!(the_scrub_clears_personal_data_of_old_records_and_keeps_their_quality);

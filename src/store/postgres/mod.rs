@@ -96,6 +96,9 @@ impl PgStore {
             .add_missing_analytics_rows(i64::from(options.conversion_batch))
             .await
             .context("adding analytics rows to stored call records")?;
+        analytics::rebuild_pending_rollups(&store)
+            .await
+            .context("summing the analytics rollups from the rows")?;
         Ok(store)
     }
 
@@ -342,16 +345,18 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
             for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
-                sqlx::query(&analytics::daily_change(
+                for change in analytics::daily_change(
                     fact,
                     -1,
                     "tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)",
-                ))
-                .bind(tenant_key)
-                .bind(&old_starts)
-                .bind(&old_ids)
-                .execute(&mut *tx)
-                .await?;
+                ) {
+                    sqlx::query(&change)
+                        .bind(tenant_key)
+                        .bind(&old_starts)
+                        .bind(&old_ids)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             for (table, id_column) in [
                 ("record_part", "record_id"),
@@ -1129,18 +1134,20 @@ impl RetentionStore for PgStore {
         .execute(&mut *tx)
         .await?;
         for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
-            sqlx::query(&analytics::daily_change(
+            for change in analytics::daily_change(
                 fact,
                 -1,
                 "start_ticks < $4 AND (tenant_key, record_id, start_ticks) IN
                      (SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]))",
-            ))
-            .bind(&tenant_keys)
-            .bind(&ids)
-            .bind(&starts)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
+            ) {
+                sqlx::query(&change)
+                    .bind(&tenant_keys)
+                    .bind(&ids)
+                    .bind(&starts)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for table in ["stream", "call_leg"] {
             sqlx::query(&format!(

@@ -113,6 +113,8 @@ impl Family {
                 "stream",
                 "call_leg",
                 "stream_day",
+                "stream_client_day",
+                "stream_network_day",
                 "call_leg_day",
             ],
             Family::Logs => &["log_row"],

@@ -173,6 +173,9 @@ impl SqliteStore {
             .add_missing_analytics_rows(store_options.conversion_batch)
             .await
             .with_context(|| format!("adding analytics rows to the records of the SQLite file {path}"))?;
+        analytics::rebuild_pending_rollups(&store)
+            .await
+            .with_context(|| format!("summing the analytics rollups of the SQLite file {path}"))?;
         Ok(store)
     }
 
