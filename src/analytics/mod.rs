@@ -20,7 +20,8 @@ use crate::quality::buildings::{Building, BuildingMap};
 use crate::quality::{Classification, Condition as PoorCondition, MediaType};
 use crate::store::analytics::rows_of_stored;
 use crate::store::analytics::{
-    AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, Side, Value, TICKS_PER_DAY,
+    rollup_answers, AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, InsideCorp, Side, Value,
+    TICKS_PER_DAY,
 };
 use crate::store::codec::PartKind;
 use crate::store::{all_children, Store, StoreError, TenantId};
@@ -173,6 +174,36 @@ impl Dimension {
         }
     }
 
+    /// The columns of the place rollup its value is made from: inside flags instead of subnets.
+    fn place_columns(self) -> Vec<Column> {
+        match self {
+            Dimension::Pair(Pair::InsideOutside) => vec![Column::Inside(Side::First), Column::Inside(Side::Second)],
+            Dimension::Endpoint(side, EndpointDimension::Place(Place::Inside)) => vec![Column::Inside(side)],
+            other => other.columns(),
+        }
+    }
+
+    /// Its value from the place rollup's values of `place_columns()`.
+    fn place_value(self, keys: &[Value], places: &Places) -> Json {
+        let inside = |value: &Value| match value {
+            Value::Integer(code) => InsideCorp::of_code(*code).unwrap_or(InsideCorp::Unknown),
+            _ => InsideCorp::Unknown,
+        };
+        match self {
+            Dimension::Pair(Pair::InsideOutside) => Json::from(format!(
+                "{}:{}",
+                inside_name(inside(&keys[0])),
+                inside_name(inside(&keys[1]))
+            )),
+            Dimension::Endpoint(_, EndpointDimension::Place(Place::Inside)) => match inside(&keys[0]) {
+                InsideCorp::Inside => Json::Bool(true),
+                InsideCorp::Outside => Json::Bool(false),
+                InsideCorp::Unknown => Json::Null,
+            },
+            other => other.value(keys, places),
+        }
+    }
+
     /// Whether `fact`'s rows have what it is made from.
     pub(crate) fn available_on(self, fact: Fact) -> bool {
         self.columns().iter().all(|column| column.on(fact))
@@ -227,10 +258,12 @@ impl Dimension {
             Dimension::Endpoint(_, EndpointDimension::Stored(_)) => text(&keys[0]),
             Dimension::Endpoint(_, EndpointDimension::Place(place)) => places.value(&keys[0], place),
             Dimension::Pair(Pair::InsideOutside) => {
-                let side = |value: &Value| match places.value(value, Place::Inside) {
-                    Json::Bool(true) => "inside",
-                    Json::Bool(false) => "outside",
-                    _ => "unknown",
+                let side = |value: &Value| {
+                    inside_name(match places.value(value, Place::Inside) {
+                        Json::Bool(true) => InsideCorp::Inside,
+                        Json::Bool(false) => InsideCorp::Outside,
+                        _ => InsideCorp::Unknown,
+                    })
                 };
                 Json::from(format!("{}:{}", side(&keys[0]), side(&keys[1])))
             }
@@ -246,6 +279,15 @@ impl Dimension {
                 Json::from(format!("{}:{}", side(&keys[0]), side(&keys[1])))
             }
         }
+    }
+}
+
+/// A side's part of an `insideOutside` value.
+fn inside_name(inside: InsideCorp) -> &'static str {
+    match inside {
+        InsideCorp::Inside => "inside",
+        InsideCorp::Outside => "outside",
+        InsideCorp::Unknown => "unknown",
     }
 }
 
@@ -289,13 +331,21 @@ fn month_days(text: &str) -> Option<Vec<i64>> {
 /// Subnets mapped to places by the tenant's building file, looked up once each.
 pub(crate) struct Places {
     map: Option<BuildingMap>,
+    /// The file's upload time in ticks, which names it in the place rollup; 0 without a file.
+    file: i64,
     found: std::sync::Mutex<HashMap<String, Option<Building>>>,
 }
 
 impl Places {
-    pub(crate) fn new(map: Option<BuildingMap>) -> Self {
+    /// By the building file uploaded at the given time, or none.
+    pub(crate) fn new(file: Option<(Timestamp, BuildingMap)>) -> Self {
+        let (file, map) = match file {
+            Some((uploaded, map)) => (uploaded.ticks(), Some(map)),
+            None => (0, None),
+        };
         Self {
             map,
+            file,
             found: Default::default(),
         }
     }
@@ -627,47 +677,108 @@ async fn grouped(
         }
     }
     let conditions = conditions(store, tenant, params, fact, places).await?;
-    let mut columns: Vec<Column> = Vec::new();
-    let spans: Vec<std::ops::Range<usize>> = dimensions
-        .iter()
-        .map(|dimension| {
-            let start = columns.len();
-            columns.extend(dimension.columns());
-            start..columns.len()
-        })
-        .collect();
-    let query = GroupQuery {
+    let by_rows = |from: Timestamp, to: Timestamp| {
+        let (group_by, spans) = columns_of(dimensions, Dimension::columns);
+        let query = GroupQuery {
+            fact,
+            from,
+            to,
+            group_by,
+            conditions: conditions.clone(),
+            default_filters: params.default_filters,
+        };
+        async move {
+            let rows = store.group(tenant, &query).await?;
+            Ok::<_, AnalyticsError>(valued(rows, &spans, |index, keys| {
+                dimensions[index].value(keys, places)
+            }))
+        }
+    };
+    let (place_columns, place_spans) = columns_of(dimensions, Dimension::place_columns);
+    let by_place = GroupQuery {
         fact,
         from: params.from,
         to: params.to,
-        group_by: columns,
-        conditions,
+        group_by: place_columns,
+        conditions: conditions.clone(),
         default_filters: params.default_filters,
     };
-    let rows = store.group(tenant, &query).await?;
-    Ok(merge(rows, dimensions, &spans, places))
+    let names_inside = by_place
+        .group_by
+        .iter()
+        .any(|column| matches!(column, Column::Inside(_)));
+    if !names_inside || !rollup_answers(&by_place) {
+        return Ok(merge(by_rows(params.from, params.to).await?));
+    }
+    // Inside and outside over whole days: the days the place rollup holds as of the active
+    // building file from it, any other day with streams (written a moment ago) from its rows.
+    let days = store
+        .classified_days(tenant, params.from, params.to, places.file, places.map.as_ref())
+        .await?;
+    let mut groups = Vec::new();
+    if !days.classified.is_empty() {
+        let mut query = by_place;
+        query.conditions.push(Condition {
+            column: Column::Day,
+            values: days.classified.iter().map(|day| Value::Integer(*day)).collect(),
+            negated: false,
+        });
+        let rows = store.group(tenant, &query).await?;
+        groups.extend(valued(rows, &place_spans, |index, keys| {
+            dimensions[index].place_value(keys, places)
+        }));
+    }
+    for day in days.others {
+        let from = Timestamp::from_ticks(day * TICKS_PER_DAY);
+        let to = Timestamp::from_ticks((day + 1) * TICKS_PER_DAY);
+        groups.extend(by_rows(from, to).await?);
+    }
+    Ok(merge(groups))
+}
+
+/// The columns a store query groups by for `dimensions`, and where each dimension's are.
+fn columns_of(
+    dimensions: &[Dimension],
+    columns: fn(Dimension) -> Vec<Column>,
+) -> (Vec<Column>, Vec<std::ops::Range<usize>>) {
+    let mut all: Vec<Column> = Vec::new();
+    let spans = dimensions
+        .iter()
+        .map(|dimension| {
+            let start = all.len();
+            all.extend(columns(*dimension));
+            start..all.len()
+        })
+        .collect();
+    (all, spans)
+}
+
+/// Each group's dimension values (`value` of a dimension's index and its keys) and measures.
+fn valued(
+    rows: Vec<GroupRow>,
+    spans: &[std::ops::Range<usize>],
+    value: impl Fn(usize, &[Value]) -> Json,
+) -> Vec<(Vec<Json>, Vec<i64>)> {
+    rows.into_iter()
+        .map(|row| {
+            let keys = spans
+                .iter()
+                .enumerate()
+                .map(|(index, span)| value(index, &row.keys[span.clone()]))
+                .collect();
+            (keys, row.measures)
+        })
+        .collect()
 }
 
 /// Adds up groups whose dimension values are the same (two subnets of one building, the days
 /// of a month), in the order of their keys.
-fn merge(
-    rows: Vec<GroupRow>,
-    dimensions: &[Dimension],
-    spans: &[std::ops::Range<usize>],
-    places: &Places,
-) -> Vec<(Vec<Json>, Vec<i64>)> {
+fn merge(groups: Vec<(Vec<Json>, Vec<i64>)>) -> Vec<(Vec<Json>, Vec<i64>)> {
     let mut merged: BTreeMap<Vec<SortKey>, (Vec<Json>, Vec<i64>)> = BTreeMap::new();
-    for row in rows {
-        let keys: Vec<Json> = dimensions
-            .iter()
-            .zip(spans)
-            .map(|(dimension, span)| dimension.value(&row.keys[span.clone()], places))
-            .collect();
+    for (keys, measures) in groups {
         let sort: Vec<SortKey> = keys.iter().map(SortKey::of).collect();
-        let entry = merged
-            .entry(sort)
-            .or_insert_with(|| (keys, vec![0; row.measures.len()]));
-        for (sum, measure) in entry.1.iter_mut().zip(&row.measures) {
+        let entry = merged.entry(sort).or_insert_with(|| (keys, vec![0; measures.len()]));
+        for (sum, measure) in entry.1.iter_mut().zip(&measures) {
             *sum += measure;
         }
     }

@@ -143,7 +143,7 @@ async fn places(state: &AppState, tenant: &TenantId) -> Result<Places> {
     let parsed = buildings::parse(&file.body).map_err(|problems| {
         ApiError::internal(anyhow::anyhow!("the stored building file does not parse: {problems:?}"))
     })?;
-    Ok(Places::new(Some(BuildingMap::new(parsed))))
+    Ok(Places::new(Some((file.uploaded, BuildingMap::new(parsed)))))
 }
 
 fn answer(params: &Params, rows: Vec<serde_json::Value>) -> Response {

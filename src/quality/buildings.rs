@@ -201,7 +201,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Building>, Vec<LineProblem>> {
 /// The buildings of the active file, looked up by a stream's subnet or address: the longest
 /// prefix that contains it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct BuildingMap {
+pub struct BuildingMap {
     /// Longest prefix first, so the first match is the most specific.
     buildings: Vec<Building>,
 }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use super::sql::{Dialect, SqlBackend, SqlValue, Statement};
 use super::{StoreError, StoreResult, TenantId, Timestamp};
+use crate::quality::buildings::BuildingMap;
 use crate::quality::{EndpointFacts, LegRow, QualityRows, StreamRow, POOR_RATING_AT_MOST};
 
 /// A day in 100 ns ticks: `start_ticks / TICKS_PER_DAY` is a day number since 1970-01-01.
@@ -175,6 +176,29 @@ const ROLLUPS: [Rollup; 4] = [
     },
 ];
 
+/// Daily totals by both sides' inside flags, which depend on the tenant's building file: not
+/// kept by the writes of rows but classified again, a day at a time, when a query finds a day
+/// changed since (`place_day.stale`, which every write of a day's rows sets) or classified
+/// with another file (`classified_days`).
+const PLACE_ROLLUP: Rollup = Rollup {
+    table: "stream_place_day",
+    fact: Fact::Streams,
+    per_side: false,
+    keys: &[
+        Column::MediaType,
+        Column::Conference,
+        Column::Pstn,
+        Column::Excluded,
+        Column::QoeReported,
+        Column::Endpoint(Side::First, EndpointColumn::Server),
+        Column::Endpoint(Side::Second, EndpointColumn::Server),
+        Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
+        Column::Endpoint(Side::Second, EndpointColumn::ConnectionType),
+        Column::Inside(Side::First),
+        Column::Inside(Side::Second),
+    ],
+};
+
 /// Which rollup answers a query, and for a rollup of one side's totals, which side.
 #[derive(Clone, Copy, Debug)]
 struct RollupRead {
@@ -290,7 +314,48 @@ pub enum Column {
     /// Streams only; only through `GroupQuery::default_filters`.
     QoeReported,
     Endpoint(Side, EndpointColumn),
+    /// Whether a side's subnet is inside the corporate network by the building file the place
+    /// rollup was classified with (`InsideCorp::code`). Only the place rollup has it.
+    Inside(Side),
 }
+
+/// Where a subnet is by a building file: CQD's Inside and Outside, or neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsideCorp {
+    Outside,
+    Inside,
+    /// No subnet, or one in no building.
+    Unknown,
+}
+
+impl InsideCorp {
+    pub fn code(self) -> i64 {
+        match self {
+            InsideCorp::Outside => 0,
+            InsideCorp::Inside => 1,
+            InsideCorp::Unknown => 2,
+        }
+    }
+
+    /// Where `subnet` is by a building file's map (none: every subnet is unknown).
+    pub fn of_subnet(buildings: Option<&BuildingMap>, subnet: &str) -> Self {
+        match buildings.and_then(|map| map.lookup(subnet)) {
+            Some(building) if building.inside_corp => InsideCorp::Inside,
+            Some(_) => InsideCorp::Outside,
+            None => InsideCorp::Unknown,
+        }
+    }
+
+    pub fn of_code(code: i64) -> Option<Self> {
+        [InsideCorp::Outside, InsideCorp::Inside, InsideCorp::Unknown]
+            .into_iter()
+            .find(|inside| inside.code() == code)
+    }
+}
+
+/// The place rollup's code for a subnet the mapping of its file does not have yet: a day that
+/// has one is classified again.
+const UNMAPPED: i64 = 3;
 
 impl Column {
     /// The column's name in the daily tables, and its expression over a fact's rows for every
@@ -307,6 +372,7 @@ impl Column {
             Column::Excluded => "excluded".to_owned(),
             Column::QoeReported => "qoe_reported".to_owned(),
             Column::Endpoint(side, column) => format!("{}_{}", side.prefix(), column.name()),
+            Column::Inside(side) => format!("{}_inside", side.prefix()),
         }
     }
 
@@ -318,6 +384,7 @@ impl Column {
                 false
             }
             (Column::Endpoint(_, column), Fact::Legs) => column.on_legs(),
+            (Column::Inside(_), Fact::Legs) => false,
             (_, Fact::Legs) => true,
         }
     }
@@ -337,7 +404,10 @@ impl Column {
     }
 
     fn is_integer(self) -> bool {
-        matches!(self, Column::Day | Column::MediaType | Column::Classification)
+        matches!(
+            self,
+            Column::Day | Column::MediaType | Column::Classification | Column::Inside(_)
+        )
     }
 
     /// What a row keeps of the column: an endpoint's value through its profile or user key,
@@ -356,6 +426,12 @@ impl Column {
         match self {
             Column::Endpoint(side, EndpointColumn::UserId) => format!("{}.user_id", side.user_alias()),
             Column::Endpoint(side, column) => format!("{}.{}", side.profile_alias(), column.name()),
+            Column::Inside(side) => format!(
+                "CASE WHEN {profile}.subnet IS NULL THEN {unknown} ELSE COALESCE({mapping}.inside, {UNMAPPED}) END",
+                profile = side.profile_alias(),
+                mapping = side.mapping_alias(),
+                unknown = InsideCorp::Unknown.code(),
+            ),
             other => other.expression(),
         }
     }
@@ -390,10 +466,18 @@ impl Side {
             Side::Second => "su",
         }
     }
+
+    fn mapping_alias(self) -> &'static str {
+        match self {
+            Side::First => "fm",
+            Side::Second => "sm",
+        }
+    }
 }
 
 /// The joins a grouped read over the rows needs for its `group_by`: a side's profile when it
-/// groups by one of its columns, its user when by its user id (a row may have none).
+/// groups by one of its columns, its user when by its user id (a row may have none), and for
+/// its inside flag its profile and the subnet's place by the building file bound (`?`) there.
 fn joins(group_by: &[Column]) -> String {
     let mut joins = String::new();
     for side in [Side::First, Side::Second] {
@@ -403,9 +487,17 @@ fn joins(group_by: &[Column]) -> String {
                 .iter()
                 .any(|column| matches!(column, Column::Endpoint(s, c) if *s == side && wanted(c)))
         };
-        if named(|column| *column != EndpointColumn::UserId) {
+        let inside = group_by.contains(&Column::Inside(side));
+        if inside || named(|column| *column != EndpointColumn::UserId) {
             joins.push_str(&format!(
                 " JOIN endpoint_profile {profile} ON {profile}.tenant_key = s.tenant_key AND {profile}.key = s.{prefix}_endpoint"
+            ));
+        }
+        if inside {
+            let mapping = side.mapping_alias();
+            joins.push_str(&format!(
+                " LEFT JOIN subnet_place {mapping} ON {mapping}.tenant_key = s.tenant_key AND {mapping}.building_file = ?
+                 AND {mapping}.subnet = {profile}.subnet"
             ));
         }
         if named(|column| *column == EndpointColumn::UserId) {
@@ -464,6 +556,15 @@ pub struct CallSummary {
     pub poor_streams: i64,
 }
 
+/// Days (numbers since 1970-01-01) of a range, as the place rollup holds them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassifiedDays {
+    /// Classified by the active building file, and unchanged since.
+    pub classified: Vec<i64>,
+    /// With streams, but not (or no longer) classified.
+    pub others: Vec<i64>,
+}
+
 /// Analytics over the stream and call-leg rows, implemented once for every SQL backend.
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync {
@@ -475,6 +576,20 @@ pub trait AnalyticsStore: Send + Sync {
     /// The calls with streams matching `query`'s range and conditions (its `group_by` unused),
     /// most poor streams first, at most `limit`.
     async fn calls(&self, tenant: &TenantId, query: &GroupQuery, limit: u32) -> StoreResult<Vec<CallSummary>>;
+
+    /// Classifies into the place rollup the days of `[from, to)` (whole days) with streams that
+    /// changed since they were classified or were classified with another building file than
+    /// the one uploaded at `file` (0: none), whose map is `buildings`; answers which days the
+    /// rollup now holds as of `file`, and which other days have streams (those written
+    /// meanwhile).
+    async fn classified_days(
+        &self,
+        tenant: &TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        file: i64,
+        buildings: Option<&BuildingMap>,
+    ) -> StoreResult<ClassifiedDays>;
 }
 
 /// How a backend's analytics rows name their record: SQLite by the record's integer key,
@@ -1031,6 +1146,11 @@ fn where_clause(query: &GroupQuery, tenant: &TenantId, rollup: Option<RollupRead
     (sql, values)
 }
 
+/// Whether a rollup answers `query` (a query naming `Column::Inside` has no other answer).
+pub fn rollup_answers(query: &GroupQuery) -> bool {
+    rollup_for(query).is_some()
+}
+
 /// The rollup that can answer `query`, if any: whole days, and only columns it keeps (of one
 /// side, for a rollup per side).
 fn rollup_for(query: &GroupQuery) -> Option<RollupRead> {
@@ -1050,7 +1170,12 @@ fn rollup_for(query: &GroupQuery) -> Option<RollupRead> {
         .collect();
     sides.sort_unstable();
     sides.dedup();
-    Rollup::of(query.fact).find_map(|rollup| {
+    let by_place = named.iter().any(|column| matches!(column, Column::Inside(_)));
+    let candidates: Vec<&'static Rollup> = match by_place {
+        true => vec![&PLACE_ROLLUP],
+        false => Rollup::of(query.fact).collect(),
+    };
+    candidates.into_iter().find_map(|rollup| {
         let side = match (rollup.per_side, &sides[..]) {
             (false, _) => None,
             (true, [side]) => Some(*side),
@@ -1125,20 +1250,6 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
 /// same transaction, it keeps every rollup the sum of the rows. The endpoint columns come from
 /// the rows' profiles.
 pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<String> {
-    let measures = fact.measures();
-    let names: Vec<&str> = measures.iter().map(|(name, _)| *name).collect();
-    let sums: Vec<String> = measures
-        .iter()
-        .map(|(_, expression)| format!("CAST(SUM({expression}) * {sign} AS BIGINT)"))
-        .collect();
-    let day = format!("(s.start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
-    let updates = |table: &str| {
-        names
-            .iter()
-            .map(|name| format!("{name} = {table}.{name} + excluded.{name}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut statements = Vec::new();
     for rollup in Rollup::of(fact) {
         let sides: &[Option<Side>] = match rollup.per_side {
@@ -1146,39 +1257,70 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<Strin
             false => &[None],
         };
         for side in sides {
-            let keys = rollup.keys_of(*side);
-            let key_values: Vec<String> = keys
-                .iter()
-                .map(|column| {
-                    let value = column.joined_expression();
-                    match kept_as_text(*column) {
-                        true => format!("COALESCE({value}, '')"),
-                        false => value,
-                    }
-                })
-                .collect();
-            // The side is a constant of the statement, outside its GROUP BY (where a number
-            // would name a column).
-            let side_value = side.map_or(String::new(), |side| format!("{}, ", side.code()));
-            let key_names = rollup.key_names().join(", ");
-            statements.push(format!(
-                "INSERT INTO {table} (tenant_key, start_ticks, {key_names}, {})
-                 SELECT s.tenant_key, {day}, {side_value}{}, {}
-                 FROM (SELECT * FROM {} WHERE {rows_where}) s{}
-                 GROUP BY s.tenant_key, {day}, {}
-                 ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
-                names.join(", "),
-                key_values.join(", "),
-                sums.join(", "),
-                fact.table(),
-                joins(&keys),
-                key_values.join(", "),
-                updates(rollup.table),
-                table = rollup.table,
-            ));
+            statements.push(rollup_change(rollup, *side, sign, rows_where));
         }
     }
+    if fact == Fact::Streams {
+        // The place rollup is classified again when next asked for these days.
+        let day = format!("(start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
+        statements.push(format!(
+            "INSERT INTO place_day (tenant_key, start_ticks, stale, building_file)
+             SELECT tenant_key, {day}, 1, {NEVER_CLASSIFIED} FROM {} WHERE {rows_where}
+             GROUP BY tenant_key, {day}
+             ON CONFLICT (tenant_key, start_ticks) DO UPDATE SET stale = 1",
+            fact.table()
+        ));
+    }
     statements
+}
+
+/// The `place_day.building_file` of a day never classified.
+const NEVER_CLASSIFIED: i64 = -1;
+
+/// Adds (`sign` 1) or takes away (`sign` -1) the rows chosen by `rows_where` to or from
+/// `rollup` (`side`'s totals of a rollup per side).
+fn rollup_change(rollup: &Rollup, side: Option<Side>, sign: i64, rows_where: &str) -> String {
+    let measures = rollup.fact.measures();
+    let names: Vec<&str> = measures.iter().map(|(name, _)| *name).collect();
+    let sums: Vec<String> = measures
+        .iter()
+        .map(|(_, expression)| format!("CAST(SUM({expression}) * {sign} AS BIGINT)"))
+        .collect();
+    let day = format!("(s.start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
+    let keys = rollup.keys_of(side);
+    let key_values: Vec<String> = keys
+        .iter()
+        .map(|column| {
+            let value = column.joined_expression();
+            match kept_as_text(*column) {
+                true => format!("COALESCE({value}, '')"),
+                false => value,
+            }
+        })
+        .collect();
+    // The side is a constant of the statement, outside its GROUP BY (where a number would name
+    // a column).
+    let side_value = side.map_or(String::new(), |side| format!("{}, ", side.code()));
+    let key_names = rollup.key_names().join(", ");
+    let table = rollup.table;
+    format!(
+        "INSERT INTO {table} (tenant_key, start_ticks, {key_names}, {})
+         SELECT s.tenant_key, {day}, {side_value}{}, {}
+         FROM (SELECT * FROM {} WHERE {rows_where}) s{}
+         GROUP BY s.tenant_key, {day}, {}
+         ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
+        names.join(", "),
+        key_values.join(", "),
+        sums.join(", "),
+        rollup.fact.table(),
+        joins(&keys),
+        key_values.join(", "),
+        names
+            .iter()
+            .map(|name| format!("{name} = {table}.{name} + excluded.{name}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Every rollup computed again from the rows, a UTC day a transaction, from the day the
@@ -1295,6 +1437,70 @@ impl<B: SqlBackend> AnalyticsStore for B {
         Ok(groups)
     }
 
+    async fn classified_days(
+        &self,
+        tenant: &TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        file: i64,
+        buildings: Option<&BuildingMap>,
+    ) -> StoreResult<ClassifiedDays> {
+        let dialect = B::DIALECT;
+        let lookup = Statement::new(
+            dialect,
+            "SELECT COALESCE(MAX(key), 0) FROM tenant WHERE id = ?",
+            vec![tenant.into()],
+        );
+        let tenant_key = self.count(lookup).await?;
+        if tenant_key == 0 {
+            return Ok(ClassifiedDays::default());
+        }
+        let range = vec![SqlValue::Integer(tenant_key), from.into(), to.into()];
+        let mut pending_values = range.clone();
+        pending_values.push(SqlValue::Integer(file));
+        let pending = Statement::new(
+            dialect,
+            "SELECT DISTINCT d.start_ticks FROM stream_day d
+             LEFT JOIN place_day p ON p.tenant_key = d.tenant_key AND p.start_ticks = d.start_ticks
+             WHERE d.tenant_key = ? AND d.start_ticks >= ? AND d.start_ticks < ?
+               AND (p.stale IS NULL OR p.stale <> 0 OR p.building_file <> ?)
+             ORDER BY d.start_ticks",
+            pending_values,
+        );
+        let pending: Vec<i64> = self
+            .fetch_all(pending)
+            .await?
+            .iter()
+            .map(|row| B::integer_at(row, 0))
+            .collect::<Result<_, _>>()?;
+        if !pending.is_empty() {
+            map_subnets(self, tenant_key, file, buildings).await?;
+        }
+        for day in pending {
+            self.write_all(classify_day(dialect, tenant_key, day, file)).await?;
+        }
+        let mut values = vec![SqlValue::Integer(file)];
+        values.extend(range);
+        let days = Statement::new(
+            dialect,
+            "SELECT DISTINCT d.start_ticks, CAST(CASE WHEN p.stale = 0 AND p.building_file = ? THEN 1 ELSE 0 END AS BIGINT)
+             FROM stream_day d
+             LEFT JOIN place_day p ON p.tenant_key = d.tenant_key AND p.start_ticks = d.start_ticks
+             WHERE d.tenant_key = ? AND d.start_ticks >= ? AND d.start_ticks < ?
+             ORDER BY d.start_ticks",
+            values,
+        );
+        let mut answer = ClassifiedDays::default();
+        for row in self.fetch_all(days).await? {
+            let day = B::integer_at(&row, 0)? / TICKS_PER_DAY;
+            match B::integer_at(&row, 1)? {
+                1 => answer.classified.push(day),
+                _ => answer.others.push(day),
+            }
+        }
+        Ok(answer)
+    }
+
     async fn distinct_values(&self, tenant: &TenantId, column: EndpointColumn) -> StoreResult<Vec<String>> {
         let name = column.name();
         let statement = Statement::new(
@@ -1347,6 +1553,114 @@ impl<B: SqlBackend> AnalyticsStore for B {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
+}
+
+/// Places by `file` every subnet of the tenant's profiles that its mapping lacks, and drops the
+/// mappings of other files.
+async fn map_subnets<B: SqlBackend>(
+    backend: &B,
+    tenant_key: i64,
+    file: i64,
+    buildings: Option<&BuildingMap>,
+) -> StoreResult<()> {
+    let dialect = B::DIALECT;
+    let unmapped = Statement::new(
+        dialect,
+        "SELECT DISTINCT p.subnet FROM endpoint_profile p
+         WHERE p.tenant_key = ? AND p.subnet IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM subnet_place m
+             WHERE m.tenant_key = p.tenant_key AND m.building_file = ? AND m.subnet = p.subnet)",
+        vec![SqlValue::Integer(tenant_key), SqlValue::Integer(file)],
+    );
+    let subnets: Vec<String> = backend
+        .fetch_all(unmapped)
+        .await?
+        .iter()
+        .map(|row| B::text_at(row, 0))
+        .collect::<Result<_, _>>()?;
+    let mut writes = vec![Statement::new(
+        dialect,
+        "DELETE FROM subnet_place WHERE tenant_key = ? AND building_file <> ?",
+        vec![SqlValue::Integer(tenant_key), SqlValue::Integer(file)],
+    )];
+    for chunk in subnets.chunks(VALUES_PER_STATEMENT / 4) {
+        let sql = format!(
+            "INSERT INTO subnet_place (tenant_key, building_file, subnet, inside) VALUES {}
+             ON CONFLICT (tenant_key, building_file, subnet) DO NOTHING",
+            vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let values = chunk
+            .iter()
+            .flat_map(|subnet| {
+                [
+                    SqlValue::Integer(tenant_key),
+                    SqlValue::Integer(file),
+                    SqlValue::Text(subnet.clone()),
+                    SqlValue::Integer(InsideCorp::of_subnet(buildings, subnet).code()),
+                ]
+            })
+            .collect();
+        writes.push(Statement::new(dialect, &sql, values));
+    }
+    backend.write_all(writes).await?;
+    Ok(())
+}
+
+/// One transaction classifying a day into the place rollup by `file`'s mapping. On PostgreSQL
+/// it first locks `place_day`, which writers of rows mark after everything else they write, so
+/// a write either is in the day's rows read here or marks the day stale after this commits. A
+/// subnet the mapping lacked (a profile added since `map_subnets`) leaves the day stale.
+fn classify_day(dialect: Dialect, tenant_key: i64, day: i64, file: i64) -> Vec<Statement> {
+    let day_keys = || vec![SqlValue::Integer(tenant_key), SqlValue::Integer(day)];
+    let mut statements = Vec::new();
+    if dialect == Dialect::Postgres {
+        statements.push(Statement::new(
+            dialect,
+            "LOCK TABLE place_day IN EXCLUSIVE MODE",
+            Vec::new(),
+        ));
+    }
+    statements.push(Statement::new(
+        dialect,
+        "DELETE FROM stream_place_day WHERE tenant_key = ? AND start_ticks = ?",
+        day_keys(),
+    ));
+    let mut insert_values = vec![
+        SqlValue::Integer(tenant_key),
+        SqlValue::Integer(day),
+        SqlValue::Integer(day + TICKS_PER_DAY),
+    ];
+    insert_values.extend([SqlValue::Integer(file), SqlValue::Integer(file)]);
+    statements.push(Statement::new(
+        dialect,
+        &rollup_change(
+            &PLACE_ROLLUP,
+            None,
+            1,
+            "tenant_key = ? AND start_ticks >= ? AND start_ticks < ?",
+        ),
+        insert_values,
+    ));
+    let mut mark = day_keys();
+    mark.push(SqlValue::Integer(file));
+    statements.push(Statement::new(
+        dialect,
+        "INSERT INTO place_day (tenant_key, start_ticks, stale, building_file) VALUES (?, ?, 0, ?)
+         ON CONFLICT (tenant_key, start_ticks) DO UPDATE SET stale = 0, building_file = excluded.building_file",
+        mark,
+    ));
+    let mut unmapped = day_keys();
+    unmapped.extend(day_keys());
+    statements.push(Statement::new(
+        dialect,
+        &format!(
+            "UPDATE place_day SET stale = 1 WHERE tenant_key = ? AND start_ticks = ? AND EXISTS (
+                 SELECT 1 FROM stream_place_day
+                 WHERE tenant_key = ? AND start_ticks = ? AND (first_inside = {UNMAPPED} OR second_inside = {UNMAPPED}))"
+        ),
+        unmapped,
+    ));
+    statements
 }
 
 /// The analytics rows of a stored record, from its document and its sessions' documents: how
@@ -1430,6 +1744,16 @@ mod tests {
             (vec![endpoint(First, Subnet), endpoint(First, Version)], None),
             (vec![endpoint(First, UserId)], None),
             (vec![Column::FirstToSecond], None),
+            // Inside flags: the place rollup, or nothing (the rows have none).
+            (
+                vec![
+                    Column::Inside(First),
+                    Column::Inside(Second),
+                    endpoint(First, ConnectionType),
+                ],
+                Some(("stream_place_day", None)),
+            ),
+            (vec![Column::Inside(First), endpoint(First, Subnet)], None),
         ];
         for (group_by, expected) in cases {
             assert_eq!(

@@ -694,6 +694,40 @@ async fn poor_ratios_from_the_raw_records_match_the_api_for_several_groupings(ba
     }
 }
 
+/// Asks each query over a range that is not whole days (answered from the rows) and over the
+/// same records in whole days (from the rollups), and checks the answers are the same and not
+/// empty; answers how many groups they had.
+async fn rows_and_rollups_agree(app: &TestApp, queries: &[&str]) -> usize {
+    let mut groups = 0;
+    for query in queries {
+        let (path, parameters) = query.split_once('?').unwrap();
+        let parameters: String = parameters
+            .split('&')
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap();
+                format!("&{name}={}", enc(value))
+            })
+            .collect();
+        let from_rows = get(
+            app,
+            &format!("/analytics/{path}?fromDateTime=2024-02-01T00:00:01Z&toDateTime={TO}{parameters}"),
+        )
+        .await;
+        let from_rollups = get(
+            app,
+            &format!("/analytics/{path}?fromDateTime={FROM}&toDateTime={TO}{parameters}"),
+        )
+        .await;
+        assert_eq!(from_rows.status, 200, "{query}: {}", from_rows.text);
+        assert_eq!(from_rollups.status, 200, "{query}: {}", from_rollups.text);
+        assert_eq!(from_rows.json()["value"], from_rollups.json()["value"], "{query}");
+        let answered = from_rollups.json()["value"].as_array().unwrap().len();
+        assert!(answered > 0, "{query}: the test data has streams");
+        groups += answered;
+    }
+    groups
+}
+
 both!(the_rollups_answer_as_the_rows_do);
 async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -738,8 +772,6 @@ async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
         .unwrap();
     assert_eq!(taken.status(), 200);
 
-    // A range that is not whole days is answered from the rows; the same records over whole
-    // days from the rollups.
     let queries = [
         "quality?groupBy=firstSubnet",
         "quality?groupBy=secondSubnet,secondConnectionType",
@@ -754,35 +786,13 @@ async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
         "worst?by=subnet&minStreams=1",
         "worst?by=building&minStreams=1&mediaType=audio",
         "worst?by=user&minStreams=1",
+        "quality?groupBy=insideOutside,wiredWifi",
+        "quality?groupBy=firstInside,callType&filter=mediaType eq 'audio'",
+        "quality?groupBy=day,insideOutside&filter=secondIsServer eq false",
     ];
-    let mut answered_groups = 0;
-    for query in queries {
-        let (path, parameters) = query.split_once('?').unwrap();
-        let parameters: String = parameters
-            .split('&')
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap();
-                format!("&{name}={}", enc(value))
-            })
-            .collect();
-        let from_rows = get(
-            &app,
-            &format!("/analytics/{path}?fromDateTime=2024-02-01T00:00:01Z&toDateTime={TO}{parameters}"),
-        )
-        .await;
-        let from_rollups = get(
-            &app,
-            &format!("/analytics/{path}?fromDateTime={FROM}&toDateTime={TO}{parameters}"),
-        )
-        .await;
-        assert_eq!(from_rows.status, 200, "{query}: {}", from_rows.text);
-        assert_eq!(from_rollups.status, 200, "{query}: {}", from_rollups.text);
-        assert_eq!(from_rows.json()["value"], from_rollups.json()["value"], "{query}");
-        let groups = from_rollups.json()["value"].as_array().unwrap().len();
-        assert!(groups > 0, "{query}: the test data has streams");
-        answered_groups += groups;
-    }
+    let answered_groups = rows_and_rollups_agree(&app, &queries).await;
     assert!(answered_groups > 100, "{answered_groups}");
+
     // The moved subnet holds streams of the newer versions only, and fewer than all.
     let mut streams_there = 0;
     for side in ["first", "second"] {
@@ -807,6 +817,44 @@ async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
         streams_there > 0 && (streams_there as usize) < all.len(),
         "{streams_there}"
     );
+
+    // The place rollup follows a new building file, and writes after it was classified.
+    let inside_is_outside = callrecords::generate::building_file()
+        .replace(",1,0,0\n", ",0,0,0\n")
+        .replace(",1,0,1\n", ",0,0,1\n");
+    let taken = reqwest::Client::new()
+        .put(app.url("/ingest/buildings"))
+        .body(inside_is_outside)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 200);
+    let by_place = [
+        "quality?groupBy=insideOutside,wiredWifi",
+        "quality?groupBy=firstInside,callType&filter=mediaType eq 'audio'",
+    ];
+    rows_and_rollups_agree(&app, &by_place).await;
+    let pairs = get(
+        &app,
+        &format!("/analytics/quality?fromDateTime={FROM}&toDateTime={TO}&groupBy=insideOutside"),
+    )
+    .await;
+    assert!(pairs.json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|row| !row["insideOutside"].as_str().unwrap().contains("inside")));
+    let newest: Vec<Value> = newer
+        .iter()
+        .map(|record| {
+            let mut record = record.clone();
+            record["version"] = json!(record["version"].as_i64().unwrap() + 1);
+            record["sessions"][0]["segments"][0]["media"][0]["callerNetwork"]["subnet"] = json!("10.20.0.0");
+            record
+        })
+        .collect();
+    app.ingest_ok(&newest).await;
+    rows_and_rollups_agree(&app, &by_place).await;
 }
 
 both!(bad_parameters_are_400s_that_name_them);
