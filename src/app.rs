@@ -194,6 +194,11 @@ impl App {
             stop_signal.clone(),
         ));
         let delivery = tokio::spawn(delivery::run(self.state.notifier.clone(), stop_signal.clone()));
+        tokio::spawn(crate::analytics::classify_places(
+            self.state.store.clone(),
+            crate::analytics::PLACE_CLASSIFYING_INTERVAL,
+            stop_signal.clone(),
+        ));
         let mut router = api::router(self.state);
         if let Some(sync) = self.sync {
             router = router.merge(sync.routes());

@@ -20,11 +20,14 @@ use crate::quality::buildings::{Building, BuildingMap};
 use crate::quality::{Classification, Condition as PoorCondition, MediaType};
 use crate::store::analytics::rows_of_stored;
 use crate::store::analytics::{
-    rollup_answers, AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, InsideCorp, Side, Value,
-    TICKS_PER_DAY,
+    rollup_answers, AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, InsideCorp, Side,
+    Value, TICKS_PER_DAY,
 };
 use crate::store::codec::PartKind;
 use crate::store::{all_children, Store, StoreError, TenantId};
+
+/// How often `serve` classifies the days written since into the place rollup.
+pub const PLACE_CLASSIFYING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A place a subnet maps to through the building file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -375,6 +378,49 @@ impl Places {
             Place::Region => Json::from(building.region),
             Place::Inside => Json::from(building.inside_corp),
             Place::Vpn => Json::from(building.vpn),
+        }
+    }
+}
+
+/// The places of the tenant's active building file (none when it has uploaded none).
+pub(crate) async fn places_of(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<Places> {
+    let Some(file) = store.active_building_file(tenant).await? else {
+        return Ok(Places::new(None));
+    };
+    let parsed = crate::quality::buildings::parse(&file.body)
+        .map_err(|problems| anyhow::anyhow!("the stored building file does not parse: {problems:?}"))?;
+    Ok(Places::new(Some((file.uploaded, BuildingMap::new(parsed)))))
+}
+
+/// Classifies into the place rollup every tenant's days written (or given a new building file)
+/// since they were classified, every `interval` until `shutdown` turns true, so that a query by
+/// inside and outside finds them ready. A failure is logged and tried again at the next
+/// interval; queries classify what they need themselves meanwhile.
+pub async fn classify_places(
+    store: std::sync::Arc<dyn Store>,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let every_day = (
+        Timestamp::from_ticks(0),
+        Timestamp::from_ticks(i64::MAX / TICKS_PER_DAY * TICKS_PER_DAY),
+    );
+    loop {
+        let classified = async {
+            for tenant in store.tenants_with_unclassified_days().await? {
+                let places = places_of(store.as_ref(), &tenant).await?;
+                store
+                    .classified_days(&tenant, every_day.0, every_day.1, places.file, places.map.as_ref())
+                    .await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        if let Err(error) = classified.await {
+            tracing::warn!(%error, "classifying days into the place rollup failed; retrying at the next interval");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
     }
 }

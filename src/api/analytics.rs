@@ -14,7 +14,6 @@ use super::AppState;
 use crate::analytics::{self, AnalyticsError, Dimension, ParamError, Params, Places, Worst};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
-use crate::quality::buildings::{self, BuildingMap};
 use crate::quality::Classification;
 use crate::store::TenantId;
 
@@ -137,13 +136,9 @@ fn params(state: &AppState, found: &HashMap<String, String>) -> Result<Params> {
 
 /// The tenant's building file as a map (none when it has uploaded none).
 async fn places(state: &AppState, tenant: &TenantId) -> Result<Places> {
-    let Some(file) = state.store.active_building_file(tenant).await? else {
-        return Ok(Places::new(None));
-    };
-    let parsed = buildings::parse(&file.body).map_err(|problems| {
-        ApiError::internal(anyhow::anyhow!("the stored building file does not parse: {problems:?}"))
-    })?;
-    Ok(Places::new(Some((file.uploaded, BuildingMap::new(parsed)))))
+    analytics::places_of(state.store.as_ref(), tenant)
+        .await
+        .map_err(ApiError::internal)
 }
 
 fn answer(params: &Params, rows: Vec<serde_json::Value>) -> Response {

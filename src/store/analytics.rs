@@ -590,6 +590,9 @@ pub trait AnalyticsStore: Send + Sync {
         file: i64,
         buildings: Option<&BuildingMap>,
     ) -> StoreResult<ClassifiedDays>;
+
+    /// The tenants with days of streams the place rollup does not hold as they are now.
+    async fn tenants_with_unclassified_days(&self) -> StoreResult<Vec<TenantId>>;
 }
 
 /// How a backend's analytics rows name their record: SQLite by the record's integer key,
@@ -1499,6 +1502,21 @@ impl<B: SqlBackend> AnalyticsStore for B {
             }
         }
         Ok(answer)
+    }
+
+    async fn tenants_with_unclassified_days(&self) -> StoreResult<Vec<TenantId>> {
+        let statement = Statement::new(
+            B::DIALECT,
+            "SELECT t.id AS tenant_id FROM tenant t
+             WHERE EXISTS (SELECT 1 FROM place_day p WHERE p.tenant_key = t.key AND p.stale <> 0)",
+            Vec::new(),
+        );
+        self.fetch_all(statement)
+            .await?
+            .iter()
+            .map(|row| B::tenant(row))
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
     }
 
     async fn distinct_values(&self, tenant: &TenantId, column: EndpointColumn) -> StoreResult<Vec<String>> {

@@ -732,7 +732,13 @@ impl<B: SqlBackend> BuildingStore for B {
                 (&file.body).into(),
             ],
         );
-        self.write_all(vec![statement]).await?;
+        // The place rollup's days were classified by the previous file.
+        let stale = Statement::new(
+            B::DIALECT,
+            "UPDATE place_day SET stale = 1 WHERE tenant_key = (SELECT key FROM tenant WHERE id = ?)",
+            vec![tenant.into()],
+        );
+        self.write_all(vec![statement, stale]).await?;
         Ok(())
     }
 

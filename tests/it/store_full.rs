@@ -136,7 +136,7 @@ async fn a_full_sqlite_store_loses_nothing_acknowledged_across_kill_9() {
     let db_url = format!("sqlite://{}", path.display());
     let client = reqwest::Client::new();
 
-    let (mut server, base) = spawn_server_with(&db_url, &["--sqlite-max-size", "1MiB"]);
+    let (mut server, base) = spawn_server_with(&db_url, &["--sqlite-max-size", "1280KiB"]);
     let filled = fill_until_full(&client, &base, "full", 300).await;
     assert_full_refusal(&filled.refusal);
     server.kill_9();
