@@ -1277,6 +1277,9 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<Strin
     statements
 }
 
+/// Held while days are classified into the place rollup.
+static CLASSIFYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The `place_day.building_file` of a day never classified.
 const NEVER_CLASSIFIED: i64 = -1;
 
@@ -1477,10 +1480,26 @@ impl<B: SqlBackend> AnalyticsStore for B {
             .map(|row| B::integer_at(row, 0))
             .collect::<Result<_, _>>()?;
         if !pending.is_empty() {
+            // One classifier at a time in this process (`serve`'s and a query's would otherwise
+            // do the same days together); each day is looked at again once it is this one's
+            // turn.
+            let _turn = CLASSIFYING.lock().await;
             map_subnets(self, tenant_key, file, buildings).await?;
-        }
-        for day in pending {
-            self.write_all(classify_day(dialect, tenant_key, day, file)).await?;
+            for day in pending {
+                let state = Statement::new(
+                    dialect,
+                    "SELECT COUNT(*) FROM place_day
+                     WHERE tenant_key = ? AND start_ticks = ? AND stale = 0 AND building_file = ?",
+                    vec![
+                        SqlValue::Integer(tenant_key),
+                        SqlValue::Integer(day),
+                        SqlValue::Integer(file),
+                    ],
+                );
+                if self.count(state).await? == 0 {
+                    self.write_all(classify_day(dialect, tenant_key, day, file)).await?;
+                }
+            }
         }
         let mut values = vec![SqlValue::Integer(file)];
         values.extend(range);
