@@ -895,7 +895,7 @@ fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult
 const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
 
 /// The inserts of a record's analytics rows, in as few statements as the limits allow; `keys`
-/// from `resolve_dimensions` over them.
+/// from `resolve_dimensions` over them. The rollups follow with `added_rows_daily_changes`.
 pub(crate) fn insert_rows(
     dialect: Dialect,
     tenant_key: i64,
@@ -945,8 +945,42 @@ pub(crate) fn insert_rows(
             statements.push(Statement::new(dialect, &sql, values));
         }
     }
-    statements.extend(daily_changes(dialect, tenant_key, record, start, 1));
     Ok(statements)
+}
+
+/// The rollups' change for the rows `insert_rows` wrote for `records` (each with its start),
+/// all of a tenant: run after those inserts, in their transaction. A batch at a time, since each
+/// statement groups whatever rows it is given.
+pub(crate) fn added_rows_daily_changes(
+    dialect: Dialect,
+    tenant_key: i64,
+    records: &[(RecordRef<'_>, Timestamp)],
+) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    let Some((first, _)) = records.first() else {
+        return statements;
+    };
+    let column = first.column();
+    for chunk in records.chunks(1000) {
+        let mut starts: Vec<i64> = chunk.iter().map(|(_, start)| start.ticks()).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        // Every row of a listed record; the starts only let the primary key find them.
+        let rows_where = format!(
+            "tenant_key = ? AND start_ticks IN ({}) AND {column} IN ({})",
+            vec!["?"; starts.len()].join(", "),
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut values = vec![SqlValue::Integer(tenant_key)];
+        values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
+        values.extend(chunk.iter().map(|(record, _)| record.value()));
+        for fact in [Fact::Streams, Fact::Legs] {
+            for sql in daily_change(fact, 1, &rows_where) {
+                statements.push(Statement::new(dialect, &sql, values.clone()));
+            }
+        }
+    }
+    statements
 }
 
 /// The daily tables' change for one record's rows.

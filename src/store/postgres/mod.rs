@@ -194,7 +194,12 @@ impl PgStore {
                         start,
                         rows,
                         &dimensions[tenant_key],
-                    )?);
+                    )?)
+                    .chain(analytics::added_rows_daily_changes(
+                        sql::Dialect::Postgres,
+                        *tenant_key,
+                        &[(record, start)],
+                    ));
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -400,6 +405,13 @@ impl PgStore {
             for statement in &rows {
                 bound(statement).execute(&mut *tx).await?;
             }
+        }
+        let written: Vec<_> = writes
+            .iter()
+            .map(|write| (analytics::RecordRef::Id(&write.record.id), write.record.start))
+            .collect();
+        for statement in analytics::added_rows_daily_changes(sql::Dialect::Postgres, tenant_key, &written) {
+            bound(&statement).execute(&mut *tx).await?;
         }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
         insert_planned_notifications(&mut tx, tenant, &planned, now).await?;

@@ -253,7 +253,12 @@ impl SqliteStore {
                         start,
                         rows,
                         &keys[tenant_key],
-                    )?);
+                    )?)
+                    .chain(analytics::added_rows_daily_changes(
+                        sql::Dialect::Sqlite,
+                        *tenant_key,
+                        &[(record, start)],
+                    ));
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -587,7 +592,8 @@ struct RecordWrite<'a> {
 }
 
 /// Inserts a record, its parts and its participant references.
-async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<()> {
+/// Answers its key; the rollups follow with `analytics::added_rows_daily_changes`.
+async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<i64> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
         "INSERT INTO record (tenant_key, id, version, start_ticks, end_ticks, n_sessions, n_participants, stored_at_ticks,
@@ -642,7 +648,7 @@ async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &R
     for statement in &rows {
         bound(statement).execute(&mut *tx).await?;
     }
-    Ok(())
+    Ok(key)
 }
 
 /// Deletes the record with `key` and start `start`, with its parts and participant references
@@ -868,6 +874,7 @@ impl CallRecordStore for SqliteStore {
         for (id, start) in &plan.replaces {
             delete_record(&mut tx, &self.codec, tenant_key, keys[id.as_str()], *start).await?;
         }
+        let mut written = Vec::with_capacity(plan.writes.len());
         for index in plan.writes.iter().copied() {
             rules::refuse_repeated_ids(&batch[index])?;
             let row = RecordWrite {
@@ -877,7 +884,11 @@ impl CallRecordStore for SqliteStore {
                 compressed: &compressed[index],
                 dimensions: &dimensions,
             };
-            insert_record(&mut tx, tenant_key, &row).await?;
+            let key = insert_record(&mut tx, tenant_key, &row).await?;
+            written.push((analytics::RecordRef::Key(key), batch[index].start));
+        }
+        for statement in analytics::added_rows_daily_changes(sql::Dialect::Sqlite, tenant_key, &written) {
+            bound(&statement).execute(&mut *tx).await?;
         }
         for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
             sqlx::query(
