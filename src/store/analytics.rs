@@ -87,6 +87,21 @@ impl Fact {
         }
     }
 
+    /// The call's facts every rollup of the fact keeps apart: those of CQD's default filters,
+    /// the call type and PSTN, and for streams the media type.
+    fn call_keys(self) -> &'static [Column] {
+        match self {
+            Fact::Streams => &[
+                Column::MediaType,
+                Column::Conference,
+                Column::Pstn,
+                Column::Excluded,
+                Column::QoeReported,
+            ],
+            Fact::Legs => &[Column::Conference, Column::Pstn, Column::Excluded],
+        }
+    }
+
     pub(crate) fn measure_count(self) -> usize {
         self.measures().len()
     }
@@ -103,25 +118,20 @@ struct Rollup {
     /// are one side's, named without the side, and a `side` column says which. A stream counts
     /// once in each side's totals, so a query may name one side only.
     per_side: bool,
+    /// What it keeps apart besides the day and the call's facts (`Fact::call_keys`).
     keys: &'static [Column],
 }
 
 /// The rollups, in the order a query tries them: the first that keeps every column it names
-/// answers it. Kept apart in all of them: CQD's default-filter facts and the call type.
-/// Subnets and versions are too many for one table of both sides (a day's pairs of them are
-/// nearly as many as its streams), so each has a table of one side's; users are never rolled
-/// up.
+/// answers it. Subnets and versions are too many for one table of both sides (a day's pairs of
+/// them are nearly as many as its streams), so each has a table of one side's; users are never
+/// rolled up.
 const ROLLUPS: [Rollup; 4] = [
     Rollup {
         table: "stream_day",
         fact: Fact::Streams,
         per_side: false,
         keys: &[
-            Column::MediaType,
-            Column::Conference,
-            Column::Pstn,
-            Column::Excluded,
-            Column::QoeReported,
             Column::Endpoint(Side::First, EndpointColumn::Server),
             Column::Endpoint(Side::Second, EndpointColumn::Server),
             Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
@@ -133,11 +143,6 @@ const ROLLUPS: [Rollup; 4] = [
         fact: Fact::Streams,
         per_side: true,
         keys: &[
-            Column::MediaType,
-            Column::Conference,
-            Column::Pstn,
-            Column::Excluded,
-            Column::QoeReported,
             Column::Endpoint(Side::First, EndpointColumn::Server),
             Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
             Column::Endpoint(Side::First, EndpointColumn::WifiBand),
@@ -152,11 +157,6 @@ const ROLLUPS: [Rollup; 4] = [
         fact: Fact::Streams,
         per_side: true,
         keys: &[
-            Column::MediaType,
-            Column::Conference,
-            Column::Pstn,
-            Column::Excluded,
-            Column::QoeReported,
             Column::Endpoint(Side::First, EndpointColumn::Server),
             Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
             Column::Endpoint(Side::First, EndpointColumn::Subnet),
@@ -167,9 +167,6 @@ const ROLLUPS: [Rollup; 4] = [
         fact: Fact::Legs,
         per_side: false,
         keys: &[
-            Column::Conference,
-            Column::Pstn,
-            Column::Excluded,
             Column::Endpoint(Side::First, EndpointColumn::Server),
             Column::Endpoint(Side::Second, EndpointColumn::Server),
         ],
@@ -185,11 +182,6 @@ const PLACE_ROLLUP: Rollup = Rollup {
     fact: Fact::Streams,
     per_side: false,
     keys: &[
-        Column::MediaType,
-        Column::Conference,
-        Column::Pstn,
-        Column::Excluded,
-        Column::QoeReported,
         Column::Endpoint(Side::First, EndpointColumn::Server),
         Column::Endpoint(Side::Second, EndpointColumn::Server),
         Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
@@ -213,19 +205,23 @@ impl Rollup {
 
     /// Its key columns as a side's: the side's own for a rollup per side.
     fn keys_of(&self, side: Option<Side>) -> Vec<Column> {
-        self.keys
-            .iter()
-            .map(|column| match (column, side) {
-                (Column::Endpoint(_, endpoint), Some(side)) => Column::Endpoint(side, *endpoint),
-                (column, _) => *column,
-            })
-            .collect()
+        let own = self.keys.iter().map(|column| match (column, side) {
+            (Column::Endpoint(_, endpoint), Some(side)) => Column::Endpoint(side, *endpoint),
+            (column, _) => *column,
+        });
+        self.fact.call_keys().iter().copied().chain(own).collect()
     }
 
     /// The names of its key columns, `side` first for a rollup per side.
     fn key_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.per_side.then(|| "side".to_owned()).into_iter().collect();
-        names.extend(self.keys.iter().map(|column| self.column_name(*column)));
+        names.extend(
+            self.fact
+                .call_keys()
+                .iter()
+                .chain(self.keys)
+                .map(|column| self.column_name(*column)),
+        );
         names
     }
 

@@ -528,6 +528,17 @@ async fn assert_api_agrees_over(
     assert_eq!(answered, expected, "{query}");
 }
 
+/// The call records the generator makes for `options`.
+fn generated_records(options: &GenerateOptions) -> Vec<Value> {
+    let mut records = Vec::new();
+    generate(options, |item| {
+        if let Generated::CallRecord(record) = item {
+            records.push(record);
+        }
+    });
+    records
+}
+
 both!(poor_ratios_from_the_raw_records_match_the_api_for_several_groupings);
 async fn poor_ratios_from_the_raw_records_match_the_api_for_several_groupings(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -537,12 +548,7 @@ async fn poor_ratios_from_the_raw_records_match_the_api_for_several_groupings(ba
         days: 20,
         until: time::macros::datetime!(2024-03-15 00:00 UTC),
     };
-    let mut records = Vec::new();
-    generate(&options, |item| {
-        if let Generated::CallRecord(record) = item {
-            records.push(record);
-        }
-    });
+    let records = generated_records(&options);
     for chunk in records.chunks(40) {
         app.ingest_ok(chunk).await;
     }
@@ -737,12 +743,7 @@ async fn the_rollups_answer_as_the_rows_do(backend: Backend) {
         days: 20,
         until: time::macros::datetime!(2024-03-15 00:00 UTC),
     };
-    let mut records = Vec::new();
-    generate(&options, |item| {
-        if let Generated::CallRecord(record) = item {
-            records.push(record);
-        }
-    });
+    let records = generated_records(&options);
     for chunk in records.chunks(50) {
         app.ingest_ok(chunk).await;
     }
