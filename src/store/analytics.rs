@@ -891,7 +891,7 @@ fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult
 const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
 
 /// The inserts of a record's analytics rows, in as few statements as the limits allow; `keys`
-/// from `resolve_dimensions` over them. The rollups follow with `added_rows_daily_changes`.
+/// from `resolve_dimensions` over them. The rollups follow with `daily_changes`.
 pub(crate) fn insert_rows(
     dialect: Dialect,
     tenant_key: i64,
@@ -944,13 +944,14 @@ pub(crate) fn insert_rows(
     Ok(statements)
 }
 
-/// The rollups' change for the rows `insert_rows` wrote for `records` (each with its start),
-/// all of a tenant: run after those inserts, in their transaction. A batch at a time, since each
-/// statement groups whatever rows it is given.
-pub(crate) fn added_rows_daily_changes(
+/// The rollups' change (`sign` 1 after inserting, -1 before deleting) for the rows of
+/// `records` (each with its start), all of a tenant, in their transaction. A batch at a time,
+/// since each statement groups whatever rows it is given.
+pub(crate) fn daily_changes(
     dialect: Dialect,
     tenant_key: i64,
     records: &[(RecordRef<'_>, Timestamp)],
+    sign: i64,
 ) -> Vec<Statement> {
     let mut statements = Vec::new();
     let Some((first, _)) = records.first() else {
@@ -971,34 +972,12 @@ pub(crate) fn added_rows_daily_changes(
         values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
         values.extend(chunk.iter().map(|(record, _)| record.value()));
         for fact in [Fact::Streams, Fact::Legs] {
-            for sql in daily_change(fact, 1, &rows_where) {
+            for sql in daily_change(fact, sign, &rows_where) {
                 statements.push(Statement::new(dialect, &sql, values.clone()));
             }
         }
     }
     statements
-}
-
-/// The daily tables' change for one record's rows.
-fn daily_changes(
-    dialect: Dialect,
-    tenant_key: i64,
-    record: RecordRef<'_>,
-    start: Timestamp,
-    sign: i64,
-) -> Vec<Statement> {
-    let rows_where = format!("tenant_key = ? AND start_ticks = ? AND {} = ?", record.column());
-    [Fact::Streams, Fact::Legs]
-        .into_iter()
-        .flat_map(|fact| daily_change(fact, sign, &rows_where))
-        .map(|sql| {
-            Statement::new(
-                dialect,
-                &sql,
-                vec![SqlValue::Integer(tenant_key), start.into(), record.value()],
-            )
-        })
-        .collect()
 }
 
 /// The deletes of a record's analytics rows.
@@ -1008,7 +987,7 @@ pub(crate) fn delete_rows(
     record: RecordRef<'_>,
     start: Timestamp,
 ) -> Vec<Statement> {
-    let mut statements = daily_changes(dialect, tenant_key, record, start, -1);
+    let mut statements = daily_changes(dialect, tenant_key, &[(record, start)], -1);
     for table in ["stream", "call_leg"] {
         statements.push(Statement::new(
             dialect,
@@ -1307,9 +1286,6 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<Strin
     statements
 }
 
-/// Held while days are classified into the place rollup.
-static CLASSIFYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The `place_day.building_file` of a day never classified.
 const NEVER_CLASSIFIED: i64 = -1;
 
@@ -1362,10 +1338,9 @@ fn rollup_change(rollup: &Rollup, side: Option<Side>, sign: i64, rows_where: &st
 /// Every rollup computed again from the rows, a UTC day a transaction, from the day the
 /// pending fact names on: how rollups added to a store with rows get their totals. The days are
 /// those the first rollups (`stream_day`, `call_leg_day`) have, which every write of rows has
-/// kept since the rows exist. Each day's
-/// totals are deleted and summed again under a lock that keeps writers of rows out of the
-/// rollups meanwhile (PostgreSQL; SQLite's writer is one), so a day done twice, or concurrently
-/// by two nodes, ends the same. Removes the fact when done.
+/// kept since the rows exist. Each day's totals are deleted and summed again under a lock that
+/// keeps writers of rows out of the rollups meanwhile (PostgreSQL; SQLite's writer is one), so a
+/// day done twice, or concurrently by two nodes, ends the same. Removes the fact when done.
 pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> StoreResult<()> {
     let dialect = B::DIALECT;
     let fact_statement = Statement::new(
@@ -1491,24 +1466,35 @@ impl<B: SqlBackend> AnalyticsStore for B {
         if tenant_key == 0 {
             return Ok(ClassifiedDays::default());
         }
-        let range = vec![SqlValue::Integer(tenant_key), from.into(), to.into()];
-        let mut pending_values = range.clone();
-        pending_values.push(SqlValue::Integer(file));
-        let pending = Statement::new(
-            dialect,
-            "SELECT DISTINCT d.start_ticks FROM stream_day d
-             LEFT JOIN place_day p ON p.tenant_key = d.tenant_key AND p.start_ticks = d.start_ticks
-             WHERE d.tenant_key = ? AND d.start_ticks >= ? AND d.start_ticks < ?
-               AND (p.stale IS NULL OR p.stale <> 0 OR p.building_file <> ?)
-             ORDER BY d.start_ticks",
-            pending_values,
-        );
-        let pending: Vec<i64> = self
-            .fetch_all(pending)
+        // Each day of the range with streams, and whether the rollup holds it as of `file`.
+        let day_states = || async {
+            let states = Statement::new(
+                dialect,
+                "SELECT DISTINCT d.start_ticks,
+                        CAST(CASE WHEN p.stale = 0 AND p.building_file = ? THEN 1 ELSE 0 END AS BIGINT)
+                 FROM stream_day d
+                 LEFT JOIN place_day p ON p.tenant_key = d.tenant_key AND p.start_ticks = d.start_ticks
+                 WHERE d.tenant_key = ? AND d.start_ticks >= ? AND d.start_ticks < ?
+                 ORDER BY d.start_ticks",
+                vec![
+                    SqlValue::Integer(file),
+                    SqlValue::Integer(tenant_key),
+                    from.into(),
+                    to.into(),
+                ],
+            );
+            self.fetch_all(states)
+                .await?
+                .iter()
+                .map(|row| Ok((B::integer_at(row, 0)?, B::integer_at(row, 1)? == 1)))
+                .collect::<Result<Vec<(i64, bool)>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        };
+        let pending: Vec<i64> = day_states()
             .await?
-            .iter()
-            .map(|row| B::integer_at(row, 0))
-            .collect::<Result<_, _>>()?;
+            .into_iter()
+            .filter_map(|(day, classified)| (!classified).then_some(day))
+            .collect();
         if !pending.is_empty() {
             // One classifier at a time in this process (`serve`'s and a query's would otherwise
             // do the same days together); each day is looked at again once it is this one's
@@ -1531,23 +1517,11 @@ impl<B: SqlBackend> AnalyticsStore for B {
                 }
             }
         }
-        let mut values = vec![SqlValue::Integer(file)];
-        values.extend(range);
-        let days = Statement::new(
-            dialect,
-            "SELECT DISTINCT d.start_ticks, CAST(CASE WHEN p.stale = 0 AND p.building_file = ? THEN 1 ELSE 0 END AS BIGINT)
-             FROM stream_day d
-             LEFT JOIN place_day p ON p.tenant_key = d.tenant_key AND p.start_ticks = d.start_ticks
-             WHERE d.tenant_key = ? AND d.start_ticks >= ? AND d.start_ticks < ?
-             ORDER BY d.start_ticks",
-            values,
-        );
         let mut answer = ClassifiedDays::default();
-        for row in self.fetch_all(days).await? {
-            let day = B::integer_at(&row, 0)? / TICKS_PER_DAY;
-            match B::integer_at(&row, 1)? {
-                1 => answer.classified.push(day),
-                _ => answer.others.push(day),
+        for (day, classified) in day_states().await? {
+            match classified {
+                true => answer.classified.push(day / TICKS_PER_DAY),
+                false => answer.others.push(day / TICKS_PER_DAY),
             }
         }
         Ok(answer)
@@ -1672,6 +1646,9 @@ async fn map_subnets<B: SqlBackend>(
     backend.write_all(writes).await?;
     Ok(())
 }
+
+/// Held while days are classified into the place rollup.
+static CLASSIFYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One transaction classifying a day into the place rollup by `file`'s mapping. On PostgreSQL
 /// it first locks `place_day`, which writers of rows mark after everything else they write, so

@@ -195,10 +195,11 @@ impl PgStore {
                         rows,
                         &dimensions[tenant_key],
                     )?)
-                    .chain(analytics::added_rows_daily_changes(
+                    .chain(analytics::daily_changes(
                         sql::Dialect::Postgres,
                         *tenant_key,
                         &[(record, start)],
+                        1,
                     ));
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
@@ -410,7 +411,7 @@ impl PgStore {
             .iter()
             .map(|write| (analytics::RecordRef::Id(&write.record.id), write.record.start))
             .collect();
-        for statement in analytics::added_rows_daily_changes(sql::Dialect::Postgres, tenant_key, &written) {
+        for statement in analytics::daily_changes(sql::Dialect::Postgres, tenant_key, &written, 1) {
             bound(&statement).execute(&mut *tx).await?;
         }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);

@@ -254,10 +254,11 @@ impl SqliteStore {
                         rows,
                         &keys[tenant_key],
                     )?)
-                    .chain(analytics::added_rows_daily_changes(
+                    .chain(analytics::daily_changes(
                         sql::Dialect::Sqlite,
                         *tenant_key,
                         &[(record, start)],
+                        1,
                     ));
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
@@ -592,7 +593,7 @@ struct RecordWrite<'a> {
 }
 
 /// Inserts a record, its parts and its participant references.
-/// Answers its key; the rollups follow with `analytics::added_rows_daily_changes`.
+/// Answers its key; the rollups follow with `analytics::daily_changes`.
 async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<i64> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
@@ -887,7 +888,7 @@ impl CallRecordStore for SqliteStore {
             let key = insert_record(&mut tx, tenant_key, &row).await?;
             written.push((analytics::RecordRef::Key(key), batch[index].start));
         }
-        for statement in analytics::added_rows_daily_changes(sql::Dialect::Sqlite, tenant_key, &written) {
+        for statement in analytics::daily_changes(sql::Dialect::Sqlite, tenant_key, &written, 1) {
             bound(&statement).execute(&mut *tx).await?;
         }
         for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
