@@ -20,8 +20,8 @@ use crate::quality::buildings::{Building, BuildingMap};
 use crate::quality::{Classification, Condition as PoorCondition, MediaType};
 use crate::store::analytics::rows_of_stored;
 use crate::store::analytics::{
-    rollup_answers, AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, InsideCorp, Side,
-    Value, TICKS_PER_DAY,
+    rollup_answers, AnalyticsStore, Column, Condition, EndpointColumn, Fact, GroupQuery, GroupRow, InsideCorp,
+    Measures, Side, Value, TICKS_PER_DAY,
 };
 use crate::store::codec::PartKind;
 use crate::store::{all_children, Store, StoreError, TenantId};
@@ -732,6 +732,7 @@ async fn grouped(
             group_by,
             conditions: conditions.clone(),
             default_filters: params.default_filters,
+            measures: Measures::All,
         };
         async move {
             let rows = store.group(tenant, &query).await?;
@@ -748,6 +749,7 @@ async fn grouped(
         group_by: place_columns,
         conditions: conditions.clone(),
         default_filters: params.default_filters,
+        measures: Measures::All,
     };
     let names_inside = by_place
         .group_by
@@ -994,29 +996,33 @@ pub(crate) async fn worst(
     top: usize,
 ) -> Answer<Vec<Json>> {
     let conditions = conditions(store, tenant, params, Fact::Streams, places).await?;
-    let per_side: &[EndpointColumn] = match by {
-        Worst::Subnet | Worst::Building => &[EndpointColumn::Server, EndpointColumn::Subnet],
-        Worst::User => &[EndpointColumn::Server, EndpointColumn::UserId],
+    let grouped_by = match by {
+        Worst::Subnet | Worst::Building => EndpointColumn::Subnet,
+        Worst::User => EndpointColumn::UserId,
     };
     // A side at a time: grouping both sides together would make a group of nearly every pair.
     let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
     for side in [Side::First, Side::Second] {
+        let mut conditions = conditions.clone();
+        conditions.push(Condition {
+            column: Column::Endpoint(side, EndpointColumn::Server),
+            values: vec![Value::Bool(false)],
+            negated: false,
+        });
         let query = GroupQuery {
             fact: Fact::Streams,
             from: params.from,
             to: params.to,
-            group_by: per_side.iter().map(|column| Column::Endpoint(side, *column)).collect(),
-            conditions: conditions.clone(),
+            group_by: vec![Column::Endpoint(side, grouped_by)],
+            conditions,
             default_filters: params.default_filters,
+            measures: Measures::Ranking,
         };
         for row in store.group(tenant, &query).await? {
-            if row.keys[0] == Value::Bool(true) || row.keys[0] == Value::Integer(1) {
-                continue;
-            }
-            let Value::Text(key) = &row.keys[1] else { continue };
+            let Value::Text(key) = &row.keys[0] else { continue };
             let key = match by {
                 Worst::Subnet | Worst::User => key.clone(),
-                Worst::Building => match places.value(&row.keys[1], Place::Building) {
+                Worst::Building => match places.value(&row.keys[0], Place::Building) {
                     Json::String(building) => building,
                     _ => continue,
                 },
@@ -1082,6 +1088,7 @@ pub(crate) async fn calls(
         group_by: Vec::new(),
         conditions,
         default_filters: params.default_filters,
+        measures: Measures::All,
     };
     let calls = store.calls(tenant, &query, top).await?;
     Ok(calls

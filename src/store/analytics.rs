@@ -101,10 +101,6 @@ impl Fact {
             Fact::Legs => &[Column::Conference, Column::Pstn, Column::Excluded],
         }
     }
-
-    pub(crate) fn measure_count(self) -> usize {
-        self.measures().len()
-    }
 }
 
 /// A table of daily totals kept beside a fact's rows, in the transactions that write and delete
@@ -533,6 +529,28 @@ pub struct GroupQuery {
     /// CQD's default filters: QoE reported (streams), no bots, auto attendants, call queues or
     /// announcement services.
     pub default_filters: bool,
+    pub measures: Measures,
+}
+
+/// Which of the fact's measures (`Fact::measures`) a query sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measures {
+    All,
+    /// The first three of streams (streams, good, poor): what a ranking by poor ratio needs.
+    /// Summing a rollup's columns is most of what reading it costs, so a ranking over a month of
+    /// subnets reads three times faster without the others.
+    Ranking,
+}
+
+impl GroupQuery {
+    /// The measures it sums: a name (the rollups' column) and what it adds up over the rows.
+    fn summed(&self) -> Vec<(&'static str, String)> {
+        let mut measures = self.fact.measures();
+        if self.measures == Measures::Ranking {
+            measures.truncate(3);
+        }
+        measures
+    }
 }
 
 /// One group: its key values in `group_by` order, and the fact's measures.
@@ -1231,7 +1249,7 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
     } else {
         format!(" GROUP BY {}", keys.join(", "))
     };
-    let measures = query.fact.measures();
+    let measures = query.summed();
     let (source, sums): (String, Vec<String>) = match rollup {
         Some(read) => (
             format!("{} WHERE {where_sql}", read.rollup.table),
@@ -1427,6 +1445,7 @@ impl<B: SqlBackend> AnalyticsStore for B {
     async fn group(&self, tenant: &TenantId, query: &GroupQuery) -> StoreResult<Vec<GroupRow>> {
         let rows = self.fetch_analytics(group_statement(B::DIALECT, tenant, query)).await?;
         let width = query.group_by.len();
+        let measure_count = query.summed().len();
         let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
             let count = B::integer_at(row, width)?;
@@ -1440,7 +1459,7 @@ impl<B: SqlBackend> AnalyticsStore for B {
                 .enumerate()
                 .map(|(index, column)| key_at::<B>(row, index, *column))
                 .collect::<Result<Vec<_>, _>>()?;
-            let measures = (0..query.fact.measure_count())
+            let measures = (0..measure_count)
                 .map(|index| B::integer_at(row, width + index))
                 .collect::<Result<Vec<_>, _>>()?;
             groups.push(GroupRow { keys, measures });
@@ -1564,19 +1583,20 @@ impl<B: SqlBackend> AnalyticsStore for B {
         let (where_sql, mut values) = where_clause(query, tenant, None);
         values.push(SqlValue::Integer(i64::from(limit)));
         // The calls are found in the stream rows alone; SQLite's rows name their record by key,
-        // so its ids come from a join outside.
+        // so its ids come from a join outside. A record's rows share its start and follow each
+        // other in the key's order, so grouping by both needs no sort.
         let (reference, id, join) = match B::DIALECT {
             Dialect::Sqlite => ("record_key", "r.id", "JOIN record r ON r.key = m.record_key"),
             Dialect::Postgres => ("record_id", "m.record_id", ""),
         };
         let sql = format!(
             "SELECT {id}, m.first_start, m.conference, m.streams, m.poor FROM (
-                 SELECT {reference}, MIN(start_ticks) AS first_start,
+                 SELECT {reference}, start_ticks AS first_start,
                         CAST(MAX(CASE WHEN conference THEN 1 ELSE 0 END) AS BIGINT) AS conference,
                         CAST(COUNT(*) AS BIGINT) AS streams,
                         CAST(SUM(CASE WHEN classification = 1 THEN 1 ELSE 0 END) AS BIGINT) AS poor
                  FROM stream WHERE {where_sql}
-                 GROUP BY {reference} ORDER BY poor DESC, first_start DESC LIMIT ?
+                 GROUP BY start_ticks, {reference} ORDER BY poor DESC, first_start DESC LIMIT ?
              ) m {join}
              ORDER BY m.poor DESC, m.first_start DESC, 1"
         );
@@ -1749,6 +1769,7 @@ mod tests {
             group_by,
             conditions,
             default_filters: true,
+            measures: Measures::All,
         }
     }
 
