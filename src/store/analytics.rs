@@ -20,6 +20,8 @@ use crate::quality::{EndpointFacts, LegRow, QualityRows, StreamRow, POOR_RATING_
 
 /// A day in 100 ns ticks: `start_ticks / TICKS_PER_DAY` is a day number since 1970-01-01.
 pub(crate) const TICKS_PER_DAY: i64 = 864_000_000_000;
+const TICKS_PER_SECOND: i64 = 10_000_000;
+const DAYS_PER_WEEK: i64 = 7;
 
 /// The table a query reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,10 @@ struct Rollup {
     per_side: bool,
     /// What it keeps apart besides the day and the call's facts (`Fact::call_keys`).
     keys: &'static [Column],
+    /// A table of the same totals by week (`week_start`), for a rollup with so many keys a day
+    /// that a month of days is slow to sum: a query over whole weeks reads a row where it
+    /// would read up to seven. It holds the sum of the daily table's rows.
+    weekly: Option<&'static str>,
 }
 
 /// The rollups, in the order a query tries them: the first that keeps every column it names
@@ -133,6 +139,7 @@ const ROLLUPS: [Rollup; 4] = [
             Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
             Column::Endpoint(Side::Second, EndpointColumn::ConnectionType),
         ],
+        weekly: None,
     },
     Rollup {
         table: "stream_client_day",
@@ -147,6 +154,7 @@ const ROLLUPS: [Rollup; 4] = [
             Column::Endpoint(Side::First, EndpointColumn::Version),
             Column::Endpoint(Side::First, EndpointColumn::ServiceRole),
         ],
+        weekly: None,
     },
     Rollup {
         table: "stream_network_day",
@@ -157,6 +165,7 @@ const ROLLUPS: [Rollup; 4] = [
             Column::Endpoint(Side::First, EndpointColumn::ConnectionType),
             Column::Endpoint(Side::First, EndpointColumn::Subnet),
         ],
+        weekly: Some("stream_network_week"),
     },
     Rollup {
         table: "call_leg_day",
@@ -166,6 +175,7 @@ const ROLLUPS: [Rollup; 4] = [
             Column::Endpoint(Side::First, EndpointColumn::Server),
             Column::Endpoint(Side::Second, EndpointColumn::Server),
         ],
+        weekly: None,
     },
 ];
 
@@ -185,6 +195,7 @@ const PLACE_ROLLUP: Rollup = Rollup {
         Column::Inside(Side::First),
         Column::Inside(Side::Second),
     ],
+    weekly: None,
 };
 
 /// Which rollup answers a query, and for a rollup of one side's totals, which side.
@@ -192,6 +203,33 @@ const PLACE_ROLLUP: Rollup = Rollup {
 struct RollupRead {
     rollup: &'static Rollup,
     side: Option<Side>,
+}
+
+impl RollupRead {
+    /// The tables and ranges that hold a query's whole days: the weekly table (if any) for its
+    /// whole weeks, unless the query names days, and the daily table for the days around them.
+    fn spans(&self, query: &GroupQuery) -> Vec<(&'static str, Timestamp, Timestamp)> {
+        let daily = self.rollup.table;
+        let whole = vec![(daily, query.from, query.to)];
+        let Some(weekly) = self.rollup.weekly else {
+            return whole;
+        };
+        let names_days = query.group_by.contains(&Column::Day)
+            || query.conditions.iter().any(|condition| condition.column == Column::Day);
+        let weeks = whole_weeks(query.from.ticks() / TICKS_PER_DAY, query.to.ticks() / TICKS_PER_DAY);
+        let Some((first, end)) = weeks.filter(|_| !names_days) else {
+            return whole;
+        };
+        let at = |day: i64| Timestamp::from_ticks(day * TICKS_PER_DAY);
+        [
+            (daily, query.from, at(first)),
+            (weekly, at(first), at(end)),
+            (daily, at(end), query.to),
+        ]
+        .into_iter()
+        .filter(|(_, from, to)| from.ticks() < to.ticks())
+        .collect()
+    }
 }
 
 impl Rollup {
@@ -228,6 +266,65 @@ impl Rollup {
             other => other.expression(),
         }
     }
+}
+
+/// Where a daily rollup's row of the time `ticks` starts (in ticks).
+fn day_start(ticks: &str) -> String {
+    format!("({ticks} / {TICKS_PER_DAY}) * {TICKS_PER_DAY}")
+}
+
+/// Where a weekly rollup's row of the time `ticks` starts (in ticks): the start of its week,
+/// a week being seven days from 1970-01-01, or of its month if that is later. Cut at the month
+/// so that a week's row lives in one month, as the PostgreSQL partitions and their purge are by
+/// month. `week_of` is the same rule in days.
+fn week_start(dialect: Dialect, ticks: &str) -> String {
+    let week = DAYS_PER_WEEK * TICKS_PER_DAY;
+    let week = format!("({ticks} / {week}) * {week}");
+    let seconds = format!("{ticks} / {TICKS_PER_SECOND}");
+    match dialect {
+        Dialect::Sqlite => format!(
+            "MAX({week}, CAST(strftime('%s', {seconds}, 'unixepoch', 'start of month') AS BIGINT) * {TICKS_PER_SECOND})"
+        ),
+        Dialect::Postgres => format!(
+            "GREATEST({week}, CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp({seconds}) AT TIME ZONE 'UTC')) AS BIGINT) * {TICKS_PER_SECOND})"
+        ),
+    }
+}
+
+/// The days `[start, end)` of the week row (`week_start`) that holds `day` (days since
+/// 1970-01-01), if the calendar has the day.
+fn week_of(day: i64) -> Option<(i64, i64)> {
+    // 1970-01-01 is Julian day 2,440,588.
+    let julian = |day: i64| i32::try_from(day + 2_440_588).ok();
+    let date = time::Date::from_julian_day(julian(day)?).ok()?;
+    let month_start = date.replace_day(1).ok()?;
+    let next_month = match date.month() {
+        time::Month::December => time::Date::from_calendar_date(date.year() + 1, time::Month::January, 1),
+        month => time::Date::from_calendar_date(date.year(), month.next(), 1),
+    }
+    .ok()?;
+    let days = |date: time::Date| i64::from(date.to_julian_day()) - 2_440_588;
+    let week = day.div_euclid(DAYS_PER_WEEK) * DAYS_PER_WEEK;
+    Some((
+        week.max(days(month_start)),
+        (week + DAYS_PER_WEEK).min(days(next_month)),
+    ))
+}
+
+/// The days of `[first_day, end_day)` a weekly rollup answers: from the first week row that
+/// starts in the range to the last that ends in it, if there is one.
+fn whole_weeks(first_day: i64, end_day: i64) -> Option<(i64, i64)> {
+    let (start, end) = week_of(first_day)?;
+    let from = if start == first_day { first_day } else { end };
+    let mut to = from;
+    loop {
+        let (_, end) = week_of(to)?;
+        if end > end_day {
+            break;
+        }
+        to = end;
+    }
+    (to > from).then_some((from, to))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -990,7 +1087,7 @@ pub(crate) fn daily_changes(
         values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
         values.extend(chunk.iter().map(|(record, _)| record.value()));
         for fact in [Fact::Streams, Fact::Legs] {
-            for sql in daily_change(fact, sign, &rows_where) {
+            for sql in daily_change(dialect, fact, sign, &rows_where) {
                 statements.push(Statement::new(dialect, &sql, values.clone()));
             }
         }
@@ -1221,7 +1318,6 @@ fn rollup_for(query: &GroupQuery) -> Option<RollupRead> {
 
 fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> Statement {
     let rollup = rollup_for(query);
-    let (where_sql, values) = where_clause(query, tenant, rollup);
     let keys: Vec<String> = query
         .group_by
         .iter()
@@ -1250,25 +1346,63 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
         format!(" GROUP BY {}", keys.join(", "))
     };
     let measures = query.summed();
-    let (source, sums): (String, Vec<String>) = match rollup {
-        Some(read) => (
-            format!("{} WHERE {where_sql}", read.rollup.table),
-            measures
+    let (source, sums, values): (String, Vec<String>, Vec<SqlValue>) = match rollup {
+        Some(read) => {
+            let sums = measures
                 .iter()
                 .map(|(name, _)| format!("CAST(SUM({name}) AS BIGINT)"))
-                .collect(),
-        ),
-        None => (
-            format!(
-                "(SELECT * FROM {} WHERE {where_sql}) s{}",
-                query.fact.table(),
-                joins(&query.group_by)
-            ),
-            measures
-                .iter()
-                .map(|(_, expression)| format!("CAST(SUM({expression}) AS BIGINT)"))
-                .collect(),
-        ),
+                .collect();
+            let spans = read.spans(query);
+            let mut values = Vec::new();
+            let mut branches = Vec::new();
+            for (table, from, to) in &spans {
+                let span = GroupQuery {
+                    from: *from,
+                    to: *to,
+                    ..query.clone()
+                };
+                let (where_sql, span_values) = where_clause(&span, tenant, rollup);
+                values.extend(span_values);
+                branches.push((table, where_sql));
+            }
+            let source = match &branches[..] {
+                [(table, where_sql)] => format!("{table} WHERE {where_sql}"),
+                _ => {
+                    // The key columns (plain columns: a query by days reads days only; once
+                    // each, though two dimensions may group by one) and the measures of each
+                    // table, summed outside.
+                    let mut columns: Vec<String> = Vec::new();
+                    for key in &keys {
+                        if !columns.contains(key) {
+                            columns.push(key.clone());
+                        }
+                    }
+                    columns.extend(measures.iter().map(|(name, _)| (*name).to_owned()));
+                    let columns = columns.join(", ");
+                    let selects: Vec<String> = branches
+                        .iter()
+                        .map(|(table, where_sql)| format!("SELECT {columns} FROM {table} WHERE {where_sql}"))
+                        .collect();
+                    format!("({}) r", selects.join(" UNION ALL "))
+                }
+            };
+            (source, sums, values)
+        }
+        None => {
+            let (where_sql, values) = where_clause(query, tenant, None);
+            (
+                format!(
+                    "(SELECT * FROM {} WHERE {where_sql}) s{}",
+                    query.fact.table(),
+                    joins(&query.group_by)
+                ),
+                measures
+                    .iter()
+                    .map(|(_, expression)| format!("CAST(SUM({expression}) AS BIGINT)"))
+                    .collect(),
+                values,
+            )
+        }
     };
     let sql = format!("SELECT {select_keys}{} FROM {source}{group}", sums.join(", "));
     Statement::new(dialect, &sql, values)
@@ -1279,20 +1413,26 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
 /// the values `rows_where` names. Run after inserting rows and before deleting them, in the
 /// same transaction, it keeps every rollup the sum of the rows. The endpoint columns come from
 /// the rows' profiles.
-pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<String> {
+pub(crate) fn daily_change(dialect: Dialect, fact: Fact, sign: i64, rows_where: &str) -> Vec<String> {
     let mut statements = Vec::new();
+    let day = day_start("s.start_ticks");
     for rollup in Rollup::of(fact) {
         let sides: &[Option<Side>] = match rollup.per_side {
             true => &[Some(Side::First), Some(Side::Second)],
             false => &[None],
         };
-        for side in sides {
-            statements.push(rollup_change(rollup, *side, sign, rows_where));
+        let weekly = rollup
+            .weekly
+            .map(|weekly| (weekly, week_start(dialect, "s.start_ticks")));
+        for (table, start) in [(rollup.table, day.clone())].into_iter().chain(weekly) {
+            for side in sides {
+                statements.push(rollup_change(rollup, table, &start, *side, sign, rows_where));
+            }
         }
     }
     if fact == Fact::Streams {
         // The place rollup is classified again when next asked for these days.
-        let day = format!("(start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
+        let day = day_start("start_ticks");
         statements.push(format!(
             "INSERT INTO place_day (tenant_key, start_ticks, stale, building_file)
              SELECT tenant_key, {day}, 1, {NEVER_CLASSIFIED} FROM {} WHERE {rows_where}
@@ -1308,15 +1448,15 @@ pub(crate) fn daily_change(fact: Fact, sign: i64, rows_where: &str) -> Vec<Strin
 const NEVER_CLASSIFIED: i64 = -1;
 
 /// Adds (`sign` 1) or takes away (`sign` -1) the rows chosen by `rows_where` to or from
-/// `rollup` (`side`'s totals of a rollup per side).
-fn rollup_change(rollup: &Rollup, side: Option<Side>, sign: i64, rows_where: &str) -> String {
+/// `rollup`'s `table` (its daily or weekly one), whose rows start at `start` (over the rows'
+/// `s.start_ticks`); `side`'s totals of a rollup per side.
+fn rollup_change(rollup: &Rollup, table: &str, start: &str, side: Option<Side>, sign: i64, rows_where: &str) -> String {
     let measures = rollup.fact.measures();
     let names: Vec<&str> = measures.iter().map(|(name, _)| *name).collect();
     let sums: Vec<String> = measures
         .iter()
         .map(|(_, expression)| format!("CAST(SUM({expression}) * {sign} AS BIGINT)"))
         .collect();
-    let day = format!("(s.start_ticks / {TICKS_PER_DAY}) * {TICKS_PER_DAY}");
     let keys = rollup.keys_of(side);
     let key_values: Vec<String> = keys
         .iter()
@@ -1332,12 +1472,11 @@ fn rollup_change(rollup: &Rollup, side: Option<Side>, sign: i64, rows_where: &st
     // a column).
     let side_value = side.map_or(String::new(), |side| format!("{}, ", side.code()));
     let key_names = rollup.key_names().join(", ");
-    let table = rollup.table;
     format!(
         "INSERT INTO {table} (tenant_key, start_ticks, {key_names}, {})
-         SELECT s.tenant_key, {day}, {side_value}{}, {}
+         SELECT s.tenant_key, {start}, {side_value}{}, {}
          FROM (SELECT * FROM {} WHERE {rows_where}) s{}
-         GROUP BY s.tenant_key, {day}, {}
+         GROUP BY s.tenant_key, {start}, {}
          ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
         names.join(", "),
         key_values.join(", "),
@@ -1353,13 +1492,88 @@ fn rollup_change(rollup: &Rollup, side: Option<Side>, sign: i64, rows_where: &st
     )
 }
 
+/// Adds (`sign` 1) or takes away (`sign` -1) the rows of `rollup`'s daily table chosen by
+/// `days_where` to or from its weekly table.
+fn weeks_from_days(dialect: Dialect, rollup: &Rollup, weekly: &str, sign: i64, days_where: &str) -> String {
+    let keys = rollup.key_names().join(", ");
+    let names: Vec<&str> = rollup.fact.measures().iter().map(|(name, _)| *name).collect();
+    let sums: Vec<String> = names
+        .iter()
+        .map(|name| format!("CAST(SUM({name}) * {sign} AS BIGINT)"))
+        .collect();
+    let start = week_start(dialect, "start_ticks");
+    format!(
+        "INSERT INTO {weekly} (tenant_key, start_ticks, {keys}, {})
+         SELECT tenant_key, {start}, {keys}, {} FROM {} WHERE {days_where}
+         GROUP BY tenant_key, {start}, {keys}
+         ON CONFLICT (tenant_key, start_ticks, {keys}) DO UPDATE SET {}",
+        names.join(", "),
+        sums.join(", "),
+        rollup.table,
+        names
+            .iter()
+            .map(|name| format!("{name} = {weekly}.{name} + excluded.{name}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The rollup tables in the order writers of rows change them (`daily_change`'s), which is the
+/// order a lock of them all takes them in, so that neither waits on the other in a cycle.
+fn rollup_tables() -> Vec<&'static str> {
+    ROLLUPS
+        .iter()
+        .flat_map(|rollup| std::iter::once(rollup.table).chain(rollup.weekly))
+        .collect()
+}
+
+/// On PostgreSQL, the lock that keeps writers of rows out of every rollup until the
+/// transaction ends (SQLite's writer is one).
+fn rollups_lock(dialect: Dialect) -> Option<Statement> {
+    let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", rollup_tables().join(", "));
+    (dialect == Dialect::Postgres).then(|| Statement::new(dialect, &lock, Vec::new()))
+}
+
+/// Sums the weekly tables again from the daily ones if a migration added one (the pending fact
+/// `WEEKS_PENDING`), in one transaction.
+async fn rebuild_pending_weeks<B: SqlBackend>(backend: &B) -> StoreResult<()> {
+    let dialect = B::DIALECT;
+    let pending = Statement::new(
+        dialect,
+        "SELECT value FROM store_fact WHERE name = ?",
+        vec![SqlValue::Text(WEEKS_PENDING.to_owned())],
+    );
+    if backend.fetch_optional(pending).await?.is_none() {
+        return Ok(());
+    }
+    let mut statements: Vec<Statement> = rollups_lock(dialect).into_iter().collect();
+    for rollup in &ROLLUPS {
+        if let Some(weekly) = rollup.weekly {
+            statements.push(Statement::new(dialect, &format!("DELETE FROM {weekly}"), Vec::new()));
+            let sql = weeks_from_days(dialect, rollup, weekly, 1, "1 = 1");
+            statements.push(Statement::new(dialect, &sql, Vec::new()));
+        }
+    }
+    statements.push(Statement::new(
+        dialect,
+        "DELETE FROM store_fact WHERE name = ?",
+        vec![SqlValue::Text(WEEKS_PENDING.to_owned())],
+    ));
+    backend.write_all(statements).await?;
+    tracing::info!("the weekly analytics rollups are summed from the daily ones");
+    Ok(())
+}
+
 /// Every rollup computed again from the rows, a UTC day a transaction, from the day the
 /// pending fact names on: how rollups added to a store with rows get their totals. The days are
 /// those the first rollups (`stream_day`, `call_leg_day`) have, which every write of rows has
 /// kept since the rows exist. Each day's totals are deleted and summed again under a lock that
 /// keeps writers of rows out of the rollups meanwhile (PostgreSQL; SQLite's writer is one), so a
-/// day done twice, or concurrently by two nodes, ends the same. Removes the fact when done.
+/// day done twice, or concurrently by two nodes, ends the same; a weekly table stays the sum of
+/// its daily one, the day's old totals taken away from it and the new added. Removes the fact
+/// when done. Weekly tables a migration added are summed first.
 pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> StoreResult<()> {
+    rebuild_pending_weeks(backend).await?;
     let dialect = B::DIALECT;
     let fact_statement = Statement::new(
         dialect,
@@ -1396,23 +1610,18 @@ pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> Store
         };
         let day = first.div_euclid(TICKS_PER_DAY) * TICKS_PER_DAY;
         let range = || vec![SqlValue::Integer(day), SqlValue::Integer(day + TICKS_PER_DAY)];
-        let mut statements = Vec::new();
-        if dialect == Dialect::Postgres {
-            let tables: Vec<&str> = ROLLUPS.iter().map(|rollup| rollup.table).collect();
-            // In the order writers of rows take them (ROLLUPS'), so neither waits on the other
-            // in a cycle.
-            let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
-            statements.push(Statement::new(dialect, &lock, Vec::new()));
-        }
+        let mut statements: Vec<Statement> = rollups_lock(dialect).into_iter().collect();
+        let days_where = "start_ticks >= ? AND start_ticks < ?";
         for rollup in &ROLLUPS {
-            let delete = format!(
-                "DELETE FROM {} WHERE start_ticks >= ? AND start_ticks < ?",
-                rollup.table
-            );
+            if let Some(weekly) = rollup.weekly {
+                let sql = weeks_from_days(dialect, rollup, weekly, -1, days_where);
+                statements.push(Statement::new(dialect, &sql, range()));
+            }
+            let delete = format!("DELETE FROM {} WHERE {days_where}", rollup.table);
             statements.push(Statement::new(dialect, &delete, range()));
         }
         for fact in [Fact::Streams, Fact::Legs] {
-            for sql in daily_change(fact, 1, "start_ticks >= ? AND start_ticks < ?") {
+            for sql in daily_change(dialect, fact, 1, days_where) {
                 statements.push(Statement::new(dialect, &sql, range()));
             }
         }
@@ -1699,6 +1908,8 @@ fn classify_day(dialect: Dialect, tenant_key: i64, day: i64, file: i64) -> Vec<S
         dialect,
         &rollup_change(
             &PLACE_ROLLUP,
+            PLACE_ROLLUP.table,
+            &day_start("s.start_ticks"),
             None,
             1,
             "tenant_key = ? AND start_ticks >= ? AND start_ticks < ?",
@@ -1756,6 +1967,9 @@ pub(crate) const ROWS_PENDING: &str = "quality_rows_pending";
 /// The store fact whose presence says that the rollups must be summed from the rows again,
 /// from the day (in ticks) it holds.
 pub(crate) const ROLLUPS_PENDING: &str = "quality_rollups_pending";
+/// The store fact of a weekly rollup table added to a store: its rows are to be summed from the
+/// daily table's.
+const WEEKS_PENDING: &str = "quality_weekly_rollups_pending";
 
 #[cfg(test)]
 mod tests {
@@ -1862,7 +2076,7 @@ mod tests {
 
     #[test]
     fn a_per_side_rollup_is_changed_once_for_each_side() {
-        let statements = daily_change(Fact::Streams, 1, "tenant_key = ?");
+        let statements = daily_change(Dialect::Sqlite, Fact::Streams, 1, "tenant_key = ?");
         let count = |table: &str| {
             statements
                 .iter()
@@ -1873,10 +2087,91 @@ mod tests {
             (
                 count("stream_day"),
                 count("stream_client_day"),
-                count("stream_network_day")
+                count("stream_network_day"),
+                count("stream_network_week")
             ),
-            (1, 2, 2)
+            (1, 2, 2, 2)
         );
-        assert_eq!(daily_change(Fact::Legs, -1, "tenant_key = ?").len(), 1);
+        assert_eq!(daily_change(Dialect::Sqlite, Fact::Legs, -1, "tenant_key = ?").len(), 1);
+    }
+
+    /// Days since 1970-01-01 of a date.
+    fn day(year: i32, month: time::Month, day: u8) -> i64 {
+        let date = time::Date::from_calendar_date(year, month, day).unwrap();
+        i64::from(date.to_julian_day()) - 2_440_588
+    }
+
+    #[test]
+    fn a_week_row_is_seven_days_from_1970_cut_at_the_month() {
+        use time::Month::*;
+        // 1970-01-01 starts a week; 2025-12-04 is 2,891 weeks later, a Thursday too.
+        assert_eq!(week_of(0), Some((0, 7)));
+        assert_eq!(
+            week_of(day(2025, December, 6)),
+            Some((day(2025, December, 4), day(2025, December, 11)))
+        );
+        // The week of Thursday 2025-12-25 runs into January: cut at both sides of the month.
+        assert_eq!(
+            week_of(day(2025, December, 31)),
+            Some((day(2025, December, 25), day(2026, January, 1)))
+        );
+        assert_eq!(
+            week_of(day(2026, January, 1)),
+            Some((day(2026, January, 1), day(2026, January, 8)))
+        );
+        // 2024-02-29 (a leap year): the week of Thursday 2024-02-29 is cut at March.
+        assert_eq!(
+            week_of(day(2024, February, 29)),
+            Some((day(2024, February, 29), day(2024, March, 1)))
+        );
+        assert_eq!(
+            week_of(day(2024, March, 2)),
+            Some((day(2024, March, 1), day(2024, March, 7)))
+        );
+    }
+
+    #[test]
+    fn a_range_is_read_from_its_whole_weeks_and_the_days_around_them() {
+        use time::Month::*;
+        // 2025-12-02 to 2026-01-01: weeks from Thursday 2025-12-04, the last cut at the month.
+        let (from, to) = (day(2025, December, 2), day(2026, January, 1));
+        assert_eq!(whole_weeks(from, to), Some((day(2025, December, 4), to)));
+        // Six days hold no whole week unless they start one.
+        assert_eq!(whole_weeks(day(2025, December, 5), day(2025, December, 11)), None);
+        assert_eq!(
+            whole_weeks(day(2025, December, 4), day(2025, December, 11)),
+            Some((day(2025, December, 4), day(2025, December, 11)))
+        );
+        // A range across a month's end reads the cut weeks on both sides.
+        assert_eq!(
+            whole_weeks(day(2025, December, 20), day(2026, January, 12)),
+            Some((day(2025, December, 25), day(2026, January, 8)))
+        );
+
+        let subnets = |from: i64, to: i64, group_by: Vec<Column>| {
+            let mut query = query(Fact::Streams, group_by, Vec::new());
+            query.from = Timestamp::from_ticks(from * TICKS_PER_DAY);
+            query.to = Timestamp::from_ticks(to * TICKS_PER_DAY);
+            let spans = rollup_for(&query).unwrap().spans(&query);
+            spans
+                .into_iter()
+                .map(|(table, from, to)| (table, from.ticks() / TICKS_PER_DAY, to.ticks() / TICKS_PER_DAY))
+                .collect::<Vec<_>>()
+        };
+        let by_subnet = vec![endpoint(Side::Second, EndpointColumn::Subnet)];
+        assert_eq!(
+            subnets(from, to, by_subnet.clone()),
+            vec![
+                ("stream_network_day", from, day(2025, December, 4)),
+                ("stream_network_week", day(2025, December, 4), to),
+            ]
+        );
+        // By day, the days.
+        let mut by_day = by_subnet.clone();
+        by_day.push(Column::Day);
+        assert_eq!(subnets(from, to, by_day), vec![("stream_network_day", from, to)]);
+        // A rollup without weeks reads its days.
+        let by_version = vec![endpoint(Side::Second, EndpointColumn::Version)];
+        assert_eq!(subnets(from, to, by_version), vec![("stream_client_day", from, to)]);
     }
 }

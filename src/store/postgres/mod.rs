@@ -352,6 +352,7 @@ impl PgStore {
             .await?;
             for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
                 for change in analytics::daily_change(
+                    sql::Dialect::Postgres,
                     fact,
                     -1,
                     "tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)",
@@ -1148,6 +1149,7 @@ impl RetentionStore for PgStore {
         .await?;
         for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
             for change in analytics::daily_change(
+                sql::Dialect::Postgres,
                 fact,
                 -1,
                 "start_ticks < $4 AND (tenant_key, record_id, start_ticks) IN

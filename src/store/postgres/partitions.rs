@@ -115,6 +115,7 @@ impl Family {
                 "stream_day",
                 "stream_client_day",
                 "stream_network_day",
+                "stream_network_week",
                 "stream_place_day",
                 "call_leg_day",
             ],
