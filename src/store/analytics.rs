@@ -1477,18 +1477,26 @@ fn rollup_change(rollup: &Rollup, table: &str, start: &str, side: Option<Side>, 
          SELECT s.tenant_key, {start}, {side_value}{}, {}
          FROM (SELECT * FROM {} WHERE {rows_where}) s{}
          GROUP BY s.tenant_key, {start}, {}
-         ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
+         {}",
         names.join(", "),
         key_values.join(", "),
         sums.join(", "),
         rollup.fact.table(),
         joins(&keys),
         key_values.join(", "),
-        names
-            .iter()
-            .map(|name| format!("{name} = {table}.{name} + excluded.{name}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        added_on_conflict(table, &key_names, &names)
+    )
+}
+
+/// The end of an insert into a rollup table that adds its measures to a row already there.
+fn added_on_conflict(table: &str, key_names: &str, names: &[&str]) -> String {
+    let added: Vec<String> = names
+        .iter()
+        .map(|name| format!("{name} = {table}.{name} + excluded.{name}"))
+        .collect();
+    format!(
+        "ON CONFLICT (tenant_key, start_ticks, {key_names}) DO UPDATE SET {}",
+        added.join(", ")
     )
 }
 
@@ -1506,15 +1514,11 @@ fn weeks_from_days(dialect: Dialect, rollup: &Rollup, weekly: &str, sign: i64, d
         "INSERT INTO {weekly} (tenant_key, start_ticks, {keys}, {})
          SELECT tenant_key, {start}, {keys}, {} FROM {} WHERE {days_where}
          GROUP BY tenant_key, {start}, {keys}
-         ON CONFLICT (tenant_key, start_ticks, {keys}) DO UPDATE SET {}",
+         {}",
         names.join(", "),
         sums.join(", "),
         rollup.table,
-        names
-            .iter()
-            .map(|name| format!("{name} = {weekly}.{name} + excluded.{name}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        added_on_conflict(weekly, &keys, &names)
     )
 }
 
@@ -1534,16 +1538,32 @@ fn rollups_lock(dialect: Dialect) -> Option<Statement> {
     (dialect == Dialect::Postgres).then(|| Statement::new(dialect, &lock, Vec::new()))
 }
 
+/// Reads the value of the store fact `name` (no row: the fact is absent).
+fn store_fact(dialect: Dialect, name: &str) -> Statement {
+    Statement::new(
+        dialect,
+        "SELECT value FROM store_fact WHERE name = ?",
+        vec![SqlValue::Text(name.to_owned())],
+    )
+}
+
+fn forget_store_fact(dialect: Dialect, name: &str) -> Statement {
+    Statement::new(
+        dialect,
+        "DELETE FROM store_fact WHERE name = ?",
+        vec![SqlValue::Text(name.to_owned())],
+    )
+}
+
 /// Sums the weekly tables again from the daily ones if a migration added one (the pending fact
 /// `WEEKS_PENDING`), in one transaction.
 async fn rebuild_pending_weeks<B: SqlBackend>(backend: &B) -> StoreResult<()> {
     let dialect = B::DIALECT;
-    let pending = Statement::new(
-        dialect,
-        "SELECT value FROM store_fact WHERE name = ?",
-        vec![SqlValue::Text(WEEKS_PENDING.to_owned())],
-    );
-    if backend.fetch_optional(pending).await?.is_none() {
+    if backend
+        .fetch_optional(store_fact(dialect, WEEKS_PENDING))
+        .await?
+        .is_none()
+    {
         return Ok(());
     }
     let mut statements: Vec<Statement> = rollups_lock(dialect).into_iter().collect();
@@ -1554,11 +1574,7 @@ async fn rebuild_pending_weeks<B: SqlBackend>(backend: &B) -> StoreResult<()> {
             statements.push(Statement::new(dialect, &sql, Vec::new()));
         }
     }
-    statements.push(Statement::new(
-        dialect,
-        "DELETE FROM store_fact WHERE name = ?",
-        vec![SqlValue::Text(WEEKS_PENDING.to_owned())],
-    ));
+    statements.push(forget_store_fact(dialect, WEEKS_PENDING));
     backend.write_all(statements).await?;
     tracing::info!("the weekly analytics rollups are summed from the daily ones");
     Ok(())
@@ -1575,12 +1591,7 @@ async fn rebuild_pending_weeks<B: SqlBackend>(backend: &B) -> StoreResult<()> {
 pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> StoreResult<()> {
     rebuild_pending_weeks(backend).await?;
     let dialect = B::DIALECT;
-    let fact_statement = Statement::new(
-        dialect,
-        "SELECT value FROM store_fact WHERE name = ?",
-        vec![SqlValue::Text(ROLLUPS_PENDING.to_owned())],
-    );
-    let Some(row) = backend.fetch_optional(fact_statement).await? else {
+    let Some(row) = backend.fetch_optional(store_fact(dialect, ROLLUPS_PENDING)).await? else {
         return Ok(());
     };
     let mut next = B::integer_at(&row, 0)?;
@@ -1599,12 +1610,9 @@ pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> Store
             None => None,
         };
         let Some(first) = first else {
-            let done = Statement::new(
-                dialect,
-                "DELETE FROM store_fact WHERE name = ?",
-                vec![SqlValue::Text(ROLLUPS_PENDING.to_owned())],
-            );
-            backend.write_all(vec![done]).await?;
+            backend
+                .write_all(vec![forget_store_fact(dialect, ROLLUPS_PENDING)])
+                .await?;
             tracing::info!(days, "every analytics rollup is summed from the rows");
             return Ok(());
         };
