@@ -1069,25 +1069,14 @@ pub(crate) fn daily_changes(
     sign: i64,
 ) -> Vec<Statement> {
     let mut statements = Vec::new();
-    let Some((first, _)) = records.first() else {
+    if records.is_empty() {
         return statements;
-    };
-    let column = first.column();
+    }
+    statements.extend(rollups_writer_lock(dialect, tenant_key));
     for chunk in records.chunks(1000) {
-        let mut starts: Vec<i64> = chunk.iter().map(|(_, start)| start.ticks()).collect();
-        starts.sort_unstable();
-        starts.dedup();
-        // Every row of a listed record; the starts only let the primary key find them.
-        let rows_where = format!(
-            "tenant_key = ? AND start_ticks IN ({}) AND {column} IN ({})",
-            vec!["?"; starts.len()].join(", "),
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let mut values = vec![SqlValue::Integer(tenant_key)];
-        values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
-        values.extend(chunk.iter().map(|(record, _)| record.value()));
+        let (rows, values) = ChangedRows::of_records(dialect, tenant_key, chunk);
         for fact in [Fact::Streams, Fact::Legs] {
-            for sql in daily_change(dialect, fact, sign, &rows_where) {
+            for sql in daily_change(dialect, fact, sign, &rows) {
                 statements.push(Statement::new(dialect, &sql, values.clone()));
             }
         }
@@ -1408,14 +1397,91 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
     Statement::new(dialect, &sql, values)
 }
 
-/// Adds (`sign` 1) or takes away (`sign` -1) the fact's rows chosen by `rows_where` to or from
-/// each of its rollups, a day and key at a time: a statement per rollup and side, each taking
-/// the values `rows_where` names. Run after inserting rows and before deleting them, in the
-/// same transaction, it keeps every rollup the sum of the rows. The endpoint columns come from
-/// the rows' profiles.
-pub(crate) fn daily_change(dialect: Dialect, fact: Fact, sign: i64, rows_where: &str) -> Vec<String> {
+/// Which of a fact table's rows a change of its rollups takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChangedRows<'a> {
+    /// The rows that meet a condition on the table's columns (placeholders its own).
+    Where(&'a str),
+    /// Every row of `records` records whose `column` names them. On SQLite they are bound as
+    /// (start, record) pairs and then the tenant's key; on PostgreSQL as the tenant's key, their
+    /// `starts` distinct starts and then the records.
+    OfRecords {
+        records: usize,
+        starts: usize,
+        column: &'static str,
+    },
+}
+
+impl ChangedRows<'_> {
+    /// A `SELECT` of the rows, with every column of `fact`'s table.
+    fn select(self, dialect: Dialect, fact: Fact) -> String {
+        let table = fact.table();
+        let (records, starts, column) = match self {
+            ChangedRows::Where(condition) => return format!("SELECT * FROM {table} WHERE {condition}"),
+            ChangedRows::OfRecords {
+                records,
+                starts,
+                column,
+            } => (records, starts, column),
+        };
+        let placeholders = |n: usize| vec!["?"; n].join(", ");
+        match dialect {
+            // The pairs drive the join, so each finds its record's rows by the primary key
+            // (tenant, start, record); lists of starts and of records would try every start
+            // with every record. Without statistics SQLite would rather scan the tenant's rows
+            // unless CROSS JOIN fixes the order. A VALUES list's columns are column1, column2.
+            Dialect::Sqlite => format!(
+                "SELECT t.* FROM (VALUES {}) batch CROSS JOIN {table} t
+                 ON t.tenant_key = ? AND t.start_ticks = batch.column1 AND t.{column} = batch.column2",
+                vec!["(?, ?)"; records].join(", ")
+            ),
+            // PostgreSQL reads the starts from its (tenant, start) index in one pass and checks
+            // the records on the way (joined with a VALUES list, it hashes the tenant's month).
+            Dialect::Postgres => format!(
+                "SELECT * FROM {table} WHERE tenant_key = ? AND start_ticks IN ({}) AND {column} IN ({})",
+                placeholders(starts),
+                placeholders(records)
+            ),
+        }
+    }
+
+    /// The values `OfRecords` binds for `records`, each with its start.
+    fn of_records(dialect: Dialect, tenant_key: i64, records: &[(RecordRef<'_>, Timestamp)]) -> (Self, Vec<SqlValue>) {
+        let mut starts: Vec<i64> = records.iter().map(|(_, start)| start.ticks()).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut values = Vec::with_capacity(2 * records.len() + 1);
+        match dialect {
+            Dialect::Sqlite => {
+                for (record, start) in records {
+                    values.extend([SqlValue::from(*start), record.value()]);
+                }
+                values.push(SqlValue::Integer(tenant_key));
+            }
+            Dialect::Postgres => {
+                values.push(SqlValue::Integer(tenant_key));
+                values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
+                values.extend(records.iter().map(|(record, _)| record.value()));
+            }
+        }
+        let column = records.first().map_or("record_key", |(record, _)| record.column());
+        let rows = ChangedRows::OfRecords {
+            records: records.len(),
+            starts: starts.len(),
+            column,
+        };
+        (rows, values)
+    }
+}
+
+/// Adds (`sign` 1) or takes away (`sign` -1) the fact's `rows` to or from each of its
+/// rollups, a day and key at a time: a statement per rollup and side, each taking the values
+/// `rows` names. Run after inserting rows and before deleting them, in the same transaction, it
+/// keeps every rollup the sum of the rows. The endpoint columns come from the rows' profiles.
+pub(crate) fn daily_change(dialect: Dialect, fact: Fact, sign: i64, rows: &ChangedRows) -> Vec<String> {
     let mut statements = Vec::new();
     let day = day_start("s.start_ticks");
+    let selected = rows.select(dialect, fact);
     for rollup in Rollup::of(fact) {
         let sides: &[Option<Side>] = match rollup.per_side {
             true => &[Some(Side::First), Some(Side::Second)],
@@ -1426,19 +1492,17 @@ pub(crate) fn daily_change(dialect: Dialect, fact: Fact, sign: i64, rows_where: 
             .map(|weekly| (weekly, week_start(dialect, "s.start_ticks")));
         for (table, start) in [(rollup.table, day.clone())].into_iter().chain(weekly) {
             for side in sides {
-                statements.push(rollup_change(rollup, table, &start, *side, sign, rows_where));
+                statements.push(rollup_change(rollup, table, &start, *side, sign, &selected));
             }
         }
     }
     if fact == Fact::Streams {
         // The place rollup is classified again when next asked for these days.
-        let day = day_start("start_ticks");
         statements.push(format!(
             "INSERT INTO place_day (tenant_key, start_ticks, stale, building_file)
-             SELECT tenant_key, {day}, 1, {NEVER_CLASSIFIED} FROM {} WHERE {rows_where}
-             GROUP BY tenant_key, {day}
-             ON CONFLICT (tenant_key, start_ticks) DO UPDATE SET stale = 1",
-            fact.table()
+             SELECT s.tenant_key, {day}, 1, {NEVER_CLASSIFIED} FROM ({selected}) s
+             GROUP BY s.tenant_key, {day}
+             ON CONFLICT (tenant_key, start_ticks) DO UPDATE SET stale = 1"
         ));
     }
     statements
@@ -1447,10 +1511,10 @@ pub(crate) fn daily_change(dialect: Dialect, fact: Fact, sign: i64, rows_where: 
 /// The `place_day.building_file` of a day never classified.
 const NEVER_CLASSIFIED: i64 = -1;
 
-/// Adds (`sign` 1) or takes away (`sign` -1) the rows chosen by `rows_where` to or from
-/// `rollup`'s `table` (its daily or weekly one), whose rows start at `start` (over the rows'
-/// `s.start_ticks`); `side`'s totals of a rollup per side.
-fn rollup_change(rollup: &Rollup, table: &str, start: &str, side: Option<Side>, sign: i64, rows_where: &str) -> String {
+/// Adds (`sign` 1) or takes away (`sign` -1) the rows `selected` (a `SELECT` of them) to or
+/// from `rollup`'s `table` (its daily or weekly one), whose rows start at `start` (over the
+/// rows' `s.start_ticks`); `side`'s totals of a rollup per side.
+fn rollup_change(rollup: &Rollup, table: &str, start: &str, side: Option<Side>, sign: i64, selected: &str) -> String {
     let measures = rollup.fact.measures();
     let names: Vec<&str> = measures.iter().map(|(name, _)| *name).collect();
     let sums: Vec<String> = measures
@@ -1475,13 +1539,12 @@ fn rollup_change(rollup: &Rollup, table: &str, start: &str, side: Option<Side>, 
     format!(
         "INSERT INTO {table} (tenant_key, start_ticks, {key_names}, {})
          SELECT s.tenant_key, {start}, {side_value}{}, {}
-         FROM (SELECT * FROM {} WHERE {rows_where}) s{}
+         FROM ({selected}) s{}
          GROUP BY s.tenant_key, {start}, {}
          {}",
         names.join(", "),
         key_values.join(", "),
         sums.join(", "),
-        rollup.fact.table(),
         joins(&keys),
         key_values.join(", "),
         added_on_conflict(table, &key_names, &names)
@@ -1536,6 +1599,23 @@ fn rollup_tables() -> Vec<&'static str> {
 fn rollups_lock(dialect: Dialect) -> Option<Statement> {
     let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", rollup_tables().join(", "));
     (dialect == Dialect::Postgres).then(|| Statement::new(dialect, &lock, Vec::new()))
+}
+
+/// The two-key advisory lock class of `rollups_writer_lock`; it spells "crol".
+const ROLLUPS_WRITER_LOCK: i64 = 0x6372_6f6c;
+
+/// On PostgreSQL, the lock a transaction takes before it first changes a tenant's rollups, held
+/// to its end (taking it again is free). Two batches meet on the same rollup rows in whatever
+/// order each statement's grouping yields them, so two writers of a tenant would deadlock; with
+/// it they take turns for the end of their transactions only. SQLite's writer is one.
+pub(crate) fn rollups_writer_lock(dialect: Dialect, tenant_key: i64) -> Option<Statement> {
+    (dialect == Dialect::Postgres).then(|| {
+        Statement::new(
+            dialect,
+            "SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+            vec![SqlValue::Integer(ROLLUPS_WRITER_LOCK), SqlValue::Integer(tenant_key)],
+        )
+    })
 }
 
 /// Reads the value of the store fact `name` (no row: the fact is absent).
@@ -1629,7 +1709,7 @@ pub(crate) async fn rebuild_pending_rollups<B: SqlBackend>(backend: &B) -> Store
             statements.push(Statement::new(dialect, &delete, range()));
         }
         for fact in [Fact::Streams, Fact::Legs] {
-            for sql in daily_change(dialect, fact, 1, days_where) {
+            for sql in daily_change(dialect, fact, 1, &ChangedRows::Where(days_where)) {
                 statements.push(Statement::new(dialect, &sql, range()));
             }
         }
@@ -1920,7 +2000,8 @@ fn classify_day(dialect: Dialect, tenant_key: i64, day: i64, file: i64) -> Vec<S
             &day_start("s.start_ticks"),
             None,
             1,
-            "tenant_key = ? AND start_ticks >= ? AND start_ticks < ?",
+            &ChangedRows::Where("tenant_key = ? AND start_ticks >= ? AND start_ticks < ?")
+                .select(dialect, PLACE_ROLLUP.fact),
         ),
         insert_values,
     ));
@@ -2084,7 +2165,7 @@ mod tests {
 
     #[test]
     fn a_per_side_rollup_is_changed_once_for_each_side() {
-        let statements = daily_change(Dialect::Sqlite, Fact::Streams, 1, "tenant_key = ?");
+        let statements = daily_change(Dialect::Sqlite, Fact::Streams, 1, &ChangedRows::Where("tenant_key = ?"));
         let count = |table: &str| {
             statements
                 .iter()
@@ -2100,7 +2181,10 @@ mod tests {
             ),
             (1, 2, 2, 2)
         );
-        assert_eq!(daily_change(Dialect::Sqlite, Fact::Legs, -1, "tenant_key = ?").len(), 1);
+        assert_eq!(
+            daily_change(Dialect::Sqlite, Fact::Legs, -1, &ChangedRows::Where("tenant_key = ?")).len(),
+            1
+        );
     }
 
     /// Days since 1970-01-01 of a date.

@@ -350,12 +350,15 @@ impl PgStore {
             .bind(&old_ids)
             .execute(&mut *tx)
             .await?;
+            if let Some(statement) = analytics::rollups_writer_lock(sql::Dialect::Postgres, tenant_key) {
+                bound(&statement).execute(&mut *tx).await?;
+            }
             for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
                 for change in analytics::daily_change(
                     sql::Dialect::Postgres,
                     fact,
                     -1,
-                    "tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)",
+                    &analytics::ChangedRows::Where("tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)"),
                 ) {
                     sqlx::query(&change)
                         .bind(tenant_key)
@@ -1147,13 +1150,23 @@ impl RetentionStore for PgStore {
         .bind(before)
         .execute(&mut *tx)
         .await?;
+        let mut locked_tenants = tenant_keys.clone();
+        locked_tenants.sort_unstable();
+        locked_tenants.dedup();
+        for tenant_key in locked_tenants {
+            if let Some(statement) = analytics::rollups_writer_lock(sql::Dialect::Postgres, tenant_key) {
+                bound(&statement).execute(&mut *tx).await?;
+            }
+        }
         for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
             for change in analytics::daily_change(
                 sql::Dialect::Postgres,
                 fact,
                 -1,
-                "start_ticks < $4 AND (tenant_key, record_id, start_ticks) IN
+                &analytics::ChangedRows::Where(
+                    "start_ticks < $4 AND (tenant_key, record_id, start_ticks) IN
                      (SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]))",
+                ),
             ) {
                 sqlx::query(&change)
                     .bind(&tenant_keys)

@@ -714,3 +714,63 @@ async fn nodes_starting_together_share_the_conversion() {
     assert_eq!(all_pages(&node_b, &RecordSelection::default(), 25).await.len(), 60);
     assert_eq!(node_b.list_sessions(&t, "r59", None, 5).await.unwrap().len(), 2);
 }
+
+/// Batches of one tenant committed at once change the same rollup rows; each must wait for the
+/// other rather than deadlock, and the rollups must still sum the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_of_a_tenant_change_its_rollups_in_turn() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.open().await, db.open().await);
+    let t = tenant();
+    let options = crate::generate::GenerateOptions {
+        calls: 480,
+        seed: 11,
+        days: 2,
+        until: time::macros::datetime!(2024-03-10 00:00 UTC),
+    };
+    let at = crate::model::DateTimeOffset::parse("2024-03-11T00:00:00Z").expect("a date");
+    let mut records = Vec::new();
+    crate::generate::generate(&options, |item| {
+        if let crate::generate::Generated::CallRecord(value) = item {
+            let json = serde_json::to_vec(&value).expect("a generated record serializes");
+            records.push(crate::ingest::prepare_record(&json, at).expect("a generated record is valid"));
+        }
+    });
+    // Two writers at a time over the same two days, each batch of one writer a call's versions
+    // apart from the other's, eight times.
+    let (mut first, mut second): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for (index, record) in records.into_iter().enumerate() {
+        match index % 2 {
+            0 => first.push(record),
+            _ => second.push(record),
+        }
+    }
+    let rounds = first
+        .chunks(first.len().div_ceil(8))
+        .zip(second.chunks(second.len().div_ceil(8)));
+    for (a, b) in rounds {
+        let (written_a, written_b) = tokio::join!(
+            node_a.upsert_call_records(&t, a, now()),
+            node_b.upsert_call_records(&t, b, now())
+        );
+        written_a.expect("the first writer's batch commits");
+        written_b.expect("the second writer's batch commits");
+    }
+    for (rows, rollup) in [
+        (
+            "SELECT count(*) FROM stream",
+            "SELECT sum(streams)::int8 FROM stream_day",
+        ),
+        (
+            "SELECT count(*) FROM stream",
+            "SELECT sum(streams)::int8 FROM stream_network_day WHERE side = 0",
+        ),
+        (
+            "SELECT count(*) FROM call_leg",
+            "SELECT sum(sessions)::int8 FROM call_leg_day",
+        ),
+    ] {
+        assert_eq!(count(&node_a, rows).await, count(&node_a, rollup).await, "{rollup}");
+    }
+    assert!(count(&node_a, "SELECT count(*) FROM stream").await > 1000);
+}
