@@ -1005,55 +1005,63 @@ fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult
 
 const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
 
-/// The inserts of a record's analytics rows, in as few statements as the limits allow; `keys`
-/// from `resolve_dimensions` over them. The rollups follow with `daily_changes`.
+/// The inserts of the analytics rows of `records` (each with its start), all of a tenant, in
+/// as few statements as the limits allow; `keys` from `resolve_dimensions` over them. The
+/// rollups follow with `daily_changes`.
 pub(crate) fn insert_rows(
     dialect: Dialect,
     tenant_key: i64,
-    record: RecordRef<'_>,
-    start: Timestamp,
-    rows: &QualityRows,
+    records: &[(RecordRef<'_>, Timestamp, &QualityRows)],
     keys: &DimensionKeys,
 ) -> StoreResult<Vec<Statement>> {
+    let mut statements = Vec::new();
+    let Some((first, _, _)) = records.first() else {
+        return Ok(statements);
+    };
     let stream_columns = format!(
         "tenant_key, start_ticks, {}, ordinal, media_type, classification, poor_due_to, first_to_second,
          first_is_caller, conference, pstn, excluded, qoe_reported, {ENDPOINT_KEY_COLUMNS}",
-        record.column(),
+        first.column(),
     );
     let leg_columns = format!(
         "tenant_key, start_ticks, {}, ordinal, outcome, first_rating, second_rating, first_is_caller,
          conference, pstn, excluded, {ENDPOINT_KEY_COLUMNS}",
-        record.column(),
+        first.column(),
     );
-    let mut statements = Vec::new();
-    let streams = rows
-        .streams
-        .iter()
-        .enumerate()
-        .map(|(ordinal, row)| stream_values(row, ordinal, keys))
-        .collect::<StoreResult<Vec<_>>>()?;
-    let legs = rows
-        .legs
-        .iter()
-        .enumerate()
-        .map(|(ordinal, row)| leg_values(row, ordinal, keys))
-        .collect::<StoreResult<Vec<_>>>()?;
+    // Each row's values, the record's columns first.
+    let (mut streams, mut legs) = (Vec::new(), Vec::new());
+    for (record, start, rows) in records {
+        let record_columns = || [SqlValue::Integer(tenant_key), SqlValue::from(*start), record.value()];
+        for (ordinal, row) in rows.streams.iter().enumerate() {
+            streams.push(
+                record_columns()
+                    .into_iter()
+                    .chain(stream_values(row, ordinal, keys)?)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for (ordinal, row) in rows.legs.iter().enumerate() {
+            legs.push(
+                record_columns()
+                    .into_iter()
+                    .chain(leg_values(row, ordinal, keys)?)
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
     for (table, columns, rows) in [("stream", stream_columns, streams), ("call_leg", leg_columns, legs)] {
-        let Some(width) = rows.first().map(|row| row.len() + 3) else {
+        let Some(width) = rows.first().map(Vec::len) else {
             continue;
         };
-        for chunk in rows.chunks(VALUES_PER_STATEMENT / width) {
-            let row_placeholders = format!("({})", vec!["?"; width].join(", "));
+        let row_placeholders = format!("({})", vec!["?"; width].join(", "));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<SqlValue>> = rows.by_ref().take(VALUES_PER_STATEMENT / width).collect();
             let sql = format!(
                 "INSERT INTO {table} ({columns}) VALUES {}",
                 vec![row_placeholders.as_str(); chunk.len()].join(", ")
             );
-            let mut values = Vec::with_capacity(width * chunk.len());
-            for row in chunk {
-                values.extend([SqlValue::Integer(tenant_key), start.into(), record.value()]);
-                values.extend(row.iter().cloned());
-            }
-            statements.push(Statement::new(dialect, &sql, values));
+            statements.push(Statement::new(dialect, &sql, chunk.into_iter().flatten().collect()));
         }
     }
     Ok(statements)

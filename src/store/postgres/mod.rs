@@ -190,9 +190,7 @@ impl PgStore {
                     .chain(analytics::insert_rows(
                         sql::Dialect::Postgres,
                         *tenant_key,
-                        record,
-                        start,
-                        rows,
+                        &[(record, start, rows)],
                         &dimensions[tenant_key],
                     )?)
                     .chain(analytics::daily_changes(
@@ -397,26 +395,20 @@ impl PgStore {
             })
             .collect();
         insert_records(&mut tx, &writes).await?;
-        for write in &writes {
-            let record = write.record;
-            let rows = analytics::insert_rows(
-                sql::Dialect::Postgres,
-                tenant_key,
-                analytics::RecordRef::Id(&record.id),
-                record.start,
-                &record.quality,
-                &dimensions,
-            )?;
-            for statement in &rows {
-                bound(statement).execute(&mut *tx).await?;
-            }
-        }
-        let written: Vec<_> = writes
+        let rows: Vec<_> = writes
             .iter()
-            .map(|write| (analytics::RecordRef::Id(&write.record.id), write.record.start))
+            .map(|write| {
+                let record = write.record;
+                (analytics::RecordRef::Id(&record.id), record.start, &record.quality)
+            })
             .collect();
-        for statement in analytics::daily_changes(sql::Dialect::Postgres, tenant_key, &written, 1) {
-            bound(&statement).execute(&mut *tx).await?;
+        let written: Vec<_> = rows.iter().map(|(record, start, _)| (*record, *start)).collect();
+        let rollups = analytics::daily_changes(sql::Dialect::Postgres, tenant_key, &written, 1);
+        for statement in analytics::insert_rows(sql::Dialect::Postgres, tenant_key, &rows, &dimensions)?
+            .iter()
+            .chain(&rollups)
+        {
+            bound(statement).execute(&mut *tx).await?;
         }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
         insert_planned_notifications(&mut tx, tenant, &planned, now).await?;

@@ -249,9 +249,7 @@ impl SqliteStore {
                     .chain(analytics::insert_rows(
                         sql::Dialect::Sqlite,
                         *tenant_key,
-                        record,
-                        start,
-                        rows,
+                        &[(record, start, rows)],
                         &keys[tenant_key],
                     )?)
                     .chain(analytics::daily_changes(
@@ -381,7 +379,6 @@ impl SqliteStore {
             let tenant_key = self.tenant_key_for_writing(&tenant).await?;
             // Converted records get their analytics rows afterwards, as any record stored before
             // the rows existed.
-            let dimensions = analytics::DimensionKeys::default();
             let mut tx = WriteTransaction::<Sqlite>::begin(&self.writer, BEGIN).await?;
             for ((record, (organizer_at, stored_at)), compressed) in records.iter().zip(&kept).zip(&compressed) {
                 let row = RecordWrite {
@@ -389,7 +386,6 @@ impl SqliteStore {
                     organizer_at: *organizer_at,
                     stored_at: *stored_at,
                     compressed,
-                    dimensions: &dimensions,
                 };
                 insert_record(&mut tx, tenant_key, &row).await?;
                 for table in ["session", "participant"] {
@@ -588,12 +584,10 @@ struct RecordWrite<'a> {
     organizer_at: Option<i64>,
     stored_at: Timestamp,
     compressed: &'a codec::CompressedRecord,
-    /// The keys of what its analytics rows name.
-    dimensions: &'a analytics::DimensionKeys,
 }
 
-/// Inserts a record, its parts and its participant references.
-/// Answers its key; the rollups follow with `analytics::daily_changes`.
+/// Inserts a record, its parts and its participant references, and answers its key. Its
+/// analytics rows follow with `analytics::insert_rows`, a batch at a time.
 async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<i64> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
@@ -637,17 +631,6 @@ async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &R
                 .push_bind(key);
         });
         insert.build().execute(&mut *tx).await?;
-    }
-    let rows = analytics::insert_rows(
-        sql::Dialect::Sqlite,
-        tenant_key,
-        analytics::RecordRef::Key(key),
-        record.start,
-        &record.quality,
-        row.dimensions,
-    )?;
-    for statement in &rows {
-        bound(statement).execute(&mut *tx).await?;
     }
     Ok(key)
 }
@@ -883,13 +866,19 @@ impl CallRecordStore for SqliteStore {
                 organizer_at: Some(batch[index].organizer_at),
                 stored_at: now,
                 compressed: &compressed[index],
-                dimensions: &dimensions,
             };
             let key = insert_record(&mut tx, tenant_key, &row).await?;
-            written.push((analytics::RecordRef::Key(key), batch[index].start));
+            written.push((
+                analytics::RecordRef::Key(key),
+                batch[index].start,
+                &batch[index].quality,
+            ));
         }
-        for statement in analytics::daily_changes(sql::Dialect::Sqlite, tenant_key, &written, 1) {
-            bound(&statement).execute(&mut *tx).await?;
+        let rows = analytics::insert_rows(sql::Dialect::Sqlite, tenant_key, &written, &dimensions)?;
+        let written: Vec<_> = written.iter().map(|(record, start, _)| (*record, *start)).collect();
+        let rollups = analytics::daily_changes(sql::Dialect::Sqlite, tenant_key, &written, 1);
+        for statement in rows.iter().chain(&rollups) {
+            bound(statement).execute(&mut *tx).await?;
         }
         for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
             sqlx::query(
