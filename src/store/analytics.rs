@@ -1031,22 +1031,17 @@ pub(crate) fn insert_rows(
     // Each row's values, the record's columns first.
     let (mut streams, mut legs) = (Vec::new(), Vec::new());
     for (record, start, rows) in records {
-        let record_columns = || [SqlValue::Integer(tenant_key), SqlValue::from(*start), record.value()];
+        let with_record = |values: Vec<SqlValue>| -> Vec<SqlValue> {
+            [SqlValue::Integer(tenant_key), SqlValue::from(*start), record.value()]
+                .into_iter()
+                .chain(values)
+                .collect()
+        };
         for (ordinal, row) in rows.streams.iter().enumerate() {
-            streams.push(
-                record_columns()
-                    .into_iter()
-                    .chain(stream_values(row, ordinal, keys)?)
-                    .collect::<Vec<_>>(),
-            );
+            streams.push(with_record(stream_values(row, ordinal, keys)?));
         }
         for (ordinal, row) in rows.legs.iter().enumerate() {
-            legs.push(
-                record_columns()
-                    .into_iter()
-                    .chain(leg_values(row, ordinal, keys)?)
-                    .collect::<Vec<_>>(),
-            );
+            legs.push(with_record(leg_values(row, ordinal, keys)?));
         }
     }
     for (table, columns, rows) in [("stream", stream_columns, streams), ("call_leg", leg_columns, legs)] {
