@@ -9,7 +9,8 @@ use clap::Parser;
 
 /// Allocating and freeing JSON values is 40 % of the generator's time under glibc's malloc and
 /// a good part of a request's; jemalloc does it for less, with a peak RSS close to glibc's
-/// (mimalloc was as fast and held three to four times the memory under concurrent reads).
+/// (mimalloc was as fast and held three to four times the memory under concurrent reads). Its
+/// options are compiled in: `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
