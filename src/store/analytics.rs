@@ -1006,9 +1006,8 @@ fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult
 const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
 
 /// The inserts of the analytics rows of `records` (each with its start), all of a tenant, in
-/// as few statements as the limits allow; `keys` from `resolve_dimensions` over them. The
-/// rollups follow with `daily_changes`.
-pub(crate) fn insert_rows(
+/// as few statements as the limits allow; `keys` from `resolve_dimensions` over them.
+fn insert_rows(
     dialect: Dialect,
     tenant_key: i64,
     records: &[(RecordRef<'_>, Timestamp, &QualityRows)],
@@ -1059,6 +1058,20 @@ pub(crate) fn insert_rows(
             statements.push(Statement::new(dialect, &sql, chunk.into_iter().flatten().collect()));
         }
     }
+    Ok(statements)
+}
+
+/// The inserts of the analytics rows of `records` (all of a tenant), then the rollups' change
+/// that adds them: what a transaction that writes records runs once they are written.
+pub(crate) fn added_rows(
+    dialect: Dialect,
+    tenant_key: i64,
+    records: &[(RecordRef<'_>, Timestamp, &QualityRows)],
+    keys: &DimensionKeys,
+) -> StoreResult<Vec<Statement>> {
+    let mut statements = insert_rows(dialect, tenant_key, records, keys)?;
+    let written: Vec<_> = records.iter().map(|(record, start, _)| (*record, *start)).collect();
+    statements.extend(daily_changes(dialect, tenant_key, &written, 1));
     Ok(statements)
 }
 

@@ -187,18 +187,12 @@ impl PgStore {
                 let (record, start) = (analytics::RecordRef::Id(id), Timestamp::from_ticks(*start));
                 let statements = analytics::delete_rows(sql::Dialect::Postgres, *tenant_key, record, start)
                     .into_iter()
-                    .chain(analytics::insert_rows(
+                    .chain(analytics::added_rows(
                         sql::Dialect::Postgres,
                         *tenant_key,
                         &[(record, start, rows)],
                         &dimensions[tenant_key],
-                    )?)
-                    .chain(analytics::daily_changes(
-                        sql::Dialect::Postgres,
-                        *tenant_key,
-                        &[(record, start)],
-                        1,
-                    ));
+                    )?);
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -402,13 +396,8 @@ impl PgStore {
                 (analytics::RecordRef::Id(&record.id), record.start, &record.quality)
             })
             .collect();
-        let written: Vec<_> = rows.iter().map(|(record, start, _)| (*record, *start)).collect();
-        let rollups = analytics::daily_changes(sql::Dialect::Postgres, tenant_key, &written, 1);
-        for statement in analytics::insert_rows(sql::Dialect::Postgres, tenant_key, &rows, &dimensions)?
-            .iter()
-            .chain(&rollups)
-        {
-            bound(statement).execute(&mut *tx).await?;
+        for statement in analytics::added_rows(sql::Dialect::Postgres, tenant_key, &rows, &dimensions)? {
+            bound(&statement).execute(&mut *tx).await?;
         }
         let planned = rules::plan_notifications(&scopes, batch, &plan.outcomes);
         insert_planned_notifications(&mut tx, tenant, &planned, now).await?;

@@ -246,18 +246,12 @@ impl SqliteStore {
                 let (record, start) = (analytics::RecordRef::Key(*key), Timestamp::from_ticks(*start));
                 let statements = analytics::delete_rows(sql::Dialect::Sqlite, *tenant_key, record, start)
                     .into_iter()
-                    .chain(analytics::insert_rows(
+                    .chain(analytics::added_rows(
                         sql::Dialect::Sqlite,
                         *tenant_key,
                         &[(record, start, rows)],
                         &keys[tenant_key],
-                    )?)
-                    .chain(analytics::daily_changes(
-                        sql::Dialect::Sqlite,
-                        *tenant_key,
-                        &[(record, start)],
-                        1,
-                    ));
+                    )?);
                 for statement in statements {
                     bound(&statement).execute(&mut *tx).await?;
                 }
@@ -587,7 +581,7 @@ struct RecordWrite<'a> {
 }
 
 /// Inserts a record, its parts and its participant references, and answers its key. Its
-/// analytics rows follow with `analytics::insert_rows`, a batch at a time.
+/// analytics rows follow with `analytics::added_rows`, a batch at a time.
 async fn insert_record(tx: &mut sqlx::SqliteConnection, tenant_key: i64, row: &RecordWrite<'_>) -> StoreResult<i64> {
     let record = row.prepared;
     let key: i64 = sqlx::query_scalar(
@@ -874,11 +868,8 @@ impl CallRecordStore for SqliteStore {
                 &batch[index].quality,
             ));
         }
-        let rows = analytics::insert_rows(sql::Dialect::Sqlite, tenant_key, &written, &dimensions)?;
-        let written: Vec<_> = written.iter().map(|(record, start, _)| (*record, *start)).collect();
-        let rollups = analytics::daily_changes(sql::Dialect::Sqlite, tenant_key, &written, 1);
-        for statement in rows.iter().chain(&rollups) {
-            bound(statement).execute(&mut *tx).await?;
+        for statement in analytics::added_rows(sql::Dialect::Sqlite, tenant_key, &written, &dimensions)? {
+            bound(&statement).execute(&mut *tx).await?;
         }
         for planned in rules::plan_notifications(&scopes, batch, &plan.outcomes) {
             sqlx::query(
