@@ -728,6 +728,29 @@ impl RecordRef<'_> {
             RecordRef::Id(id) => SqlValue::Text(id.to_owned()),
         }
     }
+
+    /// An array of references, bound as one value: keys or ids, as the first is.
+    fn list_value(references: impl ExactSizeIterator<Item = Self>) -> SqlValue {
+        let mut references = references.peekable();
+        match references.peek() {
+            Some(RecordRef::Key(_)) => SqlValue::IntegerList(
+                references
+                    .filter_map(|reference| match reference {
+                        RecordRef::Key(key) => Some(key),
+                        RecordRef::Id(_) => None,
+                    })
+                    .collect(),
+            ),
+            _ => SqlValue::TextList(Some(
+                references
+                    .filter_map(|reference| match reference {
+                        RecordRef::Id(id) => Some(id.to_owned()),
+                        RecordRef::Key(_) => None,
+                    })
+                    .collect(),
+            )),
+        }
+    }
 }
 
 /// What a row's endpoint profile holds of its `EndpointFacts`.
@@ -1418,29 +1441,20 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
 pub(crate) enum ChangedRows<'a> {
     /// The rows that meet a condition on the table's columns (placeholders its own).
     Where(&'a str),
-    /// Every row of `records` records whose `column` names them. On SQLite they are bound as
-    /// (start, record) pairs and then the tenant's key; on PostgreSQL as the tenant's key, their
-    /// `starts` distinct starts and then the records.
-    OfRecords {
-        records: usize,
-        starts: usize,
-        column: &'static str,
-    },
+    /// Every row of `records` records whose `column` names them, bound as (start, record)
+    /// pairs and then the tenant's key; on PostgreSQL the pairs are an array of the starts and
+    /// one of the records.
+    OfRecords { records: usize, column: &'static str },
 }
 
 impl ChangedRows<'_> {
     /// A `SELECT` of the rows, with every column of `fact`'s table.
     fn select(self, dialect: Dialect, fact: Fact) -> String {
         let table = fact.table();
-        let (records, starts, column) = match self {
+        let (records, column) = match self {
             ChangedRows::Where(condition) => return format!("SELECT * FROM {table} WHERE {condition}"),
-            ChangedRows::OfRecords {
-                records,
-                starts,
-                column,
-            } => (records, starts, column),
+            ChangedRows::OfRecords { records, column } => (records, column),
         };
-        let placeholders = |n: usize| vec!["?"; n].join(", ");
         match dialect {
             // The pairs drive the join, so each finds its record's rows by the primary key
             // (tenant, start, record); lists of starts and of records would try every start
@@ -1451,39 +1465,41 @@ impl ChangedRows<'_> {
                  ON t.tenant_key = ? AND t.start_ticks = batch.column1 AND t.{column} = batch.column2",
                 vec!["(?, ?)"; records].join(", ")
             ),
-            // PostgreSQL reads the starts from its (tenant, start) index in one pass and checks
-            // the records on the way (joined with a VALUES list, it hashes the tenant's month).
+            // The same on PostgreSQL, with the pairs as two arrays, which keeps the text the same
+            // whatever the batch's size (each connection prepares it once). The planner takes
+            // the function's rows for few and looks each pair up by the primary key; with lists
+            // of starts and records and no statistics yet, it read the tenant's whole month.
             Dialect::Postgres => format!(
-                "SELECT * FROM {table} WHERE tenant_key = ? AND start_ticks IN ({}) AND {column} IN ({})",
-                placeholders(starts),
-                placeholders(records)
+                "SELECT t.* FROM unnest(CAST(? AS BIGINT[]), CAST(? AS {}[])) AS batch(start_ticks, record)
+                 JOIN {table} t ON t.tenant_key = ? AND t.start_ticks = batch.start_ticks AND t.{column} = batch.record",
+                match column {
+                    "record_key" => "BIGINT",
+                    _ => "TEXT",
+                }
             ),
         }
     }
 
     /// The values `OfRecords` binds for `records`, each with its start.
     fn of_records(dialect: Dialect, tenant_key: i64, records: &[(RecordRef<'_>, Timestamp)]) -> (Self, Vec<SqlValue>) {
-        let mut starts: Vec<i64> = records.iter().map(|(_, start)| start.ticks()).collect();
-        starts.sort_unstable();
-        starts.dedup();
-        let mut values = Vec::with_capacity(2 * records.len() + 1);
-        match dialect {
+        let values = match dialect {
             Dialect::Sqlite => {
+                let mut values = Vec::with_capacity(2 * records.len() + 1);
                 for (record, start) in records {
                     values.extend([SqlValue::from(*start), record.value()]);
                 }
                 values.push(SqlValue::Integer(tenant_key));
+                values
             }
-            Dialect::Postgres => {
-                values.push(SqlValue::Integer(tenant_key));
-                values.extend(starts.iter().map(|start| SqlValue::Integer(*start)));
-                values.extend(records.iter().map(|(record, _)| record.value()));
-            }
-        }
+            Dialect::Postgres => vec![
+                SqlValue::IntegerList(records.iter().map(|(_, start)| start.ticks()).collect()),
+                RecordRef::list_value(records.iter().map(|(record, _)| *record)),
+                SqlValue::Integer(tenant_key),
+            ],
+        };
         let column = records.first().map_or("record_key", |(record, _)| record.column());
         let rows = ChangedRows::OfRecords {
             records: records.len(),
-            starts: starts.len(),
             column,
         };
         (rows, values)

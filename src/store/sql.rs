@@ -25,8 +25,9 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// A value bound to a statement built here. A list of texts is a `text[]` on PostgreSQL and a
-/// JSON array in a text column on SQLite; each backend's binder says so once.
+/// A value bound to a statement built here. A list of texts or integers is a `text[]` or
+/// `bigint[]` on PostgreSQL and a JSON array in a text column on SQLite; each backend's binder
+/// says so once.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum SqlValue {
     Text(String),
@@ -35,6 +36,7 @@ pub(crate) enum SqlValue {
     OptionalInteger(Option<i64>),
     Bool(bool),
     TextList(Option<Vec<String>>),
+    IntegerList(Vec<i64>),
     Bytes(Vec<u8>),
 }
 

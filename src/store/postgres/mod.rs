@@ -308,12 +308,13 @@ impl PgStore {
         if !plan.replaces.is_empty() {
             let (old_ids, old_starts): (Vec<&str>, Vec<i64>) =
                 plan.replaces.iter().map(|(id, start)| (id.as_str(), *start)).unzip();
-            // Pairing the two lists loosely is exact: an id has one record, so its parts and
-            // references all carry its own start. The start list is there so only those months
-            // are visited.
+            // The replaced records' rows are found by (start, id) pairs, which the planner looks
+            // up one by one by the primary key whatever it knows of the tables (see
+            // analytics::ChangedRows).
             let bodies: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT body FROM record_part
-                 WHERE tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3) AND kind = $4",
+                "SELECT c.body FROM unnest($2::BIGINT[], $3::TEXT[]) AS old(start_ticks, id)
+                 JOIN record_part c ON c.tenant_key = $1 AND c.start_ticks = old.start_ticks
+                   AND c.record_id = old.id AND c.kind = $4",
             )
             .bind(tenant_key)
             .bind(&old_starts)
@@ -331,7 +332,8 @@ impl PgStore {
                 })
                 .await?;
             // Every reference naming a replaced id is one of its record's, which goes whole; the
-            // participant ids only let the primary key find them.
+            // participant ids only let the primary key find them. Pairing the lists of starts and
+            // ids loosely is exact: an id has one record, so its references carry its own start.
             sqlx::query(
                 "DELETE FROM participant_ref
                  WHERE tenant_key = $1 AND participant_id = ANY($2) AND start_ticks = ANY($3) AND record_id = ANY($4)",
@@ -342,23 +344,13 @@ impl PgStore {
             .bind(&old_ids)
             .execute(&mut *tx)
             .await?;
-            if let Some(statement) = analytics::rollups_writer_lock(sql::Dialect::Postgres, tenant_key) {
+            let replaced: Vec<_> = plan
+                .replaces
+                .iter()
+                .map(|(id, start)| (analytics::RecordRef::Id(id), Timestamp::from_ticks(*start)))
+                .collect();
+            for statement in analytics::daily_changes(sql::Dialect::Postgres, tenant_key, &replaced, -1) {
                 bound(&statement).execute(&mut *tx).await?;
-            }
-            for fact in [analytics::Fact::Streams, analytics::Fact::Legs] {
-                for change in analytics::daily_change(
-                    sql::Dialect::Postgres,
-                    fact,
-                    -1,
-                    &analytics::ChangedRows::Where("tenant_key = $1 AND start_ticks = ANY($2) AND record_id = ANY($3)"),
-                ) {
-                    sqlx::query(&change)
-                        .bind(tenant_key)
-                        .bind(&old_starts)
-                        .bind(&old_ids)
-                        .execute(&mut *tx)
-                        .await?;
-                }
             }
             for (table, id_column) in [
                 ("record_part", "record_id"),
@@ -367,7 +359,8 @@ impl PgStore {
                 ("record", "id"),
             ] {
                 sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant_key = $1 AND start_ticks = ANY($2) AND {id_column} = ANY($3)"
+                    "DELETE FROM {table} WHERE tenant_key = $1
+                     AND (start_ticks, {id_column}) IN (SELECT * FROM unnest($2::BIGINT[], $3::TEXT[]))"
                 ))
                 .bind(tenant_key)
                 .bind(&old_starts)
@@ -756,6 +749,7 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
+            sql::SqlValue::IntegerList(list) => query.bind(list.as_slice()),
             sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }

@@ -781,6 +781,10 @@ fn json_text_list(list: &Option<Vec<String>>) -> Option<String> {
         .map(|items| serde_json::Value::from(items.clone()).to_string())
 }
 
+fn json_integer_list(list: &[i64]) -> String {
+    serde_json::Value::from(list.to_vec()).to_string()
+}
+
 /// The values of a statement from `sql`, as rusqlite binds them.
 fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
@@ -794,6 +798,7 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
+            sql::SqlValue::IntegerList(list) => Value::Text(json_integer_list(list)),
             sql::SqlValue::Bytes(bytes) => Value::Blob(bytes.clone()),
         })
         .collect()
@@ -811,6 +816,7 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sql
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
+            sql::SqlValue::IntegerList(list) => query.bind(json_integer_list(list)),
             sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }
