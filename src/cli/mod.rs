@@ -646,15 +646,15 @@ async fn generate_command(args: GenerateArgs) -> anyhow::Result<()> {
 fn write_ndjson(options: &GenerateOptions, kind: IngestKind) -> anyhow::Result<()> {
     // Enough items in flight to ride out a large record, few enough to keep memory flat.
     const IN_FLIGHT: usize = 64;
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<serde_json::Value>(IN_FLIGHT);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<generate::Generated>(IN_FLIGHT);
     let writer = std::thread::Builder::new()
         .name("generate-writer".to_owned())
         .spawn(move || -> anyhow::Result<()> {
             use std::io::Write;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            for value in receiver {
-                serde_json::to_writer(&mut out, &value)?;
+            for item in receiver {
+                serde_json::to_writer(&mut out, item.value())?;
                 out.write_all(b"\n").context("writing to stdout")?;
             }
             out.flush().context("writing to stdout")
@@ -663,7 +663,7 @@ fn write_ndjson(options: &GenerateOptions, kind: IngestKind) -> anyhow::Result<(
     generate::generate(options, |item| {
         if IngestKind::of_generated(&item) == kind {
             // A closed channel means the writer failed; its error is the one reported.
-            let _ = sender.send(item.into_value());
+            let _ = sender.send(item);
         }
     });
     drop(sender);

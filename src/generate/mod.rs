@@ -70,18 +70,6 @@ impl Generated {
             | Generated::PstnOnlineMeetingDialout(value) => value,
         }
     }
-
-    /// The JSON object, whatever its kind, taken out.
-    pub fn into_value(self) -> Value {
-        match self {
-            Generated::CallRecord(value)
-            | Generated::PstnCall(value)
-            | Generated::DirectRoutingCall(value)
-            | Generated::SmsLog(value)
-            | Generated::PstnBlockedUser(value)
-            | Generated::PstnOnlineMeetingDialout(value) => value,
-        }
-    }
 }
 
 /// Calls `emit` once per item in a deterministic order. Same options → same items → same bytes.
