@@ -729,26 +729,26 @@ impl RecordRef<'_> {
         }
     }
 
-    /// An array of references, bound as one value: keys or ids, as the first is.
-    fn list_value(references: impl ExactSizeIterator<Item = Self>) -> SqlValue {
-        let mut references = references.peekable();
-        match references.peek() {
-            Some(RecordRef::Key(_)) => SqlValue::IntegerList(
-                references
-                    .filter_map(|reference| match reference {
-                        RecordRef::Key(key) => Some(key),
-                        RecordRef::Id(_) => None,
-                    })
-                    .collect(),
-            ),
-            _ => SqlValue::TextList(Some(
-                references
-                    .filter_map(|reference| match reference {
-                        RecordRef::Id(id) => Some(id.to_owned()),
-                        RecordRef::Key(_) => None,
-                    })
-                    .collect(),
-            )),
+    /// The SQL type of the column that holds it.
+    fn sql_type(self) -> &'static str {
+        match self {
+            RecordRef::Key(_) => "BIGINT",
+            RecordRef::Id(_) => "TEXT",
+        }
+    }
+
+    /// An array of references, bound as one value. A batch's are all of one backend's kind.
+    fn list_value(references: impl Iterator<Item = Self>) -> SqlValue {
+        let (mut keys, mut ids) = (Vec::new(), Vec::new());
+        for reference in references {
+            match reference {
+                RecordRef::Key(key) => keys.push(key),
+                RecordRef::Id(id) => ids.push(id.to_owned()),
+            }
+        }
+        match ids.is_empty() {
+            true => SqlValue::IntegerList(keys),
+            false => SqlValue::TextList(Some(ids)),
         }
     }
 }
@@ -1444,16 +1444,24 @@ pub(crate) enum ChangedRows<'a> {
     /// Every row of `records` records whose `column` names them, bound as (start, record)
     /// pairs and then the tenant's key; on PostgreSQL the pairs are an array of the starts and
     /// one of the records.
-    OfRecords { records: usize, column: &'static str },
+    OfRecords {
+        records: usize,
+        column: &'static str,
+        column_type: &'static str,
+    },
 }
 
 impl ChangedRows<'_> {
     /// A `SELECT` of the rows, with every column of `fact`'s table.
     fn select(self, dialect: Dialect, fact: Fact) -> String {
         let table = fact.table();
-        let (records, column) = match self {
+        let (records, column, column_type) = match self {
             ChangedRows::Where(condition) => return format!("SELECT * FROM {table} WHERE {condition}"),
-            ChangedRows::OfRecords { records, column } => (records, column),
+            ChangedRows::OfRecords {
+                records,
+                column,
+                column_type,
+            } => (records, column, column_type),
         };
         match dialect {
             // The pairs drive the join, so each finds its record's rows by the primary key
@@ -1470,12 +1478,8 @@ impl ChangedRows<'_> {
             // the function's rows for few and looks each pair up by the primary key; with lists
             // of starts and records and no statistics yet, it read the tenant's whole month.
             Dialect::Postgres => format!(
-                "SELECT t.* FROM unnest(CAST(? AS BIGINT[]), CAST(? AS {}[])) AS batch(start_ticks, record)
-                 JOIN {table} t ON t.tenant_key = ? AND t.start_ticks = batch.start_ticks AND t.{column} = batch.record",
-                match column {
-                    "record_key" => "BIGINT",
-                    _ => "TEXT",
-                }
+                "SELECT t.* FROM unnest(CAST(? AS BIGINT[]), CAST(? AS {column_type}[])) AS batch(start_ticks, record)
+                 JOIN {table} t ON t.tenant_key = ? AND t.start_ticks = batch.start_ticks AND t.{column} = batch.record"
             ),
         }
     }
@@ -1497,10 +1501,11 @@ impl ChangedRows<'_> {
                 SqlValue::Integer(tenant_key),
             ],
         };
-        let column = records.first().map_or("record_key", |(record, _)| record.column());
+        let first = records.first().map_or(RecordRef::Key(0), |(record, _)| *record);
         let rows = ChangedRows::OfRecords {
             records: records.len(),
-            column,
+            column: first.column(),
+            column_type: first.sql_type(),
         };
         (rows, values)
     }
