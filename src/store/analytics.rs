@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::sql::{Dialect, SqlBackend, SqlValue, Statement};
+use super::sql::{self, Dialect, SqlBackend, SqlValue, Statement};
 use super::{StoreError, StoreResult, TenantId, Timestamp};
 use crate::quality::buildings::BuildingMap;
 use crate::quality::{EndpointFacts, LegRow, QualityRows, StreamRow, POOR_RATING_AT_MOST};
@@ -728,29 +728,6 @@ impl RecordRef<'_> {
             RecordRef::Id(id) => SqlValue::Text(id.to_owned()),
         }
     }
-
-    /// The SQL type of the column that holds it.
-    fn sql_type(self) -> &'static str {
-        match self {
-            RecordRef::Key(_) => "BIGINT",
-            RecordRef::Id(_) => "TEXT",
-        }
-    }
-
-    /// An array of references, bound as one value. A batch's are all of one backend's kind.
-    fn list_value(references: impl Iterator<Item = Self>) -> SqlValue {
-        let (mut keys, mut ids) = (Vec::new(), Vec::new());
-        for reference in references {
-            match reference {
-                RecordRef::Key(key) => keys.push(key),
-                RecordRef::Id(id) => ids.push(id.to_owned()),
-            }
-        }
-        match ids.is_empty() {
-            true => SqlValue::IntegerList(keys),
-            false => SqlValue::TextList(Some(ids)),
-        }
-    }
 }
 
 /// What a row's endpoint profile holds of its `EndpointFacts`.
@@ -845,9 +822,6 @@ impl DimensionKeys {
     }
 }
 
-/// Bound values a statement may carry on both backends (SQLite's limit is 32,766).
-const VALUES_PER_STATEMENT: usize = 30_000;
-
 /// Writes the endpoint profiles and users `rows` name that the tenant lacks, and answers the
 /// keys of all of them. Run before the transaction that writes the rows, in statements of its
 /// own: a profile is shared by many records, and taking its lock inside a record's transaction
@@ -890,32 +864,43 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
     if !missing_profiles.is_empty() || !missing_users.is_empty() {
         // In one order everywhere, so two nodes adding the same ones wait rather than deadlock.
         missing_profiles.sort_unstable();
+        let profile_columns: Vec<&str> = ["tenant_key", "digest"]
+            .into_iter()
+            .chain(PROFILE_COLUMNS.iter().map(|column| column.name()))
+            .collect();
         let mut writes = Vec::new();
-        let width = 2 + PROFILE_COLUMNS.len();
-        for chunk in missing_profiles.chunks(VALUES_PER_STATEMENT / width) {
-            let columns: Vec<&str> = PROFILE_COLUMNS.iter().map(|column| column.name()).collect();
-            let sql = format!(
-            "INSERT INTO endpoint_profile (tenant_key, digest, {}) VALUES {} ON CONFLICT (tenant_key, digest) DO NOTHING",
-            columns.join(", "),
-            vec![format!("({})", vec!["?"; width].join(", ")); chunk.len()].join(", ")
-        );
-            let mut values = Vec::with_capacity(width * chunk.len());
-            for digest in chunk {
-                values.extend([SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]);
-                values.extend(profiles[digest].values());
-            }
-            writes.push(Statement::new(B::DIALECT, &sql, values));
-        }
-        for chunk in missing_users.chunks(VALUES_PER_STATEMENT / 2) {
-            let sql = format!(
-            "INSERT INTO analytics_user (tenant_key, user_id) VALUES {} ON CONFLICT (tenant_key, user_id) DO NOTHING",
-            vec!["(?, ?)"; chunk.len()].join(", ")
-        );
-            let values = chunk
+        if !missing_profiles.is_empty() {
+            let rows: Vec<Vec<SqlValue>> = missing_profiles
                 .iter()
-                .flat_map(|user| [SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
+                .map(|digest| {
+                    [SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]
+                        .into_iter()
+                        .chain(profiles[digest].values())
+                        .collect()
+                })
                 .collect();
-            writes.push(Statement::new(B::DIALECT, &sql, values));
+            let tail = " ON CONFLICT (tenant_key, digest) DO NOTHING";
+            writes.extend(insert_bound_rows(
+                B::DIALECT,
+                "endpoint_profile",
+                &profile_columns,
+                &rows,
+                tail,
+            ));
+        }
+        if !missing_users.is_empty() {
+            let rows: Vec<Vec<SqlValue>> = missing_users
+                .iter()
+                .map(|user| vec![SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
+                .collect();
+            let tail = " ON CONFLICT (tenant_key, user_id) DO NOTHING";
+            writes.extend(insert_bound_rows(
+                B::DIALECT,
+                "analytics_user",
+                &["tenant_key", "user_id"],
+                &rows,
+                tail,
+            ));
         }
         backend.write_all(writes).await?;
         read_keys(
@@ -962,27 +947,22 @@ async fn read_keys<B: SqlBackend>(
     digest_keys: &mut HashMap<i64, i64>,
     user_keys: &mut HashMap<String, i64>,
 ) -> StoreResult<()> {
-    let select = |table_and_column: &str, count: usize| {
-        format!("SELECT {table_and_column} IN ({})", vec!["?"; count].join(", "))
+    // A list bound as one value keeps the text the same whatever its length.
+    let among = match B::DIALECT {
+        Dialect::Sqlite => "IN (SELECT value FROM json_each(?))",
+        Dialect::Postgres => "= ANY(?)",
     };
-    for chunk in digests.chunks(VALUES_PER_STATEMENT) {
-        let sql = select(
-            "digest, key FROM endpoint_profile WHERE tenant_key = ? AND digest",
-            chunk.len(),
-        );
-        let mut values = vec![SqlValue::Integer(tenant_key)];
-        values.extend(chunk.iter().map(|digest| SqlValue::Integer(*digest)));
+    if !digests.is_empty() {
+        let sql = format!("SELECT digest, key FROM endpoint_profile WHERE tenant_key = ? AND digest {among}");
+        let values = vec![SqlValue::Integer(tenant_key), SqlValue::IntegerList(digests.to_vec())];
         for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
             digest_keys.insert(B::integer_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
     }
-    for chunk in users.chunks(VALUES_PER_STATEMENT) {
-        let sql = select(
-            "user_id, key FROM analytics_user WHERE tenant_key = ? AND user_id",
-            chunk.len(),
-        );
-        let mut values = vec![SqlValue::Integer(tenant_key)];
-        values.extend(chunk.iter().map(|user| SqlValue::Text((*user).to_owned())));
+    if !users.is_empty() {
+        let sql = format!("SELECT user_id, key FROM analytics_user WHERE tenant_key = ? AND user_id {among}");
+        let users = users.iter().map(|user| (*user).to_owned()).collect();
+        let values = vec![SqlValue::Integer(tenant_key), SqlValue::TextList(Some(users))];
         for row in backend.fetch_all(Statement::new(B::DIALECT, &sql, values)).await? {
             user_keys.insert(B::text_at(&row, 0)?, B::integer_at(&row, 1)?);
         }
@@ -1026,8 +1006,6 @@ fn leg_values(row: &LegRow, ordinal: usize, keys: &DimensionKeys) -> StoreResult
     ])
 }
 
-const ENDPOINT_KEY_COLUMNS: &str = "first_endpoint, second_endpoint, first_user, second_user";
-
 /// The inserts of the analytics rows of `records` (each with its start), all of a tenant, in
 /// as few statements as the limits allow; `keys` from `resolve_dimensions` over them.
 fn insert_rows(
@@ -1040,16 +1018,40 @@ fn insert_rows(
     let Some((first, _, _)) = records.first() else {
         return Ok(statements);
     };
-    let stream_columns = format!(
-        "tenant_key, start_ticks, {}, ordinal, media_type, classification, poor_due_to, first_to_second,
-         first_is_caller, conference, pstn, excluded, qoe_reported, {ENDPOINT_KEY_COLUMNS}",
-        first.column(),
-    );
-    let leg_columns = format!(
-        "tenant_key, start_ticks, {}, ordinal, outcome, first_rating, second_rating, first_is_caller,
-         conference, pstn, excluded, {ENDPOINT_KEY_COLUMNS}",
-        first.column(),
-    );
+    let record = first.column();
+    let endpoints = ["first_endpoint", "second_endpoint", "first_user", "second_user"];
+    let stream_columns: Vec<&str> = [
+        "tenant_key",
+        "start_ticks",
+        record,
+        "ordinal",
+        "media_type",
+        "classification",
+    ]
+    .into_iter()
+    .chain([
+        "poor_due_to",
+        "first_to_second",
+        "first_is_caller",
+        "conference",
+        "pstn",
+        "excluded",
+    ])
+    .chain(["qoe_reported"])
+    .chain(endpoints)
+    .collect();
+    let leg_columns: Vec<&str> = [
+        "tenant_key",
+        "start_ticks",
+        record,
+        "ordinal",
+        "outcome",
+        "first_rating",
+    ]
+    .into_iter()
+    .chain(["second_rating", "first_is_caller", "conference", "pstn", "excluded"])
+    .chain(endpoints)
+    .collect();
     // Each row's values, the record's columns first.
     let (mut streams, mut legs) = (Vec::new(), Vec::new());
     for (record, start, rows) in records {
@@ -1067,21 +1069,35 @@ fn insert_rows(
         }
     }
     for (table, columns, rows) in [("stream", stream_columns, streams), ("call_leg", leg_columns, legs)] {
-        let Some(width) = rows.first().map(Vec::len) else {
-            continue;
-        };
-        let row_placeholders = format!("({})", vec!["?"; width].join(", "));
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<SqlValue>> = rows.by_ref().take(VALUES_PER_STATEMENT / width).collect();
-            let sql = format!(
-                "INSERT INTO {table} ({columns}) VALUES {}",
-                vec![row_placeholders.as_str(); chunk.len()].join(", ")
-            );
-            statements.push(Statement::new(dialect, &sql, chunk.into_iter().flatten().collect()));
+        if !rows.is_empty() {
+            statements.extend(insert_bound_rows(dialect, table, &columns, &rows, ""));
         }
     }
     Ok(statements)
+}
+
+/// An `INSERT` of `rows` into `columns` of `table` (then `tail`, such as an `ON CONFLICT`) whose
+/// text is the same whatever their number (`sql::bound_rows`).
+fn insert_bound_rows(
+    dialect: Dialect,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<SqlValue>],
+    tail: &str,
+) -> Vec<Statement> {
+    let columns_text = columns.join(", ");
+    sql::bound_rows(dialect, "batch", columns, rows)
+        .into_iter()
+        .map(|rows| {
+            // SQLite reads an `ON` after a `SELECT`'s source as the join's, unless a `WHERE`
+            // comes between.
+            let sql = format!(
+                "INSERT INTO {table} ({columns_text}) SELECT * FROM {} WHERE true{tail}",
+                rows.source
+            );
+            Statement::new(dialect, &sql, rows.values).one_off(rows.one_off)
+        })
+        .collect()
 }
 
 /// The inserts of the analytics rows of `records` (all of a tenant), then the rollups' change
@@ -1112,11 +1128,15 @@ pub(crate) fn daily_changes(
         return statements;
     }
     statements.extend(rollups_writer_lock(dialect, tenant_key));
-    for chunk in records.chunks(1000) {
-        let (rows, values) = ChangedRows::of_records(dialect, tenant_key, chunk);
+    let (parts, column) = batch_pairs(dialect, tenant_key, records);
+    for pairs in parts {
+        let rows = ChangedRows::OfRecords {
+            source: &pairs.source,
+            column,
+        };
         for fact in [Fact::Streams, Fact::Legs] {
             for sql in daily_change(dialect, fact, sign, &rows) {
-                statements.push(Statement::new(dialect, &sql, values.clone()));
+                statements.push(Statement::new(dialect, &sql, pairs.values.clone()).one_off(pairs.one_off));
             }
         }
     }
@@ -1441,74 +1461,56 @@ fn group_statement(dialect: Dialect, tenant: &TenantId, query: &GroupQuery) -> S
 pub(crate) enum ChangedRows<'a> {
     /// The rows that meet a condition on the table's columns (placeholders its own).
     Where(&'a str),
-    /// Every row of `records` records whose `column` names them, bound as (start, record)
-    /// pairs and then the tenant's key; on PostgreSQL the pairs are an array of the starts and
-    /// one of the records.
-    OfRecords {
-        records: usize,
-        column: &'static str,
-        column_type: &'static str,
-    },
+    /// Every row of a batch's records: `source` is the (start, record) pairs as bound rows
+    /// named `batch(start_ticks, record)`, and `column` the rows' column that names their
+    /// record; its placeholders are the pairs' values and then the tenant's key.
+    OfRecords { source: &'a str, column: &'static str },
 }
 
 impl ChangedRows<'_> {
     /// A `SELECT` of the rows, with every column of `fact`'s table.
     fn select(self, dialect: Dialect, fact: Fact) -> String {
         let table = fact.table();
-        let (records, column, column_type) = match self {
+        let (source, column) = match self {
             ChangedRows::Where(condition) => return format!("SELECT * FROM {table} WHERE {condition}"),
-            ChangedRows::OfRecords {
-                records,
-                column,
-                column_type,
-            } => (records, column, column_type),
+            ChangedRows::OfRecords { source, column } => (source, column),
         };
-        match dialect {
-            // The pairs drive the join, so each finds its record's rows by the primary key
-            // (tenant, start, record); lists of starts and of records would try every start
-            // with every record. Without statistics SQLite would rather scan the tenant's rows
-            // unless CROSS JOIN fixes the order. A VALUES list's columns are column1, column2.
-            Dialect::Sqlite => format!(
-                "SELECT t.* FROM (VALUES {}) batch CROSS JOIN {table} t
-                 ON t.tenant_key = ? AND t.start_ticks = batch.column1 AND t.{column} = batch.column2",
-                vec!["(?, ?)"; records].join(", ")
-            ),
-            // The same on PostgreSQL, with the pairs as two arrays, which keeps the text the same
-            // whatever the batch's size (each connection prepares it once). The planner takes
-            // the function's rows for few and looks each pair up by the primary key; with lists
-            // of starts and records and no statistics yet, it read the tenant's whole month.
-            Dialect::Postgres => format!(
-                "SELECT t.* FROM unnest(CAST(? AS BIGINT[]), CAST(? AS {column_type}[])) AS batch(start_ticks, record)
-                 JOIN {table} t ON t.tenant_key = ? AND t.start_ticks = batch.start_ticks AND t.{column} = batch.record"
-            ),
-        }
+        // The pairs drive the join, so each finds its record's rows by the primary key
+        // (tenant, start, record); lists of starts and of records would try every start with
+        // every record, and PostgreSQL without statistics read the tenant's whole month that
+        // way. Without statistics SQLite would rather scan the tenant's rows unless CROSS JOIN
+        // fixes the order (PostgreSQL takes a function's rows for few and needs no telling).
+        let join = match dialect {
+            Dialect::Sqlite => "CROSS JOIN",
+            Dialect::Postgres => "JOIN",
+        };
+        format!(
+            "SELECT t.* FROM {source} {join} {table} t
+             ON t.tenant_key = ? AND t.start_ticks = batch.start_ticks AND t.{column} = batch.record"
+        )
     }
+}
 
-    /// The values `OfRecords` binds for `records`, each with its start.
-    fn of_records(dialect: Dialect, tenant_key: i64, records: &[(RecordRef<'_>, Timestamp)]) -> (Self, Vec<SqlValue>) {
-        let values = match dialect {
-            Dialect::Sqlite => {
-                let mut values = Vec::with_capacity(2 * records.len() + 1);
-                for (record, start) in records {
-                    values.extend([SqlValue::from(*start), record.value()]);
-                }
-                values.push(SqlValue::Integer(tenant_key));
-                values
-            }
-            Dialect::Postgres => vec![
-                SqlValue::IntegerList(records.iter().map(|(_, start)| start.ticks()).collect()),
-                RecordRef::list_value(records.iter().map(|(record, _)| *record)),
-                SqlValue::Integer(tenant_key),
-            ],
-        };
-        let first = records.first().map_or(RecordRef::Key(0), |(record, _)| *record);
-        let rows = ChangedRows::OfRecords {
-            records: records.len(),
-            column: first.column(),
-            column_type: first.sql_type(),
-        };
-        (rows, values)
+/// The (start, record) pairs of `records` as bound rows for `ChangedRows::OfRecords`, with the
+/// tenant's key after them (the values its select binds), and the column that names a record.
+fn batch_pairs(
+    dialect: Dialect,
+    tenant_key: i64,
+    records: &[(RecordRef<'_>, Timestamp)],
+) -> (Vec<sql::BoundRows>, &'static str) {
+    let pairs: Vec<Vec<SqlValue>> = records
+        .iter()
+        .map(|(record, start)| vec![SqlValue::from(*start), record.value()])
+        .collect();
+    let mut parts = sql::bound_rows(dialect, "batch", &["start_ticks", "record"], &pairs);
+    for part in &mut parts {
+        part.values.push(SqlValue::Integer(tenant_key));
     }
+    let column = records
+        .first()
+        .map_or(RecordRef::Key(0), |(record, _)| *record)
+        .column();
+    (parts, column)
 }
 
 /// Adds (`sign` 1) or takes away (`sign` -1) the fact's `rows` to or from each of its
@@ -1978,16 +1980,11 @@ async fn map_subnets<B: SqlBackend>(
         "DELETE FROM subnet_place WHERE tenant_key = ? AND building_file <> ?",
         vec![SqlValue::Integer(tenant_key), SqlValue::Integer(file)],
     )];
-    for chunk in subnets.chunks(VALUES_PER_STATEMENT / 4) {
-        let sql = format!(
-            "INSERT INTO subnet_place (tenant_key, building_file, subnet, inside) VALUES {}
-             ON CONFLICT (tenant_key, building_file, subnet) DO NOTHING",
-            vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
-        );
-        let values = chunk
+    if !subnets.is_empty() {
+        let rows: Vec<Vec<SqlValue>> = subnets
             .iter()
-            .flat_map(|subnet| {
-                [
+            .map(|subnet| {
+                vec![
                     SqlValue::Integer(tenant_key),
                     SqlValue::Integer(file),
                     SqlValue::Text(subnet.clone()),
@@ -1995,7 +1992,9 @@ async fn map_subnets<B: SqlBackend>(
                 ]
             })
             .collect();
-        writes.push(Statement::new(dialect, &sql, values));
+        let columns = ["tenant_key", "building_file", "subnet", "inside"];
+        let tail = " ON CONFLICT (tenant_key, building_file, subnet) DO NOTHING";
+        writes.extend(insert_bound_rows(dialect, "subnet_place", &columns, &rows, tail));
     }
     backend.write_all(writes).await?;
     Ok(())

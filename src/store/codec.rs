@@ -6,7 +6,9 @@
 //! wrong dictionary fails to decode instead of yielding wrong text. Dictionaries are kept in the
 //! store, never changed or deleted, each with the SHA-256 of its bytes; a new one is trained when
 //! the documents being written compress clearly worse than they did just after the current one
-//! was made (the data drifted), from the most recent documents.
+//! was made (the data drifted), from the documents that follow. Documents are gathered as
+//! samples only while a dictionary is wanted, so a store whose dictionaries fit its documents
+//! holds none.
 //!
 //! A record's sessions and participants are kept in parts of up to `PartKind::per_part` items,
 //! each part one frame: documents compress better together, and a record costs a few keys
@@ -15,7 +17,7 @@
 //! Never: SQL or IO. The backends store what this returns and hand back what they stored.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -31,8 +33,8 @@ const LEVEL: i32 = 3;
 /// The size of a dictionary trained from a full sample.
 const DICTIONARY_BYTES: usize = 64 * 1024;
 
-/// The documents of one kind kept as training samples, the most recent first to go. zstd wants
-/// about a hundred times the dictionary's size in samples.
+/// How much of one kind's documents a full-size dictionary is trained from. zstd wants about a
+/// hundred times the dictionary's size in samples.
 const SAMPLE_BYTES: usize = 6 * 1024 * 1024;
 
 /// The first dictionary of a kind is trained as soon as this much is sampled, smaller (a
@@ -232,17 +234,46 @@ struct Encoder {
     bytes: usize,
 }
 
-/// Recent documents of one kind and how well the current dictionary compresses them.
+/// Documents gathered to train a dictionary from, end to end, as zstd's trainer takes them.
+#[derive(Default)]
+pub(crate) struct Sample {
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+}
+
+impl Sample {
+    fn add(&mut self, document: &[u8]) {
+        self.bytes.extend_from_slice(document);
+        self.sizes.push(document.len());
+    }
+
+    /// Whether it is enough to train a dictionary when `target` bytes are wanted.
+    fn reaches(&self, target: usize) -> bool {
+        self.sizes.len() >= MIN_SAMPLES && self.bytes.len() >= target
+    }
+}
+
+impl<T: AsRef<[u8]>> FromIterator<T> for Sample {
+    fn from_iter<I: IntoIterator<Item = T>>(documents: I) -> Self {
+        let mut sample = Sample::default();
+        for document in documents {
+            sample.add(document.as_ref());
+        }
+        sample
+    }
+}
+
+/// The sample of one kind's documents being gathered, and how well the current dictionary
+/// compresses them.
 #[derive(Default)]
 struct Training {
-    samples: VecDeque<Vec<u8>>,
-    sample_bytes: usize,
+    sample: Sample,
     /// Compressed bytes per input byte in the first window after the current dictionary was
     /// installed; `None` until that window is complete.
     baseline: Option<f64>,
     window_in: u64,
     window_out: u64,
-    /// A window drifted past the tolerance: train from the current samples.
+    /// A window drifted past the tolerance: gather a full sample and train from it.
     drifted: bool,
     /// A full-size dictionary was asked for since this process started, so a small one is not
     /// replaced again and again when training keeps giving less than asked.
@@ -250,21 +281,6 @@ struct Training {
 }
 
 impl Training {
-    fn add_sample(&mut self, document: &[u8]) {
-        self.samples.push_back(document.to_vec());
-        self.sample_bytes += document.len();
-        // The oldest go while the rest still make up the sample's size.
-        while self
-            .samples
-            .front()
-            .is_some_and(|oldest| self.sample_bytes - oldest.len() >= SAMPLE_BYTES)
-        {
-            if let Some(oldest) = self.samples.pop_front() {
-                self.sample_bytes -= oldest.len();
-            }
-        }
-    }
-
     fn measure(&mut self, raw: usize, compressed: usize) {
         self.window_in += raw as u64;
         self.window_out += compressed as u64;
@@ -347,63 +363,64 @@ impl Codec {
         state.encoders.get(&kind).map(|encoder| encoder.id)
     }
 
-    /// Keeps the batch's documents as training samples, and returns, for each kind that needs a
-    /// new dictionary, the samples to train it from: a kind with none yet once
-    /// `FIRST_SAMPLE_BYTES` are sampled; a kind whose dictionary came from a small sample once
-    /// the sample is full; a kind whose documents drifted away from its dictionary.
-    pub(crate) fn training_due(&self, batch: &[PreparedRecord]) -> Vec<(DocumentKind, Vec<Vec<u8>>)> {
+    /// Gathers the batch's documents into the samples of the kinds that want a dictionary, and
+    /// returns, for each kind whose sample is then enough, the sample to train it from: a kind
+    /// with none yet once `FIRST_SAMPLE_BYTES` are gathered; a kind whose dictionary came from a
+    /// small sample, and one whose documents drifted away from its dictionary, once
+    /// `SAMPLE_BYTES` are. Other kinds keep no sample.
+    pub(crate) fn training_due(&self, batch: &[PreparedRecord]) -> Vec<(DocumentKind, Sample)> {
         let mut state = self.state.write().expect("codec lock");
         let state = &mut *state;
         let mut due = Vec::new();
         for kind in DocumentKind::ALL {
             let current_bytes = state.encoders.get(&kind).map(|encoder| encoder.bytes);
             let training = state.training.entry(kind).or_default();
-            let documents: Vec<&str> = match kind {
-                DocumentKind::Record => batch.iter().map(|record| record.document.as_str()).collect(),
-                DocumentKind::Session => batch
-                    .iter()
-                    .flat_map(|record| record.sessions.iter().map(|(_, document)| document.as_str()))
-                    .collect(),
-                DocumentKind::Participant => batch
-                    .iter()
-                    .flat_map(|record| record.participants.iter().map(|(_, document)| document.as_str()))
-                    .collect(),
-            };
-            // Only the newest SAMPLE_BYTES of a large batch could stay in the sample.
-            let mut kept = 0;
-            let newest = documents
-                .iter()
-                .rev()
-                .take_while(|document| {
-                    let take = kept < SAMPLE_BYTES;
-                    kept += document.len();
-                    take
-                })
-                .count();
-            for document in &documents[documents.len() - newest..] {
-                training.add_sample(document.as_bytes());
-            }
-            if training.samples.len() < MIN_SAMPLES || training.sample_bytes < FIRST_SAMPLE_BYTES {
-                continue;
-            }
-            let full = training.sample_bytes >= SAMPLE_BYTES;
-            let wanted = match current_bytes {
-                None => true,
-                Some(bytes) if bytes < DICTIONARY_BYTES && full && !training.grown => {
-                    training.grown = true;
-                    true
+            let (target, growing) = match current_bytes {
+                None => (FIRST_SAMPLE_BYTES, false),
+                Some(bytes) if bytes < DICTIONARY_BYTES && !training.grown => (SAMPLE_BYTES, true),
+                Some(_) if training.drifted => (SAMPLE_BYTES, false),
+                Some(_) => {
+                    training.sample = Sample::default();
+                    continue;
                 }
-                Some(_) => training.drifted,
             };
-            if wanted {
+            let documents: Box<dyn Iterator<Item = &str>> = match kind {
+                DocumentKind::Record => Box::new(batch.iter().map(|record| record.document.as_str())),
+                DocumentKind::Session => Box::new(
+                    batch
+                        .iter()
+                        .flat_map(|record| record.sessions.iter().map(|(_, document)| document.as_str())),
+                ),
+                DocumentKind::Participant => Box::new(
+                    batch
+                        .iter()
+                        .flat_map(|record| record.participants.iter().map(|(_, document)| document.as_str())),
+                ),
+            };
+            for document in documents {
+                if training.sample.reaches(target) || training.sample.bytes.len() >= SAMPLE_BYTES {
+                    break;
+                }
+                training.sample.add(document.as_bytes());
+            }
+            if training.sample.reaches(target) {
+                training.grown |= growing;
                 training.drifted = false;
                 training.baseline = None;
-                // The sample goes to training and fills again from the documents that follow.
-                training.sample_bytes = 0;
-                due.push((kind, std::mem::take(&mut training.samples).into()));
+                due.push((kind, std::mem::take(&mut training.sample)));
             }
         }
         due
+    }
+
+    #[cfg(test)]
+    /// How many bytes of `kind`'s documents are gathered towards its next dictionary.
+    pub(crate) fn sampled_bytes(&self, kind: DocumentKind) -> usize {
+        let state = self.state.read().expect("codec lock");
+        state
+            .training
+            .get(&kind)
+            .map_or(0, |training| training.sample.bytes.len())
     }
 
     /// Compresses a batch with the current dictionaries, and counts how well they did.
@@ -500,12 +517,12 @@ impl Codec {
     }
 }
 
-/// Trains a dictionary from samples (zstd's COVER training): `DICTIONARY_BYTES`, or a
+/// Trains a dictionary from a sample (zstd's COVER training): `DICTIONARY_BYTES`, or a
 /// thirty-second of a smaller sample.
-pub(crate) fn train(samples: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
-    let sampled: usize = samples.iter().map(Vec::len).sum();
-    let size = (sampled / 32).clamp(4 * 1024, DICTIONARY_BYTES);
-    zstd::dict::from_samples(samples, size).map_err(|error| CodecError::Training(error.to_string()))
+pub(crate) fn train(sample: &Sample) -> Result<Vec<u8>, CodecError> {
+    let size = (sample.bytes.len() / 32).clamp(4 * 1024, DICTIONARY_BYTES);
+    zstd::dict::from_continuous(&sample.bytes, &sample.sizes, size)
+        .map_err(|error| CodecError::Training(error.to_string()))
 }
 
 fn compress(encoder: Option<&Encoder>, input: &[u8]) -> Vec<u8> {
@@ -581,8 +598,8 @@ mod tests {
     }
 
     fn trained(id: u32, kind: DocumentKind, seed: u64) -> StoredDictionary {
-        let samples: Vec<Vec<u8>> = documents(seed, 2000).into_iter().map(String::into_bytes).collect();
-        StoredDictionary::new(id, kind, train(&samples).unwrap(), Timestamp::from_ticks(0))
+        let sample: Sample = documents(seed, 2000).into_iter().collect();
+        StoredDictionary::new(id, kind, train(&sample).unwrap(), Timestamp::from_ticks(0))
     }
 
     fn record(documents: &[String]) -> PreparedRecord {
@@ -754,19 +771,21 @@ mod tests {
                 break samples;
             }
         };
-        assert!(samples.iter().map(Vec::len).sum::<usize>() >= SAMPLE_BYTES);
+        assert!(samples.bytes.len() >= SAMPLE_BYTES);
         codec.install(&StoredDictionary::new(
             2,
             DocumentKind::Session,
             train(&samples).unwrap(),
             Timestamp::from_ticks(0),
         ));
-        // Documents like the samples keep the dictionary; documents unlike them drift.
+        // Documents like the samples keep the dictionary, and are not kept as samples;
+        // documents unlike them drift.
         for _ in 0..100 {
             codec.compress_batch(&[record(&sample)]);
             let due = codec.training_due(&[record(&sample)]);
             assert!(!due.iter().any(|(kind, _)| *kind == DocumentKind::Session));
         }
+        assert_eq!(codec.sampled_bytes(DocumentKind::Session), 0);
         // Pseudo-random hex: nothing like the samples, and only about 2 x compressible.
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let other: Vec<String> = (0..400)

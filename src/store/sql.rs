@@ -37,6 +37,10 @@ pub(crate) enum SqlValue {
     Bool(bool),
     TextList(Option<Vec<String>>),
     IntegerList(Vec<i64>),
+    /// A column of `bound_rows` on PostgreSQL: a `bigint[]`, `boolean[]` or `text[]` with nulls.
+    OptionalIntegerList(Vec<Option<i64>>),
+    BoolList(Vec<bool>),
+    OptionalTextList(Vec<Option<String>>),
     Bytes(Vec<u8>),
 }
 
@@ -81,6 +85,9 @@ impl From<bool> for SqlValue {
 pub(crate) struct Statement {
     pub(crate) sql: String,
     pub(crate) values: Vec<SqlValue>,
+    /// Its text was made for these values (a placeholder per value of a batch's rows), so a
+    /// connection should not keep it prepared: no other batch would use it again.
+    pub(crate) one_off: bool,
 }
 
 impl Statement {
@@ -98,6 +105,12 @@ impl Statement {
         }
         debug_assert!(values.next().is_none(), "a placeholder for every value");
         statement
+    }
+
+    /// The statement, marked `one_off` when it is.
+    pub(crate) fn one_off(mut self, one_off: bool) -> Self {
+        self.one_off = one_off;
+        self
     }
 
     fn push(&mut self, text: &str) {
@@ -127,6 +140,95 @@ impl Statement {
         self.bind_integer(dialect, value.ticks());
     }
 }
+
+/// Many rows as a table a statement reads: `source` is a `FROM` item named by the alias given,
+/// with the columns named, and `values` are its placeholders' values.
+#[derive(Clone, Debug)]
+pub(crate) struct BoundRows {
+    pub(crate) source: String,
+    pub(crate) values: Vec<SqlValue>,
+    /// Whether `source`'s text depends on the number of rows (`Statement::one_off`).
+    pub(crate) one_off: bool,
+}
+
+/// `rows` as a table named `alias` with the columns `names`. On PostgreSQL an array per column,
+/// which `unnest` reads: the text is the same whatever the batch's size, so a connection
+/// prepares and plans it once. On SQLite a `VALUES` list of the rows, made and prepared for the
+/// batch and then dropped: SQLite prepares it faster than it reads the rows out of one bound
+/// JSON text (`json_each` parses each row's text again for every column, three times slower
+/// for a batch's streams), and kept in the statement cache such lists held tens of megabytes.
+/// Each row has a value for each name, of one kind down a column (on PostgreSQL, that kind is
+/// the column's type); integers, booleans and texts only. The rows come in as many parts as
+/// SQLite's limit on a statement's values asks for (one on PostgreSQL).
+pub(crate) fn bound_rows(dialect: Dialect, alias: &str, names: &[&str], rows: &[Vec<SqlValue>]) -> Vec<BoundRows> {
+    match dialect {
+        Dialect::Sqlite => {
+            let columns: Vec<String> = (0..names.len())
+                .map(|index| format!("column{} AS {}", index + 1, names[index]))
+                .collect();
+            let row = format!("({})", vec!["?"; names.len()].join(", "));
+            rows.chunks((SQLITE_VALUES_PER_STATEMENT / names.len().max(1)).max(1))
+                .map(|part| BoundRows {
+                    source: format!(
+                        "(SELECT {} FROM (VALUES {})) AS {alias}",
+                        columns.join(", "),
+                        vec![row.as_str(); part.len()].join(", ")
+                    ),
+                    values: part.iter().flatten().cloned().collect(),
+                    one_off: true,
+                })
+                .collect()
+        }
+        Dialect::Postgres => {
+            let mut casts = Vec::with_capacity(names.len());
+            let mut values = Vec::with_capacity(names.len());
+            for index in 0..names.len() {
+                let column = rows.iter().map(|row| &row[index]);
+                let (sql_type, value) = match rows.first().map(|row| &row[index]) {
+                    Some(SqlValue::Bool(_)) => (
+                        "BOOLEAN",
+                        SqlValue::BoolList(column.map(|value| matches!(value, SqlValue::Bool(true))).collect()),
+                    ),
+                    Some(SqlValue::Text(_) | SqlValue::OptionalText(_)) => (
+                        "TEXT",
+                        SqlValue::OptionalTextList(
+                            column
+                                .map(|value| match value {
+                                    SqlValue::Text(text) => Some(text.clone()),
+                                    SqlValue::OptionalText(text) => text.clone(),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    _ => (
+                        "BIGINT",
+                        SqlValue::OptionalIntegerList(
+                            column
+                                .map(|value| match value {
+                                    SqlValue::Integer(integer) => Some(*integer),
+                                    SqlValue::OptionalInteger(integer) => *integer,
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
+                    ),
+                };
+                casts.push(format!("CAST(? AS {sql_type}[])"));
+                values.push(value);
+            }
+            vec![BoundRows {
+                source: format!("unnest({}) AS {alias}({})", casts.join(", "), names.join(", ")),
+                values,
+                one_off: false,
+            }]
+        }
+    }
+}
+
+/// Values a statement may carry on SQLite, a little under its limit (32,766), leaving room for
+/// those the rest of the statement binds.
+const SQLITE_VALUES_PER_STATEMENT: usize = 30_000;
 
 /// `Store::stats`' counts: call records by tenant (most first), and log rows by kind. The same
 /// text in every dialect; the store's size in bytes is each backend's own.

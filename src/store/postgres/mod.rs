@@ -750,6 +750,9 @@ fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Postgres, sqlx::p
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(list.as_deref()),
             sql::SqlValue::IntegerList(list) => query.bind(list.as_slice()),
+            sql::SqlValue::OptionalIntegerList(list) => query.bind(list.as_slice()),
+            sql::SqlValue::BoolList(list) => query.bind(list.as_slice()),
+            sql::SqlValue::OptionalTextList(list) => query.bind(list.as_slice()),
             sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
         })
 }

@@ -629,7 +629,7 @@ async fn a_damaged_dictionary_stops_the_store_from_opening() {
     );
 }
 
-fn training_samples() -> Vec<Vec<u8>> {
+fn training_samples() -> codec::Sample {
     (0..2000)
         .map(|i| {
             format!(
@@ -637,7 +637,6 @@ fn training_samples() -> Vec<Vec<u8>> {
                 i * 7919,
                 i % 1000
             )
-            .into_bytes()
         })
         .collect()
 }

@@ -777,12 +777,12 @@ fn stored_subscription(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSubscripti
 
 /// A list of texts as SQLite keeps it: a JSON array in a text column.
 fn json_text_list(list: &Option<Vec<String>>) -> Option<String> {
-    list.as_ref()
-        .map(|items| serde_json::Value::from(items.clone()).to_string())
+    list.as_deref().map(json_list)
 }
 
-fn json_integer_list(list: &[i64]) -> String {
-    serde_json::Value::from(list.to_vec()).to_string()
+/// A list bound as SQLite takes one: a JSON array, which `json_each` reads.
+fn json_list<T: serde::Serialize>(list: &[T]) -> String {
+    serde_json::to_string(list).expect("a list of plain values serializes")
 }
 
 /// The values of a statement from `sql`, as rusqlite binds them.
@@ -798,7 +798,10 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
             sql::SqlValue::OptionalInteger(integer) => integer.map_or(Value::Null, Value::Integer),
             sql::SqlValue::Bool(value) => Value::Integer(i64::from(*value)),
             sql::SqlValue::TextList(list) => json_text_list(list).map_or(Value::Null, Value::Text),
-            sql::SqlValue::IntegerList(list) => Value::Text(json_integer_list(list)),
+            sql::SqlValue::IntegerList(list) => Value::Text(json_list(list)),
+            sql::SqlValue::OptionalIntegerList(list) => Value::Text(json_list(list)),
+            sql::SqlValue::BoolList(list) => Value::Text(json_list(list)),
+            sql::SqlValue::OptionalTextList(list) => Value::Text(json_list(list)),
             sql::SqlValue::Bytes(bytes) => Value::Blob(bytes.clone()),
         })
         .collect()
@@ -806,19 +809,22 @@ fn rusqlite_values(statement: &sql::Statement) -> Vec<rusqlite::types::Value> {
 
 /// A statement from `sql`, with its values bound, for sqlx.
 fn bound(statement: &sql::Statement) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    statement
-        .values
-        .iter()
-        .fold(sqlx::query(&statement.sql), |query, value| match value {
+    statement.values.iter().fold(
+        sqlx::query(&statement.sql).persistent(!statement.one_off),
+        |query, value| match value {
             sql::SqlValue::Text(text) => query.bind(text.as_str()),
             sql::SqlValue::OptionalText(text) => query.bind(text.as_deref()),
             sql::SqlValue::Integer(integer) => query.bind(*integer),
             sql::SqlValue::OptionalInteger(integer) => query.bind(*integer),
             sql::SqlValue::Bool(value) => query.bind(*value),
             sql::SqlValue::TextList(list) => query.bind(json_text_list(list)),
-            sql::SqlValue::IntegerList(list) => query.bind(json_integer_list(list)),
+            sql::SqlValue::IntegerList(list) => query.bind(json_list(list)),
+            sql::SqlValue::OptionalIntegerList(list) => query.bind(json_list(list)),
+            sql::SqlValue::BoolList(list) => query.bind(json_list(list)),
+            sql::SqlValue::OptionalTextList(list) => query.bind(json_list(list)),
             sql::SqlValue::Bytes(bytes) => query.bind(bytes.as_slice()),
-        })
+        },
+    )
 }
 
 #[async_trait]
