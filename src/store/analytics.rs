@@ -868,40 +868,33 @@ pub(crate) async fn resolve_dimensions<B: SqlBackend>(
             .into_iter()
             .chain(PROFILE_COLUMNS.iter().map(|column| column.name()))
             .collect();
-        let mut writes = Vec::new();
-        if !missing_profiles.is_empty() {
-            let rows: Vec<Vec<SqlValue>> = missing_profiles
-                .iter()
-                .map(|digest| {
-                    [SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]
-                        .into_iter()
-                        .chain(profiles[digest].values())
-                        .collect()
-                })
-                .collect();
-            let tail = " ON CONFLICT (tenant_key, digest) DO NOTHING";
-            writes.extend(insert_bound_rows(
-                B::DIALECT,
-                "endpoint_profile",
-                &profile_columns,
-                &rows,
-                tail,
-            ));
-        }
-        if !missing_users.is_empty() {
-            let rows: Vec<Vec<SqlValue>> = missing_users
-                .iter()
-                .map(|user| vec![SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
-                .collect();
-            let tail = " ON CONFLICT (tenant_key, user_id) DO NOTHING";
-            writes.extend(insert_bound_rows(
-                B::DIALECT,
-                "analytics_user",
-                &["tenant_key", "user_id"],
-                &rows,
-                tail,
-            ));
-        }
+        let profile_rows: Vec<Vec<SqlValue>> = missing_profiles
+            .iter()
+            .map(|digest| {
+                [SqlValue::Integer(tenant_key), SqlValue::Integer(*digest)]
+                    .into_iter()
+                    .chain(profiles[digest].values())
+                    .collect()
+            })
+            .collect();
+        let user_rows: Vec<Vec<SqlValue>> = missing_users
+            .iter()
+            .map(|user| vec![SqlValue::Integer(tenant_key), SqlValue::Text((*user).to_owned())])
+            .collect();
+        let mut writes = insert_bound_rows(
+            B::DIALECT,
+            "endpoint_profile",
+            &profile_columns,
+            &profile_rows,
+            " ON CONFLICT (tenant_key, digest) DO NOTHING",
+        );
+        writes.extend(insert_bound_rows(
+            B::DIALECT,
+            "analytics_user",
+            &["tenant_key", "user_id"],
+            &user_rows,
+            " ON CONFLICT (tenant_key, user_id) DO NOTHING",
+        ));
         backend.write_all(writes).await?;
         read_keys(
             backend,
@@ -947,11 +940,7 @@ async fn read_keys<B: SqlBackend>(
     digest_keys: &mut HashMap<i64, i64>,
     user_keys: &mut HashMap<String, i64>,
 ) -> StoreResult<()> {
-    // A list bound as one value keeps the text the same whatever its length.
-    let among = match B::DIALECT {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each(?))",
-        Dialect::Postgres => "= ANY(?)",
-    };
+    let among = sql::among_list(B::DIALECT);
     if !digests.is_empty() {
         let sql = format!("SELECT digest, key FROM endpoint_profile WHERE tenant_key = ? AND digest {among}");
         let values = vec![SqlValue::Integer(tenant_key), SqlValue::IntegerList(digests.to_vec())];
@@ -1019,39 +1008,42 @@ fn insert_rows(
         return Ok(statements);
     };
     let record = first.column();
-    let endpoints = ["first_endpoint", "second_endpoint", "first_user", "second_user"];
-    let stream_columns: Vec<&str> = [
+    let stream_columns = [
         "tenant_key",
         "start_ticks",
         record,
         "ordinal",
         "media_type",
         "classification",
-    ]
-    .into_iter()
-    .chain([
         "poor_due_to",
         "first_to_second",
         "first_is_caller",
         "conference",
         "pstn",
         "excluded",
-    ])
-    .chain(["qoe_reported"])
-    .chain(endpoints)
-    .collect();
-    let leg_columns: Vec<&str> = [
+        "qoe_reported",
+        "first_endpoint",
+        "second_endpoint",
+        "first_user",
+        "second_user",
+    ];
+    let leg_columns = [
         "tenant_key",
         "start_ticks",
         record,
         "ordinal",
         "outcome",
         "first_rating",
-    ]
-    .into_iter()
-    .chain(["second_rating", "first_is_caller", "conference", "pstn", "excluded"])
-    .chain(endpoints)
-    .collect();
+        "second_rating",
+        "first_is_caller",
+        "conference",
+        "pstn",
+        "excluded",
+        "first_endpoint",
+        "second_endpoint",
+        "first_user",
+        "second_user",
+    ];
     // Each row's values, the record's columns first.
     let (mut streams, mut legs) = (Vec::new(), Vec::new());
     for (record, start, rows) in records {
@@ -1068,10 +1060,11 @@ fn insert_rows(
             legs.push(with_record(leg_values(row, ordinal, keys)?));
         }
     }
-    for (table, columns, rows) in [("stream", stream_columns, streams), ("call_leg", leg_columns, legs)] {
-        if !rows.is_empty() {
-            statements.extend(insert_bound_rows(dialect, table, &columns, &rows, ""));
-        }
+    for (table, columns, rows) in [
+        ("stream", &stream_columns[..], streams),
+        ("call_leg", &leg_columns[..], legs),
+    ] {
+        statements.extend(insert_bound_rows(dialect, table, columns, &rows, ""));
     }
     Ok(statements)
 }
@@ -1980,22 +1973,20 @@ async fn map_subnets<B: SqlBackend>(
         "DELETE FROM subnet_place WHERE tenant_key = ? AND building_file <> ?",
         vec![SqlValue::Integer(tenant_key), SqlValue::Integer(file)],
     )];
-    if !subnets.is_empty() {
-        let rows: Vec<Vec<SqlValue>> = subnets
-            .iter()
-            .map(|subnet| {
-                vec![
-                    SqlValue::Integer(tenant_key),
-                    SqlValue::Integer(file),
-                    SqlValue::Text(subnet.clone()),
-                    SqlValue::Integer(InsideCorp::of_subnet(buildings, subnet).code()),
-                ]
-            })
-            .collect();
-        let columns = ["tenant_key", "building_file", "subnet", "inside"];
-        let tail = " ON CONFLICT (tenant_key, building_file, subnet) DO NOTHING";
-        writes.extend(insert_bound_rows(dialect, "subnet_place", &columns, &rows, tail));
-    }
+    let rows: Vec<Vec<SqlValue>> = subnets
+        .iter()
+        .map(|subnet| {
+            vec![
+                SqlValue::Integer(tenant_key),
+                SqlValue::Integer(file),
+                SqlValue::Text(subnet.clone()),
+                SqlValue::Integer(InsideCorp::of_subnet(buildings, subnet).code()),
+            ]
+        })
+        .collect();
+    let columns = ["tenant_key", "building_file", "subnet", "inside"];
+    let tail = " ON CONFLICT (tenant_key, building_file, subnet) DO NOTHING";
+    writes.extend(insert_bound_rows(dialect, "subnet_place", &columns, &rows, tail));
     backend.write_all(writes).await?;
     Ok(())
 }

@@ -159,8 +159,11 @@ pub(crate) struct BoundRows {
 /// for a batch's streams), and kept in the statement cache such lists held tens of megabytes.
 /// Each row has a value for each name, of one kind down a column (on PostgreSQL, that kind is
 /// the column's type); integers, booleans and texts only. The rows come in as many parts as
-/// SQLite's limit on a statement's values asks for (one on PostgreSQL).
+/// SQLite's limit on a statement's values asks for (one on PostgreSQL), and none for no rows.
 pub(crate) fn bound_rows(dialect: Dialect, alias: &str, names: &[&str], rows: &[Vec<SqlValue>]) -> Vec<BoundRows> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
     match dialect {
         Dialect::Sqlite => {
             let columns: Vec<String> = (0..names.len())
@@ -807,16 +810,22 @@ impl<B: SqlBackend> IssuerStore for B {
     }
 }
 
+/// The test that a value is among a list bound as one value (`SqlValue::TextList`,
+/// `IntegerList`), written after the value: one statement text whatever the list's length.
+pub(crate) fn among_list(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "IN (SELECT value FROM json_each(?))",
+        Dialect::Postgres => "= ANY(?)",
+    }
+}
+
 /// The stored versions of some of a tenant's records, by id.
 pub(crate) fn stored_versions(dialect: Dialect, tenant: &TenantId, ids: &[String]) -> Statement {
-    let among = match dialect {
-        Dialect::Sqlite => "r.id IN (SELECT value FROM json_each(?))",
-        Dialect::Postgres => "r.id = ANY(?)",
-    };
+    let among = among_list(dialect);
     Statement::new(
         dialect,
         &format!(
-            "SELECT r.id, r.version FROM record r JOIN tenant t ON t.key = r.tenant_key WHERE t.id = ? AND {among}"
+            "SELECT r.id, r.version FROM record r JOIN tenant t ON t.key = r.tenant_key WHERE t.id = ? AND r.id {among}"
         ),
         vec![tenant.into(), SqlValue::TextList(Some(ids.to_vec()))],
     )
